@@ -1,0 +1,495 @@
+//! Configurations of every op, and the parameter specs (PyTorch names, shapes, init) they imply.
+
+use crate::error::{Error, Result};
+
+/// The recurrent cell. Gate orders follow PyTorch: LSTM i,f,g,o; GRU r,z,n.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CellKind {
+    Lstm,
+    Gru,
+    /// Elman RNN with tanh (PyTorch `nn.RNN(nonlinearity="tanh")`).
+    RnnTanh,
+    /// Elman RNN with relu (PyTorch `nn.RNN(nonlinearity="relu")`).
+    RnnRelu,
+}
+
+impl CellKind {
+    /// Gate blocks stacked in `weight_ih`/`weight_hh`: 4 (LSTM), 3 (GRU), 1 (Elman).
+    pub fn gates(self) -> usize {
+        match self {
+            CellKind::Lstm => 4,
+            CellKind::Gru => 3,
+            CellKind::RnnTanh | CellKind::RnnRelu => 1,
+        }
+    }
+
+    /// Whether the cell carries a cell state `c` beside `h` (LSTM only).
+    pub fn has_cell_state(self) -> bool {
+        self == CellKind::Lstm
+    }
+
+    /// The name used in fixtures and file metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            CellKind::Lstm => "lstm",
+            CellKind::Gru => "gru",
+            CellKind::RnnTanh => "rnn_tanh",
+            CellKind::RnnRelu => "rnn_relu",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "lstm" => Some(CellKind::Lstm),
+            "gru" => Some(CellKind::Gru),
+            "rnn_tanh" => Some(CellKind::RnnTanh),
+            "rnn_relu" => Some(CellKind::RnnRelu),
+            _ => None,
+        }
+    }
+}
+
+/// How a parameter is initialised by `Weights::init`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// U(−bound, bound)
+    Uniform(f64),
+    /// N(0, std²)
+    Normal(f64),
+}
+
+/// One parameter of an op: its PyTorch name, shape and initialisation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub init: Init,
+}
+
+fn nonzero(config: &'static str, field: &'static str, v: usize) -> Result<()> {
+    if v == 0 {
+        return Err(Error::InvalidConfig {
+            config,
+            field,
+            reason: "must be at least 1".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Sequence length and batch size of one recurrent call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RnnDims {
+    pub seq_len: usize,
+    pub batch: usize,
+}
+
+/// A (possibly multi-layer, bidirectional) recurrent layer, as PyTorch's `nn.LSTM`/`nn.GRU`/`nn.RNN`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RnnConfig {
+    pub cell: CellKind,
+    pub input_size: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub bidirectional: bool,
+    /// Whether `bias_ih`/`bias_hh` exist (PyTorch `bias=True`).
+    pub bias: bool,
+    /// Inputs and outputs are `[B, T, F]` instead of `[T, B, F]`; states stay `[L·D, B, H]`.
+    pub batch_first: bool,
+}
+
+impl RnnConfig {
+    /// One layer, one direction, with biases, sequence-major: PyTorch's defaults.
+    pub fn new(cell: CellKind, input_size: usize, hidden_size: usize) -> Self {
+        Self {
+            cell,
+            input_size,
+            hidden_size,
+            num_layers: 1,
+            bidirectional: false,
+            bias: true,
+            batch_first: false,
+        }
+    }
+
+    pub fn layers(mut self, n: usize) -> Self {
+        self.num_layers = n;
+        self
+    }
+
+    pub fn bidirectional(mut self, yes: bool) -> Self {
+        self.bidirectional = yes;
+        self
+    }
+
+    pub fn bias(mut self, yes: bool) -> Self {
+        self.bias = yes;
+        self
+    }
+
+    pub fn batch_first(mut self, yes: bool) -> Self {
+        self.batch_first = yes;
+        self
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        nonzero("RnnConfig", "input_size", self.input_size)?;
+        nonzero("RnnConfig", "hidden_size", self.hidden_size)?;
+        nonzero("RnnConfig", "num_layers", self.num_layers)
+    }
+
+    pub fn num_directions(&self) -> usize {
+        if self.bidirectional { 2 } else { 1 }
+    }
+
+    /// Width of layer `layer`'s input: `input_size` for layer 0, `D·H` above it.
+    pub fn layer_input_size(&self, layer: usize) -> usize {
+        if layer == 0 {
+            self.input_size
+        } else {
+            self.num_directions() * self.hidden_size
+        }
+    }
+
+    /// Width of the output `y`: `D·H`.
+    pub fn output_size(&self) -> usize {
+        self.num_directions() * self.hidden_size
+    }
+
+    /// Suffix of a (layer, direction) pair in PyTorch names: `_l1`, `_l1_reverse`.
+    pub fn suffix(layer: usize, direction: usize) -> String {
+        if direction == 0 {
+            format!("_l{layer}")
+        } else {
+            format!("_l{layer}_reverse")
+        }
+    }
+
+    /// Checks the shapes of a call's inputs and returns its sequence length and batch size.
+    /// `x` is `[T, B, input_size]` (`[B, T, input_size]` when `batch_first`), `h0`/`c0` are
+    /// `[L·D, B, H]` (`c0` only for LSTM), `lengths` has B entries, each in `1..=T`.
+    pub fn check_inputs(
+        &self,
+        op: &'static str,
+        x: &[usize],
+        h0: Option<&[usize]>,
+        c0: Option<&[usize]>,
+        lengths: Option<&[usize]>,
+    ) -> Result<RnnDims> {
+        self.validate()?;
+        let &[a, b, f] = x else {
+            let want = if self.batch_first {
+                "[B, T, input_size]"
+            } else {
+                "[T, B, input_size]"
+            };
+            return Err(Error::InvalidArgument {
+                op,
+                arg: "x",
+                reason: format!(
+                    "must have rank 3 {want}, has shape {}",
+                    crate::error::fmt_shape(x)
+                ),
+            });
+        };
+        let (seq_len, batch) = if self.batch_first { (b, a) } else { (a, b) };
+        if seq_len == 0 || batch == 0 {
+            return Err(Error::InvalidArgument {
+                op,
+                arg: "x",
+                reason: format!(
+                    "needs T ≥ 1 and B ≥ 1, has shape {}",
+                    crate::error::fmt_shape(x)
+                ),
+            });
+        }
+        if f != self.input_size {
+            let mut want = x.to_vec();
+            want[2] = self.input_size;
+            return Err(Error::shape(op, "x", &want, x));
+        }
+        let state = [
+            self.num_layers * self.num_directions(),
+            batch,
+            self.hidden_size,
+        ];
+        if let Some(h0) = h0 {
+            if h0 != state {
+                return Err(Error::shape(op, "h0", &state, h0));
+            }
+        }
+        if let Some(c0) = c0 {
+            if !self.cell.has_cell_state() {
+                return Err(Error::InvalidArgument {
+                    op,
+                    arg: "c0",
+                    reason: format!("is only for LSTM, the cell is {}", self.cell.name()),
+                });
+            }
+            if c0 != state {
+                return Err(Error::shape(op, "c0", &state, c0));
+            }
+        }
+        if let Some(lengths) = lengths {
+            if lengths.len() != batch {
+                return Err(Error::shape(op, "lengths", &[batch], &[lengths.len()]));
+            }
+            if let Some((index, &value)) = lengths
+                .iter()
+                .enumerate()
+                .find(|(_, l)| **l == 0 || **l > seq_len)
+            {
+                return Err(Error::Length {
+                    op,
+                    arg: "lengths",
+                    index,
+                    value,
+                    max: seq_len,
+                });
+            }
+        }
+        Ok(RnnDims { seq_len, batch })
+    }
+
+    /// Shape of `y` for a call of `dims`: `[T, B, D·H]`, or `[B, T, D·H]` when `batch_first`.
+    pub fn output_shape(&self, dims: RnnDims) -> Vec<usize> {
+        if self.batch_first {
+            vec![dims.batch, dims.seq_len, self.output_size()]
+        } else {
+            vec![dims.seq_len, dims.batch, self.output_size()]
+        }
+    }
+
+    /// Shape of `h0`, `h_n`, `c0`, `c_n`: `[L·D, B, H]`.
+    pub fn state_shape(&self, batch: usize) -> Vec<usize> {
+        vec![
+            self.num_layers * self.num_directions(),
+            batch,
+            self.hidden_size,
+        ]
+    }
+
+    /// Parameters in PyTorch's `state_dict` order, initialised U(−1/√H, 1/√H) as PyTorch does.
+    pub fn param_specs(&self) -> Vec<ParamSpec> {
+        let gh = self.cell.gates() * self.hidden_size;
+        let bound = 1.0 / (self.hidden_size as f64).sqrt();
+        let mut specs = Vec::new();
+        for layer in 0..self.num_layers {
+            for dir in 0..self.num_directions() {
+                let sfx = Self::suffix(layer, dir);
+                let mut push = |name: &str, shape: Vec<usize>| {
+                    specs.push(ParamSpec {
+                        name: format!("{name}{sfx}"),
+                        shape,
+                        init: Init::Uniform(bound),
+                    })
+                };
+                push("weight_ih", vec![gh, self.layer_input_size(layer)]);
+                push("weight_hh", vec![gh, self.hidden_size]);
+                if self.bias {
+                    push("bias_ih", vec![gh]);
+                    push("bias_hh", vec![gh]);
+                }
+            }
+        }
+        specs
+    }
+}
+
+/// Attention score functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Score {
+    /// Luong dot: qᵀk.
+    Dot,
+    /// Scaled dot: qᵀk / √d (d = key size).
+    ScaledDot,
+    /// Luong general: qᵀ·W·k with `weight` [Dq, Dk].
+    General,
+    /// Bahdanau additive: vᵀ·tanh(W_q q + W_k k) with `w_query` [A, Dq], `w_key` [A, Dk], `v` [A].
+    Additive,
+}
+
+impl Score {
+    pub fn name(self) -> &'static str {
+        match self {
+            Score::Dot => "dot",
+            Score::ScaledDot => "scaled_dot",
+            Score::General => "general",
+            Score::Additive => "additive",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "dot" => Some(Score::Dot),
+            "scaled_dot" => Some(Score::ScaledDot),
+            "general" => Some(Score::General),
+            "additive" => Some(Score::Additive),
+            _ => None,
+        }
+    }
+}
+
+/// Attention over keys/values `[B, Tk, ·]` for queries `[B, Tq, Dq]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AttentionConfig {
+    pub score: Score,
+    pub query_size: usize,
+    pub key_size: usize,
+    pub value_size: usize,
+    /// Width of the additive score's hidden layer (A); ignored by the other scores.
+    pub attn_size: usize,
+}
+
+impl AttentionConfig {
+    /// Query, key and value all of width `d`; for additive attention A = d.
+    pub fn new(score: Score, d: usize) -> Self {
+        Self {
+            score,
+            query_size: d,
+            key_size: d,
+            value_size: d,
+            attn_size: d,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        nonzero("AttentionConfig", "query_size", self.query_size)?;
+        nonzero("AttentionConfig", "key_size", self.key_size)?;
+        nonzero("AttentionConfig", "value_size", self.value_size)?;
+        match self.score {
+            Score::Dot | Score::ScaledDot if self.query_size != self.key_size => {
+                Err(Error::InvalidConfig {
+                    config: "AttentionConfig",
+                    field: "key_size",
+                    reason: format!(
+                        "must equal query_size ({}) for {} scores, is {}",
+                        self.query_size,
+                        self.score.name(),
+                        self.key_size
+                    ),
+                })
+            }
+            Score::Additive => nonzero("AttentionConfig", "attn_size", self.attn_size),
+            _ => Ok(()),
+        }
+    }
+
+    /// `weight` for general; `w_query`, `w_key`, `v` for additive (the names Keras fixtures use).
+    pub fn param_specs(&self) -> Vec<ParamSpec> {
+        let uni = |fan_in: usize| Init::Uniform(1.0 / (fan_in as f64).sqrt());
+        match self.score {
+            Score::Dot | Score::ScaledDot => vec![],
+            Score::General => vec![ParamSpec {
+                name: "weight".into(),
+                shape: vec![self.query_size, self.key_size],
+                init: uni(self.key_size),
+            }],
+            Score::Additive => vec![
+                ParamSpec {
+                    name: "w_query".into(),
+                    shape: vec![self.attn_size, self.query_size],
+                    init: uni(self.query_size),
+                },
+                ParamSpec {
+                    name: "w_key".into(),
+                    shape: vec![self.attn_size, self.key_size],
+                    init: uni(self.key_size),
+                },
+                ParamSpec {
+                    name: "v".into(),
+                    shape: vec![self.attn_size],
+                    init: uni(self.attn_size),
+                },
+            ],
+        }
+    }
+}
+
+/// A dense layer `y = x·Wᵀ + b` (PyTorch `nn.Linear`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LinearConfig {
+    pub in_features: usize,
+    pub out_features: usize,
+    pub bias: bool,
+}
+
+impl LinearConfig {
+    pub fn new(in_features: usize, out_features: usize) -> Self {
+        Self {
+            in_features,
+            out_features,
+            bias: true,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        nonzero("LinearConfig", "in_features", self.in_features)?;
+        nonzero("LinearConfig", "out_features", self.out_features)
+    }
+
+    /// `weight` [out, in] and `bias` [out], both U(−1/√in, 1/√in) as PyTorch initialises them.
+    pub fn param_specs(&self) -> Vec<ParamSpec> {
+        let init = Init::Uniform(1.0 / (self.in_features as f64).sqrt());
+        let mut specs = vec![ParamSpec {
+            name: "weight".into(),
+            shape: vec![self.out_features, self.in_features],
+            init,
+        }];
+        if self.bias {
+            specs.push(ParamSpec {
+                name: "bias".into(),
+                shape: vec![self.out_features],
+                init,
+            });
+        }
+        specs
+    }
+}
+
+/// A lookup table (PyTorch `nn.Embedding`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EmbeddingConfig {
+    pub num_embeddings: usize,
+    pub embedding_dim: usize,
+    /// Row that reads as given but never receives a gradient (PyTorch `padding_idx`); PyTorch
+    /// also zeroes it at init, and so does `Weights::init`.
+    pub padding_idx: Option<usize>,
+}
+
+impl EmbeddingConfig {
+    pub fn new(num_embeddings: usize, embedding_dim: usize) -> Self {
+        Self {
+            num_embeddings,
+            embedding_dim,
+            padding_idx: None,
+        }
+    }
+
+    pub fn padding_idx(mut self, idx: Option<usize>) -> Self {
+        self.padding_idx = idx;
+        self
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        nonzero("EmbeddingConfig", "num_embeddings", self.num_embeddings)?;
+        nonzero("EmbeddingConfig", "embedding_dim", self.embedding_dim)?;
+        match self.padding_idx {
+            Some(p) if p >= self.num_embeddings => Err(Error::InvalidConfig {
+                config: "EmbeddingConfig",
+                field: "padding_idx",
+                reason: format!("{p} must be below num_embeddings ({})", self.num_embeddings),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// `weight` [V, D], N(0, 1) as PyTorch initialises it.
+    pub fn param_specs(&self) -> Vec<ParamSpec> {
+        vec![ParamSpec {
+            name: "weight".into(),
+            shape: vec![self.num_embeddings, self.embedding_dim],
+            init: Init::Normal(1.0),
+        }]
+    }
+}

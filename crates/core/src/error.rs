@@ -1,0 +1,109 @@
+//! The one error type of wgrnn. Every variant names the operation and the argument at fault, and
+//! shape errors carry both the expected and the actual shape, so a message alone is enough to fix
+//! the call.
+
+/// Result alias used throughout wgrnn.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Formats a shape the way PyTorch prints it: `[2, 3, 4]`.
+pub fn fmt_shape(shape: &[usize]) -> String {
+    let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum Error {
+    /// A configuration field is out of its domain (a zero size, an attention dimension missing…).
+    #[error("invalid {config}: {field} {reason}")]
+    InvalidConfig {
+        config: &'static str,
+        field: &'static str,
+        reason: String,
+    },
+
+    /// An argument of an operation has the wrong shape.
+    #[error(
+        "{op}: argument `{arg}` has shape {}, expected {}",
+        fmt_shape(got),
+        fmt_shape(expected)
+    )]
+    Shape {
+        op: &'static str,
+        arg: String,
+        expected: Vec<usize>,
+        got: Vec<usize>,
+    },
+
+    /// A tensor was built from a buffer whose length does not match its shape.
+    #[error("tensor of shape {} needs {} elements, got {len}", fmt_shape(shape), shape.iter().product::<usize>())]
+    DataLength { shape: Vec<usize>, len: usize },
+
+    /// A sequence length is zero or longer than the sequence.
+    #[error("{op}: `{arg}[{index}]` = {value} is outside 1..={max}")]
+    Length {
+        op: &'static str,
+        arg: &'static str,
+        index: usize,
+        value: usize,
+        max: usize,
+    },
+
+    /// A token id (or a class target) lies outside `0..limit`.
+    #[error("{op}: `{arg}[{index}]` = {id} is outside 0..{limit}")]
+    IdOutOfRange {
+        op: &'static str,
+        arg: &'static str,
+        index: usize,
+        id: i64,
+        limit: usize,
+    },
+
+    /// An argument that the operation needs was not given, or one it cannot use was given.
+    #[error("{op}: argument `{arg}` {reason}")]
+    InvalidArgument {
+        op: &'static str,
+        arg: &'static str,
+        reason: String,
+    },
+
+    /// A weight set lacks a tensor its config requires.
+    #[error("{op}: missing tensor `{name}`")]
+    MissingTensor { op: &'static str, name: String },
+
+    /// A weight set has a tensor its config does not know (strict loading only).
+    #[error("{op}: unexpected tensor `{name}`")]
+    UnknownTensor { op: &'static str, name: String },
+
+    /// A stored tensor has a dtype that cannot be read as the requested type.
+    #[error("tensor `{name}` has dtype {got}, expected {expected}")]
+    Dtype {
+        name: String,
+        expected: &'static str,
+        got: String,
+    },
+
+    /// The safetensors data itself is malformed.
+    #[error("safetensors: {0}")]
+    Safetensors(String),
+
+    /// Reading or writing a file failed.
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+}
+
+impl Error {
+    /// Shape error helper used by every op's argument checks.
+    pub fn shape(
+        op: &'static str,
+        arg: impl Into<String>,
+        expected: &[usize],
+        got: &[usize],
+    ) -> Self {
+        Error::Shape {
+            op,
+            arg: arg.into(),
+            expected: expected.to_vec(),
+            got: got.to_vec(),
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! safetensors reading and writing. Files written here load in PyTorch with
+//! `safetensors.torch.load_file`, and files PyTorch writes with `save_file` load here.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+
+use crate::error::{Error, Result};
+use crate::real::Real;
+use crate::tensor::{Tensor, TensorMap};
+
+/// How a weight set is picked out of a file or map.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Prepended to every parameter name: `"encoder.rnn."` finds `encoder.rnn.weight_ih_l0` in the
+    /// `state_dict` of a whole model.
+    pub prefix: String,
+    /// Reject tensors under `prefix` that the config does not name (PyTorch's `strict=True`).
+    /// Tensors outside the prefix are always ignored.
+    pub strict: bool,
+}
+
+impl LoadOptions {
+    /// Exactly the config's tensors, no prefix: what `save` writes.
+    pub fn strict() -> Self {
+        Self {
+            prefix: String::new(),
+            strict: true,
+        }
+    }
+
+    /// The config's tensors under `prefix`, anything else in the file ignored.
+    pub fn with_prefix(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+            strict: false,
+        }
+    }
+}
+
+/// One tensor as stored: dtype, shape and little-endian bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredTensor {
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub bytes: Vec<u8>,
+}
+
+fn chunks<const N: usize>(bytes: &[u8]) -> impl Iterator<Item = [u8; N]> + '_ {
+    // safetensors data need not be aligned, so elements are copied out, never cast in place.
+    bytes.chunks_exact(N).map(|c| {
+        let mut a = [0u8; N];
+        a.copy_from_slice(c);
+        a
+    })
+}
+
+impl StoredTensor {
+    /// Reads a float tensor (f16, bf16, f32 or f64 on disk) as `T`.
+    pub fn to_real<T: Real>(&self, name: &str) -> Result<Tensor<T>> {
+        let data: Vec<T> = match self.dtype {
+            Dtype::F32 => chunks::<4>(&self.bytes)
+                .map(|b| T::from_f64(f32::from_le_bytes(b) as f64))
+                .collect(),
+            Dtype::F64 => chunks::<8>(&self.bytes)
+                .map(|b| T::from_f64(f64::from_le_bytes(b)))
+                .collect(),
+            Dtype::F16 => chunks::<2>(&self.bytes)
+                .map(|b| T::from_f64(half::f16::from_le_bytes(b).to_f64()))
+                .collect(),
+            Dtype::BF16 => chunks::<2>(&self.bytes)
+                .map(|b| T::from_f64(half::bf16::from_le_bytes(b).to_f64()))
+                .collect(),
+            other => {
+                return Err(Error::Dtype {
+                    name: name.into(),
+                    expected: "a float type (F16, BF16, F32, F64)",
+                    got: format!("{other:?}"),
+                });
+            }
+        };
+        Tensor::new(self.shape.clone(), data)
+    }
+
+    /// Reads an integer tensor (i32, i64, u32 or u8 on disk) as i64, for token ids and lengths.
+    pub fn to_ids(&self, name: &str) -> Result<Tensor<i64>> {
+        let data: Vec<i64> = match self.dtype {
+            Dtype::I64 => chunks::<8>(&self.bytes).map(i64::from_le_bytes).collect(),
+            Dtype::I32 => chunks::<4>(&self.bytes)
+                .map(|b| i32::from_le_bytes(b) as i64)
+                .collect(),
+            Dtype::U32 => chunks::<4>(&self.bytes)
+                .map(|b| u32::from_le_bytes(b) as i64)
+                .collect(),
+            Dtype::U8 => self.bytes.iter().map(|&b| b as i64).collect(),
+            other => {
+                return Err(Error::Dtype {
+                    name: name.into(),
+                    expected: "an integer type (I64, I32, U32, U8)",
+                    got: format!("{other:?}"),
+                });
+            }
+        };
+        Tensor::new(self.shape.clone(), data)
+    }
+
+    pub fn from_real<T: Real>(t: &Tensor<T>) -> Self {
+        Self {
+            dtype: T::DTYPE,
+            shape: t.shape().to_vec(),
+            bytes: bytemuck::cast_slice(t.data()).to_vec(),
+        }
+    }
+
+    pub fn from_ids(t: &Tensor<i64>) -> Self {
+        Self {
+            dtype: Dtype::I64,
+            shape: t.shape().to_vec(),
+            bytes: t.data().iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
+}
+
+/// A whole safetensors file: its tensors and its header metadata.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SafetensorsFile {
+    pub tensors: BTreeMap<String, StoredTensor>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+fn st_err(e: safetensors::SafeTensorError) -> Error {
+    Error::Safetensors(e.to_string())
+}
+
+impl SafetensorsFile {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let st = SafeTensors::deserialize(bytes).map_err(st_err)?;
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
+        let tensors = st
+            .iter()
+            .map(|(name, view)| {
+                let stored = StoredTensor {
+                    dtype: view.dtype(),
+                    shape: view.shape().to_vec(),
+                    bytes: view.data().to_vec(),
+                };
+                (name.to_string(), stored)
+            })
+            .collect();
+        let metadata = header
+            .metadata()
+            .as_ref()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        Ok(Self { tensors, metadata })
+    }
+
+    pub fn read(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::from_bytes(&bytes)
+    }
+
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let views = self
+            .tensors
+            .iter()
+            .map(|(name, t)| {
+                TensorView::new(t.dtype, t.shape.clone(), &t.bytes)
+                    .map(|v| (name.clone(), v))
+                    .map_err(st_err)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let meta = (!self.metadata.is_empty()).then(|| {
+            self.metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<HashMap<_, _>>()
+        });
+        safetensors::serialize(views, meta).map_err(st_err)
+    }
+
+    pub fn write(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        std::fs::write(path, self.to_bytes()?).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    fn stored(&self, name: &str) -> Result<&StoredTensor> {
+        self.tensors.get(name).ok_or_else(|| Error::MissingTensor {
+            op: "safetensors",
+            name: name.into(),
+        })
+    }
+
+    /// The float tensor `name`, converted to `T`.
+    pub fn real<T: Real>(&self, name: &str) -> Result<Tensor<T>> {
+        self.stored(name)?.to_real(name)
+    }
+
+    /// The integer tensor `name`, as i64.
+    pub fn ids(&self, name: &str) -> Result<Tensor<i64>> {
+        self.stored(name)?.to_ids(name)
+    }
+
+    /// A metadata value of the header.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).map(String::as_str)
+    }
+
+    /// Every float tensor of the file, as `T` (integer tensors are skipped).
+    pub fn real_tensors<T: Real>(&self) -> Result<TensorMap<T>> {
+        self.tensors
+            .iter()
+            .filter(|(_, t)| matches!(t.dtype, Dtype::F16 | Dtype::BF16 | Dtype::F32 | Dtype::F64))
+            .map(|(name, t)| Ok((name.clone(), t.to_real(name)?)))
+            .collect()
+    }
+
+    pub fn insert_real<T: Real>(&mut self, name: impl Into<String>, t: &Tensor<T>) {
+        self.tensors.insert(name.into(), StoredTensor::from_real(t));
+    }
+
+    pub fn insert_ids(&mut self, name: impl Into<String>, t: &Tensor<i64>) {
+        self.tensors.insert(name.into(), StoredTensor::from_ids(t));
+    }
+}

@@ -1,0 +1,24 @@
+//! Core types of wgrnn: configs, host tensors, PyTorch-named weight sets, safetensors I/O and the
+//! error type. No maths and no GPU live here; the CPU reference (`wgrnn-cpu`) and the GPU engine
+//! (`wgrnn-gpu`) both build on these types.
+
+pub mod config;
+pub mod error;
+pub mod io;
+pub mod real;
+pub mod rng;
+pub mod tensor;
+pub mod weights;
+
+pub use config::{
+    AttentionConfig, CellKind, EmbeddingConfig, LinearConfig, ParamSpec, RnnConfig, RnnDims, Score,
+};
+pub use error::{Error, Result};
+pub use io::{LoadOptions, SafetensorsFile, StoredTensor};
+pub use real::Real;
+pub use rng::SplitMix64;
+pub use tensor::{Tensor, TensorMap};
+pub use weights::{
+    AttentionWeights, DirectionWeights, EmbeddingWeights, LinearWeights, ParamLayout, RnnWeights,
+    Weights,
+};

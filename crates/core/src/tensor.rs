@@ -1,0 +1,127 @@
+//! A small host tensor: a shape and a row-major buffer. It is a carrier for arguments and results,
+//! not a tensor library: ops index the buffer directly.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::real::Real;
+
+/// Row-major host tensor. `T` is a float type for activations and weights, `i64` for token ids.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Tensor<T> {
+    shape: Vec<usize>,
+    data: Vec<T>,
+}
+
+/// Tensors by name, in name order (deterministic iteration, as safetensors stores them).
+pub type TensorMap<T> = BTreeMap<String, Tensor<T>>;
+
+impl<T: Copy> Tensor<T> {
+    /// Builds a tensor; the buffer length must equal the product of the shape.
+    pub fn new(shape: impl Into<Vec<usize>>, data: Vec<T>) -> Result<Self> {
+        let shape = shape.into();
+        if shape.iter().product::<usize>() != data.len() {
+            return Err(Error::DataLength {
+                shape,
+                len: data.len(),
+            });
+        }
+        Ok(Self { shape, data })
+    }
+
+    pub fn full(shape: impl Into<Vec<usize>>, value: T) -> Self {
+        let shape = shape.into();
+        let n = shape.iter().product();
+        Self {
+            shape,
+            data: vec![value; n],
+        }
+    }
+
+    /// Builds a tensor from a function of the flat index.
+    pub fn from_fn(shape: impl Into<Vec<usize>>, f: impl FnMut(usize) -> T) -> Self {
+        let shape = shape.into();
+        let n = shape.iter().product();
+        Self {
+            shape,
+            data: (0..n).map(f).collect(),
+        }
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+
+    pub fn numel(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn data(&self) -> &[T] {
+        &self.data
+    }
+
+    pub fn data_mut(&mut self) -> &mut [T] {
+        &mut self.data
+    }
+
+    pub fn into_data(self) -> Vec<T> {
+        self.data
+    }
+
+    /// Same data, another shape of the same element count.
+    pub fn reshape(self, shape: impl Into<Vec<usize>>) -> Result<Self> {
+        Self::new(shape, self.data)
+    }
+
+    /// Swaps the first two axes of a rank-3 tensor (`[T, B, F]` ⇄ `[B, T, F]`).
+    pub fn swap_leading_axes(&self) -> Result<Self> {
+        let &[a, b, f] = self.shape.as_slice() else {
+            return Err(Error::InvalidArgument {
+                op: "swap_leading_axes",
+                arg: "self",
+                reason: format!("must have rank 3, has shape {:?}", self.shape),
+            });
+        };
+        let mut data = Vec::with_capacity(self.data.len());
+        for j in 0..b {
+            for i in 0..a {
+                data.extend_from_slice(&self.data[(i * b + j) * f..(i * b + j + 1) * f]);
+            }
+        }
+        Ok(Self {
+            shape: vec![b, a, f],
+            data,
+        })
+    }
+}
+
+impl<T: Real> Tensor<T> {
+    pub fn zeros(shape: impl Into<Vec<usize>>) -> Self {
+        Self::full(shape, T::zero())
+    }
+
+    /// Converts every element to another float type (f32 ⇄ f64).
+    pub fn cast<U: Real>(&self) -> Tensor<U> {
+        Tensor {
+            shape: self.shape.clone(),
+            data: self.data.iter().map(|v| U::from_f64(v.as_f64())).collect(),
+        }
+    }
+}
+
+/// Checks that `t` has exactly `expected` as shape; the error names the op and argument.
+pub fn expect_shape<T>(
+    op: &'static str,
+    arg: &str,
+    t: &Tensor<T>,
+    expected: &[usize],
+) -> Result<()> {
+    if t.shape != expected {
+        return Err(Error::shape(op, arg, expected, &t.shape));
+    }
+    Ok(())
+}
