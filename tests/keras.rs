@@ -4,9 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use wgrnn::core::{LoadOptions, RnnWeights, SafetensorsFile};
-use wgrnn::cpu::{RnnInput, RnnOutputGrads, rnn_backward, rnn_forward, rnn_forward_train};
-use wgrnn::{CellKind, RnnConfig};
+use wgrnn::core::{AttentionWeights, EmbeddingWeights, LoadOptions, RnnWeights, SafetensorsFile};
+use wgrnn::cpu::{
+    AttentionInput, RnnInput, RnnOutputGrads, attention_backward, attention_forward,
+    embedding_backward, embedding_forward, rnn_backward, rnn_forward, rnn_forward_train,
+};
+use wgrnn::{AttentionConfig, CellKind, EmbeddingConfig, RnnConfig, Score};
 
 use crate::common::{F32_FORWARD, F32_GRAD, assert_tensor_close};
 
@@ -128,6 +131,96 @@ fn check_rnn_cpu(name: &str, file: &SafetensorsFile) {
     }
 }
 
+/// The embedding config a fixture describes.
+pub fn embedding_config(name: &str, file: &SafetensorsFile) -> EmbeddingConfig {
+    EmbeddingConfig::new(
+        meta_usize(name, file, "vocab"),
+        meta_usize(name, file, "dim"),
+    )
+}
+
+fn check_embedding_cpu(name: &str, file: &SafetensorsFile) {
+    let w = EmbeddingWeights::<f32>::from_file(
+        embedding_config(name, file),
+        file,
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let ids = file.ids("ids").unwrap();
+    let t = |n: &str| file.real::<f32>(n).unwrap();
+    let y = embedding_forward(&w, &ids).unwrap();
+    assert_tensor_close(&format!("{name}: y"), &y, &t("y"), F32_FORWARD);
+    let g = embedding_backward(&w, &ids, &t("dy")).unwrap();
+    assert_tensor_close(
+        &format!("{name}: grad.weight"),
+        g.get("weight").unwrap(),
+        &t("grad.weight"),
+        F32_GRAD,
+    );
+}
+
+/// The attention config a fixture describes (query, key and value share `dim`).
+pub fn attention_config(name: &str, file: &SafetensorsFile) -> AttentionConfig {
+    let score = Score::from_name(meta(name, file, "score"))
+        .unwrap_or_else(|| panic!("{name}: unknown score"));
+    let d = meta_usize(name, file, "dim");
+    let mut cfg = AttentionConfig::new(score, d);
+    if let Some(a) = file.meta("attn_dim") {
+        cfg.attn_size = a.parse().unwrap();
+    }
+    cfg
+}
+
+fn check_attention_cpu(name: &str, file: &SafetensorsFile) {
+    let cfg = attention_config(name, file);
+    let w = AttentionWeights::<f32>::from_file(cfg, file, &LoadOptions::default()).unwrap();
+    let t = |n: &str| file.real::<f32>(n).unwrap();
+    let (q, k, v) = (t("query"), t("key"), t("value"));
+    let lens = lengths(file, "key_lengths");
+    let input = AttentionInput::new(&q, &k, &v).key_lengths(&lens);
+    let out = attention_forward(&w, input).unwrap();
+    assert_tensor_close(
+        &format!("{name}: output"),
+        &out.context,
+        &t("output"),
+        F32_FORWARD,
+    );
+    assert_tensor_close(
+        &format!("{name}: weights"),
+        &out.weights,
+        &t("weights"),
+        F32_FORWARD,
+    );
+    let g = attention_backward(&w, input, &out, &t("d_output"), None).unwrap();
+    assert_tensor_close(
+        &format!("{name}: grad.query"),
+        &g.dquery,
+        &t("grad.query"),
+        F32_GRAD,
+    );
+    assert_tensor_close(
+        &format!("{name}: grad.key"),
+        &g.dkey,
+        &t("grad.key"),
+        F32_GRAD,
+    );
+    assert_tensor_close(
+        &format!("{name}: grad.value"),
+        &g.dvalue,
+        &t("grad.value"),
+        F32_GRAD,
+    );
+    for pname in g.weights.names() {
+        let got = g.weights.get(&pname).unwrap();
+        assert_tensor_close(
+            &format!("{name}: grad.{pname}"),
+            got,
+            &t(&format!("grad.{pname}")),
+            F32_GRAD,
+        );
+    }
+}
+
 #[test]
 fn cpu_matches_every_keras_fixture() {
     let cases = fixtures();
@@ -139,7 +232,9 @@ fn cpu_matches_every_keras_fixture() {
     for (name, file) in &cases {
         match meta(name, file, "kind") {
             "rnn" => check_rnn_cpu(name, file),
-            kind => eprintln!("{name}: kind {kind} not yet checked"),
+            "embedding" => check_embedding_cpu(name, file),
+            "attention" => check_attention_cpu(name, file),
+            kind => panic!("{name}: unknown fixture kind {kind}"),
         }
     }
 }

@@ -16,6 +16,32 @@ pub struct Tensor<T> {
 /// Tensors by name, in name order (deterministic iteration, as safetensors stores them).
 pub type TensorMap<T> = BTreeMap<String, Tensor<T>>;
 
+impl<T> Tensor<T> {
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+
+    pub fn numel(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn data(&self) -> &[T] {
+        &self.data
+    }
+
+    pub fn data_mut(&mut self) -> &mut [T] {
+        &mut self.data
+    }
+
+    pub fn into_data(self) -> Vec<T> {
+        self.data
+    }
+}
+
 impl<T: Copy> Tensor<T> {
     /// Builds a tensor; the buffer length must equal the product of the shape.
     pub fn new(shape: impl Into<Vec<usize>>, data: Vec<T>) -> Result<Self> {
@@ -46,30 +72,6 @@ impl<T: Copy> Tensor<T> {
             shape,
             data: (0..n).map(f).collect(),
         }
-    }
-
-    pub fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-
-    pub fn rank(&self) -> usize {
-        self.shape.len()
-    }
-
-    pub fn numel(&self) -> usize {
-        self.data.len()
-    }
-
-    pub fn data(&self) -> &[T] {
-        &self.data
-    }
-
-    pub fn data_mut(&mut self) -> &mut [T] {
-        &mut self.data
-    }
-
-    pub fn into_data(self) -> Vec<T> {
-        self.data
     }
 
     /// Same data, another shape of the same element count.

@@ -1,10 +1,22 @@
 //! The reference implementation of wgrnn: every op forward and backward, generic over f32 and
 //! f64, written for clarity and checked against finite differences and Keras. The GPU engine is
-//! tested against it.
+//! tested against it and mirrors its API.
 
+pub mod attention;
+pub mod embedding;
 pub mod gemm;
+pub mod gradcheck;
+pub mod linear;
+pub mod loss;
 pub mod rnn;
 
+pub use attention::{
+    AttentionGrads, AttentionInput, AttentionOutput, attention_backward, attention_forward,
+};
+pub use embedding::{embedding_backward, embedding_forward};
+pub use gradcheck::{GradcheckOptions, GradcheckReport, gradcheck};
+pub use linear::{LinearGrads, linear_backward, linear_forward};
+pub use loss::{CrossEntropyOutput, cross_entropy, cross_entropy_backward, log_softmax};
 pub use rnn::{
     RnnGrads, RnnInput, RnnOutput, RnnOutputGrads, RnnTape, rnn_backward, rnn_forward,
     rnn_forward_train,

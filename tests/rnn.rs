@@ -1,0 +1,269 @@
+//! Recurrent layers on the CPU reference: analytic gradients against finite differences (f64) on
+//! random small shapes, and the packed-sequence semantics of lengths.
+
+use wgrnn::core::{LoadOptions, RnnWeights, SplitMix64, Tensor, TensorMap};
+use wgrnn::cpu::gradcheck::dot;
+use wgrnn::cpu::{
+    GradcheckOptions, RnnInput, RnnOutputGrads, gradcheck, rnn_backward, rnn_forward,
+    rnn_forward_train,
+};
+use wgrnn::{CellKind, RnnConfig};
+
+use crate::common::random;
+
+/// f64 central differences with ε = 1e-6 are accurate to ~1e-9 here, so a correct backward stays
+/// far below this; a wrong term (a missing gate, a transposed index) is off by O(1).
+const GRADCHECK_REL: f64 = 1e-6;
+
+const CELLS: [CellKind; 4] = [
+    CellKind::Lstm,
+    CellKind::Gru,
+    CellKind::RnnTanh,
+    CellKind::RnnRelu,
+];
+
+/// One random case: inputs, upstream gradients and its lengths.
+struct Case {
+    cfg: RnnConfig,
+    inputs: TensorMap<f64>,
+    dy: Tensor<f64>,
+    dh_n: Tensor<f64>,
+    dc_n: Tensor<f64>,
+    lengths: Option<Vec<usize>>,
+}
+
+fn case(cfg: RnnConfig, t: usize, b: usize, lengths: Option<Vec<usize>>, seed: u64) -> Case {
+    let mut rng = SplitMix64::new(seed);
+    let w = RnnWeights::<f64>::init(cfg.clone(), seed).unwrap();
+    let mut inputs = w.into_tensors();
+    let x_shape = if cfg.batch_first {
+        [b, t, cfg.input_size]
+    } else {
+        [t, b, cfg.input_size]
+    };
+    let state = cfg.state_shape(b);
+    inputs.insert("x".into(), random(&mut rng, &x_shape, 1.0));
+    inputs.insert("h0".into(), random(&mut rng, &state, 0.5));
+    if cfg.cell.has_cell_state() {
+        inputs.insert("c0".into(), random(&mut rng, &state, 0.5));
+    }
+    let y_shape = cfg.output_shape(wgrnn::core::RnnDims {
+        seq_len: t,
+        batch: b,
+    });
+    Case {
+        dy: random(&mut rng, &y_shape, 1.0),
+        dh_n: random(&mut rng, &state, 1.0),
+        dc_n: random(&mut rng, &state, 1.0),
+        cfg,
+        inputs,
+        lengths,
+    }
+}
+
+fn weights(c: &Case, m: &TensorMap<f64>) -> RnnWeights<f64> {
+    RnnWeights::from_tensors(c.cfg.clone(), m.clone(), &LoadOptions::default()).unwrap()
+}
+
+fn input<'a>(c: &'a Case, m: &'a TensorMap<f64>) -> RnnInput<'a, f64> {
+    let mut i = RnnInput::new(&m["x"]).h0(&m["h0"]);
+    if let Some(c0) = m.get("c0") {
+        i = i.c0(c0);
+    }
+    if let Some(l) = &c.lengths {
+        i = i.lengths(l);
+    }
+    i
+}
+
+/// loss = Σ y·dy + Σ h_n·dh_n (+ Σ c_n·dc_n), as the Keras fixtures define it.
+fn loss(c: &Case, m: &TensorMap<f64>) -> wgrnn::Result<f64> {
+    let out = rnn_forward(&weights(c, m), input(c, m))?;
+    Ok(dot(&out.y, &c.dy)
+        + dot(&out.h_n, &c.dh_n)
+        + out.c_n.as_ref().map_or(0.0, |cn| dot(cn, &c.dc_n)))
+}
+
+fn check(cfg: RnnConfig, t: usize, b: usize, lengths: Option<Vec<usize>>, seed: u64) {
+    let c = case(cfg, t, b, lengths, seed);
+    let w = weights(&c, &c.inputs);
+    let (_, tape) = rnn_forward_train(&w, input(&c, &c.inputs)).unwrap();
+    let dc_n = c.cfg.cell.has_cell_state().then_some(&c.dc_n);
+    let g = rnn_backward(
+        &w,
+        &tape,
+        RnnOutputGrads {
+            dy: Some(&c.dy),
+            dh_n: Some(&c.dh_n),
+            dc_n,
+        },
+    )
+    .unwrap();
+    let mut analytic = g.weights.into_tensors();
+    analytic.insert("x".into(), g.dx);
+    analytic.insert("h0".into(), g.dh0);
+    if let Some(dc0) = g.dc0 {
+        analytic.insert("c0".into(), dc0);
+    }
+    let report = gradcheck(
+        &c.inputs,
+        &analytic,
+        |m| loss(&c, m),
+        GradcheckOptions::default(),
+    )
+    .unwrap();
+    let what = format!("{:?} T={t} B={b} lengths={:?}", c.cfg, c.lengths);
+    assert!(
+        report.checked == c.inputs.values().map(Tensor::numel).sum::<usize>(),
+        "{what}: not every entry checked"
+    );
+    assert!(report.worst_rel_error < GRADCHECK_REL, "{what}: {report}");
+    eprintln!("{what}: {report}");
+}
+
+#[test]
+fn gradcheck_every_cell_one_layer() {
+    for (i, cell) in CELLS.into_iter().enumerate() {
+        check(RnnConfig::new(cell, 3, 4), 5, 2, None, 10 + i as u64);
+    }
+}
+
+#[test]
+fn gradcheck_three_layers_bidirectional_uneven_lengths() {
+    for (i, cell) in CELLS.into_iter().enumerate() {
+        let cfg = RnnConfig::new(cell, 3, 3).layers(3).bidirectional(true);
+        check(cfg, 5, 3, Some(vec![5, 2, 4]), 20 + i as u64);
+    }
+}
+
+#[test]
+fn gradcheck_batch_one_and_single_step() {
+    for (i, cell) in CELLS.into_iter().enumerate() {
+        check(
+            RnnConfig::new(cell, 2, 3).bidirectional(true),
+            4,
+            1,
+            None,
+            30 + i as u64,
+        );
+        check(
+            RnnConfig::new(cell, 2, 3).layers(2).bidirectional(true),
+            1,
+            3,
+            None,
+            40 + i as u64,
+        );
+    }
+}
+
+#[test]
+fn gradcheck_batch_first_and_no_bias() {
+    for (i, cell) in CELLS.into_iter().enumerate() {
+        let cfg = RnnConfig::new(cell, 3, 2)
+            .layers(2)
+            .bidirectional(true)
+            .batch_first(true);
+        check(cfg, 4, 3, Some(vec![1, 4, 3]), 50 + i as u64);
+        check(
+            RnnConfig::new(cell, 3, 2).bias(false),
+            3,
+            2,
+            Some(vec![3, 2]),
+            60 + i as u64,
+        );
+    }
+}
+
+/// Padded steps give y = 0 and h_n is the state after each sequence's last valid step, which is
+/// what running that sequence alone, unpadded, gives.
+#[test]
+fn lengths_follow_packed_sequence_semantics() {
+    for (i, cell) in CELLS.into_iter().enumerate() {
+        let cfg = RnnConfig::new(cell, 3, 4).layers(2).bidirectional(true);
+        let lengths = vec![5, 2, 4];
+        let c = case(cfg.clone(), 5, 3, Some(lengths.clone()), 70 + i as u64);
+        let w = weights(&c, &c.inputs);
+        let out = rnn_forward(&w, input(&c, &c.inputs)).unwrap();
+        let (dh, nd) = (cfg.output_size(), cfg.num_directions() * cfg.num_layers);
+        for (b, &len) in lengths.iter().enumerate() {
+            // Sequence b alone: x[..len, b], its own h0/c0 slices.
+            let pick = |t: &Tensor<f64>, rows: usize, f: usize, steps: usize| {
+                let data = (0..steps)
+                    .flat_map(|r| t.data()[(r * rows + b) * f..(r * rows + b + 1) * f].to_vec())
+                    .collect();
+                Tensor::new([steps, 1, f], data).unwrap()
+            };
+            let x = pick(&c.inputs["x"], 3, 3, len);
+            let h0 = pick(&c.inputs["h0"], 3, 4, nd);
+            let c0 = c.inputs.get("c0").map(|c0| pick(c0, 3, 4, nd));
+            let mut one = RnnInput::new(&x).h0(&h0);
+            if let Some(c0) = &c0 {
+                one = one.c0(c0);
+            }
+            let alone = rnn_forward(&w, one).unwrap();
+            for t in 0..5 {
+                let got = &out.y.data()[(t * 3 + b) * dh..(t * 3 + b + 1) * dh];
+                if t < len {
+                    assert_eq!(
+                        got,
+                        &alone.y.data()[t * dh..(t + 1) * dh],
+                        "{cell:?} y[{t}, {b}]"
+                    );
+                } else {
+                    assert!(
+                        got.iter().all(|v| *v == 0.0),
+                        "{cell:?} y[{t}, {b}] is padding but {got:?}"
+                    );
+                }
+            }
+            assert_eq!(
+                pick(&out.h_n, 3, 4, nd).data(),
+                alone.h_n.data(),
+                "{cell:?} h_n[:, {b}]"
+            );
+            if let (Some(cn), Some(alone_cn)) = (&out.c_n, &alone.c_n) {
+                assert_eq!(
+                    pick(cn, 3, 4, nd).data(),
+                    alone_cn.data(),
+                    "{cell:?} c_n[:, {b}]"
+                );
+            }
+        }
+    }
+}
+
+/// Absent initial states are zeros; batch-first is the transpose of sequence-major.
+#[test]
+fn defaults_and_batch_first_agree_with_explicit_forms() {
+    for (i, cell) in CELLS.into_iter().enumerate() {
+        let cfg = RnnConfig::new(cell, 3, 4).layers(2).bidirectional(true);
+        let w = RnnWeights::<f64>::init(cfg.clone(), 80 + i as u64).unwrap();
+        let mut rng = SplitMix64::new(90 + i as u64);
+        let x: Tensor<f64> = random(&mut rng, &[4, 2, 3], 1.0);
+        let zeros = Tensor::zeros(cfg.state_shape(2));
+        let implicit = rnn_forward(&w, RnnInput::new(&x)).unwrap();
+        let mut explicit = RnnInput::new(&x).h0(&zeros).lengths(&[4, 4]);
+        if cell == CellKind::Lstm {
+            explicit = explicit.c0(&zeros);
+        }
+        assert_eq!(
+            implicit,
+            rnn_forward(&w, explicit).unwrap(),
+            "{cell:?}: defaults"
+        );
+
+        let wbf = RnnWeights::from_tensors(
+            cfg.clone().batch_first(true),
+            w.tensors().clone(),
+            &LoadOptions::strict(),
+        )
+        .unwrap();
+        let bf = rnn_forward(&wbf, RnnInput::new(&x.swap_leading_axes().unwrap())).unwrap();
+        assert_eq!(
+            bf.y,
+            implicit.y.swap_leading_axes().unwrap(),
+            "{cell:?}: batch_first y"
+        );
+        assert_eq!(bf.h_n, implicit.h_n, "{cell:?}: batch_first h_n");
+    }
+}
