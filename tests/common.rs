@@ -43,7 +43,8 @@ pub fn assert_close<T: Real, U: Real>(what: &str, got: &[T], want: &[U], tol: To
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let (g, w) = (g.as_f64(), w.as_f64());
         let excess = (g - w).abs() / tol.bound(w);
-        if !(excess <= 1.0) && worst.is_none_or(|(_, e)| excess > e || excess.is_nan()) {
+        let bad = excess.is_nan() || excess > 1.0;
+        if bad && worst.is_none_or(|(_, e)| excess > e || excess.is_nan()) {
             worst = Some((i, excess));
         }
     }

@@ -3,6 +3,8 @@
 mod attention;
 mod common;
 mod embedding;
+mod errors;
 mod keras;
 mod linear_loss;
 mod rnn;
+mod weights_io;

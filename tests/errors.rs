@@ -1,0 +1,320 @@
+//! Every error the public API promises: bad configs, wrong shapes, bad lengths, out-of-range ids.
+//! Each is an `Err` naming the op and argument, never a panic.
+
+use wgrnn::core::{AttentionWeights, EmbeddingWeights, LinearWeights, RnnWeights, TensorMap};
+use wgrnn::cpu::{
+    AttentionInput, GradcheckOptions, RnnInput, RnnOutputGrads, attention_backward,
+    attention_forward, cross_entropy, cross_entropy_backward, embedding_backward,
+    embedding_forward, gradcheck, linear_backward, linear_forward, log_softmax, rnn_backward,
+    rnn_forward, rnn_forward_train,
+};
+use wgrnn::{
+    AttentionConfig, CellKind, EmbeddingConfig, Error, LinearConfig, RnnConfig, Score, Tensor,
+};
+
+fn z(shape: &[usize]) -> Tensor<f32> {
+    Tensor::zeros(shape.to_vec())
+}
+
+/// Asserts `r` is an error whose message mentions every word of `needles`.
+#[track_caller]
+fn err_mentions<T: std::fmt::Debug>(r: wgrnn::Result<T>, needles: &[&str]) -> Error {
+    let e = r.expect_err("expected an error");
+    let msg = e.to_string();
+    for n in needles {
+        assert!(msg.contains(n), "error `{msg}` does not mention `{n}`");
+    }
+    e
+}
+
+#[test]
+fn invalid_configs() {
+    for (cfg, field) in [
+        (RnnConfig::new(CellKind::Lstm, 0, 4), "input_size"),
+        (RnnConfig::new(CellKind::Gru, 3, 0), "hidden_size"),
+        (
+            RnnConfig::new(CellKind::RnnTanh, 3, 4).layers(0),
+            "num_layers",
+        ),
+    ] {
+        let e = err_mentions(RnnWeights::<f32>::init(cfg.clone(), 0), &[field]);
+        assert!(matches!(e, Error::InvalidConfig { .. }));
+        err_mentions(RnnWeights::<f32>::zeros(cfg), &[field]);
+    }
+    let bad_dot = AttentionConfig {
+        key_size: 5,
+        ..AttentionConfig::new(Score::Dot, 4)
+    };
+    err_mentions(
+        AttentionWeights::<f32>::init(bad_dot, 0),
+        &["key_size", "query_size"],
+    );
+    let bad_add = AttentionConfig {
+        attn_size: 0,
+        ..AttentionConfig::new(Score::Additive, 4)
+    };
+    err_mentions(AttentionWeights::<f32>::init(bad_add, 0), &["attn_size"]);
+    err_mentions(
+        EmbeddingWeights::<f32>::init(EmbeddingConfig::new(5, 3).padding_idx(Some(5)), 0),
+        &["padding_idx"],
+    );
+    err_mentions(
+        EmbeddingWeights::<f32>::init(EmbeddingConfig::new(0, 3), 0),
+        &["num_embeddings"],
+    );
+    err_mentions(
+        LinearWeights::<f32>::init(LinearConfig::new(3, 0), 0),
+        &["out_features"],
+    );
+}
+
+#[test]
+fn tensor_data_must_match_its_shape() {
+    let e = err_mentions(Tensor::new([2, 3], vec![0.0f32; 5]), &["[2, 3]", "6", "5"]);
+    assert_eq!(
+        e,
+        Error::DataLength {
+            shape: vec![2, 3],
+            len: 5
+        }
+    );
+}
+
+#[test]
+fn rnn_input_shapes_and_lengths() {
+    let cfg = RnnConfig::new(CellKind::Lstm, 3, 4).layers(2);
+    let w = RnnWeights::<f32>::init(cfg, 0).unwrap();
+    let x = z(&[5, 2, 3]);
+    err_mentions(
+        rnn_forward(&w, RnnInput::new(&z(&[5, 3]))),
+        &["rnn", "`x`", "rank 3"],
+    );
+    let e = err_mentions(
+        rnn_forward(&w, RnnInput::new(&z(&[5, 2, 4]))),
+        &["`x`", "[5, 2, 4]", "[5, 2, 3]"],
+    );
+    assert_eq!(e, Error::shape("rnn", "x", &[5, 2, 3], &[5, 2, 4]));
+    err_mentions(
+        rnn_forward(&w, RnnInput::new(&z(&[0, 2, 3]))),
+        &["`x`", "T ≥ 1"],
+    );
+    err_mentions(
+        rnn_forward(&w, RnnInput::new(&x).h0(&z(&[1, 2, 4]))),
+        &["`h0`", "[1, 2, 4]", "[2, 2, 4]"],
+    );
+    err_mentions(
+        rnn_forward(&w, RnnInput::new(&x).c0(&z(&[2, 3, 4]))),
+        &["`c0`", "[2, 3, 4]", "[2, 2, 4]"],
+    );
+    err_mentions(
+        rnn_forward(&w, RnnInput::new(&x).lengths(&[5])),
+        &["`lengths`", "[1]", "[2]"],
+    );
+    let e = err_mentions(
+        rnn_forward(&w, RnnInput::new(&x).lengths(&[5, 6])),
+        &["lengths[1]", "6", "1..=5"],
+    );
+    assert_eq!(
+        e,
+        Error::Length {
+            op: "rnn",
+            arg: "lengths",
+            index: 1,
+            value: 6,
+            max: 5
+        }
+    );
+    err_mentions(
+        rnn_forward(&w, RnnInput::new(&x).lengths(&[0, 5])),
+        &["lengths[0]", "= 0"],
+    );
+
+    let gru = RnnWeights::<f32>::init(RnnConfig::new(CellKind::Gru, 3, 4), 0).unwrap();
+    err_mentions(
+        rnn_forward(&gru, RnnInput::new(&x).c0(&z(&[1, 2, 4]))),
+        &["`c0`", "only for LSTM", "gru"],
+    );
+}
+
+#[test]
+fn rnn_backward_upstream_shapes_and_tape() {
+    let cfg = RnnConfig::new(CellKind::Gru, 3, 4).bidirectional(true);
+    let w = RnnWeights::<f32>::init(cfg, 0).unwrap();
+    let x = z(&[5, 2, 3]);
+    let (_, tape) = rnn_forward_train(&w, RnnInput::new(&x)).unwrap();
+    let bad_dy = z(&[5, 2, 4]);
+    err_mentions(
+        rnn_backward(
+            &w,
+            &tape,
+            RnnOutputGrads {
+                dy: Some(&bad_dy),
+                ..Default::default()
+            },
+        ),
+        &["rnn_backward", "`dy`", "[5, 2, 8]"],
+    );
+    let bad_h = z(&[1, 2, 4]);
+    err_mentions(
+        rnn_backward(
+            &w,
+            &tape,
+            RnnOutputGrads {
+                dh_n: Some(&bad_h),
+                ..Default::default()
+            },
+        ),
+        &["`dh_n`", "[2, 2, 4]"],
+    );
+    let dc = z(&[2, 2, 4]);
+    err_mentions(
+        rnn_backward(
+            &w,
+            &tape,
+            RnnOutputGrads {
+                dc_n: Some(&dc),
+                ..Default::default()
+            },
+        ),
+        &["`dc_n`", "only for LSTM"],
+    );
+    // A tape from other weights' config cannot be used.
+    let other = RnnWeights::<f32>::init(RnnConfig::new(CellKind::Gru, 3, 4), 0).unwrap();
+    err_mentions(
+        rnn_backward(&other, &tape, RnnOutputGrads::default()),
+        &["`weights`", "tape"],
+    );
+}
+
+#[test]
+fn embedding_ids_out_of_range() {
+    let w = EmbeddingWeights::<f32>::init(EmbeddingConfig::new(5, 3), 0).unwrap();
+    let high = Tensor::new([2, 2], vec![0, 4, 5, 1]).unwrap();
+    let e = err_mentions(
+        embedding_forward(&w, &high),
+        &["embedding", "ids[2]", "5", "0..5"],
+    );
+    assert_eq!(
+        e,
+        Error::IdOutOfRange {
+            op: "embedding",
+            arg: "ids",
+            index: 2,
+            id: 5,
+            limit: 5
+        }
+    );
+    let neg = Tensor::new([2], vec![-1, 0]).unwrap();
+    err_mentions(embedding_forward(&w, &neg), &["ids[0]", "-1"]);
+    err_mentions(
+        embedding_backward(&w, &high, &z(&[2, 2, 3])),
+        &["embedding_backward", "ids[2]"],
+    );
+    let ok = Tensor::new([2, 2], vec![0, 4, 3, 1]).unwrap();
+    err_mentions(
+        embedding_backward(&w, &ok, &z(&[2, 2, 4])),
+        &["`dy`", "[2, 2, 3]"],
+    );
+}
+
+#[test]
+fn attention_shapes_and_key_lengths() {
+    let cfg = AttentionConfig {
+        value_size: 2,
+        ..AttentionConfig::new(Score::Additive, 4)
+    };
+    let w = AttentionWeights::<f32>::init(cfg, 0).unwrap();
+    let (q, k, v) = (z(&[2, 3, 4]), z(&[2, 5, 4]), z(&[2, 5, 2]));
+    let fwd = |q: &Tensor<f32>, k: &Tensor<f32>, v: &Tensor<f32>, l: Option<&[usize]>| {
+        let mut i = AttentionInput::new(q, k, v);
+        i.key_lengths = l;
+        attention_forward(&w, i)
+    };
+    err_mentions(
+        fwd(&z(&[2, 3, 5]), &k, &v, None),
+        &["attention", "`query`", "[2, 3, 4]"],
+    );
+    err_mentions(fwd(&q, &z(&[3, 5, 4]), &v, None), &["`key`", "[2, 5, 4]"]);
+    err_mentions(fwd(&q, &k, &z(&[2, 4, 2]), None), &["`value`", "[2, 5, 2]"]);
+    err_mentions(fwd(&z(&[2, 3]), &k, &v, None), &["`query`", "rank 3"]);
+    err_mentions(fwd(&q, &k, &v, Some(&[5])), &["`key_lengths`", "[2]"]);
+    err_mentions(fwd(&q, &k, &v, Some(&[5, 6])), &["key_lengths[1]", "1..=5"]);
+    err_mentions(fwd(&q, &k, &v, Some(&[0, 5])), &["key_lengths[0]"]);
+    let out = fwd(&q, &k, &v, None).unwrap();
+    let input = AttentionInput::new(&q, &k, &v);
+    err_mentions(
+        attention_backward(&w, input, &out, &z(&[2, 3, 4]), None),
+        &["attention_backward", "`d_context`", "[2, 3, 2]"],
+    );
+    err_mentions(
+        attention_backward(&w, input, &out, &z(&[2, 3, 2]), Some(&z(&[2, 3, 4]))),
+        &["`d_weights`", "[2, 3, 5]"],
+    );
+}
+
+#[test]
+fn linear_and_loss_shapes_and_targets() {
+    let w = LinearWeights::<f32>::init(LinearConfig::new(3, 2), 0).unwrap();
+    err_mentions(
+        linear_forward(&w, &z(&[4, 5])),
+        &["linear", "`x`", "[..., 3]", "[4, 5]"],
+    );
+    err_mentions(linear_forward(&w, &z(&[3])), &["`x`", "leading axis"]);
+    err_mentions(
+        linear_backward(&w, &z(&[4, 3]), &z(&[4, 3])),
+        &["linear_backward", "`dy`", "[4, 2]"],
+    );
+
+    let logits = z(&[2, 3, 5]);
+    let t = |v: Vec<i64>, s: &[usize]| Tensor::new(s.to_vec(), v).unwrap();
+    err_mentions(
+        cross_entropy(&logits, &t(vec![0; 3], &[3]), None),
+        &["cross_entropy", "`targets`", "[2, 3]", "[3]"],
+    );
+    let e = err_mentions(
+        cross_entropy(&logits, &t(vec![0, 1, 5, 0, 0, 0], &[2, 3]), None),
+        &["targets[2]", "0..5"],
+    );
+    assert!(matches!(
+        e,
+        Error::IdOutOfRange {
+            index: 2,
+            id: 5,
+            limit: 5,
+            ..
+        }
+    ));
+    // ignore_index is exempt from the range check; other negatives are not.
+    assert!(cross_entropy(&logits, &t(vec![0, -100, 1, 0, 0, 0], &[2, 3]), Some(-100)).is_ok());
+    err_mentions(
+        cross_entropy(&logits, &t(vec![0, -1, 1, 0, 0, 0], &[2, 3]), Some(-100)),
+        &["targets[1]", "-1"],
+    );
+    err_mentions(
+        cross_entropy_backward(&logits, &t(vec![9; 6], &[2, 3]), None, 1.0),
+        &["cross_entropy_backward", "targets[0]"],
+    );
+    err_mentions(log_softmax(&z(&[2, 0])), &["log_softmax", "class"]);
+}
+
+#[test]
+fn gradcheck_needs_every_analytic_gradient() {
+    let mut inputs = TensorMap::new();
+    inputs.insert("a".to_string(), Tensor::<f64>::zeros([2]));
+    let e = err_mentions(
+        gradcheck(
+            &inputs,
+            &TensorMap::new(),
+            |_| Ok(0.0),
+            GradcheckOptions::default(),
+        ),
+        &["gradcheck", "`a`"],
+    );
+    assert!(matches!(e, Error::MissingTensor { .. }));
+    let mut wrong = TensorMap::new();
+    wrong.insert("a".to_string(), Tensor::<f64>::zeros([3]));
+    err_mentions(
+        gradcheck(&inputs, &wrong, |_| Ok(0.0), GradcheckOptions::default()),
+        &["`a`", "[3]", "[2]"],
+    );
+}

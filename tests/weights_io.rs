@@ -1,0 +1,207 @@
+//! Weight sets through safetensors: round trips, PyTorch names, prefixes, dtypes, and the errors
+//! of a bad file.
+
+use std::collections::BTreeSet;
+
+use wgrnn::core::{LoadOptions, RnnWeights, SafetensorsFile, StoredTensor};
+use wgrnn::{CellKind, Error, RnnConfig, Tensor};
+
+use crate::keras::{fixture_dir, rnn_config};
+
+fn lstm() -> RnnConfig {
+    RnnConfig::new(CellKind::Lstm, 3, 4)
+        .layers(2)
+        .bidirectional(true)
+}
+
+#[test]
+fn round_trip_through_bytes_and_files() {
+    let w = RnnWeights::<f32>::init(lstm(), 7).unwrap();
+    let bytes = w.to_safetensors().unwrap();
+    assert_eq!(
+        RnnWeights::<f32>::from_safetensors(lstm(), &bytes, &LoadOptions::strict()).unwrap(),
+        w
+    );
+    // f32 on disk read as f64 is exact.
+    let w64 = RnnWeights::<f64>::from_safetensors(lstm(), &bytes, &LoadOptions::strict()).unwrap();
+    assert_eq!(w64, w.cast::<f64>());
+    let path = std::env::temp_dir().join(format!(
+        "wgrnn-roundtrip-{}.safetensors",
+        std::process::id()
+    ));
+    w.save(&path).unwrap();
+    let back = RnnWeights::<f32>::load(lstm(), &path, &LoadOptions::strict());
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(back.unwrap(), w);
+}
+
+#[test]
+fn files_carry_exactly_the_pytorch_state_dict() {
+    let w = RnnWeights::<f32>::init(lstm(), 1).unwrap();
+    let file = SafetensorsFile::from_bytes(&w.to_safetensors().unwrap()).unwrap();
+    let mut want = BTreeSet::new();
+    for sfx in ["_l0", "_l0_reverse", "_l1", "_l1_reverse"] {
+        for n in ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] {
+            want.insert(format!("{n}{sfx}"));
+        }
+    }
+    assert_eq!(file.tensors.keys().cloned().collect::<BTreeSet<_>>(), want);
+    let shape = |n: &str| file.tensors[n].shape.clone();
+    assert_eq!(shape("weight_ih_l0"), [16, 3]);
+    assert_eq!(shape("weight_ih_l1_reverse"), [16, 8]);
+    assert_eq!(shape("weight_hh_l1"), [16, 4]);
+    assert_eq!(shape("bias_hh_l0_reverse"), [16]);
+    assert!(
+        file.tensors
+            .values()
+            .all(|t| t.dtype == safetensors::Dtype::F32)
+    );
+    // PyTorch's init: U(-1/sqrt(H), 1/sqrt(H)), and a seed gives the same weights every time.
+    let bound = 1.0 / 2.0;
+    assert!(
+        w.tensors()
+            .values()
+            .flat_map(|t| t.data())
+            .all(|v| v.abs() <= bound)
+    );
+    assert_eq!(w, RnnWeights::<f32>::init(lstm(), 1).unwrap());
+    assert_ne!(w, RnnWeights::<f32>::init(lstm(), 2).unwrap());
+}
+
+#[test]
+fn a_fixture_loads_through_the_public_loader() {
+    let path = fixture_dir().join("lstm_2layer_bidir.safetensors");
+    let file = SafetensorsFile::read(&path).unwrap();
+    let cfg = rnn_config("lstm_2layer_bidir", &file);
+    let w = RnnWeights::<f32>::load(cfg.clone(), &path, &LoadOptions::default()).unwrap();
+    assert_eq!(w.names().len(), 16);
+    for name in w.names() {
+        assert_eq!(
+            w.get(&name).unwrap(),
+            &file.real::<f32>(&name).unwrap(),
+            "{name}"
+        );
+    }
+    // The fixture also holds x, y, grads…: strict loading refuses them, by name.
+    let err = RnnWeights::<f32>::load(cfg, &path, &LoadOptions::strict()).unwrap_err();
+    assert!(matches!(err, Error::UnknownTensor { .. }), "{err}");
+}
+
+#[test]
+fn prefixes_pick_one_module_out_of_a_model_state_dict() {
+    let enc = RnnWeights::<f32>::init(lstm(), 3).unwrap();
+    let dec = RnnWeights::<f32>::init(RnnConfig::new(CellKind::Gru, 5, 4), 4).unwrap();
+    let mut file = SafetensorsFile::default();
+    for (n, t) in enc.tensors() {
+        file.insert_real(format!("encoder.rnn.{n}"), t);
+    }
+    for (n, t) in dec.tensors() {
+        file.insert_real(format!("decoder.rnn.{n}"), t);
+    }
+    file.insert_ids("tokens", &Tensor::new([2], vec![1, 2]).unwrap());
+    let bytes = file.to_bytes().unwrap();
+    let opts = LoadOptions {
+        prefix: "encoder.rnn.".into(),
+        strict: true,
+    };
+    assert_eq!(
+        RnnWeights::<f32>::from_safetensors(lstm(), &bytes, &opts).unwrap(),
+        enc
+    );
+    let got = RnnWeights::<f32>::from_safetensors(
+        dec.config().clone(),
+        &bytes,
+        &LoadOptions::with_prefix("decoder.rnn."),
+    )
+    .unwrap();
+    assert_eq!(got, dec);
+}
+
+#[test]
+fn half_precision_files_load_as_f32() {
+    let w = RnnWeights::<f32>::init(RnnConfig::new(CellKind::RnnTanh, 2, 2), 5).unwrap();
+    let mut file = SafetensorsFile::default();
+    for (n, t) in w.tensors() {
+        let bytes = t
+            .data()
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect();
+        file.tensors.insert(
+            n.clone(),
+            StoredTensor {
+                dtype: safetensors::Dtype::F16,
+                shape: t.shape().to_vec(),
+                bytes,
+            },
+        );
+    }
+    let got =
+        RnnWeights::<f32>::from_file(w.config().clone(), &file, &LoadOptions::strict()).unwrap();
+    for (n, t) in w.tensors() {
+        for (a, b) in got.get(n).unwrap().data().iter().zip(t.data()) {
+            // f16 has an 11-bit significand: relative rounding ≤ 2^-11.
+            assert!((a - b).abs() <= b.abs() * 2f32.powi(-11), "{n}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn missing_misshaped_and_mistyped_tensors_are_named() {
+    let w = RnnWeights::<f32>::init(lstm(), 6).unwrap();
+    let full = w.to_file();
+
+    let mut missing = full.clone();
+    missing.tensors.remove("bias_hh_l1_reverse");
+    let err = RnnWeights::<f32>::from_file(lstm(), &missing, &LoadOptions::strict()).unwrap_err();
+    assert_eq!(
+        err,
+        Error::MissingTensor {
+            op: "rnn",
+            name: "bias_hh_l1_reverse".into()
+        }
+    );
+    assert!(err.to_string().contains("bias_hh_l1_reverse"));
+
+    let mut misshaped = full.clone();
+    misshaped.insert_real("weight_hh_l0", &Tensor::<f32>::zeros([16, 5]));
+    let err = RnnWeights::<f32>::from_file(lstm(), &misshaped, &LoadOptions::strict()).unwrap_err();
+    assert_eq!(err, Error::shape("rnn", "weight_hh_l0", &[16, 4], &[16, 5]));
+    assert_eq!(
+        err.to_string(),
+        "rnn: argument `weight_hh_l0` has shape [16, 5], expected [16, 4]"
+    );
+
+    let mut unknown = full.clone();
+    unknown.insert_real("weight_ih_l2", &Tensor::<f32>::zeros([16, 8]));
+    let err = RnnWeights::<f32>::from_file(lstm(), &unknown, &LoadOptions::strict()).unwrap_err();
+    assert_eq!(
+        err,
+        Error::UnknownTensor {
+            op: "rnn",
+            name: "weight_ih_l2".into()
+        }
+    );
+
+    let mut mistyped = full;
+    mistyped.insert_ids("weight_ih_l0", &Tensor::new([16, 3], vec![0; 48]).unwrap());
+    let err = RnnWeights::<f32>::from_file(lstm(), &mistyped, &LoadOptions::strict()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Dtype { name, .. } if name == "weight_ih_l0"),
+        "{err}"
+    );
+
+    let err = RnnWeights::<f32>::from_safetensors(
+        lstm(),
+        b"not a safetensors file",
+        &LoadOptions::strict(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Safetensors(_)), "{err}");
+    let err = RnnWeights::<f32>::load(lstm(), "/nonexistent/w.safetensors", &LoadOptions::strict())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { path, .. } if path.contains("nonexistent")),
+        "{err}"
+    );
+}
