@@ -4,6 +4,8 @@ mod attention;
 mod common;
 mod embedding;
 mod errors;
+mod gpu;
+mod gpu_rnn;
 mod keras;
 mod linear_loss;
 mod rnn;

@@ -86,6 +86,24 @@ pub enum Error {
     #[error("safetensors: {0}")]
     Safetensors(String),
 
+    /// No GPU adapter could be found or opened.
+    #[error("no GPU adapter: {message}")]
+    NoAdapter { message: String },
+
+    /// The GPU device reported an error: validation, out of memory, or device loss.
+    #[error("GPU device error in {op}: {message}")]
+    Device { op: &'static str, message: String },
+
+    /// A buffer would exceed what the device allows.
+    #[error("{op}: `{arg}` needs {bytes} bytes, over the device limit {limit_name} = {limit}")]
+    TooLarge {
+        op: &'static str,
+        arg: String,
+        bytes: u64,
+        limit_name: &'static str,
+        limit: u64,
+    },
+
     /// Reading or writing a file failed.
     #[error("{path}: {message}")]
     Io { path: String, message: String },

@@ -1,0 +1,281 @@
+//! Device tensors and the buffer pool that recycles their storage across calls.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use wgrnn_core::{Error, Result, Tensor};
+
+use crate::context::Context;
+
+/// Element type of a device tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    U32,
+}
+
+/// Every pooled buffer has one of these usages: storage for kernels, copies in and out.
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+const UNIFORM: wgpu::BufferUsages = wgpu::BufferUsages::UNIFORM.union(wgpu::BufferUsages::COPY_DST);
+
+/// Allocation counters of the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    /// Buffers created since the context was made (never decreases except by `trim`).
+    pub allocations: usize,
+    /// Buffers currently idle in the pool.
+    pub idle: usize,
+    /// Requests served from the pool without creating a buffer.
+    pub reuses: usize,
+}
+
+/// Free lists by (usage, size). Sizes are rounded up to 256 bytes, so one shape always maps to
+/// one list and a repeated call of one shape allocates nothing after the first.
+pub(crate) struct BufferPool {
+    device: wgpu::Device,
+    free: Mutex<HashMap<(u32, u64), Vec<wgpu::Buffer>>>,
+    allocations: AtomicUsize,
+    reuses: AtomicUsize,
+}
+
+pub(crate) fn round_size(bytes: u64) -> u64 {
+    bytes.max(16).div_ceil(256) * 256
+}
+
+impl BufferPool {
+    pub(crate) fn new(device: wgpu::Device) -> Self {
+        Self {
+            device,
+            free: Mutex::new(HashMap::new()),
+            allocations: AtomicUsize::new(0),
+            reuses: AtomicUsize::new(0),
+        }
+    }
+
+    fn take(&self, usage: wgpu::BufferUsages, size: u64) -> wgpu::Buffer {
+        let key = (usage.bits(), size);
+        if let Some(b) = self.free.lock().ok().and_then(|mut f| f.get_mut(&key).and_then(Vec::pop)) {
+            self.reuses.fetch_add(1, Ordering::Relaxed);
+            return b;
+        }
+        self.allocations.fetch_add(1, Ordering::Relaxed);
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgrnn pooled"),
+            size,
+            usage,
+            mapped_at_creation: false,
+        })
+    }
+
+    fn give(&self, usage: wgpu::BufferUsages, buffer: wgpu::Buffer) {
+        if let Ok(mut f) = self.free.lock() {
+            f.entry((usage.bits(), buffer.size())).or_default().push(buffer);
+        }
+    }
+
+    pub(crate) fn stats(&self) -> PoolStats {
+        PoolStats {
+            allocations: self.allocations.load(Ordering::Relaxed),
+            idle: self.free.lock().map(|f| f.values().map(Vec::len).sum()).unwrap_or(0),
+            reuses: self.reuses.load(Ordering::Relaxed),
+        }
+    }
+
+    fn trim(&self) {
+        if let Ok(mut f) = self.free.lock() {
+            let n: usize = f.values().map(Vec::len).sum();
+            f.clear();
+            self.allocations.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A buffer on loan from the pool; it goes back when the last reference drops. Work already
+/// submitted that uses it stays valid: the queue runs submissions in order, so a later call that
+/// reuses the buffer writes it only after earlier readers are done.
+pub(crate) struct PooledBuffer {
+    pub(crate) buffer: Option<wgpu::Buffer>,
+    usage: wgpu::BufferUsages,
+    pool: Arc<BufferPool>,
+}
+
+impl PooledBuffer {
+    pub(crate) fn raw(&self) -> &wgpu::Buffer {
+        // Only `Drop` takes the buffer out.
+        self.buffer.as_ref().expect("pooled buffer present until drop")
+    }
+}
+
+impl Drop for PooledBuffer {
+    fn drop(&mut self) {
+        if let Some(b) = self.buffer.take() {
+            self.pool.give(self.usage, b);
+        }
+    }
+}
+
+/// A tensor in device memory: a shape, an element type and a pooled buffer (which may be larger
+/// than the tensor). Cloning shares the buffer.
+#[derive(Clone)]
+pub struct GpuTensor {
+    pub(crate) buf: Arc<PooledBuffer>,
+    shape: Vec<usize>,
+    dtype: DType,
+}
+
+impl std::fmt::Debug for GpuTensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuTensor({:?}, {:?})", self.dtype, self.shape)
+    }
+}
+
+impl GpuTensor {
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The same storage under another shape of equal element count.
+    pub fn reshaped(&self, shape: impl Into<Vec<usize>>) -> Result<Self> {
+        let shape = shape.into();
+        if shape.iter().product::<usize>() != self.numel() {
+            return Err(Error::DataLength { shape, len: self.numel() });
+        }
+        Ok(Self { buf: self.buf.clone(), shape, dtype: self.dtype })
+    }
+
+    pub(crate) fn raw(&self) -> &wgpu::Buffer {
+        self.buf.raw()
+    }
+
+    /// Whether two tensors share storage.
+    pub fn same_buffer(&self, other: &GpuTensor) -> bool {
+        Arc::ptr_eq(&self.buf, &other.buf)
+    }
+}
+
+impl Context {
+    fn check_binding(&self, op: &'static str, arg: &str, bytes: u64) -> Result<()> {
+        let limit = (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size);
+        if bytes > limit {
+            return Err(Error::TooLarge {
+                op,
+                arg: arg.to_string(),
+                bytes,
+                limit_name: "max_storage_buffer_binding_size",
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// An uninitialised device tensor (its contents are whatever the pooled buffer held).
+    pub(crate) fn alloc(&self, op: &'static str, arg: &str, shape: &[usize], dtype: DType) -> Result<GpuTensor> {
+        let n: usize = shape.iter().product();
+        let bytes = round_size(4 * n as u64);
+        self.check_binding(op, arg, bytes)?;
+        let buffer = self.scoped(op, || Ok(self.pool.take(STORAGE, bytes)))?;
+        Ok(GpuTensor {
+            buf: Arc::new(PooledBuffer { buffer: Some(buffer), usage: STORAGE, pool: self.pool.clone() }),
+            shape: shape.to_vec(),
+            dtype,
+        })
+    }
+
+    pub(crate) fn alloc_uniform(&self, bytes: u64) -> Result<Arc<PooledBuffer>> {
+        let bytes = round_size(bytes);
+        let buffer = self.scoped("uniforms", || Ok(self.pool.take(UNIFORM, bytes)))?;
+        Ok(Arc::new(PooledBuffer { buffer: Some(buffer), usage: UNIFORM, pool: self.pool.clone() }))
+    }
+
+    /// Copies a host tensor to the device.
+    pub fn upload(&self, t: &Tensor<f32>) -> Result<GpuTensor> {
+        let g = self.alloc("upload", "tensor", t.shape(), DType::F32)?;
+        self.queue.write_buffer(g.raw(), 0, bytemuck::cast_slice(t.data()));
+        Ok(g)
+    }
+
+    /// Copies integers (ids, lengths) to the device as u32.
+    pub fn upload_u32(&self, shape: &[usize], data: &[u32]) -> Result<GpuTensor> {
+        if shape.iter().product::<usize>() != data.len() {
+            return Err(Error::DataLength { shape: shape.to_vec(), len: data.len() });
+        }
+        let g = self.alloc("upload_u32", "tensor", shape, DType::U32)?;
+        self.queue.write_buffer(g.raw(), 0, bytemuck::cast_slice(data));
+        Ok(g)
+    }
+
+    /// A device tensor of zeros.
+    pub fn zeros(&self, shape: &[usize]) -> Result<GpuTensor> {
+        let g = self.alloc("zeros", "tensor", shape, DType::F32)?;
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.clear_buffer(g.raw(), 0, None);
+        self.queue.submit([enc.finish()]);
+        Ok(g)
+    }
+
+    fn read_bytes(&self, t: &GpuTensor) -> Result<Vec<u8>> {
+        let bytes = 4 * t.numel() as u64;
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgrnn readback"),
+            size: bytes.div_ceil(4) * 4,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(t.raw(), 0, &staging, 0, bytes);
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.sync()?;
+        rx.recv()
+            .map_err(|e| Error::Device { op: "read", message: e.to_string() })?
+            .map_err(|e| Error::Device { op: "read", message: e.to_string() })?;
+        let data = staging
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| Error::Device { op: "read", message: e.to_string() })?
+            .to_vec();
+        staging.unmap();
+        Ok(data)
+    }
+
+    /// Copies a device tensor back to the host (waits for all submitted work).
+    pub fn read(&self, t: &GpuTensor) -> Result<Tensor<f32>> {
+        if t.dtype != DType::F32 {
+            return Err(Error::InvalidArgument { op: "read", arg: "tensor", reason: "is u32; use read_u32".into() });
+        }
+        let bytes = self.read_bytes(t)?;
+        Tensor::new(t.shape.clone(), bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    pub fn read_u32(&self, t: &GpuTensor) -> Result<Tensor<u32>> {
+        let bytes = self.read_bytes(t)?;
+        Tensor::new(t.shape.clone(), bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Allocation counters of the buffer pool.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+
+    /// Frees every idle pooled buffer.
+    pub fn trim_pool(&self) {
+        self.pool.trim();
+    }
+}

@@ -1,0 +1,240 @@
+//! The device context: adapter choice, device and queue, the buffer pool and the pipeline cache.
+//! A trainer that owns a device can hand it in with [`Context::from_device`].
+
+use std::sync::{Arc, Mutex};
+
+use wgrnn_core::{Error, Result};
+
+use crate::buffer::BufferPool;
+use crate::pipeline::PipelineCache;
+
+/// Where to find an adapter. [`ContextOptions::from_env`] reads `WGPU_BACKEND` (e.g. `vulkan`,
+/// `metal`, `dx12`), `WGPU_ADAPTER_NAME` (a case-insensitive substring of the adapter name) and
+/// `WGPU_POWER_PREF` (`high`, the default, or `low`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContextOptions {
+    pub backends: wgpu::Backends,
+    pub adapter_name: Option<String>,
+    pub power: wgpu::PowerPreference,
+}
+
+impl Default for ContextOptions {
+    fn default() -> Self {
+        Self {
+            backends: wgpu::Backends::PRIMARY,
+            adapter_name: None,
+            power: wgpu::PowerPreference::HighPerformance,
+        }
+    }
+}
+
+impl ContextOptions {
+    pub fn from_env() -> Self {
+        let d = Self::default();
+        Self {
+            backends: wgpu::Backends::from_env().unwrap_or(d.backends),
+            adapter_name: std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty()),
+            power: wgpu::PowerPreference::from_env().unwrap_or(d.power),
+        }
+    }
+}
+
+/// The adapter a context runs on, for reports and benchmark labels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+}
+
+impl AdapterSummary {
+    pub fn from_info(info: &wgpu::AdapterInfo) -> Self {
+        Self {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}, {}, {})", self.name, self.backend, self.device_type, self.driver)
+    }
+}
+
+/// Errors the device reported outside any error scope (and device loss), surfaced at the next
+/// synchronisation instead of wgpu's default panic.
+#[derive(Default, Debug)]
+pub(crate) struct DeviceErrors {
+    pub(crate) uncaptured: Option<String>,
+    pub(crate) lost: Option<String>,
+}
+
+/// Device, queue, buffer pool and pipeline cache. Cheap to share by reference across threads.
+pub struct Context {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    adapter: AdapterSummary,
+    pub(crate) limits: wgpu::Limits,
+    pub(crate) pool: Arc<BufferPool>,
+    pub(crate) pipelines: PipelineCache,
+    pub(crate) errors: Arc<Mutex<DeviceErrors>>,
+}
+
+fn adapter_rank(info: &wgpu::AdapterInfo, power: wgpu::PowerPreference) -> u32 {
+    use wgpu::DeviceType::*;
+    match (info.device_type, power) {
+        (DiscreteGpu, wgpu::PowerPreference::LowPower) => 1,
+        (DiscreteGpu, _) => 0,
+        (IntegratedGpu, wgpu::PowerPreference::LowPower) => 0,
+        (IntegratedGpu, _) => 1,
+        (VirtualGpu, _) => 2,
+        (Cpu, _) => 3,
+        (Other, _) => 4,
+    }
+}
+
+impl Context {
+    /// A context on the adapter the environment names (see [`ContextOptions::from_env`]).
+    pub fn new() -> Result<Self> {
+        Self::with_options(&ContextOptions::from_env())
+    }
+
+    /// A context on the best adapter matching `opts`: a named one if asked, else discrete before
+    /// integrated before virtual before CPU (integrated first for `LowPower`).
+    pub fn with_options(opts: &ContextOptions) -> Result<Self> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: opts.backends,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let adapters = pollster::block_on(instance.enumerate_adapters(opts.backends));
+        let found: Vec<String> = adapters
+            .iter()
+            .map(|a| AdapterSummary::from_info(&a.get_info()).to_string())
+            .collect();
+        let mut candidates: Vec<wgpu::Adapter> = adapters
+            .into_iter()
+            .filter(|a| {
+                opts.adapter_name.as_ref().is_none_or(|n| {
+                    a.get_info().name.to_lowercase().contains(&n.to_lowercase())
+                })
+            })
+            .collect();
+        candidates.sort_by_key(|a| adapter_rank(&a.get_info(), opts.power));
+        let Some(adapter) = candidates.into_iter().next() else {
+            let message = match &opts.adapter_name {
+                Some(n) => format!(
+                    "none named like {n:?} (WGPU_ADAPTER_NAME) among {} adapter(s): {}",
+                    found.len(),
+                    found.join("; ")
+                ),
+                None => format!(
+                    "no adapter for backends {:?}. Install a GPU driver; on a headless Linux \
+                     machine, Mesa's software Vulkan driver works everywhere: \
+                     `apt-get install mesa-vulkan-drivers`",
+                    opts.backends
+                ),
+            };
+            return Err(Error::NoAdapter { message });
+        };
+        let info = adapter.get_info();
+        // Ask for everything the adapter offers: big buffers and many storage bindings.
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("wgrnn"),
+            required_features: wgpu::Features::empty(),
+            required_limits: adapter.limits(),
+            ..Default::default()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+            Error::NoAdapter {
+                message: format!("{}: request_device failed: {e}", info.name),
+            }
+        })?;
+        Self::from_device(device, queue, &info)
+    }
+
+    /// A context on a device the caller already owns (a trainer sharing its device). wgrnn
+    /// installs an uncaptured-error handler and a device-lost callback on it, so errors become
+    /// `Err` values rather than panics.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: &wgpu::AdapterInfo) -> Result<Self> {
+        let errors = Arc::new(Mutex::new(DeviceErrors::default()));
+        let e = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |err: wgpu::Error| {
+            if let Ok(mut g) = e.lock() {
+                g.uncaptured.get_or_insert_with(|| err.to_string());
+            }
+        }));
+        let e = errors.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut g) = e.lock() {
+                g.lost = Some(format!("{reason:?}: {msg}"));
+            }
+        });
+        let limits = device.limits();
+        Ok(Self {
+            pool: Arc::new(BufferPool::new(device.clone())),
+            pipelines: PipelineCache::default(),
+            device,
+            queue,
+            adapter: AdapterSummary::from_info(info),
+            limits,
+            errors,
+        })
+    }
+
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.adapter
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// Waits for all submitted work, then reports any error the device raised meanwhile.
+    pub fn sync(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Device { op: "sync", message: e.to_string() })?;
+        self.check_errors("sync")
+    }
+
+    pub(crate) fn check_errors(&self, op: &'static str) -> Result<()> {
+        let mut g = self.errors.lock().map_err(|_| Error::Device {
+            op,
+            message: "error state poisoned".into(),
+        })?;
+        if let Some(lost) = &g.lost {
+            return Err(Error::Device { op, message: format!("device lost: {lost}") });
+        }
+        if let Some(msg) = g.uncaptured.take() {
+            return Err(Error::Device { op, message: msg });
+        }
+        Ok(())
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes and turns what they catch
+    /// into `Err`.
+    pub(crate) fn scoped<R>(&self, op: &'static str, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        self.check_errors(op)?;
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let r = f();
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = v.or(o) {
+            return Err(Error::Device { op, message: e.to_string() });
+        }
+        r
+    }
+}

@@ -1,0 +1,188 @@
+//! Matrix products on the device: operands are first packed K-major with padded rows (one
+//! memory pass), then `gemm_kmajor` runs its 8x8 register-blocked loop with no bounds checks.
+//! The hoisted input projection, the linear layer and attention's projections all go through
+//! [`gemm`].
+
+use bytemuck::{Pod, Zeroable};
+use wgrnn_core::{Error, Result};
+
+use crate::buffer::{DType, GpuTensor};
+use crate::context::Context;
+use crate::pipeline::{Access, Kernel};
+use crate::record::Recorder;
+use crate::shaders::Shader;
+
+const PACK: Kernel = Kernel { shader: Shader::Matmul, entry: "pack_kmajor", bindings: &[Access::Read, Access::ReadWrite] };
+const GEMM: Kernel = Kernel {
+    shader: Shader::Matmul,
+    entry: "gemm_kmajor",
+    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+};
+
+/// Rows of packed operands are padded to this (the register block).
+const BLOCK: usize = 8;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct PackParams {
+    rows: u32,
+    cols: u32,
+    ld: u32,
+    m_inner: u32,
+    s_inner: u32,
+    s_outer: u32,
+    s_k: u32,
+    src_off: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct GemmParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    lda: u32,
+    ldb: u32,
+    c_rs: u32,
+    c_cs: u32,
+    c_off: u32,
+    accumulate: u32,
+    has_bias: u32,
+    _pad: [u32; 2],
+}
+
+/// A matrix `X(r, k)` read from a device tensor with strides: element (r, k) is at
+/// `off + (r / inner) * s_outer + (r % inner) * s_inner + k * s_k`. `r` is the free index (a row
+/// of the product), `k` the summed one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Strided<'a> {
+    pub t: &'a GpuTensor,
+    pub rows: usize,
+    pub k: usize,
+    pub inner: usize,
+    pub s_inner: usize,
+    pub s_outer: usize,
+    pub s_k: usize,
+    pub off: usize,
+}
+
+impl<'a> Strided<'a> {
+    /// A row-major `rows × k` matrix: X(r, k) = t[off + r·k_len + k].
+    pub fn rows(t: &'a GpuTensor, rows: usize, k: usize, off: usize) -> Self {
+        Self { t, rows, k, inner: rows.max(1), s_inner: k, s_outer: 0, s_k: 1, off }
+    }
+
+    /// The transpose of a row-major `k × cols` matrix: X(r, k) = t[off + k·cols + r].
+    pub fn cols(t: &'a GpuTensor, k: usize, cols: usize, off: usize) -> Self {
+        Self { t, rows: cols, k, inner: cols.max(1), s_inner: 1, s_outer: 0, s_k: cols, off }
+    }
+}
+
+/// A packed K-major operand: `data[k * ld + r]`, rows padded to `ld` with zeros.
+pub(crate) struct Packed {
+    pub data: GpuTensor,
+    pub ld: usize,
+    pub rows: usize,
+    pub k: usize,
+}
+
+fn u32_of(op: &'static str, what: &str, v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::TooLarge { op, arg: what.into(), bytes: v as u64, limit_name: "u32 index", limit: u32::MAX as u64 })
+}
+
+pub(crate) fn pack(rec: &mut Recorder<'_>, x: Strided<'_>) -> Result<Packed> {
+    let ld = x.rows.div_ceil(BLOCK).max(1) * BLOCK;
+    let data = rec.ctx().alloc("pack", "packed operand", &[x.k.max(1), ld], DType::F32)?;
+    let params = PackParams {
+        rows: u32_of("pack", "rows", x.rows)?,
+        cols: u32_of("pack", "k", x.k)?,
+        ld: u32_of("pack", "ld", ld)?,
+        m_inner: u32_of("pack", "inner", x.inner)?,
+        s_inner: u32_of("pack", "stride", x.s_inner)?,
+        s_outer: u32_of("pack", "stride", x.s_outer)?,
+        s_k: u32_of("pack", "stride", x.s_k)?,
+        src_off: u32_of("pack", "offset", x.off)?,
+    };
+    // k runs over y (4 per workgroup) and, past 65535 workgroups, over z.
+    let ky = x.k.div_ceil(4);
+    let (gy, gz) = if ky > 65535 { (65535, ky.div_ceil(65535)) } else { (ky, 1) };
+    rec.dispatch(PACK, &params, &[x.t, &data], [ld.div_ceil(64) as u32, gy as u32, gz as u32])?;
+    Ok(Packed { data, ld, rows: x.rows, k: x.k })
+}
+
+/// Where and how [`gemm`] writes: `C[m, n]` at `off + m·rs + n·cs`, overwritten or accumulated.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Out<'a> {
+    pub t: &'a GpuTensor,
+    pub off: usize,
+    pub rs: usize,
+    pub cs: usize,
+    pub accumulate: bool,
+}
+
+impl<'a> Out<'a> {
+    /// A row-major `· × n` matrix, overwritten.
+    pub fn rows(t: &'a GpuTensor, n: usize) -> Self {
+        Self { t, off: 0, rs: n, cs: 1, accumulate: false }
+    }
+}
+
+/// `C[m, n] (+)= Σ_k A(m, k)·B(n, k) (+ bias[n])` for packed `a` (M × K) and `b` (N × K).
+pub(crate) fn gemm(rec: &mut Recorder<'_>, a: &Packed, b: &Packed, bias: Option<&GpuTensor>, out: Out<'_>) -> Result<()> {
+    if a.k != b.k {
+        return Err(Error::InvalidArgument { op: "gemm", arg: "b", reason: format!("inner size {} differs from a's {}", b.k, a.k) });
+    }
+    let params = GemmParams {
+        m: u32_of("gemm", "m", a.rows)?,
+        n: u32_of("gemm", "n", b.rows)?,
+        k: u32_of("gemm", "k", a.k)?,
+        lda: a.ld as u32,
+        ldb: b.ld as u32,
+        c_rs: u32_of("gemm", "row stride", out.rs)?,
+        c_cs: u32_of("gemm", "column stride", out.cs)?,
+        c_off: u32_of("gemm", "offset", out.off)?,
+        accumulate: out.accumulate as u32,
+        has_bias: bias.is_some() as u32,
+        _pad: [0; 2],
+    };
+    // Without a bias, bind `a` again in its place (read-only twice is allowed); it is not read.
+    let bias = bias.unwrap_or(&a.data);
+    let groups = [b.rows.div_ceil(64) as u32, a.rows.div_ceil(64) as u32, 1];
+    rec.dispatch(GEMM, &params, &[&a.data, &b.data, bias, out.t], groups)
+}
+
+/// `A·B` for row-major `a [M, K]` and `b [K, N]`, in one submission.
+pub fn matmul(ctx: &Context, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
+    let (&[m, k], &[k2, n]) = (a.shape(), b.shape()) else {
+        return Err(Error::InvalidArgument {
+            op: "matmul",
+            arg: "a, b",
+            reason: format!("must both have rank 2, have shapes {:?} and {:?}", a.shape(), b.shape()),
+        });
+    };
+    if k2 != k {
+        return Err(Error::shape("matmul", "b", &[k, n], b.shape()));
+    }
+    let out = ctx.alloc("matmul", "output", &[m, n], DType::F32)?;
+    let mut rec = Recorder::new(ctx, "matmul");
+    let pa = pack(&mut rec, Strided::rows(a, m, k, 0))?;
+    let pb = pack(&mut rec, Strided::cols(b, k, n, 0))?;
+    if k == 0 {
+        rec.clear(&out);
+    } else {
+        gemm(&mut rec, &pa, &pb, None, Out::rows(&out, n))?;
+    }
+    rec.submit()?;
+    Ok(out)
+}
+
+/// Checks a device tensor's element type and shape.
+pub(crate) fn expect_f32(op: &'static str, arg: &str, t: &GpuTensor, shape: &[usize]) -> Result<()> {
+    if t.dtype() != DType::F32 {
+        return Err(Error::InvalidArgument { op, arg: "tensor", reason: format!("`{arg}` must be f32") });
+    }
+    if t.shape() != shape {
+        return Err(Error::shape(op, arg, shape, t.shape()));
+    }
+    Ok(())
+}

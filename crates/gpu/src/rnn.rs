@@ -1,0 +1,335 @@
+//! Recurrent layers on the device: the timestep scheduler for Elman, LSTM and GRU.
+//!
+//! Per layer the input is packed once; per direction one GEMM computes the input projection of
+//! all T·B rows (biases folded in), then one fused step kernel per timestep runs the recurrence.
+//! Every dispatch of every layer and direction goes into one command encoder and one submit.
+
+use bytemuck::{Pod, Zeroable};
+use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
+
+use crate::buffer::{DType, GpuTensor};
+use crate::context::Context;
+use crate::gemm::{Out, Packed, Strided, expect_f32, gemm, pack};
+use crate::pipeline::{Access, Kernel};
+use crate::record::Recorder;
+use crate::shaders::Shader;
+use crate::weights::GpuWeights;
+
+use Access::{Read, ReadWrite};
+
+const OP: &str = "gpu rnn_forward";
+
+const PACK_GATES: Kernel = Kernel { shader: Shader::Pack, entry: "pack_gates", bindings: &[Read, ReadWrite] };
+const FOLD_BIAS: Kernel = Kernel { shader: Shader::Pack, entry: "fold_bias", bindings: &[Read, Read, ReadWrite] };
+const LSTM_STEP: Kernel = Kernel { shader: Shader::Lstm, entry: "lstm_step", bindings: &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite] };
+const GRU_STEP: Kernel = Kernel {
+    shader: Shader::Gru,
+    entry: "gru_step",
+    bindings: &[Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+};
+const RNN_STEP: Kernel = Kernel { shader: Shader::Rnn, entry: "rnn_step", bindings: &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite] };
+
+/// Whether a forward call keeps what backward needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Saves nothing.
+    Inference,
+    /// Saves activated gates, states before each step and cell states (the tape).
+    Training,
+}
+
+/// Inputs of one recurrent call, on the device. Lengths stay on the host: they set the
+/// schedule (how many steps run) and are validated before anything is recorded.
+#[derive(Clone, Copy, Debug)]
+pub struct GpuRnnInput<'a> {
+    pub x: &'a GpuTensor,
+    pub h0: Option<&'a GpuTensor>,
+    pub c0: Option<&'a GpuTensor>,
+    pub lengths: Option<&'a [usize]>,
+}
+
+impl<'a> GpuRnnInput<'a> {
+    pub fn new(x: &'a GpuTensor) -> Self {
+        Self { x, h0: None, c0: None, lengths: None }
+    }
+
+    pub fn h0(mut self, h0: &'a GpuTensor) -> Self {
+        self.h0 = Some(h0);
+        self
+    }
+
+    pub fn c0(mut self, c0: &'a GpuTensor) -> Self {
+        self.c0 = Some(c0);
+        self
+    }
+
+    pub fn lengths(mut self, lengths: &'a [usize]) -> Self {
+        self.lengths = Some(lengths);
+        self
+    }
+}
+
+/// What a training-mode forward saved, per (layer, direction) in PyTorch's index order.
+#[derive(Clone, Debug)]
+pub struct GpuRnnTape {
+    pub(crate) config: RnnConfig,
+    pub(crate) dims: RnnDims,
+    pub(crate) lengths: Vec<usize>,
+    pub(crate) lengths_dev: GpuTensor,
+    /// The input of each layer as it was given (layer 0: `x` in the caller's layout).
+    pub(crate) layer_inputs: Vec<GpuTensor>,
+    /// Tape of each (layer, direction), sections as in [`TapeLayout`].
+    pub(crate) directions: Vec<GpuTensor>,
+}
+
+impl GpuRnnTape {
+    pub fn config(&self) -> &RnnConfig {
+        &self.config
+    }
+
+    pub fn dims(&self) -> RnnDims {
+        self.dims
+    }
+}
+
+/// Results of a recurrent call, on the device.
+#[derive(Clone, Debug)]
+pub struct GpuRnnOutput {
+    pub y: GpuTensor,
+    pub h_n: GpuTensor,
+    pub c_n: Option<GpuTensor>,
+    /// Present in [`Mode::Training`].
+    pub tape: Option<GpuRnnTape>,
+}
+
+/// Offsets (in floats) of the sections of one direction's tape, each `[T·B, width]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TapeLayout {
+    pub gates: usize,
+    pub h_prev: usize,
+    /// LSTM: c after the step; GRU: `W_hn·h + b_hn`.
+    pub extra1: usize,
+    /// LSTM: c before the step.
+    pub extra2: usize,
+    pub len: usize,
+}
+
+impl TapeLayout {
+    pub(crate) fn new(cell: CellKind, rows: usize, h: usize) -> Self {
+        let gates_w = cell.gates() * h;
+        let extras = match cell {
+            CellKind::Lstm => 2,
+            CellKind::Gru => 1,
+            _ => 0,
+        };
+        let gates = 0;
+        let h_prev = rows * gates_w;
+        let extra1 = h_prev + rows * h;
+        let extra2 = extra1 + rows * h;
+        Self { gates, h_prev, extra1, extra2, len: h_prev + rows * h * (1 + extras) }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct GateParams {
+    hidden: u32,
+    gates: u32,
+    units4: u32,
+    by_unit: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct BiasParams {
+    n: u32,
+    skip_from: u32,
+    _pad: [u32; 2],
+}
+
+/// The parameter block shared by the three step kernels (the last four words differ by cell).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct StepParams {
+    batch: u32,
+    hidden: u32,
+    step: u32,
+    reverse: u32,
+    y_rs_t: u32,
+    y_rs_b: u32,
+    y_off: u32,
+    save: u32,
+    tape_gates: u32,
+    tape_hprev: u32,
+    extra1: u32,
+    extra2: u32,
+}
+
+fn check_u32(v: usize, what: &str) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::TooLarge { op: OP, arg: what.into(), bytes: 4 * v as u64, limit_name: "u32 index", limit: u32::MAX as u64 })
+}
+
+/// Forward pass of a recurrent layer on the device, with the CPU reference's semantics
+/// (`wgrnn_cpu::rnn_forward`): PyTorch names and gate orders, packed-sequence lengths.
+pub fn rnn_forward(ctx: &Context, w: &GpuWeights<RnnConfig>, input: GpuRnnInput<'_>, mode: Mode) -> Result<GpuRnnOutput> {
+    let cfg = w.config();
+    let dims = cfg.check_inputs(OP, input.x.shape(), input.h0.map(GpuTensor::shape), input.c0.map(GpuTensor::shape), input.lengths)?;
+    let RnnDims { seq_len: tl, batch: nb } = dims;
+    let state_shape = cfg.state_shape(nb);
+    expect_f32(OP, "x", input.x, input.x.shape())?;
+    if let Some(h0) = input.h0 {
+        expect_f32(OP, "h0", h0, &state_shape)?;
+    }
+    if let Some(c0) = input.c0 {
+        expect_f32(OP, "c0", c0, &state_shape)?;
+    }
+    let lengths = input.lengths.map_or_else(|| vec![tl; nb], <[usize]>::to_vec);
+    let max_len = lengths.iter().copied().max().unwrap_or(tl);
+    let padded = lengths.iter().any(|&l| l < tl);
+    let (h, g, nd) = (cfg.hidden_size, cfg.cell.gates(), cfg.num_directions());
+    let gh = g * h;
+    let rows = tl * nb;
+    let train = mode == Mode::Training;
+    let lstm = cfg.cell.has_cell_state();
+    let _ = check_u32(rows * (gh + 3 * h), "tape")?;
+
+    let mut rec = Recorder::new(ctx, OP);
+    let lens32: Vec<u32> = lengths.iter().map(|&l| l as u32).collect();
+    let lengths_dev = ctx.upload_u32(&[nb], &lens32)?;
+    let h_n = ctx.alloc(OP, "h_n", &state_shape, DType::F32)?;
+    let c_n = if lstm { Some(ctx.alloc(OP, "c_n", &state_shape, DType::F32)?) } else { None };
+    // Stand-in for the tape in inference mode (the step kernels bind one either way).
+    let no_tape = ctx.alloc(OP, "tape", &[4], DType::F32)?;
+
+    let mut inp = input.x.clone();
+    let mut inp_batch_first = cfg.batch_first;
+    let mut layer_inputs = Vec::new();
+    let mut tapes = Vec::new();
+    for layer in 0..cfg.num_layers {
+        let in_w = cfg.layer_input_size(layer);
+        let last = layer + 1 == cfg.num_layers;
+        let out_batch_first = last && cfg.batch_first;
+        let out_shape = if out_batch_first { [nb, tl, nd * h] } else { [tl, nb, nd * h] };
+        let out = ctx.alloc(OP, "y", &out_shape, DType::F32)?;
+        if padded {
+            rec.clear(&out);
+        }
+        // The layer input, packed K-major once for both directions. Row m = t·B + b.
+        let x_view = if inp_batch_first {
+            Strided { t: &inp, rows, k: in_w, inner: nb, s_inner: tl * in_w, s_outer: in_w, s_k: 1, off: 0 }
+        } else {
+            Strided::rows(&inp, rows, in_w, 0)
+        };
+        let xt = pack(&mut rec, x_view)?;
+        for dir in 0..nd {
+            let idx = layer * nd + dir;
+            let sfx = RnnConfig::suffix(layer, dir);
+            let gi = input_projection(&mut rec, w, &xt, &sfx, gh, rows)?;
+            let w_hh = w.get(&format!("weight_hh{sfx}"))?;
+            let units4 = h.div_ceil(4);
+            let by_unit = matches!(cfg.cell, CellKind::RnnTanh | CellKind::RnnRelu);
+            let packed_len = if by_unit { h * units4 * 4 } else { h * h * 4 };
+            let packed = ctx.alloc(OP, "packed W_hh", &[packed_len], DType::F32)?;
+            let gp = GateParams { hidden: h as u32, gates: g as u32, units4: units4 as u32, by_unit: by_unit as u32 };
+            let gx = if by_unit { units4 } else { h };
+            rec.dispatch(PACK_GATES, &gp, &[w_hh, &packed], [gx.div_ceil(64) as u32, h.div_ceil(4) as u32, 1])?;
+
+            // State slots [2][h, c][B][H]; slot 0 holds h0 (and c0) before the first step.
+            let state = ctx.alloc(OP, "state", &[2, 2, nb, h], DType::F32)?;
+            rec.clear(&state);
+            if let Some(h0) = input.h0 {
+                rec.copy(h0, idx * nb * h, &state, 0, nb * h);
+            }
+            if let Some(c0) = input.c0 {
+                rec.copy(c0, idx * nb * h, &state, nb * h, nb * h);
+            }
+            let layout = TapeLayout::new(cfg.cell, rows, h);
+            let tape = if train {
+                let t = ctx.alloc(OP, "tape", &[layout.len], DType::F32)?;
+                // Padded rows stay zero, so backward's GEMMs over all T·B rows can include them.
+                rec.clear(&t);
+                t
+            } else {
+                no_tape.clone()
+            };
+            let (y_rs_t, y_rs_b) = if out_batch_first { (nd * h, tl * nd * h) } else { (nb * nd * h, nd * h) };
+            let b_hn = if cfg.cell == CellKind::Gru {
+                let t = ctx.alloc(OP, "b_hn", &[h], DType::F32)?;
+                if cfg.bias {
+                    rec.copy(w.get(&format!("bias_hh{sfx}"))?, 2 * h, &t, 0, h);
+                } else {
+                    rec.clear(&t);
+                }
+                Some(t)
+            } else {
+                None
+            };
+            for s in 0..max_len {
+                let (extra1, extra2) = match cfg.cell {
+                    CellKind::Lstm => (layout.extra1, layout.extra2),
+                    CellKind::Gru => (layout.extra1, 0),
+                    CellKind::RnnTanh => (0, units4),
+                    CellKind::RnnRelu => (1, units4),
+                };
+                let p = StepParams {
+                    batch: nb as u32,
+                    hidden: h as u32,
+                    step: s as u32,
+                    reverse: dir as u32,
+                    y_rs_t: y_rs_t as u32,
+                    y_rs_b: y_rs_b as u32,
+                    y_off: (dir * h) as u32,
+                    save: train as u32,
+                    tape_gates: layout.gates as u32,
+                    tape_hprev: layout.h_prev as u32,
+                    extra1: extra1 as u32,
+                    extra2: extra2 as u32,
+                };
+                let groups = [gx.div_ceil(64) as u32, nb.div_ceil(4) as u32, 1];
+                match (&b_hn, by_unit) {
+                    (Some(b_hn), _) => rec.dispatch(GRU_STEP, &p, &[&gi, &packed, b_hn, &lengths_dev, &state, &out, &tape], groups)?,
+                    (None, false) => rec.dispatch(LSTM_STEP, &p, &[&gi, &packed, &lengths_dev, &state, &out, &tape], groups)?,
+                    (None, true) => rec.dispatch(RNN_STEP, &p, &[&gi, &packed, &lengths_dev, &state, &out, &tape], groups)?,
+                }
+            }
+            // Slot max_len % 2 holds every sequence's state after its last valid step.
+            let fin = (max_len % 2) * 2 * nb * h;
+            rec.copy(&state, fin, &h_n, idx * nb * h, nb * h);
+            if let Some(c_n) = &c_n {
+                rec.copy(&state, fin + nb * h, c_n, idx * nb * h, nb * h);
+            }
+            if train {
+                tapes.push(tape);
+            }
+        }
+        if train {
+            layer_inputs.push(inp.clone());
+        }
+        inp = out;
+        inp_batch_first = out_batch_first;
+    }
+    rec.submit()?;
+    let tape = train.then(|| GpuRnnTape { config: cfg.clone(), dims, lengths, lengths_dev, layer_inputs, directions: tapes });
+    Ok(GpuRnnOutput { y: inp, h_n, c_n, tape })
+}
+
+/// `gi = X·W_ihᵀ + b` over all T·B rows, with `b = b_ih + b_hh` (GRU: without `b_hn`).
+fn input_projection(rec: &mut Recorder<'_>, w: &GpuWeights<RnnConfig>, xt: &Packed, sfx: &str, gh: usize, rows: usize) -> Result<GpuTensor> {
+    let ctx = rec.ctx();
+    let cfg = w.config();
+    let w_ih = w.get(&format!("weight_ih{sfx}"))?;
+    let wt = pack(rec, Strided::rows(w_ih, gh, xt.k, 0))?;
+    let bias = if cfg.bias {
+        let folded = ctx.alloc(OP, "bias", &[gh], DType::F32)?;
+        let skip_from = if cfg.cell == CellKind::Gru { 2 * cfg.hidden_size } else { gh };
+        let bp = BiasParams { n: gh as u32, skip_from: skip_from as u32, _pad: [0; 2] };
+        let (b_ih, b_hh) = (w.get(&format!("bias_ih{sfx}"))?, w.get(&format!("bias_hh{sfx}"))?);
+        rec.dispatch(FOLD_BIAS, &bp, &[b_ih, b_hh, &folded], [gh.div_ceil(64) as u32, 1, 1])?;
+        Some(folded)
+    } else {
+        None
+    };
+    let gi = ctx.alloc(OP, "gi", &[rows, gh], DType::F32)?;
+    gemm(rec, xt, &wt, bias.as_ref(), Out::rows(&gi, gh))?;
+    Ok(gi)
+}

@@ -1,0 +1,49 @@
+//! Weight sets on the device, with the same names as the host `Weights`.
+
+use std::collections::BTreeMap;
+
+use wgrnn_core::{Error, LoadOptions, ParamLayout, Result, Weights};
+
+use crate::buffer::GpuTensor;
+use crate::context::Context;
+
+/// The parameters of one op in device memory, in PyTorch's layout and names. Ops repack them as
+/// their kernels need on every call, so an optimizer can update these tensors in place.
+#[derive(Clone, Debug)]
+pub struct GpuWeights<C> {
+    config: C,
+    tensors: BTreeMap<String, GpuTensor>,
+}
+
+impl<C: ParamLayout> GpuWeights<C> {
+    pub fn upload(ctx: &Context, w: &Weights<C, f32>) -> Result<Self> {
+        let tensors = w
+            .tensors()
+            .iter()
+            .map(|(n, t)| Ok((n.clone(), ctx.upload(t)?)))
+            .collect::<Result<_>>()?;
+        Ok(Self { config: w.config().clone(), tensors })
+    }
+
+    /// Copies the parameters back to the host.
+    pub fn read(&self, ctx: &Context) -> Result<Weights<C, f32>> {
+        let tensors = self
+            .tensors
+            .iter()
+            .map(|(n, t)| Ok((n.clone(), ctx.read(t)?)))
+            .collect::<Result<_>>()?;
+        Weights::from_tensors(self.config.clone(), tensors, &LoadOptions::strict())
+    }
+
+    pub fn config(&self) -> &C {
+        &self.config
+    }
+
+    pub fn get(&self, name: &str) -> Result<&GpuTensor> {
+        self.tensors.get(name).ok_or_else(|| Error::MissingTensor { op: C::OP, name: name.into() })
+    }
+
+    pub fn tensors(&self) -> &BTreeMap<String, GpuTensor> {
+        &self.tensors
+    }
+}

@@ -1,0 +1,79 @@
+// Weight layouts for the fused recurrent steps, built on the device from PyTorch-layout
+// weights (so an optimizer can update the canonical tensors and the next call repacks them).
+
+struct GateParams {
+    hidden: u32,   // H
+    gates: u32,    // G: 4 (LSTM), 3 (GRU), 1 (Elman)
+    units4: u32,   // ceil(H / 4), Elman layout only
+    by_unit: u32,  // 0: gates of one unit in a vec4; 1: four units of the one gate in a vec4
+}
+
+@group(0) @binding(0) var<uniform> gp: GateParams;
+@group(0) @binding(1) var<storage, read> w_hh: array<f32>;            // [G*H, H], PyTorch layout
+@group(0) @binding(2) var<storage, read_write> packed: array<vec4<f32>>;
+
+fn w_at(row: u32, k: u32) -> f32 {
+    return w_hh[row * gp.hidden + k];
+}
+
+// by_unit = 0: packed[k * H + j] = (W[0H + j, k], W[1H + j, k], W[2H + j, k], W[3H + j, k]) with
+// absent gates 0: a step kernel reads all gates of unit j for one k in a single vec4 load.
+// by_unit = 1 (Elman): packed[k * U4 + u] = (W[4u, k], W[4u + 1, k], W[4u + 2, k], W[4u + 3, k]),
+// rows past H 0.
+@compute @workgroup_size(64, 4)
+fn pack_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = gid.x;
+    let k = gid.y;
+    let h = gp.hidden;
+    if (k >= h) {
+        return;
+    }
+    var v = vec4<f32>(0.0);
+    if (gp.by_unit == 0u) {
+        if (j >= h) {
+            return;
+        }
+        for (var g = 0u; g < gp.gates; g++) {
+            v[g] = w_at(g * h + j, k);
+        }
+        packed[k * h + j] = v;
+    } else {
+        if (j >= gp.units4) {
+            return;
+        }
+        for (var q = 0u; q < 4u; q++) {
+            let row = 4u * j + q;
+            if (row < h) {
+                v[q] = w_at(row, k);
+            }
+        }
+        packed[k * gp.units4 + j] = v;
+    }
+}
+
+struct BiasParams {
+    n: u32,        // G*H
+    skip_from: u32, // b_hh entries at index >= skip_from stay out (GRU's b_hn: 2H); n otherwise
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> bp: BiasParams;
+@group(0) @binding(1) var<storage, read> b_ih: array<f32>;
+@group(0) @binding(2) var<storage, read> b_hh: array<f32>;
+@group(0) @binding(3) var<storage, read_write> folded: array<f32>;
+
+// The bias of the hoisted input projection: b_ih + b_hh, except GRU's b_hn, which the reset gate
+// multiplies and so stays inside the step.
+@compute @workgroup_size(64)
+fn fold_bias(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= bp.n) {
+        return;
+    }
+    var v = b_ih[i];
+    if (i < bp.skip_from) {
+        v += b_hh[i];
+    }
+    folded[i] = v;
+}
