@@ -10,18 +10,40 @@ use crate::gpu::ctx;
 
 /// f32 on the device against the f64 reference: each output is a sum of up to a few hundred
 /// f32 products per step, compounded over the steps of a sequence, so allow a few hundred ulps.
-pub const GPU_F32: Tolerance = Tolerance { abs: 2e-5, rel: 1e-4 };
+pub const GPU_F32: Tolerance = Tolerance {
+    abs: 2e-5,
+    rel: 1e-4,
+};
 
 #[test]
 fn matmul_matches_cpu_for_sizes_off_the_tiles() {
     let mut rng = SplitMix64::new(1);
-    for (m, k, n) in [(1, 1, 1), (3, 17, 5), (17, 3, 65), (65, 129, 9), (129, 64, 130)] {
+    for (m, k, n) in [
+        (1, 1, 1),
+        (3, 17, 5),
+        (17, 3, 65),
+        (65, 129, 9),
+        (129, 64, 130),
+    ] {
         let a: Tensor<f64> = random(&mut rng, &[m, k], 1.0);
         let b: Tensor<f64> = random(&mut rng, &[k, n], 1.0);
-        let want = wgrnn::cpu::gemm::gemm(wgrnn::cpu::gemm::Mat::new(a.data(), m, k), wgrnn::cpu::gemm::Mat::new(b.data(), k, n));
-        let g = matmul(ctx(), &ctx().upload(&a.cast()).unwrap(), &ctx().upload(&b.cast()).unwrap()).unwrap();
+        let want = wgrnn::cpu::gemm::gemm(
+            wgrnn::cpu::gemm::Mat::new(a.data(), m, k),
+            wgrnn::cpu::gemm::Mat::new(b.data(), k, n),
+        );
+        let g = matmul(
+            ctx(),
+            &ctx().upload(&a.cast()).unwrap(),
+            &ctx().upload(&b.cast()).unwrap(),
+        )
+        .unwrap();
         let got = ctx().read(&g).unwrap();
-        assert_tensor_close(&format!("matmul {m}x{k}x{n}"), &got, &Tensor::new([m, n], want).unwrap(), GPU_F32);
+        assert_tensor_close(
+            &format!("matmul {m}x{k}x{n}"),
+            &got,
+            &Tensor::new([m, n], want).unwrap(),
+            GPU_F32,
+        );
     }
 }
 
@@ -37,7 +59,11 @@ fn check(case: &Case, seed: u64) {
     let cfg = &case.cfg;
     let mut rng = SplitMix64::new(seed);
     let w = RnnWeights::<f64>::init(cfg.clone(), seed).unwrap();
-    let x_shape = if cfg.batch_first { [case.b, case.t, cfg.input_size] } else { [case.t, case.b, cfg.input_size] };
+    let x_shape = if cfg.batch_first {
+        [case.b, case.t, cfg.input_size]
+    } else {
+        [case.t, case.b, cfg.input_size]
+    };
     let x: Tensor<f64> = random(&mut rng, &x_shape, 1.0);
     let h0: Tensor<f64> = random(&mut rng, &cfg.state_shape(case.b), 0.5);
     let c0: Tensor<f64> = random(&mut rng, &cfg.state_shape(case.b), 0.5);
@@ -55,7 +81,11 @@ fn check(case: &Case, seed: u64) {
 
     let ctx = ctx();
     let gw = GpuWeights::upload(ctx, &w.cast::<f32>()).unwrap();
-    let (gx, gh0, gc0) = (ctx.upload(&x.cast()).unwrap(), ctx.upload(&h0.cast()).unwrap(), ctx.upload(&c0.cast()).unwrap());
+    let (gx, gh0, gc0) = (
+        ctx.upload(&x.cast()).unwrap(),
+        ctx.upload(&h0.cast()).unwrap(),
+        ctx.upload(&c0.cast()).unwrap(),
+    );
     let mut gin = GpuRnnInput::new(&gx);
     if case.with_state {
         gin = gin.h0(&gh0);
@@ -64,25 +94,57 @@ fn check(case: &Case, seed: u64) {
         }
     }
     gin.lengths = case.lengths.as_deref();
-    let what = format!("{cfg:?} T={} B={} lengths={:?}", case.t, case.b, case.lengths);
+    let what = format!(
+        "{cfg:?} T={} B={} lengths={:?}",
+        case.t, case.b, case.lengths
+    );
     for mode in [Mode::Inference, Mode::Training] {
         let out = wgrnn::gpu::rnn_forward(ctx, &gw, gin, mode).unwrap();
         assert_eq!(out.tape.is_some(), mode == Mode::Training);
-        assert_tensor_close(&format!("{what} {mode:?}: y"), &ctx.read(&out.y).unwrap(), &want.y, GPU_F32);
-        assert_tensor_close(&format!("{what} {mode:?}: h_n"), &ctx.read(&out.h_n).unwrap(), &want.h_n, GPU_F32);
+        assert_tensor_close(
+            &format!("{what} {mode:?}: y"),
+            &ctx.read(&out.y).unwrap(),
+            &want.y,
+            GPU_F32,
+        );
+        assert_tensor_close(
+            &format!("{what} {mode:?}: h_n"),
+            &ctx.read(&out.h_n).unwrap(),
+            &want.h_n,
+            GPU_F32,
+        );
         if let (Some(g), Some(c)) = (&out.c_n, &want.c_n) {
-            assert_tensor_close(&format!("{what} {mode:?}: c_n"), &ctx.read(g).unwrap(), c, GPU_F32);
+            assert_tensor_close(
+                &format!("{what} {mode:?}: c_n"),
+                &ctx.read(g).unwrap(),
+                c,
+                GPU_F32,
+            );
         }
     }
 }
 
-const CELLS: [CellKind; 4] = [CellKind::Lstm, CellKind::Gru, CellKind::RnnTanh, CellKind::RnnRelu];
+const CELLS: [CellKind; 4] = [
+    CellKind::Lstm,
+    CellKind::Gru,
+    CellKind::RnnTanh,
+    CellKind::RnnRelu,
+];
 
 #[test]
 fn forward_matches_cpu_on_odd_sizes() {
     for (i, cell) in CELLS.into_iter().enumerate() {
-        for (j, (inp, hid, t, b)) in [(1, 1, 1, 1), (3, 17, 4, 3), (17, 65, 3, 5), (5, 129, 2, 2)].into_iter().enumerate() {
-            let case = Case { cfg: RnnConfig::new(cell, inp, hid), t, b, lengths: None, with_state: j % 2 == 1 };
+        for (j, (inp, hid, t, b)) in [(1, 1, 1, 1), (3, 17, 4, 3), (17, 65, 3, 5), (5, 129, 2, 2)]
+            .into_iter()
+            .enumerate()
+        {
+            let case = Case {
+                cfg: RnnConfig::new(cell, inp, hid),
+                t,
+                b,
+                lengths: None,
+                with_state: j % 2 == 1,
+            };
             check(&case, 100 + 10 * i as u64 + j as u64);
         }
     }
@@ -92,16 +154,61 @@ fn forward_matches_cpu_on_odd_sizes() {
 fn forward_matches_cpu_three_layers_bidirectional_uneven_lengths() {
     for (i, cell) in CELLS.into_iter().enumerate() {
         let cfg = RnnConfig::new(cell, 5, 17).layers(3).bidirectional(true);
-        check(&Case { cfg: cfg.clone(), t: 6, b: 5, lengths: Some(vec![6, 1, 4, 6, 2]), with_state: true }, 200 + i as u64);
-        check(&Case { cfg: cfg.batch_first(true), t: 5, b: 3, lengths: Some(vec![2, 5, 3]), with_state: false }, 210 + i as u64);
+        check(
+            &Case {
+                cfg: cfg.clone(),
+                t: 6,
+                b: 5,
+                lengths: Some(vec![6, 1, 4, 6, 2]),
+                with_state: true,
+            },
+            200 + i as u64,
+        );
+        check(
+            &Case {
+                cfg: cfg.batch_first(true),
+                t: 5,
+                b: 3,
+                lengths: Some(vec![2, 5, 3]),
+                with_state: false,
+            },
+            210 + i as u64,
+        );
     }
 }
 
 #[test]
 fn forward_matches_cpu_batch_one_single_step_no_bias() {
     for (i, cell) in CELLS.into_iter().enumerate() {
-        check(&Case { cfg: RnnConfig::new(cell, 3, 9).bidirectional(true), t: 7, b: 1, lengths: None, with_state: true }, 300 + i as u64);
-        check(&Case { cfg: RnnConfig::new(cell, 3, 9).layers(2), t: 1, b: 4, lengths: None, with_state: true }, 310 + i as u64);
-        check(&Case { cfg: RnnConfig::new(cell, 4, 6).bias(false), t: 3, b: 2, lengths: Some(vec![3, 1]), with_state: true }, 320 + i as u64);
+        check(
+            &Case {
+                cfg: RnnConfig::new(cell, 3, 9).bidirectional(true),
+                t: 7,
+                b: 1,
+                lengths: None,
+                with_state: true,
+            },
+            300 + i as u64,
+        );
+        check(
+            &Case {
+                cfg: RnnConfig::new(cell, 3, 9).layers(2),
+                t: 1,
+                b: 4,
+                lengths: None,
+                with_state: true,
+            },
+            310 + i as u64,
+        );
+        check(
+            &Case {
+                cfg: RnnConfig::new(cell, 4, 6).bias(false),
+                t: 3,
+                b: 2,
+                lengths: Some(vec![3, 1]),
+                with_state: true,
+            },
+            320 + i as u64,
+        );
     }
 }

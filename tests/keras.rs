@@ -238,3 +238,106 @@ fn cpu_matches_every_keras_fixture() {
         }
     }
 }
+
+fn check_rnn_gpu(name: &str, file: &SafetensorsFile) {
+    let ctx = crate::gpu::ctx();
+    let cfg = rnn_config(name, file);
+    let w = RnnWeights::<f32>::from_file(cfg.clone(), file, &LoadOptions::default()).unwrap();
+    let gw = wgrnn::gpu::GpuWeights::upload(ctx, &w).unwrap();
+    let t = |n: &str| file.real::<f32>(n).unwrap();
+    let (x, h0) = (ctx.upload(&t("x")).unwrap(), ctx.upload(&t("h0")).unwrap());
+    let c0 = cfg
+        .cell
+        .has_cell_state()
+        .then(|| ctx.upload(&t("c0")).unwrap());
+    let lens = lengths(file, "lengths");
+    let mut input = wgrnn::gpu::GpuRnnInput::new(&x).h0(&h0).lengths(&lens);
+    input.c0 = c0.as_ref();
+    for mode in [wgrnn::gpu::Mode::Inference, wgrnn::gpu::Mode::Training] {
+        let out = wgrnn::gpu::rnn_forward(ctx, &gw, input, mode).unwrap();
+        assert_tensor_close(
+            &format!("{name} gpu: y"),
+            &ctx.read(&out.y).unwrap(),
+            &t("y"),
+            F32_FORWARD,
+        );
+        assert_tensor_close(
+            &format!("{name} gpu: h_n"),
+            &ctx.read(&out.h_n).unwrap(),
+            &t("h_n"),
+            F32_FORWARD,
+        );
+        if let Some(c_n) = &out.c_n {
+            assert_tensor_close(
+                &format!("{name} gpu: c_n"),
+                &ctx.read(c_n).unwrap(),
+                &t("c_n"),
+                F32_FORWARD,
+            );
+        }
+    }
+}
+
+fn check_embedding_gpu(name: &str, file: &SafetensorsFile) {
+    let ctx = crate::gpu::ctx();
+    let cfg = embedding_config(name, file);
+    let w = EmbeddingWeights::<f32>::from_file(cfg.clone(), file, &LoadOptions::default()).unwrap();
+    let ids = wgrnn::gpu::upload_ids(ctx, &file.ids("ids").unwrap(), cfg.num_embeddings).unwrap();
+    let y =
+        wgrnn::gpu::embedding_forward(ctx, &wgrnn::gpu::GpuWeights::upload(ctx, &w).unwrap(), &ids)
+            .unwrap();
+    assert_tensor_close(
+        &format!("{name} gpu: y"),
+        &ctx.read(&y).unwrap(),
+        &file.real::<f32>("y").unwrap(),
+        F32_FORWARD,
+    );
+}
+
+fn check_attention_gpu(name: &str, file: &SafetensorsFile) {
+    let ctx = crate::gpu::ctx();
+    let w = AttentionWeights::<f32>::from_file(
+        attention_config(name, file),
+        file,
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let gw = wgrnn::gpu::GpuWeights::upload(ctx, &w).unwrap();
+    let t = |n: &str| file.real::<f32>(n).unwrap();
+    let (q, k, v) = (
+        ctx.upload(&t("query")).unwrap(),
+        ctx.upload(&t("key")).unwrap(),
+        ctx.upload(&t("value")).unwrap(),
+    );
+    let lens = lengths(file, "key_lengths");
+    let out = wgrnn::gpu::attention_forward(
+        ctx,
+        &gw,
+        wgrnn::gpu::GpuAttentionInput::new(&q, &k, &v).key_lengths(&lens),
+    )
+    .unwrap();
+    assert_tensor_close(
+        &format!("{name} gpu: output"),
+        &ctx.read(&out.context).unwrap(),
+        &t("output"),
+        F32_FORWARD,
+    );
+    assert_tensor_close(
+        &format!("{name} gpu: weights"),
+        &ctx.read(&out.weights).unwrap(),
+        &t("weights"),
+        F32_FORWARD,
+    );
+}
+
+#[test]
+fn gpu_matches_every_keras_fixture() {
+    for (name, file) in &fixtures() {
+        match meta(name, file, "kind") {
+            "rnn" => check_rnn_gpu(name, file),
+            "embedding" => check_embedding_gpu(name, file),
+            "attention" => check_attention_gpu(name, file),
+            kind => panic!("{name}: unknown fixture kind {kind}"),
+        }
+    }
+}

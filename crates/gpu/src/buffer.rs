@@ -57,7 +57,12 @@ impl BufferPool {
 
     fn take(&self, usage: wgpu::BufferUsages, size: u64) -> wgpu::Buffer {
         let key = (usage.bits(), size);
-        if let Some(b) = self.free.lock().ok().and_then(|mut f| f.get_mut(&key).and_then(Vec::pop)) {
+        if let Some(b) = self
+            .free
+            .lock()
+            .ok()
+            .and_then(|mut f| f.get_mut(&key).and_then(Vec::pop))
+        {
             self.reuses.fetch_add(1, Ordering::Relaxed);
             return b;
         }
@@ -72,14 +77,20 @@ impl BufferPool {
 
     fn give(&self, usage: wgpu::BufferUsages, buffer: wgpu::Buffer) {
         if let Ok(mut f) = self.free.lock() {
-            f.entry((usage.bits(), buffer.size())).or_default().push(buffer);
+            f.entry((usage.bits(), buffer.size()))
+                .or_default()
+                .push(buffer);
         }
     }
 
     pub(crate) fn stats(&self) -> PoolStats {
         PoolStats {
             allocations: self.allocations.load(Ordering::Relaxed),
-            idle: self.free.lock().map(|f| f.values().map(Vec::len).sum()).unwrap_or(0),
+            idle: self
+                .free
+                .lock()
+                .map(|f| f.values().map(Vec::len).sum())
+                .unwrap_or(0),
             reuses: self.reuses.load(Ordering::Relaxed),
         }
     }
@@ -105,7 +116,9 @@ pub(crate) struct PooledBuffer {
 impl PooledBuffer {
     pub(crate) fn raw(&self) -> &wgpu::Buffer {
         // Only `Drop` takes the buffer out.
-        self.buffer.as_ref().expect("pooled buffer present until drop")
+        self.buffer
+            .as_ref()
+            .expect("pooled buffer present until drop")
     }
 }
 
@@ -149,9 +162,16 @@ impl GpuTensor {
     pub fn reshaped(&self, shape: impl Into<Vec<usize>>) -> Result<Self> {
         let shape = shape.into();
         if shape.iter().product::<usize>() != self.numel() {
-            return Err(Error::DataLength { shape, len: self.numel() });
+            return Err(Error::DataLength {
+                shape,
+                len: self.numel(),
+            });
         }
-        Ok(Self { buf: self.buf.clone(), shape, dtype: self.dtype })
+        Ok(Self {
+            buf: self.buf.clone(),
+            shape,
+            dtype: self.dtype,
+        })
     }
 
     pub(crate) fn raw(&self) -> &wgpu::Buffer {
@@ -166,7 +186,10 @@ impl GpuTensor {
 
 impl Context {
     fn check_binding(&self, op: &'static str, arg: &str, bytes: u64) -> Result<()> {
-        let limit = (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size);
+        let limit = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
         if bytes > limit {
             return Err(Error::TooLarge {
                 op,
@@ -180,13 +203,23 @@ impl Context {
     }
 
     /// An uninitialised device tensor (its contents are whatever the pooled buffer held).
-    pub(crate) fn alloc(&self, op: &'static str, arg: &str, shape: &[usize], dtype: DType) -> Result<GpuTensor> {
+    pub(crate) fn alloc(
+        &self,
+        op: &'static str,
+        arg: &str,
+        shape: &[usize],
+        dtype: DType,
+    ) -> Result<GpuTensor> {
         let n: usize = shape.iter().product();
         let bytes = round_size(4 * n as u64);
         self.check_binding(op, arg, bytes)?;
         let buffer = self.scoped(op, || Ok(self.pool.take(STORAGE, bytes)))?;
         Ok(GpuTensor {
-            buf: Arc::new(PooledBuffer { buffer: Some(buffer), usage: STORAGE, pool: self.pool.clone() }),
+            buf: Arc::new(PooledBuffer {
+                buffer: Some(buffer),
+                usage: STORAGE,
+                pool: self.pool.clone(),
+            }),
             shape: shape.to_vec(),
             dtype,
         })
@@ -195,23 +228,32 @@ impl Context {
     pub(crate) fn alloc_uniform(&self, bytes: u64) -> Result<Arc<PooledBuffer>> {
         let bytes = round_size(bytes);
         let buffer = self.scoped("uniforms", || Ok(self.pool.take(UNIFORM, bytes)))?;
-        Ok(Arc::new(PooledBuffer { buffer: Some(buffer), usage: UNIFORM, pool: self.pool.clone() }))
+        Ok(Arc::new(PooledBuffer {
+            buffer: Some(buffer),
+            usage: UNIFORM,
+            pool: self.pool.clone(),
+        }))
     }
 
     /// Copies a host tensor to the device.
     pub fn upload(&self, t: &Tensor<f32>) -> Result<GpuTensor> {
         let g = self.alloc("upload", "tensor", t.shape(), DType::F32)?;
-        self.queue.write_buffer(g.raw(), 0, bytemuck::cast_slice(t.data()));
+        self.queue
+            .write_buffer(g.raw(), 0, bytemuck::cast_slice(t.data()));
         Ok(g)
     }
 
     /// Copies integers (ids, lengths) to the device as u32.
     pub fn upload_u32(&self, shape: &[usize], data: &[u32]) -> Result<GpuTensor> {
         if shape.iter().product::<usize>() != data.len() {
-            return Err(Error::DataLength { shape: shape.to_vec(), len: data.len() });
+            return Err(Error::DataLength {
+                shape: shape.to_vec(),
+                len: data.len(),
+            });
         }
         let g = self.alloc("upload_u32", "tensor", shape, DType::U32)?;
-        self.queue.write_buffer(g.raw(), 0, bytemuck::cast_slice(data));
+        self.queue
+            .write_buffer(g.raw(), 0, bytemuck::cast_slice(data));
         Ok(g)
     }
 
@@ -244,12 +286,21 @@ impl Context {
         });
         self.sync()?;
         rx.recv()
-            .map_err(|e| Error::Device { op: "read", message: e.to_string() })?
-            .map_err(|e| Error::Device { op: "read", message: e.to_string() })?;
+            .map_err(|e| Error::Device {
+                op: "read",
+                message: e.to_string(),
+            })?
+            .map_err(|e| Error::Device {
+                op: "read",
+                message: e.to_string(),
+            })?;
         let data = staging
             .slice(..)
             .get_mapped_range()
-            .map_err(|e| Error::Device { op: "read", message: e.to_string() })?
+            .map_err(|e| Error::Device {
+                op: "read",
+                message: e.to_string(),
+            })?
             .to_vec();
         staging.unmap();
         Ok(data)
@@ -258,7 +309,11 @@ impl Context {
     /// Copies a device tensor back to the host (waits for all submitted work).
     pub fn read(&self, t: &GpuTensor) -> Result<Tensor<f32>> {
         if t.dtype != DType::F32 {
-            return Err(Error::InvalidArgument { op: "read", arg: "tensor", reason: "is u32; use read_u32".into() });
+            return Err(Error::InvalidArgument {
+                op: "read",
+                arg: "tensor",
+                reason: "is u32; use read_u32".into(),
+            });
         }
         let bytes = self.read_bytes(t)?;
         Tensor::new(t.shape.clone(), bytemuck::pod_collect_to_vec(&bytes))

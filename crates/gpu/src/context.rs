@@ -33,7 +33,9 @@ impl ContextOptions {
         let d = Self::default();
         Self {
             backends: wgpu::Backends::from_env().unwrap_or(d.backends),
-            adapter_name: std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty()),
+            adapter_name: std::env::var("WGPU_ADAPTER_NAME")
+                .ok()
+                .filter(|s| !s.is_empty()),
             power: wgpu::PowerPreference::from_env().unwrap_or(d.power),
         }
     }
@@ -54,14 +56,20 @@ impl AdapterSummary {
             name: info.name.clone(),
             backend: format!("{:?}", info.backend),
             device_type: format!("{:?}", info.device_type),
-            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
         }
     }
 }
 
 impl std::fmt::Display for AdapterSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}, {}, {})", self.name, self.backend, self.device_type, self.driver)
+        write!(
+            f,
+            "{} ({}, {}, {})",
+            self.name, self.backend, self.device_type, self.driver
+        )
     }
 }
 
@@ -118,9 +126,9 @@ impl Context {
         let mut candidates: Vec<wgpu::Adapter> = adapters
             .into_iter()
             .filter(|a| {
-                opts.adapter_name.as_ref().is_none_or(|n| {
-                    a.get_info().name.to_lowercase().contains(&n.to_lowercase())
-                })
+                opts.adapter_name
+                    .as_ref()
+                    .is_none_or(|n| a.get_info().name.to_lowercase().contains(&n.to_lowercase()))
             })
             .collect();
         candidates.sort_by_key(|a| adapter_rank(&a.get_info(), opts.power));
@@ -148,18 +156,21 @@ impl Context {
             required_limits: adapter.limits(),
             ..Default::default()
         };
-        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
-            Error::NoAdapter {
+        let (device, queue) =
+            pollster::block_on(adapter.request_device(&desc)).map_err(|e| Error::NoAdapter {
                 message: format!("{}: request_device failed: {e}", info.name),
-            }
-        })?;
+            })?;
         Self::from_device(device, queue, &info)
     }
 
     /// A context on a device the caller already owns (a trainer sharing its device). wgrnn
     /// installs an uncaptured-error handler and a device-lost callback on it, so errors become
     /// `Err` values rather than panics.
-    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: &wgpu::AdapterInfo) -> Result<Self> {
+    pub fn from_device(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: &wgpu::AdapterInfo,
+    ) -> Result<Self> {
         let errors = Arc::new(Mutex::new(DeviceErrors::default()));
         let e = errors.clone();
         device.on_uncaptured_error(Arc::new(move |err: wgpu::Error| {
@@ -205,7 +216,10 @@ impl Context {
     pub fn sync(&self) -> Result<()> {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Device { op: "sync", message: e.to_string() })?;
+            .map_err(|e| Error::Device {
+                op: "sync",
+                message: e.to_string(),
+            })?;
         self.check_errors("sync")
     }
 
@@ -215,7 +229,10 @@ impl Context {
             message: "error state poisoned".into(),
         })?;
         if let Some(lost) = &g.lost {
-            return Err(Error::Device { op, message: format!("device lost: {lost}") });
+            return Err(Error::Device {
+                op,
+                message: format!("device lost: {lost}"),
+            });
         }
         if let Some(msg) = g.uncaptured.take() {
             return Err(Error::Device { op, message: msg });
@@ -233,7 +250,10 @@ impl Context {
         let v = pollster::block_on(validation.pop());
         let o = pollster::block_on(oom.pop());
         if let Some(e) = v.or(o) {
-            return Err(Error::Device { op, message: e.to_string() });
+            return Err(Error::Device {
+                op,
+                message: e.to_string(),
+            });
         }
         r
     }

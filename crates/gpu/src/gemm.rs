@@ -12,7 +12,11 @@ use crate::pipeline::{Access, Kernel};
 use crate::record::Recorder;
 use crate::shaders::Shader;
 
-const PACK: Kernel = Kernel { shader: Shader::Matmul, entry: "pack_kmajor", bindings: &[Access::Read, Access::ReadWrite] };
+const PACK: Kernel = Kernel {
+    shader: Shader::Matmul,
+    entry: "pack_kmajor",
+    bindings: &[Access::Read, Access::ReadWrite],
+};
 const GEMM: Kernel = Kernel {
     shader: Shader::Matmul,
     entry: "gemm_kmajor",
@@ -69,12 +73,30 @@ pub(crate) struct Strided<'a> {
 impl<'a> Strided<'a> {
     /// A row-major `rows × k` matrix: X(r, k) = t[off + r·k_len + k].
     pub fn rows(t: &'a GpuTensor, rows: usize, k: usize, off: usize) -> Self {
-        Self { t, rows, k, inner: rows.max(1), s_inner: k, s_outer: 0, s_k: 1, off }
+        Self {
+            t,
+            rows,
+            k,
+            inner: rows.max(1),
+            s_inner: k,
+            s_outer: 0,
+            s_k: 1,
+            off,
+        }
     }
 
     /// The transpose of a row-major `k × cols` matrix: X(r, k) = t[off + k·cols + r].
     pub fn cols(t: &'a GpuTensor, k: usize, cols: usize, off: usize) -> Self {
-        Self { t, rows: cols, k, inner: cols.max(1), s_inner: 1, s_outer: 0, s_k: cols, off }
+        Self {
+            t,
+            rows: cols,
+            k,
+            inner: cols.max(1),
+            s_inner: 1,
+            s_outer: 0,
+            s_k: cols,
+            off,
+        }
     }
 }
 
@@ -87,12 +109,20 @@ pub(crate) struct Packed {
 }
 
 fn u32_of(op: &'static str, what: &str, v: usize) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::TooLarge { op, arg: what.into(), bytes: v as u64, limit_name: "u32 index", limit: u32::MAX as u64 })
+    u32::try_from(v).map_err(|_| Error::TooLarge {
+        op,
+        arg: what.into(),
+        bytes: v as u64,
+        limit_name: "u32 index",
+        limit: u32::MAX as u64,
+    })
 }
 
 pub(crate) fn pack(rec: &mut Recorder<'_>, x: Strided<'_>) -> Result<Packed> {
     let ld = x.rows.div_ceil(BLOCK).max(1) * BLOCK;
-    let data = rec.ctx().alloc("pack", "packed operand", &[x.k.max(1), ld], DType::F32)?;
+    let data = rec
+        .ctx()
+        .alloc("pack", "packed operand", &[x.k.max(1), ld], DType::F32)?;
     let params = PackParams {
         rows: u32_of("pack", "rows", x.rows)?,
         cols: u32_of("pack", "k", x.k)?,
@@ -105,9 +135,23 @@ pub(crate) fn pack(rec: &mut Recorder<'_>, x: Strided<'_>) -> Result<Packed> {
     };
     // k runs over y (4 per workgroup) and, past 65535 workgroups, over z.
     let ky = x.k.div_ceil(4);
-    let (gy, gz) = if ky > 65535 { (65535, ky.div_ceil(65535)) } else { (ky, 1) };
-    rec.dispatch(PACK, &params, &[x.t, &data], [ld.div_ceil(64) as u32, gy as u32, gz as u32])?;
-    Ok(Packed { data, ld, rows: x.rows, k: x.k })
+    let (gy, gz) = if ky > 65535 {
+        (65535, ky.div_ceil(65535))
+    } else {
+        (ky, 1)
+    };
+    rec.dispatch(
+        PACK,
+        &params,
+        &[x.t, &data],
+        [ld.div_ceil(64) as u32, gy as u32, gz as u32],
+    )?;
+    Ok(Packed {
+        data,
+        ld,
+        rows: x.rows,
+        k: x.k,
+    })
 }
 
 /// Where and how [`gemm`] writes: `C[m, n]` at `off + m·rs + n·cs`, overwritten or accumulated.
@@ -123,14 +167,30 @@ pub(crate) struct Out<'a> {
 impl<'a> Out<'a> {
     /// A row-major `· × n` matrix, overwritten.
     pub fn rows(t: &'a GpuTensor, n: usize) -> Self {
-        Self { t, off: 0, rs: n, cs: 1, accumulate: false }
+        Self {
+            t,
+            off: 0,
+            rs: n,
+            cs: 1,
+            accumulate: false,
+        }
     }
 }
 
 /// `C[m, n] (+)= Σ_k A(m, k)·B(n, k) (+ bias[n])` for packed `a` (M × K) and `b` (N × K).
-pub(crate) fn gemm(rec: &mut Recorder<'_>, a: &Packed, b: &Packed, bias: Option<&GpuTensor>, out: Out<'_>) -> Result<()> {
+pub(crate) fn gemm(
+    rec: &mut Recorder<'_>,
+    a: &Packed,
+    b: &Packed,
+    bias: Option<&GpuTensor>,
+    out: Out<'_>,
+) -> Result<()> {
     if a.k != b.k {
-        return Err(Error::InvalidArgument { op: "gemm", arg: "b", reason: format!("inner size {} differs from a's {}", b.k, a.k) });
+        return Err(Error::InvalidArgument {
+            op: "gemm",
+            arg: "b",
+            reason: format!("inner size {} differs from a's {}", b.k, a.k),
+        });
     }
     let params = GemmParams {
         m: u32_of("gemm", "m", a.rows)?,
@@ -157,7 +217,11 @@ pub fn matmul(ctx: &Context, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> 
         return Err(Error::InvalidArgument {
             op: "matmul",
             arg: "a, b",
-            reason: format!("must both have rank 2, have shapes {:?} and {:?}", a.shape(), b.shape()),
+            reason: format!(
+                "must both have rank 2, have shapes {:?} and {:?}",
+                a.shape(),
+                b.shape()
+            ),
         });
     };
     if k2 != k {
@@ -177,9 +241,18 @@ pub fn matmul(ctx: &Context, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> 
 }
 
 /// Checks a device tensor's element type and shape.
-pub(crate) fn expect_f32(op: &'static str, arg: &str, t: &GpuTensor, shape: &[usize]) -> Result<()> {
+pub(crate) fn expect_f32(
+    op: &'static str,
+    arg: &str,
+    t: &GpuTensor,
+    shape: &[usize],
+) -> Result<()> {
     if t.dtype() != DType::F32 {
-        return Err(Error::InvalidArgument { op, arg: "tensor", reason: format!("`{arg}` must be f32") });
+        return Err(Error::InvalidArgument {
+            op,
+            arg: "tensor",
+            reason: format!("`{arg}` must be f32"),
+        });
     }
     if t.shape() != shape {
         return Err(Error::shape(op, arg, shape, t.shape()));

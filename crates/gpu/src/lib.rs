@@ -2,17 +2,25 @@
 //! configs and weight names, device tensors instead of host ones. Every call records all its
 //! dispatches into one command encoder and submits once; nothing is read back unless asked.
 
+pub mod attention;
 mod buffer;
 mod context;
+pub mod embedding;
 pub mod gemm;
+pub mod linear;
+pub mod loss;
 mod pipeline;
 mod record;
 pub mod rnn;
 pub mod shaders;
 mod weights;
 
+pub use attention::{GpuAttentionInput, GpuAttentionOutput, attention_forward};
 pub use buffer::{DType, GpuTensor, PoolStats};
 pub use context::{AdapterSummary, Context, ContextOptions};
+pub use embedding::{embedding_forward, upload_ids};
 pub use gemm::matmul;
+pub use linear::linear_forward;
+pub use loss::{GpuCrossEntropy, cross_entropy, log_softmax, upload_targets};
 pub use rnn::{GpuRnnInput, GpuRnnOutput, GpuRnnTape, Mode, rnn_forward};
 pub use weights::GpuWeights;

@@ -34,21 +34,34 @@ pub(crate) struct Pipeline {
     pub(crate) pipeline: wgpu::ComputePipeline,
 }
 
+/// A pipeline's cache key: the kernel and its override constants, sorted, as bit patterns.
+type PipelineKey = (Kernel, Vec<(String, u64)>);
+
 /// Pipelines by (kernel, sorted override constants), compiled on first use.
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
-    pipelines: Mutex<HashMap<(Kernel, Vec<(String, u64)>), Arc<Pipeline>>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
 }
 
 fn poisoned(_: impl std::fmt::Debug) -> Error {
-    Error::Device { op: "pipeline cache", message: "lock poisoned".into() }
+    Error::Device {
+        op: "pipeline cache",
+        message: "lock poisoned".into(),
+    }
 }
 
 impl Context {
     /// The pipeline of `kernel` with `constants` (WGSL `override` values), cached.
-    pub(crate) fn pipeline(&self, kernel: Kernel, constants: &[(&str, f64)]) -> Result<Arc<Pipeline>> {
-        let mut key_consts: Vec<(String, u64)> = constants.iter().map(|(k, v)| (k.to_string(), v.to_bits())).collect();
+    pub(crate) fn pipeline(
+        &self,
+        kernel: Kernel,
+        constants: &[(&str, f64)],
+    ) -> Result<Arc<Pipeline>> {
+        let mut key_consts: Vec<(String, u64)> = constants
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_bits()))
+            .collect();
         key_consts.sort();
         let key = (kernel, key_consts);
         if let Some(p) = self.pipelines.pipelines.lock().map_err(poisoned)?.get(&key) {
@@ -59,10 +72,11 @@ impl Context {
                 let mut mods = self.pipelines.modules.lock().map_err(poisoned)?;
                 mods.entry(kernel.shader)
                     .or_insert_with(|| {
-                        self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                            label: Some(kernel.shader.name()),
-                            source: wgpu::ShaderSource::Wgsl(kernel.shader.source().into()),
-                        })
+                        self.device
+                            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                                label: Some(kernel.shader.name()),
+                                source: wgpu::ShaderSource::Wgsl(kernel.shader.source().into()),
+                            })
                     })
                     .clone()
             };
@@ -81,37 +95,53 @@ impl Context {
                     binding: i as u32 + 1,
                     visibility: wgpu::ShaderStages::COMPUTE,
                     ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage { read_only: *a == Access::Read },
+                        ty: wgpu::BufferBindingType::Storage {
+                            read_only: *a == Access::Read,
+                        },
                         has_dynamic_offset: false,
                         min_binding_size: None,
                     },
                     count: None,
                 });
             }
-            let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(kernel.entry),
-                entries: &entries,
-            });
-            let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(kernel.entry),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-            let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(kernel.entry),
-                layout: Some(&pl),
-                module: &module,
-                entry_point: Some(kernel.entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants,
-                    // Kernels initialise the workgroup memory they read.
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            });
-            Ok(Arc::new(Pipeline { kernel, layout, pipeline }))
+            let layout = self
+                .device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(kernel.entry),
+                    entries: &entries,
+                });
+            let pl = self
+                .device
+                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some(kernel.entry),
+                    bind_group_layouts: &[Some(&layout)],
+                    immediate_size: 0,
+                });
+            let pipeline = self
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(kernel.entry),
+                    layout: Some(&pl),
+                    module: &module,
+                    entry_point: Some(kernel.entry),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants,
+                        // Kernels initialise the workgroup memory they read.
+                        zero_initialize_workgroup_memory: false,
+                    },
+                    cache: None,
+                });
+            Ok(Arc::new(Pipeline {
+                kernel,
+                layout,
+                pipeline,
+            }))
         })?;
-        self.pipelines.pipelines.lock().map_err(poisoned)?.insert(key.clone(), p.clone());
+        self.pipelines
+            .pipelines
+            .lock()
+            .map_err(poisoned)?
+            .insert(key.clone(), p.clone());
         Ok(p)
     }
 }

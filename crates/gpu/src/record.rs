@@ -15,9 +15,24 @@ use crate::pipeline::{Kernel, Pipeline};
 const PARAM_STRIDE: usize = 256;
 
 enum Step {
-    Dispatch { pipeline: Arc<Pipeline>, offset: u32, buffers: Vec<Arc<PooledBuffer>>, groups: [u32; 3] },
-    Copy { src: Arc<PooledBuffer>, src_off: u64, dst: Arc<PooledBuffer>, dst_off: u64, bytes: u64 },
-    Clear { buf: Arc<PooledBuffer>, off: u64, bytes: u64 },
+    Dispatch {
+        pipeline: Arc<Pipeline>,
+        offset: u32,
+        buffers: Vec<Arc<PooledBuffer>>,
+        groups: [u32; 3],
+    },
+    Copy {
+        src: Arc<PooledBuffer>,
+        src_off: u64,
+        dst: Arc<PooledBuffer>,
+        dst_off: u64,
+        bytes: u64,
+    },
+    Clear {
+        buf: Arc<PooledBuffer>,
+        off: u64,
+        bytes: u64,
+    },
 }
 
 pub(crate) struct Recorder<'c> {
@@ -29,7 +44,12 @@ pub(crate) struct Recorder<'c> {
 
 impl<'c> Recorder<'c> {
     pub(crate) fn new(ctx: &'c Context, op: &'static str) -> Self {
-        Self { ctx, op, steps: Vec::new(), params: Vec::new() }
+        Self {
+            ctx,
+            op,
+            steps: Vec::new(),
+            params: Vec::new(),
+        }
     }
 
     pub(crate) fn ctx(&self) -> &'c Context {
@@ -38,7 +58,13 @@ impl<'c> Recorder<'c> {
 
     /// Records one dispatch of `kernel` over `groups` workgroups with parameter block `params`
     /// and the storage `buffers` in binding order.
-    pub(crate) fn dispatch<P: bytemuck::Pod>(&mut self, kernel: Kernel, params: &P, buffers: &[&GpuTensor], groups: [u32; 3]) -> Result<()> {
+    pub(crate) fn dispatch<P: bytemuck::Pod>(
+        &mut self,
+        kernel: Kernel,
+        params: &P,
+        buffers: &[&GpuTensor],
+        groups: [u32; 3],
+    ) -> Result<()> {
         self.dispatch_with(kernel, &[], params, buffers, groups)
     }
 
@@ -54,7 +80,12 @@ impl<'c> Recorder<'c> {
             return Err(Error::InvalidArgument {
                 op: self.op,
                 arg: "buffers",
-                reason: format!("{} takes {} buffers, got {}", kernel.entry, kernel.bindings.len(), buffers.len()),
+                reason: format!(
+                    "{} takes {} buffers, got {}",
+                    kernel.entry,
+                    kernel.bindings.len(),
+                    buffers.len()
+                ),
             });
         }
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
@@ -73,26 +104,52 @@ impl<'c> Recorder<'c> {
         let pipeline = self.ctx.pipeline(kernel, constants)?;
         let bytes = bytemuck::bytes_of(params);
         if bytes.len() > PARAM_STRIDE {
-            return Err(Error::InvalidArgument { op: self.op, arg: "params", reason: format!("{} bytes > {PARAM_STRIDE}", bytes.len()) });
+            return Err(Error::InvalidArgument {
+                op: self.op,
+                arg: "params",
+                reason: format!("{} bytes > {PARAM_STRIDE}", bytes.len()),
+            });
         }
         let offset = self.params.len() as u32;
         self.params.extend_from_slice(bytes);
         self.params.resize(offset as usize + PARAM_STRIDE, 0);
-        self.steps.push(Step::Dispatch { pipeline, offset, buffers: buffers.iter().map(|b| b.buf.clone()).collect(), groups });
+        self.steps.push(Step::Dispatch {
+            pipeline,
+            offset,
+            buffers: buffers.iter().map(|b| b.buf.clone()).collect(),
+            groups,
+        });
         Ok(())
     }
 
     /// Copies `count` f32/u32 elements between tensors (offsets in elements).
-    pub(crate) fn copy(&mut self, src: &GpuTensor, src_off: usize, dst: &GpuTensor, dst_off: usize, count: usize) {
+    pub(crate) fn copy(
+        &mut self,
+        src: &GpuTensor,
+        src_off: usize,
+        dst: &GpuTensor,
+        dst_off: usize,
+        count: usize,
+    ) {
         if count > 0 {
-            self.steps.push(Step::Copy { src: src.buf.clone(), src_off: 4 * src_off as u64, dst: dst.buf.clone(), dst_off: 4 * dst_off as u64, bytes: 4 * count as u64 });
+            self.steps.push(Step::Copy {
+                src: src.buf.clone(),
+                src_off: 4 * src_off as u64,
+                dst: dst.buf.clone(),
+                dst_off: 4 * dst_off as u64,
+                bytes: 4 * count as u64,
+            });
         }
     }
 
     /// Zeroes a whole tensor's buffer.
     pub(crate) fn clear(&mut self, t: &GpuTensor) {
         let bytes = t.raw().size();
-        self.steps.push(Step::Clear { buf: t.buf.clone(), off: 0, bytes });
+        self.steps.push(Step::Clear {
+            buf: t.buf.clone(),
+            off: 0,
+            bytes,
+        });
     }
 
     /// Encodes everything into one command buffer and submits it once.
@@ -106,10 +163,18 @@ impl<'c> Recorder<'c> {
             // One bind group per distinct (pipeline, buffers): steps of a recurrence reuse theirs.
             let mut groups: HashMap<(usize, Vec<usize>), wgpu::BindGroup> = HashMap::new();
             let key = |p: &Arc<Pipeline>, bufs: &[Arc<PooledBuffer>]| {
-                (Arc::as_ptr(p) as usize, bufs.iter().map(|b| Arc::as_ptr(b) as usize).collect::<Vec<_>>())
+                (
+                    Arc::as_ptr(p) as usize,
+                    bufs.iter()
+                        .map(|b| Arc::as_ptr(b) as usize)
+                        .collect::<Vec<_>>(),
+                )
             };
             for s in &self.steps {
-                if let Step::Dispatch { pipeline, buffers, .. } = s {
+                if let Step::Dispatch {
+                    pipeline, buffers, ..
+                } = s
+                {
                     groups.entry(key(pipeline, buffers)).or_insert_with(|| {
                         let mut entries = vec![wgpu::BindGroupEntry {
                             binding: 0,
@@ -120,7 +185,10 @@ impl<'c> Recorder<'c> {
                             }),
                         }];
                         for (i, b) in buffers.iter().enumerate() {
-                            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.raw().as_entire_binding() });
+                            entries.push(wgpu::BindGroupEntry {
+                                binding: i as u32 + 1,
+                                resource: b.raw().as_entire_binding(),
+                            });
                         }
                         ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                             label: Some(pipeline.kernel.entry),
@@ -130,20 +198,39 @@ impl<'c> Recorder<'c> {
                     });
                 }
             }
-            let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(self.op) });
+            let mut enc = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some(self.op),
+                });
             let mut i = 0;
             while i < self.steps.len() {
                 match &self.steps[i] {
                     Step::Dispatch { .. } => {
-                        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(self.op), timestamp_writes: None });
-                        while let Some(Step::Dispatch { pipeline, offset, buffers, groups: g }) = self.steps.get(i) {
+                        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                            label: Some(self.op),
+                            timestamp_writes: None,
+                        });
+                        while let Some(Step::Dispatch {
+                            pipeline,
+                            offset,
+                            buffers,
+                            groups: g,
+                        }) = self.steps.get(i)
+                        {
                             pass.set_pipeline(&pipeline.pipeline);
                             pass.set_bind_group(0, &groups[&key(pipeline, buffers)], &[*offset]);
                             pass.dispatch_workgroups(g[0], g[1], g[2]);
                             i += 1;
                         }
                     }
-                    Step::Copy { src, src_off, dst, dst_off, bytes } => {
+                    Step::Copy {
+                        src,
+                        src_off,
+                        dst,
+                        dst_off,
+                        bytes,
+                    } => {
                         enc.copy_buffer_to_buffer(src.raw(), *src_off, dst.raw(), *dst_off, *bytes);
                         i += 1;
                     }

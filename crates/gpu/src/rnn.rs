@@ -19,15 +19,31 @@ use Access::{Read, ReadWrite};
 
 const OP: &str = "gpu rnn_forward";
 
-const PACK_GATES: Kernel = Kernel { shader: Shader::Pack, entry: "pack_gates", bindings: &[Read, ReadWrite] };
-const FOLD_BIAS: Kernel = Kernel { shader: Shader::Pack, entry: "fold_bias", bindings: &[Read, Read, ReadWrite] };
-const LSTM_STEP: Kernel = Kernel { shader: Shader::Lstm, entry: "lstm_step", bindings: &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite] };
+const PACK_GATES: Kernel = Kernel {
+    shader: Shader::Pack,
+    entry: "pack_gates",
+    bindings: &[Read, ReadWrite],
+};
+const FOLD_BIAS: Kernel = Kernel {
+    shader: Shader::Pack,
+    entry: "fold_bias",
+    bindings: &[Read, Read, ReadWrite],
+};
+const LSTM_STEP: Kernel = Kernel {
+    shader: Shader::Lstm,
+    entry: "lstm_step",
+    bindings: &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+};
 const GRU_STEP: Kernel = Kernel {
     shader: Shader::Gru,
     entry: "gru_step",
     bindings: &[Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
 };
-const RNN_STEP: Kernel = Kernel { shader: Shader::Rnn, entry: "rnn_step", bindings: &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite] };
+const RNN_STEP: Kernel = Kernel {
+    shader: Shader::Rnn,
+    entry: "rnn_step",
+    bindings: &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+};
 
 /// Whether a forward call keeps what backward needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +66,12 @@ pub struct GpuRnnInput<'a> {
 
 impl<'a> GpuRnnInput<'a> {
     pub fn new(x: &'a GpuTensor) -> Self {
-        Self { x, h0: None, c0: None, lengths: None }
+        Self {
+            x,
+            h0: None,
+            c0: None,
+            lengths: None,
+        }
     }
 
     pub fn h0(mut self, h0: &'a GpuTensor) -> Self {
@@ -71,6 +92,8 @@ impl<'a> GpuRnnInput<'a> {
 
 /// What a training-mode forward saved, per (layer, direction) in PyTorch's index order.
 #[derive(Clone, Debug)]
+// The device buffers are read by the backward pass; until it lands only the accessors read them.
+#[allow(dead_code)]
 pub struct GpuRnnTape {
     pub(crate) config: RnnConfig,
     pub(crate) dims: RnnDims,
@@ -89,6 +112,11 @@ impl GpuRnnTape {
 
     pub fn dims(&self) -> RnnDims {
         self.dims
+    }
+
+    /// Valid steps of each sequence.
+    pub fn lengths(&self) -> &[usize] {
+        &self.lengths
     }
 }
 
@@ -126,7 +154,13 @@ impl TapeLayout {
         let h_prev = rows * gates_w;
         let extra1 = h_prev + rows * h;
         let extra2 = extra1 + rows * h;
-        Self { gates, h_prev, extra1, extra2, len: h_prev + rows * h * (1 + extras) }
+        Self {
+            gates,
+            h_prev,
+            extra1,
+            extra2,
+            len: h_prev + rows * h * (1 + extras),
+        }
     }
 }
 
@@ -166,15 +200,35 @@ struct StepParams {
 }
 
 fn check_u32(v: usize, what: &str) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::TooLarge { op: OP, arg: what.into(), bytes: 4 * v as u64, limit_name: "u32 index", limit: u32::MAX as u64 })
+    u32::try_from(v).map_err(|_| Error::TooLarge {
+        op: OP,
+        arg: what.into(),
+        bytes: 4 * v as u64,
+        limit_name: "u32 index",
+        limit: u32::MAX as u64,
+    })
 }
 
 /// Forward pass of a recurrent layer on the device, with the CPU reference's semantics
 /// (`wgrnn_cpu::rnn_forward`): PyTorch names and gate orders, packed-sequence lengths.
-pub fn rnn_forward(ctx: &Context, w: &GpuWeights<RnnConfig>, input: GpuRnnInput<'_>, mode: Mode) -> Result<GpuRnnOutput> {
+pub fn rnn_forward(
+    ctx: &Context,
+    w: &GpuWeights<RnnConfig>,
+    input: GpuRnnInput<'_>,
+    mode: Mode,
+) -> Result<GpuRnnOutput> {
     let cfg = w.config();
-    let dims = cfg.check_inputs(OP, input.x.shape(), input.h0.map(GpuTensor::shape), input.c0.map(GpuTensor::shape), input.lengths)?;
-    let RnnDims { seq_len: tl, batch: nb } = dims;
+    let dims = cfg.check_inputs(
+        OP,
+        input.x.shape(),
+        input.h0.map(GpuTensor::shape),
+        input.c0.map(GpuTensor::shape),
+        input.lengths,
+    )?;
+    let RnnDims {
+        seq_len: tl,
+        batch: nb,
+    } = dims;
     let state_shape = cfg.state_shape(nb);
     expect_f32(OP, "x", input.x, input.x.shape())?;
     if let Some(h0) = input.h0 {
@@ -183,7 +237,9 @@ pub fn rnn_forward(ctx: &Context, w: &GpuWeights<RnnConfig>, input: GpuRnnInput<
     if let Some(c0) = input.c0 {
         expect_f32(OP, "c0", c0, &state_shape)?;
     }
-    let lengths = input.lengths.map_or_else(|| vec![tl; nb], <[usize]>::to_vec);
+    let lengths = input
+        .lengths
+        .map_or_else(|| vec![tl; nb], <[usize]>::to_vec);
     let max_len = lengths.iter().copied().max().unwrap_or(tl);
     let padded = lengths.iter().any(|&l| l < tl);
     let (h, g, nd) = (cfg.hidden_size, cfg.cell.gates(), cfg.num_directions());
@@ -197,7 +253,11 @@ pub fn rnn_forward(ctx: &Context, w: &GpuWeights<RnnConfig>, input: GpuRnnInput<
     let lens32: Vec<u32> = lengths.iter().map(|&l| l as u32).collect();
     let lengths_dev = ctx.upload_u32(&[nb], &lens32)?;
     let h_n = ctx.alloc(OP, "h_n", &state_shape, DType::F32)?;
-    let c_n = if lstm { Some(ctx.alloc(OP, "c_n", &state_shape, DType::F32)?) } else { None };
+    let c_n = if lstm {
+        Some(ctx.alloc(OP, "c_n", &state_shape, DType::F32)?)
+    } else {
+        None
+    };
     // Stand-in for the tape in inference mode (the step kernels bind one either way).
     let no_tape = ctx.alloc(OP, "tape", &[4], DType::F32)?;
 
@@ -209,14 +269,27 @@ pub fn rnn_forward(ctx: &Context, w: &GpuWeights<RnnConfig>, input: GpuRnnInput<
         let in_w = cfg.layer_input_size(layer);
         let last = layer + 1 == cfg.num_layers;
         let out_batch_first = last && cfg.batch_first;
-        let out_shape = if out_batch_first { [nb, tl, nd * h] } else { [tl, nb, nd * h] };
+        let out_shape = if out_batch_first {
+            [nb, tl, nd * h]
+        } else {
+            [tl, nb, nd * h]
+        };
         let out = ctx.alloc(OP, "y", &out_shape, DType::F32)?;
         if padded {
             rec.clear(&out);
         }
         // The layer input, packed K-major once for both directions. Row m = t·B + b.
         let x_view = if inp_batch_first {
-            Strided { t: &inp, rows, k: in_w, inner: nb, s_inner: tl * in_w, s_outer: in_w, s_k: 1, off: 0 }
+            Strided {
+                t: &inp,
+                rows,
+                k: in_w,
+                inner: nb,
+                s_inner: tl * in_w,
+                s_outer: in_w,
+                s_k: 1,
+                off: 0,
+            }
         } else {
             Strided::rows(&inp, rows, in_w, 0)
         };
@@ -230,9 +303,19 @@ pub fn rnn_forward(ctx: &Context, w: &GpuWeights<RnnConfig>, input: GpuRnnInput<
             let by_unit = matches!(cfg.cell, CellKind::RnnTanh | CellKind::RnnRelu);
             let packed_len = if by_unit { h * units4 * 4 } else { h * h * 4 };
             let packed = ctx.alloc(OP, "packed W_hh", &[packed_len], DType::F32)?;
-            let gp = GateParams { hidden: h as u32, gates: g as u32, units4: units4 as u32, by_unit: by_unit as u32 };
+            let gp = GateParams {
+                hidden: h as u32,
+                gates: g as u32,
+                units4: units4 as u32,
+                by_unit: by_unit as u32,
+            };
             let gx = if by_unit { units4 } else { h };
-            rec.dispatch(PACK_GATES, &gp, &[w_hh, &packed], [gx.div_ceil(64) as u32, h.div_ceil(4) as u32, 1])?;
+            rec.dispatch(
+                PACK_GATES,
+                &gp,
+                &[w_hh, &packed],
+                [gx.div_ceil(64) as u32, h.div_ceil(4) as u32, 1],
+            )?;
 
             // State slots [2][h, c][B][H]; slot 0 holds h0 (and c0) before the first step.
             let state = ctx.alloc(OP, "state", &[2, 2, nb, h], DType::F32)?;
@@ -252,7 +335,11 @@ pub fn rnn_forward(ctx: &Context, w: &GpuWeights<RnnConfig>, input: GpuRnnInput<
             } else {
                 no_tape.clone()
             };
-            let (y_rs_t, y_rs_b) = if out_batch_first { (nd * h, tl * nd * h) } else { (nb * nd * h, nd * h) };
+            let (y_rs_t, y_rs_b) = if out_batch_first {
+                (nd * h, tl * nd * h)
+            } else {
+                (nb * nd * h, nd * h)
+            };
             let b_hn = if cfg.cell == CellKind::Gru {
                 let t = ctx.alloc(OP, "b_hn", &[h], DType::F32)?;
                 if cfg.bias {
@@ -287,9 +374,24 @@ pub fn rnn_forward(ctx: &Context, w: &GpuWeights<RnnConfig>, input: GpuRnnInput<
                 };
                 let groups = [gx.div_ceil(64) as u32, nb.div_ceil(4) as u32, 1];
                 match (&b_hn, by_unit) {
-                    (Some(b_hn), _) => rec.dispatch(GRU_STEP, &p, &[&gi, &packed, b_hn, &lengths_dev, &state, &out, &tape], groups)?,
-                    (None, false) => rec.dispatch(LSTM_STEP, &p, &[&gi, &packed, &lengths_dev, &state, &out, &tape], groups)?,
-                    (None, true) => rec.dispatch(RNN_STEP, &p, &[&gi, &packed, &lengths_dev, &state, &out, &tape], groups)?,
+                    (Some(b_hn), _) => rec.dispatch(
+                        GRU_STEP,
+                        &p,
+                        &[&gi, &packed, b_hn, &lengths_dev, &state, &out, &tape],
+                        groups,
+                    )?,
+                    (None, false) => rec.dispatch(
+                        LSTM_STEP,
+                        &p,
+                        &[&gi, &packed, &lengths_dev, &state, &out, &tape],
+                        groups,
+                    )?,
+                    (None, true) => rec.dispatch(
+                        RNN_STEP,
+                        &p,
+                        &[&gi, &packed, &lengths_dev, &state, &out, &tape],
+                        groups,
+                    )?,
                 }
             }
             // Slot max_len % 2 holds every sequence's state after its last valid step.
@@ -309,22 +411,57 @@ pub fn rnn_forward(ctx: &Context, w: &GpuWeights<RnnConfig>, input: GpuRnnInput<
         inp_batch_first = out_batch_first;
     }
     rec.submit()?;
-    let tape = train.then(|| GpuRnnTape { config: cfg.clone(), dims, lengths, lengths_dev, layer_inputs, directions: tapes });
-    Ok(GpuRnnOutput { y: inp, h_n, c_n, tape })
+    let tape = train.then(|| GpuRnnTape {
+        config: cfg.clone(),
+        dims,
+        lengths,
+        lengths_dev,
+        layer_inputs,
+        directions: tapes,
+    });
+    Ok(GpuRnnOutput {
+        y: inp,
+        h_n,
+        c_n,
+        tape,
+    })
 }
 
 /// `gi = X·W_ihᵀ + b` over all T·B rows, with `b = b_ih + b_hh` (GRU: without `b_hn`).
-fn input_projection(rec: &mut Recorder<'_>, w: &GpuWeights<RnnConfig>, xt: &Packed, sfx: &str, gh: usize, rows: usize) -> Result<GpuTensor> {
+fn input_projection(
+    rec: &mut Recorder<'_>,
+    w: &GpuWeights<RnnConfig>,
+    xt: &Packed,
+    sfx: &str,
+    gh: usize,
+    rows: usize,
+) -> Result<GpuTensor> {
     let ctx = rec.ctx();
     let cfg = w.config();
     let w_ih = w.get(&format!("weight_ih{sfx}"))?;
     let wt = pack(rec, Strided::rows(w_ih, gh, xt.k, 0))?;
     let bias = if cfg.bias {
         let folded = ctx.alloc(OP, "bias", &[gh], DType::F32)?;
-        let skip_from = if cfg.cell == CellKind::Gru { 2 * cfg.hidden_size } else { gh };
-        let bp = BiasParams { n: gh as u32, skip_from: skip_from as u32, _pad: [0; 2] };
-        let (b_ih, b_hh) = (w.get(&format!("bias_ih{sfx}"))?, w.get(&format!("bias_hh{sfx}"))?);
-        rec.dispatch(FOLD_BIAS, &bp, &[b_ih, b_hh, &folded], [gh.div_ceil(64) as u32, 1, 1])?;
+        let skip_from = if cfg.cell == CellKind::Gru {
+            2 * cfg.hidden_size
+        } else {
+            gh
+        };
+        let bp = BiasParams {
+            n: gh as u32,
+            skip_from: skip_from as u32,
+            _pad: [0; 2],
+        };
+        let (b_ih, b_hh) = (
+            w.get(&format!("bias_ih{sfx}"))?,
+            w.get(&format!("bias_hh{sfx}"))?,
+        );
+        rec.dispatch(
+            FOLD_BIAS,
+            &bp,
+            &[b_ih, b_hh, &folded],
+            [gh.div_ceil(64) as u32, 1, 1],
+        )?;
         Some(folded)
     } else {
         None

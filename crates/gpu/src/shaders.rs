@@ -7,6 +7,9 @@ pub const PACK: &str = include_str!("../../../shaders/pack.wgsl");
 pub const LSTM: &str = include_str!("../../../shaders/lstm.wgsl");
 pub const GRU: &str = include_str!("../../../shaders/gru.wgsl");
 pub const RNN: &str = include_str!("../../../shaders/rnn.wgsl");
+pub const EMBEDDING: &str = include_str!("../../../shaders/embedding.wgsl");
+pub const ATTENTION: &str = include_str!("../../../shaders/attention.wgsl");
+pub const LOSS: &str = include_str!("../../../shaders/loss.wgsl");
 
 /// One WGSL file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -16,10 +19,22 @@ pub enum Shader {
     Lstm,
     Gru,
     Rnn,
+    Embedding,
+    Attention,
+    Loss,
 }
 
 impl Shader {
-    pub const ALL: [Shader; 5] = [Shader::Matmul, Shader::Pack, Shader::Lstm, Shader::Gru, Shader::Rnn];
+    pub const ALL: [Shader; 8] = [
+        Shader::Matmul,
+        Shader::Pack,
+        Shader::Lstm,
+        Shader::Gru,
+        Shader::Rnn,
+        Shader::Embedding,
+        Shader::Attention,
+        Shader::Loss,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -28,6 +43,9 @@ impl Shader {
             Shader::Lstm => "lstm.wgsl",
             Shader::Gru => "gru.wgsl",
             Shader::Rnn => "rnn.wgsl",
+            Shader::Embedding => "embedding.wgsl",
+            Shader::Attention => "attention.wgsl",
+            Shader::Loss => "loss.wgsl",
         }
     }
 
@@ -38,6 +56,9 @@ impl Shader {
             Shader::Lstm => LSTM,
             Shader::Gru => GRU,
             Shader::Rnn => RNN,
+            Shader::Embedding => EMBEDDING,
+            Shader::Attention => ATTENTION,
+            Shader::Loss => LOSS,
         }
     }
 
@@ -57,10 +78,14 @@ mod tests {
     fn every_shader_validates_and_translates_to_msl_and_hlsl() {
         for shader in Shader::ALL {
             let name = shader.name();
-            let module = naga::front::wgsl::parse_str(&shader.source()).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&shader.source())));
-            let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
-                .validate(&module)
+            let module = naga::front::wgsl::parse_str(&shader.source())
                 .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&shader.source())));
+            let info = naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::empty(),
+            )
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&shader.source())));
             assert!(!module.entry_points.is_empty(), "{name}: no entry point");
 
             let msl_opts = naga::back::msl::Options::default();
@@ -69,15 +94,21 @@ mod tests {
                     entry_point: Some((ep.stage, ep.name.clone())),
                     ..Default::default()
                 };
-                naga::back::msl::write_string(&module, &info, &msl_opts, &pipeline).unwrap_or_else(|e| panic!("{name} {} → MSL: {e}", ep.name));
+                naga::back::msl::write_string(&module, &info, &msl_opts, &pipeline)
+                    .unwrap_or_else(|e| panic!("{name} {} → MSL: {e}", ep.name));
             }
 
             let hlsl_opts = naga::back::hlsl::Options::default();
             let mut out = String::new();
             let pipeline_opts = naga::back::hlsl::PipelineOptions::default();
             let mut writer = naga::back::hlsl::Writer::new(&mut out, &hlsl_opts, &pipeline_opts);
-            writer.write(&module, &info, None).unwrap_or_else(|e| panic!("{name} → HLSL: {e}"));
-            assert!(out.contains("numthreads"), "{name}: HLSL has no compute entry point");
+            writer
+                .write(&module, &info, None)
+                .unwrap_or_else(|e| panic!("{name} → HLSL: {e}"));
+            assert!(
+                out.contains("numthreads"),
+                "{name}: HLSL has no compute entry point"
+            );
         }
     }
 }

@@ -22,7 +22,10 @@ impl<C: ParamLayout> GpuWeights<C> {
             .iter()
             .map(|(n, t)| Ok((n.clone(), ctx.upload(t)?)))
             .collect::<Result<_>>()?;
-        Ok(Self { config: w.config().clone(), tensors })
+        Ok(Self {
+            config: w.config().clone(),
+            tensors,
+        })
     }
 
     /// Copies the parameters back to the host.
@@ -40,7 +43,10 @@ impl<C: ParamLayout> GpuWeights<C> {
     }
 
     pub fn get(&self, name: &str) -> Result<&GpuTensor> {
-        self.tensors.get(name).ok_or_else(|| Error::MissingTensor { op: C::OP, name: name.into() })
+        self.tensors.get(name).ok_or_else(|| Error::MissingTensor {
+            op: C::OP,
+            name: name.into(),
+        })
     }
 
     pub fn tensors(&self) -> &BTreeMap<String, GpuTensor> {

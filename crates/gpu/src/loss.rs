@@ -1,0 +1,144 @@
+//! Log-softmax and softmax cross-entropy on the device (classes on the last axis).
+
+use bytemuck::{Pod, Zeroable};
+use wgrnn_core::{Error, Result, Tensor};
+
+use crate::buffer::{DType, GpuTensor};
+use crate::context::Context;
+use crate::pipeline::{Access, Kernel};
+use crate::record::Recorder;
+use crate::shaders::Shader;
+
+const OP: &str = "gpu cross_entropy";
+const ROWS: Kernel = Kernel {
+    shader: Shader::Loss,
+    entry: "ce_rows",
+    bindings: &[Access::Read, Access::Read, Access::ReadWrite],
+};
+const REDUCE: Kernel = Kernel {
+    shader: Shader::Loss,
+    entry: "ce_reduce",
+    bindings: &[Access::Read, Access::ReadWrite],
+};
+const LOG_SOFTMAX: Kernel = Kernel {
+    shader: Shader::Loss,
+    entry: "log_softmax_rows",
+    bindings: &[Access::Read, Access::ReadWrite],
+};
+
+/// Device marker of an ignored target.
+pub const IGNORED: u32 = u32::MAX;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct RowParams {
+    rows: u32,
+    classes: u32,
+    _pad: [u32; 2],
+}
+
+/// Uploads class targets after checking each lies in `0..classes` or equals `ignore_index`
+/// (stored as [`IGNORED`]).
+pub fn upload_targets(
+    ctx: &Context,
+    targets: &Tensor<i64>,
+    classes: usize,
+    ignore_index: Option<i64>,
+) -> Result<GpuTensor> {
+    let mut out = Vec::with_capacity(targets.numel());
+    for (index, &id) in targets.data().iter().enumerate() {
+        if Some(id) == ignore_index {
+            out.push(IGNORED);
+        } else if id < 0 || id as u64 >= classes as u64 {
+            return Err(Error::IdOutOfRange {
+                op: "upload_targets",
+                arg: "targets",
+                index,
+                id,
+                limit: classes,
+            });
+        } else {
+            out.push(id as u32);
+        }
+    }
+    ctx.upload_u32(targets.shape(), &out)
+}
+
+/// Result of [`cross_entropy`]: device scalars, read only when asked.
+#[derive(Clone, Debug)]
+pub struct GpuCrossEntropy {
+    /// `[loss, count]`: the mean NLL over counted targets (0 if none) and their number.
+    pub loss: GpuTensor,
+    /// Per row `[lse | nll | counted]` (3N floats), what backward needs.
+    pub rows: GpuTensor,
+}
+
+fn rows_and_classes(op: &'static str, logits: &GpuTensor) -> Result<(usize, usize)> {
+    match logits.shape().split_last() {
+        Some((&c, lead)) if c > 0 && logits.dtype() == DType::F32 => Ok((lead.iter().product(), c)),
+        _ => Err(Error::InvalidArgument {
+            op,
+            arg: "logits",
+            reason: format!(
+                "must be f32 [..., C] with C ≥ 1, has shape {:?}",
+                logits.shape()
+            ),
+        }),
+    }
+}
+
+fn row_groups(rows: usize) -> [u32; 3] {
+    let g = rows.div_ceil(64);
+    if g > 65535 {
+        [65535, g.div_ceil(65535) as u32, 1]
+    } else {
+        [g as u32, 1, 1]
+    }
+}
+
+/// Mean softmax cross-entropy of `logits [..., C]` against `targets [...]` (u32 on the device,
+/// see [`upload_targets`]), reduced in a fixed order so the result is bit-reproducible.
+pub fn cross_entropy(
+    ctx: &Context,
+    logits: &GpuTensor,
+    targets: &GpuTensor,
+) -> Result<GpuCrossEntropy> {
+    let (n, c) = rows_and_classes(OP, logits)?;
+    if targets.dtype() != DType::U32
+        || targets.shape() != &logits.shape()[..logits.shape().len() - 1]
+    {
+        return Err(Error::shape(
+            OP,
+            "targets",
+            &logits.shape()[..logits.shape().len() - 1],
+            targets.shape(),
+        ));
+    }
+    let rows = ctx.alloc(OP, "rows", &[3, n], DType::F32)?;
+    let loss = ctx.alloc(OP, "loss", &[2], DType::F32)?;
+    let p = RowParams {
+        rows: n as u32,
+        classes: c as u32,
+        _pad: [0; 2],
+    };
+    let mut rec = Recorder::new(ctx, OP);
+    rec.dispatch(ROWS, &p, &[logits, targets, &rows], row_groups(n))?;
+    rec.dispatch(REDUCE, &p, &[&rows, &loss], [1, 1, 1])?;
+    rec.submit()?;
+    Ok(GpuCrossEntropy { loss, rows })
+}
+
+/// Log-softmax over the last axis.
+pub fn log_softmax(ctx: &Context, logits: &GpuTensor) -> Result<GpuTensor> {
+    let (n, c) = rows_and_classes("gpu log_softmax", logits)?;
+    let out = ctx.alloc("gpu log_softmax", "out", logits.shape(), DType::F32)?;
+    let p = RowParams {
+        rows: n as u32,
+        classes: c as u32,
+        _pad: [0; 2],
+    };
+    let mut rec = Recorder::new(ctx, "gpu log_softmax");
+    rec.dispatch(LOG_SOFTMAX, &p, &[logits, &out], row_groups(n))?;
+    rec.submit()?;
+    Ok(out)
+}

@@ -1,0 +1,102 @@
+// Log-softmax and softmax cross-entropy over the last axis of logits [N, C].
+//
+// `ce_rows` computes, per row, lse = max + ln(sum exp(x - max)) and nll = lse - x[target]
+// (0 for an ignored target, marked on the device as 0xFFFFFFFF). `ce_reduce` sums the rows in
+// one workgroup in a fixed order (strided partial sums, then a fixed tree), so the loss is
+// bit-identical run to run: loss = sum(nll) / count, 0 when every target is ignored.
+
+struct RowParams {
+    rows: u32,
+    classes: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+const IGNORED: u32 = 0xFFFFFFFFu;
+
+@group(0) @binding(0) var<uniform> rp: RowParams;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> targets: array<u32>;
+@group(0) @binding(3) var<storage, read_write> row_out: array<f32>;  // [lse | nll | counted], 3N
+
+fn row_lse(base: u32) -> f32 {
+    var m = logits[base];
+    for (var c = 1u; c < rp.classes; c++) {
+        m = max(m, logits[base + c]);
+    }
+    var s = 0.0;
+    for (var c = 0u; c < rp.classes; c++) {
+        s += exp(logits[base + c] - m);
+    }
+    return m + log(s);
+}
+
+@compute @workgroup_size(64)
+fn ce_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let r = gid.x + gid.y * 65535u * 64u;
+    if (r >= rp.rows) {
+        return;
+    }
+    let base = r * rp.classes;
+    let lse = row_lse(base);
+    let t = targets[r];
+    var nll = 0.0;
+    var counted = 0.0;
+    if (t != IGNORED && t < rp.classes) {
+        nll = lse - logits[base + t];
+        counted = 1.0;
+    }
+    row_out[r] = lse;
+    row_out[rp.rows + r] = nll;
+    row_out[2u * rp.rows + r] = counted;
+}
+
+@group(0) @binding(1) var<storage, read> rows_in: array<f32>;
+@group(0) @binding(2) var<storage, read_write> loss_out: array<f32>;  // [loss, count]
+
+var<workgroup> part_sum: array<f32, 64>;
+var<workgroup> part_cnt: array<f32, 64>;
+
+@compute @workgroup_size(64)
+fn ce_reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lid.x;
+    var s = 0.0;
+    var n = 0.0;
+    for (var r = i; r < rp.rows; r += 64u) {
+        s += rows_in[rp.rows + r];
+        n += rows_in[2u * rp.rows + r];
+    }
+    part_sum[i] = s;
+    part_cnt[i] = n;
+    workgroupBarrier();
+    for (var w = 32u; w > 0u; w = w / 2u) {
+        if (i < w) {
+            part_sum[i] += part_sum[i + w];
+            part_cnt[i] += part_cnt[i + w];
+        }
+        workgroupBarrier();
+    }
+    if (i == 0u) {
+        var loss = 0.0;
+        if (part_cnt[0] > 0.0) {
+            loss = part_sum[0] / part_cnt[0];
+        }
+        loss_out[0] = loss;
+        loss_out[1] = part_cnt[0];
+    }
+}
+
+@group(0) @binding(2) var<storage, read_write> log_probs: array<f32>;
+
+@compute @workgroup_size(64)
+fn log_softmax_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let r = gid.x + gid.y * 65535u * 64u;
+    if (r >= rp.rows) {
+        return;
+    }
+    let base = r * rp.classes;
+    let lse = row_lse(base);
+    for (var c = 0u; c < rp.classes; c++) {
+        log_probs[base + c] = logits[base + c] - lse;
+    }
+}

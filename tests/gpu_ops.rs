@@ -1,0 +1,391 @@
+//! GPU embedding, attention, linear and cross-entropy against the CPU reference; device
+//! injection, pool reuse and errors.
+
+use wgrnn::core::{
+    AttentionWeights, EmbeddingWeights, LinearWeights, RnnWeights, SplitMix64, Tensor,
+};
+use wgrnn::cpu::{
+    AttentionInput, attention_forward, cross_entropy, embedding_forward, linear_forward,
+    log_softmax,
+};
+use wgrnn::gpu::{
+    self, Context, GpuAttentionInput, GpuRnnInput, GpuWeights, Mode, upload_ids, upload_targets,
+};
+use wgrnn::{AttentionConfig, CellKind, EmbeddingConfig, Error, LinearConfig, RnnConfig, Score};
+
+use crate::common::{assert_close, assert_tensor_close, random};
+use crate::gpu::ctx;
+use crate::gpu_rnn::GPU_F32;
+
+#[test]
+fn embedding_matches_cpu() {
+    let ctx = ctx();
+    for (v, d, shape) in [(1, 1, vec![1]), (13, 6, vec![5, 4]), (65, 129, vec![3, 17])] {
+        let w = EmbeddingWeights::<f32>::init(EmbeddingConfig::new(v, d), 3).unwrap();
+        let mut rng = SplitMix64::new(4);
+        let ids = Tensor::from_fn(shape.clone(), |_| rng.below(v) as i64);
+        let want = embedding_forward(&w, &ids).unwrap();
+        let gw = GpuWeights::upload(ctx, &w).unwrap();
+        let got = gpu::embedding_forward(ctx, &gw, &upload_ids(ctx, &ids, v).unwrap()).unwrap();
+        // A gather copies bits: exact.
+        assert_eq!(ctx.read(&got).unwrap(), want, "V={v} D={d}");
+    }
+}
+
+#[test]
+fn attention_matches_cpu_for_every_score() {
+    let ctx = ctx();
+    for (i, score) in [
+        Score::Dot,
+        Score::ScaledDot,
+        Score::General,
+        Score::Additive,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for (b, tq, tk, d) in [(1, 1, 1, 1), (3, 5, 17, 9), (2, 3, 65, 33)] {
+            let cfg = match score {
+                Score::Dot | Score::ScaledDot => AttentionConfig {
+                    score,
+                    query_size: d,
+                    key_size: d,
+                    value_size: d + 2,
+                    attn_size: 0,
+                },
+                _ => AttentionConfig {
+                    score,
+                    query_size: d,
+                    key_size: d + 1,
+                    value_size: d + 2,
+                    attn_size: d + 3,
+                },
+            };
+            let w = AttentionWeights::<f64>::init(cfg.clone(), 10 + i as u64).unwrap();
+            let mut rng = SplitMix64::new(20 + i as u64);
+            let q: Tensor<f64> = random(&mut rng, &[b, tq, cfg.query_size], 1.0);
+            let k: Tensor<f64> = random(&mut rng, &[b, tk, cfg.key_size], 1.0);
+            let v: Tensor<f64> = random(&mut rng, &[b, tk, cfg.value_size], 1.0);
+            let lens: Vec<usize> = (0..b)
+                .map(|j| if j % 2 == 1 { 1 + tk / 2 } else { tk })
+                .collect();
+            let want =
+                attention_forward(&w, AttentionInput::new(&q, &k, &v).key_lengths(&lens)).unwrap();
+            let gw = GpuWeights::upload(ctx, &w.cast()).unwrap();
+            let (gq, gk, gv) = (
+                ctx.upload(&q.cast()).unwrap(),
+                ctx.upload(&k.cast()).unwrap(),
+                ctx.upload(&v.cast()).unwrap(),
+            );
+            let got = gpu::attention_forward(
+                ctx,
+                &gw,
+                GpuAttentionInput::new(&gq, &gk, &gv).key_lengths(&lens),
+            )
+            .unwrap();
+            let what = format!("{score:?} B={b} Tq={tq} Tk={tk} D={d}");
+            assert_tensor_close(
+                &format!("{what}: weights"),
+                &ctx.read(&got.weights).unwrap(),
+                &want.weights,
+                GPU_F32,
+            );
+            assert_tensor_close(
+                &format!("{what}: context"),
+                &ctx.read(&got.context).unwrap(),
+                &want.context,
+                GPU_F32,
+            );
+        }
+    }
+}
+
+#[test]
+fn linear_matches_cpu() {
+    let ctx = ctx();
+    for (bias, fi, fo, shape) in [
+        (true, 1, 1, vec![1, 1]),
+        (true, 17, 65, vec![3, 5, 17]),
+        (false, 129, 3, vec![9, 129]),
+    ] {
+        let w = LinearWeights::<f64>::init(
+            LinearConfig {
+                bias,
+                ..LinearConfig::new(fi, fo)
+            },
+            5,
+        )
+        .unwrap();
+        let mut rng = SplitMix64::new(6);
+        let x: Tensor<f64> = random(&mut rng, &shape, 1.0);
+        let want = linear_forward(&w, &x).unwrap();
+        let got = gpu::linear_forward(
+            ctx,
+            &GpuWeights::upload(ctx, &w.cast()).unwrap(),
+            &ctx.upload(&x.cast()).unwrap(),
+        )
+        .unwrap();
+        assert_tensor_close(
+            &format!("linear {fi}->{fo}"),
+            &ctx.read(&got).unwrap(),
+            &want,
+            GPU_F32,
+        );
+    }
+}
+
+#[test]
+fn cross_entropy_matches_cpu_and_is_bit_reproducible() {
+    let ctx = ctx();
+    let mut rng = SplitMix64::new(7);
+    for (n, c) in [(1, 1), (3, 5), (130, 65)] {
+        let logits: Tensor<f64> = random(&mut rng, &[n, c], 4.0);
+        let targets = Tensor::from_fn([n], |i| {
+            if i % 7 == 3 {
+                -100
+            } else {
+                rng.below(c) as i64
+            }
+        });
+        let want = cross_entropy(&logits, &targets, Some(-100)).unwrap();
+        let gl = ctx.upload(&logits.cast()).unwrap();
+        let gt = upload_targets(ctx, &targets, c, Some(-100)).unwrap();
+        let got = ctx
+            .read(&gpu::cross_entropy(ctx, &gl, &gt).unwrap().loss)
+            .unwrap();
+        assert_close(
+            &format!("CE N={n} C={c}"),
+            &got.data()[..1],
+            &[want.loss],
+            GPU_F32,
+        );
+        assert_eq!(got.data()[1], want.count as f32);
+        let again = ctx
+            .read(&gpu::cross_entropy(ctx, &gl, &gt).unwrap().loss)
+            .unwrap();
+        assert_eq!(
+            got.data()[0].to_bits(),
+            again.data()[0].to_bits(),
+            "loss differs between identical calls"
+        );
+        let lp = ctx.read(&gpu::log_softmax(ctx, &gl).unwrap()).unwrap();
+        assert_tensor_close(
+            &format!("log_softmax N={n} C={c}"),
+            &lp,
+            &log_softmax(&logits).unwrap(),
+            GPU_F32,
+        );
+    }
+}
+
+#[test]
+fn recurrent_forward_is_bit_reproducible() {
+    let ctx = ctx();
+    let cfg = RnnConfig::new(CellKind::Lstm, 7, 33)
+        .layers(2)
+        .bidirectional(true);
+    let w = GpuWeights::upload(ctx, &RnnWeights::<f32>::init(cfg, 1).unwrap()).unwrap();
+    let x = ctx
+        .upload(&random(&mut SplitMix64::new(2), &[9, 5, 7], 1.0))
+        .unwrap();
+    let lens = [9, 3, 5, 9, 1];
+    let run = || {
+        let out =
+            gpu::rnn_forward(ctx, &w, GpuRnnInput::new(&x).lengths(&lens), Mode::Training).unwrap();
+        (ctx.read(&out.y).unwrap(), ctx.read(&out.h_n).unwrap())
+    };
+    let (a, b) = (run(), run());
+    assert!(
+        a.0.data()
+            .iter()
+            .zip(b.0.data())
+            .all(|(x, y)| x.to_bits() == y.to_bits())
+    );
+    assert!(
+        a.1.data()
+            .iter()
+            .zip(b.1.data())
+            .all(|(x, y)| x.to_bits() == y.to_bits())
+    );
+}
+
+/// 10,000 calls of one shape allocate nothing after the first: the pool serves every buffer.
+#[test]
+fn pool_does_not_grow_over_repeated_calls() {
+    // A context of its own, so other tests running in parallel do not disturb the count.
+    let ctx = Context::new().unwrap();
+    let cfg = RnnConfig::new(CellKind::Gru, 3, 5).bidirectional(true);
+    let w = GpuWeights::upload(&ctx, &RnnWeights::<f32>::init(cfg, 1).unwrap()).unwrap();
+    let x = ctx
+        .upload(&random(&mut SplitMix64::new(2), &[2, 2, 3], 1.0))
+        .unwrap();
+    let call = |ctx: &Context| {
+        let out = gpu::rnn_forward(
+            ctx,
+            &w,
+            GpuRnnInput::new(&x).lengths(&[2, 1]),
+            Mode::Training,
+        )
+        .unwrap();
+        drop(out);
+    };
+    call(&ctx);
+    ctx.sync().unwrap();
+    let after_first = ctx.pool_stats().allocations;
+    for i in 0..10_000 {
+        call(&ctx);
+        if i % 500 == 0 {
+            ctx.sync().unwrap();
+        }
+    }
+    ctx.sync().unwrap();
+    let stats = ctx.pool_stats();
+    assert_eq!(stats.allocations, after_first, "{stats:?}");
+    assert!(stats.reuses >= 10_000, "{stats:?}");
+}
+
+/// A trainer that owns its device hands it in; wgrnn runs on it.
+#[test]
+fn runs_on_an_injected_device() {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let adapter =
+        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+            .expect("adapter");
+    let (device, queue) =
+        pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
+    let ctx = Context::from_device(device, queue, &adapter.get_info()).unwrap();
+    let a = ctx
+        .upload(&Tensor::new([2, 2], vec![1.0, 2.0, 3.0, 4.0]).unwrap())
+        .unwrap();
+    let got = ctx.read(&gpu::matmul(&ctx, &a, &a).unwrap()).unwrap();
+    assert_eq!(got.data(), [7.0, 10.0, 15.0, 22.0]);
+    assert_eq!(ctx.adapter().name, adapter.get_info().name);
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let ctx = ctx();
+    let cfg = RnnConfig::new(CellKind::Lstm, 3, 4);
+    let w = GpuWeights::upload(ctx, &RnnWeights::<f32>::init(cfg, 0).unwrap()).unwrap();
+    let x = ctx.zeros(&[5, 2, 3]).unwrap();
+    let e = gpu::rnn_forward(
+        ctx,
+        &w,
+        GpuRnnInput::new(&ctx.zeros(&[5, 2, 4]).unwrap()),
+        Mode::Inference,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        Error::shape("gpu rnn_forward", "x", &[5, 2, 3], &[5, 2, 4])
+    );
+    let e = gpu::rnn_forward(
+        ctx,
+        &w,
+        GpuRnnInput::new(&x).lengths(&[5, 6]),
+        Mode::Inference,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Length {
+                index: 1,
+                value: 6,
+                max: 5,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let h0 = ctx.zeros(&[1, 3, 4]).unwrap();
+    let e = gpu::rnn_forward(ctx, &w, GpuRnnInput::new(&x).h0(&h0), Mode::Inference).unwrap_err();
+    assert!(e.to_string().contains("`h0`"), "{e}");
+    let ids = ctx.upload_u32(&[5, 2, 3], &[0; 30]).unwrap();
+    let e = gpu::rnn_forward(ctx, &w, GpuRnnInput::new(&ids), Mode::Inference).unwrap_err();
+    assert!(e.to_string().contains("f32"), "{e}");
+
+    let e = upload_ids(ctx, &Tensor::new([3], vec![0, 7, 2]).unwrap(), 7).unwrap_err();
+    assert_eq!(
+        e,
+        Error::IdOutOfRange {
+            op: "upload_ids",
+            arg: "ids",
+            index: 1,
+            id: 7,
+            limit: 7
+        }
+    );
+    let e =
+        upload_targets(ctx, &Tensor::new([2], vec![-1, 0]).unwrap(), 3, Some(-100)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::IdOutOfRange {
+                index: 0,
+                id: -1,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let emb = GpuWeights::upload(
+        ctx,
+        &EmbeddingWeights::<f32>::init(EmbeddingConfig::new(4, 2), 0).unwrap(),
+    )
+    .unwrap();
+    let e = gpu::embedding_forward(ctx, &emb, &x).unwrap_err();
+    assert!(e.to_string().contains("u32"), "{e}");
+
+    let att = GpuWeights::upload(
+        ctx,
+        &AttentionWeights::<f32>::init(AttentionConfig::new(Score::Dot, 3), 0).unwrap(),
+    )
+    .unwrap();
+    let (q, k) = (
+        ctx.zeros(&[2, 1, 3]).unwrap(),
+        ctx.zeros(&[2, 4, 3]).unwrap(),
+    );
+    let e = gpu::attention_forward(
+        ctx,
+        &att,
+        GpuAttentionInput::new(&q, &k, &ctx.zeros(&[2, 3, 3]).unwrap()),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("`value`"), "{e}");
+    let e = gpu::attention_forward(
+        ctx,
+        &att,
+        GpuAttentionInput::new(&q, &k, &k).key_lengths(&[4, 0]),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Length {
+                index: 1,
+                value: 0,
+                ..
+            }
+        ),
+        "{e}"
+    );
+
+    let logits = ctx.zeros(&[3, 4]).unwrap();
+    let e = gpu::cross_entropy(ctx, &logits, &ctx.upload_u32(&[2], &[0, 1]).unwrap()).unwrap_err();
+    assert!(e.to_string().contains("`targets`"), "{e}");
+
+    // A tensor over the device's binding limit is refused before anything is allocated.
+    let limit = ctx.limits().max_storage_buffer_binding_size as usize;
+    let e = ctx.zeros(&[limit / 4 + 64]).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::TooLarge {
+                limit_name: "max_storage_buffer_binding_size",
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
