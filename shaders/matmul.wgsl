@@ -123,3 +123,93 @@ fn gemm_kmajor(@builtin(global_invocation_id) gid: vec3<u32>) {
     store_row(m0 + 6u, n0, c60, c61);
     store_row(m0 + 7u, n0, c70, c71);
 }
+
+// Variant for CPU adapters (lavapipe): a 16x16 block per invocation halves the loads per FMA.
+@compute @workgroup_size(8, 8)
+fn gemm_16(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n0 = gid.x * 16u;
+    let m0 = gid.y * 16u;
+    if (m0 >= gp.m || n0 >= gp.n) {
+        return;
+    }
+    var c0_0 = vec4<f32>(0.0); var c0_1 = vec4<f32>(0.0); var c0_2 = vec4<f32>(0.0); var c0_3 = vec4<f32>(0.0);
+    var c1_0 = vec4<f32>(0.0); var c1_1 = vec4<f32>(0.0); var c1_2 = vec4<f32>(0.0); var c1_3 = vec4<f32>(0.0);
+    var c2_0 = vec4<f32>(0.0); var c2_1 = vec4<f32>(0.0); var c2_2 = vec4<f32>(0.0); var c2_3 = vec4<f32>(0.0);
+    var c3_0 = vec4<f32>(0.0); var c3_1 = vec4<f32>(0.0); var c3_2 = vec4<f32>(0.0); var c3_3 = vec4<f32>(0.0);
+    var c4_0 = vec4<f32>(0.0); var c4_1 = vec4<f32>(0.0); var c4_2 = vec4<f32>(0.0); var c4_3 = vec4<f32>(0.0);
+    var c5_0 = vec4<f32>(0.0); var c5_1 = vec4<f32>(0.0); var c5_2 = vec4<f32>(0.0); var c5_3 = vec4<f32>(0.0);
+    var c6_0 = vec4<f32>(0.0); var c6_1 = vec4<f32>(0.0); var c6_2 = vec4<f32>(0.0); var c6_3 = vec4<f32>(0.0);
+    var c7_0 = vec4<f32>(0.0); var c7_1 = vec4<f32>(0.0); var c7_2 = vec4<f32>(0.0); var c7_3 = vec4<f32>(0.0);
+    var c8_0 = vec4<f32>(0.0); var c8_1 = vec4<f32>(0.0); var c8_2 = vec4<f32>(0.0); var c8_3 = vec4<f32>(0.0);
+    var c9_0 = vec4<f32>(0.0); var c9_1 = vec4<f32>(0.0); var c9_2 = vec4<f32>(0.0); var c9_3 = vec4<f32>(0.0);
+    var c10_0 = vec4<f32>(0.0); var c10_1 = vec4<f32>(0.0); var c10_2 = vec4<f32>(0.0); var c10_3 = vec4<f32>(0.0);
+    var c11_0 = vec4<f32>(0.0); var c11_1 = vec4<f32>(0.0); var c11_2 = vec4<f32>(0.0); var c11_3 = vec4<f32>(0.0);
+    var c12_0 = vec4<f32>(0.0); var c12_1 = vec4<f32>(0.0); var c12_2 = vec4<f32>(0.0); var c12_3 = vec4<f32>(0.0);
+    var c13_0 = vec4<f32>(0.0); var c13_1 = vec4<f32>(0.0); var c13_2 = vec4<f32>(0.0); var c13_3 = vec4<f32>(0.0);
+    var c14_0 = vec4<f32>(0.0); var c14_1 = vec4<f32>(0.0); var c14_2 = vec4<f32>(0.0); var c14_3 = vec4<f32>(0.0);
+    var c15_0 = vec4<f32>(0.0); var c15_1 = vec4<f32>(0.0); var c15_2 = vec4<f32>(0.0); var c15_3 = vec4<f32>(0.0);
+    let sa = gp.lda / 4u;
+    let sb = gp.ldb / 4u;
+    var ia = m0 / 4u;
+    var ib = n0 / 4u;
+    for (var kk = 0u; kk < gp.k; kk++) {
+        let a0 = at[ia + 0u];
+        let a1 = at[ia + 1u];
+        let a2 = at[ia + 2u];
+        let a3 = at[ia + 3u];
+        let b0 = bt[ib + 0u];
+        let b1 = bt[ib + 1u];
+        let b2 = bt[ib + 2u];
+        let b3 = bt[ib + 3u];
+        c0_0 += a0.x * b0; c0_1 += a0.x * b1; c0_2 += a0.x * b2; c0_3 += a0.x * b3;
+        c1_0 += a0.y * b0; c1_1 += a0.y * b1; c1_2 += a0.y * b2; c1_3 += a0.y * b3;
+        c2_0 += a0.z * b0; c2_1 += a0.z * b1; c2_2 += a0.z * b2; c2_3 += a0.z * b3;
+        c3_0 += a0.w * b0; c3_1 += a0.w * b1; c3_2 += a0.w * b2; c3_3 += a0.w * b3;
+        c4_0 += a1.x * b0; c4_1 += a1.x * b1; c4_2 += a1.x * b2; c4_3 += a1.x * b3;
+        c5_0 += a1.y * b0; c5_1 += a1.y * b1; c5_2 += a1.y * b2; c5_3 += a1.y * b3;
+        c6_0 += a1.z * b0; c6_1 += a1.z * b1; c6_2 += a1.z * b2; c6_3 += a1.z * b3;
+        c7_0 += a1.w * b0; c7_1 += a1.w * b1; c7_2 += a1.w * b2; c7_3 += a1.w * b3;
+        c8_0 += a2.x * b0; c8_1 += a2.x * b1; c8_2 += a2.x * b2; c8_3 += a2.x * b3;
+        c9_0 += a2.y * b0; c9_1 += a2.y * b1; c9_2 += a2.y * b2; c9_3 += a2.y * b3;
+        c10_0 += a2.z * b0; c10_1 += a2.z * b1; c10_2 += a2.z * b2; c10_3 += a2.z * b3;
+        c11_0 += a2.w * b0; c11_1 += a2.w * b1; c11_2 += a2.w * b2; c11_3 += a2.w * b3;
+        c12_0 += a3.x * b0; c12_1 += a3.x * b1; c12_2 += a3.x * b2; c12_3 += a3.x * b3;
+        c13_0 += a3.y * b0; c13_1 += a3.y * b1; c13_2 += a3.y * b2; c13_3 += a3.y * b3;
+        c14_0 += a3.z * b0; c14_1 += a3.z * b1; c14_2 += a3.z * b2; c14_3 += a3.z * b3;
+        c15_0 += a3.w * b0; c15_1 += a3.w * b1; c15_2 += a3.w * b2; c15_3 += a3.w * b3;
+        ia += sa;
+        ib += sb;
+    }
+    store_row(m0 + 0u, n0, c0_0, c0_1);
+    store_row(m0 + 0u, n0 + 8u, c0_2, c0_3);
+    store_row(m0 + 1u, n0, c1_0, c1_1);
+    store_row(m0 + 1u, n0 + 8u, c1_2, c1_3);
+    store_row(m0 + 2u, n0, c2_0, c2_1);
+    store_row(m0 + 2u, n0 + 8u, c2_2, c2_3);
+    store_row(m0 + 3u, n0, c3_0, c3_1);
+    store_row(m0 + 3u, n0 + 8u, c3_2, c3_3);
+    store_row(m0 + 4u, n0, c4_0, c4_1);
+    store_row(m0 + 4u, n0 + 8u, c4_2, c4_3);
+    store_row(m0 + 5u, n0, c5_0, c5_1);
+    store_row(m0 + 5u, n0 + 8u, c5_2, c5_3);
+    store_row(m0 + 6u, n0, c6_0, c6_1);
+    store_row(m0 + 6u, n0 + 8u, c6_2, c6_3);
+    store_row(m0 + 7u, n0, c7_0, c7_1);
+    store_row(m0 + 7u, n0 + 8u, c7_2, c7_3);
+    store_row(m0 + 8u, n0, c8_0, c8_1);
+    store_row(m0 + 8u, n0 + 8u, c8_2, c8_3);
+    store_row(m0 + 9u, n0, c9_0, c9_1);
+    store_row(m0 + 9u, n0 + 8u, c9_2, c9_3);
+    store_row(m0 + 10u, n0, c10_0, c10_1);
+    store_row(m0 + 10u, n0 + 8u, c10_2, c10_3);
+    store_row(m0 + 11u, n0, c11_0, c11_1);
+    store_row(m0 + 11u, n0 + 8u, c11_2, c11_3);
+    store_row(m0 + 12u, n0, c12_0, c12_1);
+    store_row(m0 + 12u, n0 + 8u, c12_2, c12_3);
+    store_row(m0 + 13u, n0, c13_0, c13_1);
+    store_row(m0 + 13u, n0 + 8u, c13_2, c13_3);
+    store_row(m0 + 14u, n0, c14_0, c14_1);
+    store_row(m0 + 14u, n0 + 8u, c14_2, c14_3);
+    store_row(m0 + 15u, n0, c15_0, c15_1);
+    store_row(m0 + 15u, n0 + 8u, c15_2, c15_3);
+}

@@ -1,15 +1,36 @@
-//! The shared GPU context of the suite. A missing adapter fails every GPU test: nothing is
+//! The shared GPU contexts of the suite. A missing adapter fails every GPU test: nothing is
 //! skipped, in CI or elsewhere (on a machine without a GPU, install Mesa's lavapipe).
 
 use std::sync::OnceLock;
 
-use wgrnn::gpu::Context;
+use wgrnn::gpu::{Context, GemmBlock};
 
+fn make(block: Option<GemmBlock>) -> Context {
+    let ctx = Context::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+    let ctx = match block {
+        Some(b) => ctx.with_gemm_block(b),
+        None => ctx,
+    };
+    eprintln!(
+        "GPU tests run on {} with {:?} blocking",
+        ctx.adapter(),
+        ctx.gemm_block()
+    );
+    ctx
+}
+
+/// The context as a user gets it (blocking chosen for the adapter).
 pub fn ctx() -> &'static Context {
     static CTX: OnceLock<Context> = OnceLock::new();
-    CTX.get_or_init(|| {
-        let ctx = Context::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
-        eprintln!("GPU tests run on {}", ctx.adapter());
-        ctx
-    })
+    CTX.get_or_init(|| make(None))
+}
+
+/// One context per register blocking, so both kernel variants are checked on any adapter.
+pub fn blockings() -> [&'static Context; 2] {
+    static B8: OnceLock<Context> = OnceLock::new();
+    static B16: OnceLock<Context> = OnceLock::new();
+    [
+        B8.get_or_init(|| make(Some(GemmBlock::B8))),
+        B16.get_or_init(|| make(Some(GemmBlock::B16))),
+    ]
 }

@@ -6,7 +6,7 @@ use wgrnn::gpu::{GpuRnnInput, GpuWeights, Mode, matmul};
 use wgrnn::{CellKind, RnnConfig};
 
 use crate::common::{Tolerance, assert_tensor_close, random};
-use crate::gpu::ctx;
+use crate::gpu::blockings;
 
 /// f32 on the device against the f64 reference: each output is a sum of up to a few hundred
 /// f32 products per step, compounded over the steps of a sequence, so allow a few hundred ulps.
@@ -31,19 +31,17 @@ fn matmul_matches_cpu_for_sizes_off_the_tiles() {
             wgrnn::cpu::gemm::Mat::new(a.data(), m, k),
             wgrnn::cpu::gemm::Mat::new(b.data(), k, n),
         );
-        let g = matmul(
-            ctx(),
-            &ctx().upload(&a.cast()).unwrap(),
-            &ctx().upload(&b.cast()).unwrap(),
-        )
-        .unwrap();
-        let got = ctx().read(&g).unwrap();
-        assert_tensor_close(
-            &format!("matmul {m}x{k}x{n}"),
-            &got,
-            &Tensor::new([m, n], want).unwrap(),
-            GPU_F32,
-        );
+        for ctx in blockings() {
+            let g = matmul(
+                ctx,
+                &ctx.upload(&a.cast()).unwrap(),
+                &ctx.upload(&b.cast()).unwrap(),
+            );
+            let got = ctx.read(&g.unwrap()).unwrap();
+            let what = format!("matmul {m}x{k}x{n} {:?}", ctx.gemm_block());
+            let want = Tensor::new([m, n], want.clone()).unwrap();
+            assert_tensor_close(&what, &got, &want, GPU_F32);
+        }
     }
 }
 
@@ -79,47 +77,51 @@ fn check(case: &Case, seed: u64) {
     }
     let want = rnn_forward(&w, input).unwrap();
 
-    let ctx = ctx();
-    let gw = GpuWeights::upload(ctx, &w.cast::<f32>()).unwrap();
-    let (gx, gh0, gc0) = (
-        ctx.upload(&x.cast()).unwrap(),
-        ctx.upload(&h0.cast()).unwrap(),
-        ctx.upload(&c0.cast()).unwrap(),
-    );
-    let mut gin = GpuRnnInput::new(&gx);
-    if case.with_state {
-        gin = gin.h0(&gh0);
-        if cfg.cell == CellKind::Lstm {
-            gin = gin.c0(&gc0);
+    for ctx in blockings() {
+        let gw = GpuWeights::upload(ctx, &w.cast::<f32>()).unwrap();
+        let (gx, gh0, gc0) = (
+            ctx.upload(&x.cast()).unwrap(),
+            ctx.upload(&h0.cast()).unwrap(),
+            ctx.upload(&c0.cast()).unwrap(),
+        );
+        let mut gin = GpuRnnInput::new(&gx);
+        if case.with_state {
+            gin = gin.h0(&gh0);
+            if cfg.cell == CellKind::Lstm {
+                gin = gin.c0(&gc0);
+            }
         }
-    }
-    gin.lengths = case.lengths.as_deref();
-    let what = format!(
-        "{cfg:?} T={} B={} lengths={:?}",
-        case.t, case.b, case.lengths
-    );
-    for mode in [Mode::Inference, Mode::Training] {
-        let out = wgrnn::gpu::rnn_forward(ctx, &gw, gin, mode).unwrap();
-        assert_eq!(out.tape.is_some(), mode == Mode::Training);
-        assert_tensor_close(
-            &format!("{what} {mode:?}: y"),
-            &ctx.read(&out.y).unwrap(),
-            &want.y,
-            GPU_F32,
+        gin.lengths = case.lengths.as_deref();
+        let what = format!(
+            "{cfg:?} T={} B={} lengths={:?} {:?}",
+            case.t,
+            case.b,
+            case.lengths,
+            ctx.gemm_block()
         );
-        assert_tensor_close(
-            &format!("{what} {mode:?}: h_n"),
-            &ctx.read(&out.h_n).unwrap(),
-            &want.h_n,
-            GPU_F32,
-        );
-        if let (Some(g), Some(c)) = (&out.c_n, &want.c_n) {
+        for mode in [Mode::Inference, Mode::Training] {
+            let out = wgrnn::gpu::rnn_forward(ctx, &gw, gin, mode).unwrap();
+            assert_eq!(out.tape.is_some(), mode == Mode::Training);
             assert_tensor_close(
-                &format!("{what} {mode:?}: c_n"),
-                &ctx.read(g).unwrap(),
-                c,
+                &format!("{what} {mode:?}: y"),
+                &ctx.read(&out.y).unwrap(),
+                &want.y,
                 GPU_F32,
             );
+            assert_tensor_close(
+                &format!("{what} {mode:?}: h_n"),
+                &ctx.read(&out.h_n).unwrap(),
+                &want.h_n,
+                GPU_F32,
+            );
+            if let (Some(g), Some(c)) = (&out.c_n, &want.c_n) {
+                assert_tensor_close(
+                    &format!("{what} {mode:?}: c_n"),
+                    &ctx.read(g).unwrap(),
+                    c,
+                    GPU_F32,
+                );
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use wgrnn_core::{Error, Result};
 
 use crate::buffer::BufferPool;
+use crate::gemm::GemmBlock;
 use crate::pipeline::PipelineCache;
 
 /// Where to find an adapter. [`ContextOptions::from_env`] reads `WGPU_BACKEND` (e.g. `vulkan`,
@@ -90,6 +91,7 @@ pub struct Context {
     pub(crate) pool: Arc<BufferPool>,
     pub(crate) pipelines: PipelineCache,
     pub(crate) errors: Arc<Mutex<DeviceErrors>>,
+    block: GemmBlock,
 }
 
 fn adapter_rank(info: &wgpu::AdapterInfo, power: wgpu::PowerPreference) -> u32 {
@@ -185,12 +187,21 @@ impl Context {
             }
         });
         let limits = device.limits();
+        let adapter = AdapterSummary::from_info(info);
+        // `WGRNN_GEMM_BLOCK=8|16` overrides the choice by adapter type.
+        let block = match std::env::var("WGRNN_GEMM_BLOCK").as_deref() {
+            Ok("8") => GemmBlock::B8,
+            Ok("16") => GemmBlock::B16,
+            _ if info.device_type == wgpu::DeviceType::Cpu => GemmBlock::B16,
+            _ => GemmBlock::B8,
+        };
         Ok(Self {
+            block,
             pool: Arc::new(BufferPool::new(device.clone())),
             pipelines: PipelineCache::default(),
             device,
             queue,
-            adapter: AdapterSummary::from_info(info),
+            adapter,
             limits,
             errors,
         })
@@ -210,6 +221,18 @@ impl Context {
 
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
+    }
+
+    /// The register blocking of the GEMM and step kernels on this context.
+    pub fn gemm_block(&self) -> GemmBlock {
+        self.block
+    }
+
+    /// The same context with another register blocking (both give the same results; tests run
+    /// both, benchmarks compare them).
+    pub fn with_gemm_block(mut self, block: GemmBlock) -> Self {
+        self.block = block;
+        self
     }
 
     /// Waits for all submitted work, then reports any error the device raised meanwhile.

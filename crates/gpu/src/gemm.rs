@@ -17,14 +17,36 @@ const PACK: Kernel = Kernel {
     entry: "pack_kmajor",
     bindings: &[Access::Read, Access::ReadWrite],
 };
-const GEMM: Kernel = Kernel {
-    shader: Shader::Matmul,
-    entry: "gemm_kmajor",
-    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
-};
+const GEMM_BINDINGS: &[Access] = &[Access::Read, Access::Read, Access::Read, Access::ReadWrite];
 
-/// Rows of packed operands are padded to this (the register block).
-const BLOCK: usize = 8;
+/// Rows of packed operands are padded to this (the largest register block).
+const BLOCK: usize = 16;
+
+/// Register block of the GEMM kernel, chosen per adapter: 8x8 suits GPUs (registers are
+/// scarce, caches serve the loads); 16x16 suits CPU adapters such as lavapipe, where every
+/// loaded float costs a gather and only more arithmetic per load helps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmBlock {
+    B8,
+    B16,
+}
+
+impl GemmBlock {
+    pub(crate) fn kernel(self) -> (Kernel, usize) {
+        let entry = match self {
+            GemmBlock::B8 => "gemm_kmajor",
+            GemmBlock::B16 => "gemm_16",
+        };
+        (
+            Kernel {
+                shader: Shader::Matmul,
+                entry,
+                bindings: GEMM_BINDINGS,
+            },
+            if self == GemmBlock::B8 { 8 } else { 16 },
+        )
+    }
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -207,8 +229,14 @@ pub(crate) fn gemm(
     };
     // Without a bias, bind `a` again in its place (read-only twice is allowed); it is not read.
     let bias = bias.unwrap_or(&a.data);
-    let groups = [b.rows.div_ceil(64) as u32, a.rows.div_ceil(64) as u32, 1];
-    rec.dispatch(GEMM, &params, &[&a.data, &b.data, bias, out.t], groups)
+    let (kernel, block) = rec.ctx().gemm_block().kernel();
+    let tile = 8 * block;
+    let groups = [
+        b.rows.div_ceil(tile) as u32,
+        a.rows.div_ceil(tile) as u32,
+        1,
+    ];
+    rec.dispatch(kernel, &params, &[&a.data, &b.data, bias, out.t], groups)
 }
 
 /// `A·B` for row-major `a [M, K]` and `b [K, N]`, in one submission.

@@ -19,7 +19,7 @@ pub use attention::{GpuAttentionInput, GpuAttentionOutput, attention_forward};
 pub use buffer::{DType, GpuTensor, PoolStats};
 pub use context::{AdapterSummary, Context, ContextOptions};
 pub use embedding::{embedding_forward, upload_ids};
-pub use gemm::matmul;
+pub use gemm::{GemmBlock, matmul};
 pub use linear::linear_forward;
 pub use loss::{GpuCrossEntropy, cross_entropy, log_softmax, upload_targets};
 pub use rnn::{GpuRnnInput, GpuRnnOutput, GpuRnnTape, Mode, rnn_forward};

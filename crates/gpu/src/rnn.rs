@@ -9,7 +9,7 @@ use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
-use crate::gemm::{Out, Packed, Strided, expect_f32, gemm, pack};
+use crate::gemm::{GemmBlock, Out, Packed, Strided, expect_f32, gemm, pack};
 use crate::pipeline::{Access, Kernel};
 use crate::record::Recorder;
 use crate::shaders::Shader;
@@ -44,6 +44,26 @@ const RNN_STEP: Kernel = Kernel {
     entry: "rnn_step",
     bindings: &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
 };
+
+/// The step kernel of a cell for this adapter's blocking, and its (units, rows) per invocation.
+fn step_kernel(cell: CellKind, block: GemmBlock) -> (Kernel, usize, usize) {
+    let base = match cell {
+        CellKind::Lstm => LSTM_STEP,
+        CellKind::Gru => GRU_STEP,
+        CellKind::RnnTanh | CellKind::RnnRelu => RNN_STEP,
+    };
+    match block {
+        GemmBlock::B8 => (base, 1, 4),
+        GemmBlock::B16 => {
+            let entry = match cell {
+                CellKind::Lstm => "lstm_step16",
+                CellKind::Gru => "gru_step16",
+                CellKind::RnnTanh | CellKind::RnnRelu => "rnn_step16",
+            };
+            (Kernel { entry, ..base }, 4, 16)
+        }
+    }
+}
 
 /// Whether a forward call keeps what backward needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -351,6 +371,7 @@ pub fn rnn_forward(
             } else {
                 None
             };
+            let (step, per_units, per_rows) = step_kernel(cfg.cell, ctx.gemm_block());
             for s in 0..max_len {
                 let (extra1, extra2) = match cfg.cell {
                     CellKind::Lstm => (layout.extra1, layout.extra2),
