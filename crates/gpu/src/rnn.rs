@@ -393,27 +393,16 @@ pub fn rnn_forward(
                     extra1: extra1 as u32,
                     extra2: extra2 as u32,
                 };
-                let groups = [gx.div_ceil(64) as u32, nb.div_ceil(4) as u32, 1];
-                match (&b_hn, by_unit) {
-                    (Some(b_hn), _) => rec.dispatch(
-                        GRU_STEP,
-                        &p,
-                        &[&gi, &packed, b_hn, &lengths_dev, &state, &out, &tape],
-                        groups,
-                    )?,
-                    (None, false) => rec.dispatch(
-                        LSTM_STEP,
-                        &p,
-                        &[&gi, &packed, &lengths_dev, &state, &out, &tape],
-                        groups,
-                    )?,
-                    (None, true) => rec.dispatch(
-                        RNN_STEP,
-                        &p,
-                        &[&gi, &packed, &lengths_dev, &state, &out, &tape],
-                        groups,
-                    )?,
-                }
+                let groups = [
+                    gx.div_ceil(64 * per_units) as u32,
+                    nb.div_ceil(per_rows) as u32,
+                    1,
+                ];
+                let buffers: Vec<&GpuTensor> = match &b_hn {
+                    Some(b_hn) => vec![&gi, &packed, b_hn, &lengths_dev, &state, &out, &tape],
+                    None => vec![&gi, &packed, &lengths_dev, &state, &out, &tape],
+                };
+                rec.dispatch(step, &p, &buffers, groups)?;
             }
             // Slot max_len % 2 holds every sequence's state after its last valid step.
             let fin = (max_len % 2) * 2 * nb * h;
