@@ -255,3 +255,116 @@ fn gru_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (b0 + 15u < p.batch && u0 + 2u < h) { finish(b0 + 15u, u0 + 2u, a15_2); }
     if (b0 + 15u < p.batch && u0 + 3u < h) { finish(b0 + 15u, u0 + 3u, a15_3); }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Backward step, scheduled as in lstm.wgsl. dh = carry_h + dy[t] + (dGh_{s+1} · W_hh)[j], where
+// dGh differs from dGi (what W_ih sees) only in the n gate, which the reset gate scales:
+//   dn = dh (1 - z)(1 - n^2), dr = dn hn r(1 - r), dz = dh (h_prev - n) z(1 - z),
+//   dGi = (dr, dz, dn), dGh = (dr, dz, dn r), carry_h = dh z (the direct path through z).
+// W_hh is packed transposed: wt[m * H + j] = (W_r[m, j], W_z[m, j], W_n[m, j], 0).
+
+struct BackParams {
+    batch: u32,
+    hidden: u32,
+    step: u32,
+    reverse: u32,
+    d_rs_t: u32,
+    d_rs_b: u32,
+    d_off: u32,
+    parity: u32,
+    tape_gates: u32,
+    tape_hprev: u32,
+    tape_hn: u32,
+    _unused: u32,
+    last: u32,
+    dgh_off: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> bp: BackParams;
+@group(0) @binding(1) var<storage, read> wt: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b_lengths: array<u32>;
+@group(0) @binding(3) var<storage, read> d_out: array<f32>;
+@group(0) @binding(4) var<storage, read> b_tape: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dstate: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dg: array<f32>;  // [dGi: T*B, 3H | dGh: T*B, 3H]
+
+fn dstate_at(slot: u32, b: u32, j: u32) -> u32 {
+    return (slot * 2u * bp.batch + b) * bp.hidden + j;
+}
+
+fn next_row(b: u32, len: u32) -> i32 {
+    var s1 = bp.step + 1u;
+    if (bp.last != 0u) {
+        s1 = 0u;
+    }
+    if (s1 >= len) {
+        return -1;
+    }
+    var t1 = s1;
+    if (bp.reverse != 0u) {
+        t1 = len - 1u - s1;
+    }
+    return i32(t1 * bp.batch + b);
+}
+
+fn rec_dot(r: i32, j: u32) -> f32 {
+    if (r < 0) {
+        return 0.0;
+    }
+    let h = bp.hidden;
+    let base = bp.dgh_off + u32(r) * 3u * h;
+    var acc = 0.0;
+    for (var m = 0u; m < h; m++) {
+        let d = vec4<f32>(dg[base + m], dg[base + h + m], dg[base + 2u * h + m], 0.0);
+        acc += dot(d, wt[m * h + j]);
+    }
+    return acc;
+}
+
+@compute @workgroup_size(64, 1)
+fn gru_step_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = gid.x;
+    let b = gid.y;
+    let h = bp.hidden;
+    if (j >= h || b >= bp.batch) {
+        return;
+    }
+    let len = b_lengths[b];
+    let rec = rec_dot(next_row(b, len), j);
+    let s_in = bp.parity;
+    let s_out = 1u - s_in;
+    let carry_h = dstate[dstate_at(s_in, b, j)];
+    if (bp.last != 0u) {
+        dstate[dstate_at(s_out, b, j)] = carry_h + rec;
+        return;
+    }
+    if (bp.step >= len) {
+        dstate[dstate_at(s_out, b, j)] = carry_h;
+        return;
+    }
+    var t = bp.step;
+    if (bp.reverse != 0u) {
+        t = len - 1u - bp.step;
+    }
+    let row = t * bp.batch + b;
+    let dh = carry_h + rec + d_out[bp.d_off + t * bp.d_rs_t + b * bp.d_rs_b + j];
+    let gb = bp.tape_gates + row * 3u * h + j;
+    let r = b_tape[gb];
+    let z = b_tape[gb + h];
+    let n = b_tape[gb + 2u * h];
+    let hp = b_tape[bp.tape_hprev + row * h + j];
+    let hn = b_tape[bp.tape_hn + row * h + j];
+    let dn = dh * (1.0 - z) * (1.0 - n * n);
+    let dr = dn * hn * r * (1.0 - r);
+    let dz = dh * (hp - n) * z * (1.0 - z);
+    let base = row * 3u * h + j;
+    dg[base] = dr;
+    dg[base + h] = dz;
+    dg[base + 2u * h] = dn;
+    dg[bp.dgh_off + base] = dr;
+    dg[bp.dgh_off + base + h] = dz;
+    dg[bp.dgh_off + base + 2u * h] = dn * r;
+    dstate[dstate_at(s_out, b, j)] = dh * z;
+}

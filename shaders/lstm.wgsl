@@ -265,3 +265,124 @@ fn lstm_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (b0 + 15u < p.batch && u0 + 2u < h) { finish(b0 + 15u, u0 + 2u, a15_2); }
     if (b0 + 15u < p.batch && u0 + 3u < h) { finish(b0 + 15u, u0 + 3u, a15_3); }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Backward step (BPTT), run for steps max_len-1 down to 0, then once more with `last` = 1.
+//
+// At step s, row b (time t): dh = carry_h + dy[t] + (dG_{s+1} · W_hh)[j], where dG_{s+1} are the
+// pre-activation gradients the previous dispatch wrote for step s+1 (none if s+1 is past the
+// sequence); then the gate gradients, written to dg[row] (i, f, g, o), and carry_c = dc·f for
+// the step before. Rows whose sequence has not started yet (s >= length) carry dh_n, dc_n
+// through. The `last` dispatch turns the carries and dG_0 · W_hh into dh0 and dc0.
+// W_hh is packed transposed: wt[m * H + j] = (W_i[m, j], W_f[m, j], W_g[m, j], W_o[m, j]).
+
+struct BackParams {
+    batch: u32,
+    hidden: u32,
+    step: u32,
+    reverse: u32,
+    d_rs_t: u32,      // dy[t, b, j] at d_off + t * d_rs_t + b * d_rs_b + j
+    d_rs_b: u32,
+    d_off: u32,
+    parity: u32,      // which dstate slot holds the carries coming in
+    tape_gates: u32,
+    tape_hprev: u32,
+    tape_c: u32,
+    tape_cprev: u32,
+    last: u32,        // 1: produce dh0, dc0 (no gate gradients)
+    dgh_off: u32,     // offset of the recurrent-side gradients in dg (GRU: rows * 3H; else 0)
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> bp: BackParams;
+@group(0) @binding(1) var<storage, read> wt: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b_lengths: array<u32>;
+@group(0) @binding(3) var<storage, read> d_out: array<f32>;
+@group(0) @binding(4) var<storage, read> b_tape: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dstate: array<f32>;  // [2 slots][dh, dc][B][H]
+@group(0) @binding(6) var<storage, read_write> dg: array<f32>;      // [T*B, 4H]
+
+fn dstate_at(slot: u32, which: u32, b: u32, j: u32) -> u32 {
+    return ((slot * 2u + which) * bp.batch + b) * bp.hidden + j;
+}
+
+// Row (t * B + b) of the step after s in this direction's order, if the sequence has one.
+fn next_row(b: u32, len: u32) -> i32 {
+    var s1 = bp.step + 1u;
+    if (bp.last != 0u) {
+        s1 = 0u;
+    }
+    if (s1 >= len) {
+        return -1;
+    }
+    var t1 = s1;
+    if (bp.reverse != 0u) {
+        t1 = len - 1u - s1;
+    }
+    return i32(t1 * bp.batch + b);
+}
+
+fn back_finish(b: u32, j: u32, rec: f32) {
+    let h = bp.hidden;
+    let s_in = bp.parity;
+    let s_out = 1u - s_in;
+    let carry_h = dstate[dstate_at(s_in, 0u, b, j)];
+    let carry_c = dstate[dstate_at(s_in, 1u, b, j)];
+    let len = b_lengths[b];
+    if (bp.last != 0u) {
+        dstate[dstate_at(s_out, 0u, b, j)] = carry_h + rec;
+        dstate[dstate_at(s_out, 1u, b, j)] = carry_c;
+        return;
+    }
+    if (bp.step >= len) {
+        dstate[dstate_at(s_out, 0u, b, j)] = carry_h;
+        dstate[dstate_at(s_out, 1u, b, j)] = carry_c;
+        return;
+    }
+    var t = bp.step;
+    if (bp.reverse != 0u) {
+        t = len - 1u - bp.step;
+    }
+    let row = t * bp.batch + b;
+    let dh = carry_h + rec + d_out[bp.d_off + t * bp.d_rs_t + b * bp.d_rs_b + j];
+    let gb = bp.tape_gates + row * 4u * h + j;
+    let i = b_tape[gb];
+    let f = b_tape[gb + h];
+    let g = b_tape[gb + 2u * h];
+    let o = b_tape[gb + 3u * h];
+    let tc = tanh_stable(b_tape[bp.tape_c + row * h + j]);
+    let dct = carry_c + dh * o * (1.0 - tc * tc);
+    let base = row * 4u * h + j;
+    dg[base] = dct * g * i * (1.0 - i);
+    dg[base + h] = dct * b_tape[bp.tape_cprev + row * h + j] * f * (1.0 - f);
+    dg[base + 2u * h] = dct * i * (1.0 - g * g);
+    dg[base + 3u * h] = dh * tc * o * (1.0 - o);
+    dstate[dstate_at(s_out, 0u, b, j)] = 0.0;
+    dstate[dstate_at(s_out, 1u, b, j)] = dct * f;
+}
+
+// (dG_{s+1} · W_hh)[b, j]: dG row r holds 4H gate gradients, gate-major.
+fn rec_dot(r: i32, j: u32) -> f32 {
+    if (r < 0) {
+        return 0.0;
+    }
+    let h = bp.hidden;
+    let base = u32(r) * 4u * h;
+    var acc = 0.0;
+    for (var m = 0u; m < h; m++) {
+        let d = vec4<f32>(dg[base + m], dg[base + h + m], dg[base + 2u * h + m], dg[base + 3u * h + m]);
+        acc += dot(d, wt[m * h + j]);
+    }
+    return acc;
+}
+
+@compute @workgroup_size(64, 1)
+fn lstm_step_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = gid.x;
+    let b = gid.y;
+    if (j >= bp.hidden || b >= bp.batch) {
+        return;
+    }
+    back_finish(b, j, rec_dot(next_row(b, b_lengths[b]), j));
+}

@@ -43,13 +43,13 @@ struct GemmParams {
     k: u32,
     lda: u32,        // row length of At in floats (multiple of 8)
     ldb: u32,        // row length of Bt in floats (multiple of 8)
-    c_rs: u32,       // C[m, n] is at c_off + m * c_rs + n * c_cs
+    c_rs: u32,       // C[m, n] is at c_off + m * c_rs + n * c_cs (see c_inner)
     c_cs: u32,
     c_off: u32,
     accumulate: u32, // 1: C += product, 0: C = product
     has_bias: u32,   // 1: add bias[n]
-    _pad0: u32,
-    _pad1: u32,
+    c_inner: u32,    // rows decompose as m = m1 * c_inner + m0: C[m, n] at
+    c_rs_outer: u32, //   c_off + m1 * c_rs_outer + m0 * c_rs + n * c_cs
 }
 
 @group(0) @binding(0) var<uniform> gp: GemmParams;
@@ -70,7 +70,7 @@ fn store_row(m: u32, n0: u32, lo: vec4<f32>, hi: vec4<f32>) {
             if (gp.has_bias != 0u) {
                 v += gemm_bias[n];
             }
-            let idx = gp.c_off + m * gp.c_rs + n * gp.c_cs;
+            let idx = gp.c_off + (m / gp.c_inner) * gp.c_rs_outer + (m % gp.c_inner) * gp.c_rs + n * gp.c_cs;
             if (gp.accumulate != 0u) {
                 v += c[idx];
             }
@@ -212,4 +212,32 @@ fn gemm_16(@builtin(global_invocation_id) gid: vec3<u32>) {
     store_row(m0 + 14u, n0 + 8u, c14_2, c14_3);
     store_row(m0 + 15u, n0, c15_0, c15_1);
     store_row(m0 + 15u, n0 + 8u, c15_2, c15_3);
+}
+
+struct SumParams {
+    rows: u32,
+    cols: u32,
+    accumulate: u32,
+    src_off: u32,
+}
+
+@group(0) @binding(0) var<uniform> sp: SumParams;
+@group(0) @binding(1) var<storage, read> sum_src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sum_dst: array<f32>;
+
+// Column sums of a rows x cols matrix (bias gradients), each summed in row order: deterministic.
+@compute @workgroup_size(64)
+fn col_sum(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if (c >= sp.cols) {
+        return;
+    }
+    var s = 0.0;
+    for (var r = 0u; r < sp.rows; r++) {
+        s += sum_src[sp.src_off + r * sp.cols + c];
+    }
+    if (sp.accumulate != 0u) {
+        s += sum_dst[c];
+    }
+    sum_dst[c] = s;
 }

@@ -6,20 +6,31 @@ struct GateParams {
     gates: u32,    // G: 4 (LSTM), 3 (GRU), 1 (Elman)
     units4: u32,   // ceil(H / 4), Elman layout only
     by_unit: u32,  // 0: gates of one unit in a vec4; 1: four units of the one gate in a vec4
+    transposed: u32, // 1: the layout backward needs, with the roles of j and k swapped (below)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> gp: GateParams;
 @group(0) @binding(1) var<storage, read> w_hh: array<f32>;            // [G*H, H], PyTorch layout
 @group(0) @binding(2) var<storage, read_write> packed: array<vec4<f32>>;
 
-fn w_at(row: u32, k: u32) -> f32 {
-    return w_hh[row * gp.hidden + k];
+// W[gate * H + unit, k] in forward layout; W[gate * H + k, unit] (the transpose's element) in
+// backward layout.
+fn w_at(gate_row0: u32, unit: u32, k: u32) -> f32 {
+    if (gp.transposed != 0u) {
+        return w_hh[(gate_row0 + k) * gp.hidden + unit];
+    }
+    return w_hh[(gate_row0 + unit) * gp.hidden + k];
 }
 
 // by_unit = 0: packed[k * H + j] = (W[0H + j, k], W[1H + j, k], W[2H + j, k], W[3H + j, k]) with
 // absent gates 0: a step kernel reads all gates of unit j for one k in a single vec4 load.
 // by_unit = 1 (Elman): packed[k * U4 + u] = (W[4u, k], W[4u + 1, k], W[4u + 2, k], W[4u + 3, k]),
 // rows past H 0.
+// transposed = 1 gives what backward's dh = dG·W_hh reads: packed[m * H + j] =
+// (W[0H + m, j], W[1H + m, j], ...) and, by unit, packed[m * U4 + u] = (W[m, 4u], ..., W[m, 4u + 3]).
 @compute @workgroup_size(64, 4)
 fn pack_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = gid.x;
@@ -34,7 +45,7 @@ fn pack_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
             return;
         }
         for (var g = 0u; g < gp.gates; g++) {
-            v[g] = w_at(g * h + j, k);
+            v[g] = w_at(g * h, j, k);
         }
         packed[k * h + j] = v;
     } else {
@@ -44,7 +55,7 @@ fn pack_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var q = 0u; q < 4u; q++) {
             let row = 4u * j + q;
             if (row < h) {
-                v[q] = w_at(row, k);
+                v[q] = w_at(0u, row, k);
             }
         }
         packed[k * gp.units4 + j] = v;

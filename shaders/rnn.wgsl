@@ -254,3 +254,102 @@ fn rnn_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (b0 + 15u < p.batch && u0 + 2u < p.units4) { finish(b0 + 15u, u0 + 2u, a15_2); }
     if (b0 + 15u < p.batch && u0 + 3u < p.units4) { finish(b0 + 15u, u0 + 3u, a15_3); }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Backward step, scheduled as in lstm.wgsl: dh = carry + dy[t] + (dG_{s+1} · W_hh)[j], then
+// dG = dh (1 - h^2) for tanh, dh [h > 0] for relu (h is the step's output, on the tape).
+// W_hh is packed transposed by unit quads: wt[m * U4 + u] = (W[m, 4u], ..., W[m, 4u + 3]).
+
+struct BackParams {
+    batch: u32,
+    hidden: u32,
+    step: u32,
+    reverse: u32,
+    d_rs_t: u32,
+    d_rs_b: u32,
+    d_off: u32,
+    parity: u32,
+    tape_gates: u32,
+    tape_hprev: u32,
+    relu: u32,
+    units4: u32,
+    last: u32,
+    dgh_off: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> bp: BackParams;
+@group(0) @binding(1) var<storage, read> wt: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b_lengths: array<u32>;
+@group(0) @binding(3) var<storage, read> d_out: array<f32>;
+@group(0) @binding(4) var<storage, read> b_tape: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dstate: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dg: array<f32>;  // [T*B, H]
+
+fn dstate_at(slot: u32, b: u32, j: u32) -> u32 {
+    return (slot * 2u * bp.batch + b) * bp.hidden + j;
+}
+
+fn next_row(b: u32, len: u32) -> i32 {
+    var s1 = bp.step + 1u;
+    if (bp.last != 0u) {
+        s1 = 0u;
+    }
+    if (s1 >= len) {
+        return -1;
+    }
+    var t1 = s1;
+    if (bp.reverse != 0u) {
+        t1 = len - 1u - s1;
+    }
+    return i32(t1 * bp.batch + b);
+}
+
+@compute @workgroup_size(64, 1)
+fn rnn_step_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let u = gid.x;
+    let b = gid.y;
+    let h = bp.hidden;
+    if (u >= bp.units4 || b >= bp.batch) {
+        return;
+    }
+    let len = b_lengths[b];
+    let r = next_row(b, len);
+    var rec = vec4<f32>(0.0);
+    if (r >= 0) {
+        let base = u32(r) * h;
+        for (var m = 0u; m < h; m++) {
+            rec += dg[base + m] * wt[m * bp.units4 + u];
+        }
+    }
+    let s_in = bp.parity;
+    let s_out = 1u - s_in;
+    var t = bp.step;
+    if (bp.reverse != 0u && bp.step < len) {
+        t = len - 1u - bp.step;
+    }
+    let row = t * bp.batch + b;
+    for (var q = 0u; q < 4u; q++) {
+        let j = 4u * u + q;
+        if (j < h) {
+            let carry = dstate[dstate_at(s_in, b, j)];
+            if (bp.last != 0u) {
+                dstate[dstate_at(s_out, b, j)] = carry + rec[q];
+            } else if (bp.step >= len) {
+                dstate[dstate_at(s_out, b, j)] = carry;
+            } else {
+                let dh = carry + rec[q] + d_out[bp.d_off + t * bp.d_rs_t + b * bp.d_rs_b + j];
+                let hv = b_tape[bp.tape_gates + row * h + j];
+                var da: f32;
+                if (bp.relu != 0u) {
+                    da = select(0.0, dh, hv > 0.0);
+                } else {
+                    da = dh * (1.0 - hv * hv);
+                }
+                dg[row * h + j] = da;
+                dstate[dstate_at(s_out, b, j)] = 0.0;
+            }
+        }
+    }
+}

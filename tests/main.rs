@@ -5,6 +5,7 @@ mod common;
 mod embedding;
 mod errors;
 mod gpu;
+mod gpu_backward;
 mod gpu_ops;
 mod gpu_rnn;
 mod keras;

@@ -74,7 +74,8 @@ struct GemmParams {
     c_off: u32,
     accumulate: u32,
     has_bias: u32,
-    _pad: [u32; 2],
+    c_inner: u32,
+    c_rs_outer: u32,
 }
 
 /// A matrix `X(r, k)` read from a device tensor with strides: element (r, k) is at
@@ -123,6 +124,7 @@ impl<'a> Strided<'a> {
 }
 
 /// A packed K-major operand: `data[k * ld + r]`, rows padded to `ld` with zeros.
+#[derive(Clone, Debug)]
 pub(crate) struct Packed {
     pub data: GpuTensor,
     pub ld: usize,
@@ -176,13 +178,16 @@ pub(crate) fn pack(rec: &mut Recorder<'_>, x: Strided<'_>) -> Result<Packed> {
     })
 }
 
-/// Where and how [`gemm`] writes: `C[m, n]` at `off + m·rs + n·cs`, overwritten or accumulated.
+/// Where and how [`gemm`] writes: `C[m, n]` at `off + (m / inner)·rs_outer + (m % inner)·rs +
+/// n·cs`, overwritten or accumulated. `inner` lets rows `t·B + b` land in a batch-first tensor.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Out<'a> {
     pub t: &'a GpuTensor,
     pub off: usize,
     pub rs: usize,
     pub cs: usize,
+    pub inner: usize,
+    pub rs_outer: usize,
     pub accumulate: bool,
 }
 
@@ -194,8 +199,15 @@ impl<'a> Out<'a> {
             off: 0,
             rs: n,
             cs: 1,
+            inner: usize::MAX,
+            rs_outer: 0,
             accumulate: false,
         }
+    }
+
+    pub fn accumulate(mut self, yes: bool) -> Self {
+        self.accumulate = yes;
+        self
     }
 }
 
@@ -225,7 +237,8 @@ pub(crate) fn gemm(
         c_off: u32_of("gemm", "offset", out.off)?,
         accumulate: out.accumulate as u32,
         has_bias: bias.is_some() as u32,
-        _pad: [0; 2],
+        c_inner: out.inner.min(u32::MAX as usize).max(1) as u32,
+        c_rs_outer: u32_of("gemm", "outer row stride", out.rs_outer)?,
     };
     // Without a bias, bind `a` again in its place (read-only twice is allowed); it is not read.
     let bias = bias.unwrap_or(&a.data);

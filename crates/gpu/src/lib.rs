@@ -12,6 +12,7 @@ pub mod loss;
 mod pipeline;
 mod record;
 pub mod rnn;
+pub mod rnn_backward;
 pub mod shaders;
 mod weights;
 
@@ -23,4 +24,5 @@ pub use gemm::{GemmBlock, matmul};
 pub use linear::linear_forward;
 pub use loss::{GpuCrossEntropy, cross_entropy, log_softmax, upload_targets};
 pub use rnn::{GpuRnnInput, GpuRnnOutput, GpuRnnTape, Mode, rnn_forward};
+pub use rnn_backward::{GpuRnnGrads, GpuRnnOutputGrads, rnn_backward};
 pub use weights::GpuWeights;

@@ -112,15 +112,13 @@ impl<'a> GpuRnnInput<'a> {
 
 /// What a training-mode forward saved, per (layer, direction) in PyTorch's index order.
 #[derive(Clone, Debug)]
-// The device buffers are read by the backward pass; until it lands only the accessors read them.
-#[allow(dead_code)]
 pub struct GpuRnnTape {
     pub(crate) config: RnnConfig,
     pub(crate) dims: RnnDims,
     pub(crate) lengths: Vec<usize>,
     pub(crate) lengths_dev: GpuTensor,
-    /// The input of each layer as it was given (layer 0: `x` in the caller's layout).
-    pub(crate) layer_inputs: Vec<GpuTensor>,
+    /// The input of each layer, packed K-major as the input projection read it.
+    pub(crate) layer_xt: Vec<Packed>,
     /// Tape of each (layer, direction), sections as in [`TapeLayout`].
     pub(crate) directions: Vec<GpuTensor>,
 }
@@ -148,6 +146,18 @@ pub struct GpuRnnOutput {
     pub c_n: Option<GpuTensor>,
     /// Present in [`Mode::Training`].
     pub tape: Option<GpuRnnTape>,
+}
+
+impl GpuRnnOutput {
+    /// The tape for [`crate::rnn_backward`]; an error if the forward ran in inference mode.
+    pub fn tape(&self) -> Result<&GpuRnnTape> {
+        self.tape.as_ref().ok_or(Error::InvalidArgument {
+            op: "gpu rnn_backward",
+            arg: "tape",
+            reason: "is missing: run the forward in Mode::Training to keep what backward needs"
+                .into(),
+        })
+    }
 }
 
 /// Offsets (in floats) of the sections of one direction's tape, each `[T·B, width]`.
@@ -191,6 +201,8 @@ struct GateParams {
     gates: u32,
     units4: u32,
     by_unit: u32,
+    transposed: u32,
+    _pad: [u32; 3],
 }
 
 #[repr(C)]
@@ -283,7 +295,7 @@ pub fn rnn_forward(
 
     let mut inp = input.x.clone();
     let mut inp_batch_first = cfg.batch_first;
-    let mut layer_inputs = Vec::new();
+    let mut layer_xt = Vec::new();
     let mut tapes = Vec::new();
     for layer in 0..cfg.num_layers {
         let in_w = cfg.layer_input_size(layer);
@@ -320,22 +332,9 @@ pub fn rnn_forward(
             let gi = input_projection(&mut rec, w, &xt, &sfx, gh, rows)?;
             let w_hh = w.get(&format!("weight_hh{sfx}"))?;
             let units4 = h.div_ceil(4);
-            let by_unit = matches!(cfg.cell, CellKind::RnnTanh | CellKind::RnnRelu);
-            let packed_len = if by_unit { h * units4 * 4 } else { h * h * 4 };
-            let packed = ctx.alloc(OP, "packed W_hh", &[packed_len], DType::F32)?;
-            let gp = GateParams {
-                hidden: h as u32,
-                gates: g as u32,
-                units4: units4 as u32,
-                by_unit: by_unit as u32,
-            };
+            let by_unit = by_unit(cfg.cell);
             let gx = if by_unit { units4 } else { h };
-            rec.dispatch(
-                PACK_GATES,
-                &gp,
-                &[w_hh, &packed],
-                [gx.div_ceil(64) as u32, h.div_ceil(4) as u32, 1],
-            )?;
+            let packed = pack_w_hh(&mut rec, w_hh, cfg.cell, h, false)?;
 
             // State slots [2][h, c][B][H]; slot 0 holds h0 (and c0) before the first step.
             let state = ctx.alloc(OP, "state", &[2, 2, nb, h], DType::F32)?;
@@ -415,7 +414,7 @@ pub fn rnn_forward(
             }
         }
         if train {
-            layer_inputs.push(inp.clone());
+            layer_xt.push(xt);
         }
         inp = out;
         inp_batch_first = out_batch_first;
@@ -426,7 +425,7 @@ pub fn rnn_forward(
         dims,
         lengths,
         lengths_dev,
-        layer_inputs,
+        layer_xt,
         directions: tapes,
     });
     Ok(GpuRnnOutput {
@@ -435,6 +434,44 @@ pub fn rnn_forward(
         c_n,
         tape,
     })
+}
+
+/// Elman cells pack four units to a vec4; LSTM and GRU pack the gates of one unit.
+pub(crate) fn by_unit(cell: CellKind) -> bool {
+    matches!(cell, CellKind::RnnTanh | CellKind::RnnRelu)
+}
+
+/// `W_hh` in the step kernels' vec4 layout (see `pack_gates` in pack.wgsl); `transposed` gives
+/// the layout of backward's `dG·W_hh`.
+pub(crate) fn pack_w_hh(
+    rec: &mut Recorder<'_>,
+    w_hh: &GpuTensor,
+    cell: CellKind,
+    h: usize,
+    transposed: bool,
+) -> Result<GpuTensor> {
+    let units4 = h.div_ceil(4);
+    let by_unit = by_unit(cell);
+    let packed_len = if by_unit { h * units4 * 4 } else { h * h * 4 };
+    let packed = rec
+        .ctx()
+        .alloc("pack_w_hh", "packed W_hh", &[packed_len], DType::F32)?;
+    let gp = GateParams {
+        hidden: h as u32,
+        gates: cell.gates() as u32,
+        units4: units4 as u32,
+        by_unit: by_unit as u32,
+        transposed: transposed as u32,
+        _pad: [0; 3],
+    };
+    let gx = if by_unit { units4 } else { h };
+    rec.dispatch(
+        PACK_GATES,
+        &gp,
+        &[w_hh, &packed],
+        [gx.div_ceil(64) as u32, h.div_ceil(4) as u32, 1],
+    )?;
+    Ok(packed)
 }
 
 /// `gi = X·W_ihᵀ + b` over all T·B rows, with `b = b_ih + b_hh` (GRU: without `b_hn`).

@@ -38,6 +38,11 @@ impl<C: ParamLayout> GpuWeights<C> {
         Weights::from_tensors(self.config.clone(), tensors, &LoadOptions::strict())
     }
 
+    /// Tensors already checked to match `config` (names and shapes).
+    pub(crate) fn from_parts(config: C, tensors: BTreeMap<String, GpuTensor>) -> Self {
+        Self { config, tensors }
+    }
+
     pub fn config(&self) -> &C {
         &self.config
     }

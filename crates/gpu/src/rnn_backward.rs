@@ -1,0 +1,382 @@
+//! Backward (BPTT) of the recurrent layers, built like cuDNN's: per layer and direction one
+//! fused kernel per timestep in reverse (the recurrent product `dG·W_hh` for dh, the gate
+//! gradients, the carries), then the weight gradients as single GEMMs over all T·B rows
+//! (`dW_ih = dGᵀ·X`, `dW_hh = dGᵀ·H_prev`, `dX = dG·W_ih`) and column sums for the biases.
+//! The whole pass is one command encoder and one submit.
+
+use std::collections::BTreeMap;
+
+use bytemuck::{Pod, Zeroable};
+use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
+
+use crate::buffer::{DType, GpuTensor};
+use crate::context::Context;
+use crate::gemm::{Out, Strided, expect_f32, gemm, pack};
+use crate::pipeline::{Access, Kernel};
+use crate::record::Recorder;
+use crate::rnn::{GpuRnnTape, TapeLayout, by_unit, pack_w_hh};
+use crate::shaders::Shader;
+use crate::weights::GpuWeights;
+
+use Access::{Read, ReadWrite};
+
+const OP: &str = "gpu rnn_backward";
+const BINDINGS: &[Access] = &[Read, Read, Read, Read, ReadWrite, ReadWrite];
+const COL_SUM: Kernel = Kernel {
+    shader: Shader::Matmul,
+    entry: "col_sum",
+    bindings: &[Read, ReadWrite],
+};
+
+fn step_kernel(cell: CellKind) -> Kernel {
+    match cell {
+        CellKind::Lstm => Kernel {
+            shader: Shader::Lstm,
+            entry: "lstm_step_bwd",
+            bindings: BINDINGS,
+        },
+        CellKind::Gru => Kernel {
+            shader: Shader::Gru,
+            entry: "gru_step_bwd",
+            bindings: BINDINGS,
+        },
+        CellKind::RnnTanh | CellKind::RnnRelu => Kernel {
+            shader: Shader::Rnn,
+            entry: "rnn_step_bwd",
+            bindings: BINDINGS,
+        },
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct BackParams {
+    batch: u32,
+    hidden: u32,
+    step: u32,
+    reverse: u32,
+    d_rs_t: u32,
+    d_rs_b: u32,
+    d_off: u32,
+    parity: u32,
+    tape_gates: u32,
+    tape_hprev: u32,
+    extra1: u32,
+    extra2: u32,
+    last: u32,
+    dgh_off: u32,
+    _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct SumParams {
+    rows: u32,
+    cols: u32,
+    accumulate: u32,
+    src_off: u32,
+}
+
+/// Upstream gradients, on the device; an absent one counts as zero.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GpuRnnOutputGrads<'a> {
+    pub dy: Option<&'a GpuTensor>,
+    pub dh_n: Option<&'a GpuTensor>,
+    pub dc_n: Option<&'a GpuTensor>,
+}
+
+/// Gradients of a recurrent call: inputs, initial states and every parameter (PyTorch names).
+#[derive(Clone, Debug)]
+pub struct GpuRnnGrads {
+    pub dx: GpuTensor,
+    pub dh0: GpuTensor,
+    /// LSTM only.
+    pub dc0: Option<GpuTensor>,
+    /// The parameter gradients: fresh tensors, or the accumulator passed in.
+    pub weights: GpuWeights<RnnConfig>,
+}
+
+/// Column sums of `rows × cols` starting at `src_off` of `src`, into (or added to) `dst`.
+pub(crate) fn col_sum(
+    rec: &mut Recorder<'_>,
+    src: &GpuTensor,
+    src_off: usize,
+    rows: usize,
+    cols: usize,
+    dst: &GpuTensor,
+    accumulate: bool,
+) -> Result<()> {
+    let p = SumParams {
+        rows: rows as u32,
+        cols: cols as u32,
+        accumulate: accumulate as u32,
+        src_off: src_off as u32,
+    };
+    rec.dispatch(COL_SUM, &p, &[src, dst], [cols.div_ceil(64) as u32, 1, 1])
+}
+
+/// Backward of a training-mode [`crate::rnn_forward`] call with the same weights: the
+/// gradients of `loss` given `∂loss/∂y`, `∂loss/∂h_n`, `∂loss/∂c_n`. With `accumulate`, the
+/// parameter gradients are added into those tensors (gradient accumulation over micro-batches)
+/// instead of written to fresh ones. Bit-reproducible: no atomics, fixed summation orders.
+pub fn rnn_backward(
+    ctx: &Context,
+    w: &GpuWeights<RnnConfig>,
+    tape: &GpuRnnTape,
+    upstream: GpuRnnOutputGrads<'_>,
+    accumulate: Option<&GpuWeights<RnnConfig>>,
+) -> Result<GpuRnnGrads> {
+    let cfg = w.config();
+    if *cfg != tape.config {
+        return Err(Error::InvalidArgument {
+            op: OP,
+            arg: "weights",
+            reason: format!("config {cfg:?} differs from the tape's {:?}", tape.config),
+        });
+    }
+    if let Some(acc) = accumulate {
+        if acc.config() != cfg {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                arg: "accumulate",
+                reason: format!(
+                    "config {:?} differs from the weights' {cfg:?}",
+                    acc.config()
+                ),
+            });
+        }
+    }
+    let RnnDims {
+        seq_len: tl,
+        batch: nb,
+    } = tape.dims;
+    let (h, g, nd) = (cfg.hidden_size, cfg.cell.gates(), cfg.num_directions());
+    let gh = g * h;
+    let rows = tl * nb;
+    let lstm = cfg.cell.has_cell_state();
+    let gru = cfg.cell == CellKind::Gru;
+    let state_shape = cfg.state_shape(nb);
+    let y_shape = cfg.output_shape(tape.dims);
+    if let Some(dy) = upstream.dy {
+        expect_f32(OP, "dy", dy, &y_shape)?;
+    }
+    if let Some(d) = upstream.dh_n {
+        expect_f32(OP, "dh_n", d, &state_shape)?;
+    }
+    if let Some(d) = upstream.dc_n {
+        if !lstm {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                arg: "dc_n",
+                reason: format!("is only for LSTM, the cell is {}", cfg.cell.name()),
+            });
+        }
+        expect_f32(OP, "dc_n", d, &state_shape)?;
+    }
+    let max_len = tape.lengths.iter().copied().max().unwrap_or(tl);
+
+    let mut rec = Recorder::new(ctx, OP);
+    let dh0 = ctx.alloc(OP, "dh0", &state_shape, DType::F32)?;
+    let dc0 = if lstm {
+        Some(ctx.alloc(OP, "dc0", &state_shape, DType::F32)?)
+    } else {
+        None
+    };
+    let grads = match accumulate {
+        Some(acc) => acc.clone(),
+        None => {
+            let mut m = BTreeMap::new();
+            for spec in cfg.param_specs() {
+                m.insert(
+                    spec.name.clone(),
+                    ctx.alloc(OP, &spec.name, &spec.shape, DType::F32)?,
+                );
+            }
+            GpuWeights::from_parts(cfg.clone(), m)
+        }
+    };
+    let add = accumulate.is_some();
+
+    let mut d_out = match upstream.dy {
+        Some(dy) => dy.clone(),
+        None => {
+            let z = ctx.alloc(OP, "dy", &y_shape, DType::F32)?;
+            rec.clear(&z);
+            z
+        }
+    };
+    let mut d_out_batch_first = cfg.batch_first;
+    let mut dx = None;
+    for layer in (0..cfg.num_layers).rev() {
+        let in_w = cfg.layer_input_size(layer);
+        let first = layer == 0;
+        let in_batch_first = first && cfg.batch_first;
+        let in_shape = if in_batch_first {
+            [nb, tl, in_w]
+        } else {
+            [tl, nb, in_w]
+        };
+        let d_inp = ctx.alloc(OP, "dx", &in_shape, DType::F32)?;
+        let xt = &tape.layer_xt[layer];
+        // X as the B operand of dW_ih = dGᵀ·X: X(k, r) read from the packed Xt[k][r].
+        let x_rows = pack(
+            &mut rec,
+            Strided {
+                t: &xt.data,
+                rows: in_w,
+                k: rows,
+                inner: in_w,
+                s_inner: xt.ld,
+                s_outer: 0,
+                s_k: 1,
+                off: 0,
+            },
+        )?;
+        for dir in 0..nd {
+            let idx = layer * nd + dir;
+            let sfx = RnnConfig::suffix(layer, dir);
+            let layout = TapeLayout::new(cfg.cell, rows, h);
+            let dtape = &tape.directions[idx];
+            let w_hh = w.get(&format!("weight_hh{sfx}"))?;
+            let w_ih = w.get(&format!("weight_ih{sfx}"))?;
+            let wt = pack_w_hh(&mut rec, w_hh, cfg.cell, h, true)?;
+
+            let dstate = ctx.alloc(OP, "dstate", &[2, 2, nb, h], DType::F32)?;
+            rec.clear(&dstate);
+            if let Some(d) = upstream.dh_n {
+                rec.copy(d, idx * nb * h, &dstate, 0, nb * h);
+            }
+            if let Some(d) = upstream.dc_n {
+                rec.copy(d, idx * nb * h, &dstate, nb * h, nb * h);
+            }
+            let dgh_off = if gru { rows * gh } else { 0 };
+            let dg = ctx.alloc(OP, "dG", &[rows * gh * if gru { 2 } else { 1 }], DType::F32)?;
+            // Padded rows stay zero: the GEMMs below run over all T·B rows.
+            rec.clear(&dg);
+
+            let (d_rs_t, d_rs_b) = if d_out_batch_first {
+                (nd * h, tl * nd * h)
+            } else {
+                (nb * nd * h, nd * h)
+            };
+            let units4 = h.div_ceil(4);
+            let (extra1, extra2) = match cfg.cell {
+                CellKind::Lstm => (layout.extra1, layout.extra2),
+                CellKind::Gru => (layout.extra1, 0),
+                CellKind::RnnTanh => (0, units4),
+                CellKind::RnnRelu => (1, units4),
+            };
+            let kernel = step_kernel(cfg.cell);
+            let gx = if by_unit(cfg.cell) { units4 } else { h };
+            let groups = [gx.div_ceil(64) as u32, nb as u32, 1];
+            let params = |step: usize, last: bool, parity: u32| BackParams {
+                batch: nb as u32,
+                hidden: h as u32,
+                step: step as u32,
+                reverse: dir as u32,
+                d_rs_t: d_rs_t as u32,
+                d_rs_b: d_rs_b as u32,
+                d_off: (dir * h) as u32,
+                parity,
+                tape_gates: layout.gates as u32,
+                tape_hprev: layout.h_prev as u32,
+                extra1: extra1 as u32,
+                extra2: extra2 as u32,
+                last: last as u32,
+                dgh_off: dgh_off as u32,
+                _pad: [0; 2],
+            };
+            let bufs: [&GpuTensor; 6] = [&wt, &tape.lengths_dev, &d_out, dtape, &dstate, &dg];
+            let mut parity = 0;
+            for s in (0..max_len).rev() {
+                rec.dispatch(kernel, &params(s, false, parity), &bufs, groups)?;
+                parity = 1 - parity;
+            }
+            // One more dispatch turns the carries and dG of step 0 into dh0, dc0.
+            rec.dispatch(kernel, &params(0, true, parity), &bufs, groups)?;
+            let fin = (1 - parity as usize) * 2 * nb * h;
+            rec.copy(&dstate, fin, &dh0, idx * nb * h, nb * h);
+            if let Some(dc0) = &dc0 {
+                rec.copy(&dstate, fin + nb * h, dc0, idx * nb * h, nb * h);
+            }
+
+            // Weight gradients: single products over all T·B rows.
+            let dgi_t = pack(&mut rec, Strided::cols(&dg, rows, gh, 0))?;
+            let dgh_t = if gru {
+                pack(&mut rec, Strided::cols(&dg, rows, gh, dgh_off))?
+            } else {
+                dgi_t.clone()
+            };
+            gemm(
+                &mut rec,
+                &dgi_t,
+                &x_rows,
+                None,
+                Out::rows(grads.get(&format!("weight_ih{sfx}"))?, in_w).accumulate(add),
+            )?;
+            let h_prev = pack(&mut rec, Strided::cols(dtape, rows, h, layout.h_prev))?;
+            gemm(
+                &mut rec,
+                &dgh_t,
+                &h_prev,
+                None,
+                Out::rows(grads.get(&format!("weight_hh{sfx}"))?, h).accumulate(add),
+            )?;
+            if cfg.bias {
+                col_sum(
+                    &mut rec,
+                    &dg,
+                    0,
+                    rows,
+                    gh,
+                    grads.get(&format!("bias_ih{sfx}"))?,
+                    add,
+                )?;
+                col_sum(
+                    &mut rec,
+                    &dg,
+                    dgh_off,
+                    rows,
+                    gh,
+                    grads.get(&format!("bias_hh{sfx}"))?,
+                    add,
+                )?;
+            }
+            // dX = dG·W_ih, the second direction adding to the first.
+            let dgi_rows = pack(&mut rec, Strided::rows(&dg, rows, gh, 0))?;
+            let w_cols = pack(&mut rec, Strided::cols(w_ih, gh, in_w, 0))?;
+            let out = if in_batch_first {
+                Out {
+                    t: &d_inp,
+                    off: 0,
+                    rs: tl * in_w,
+                    cs: 1,
+                    inner: nb,
+                    rs_outer: in_w,
+                    accumulate: dir > 0,
+                }
+            } else {
+                Out::rows(&d_inp, in_w).accumulate(dir > 0)
+            };
+            gemm(&mut rec, &dgi_rows, &w_cols, None, out)?;
+        }
+        if first {
+            dx = Some(d_inp);
+        } else {
+            d_out = d_inp;
+            d_out_batch_first = false;
+        }
+    }
+    rec.submit()?;
+    let dx = dx.ok_or_else(|| Error::InvalidConfig {
+        config: "RnnConfig",
+        field: "num_layers",
+        reason: "must be at least 1".into(),
+    })?;
+    Ok(GpuRnnGrads {
+        dx,
+        dh0,
+        dc0,
+        weights: grads,
+    })
+}
