@@ -200,3 +200,176 @@ fn backward_matches_cpu_batch_one_single_step_no_bias() {
         );
     }
 }
+
+/// A small LSTM call on the device: weights, input, lengths and upstream gradients.
+struct Small {
+    w: GpuWeights<RnnConfig>,
+    x: wgrnn::gpu::GpuTensor,
+    dy: wgrnn::gpu::GpuTensor,
+}
+
+fn small(ctx: &Context) -> Small {
+    let cfg = RnnConfig::new(CellKind::Lstm, 5, 9)
+        .layers(2)
+        .bidirectional(true);
+    let mut rng = SplitMix64::new(9);
+    Small {
+        w: GpuWeights::upload(ctx, &RnnWeights::<f32>::init(cfg, 3).unwrap()).unwrap(),
+        x: ctx.upload(&random(&mut rng, &[6, 3, 5], 1.0)).unwrap(),
+        dy: ctx.upload(&random(&mut rng, &[6, 3, 18], 1.0)).unwrap(),
+    }
+}
+
+const LENS: [usize; 3] = [6, 2, 5];
+
+fn grads(ctx: &Context, s: &Small, acc: Option<&GpuWeights<RnnConfig>>) -> wgrnn::gpu::GpuRnnGrads {
+    let out = wgrnn::gpu::rnn_forward(
+        ctx,
+        &s.w,
+        GpuRnnInput::new(&s.x).lengths(&LENS),
+        Mode::Training,
+    )
+    .unwrap();
+    let up = GpuRnnOutputGrads {
+        dy: Some(&s.dy),
+        ..Default::default()
+    };
+    wgrnn::gpu::rnn_backward(ctx, &s.w, out.tape().unwrap(), up, acc).unwrap()
+}
+
+fn bits(ctx: &Context, t: &wgrnn::gpu::GpuTensor) -> Vec<u32> {
+    ctx.read(t)
+        .unwrap()
+        .data()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+#[test]
+fn gradients_are_bit_identical_across_calls() {
+    let ctx = ctx();
+    let s = small(ctx);
+    let (a, b) = (grads(ctx, &s, None), grads(ctx, &s, None));
+    assert_eq!(bits(ctx, &a.dx), bits(ctx, &b.dx), "dx");
+    assert_eq!(bits(ctx, &a.dh0), bits(ctx, &b.dh0), "dh0");
+    for (name, t) in a.weights.tensors() {
+        assert_eq!(
+            bits(ctx, t),
+            bits(ctx, b.weights.get(name).unwrap()),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn gradients_accumulate_into_given_tensors() {
+    let ctx = ctx();
+    let s = small(ctx);
+    let once = grads(ctx, &s, None).weights.read(ctx).unwrap();
+    let acc = grads(ctx, &s, None).weights;
+    let again = grads(ctx, &s, Some(&acc));
+    // The accumulator itself was updated, and returned.
+    for name in once.names() {
+        assert!(
+            again
+                .weights
+                .get(&name)
+                .unwrap()
+                .same_buffer(acc.get(&name).unwrap())
+        );
+        let got = ctx.read(acc.get(&name).unwrap()).unwrap();
+        let twice = Tensor::from_fn(got.shape().to_vec(), |i| {
+            2.0 * once.get(&name).unwrap().data()[i]
+        });
+        assert_tensor_close(
+            &format!("accumulated {name}"),
+            &got,
+            &twice,
+            Tolerance {
+                abs: 1e-6,
+                rel: 1e-6,
+            },
+        );
+    }
+}
+
+/// 1,000 forward+backward calls of one shape leave the pool's allocation count unchanged.
+#[test]
+fn pool_does_not_grow_over_training_calls() {
+    let ctx = Context::new().unwrap();
+    let s = small(&ctx);
+    drop(grads(&ctx, &s, None));
+    ctx.sync().unwrap();
+    let after_first = ctx.pool_stats().allocations;
+    for i in 0..1000 {
+        drop(grads(&ctx, &s, None));
+        if i % 100 == 0 {
+            ctx.sync().unwrap();
+        }
+    }
+    ctx.sync().unwrap();
+    assert_eq!(
+        ctx.pool_stats().allocations,
+        after_first,
+        "{:?}",
+        ctx.pool_stats()
+    );
+}
+
+#[test]
+fn backward_bad_inputs_are_errors() {
+    let ctx = ctx();
+    let s = small(ctx);
+    let inference =
+        wgrnn::gpu::rnn_forward(ctx, &s.w, GpuRnnInput::new(&s.x), Mode::Inference).unwrap();
+    let e = inference.tape().unwrap_err();
+    assert!(e.to_string().contains("Mode::Training"), "{e}");
+
+    let out = wgrnn::gpu::rnn_forward(ctx, &s.w, GpuRnnInput::new(&s.x), Mode::Training).unwrap();
+    let tape = out.tape().unwrap();
+    let bad = ctx.zeros(&[6, 3, 9]).unwrap();
+    let e = wgrnn::gpu::rnn_backward(
+        ctx,
+        &s.w,
+        tape,
+        GpuRnnOutputGrads {
+            dy: Some(&bad),
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        wgrnn::Error::shape("gpu rnn_backward", "dy", &[6, 3, 18], &[6, 3, 9])
+    );
+    let bad = ctx.zeros(&[4, 2, 9]).unwrap();
+    let e = wgrnn::gpu::rnn_backward(
+        ctx,
+        &s.w,
+        tape,
+        GpuRnnOutputGrads {
+            dh_n: Some(&bad),
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("`dh_n`") && e.to_string().contains("[4, 3, 9]"),
+        "{e}"
+    );
+    // Weights or an accumulator of another shape do not fit the tape.
+    let other = GpuWeights::upload(
+        ctx,
+        &RnnWeights::<f32>::init(RnnConfig::new(CellKind::Lstm, 5, 9), 1).unwrap(),
+    )
+    .unwrap();
+    let e = wgrnn::gpu::rnn_backward(ctx, &other, tape, GpuRnnOutputGrads::default(), None)
+        .unwrap_err();
+    assert!(e.to_string().contains("`weights`"), "{e}");
+    let e = wgrnn::gpu::rnn_backward(ctx, &s.w, tape, GpuRnnOutputGrads::default(), Some(&other))
+        .unwrap_err();
+    assert!(e.to_string().contains("`accumulate`"), "{e}");
+}

@@ -341,3 +341,61 @@ fn gpu_matches_every_keras_fixture() {
         }
     }
 }
+
+/// The GPU backward against every recurrent fixture's `grad.*` tensors.
+#[test]
+fn gpu_gradients_match_every_keras_rnn_fixture() {
+    let ctx = crate::gpu::ctx();
+    for (name, file) in fixtures()
+        .iter()
+        .filter(|(n, f)| meta(n, f, "kind") == "rnn")
+    {
+        let cfg = rnn_config(name, file);
+        let w = RnnWeights::<f32>::from_file(cfg.clone(), file, &LoadOptions::default()).unwrap();
+        let gw = wgrnn::gpu::GpuWeights::upload(ctx, &w).unwrap();
+        let t = |n: &str| file.real::<f32>(n).unwrap();
+        let up = |n: &str| ctx.upload(&t(n)).unwrap();
+        let (x, h0, dy, dh_n) = (up("x"), up("h0"), up("dy"), up("dh_n"));
+        let lstm = cfg.cell.has_cell_state();
+        let (c0, dc_n) = (lstm.then(|| up("c0")), lstm.then(|| up("dc_n")));
+        let lens = lengths(file, "lengths");
+        let mut input = wgrnn::gpu::GpuRnnInput::new(&x).h0(&h0).lengths(&lens);
+        input.c0 = c0.as_ref();
+        let out = wgrnn::gpu::rnn_forward(ctx, &gw, input, wgrnn::gpu::Mode::Training).unwrap();
+        let upstream = wgrnn::gpu::GpuRnnOutputGrads {
+            dy: Some(&dy),
+            dh_n: Some(&dh_n),
+            dc_n: dc_n.as_ref(),
+        };
+        let g = wgrnn::gpu::rnn_backward(ctx, &gw, out.tape().unwrap(), upstream, None).unwrap();
+        assert_tensor_close(
+            &format!("{name} gpu: grad.x"),
+            &ctx.read(&g.dx).unwrap(),
+            &t("grad.x"),
+            F32_GRAD,
+        );
+        assert_tensor_close(
+            &format!("{name} gpu: grad.h0"),
+            &ctx.read(&g.dh0).unwrap(),
+            &t("grad.h0"),
+            F32_GRAD,
+        );
+        if let Some(dc0) = &g.dc0 {
+            assert_tensor_close(
+                &format!("{name} gpu: grad.c0"),
+                &ctx.read(dc0).unwrap(),
+                &t("grad.c0"),
+                F32_GRAD,
+            );
+        }
+        let gw_host = g.weights.read(ctx).unwrap();
+        for p in gw_host.names() {
+            assert_tensor_close(
+                &format!("{name} gpu: grad.{p}"),
+                gw_host.get(&p).unwrap(),
+                &t(&format!("grad.{p}")),
+                F32_GRAD,
+            );
+        }
+    }
+}
