@@ -14,7 +14,11 @@ struct AttnParams {
     dv: u32,
     additive: u32,
     scale: f32,
-    _pad: u32,
+    side: u32,        // attn_dside: 0 query side, 1 key side
+    has_dw: u32,      // attn_dscores: 1 if an upstream dweights is bound
+    accumulate: u32,  // attn_dv_add: 1 adds into the output
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: AttnParams;
@@ -103,4 +107,132 @@ fn attn_context(@builtin(global_invocation_id) gid: vec3<u32>) {
         s += cw[wb + j] * cv[(b * p.tk + j) * p.dv + d];
     }
     ctx_out[(b * p.tq + i) * p.dv + d] = s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward. `attn_dscores`: per row (b, i), da_j = dctx_i . value_j (+ upstream dweights), then
+// the softmax backward ds_j = w_j (da_j - sum_j' w_j' da_j'); masked keys get ds = 0.
+
+@group(0) @binding(1) var<storage, read> g_w: array<f32>;      // weights [B, Tq, Tk]
+@group(0) @binding(2) var<storage, read> g_val: array<f32>;    // value [B, Tk, Dv]
+@group(0) @binding(3) var<storage, read> g_dctx: array<f32>;   // [B, Tq, Dv]
+@group(0) @binding(4) var<storage, read> g_dw: array<f32>;     // upstream dweights or unused
+@group(0) @binding(5) var<storage, read> g_len: array<u32>;
+@group(0) @binding(6) var<storage, read_write> g_ds: array<f32>;  // [B, Tq, Tk]
+
+@compute @workgroup_size(64)
+fn attn_dscores(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row = gid.x + gid.y * 65535u * 64u;
+    if (row >= p.batch * p.tq) {
+        return;
+    }
+    let b = row / p.tq;
+    let len = g_len[b];
+    let base = row * p.tk;
+    var dot_wd = 0.0;
+    for (var j = 0u; j < len; j++) {
+        var da = 0.0;
+        for (var d = 0u; d < p.dv; d++) {
+            da += g_dctx[row * p.dv + d] * g_val[(b * p.tk + j) * p.dv + d];
+        }
+        if (p.has_dw != 0u) {
+            da += g_dw[base + j];
+        }
+        g_ds[base + j] = da;
+        dot_wd += g_w[base + j] * da;
+    }
+    for (var j = 0u; j < p.tk; j++) {
+        if (j < len) {
+            g_ds[base + j] = g_w[base + j] * (g_ds[base + j] - dot_wd);
+        } else {
+            g_ds[base + j] = 0.0;
+        }
+    }
+}
+
+// dvalue[b, j, d] = sum_i w[b, i, j] dctx[b, i, d].
+@group(0) @binding(1) var<storage, read> v_w: array<f32>;
+@group(0) @binding(2) var<storage, read> v_dctx: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v_out: array<f32>;
+
+@compute @workgroup_size(64, 1)
+fn attn_dvalue(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let d = gid.x;
+    let j = gid.y;
+    let b = gid.z;
+    if (d >= p.dv || j >= p.tk || b >= p.batch) {
+        return;
+    }
+    var s = 0.0;
+    for (var i = 0u; i < p.tq; i++) {
+        s += v_w[(b * p.tq + i) * p.tk + j] * v_dctx[(b * p.tq + i) * p.dv + d];
+    }
+    v_out[(b * p.tk + j) * p.dv + d] = s;
+}
+
+// Gradients of the compared vectors. Dot scores: dq_i = scale sum_j ds_ij kp_j and
+// dkp_j = scale sum_i ds_ij q_i. Additive: with u = tanh(qa_i + ka_j),
+// dqa_i = sum_j ds_ij v (1 - u^2), dka_j = sum_i ds_ij v (1 - u^2).
+// `side` 0 computes the query side [B, Tq, width], 1 the key side [B, Tk, width].
+@group(0) @binding(1) var<storage, read> x_ds: array<f32>;    // [B, Tq, Tk]
+@group(0) @binding(2) var<storage, read> x_q: array<f32>;     // [B, Tq, width]
+@group(0) @binding(3) var<storage, read> x_k: array<f32>;     // [B, Tk, width]
+@group(0) @binding(4) var<storage, read> x_v: array<f32>;     // [width] (additive)
+@group(0) @binding(5) var<storage, read_write> x_out: array<f32>;
+
+@compute @workgroup_size(64, 1)
+fn attn_dside(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let a = gid.x;
+    let i = gid.y;   // query index (side 0) or key index (side 1)
+    let b = gid.z;
+    let side = p.side;
+    let n_own = select(p.tq, p.tk, side == 1u);
+    let n_other = select(p.tk, p.tq, side == 1u);
+    if (a >= p.width || i >= n_own || b >= p.batch) {
+        return;
+    }
+    var s = 0.0;
+    for (var o = 0u; o < n_other; o++) {
+        var qi = i;
+        var kj = o;
+        if (side == 1u) {
+            qi = o;
+            kj = i;
+        }
+        let ds = x_ds[(b * p.tq + qi) * p.tk + kj];
+        if (p.additive != 0u) {
+            let u = tanh_stable(x_q[(b * p.tq + qi) * p.width + a] + x_k[(b * p.tk + kj) * p.width + a]);
+            s += ds * x_v[a] * (1.0 - u * u);
+        } else if (side == 0u) {
+            s += ds * x_k[(b * p.tk + kj) * p.width + a];
+        } else {
+            s += ds * x_q[(b * p.tq + qi) * p.width + a];
+        }
+    }
+    if (p.additive == 0u) {
+        s *= p.scale;
+    }
+    x_out[(b * n_own + i) * p.width + a] = s;
+}
+
+// Additive only: dv[a] = sum over b, i, j of ds_ij tanh(qa_i + ka_j)[a], in a fixed order.
+@compute @workgroup_size(64)
+fn attn_dv_add(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let a = gid.x;
+    if (a >= p.width) {
+        return;
+    }
+    var s = 0.0;
+    for (var b = 0u; b < p.batch; b++) {
+        for (var i = 0u; i < p.tq; i++) {
+            for (var j = 0u; j < p.tk; j++) {
+                let ds = x_ds[(b * p.tq + i) * p.tk + j];
+                s += ds * tanh_stable(x_q[(b * p.tq + i) * p.width + a] + x_k[(b * p.tk + j) * p.width + a]);
+            }
+        }
+    }
+    if (p.accumulate != 0u) {
+        s += x_out[a];
+    }
+    x_out[a] = s;
 }

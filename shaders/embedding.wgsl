@@ -27,3 +27,40 @@ fn embedding_gather(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     y[r * p.dim + d] = v;
 }
+
+// Backward: the table's gradient, without atomics. The host sorts positions by id (stably) when
+// the ids are uploaded, so each distinct id is one segment of `order`; an invocation owns one
+// (segment, d) and sums its rows in position order, so the result is bit-reproducible.
+
+struct ScatterParams {
+    segments: u32,  // this dispatch covers segments first .. first + segments
+    dim: u32,
+    accumulate: u32,
+    first: u32,
+}
+
+@group(0) @binding(0) var<uniform> sp: ScatterParams;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;        // [N, D]
+@group(0) @binding(2) var<storage, read> order: array<u32>;     // positions sorted by id
+@group(0) @binding(3) var<storage, read> starts: array<u32>;    // segment u is order[starts[u]..starts[u+1]]
+@group(0) @binding(4) var<storage, read> seg_ids: array<u32>;   // the id of segment u
+@group(0) @binding(5) var<storage, read_write> grad: array<f32>; // [V, D]
+
+@compute @workgroup_size(64, 4)
+fn embedding_scatter(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let d = gid.x;
+    let k = gid.y + gid.z * 65535u * 4u;
+    if (d >= sp.dim || k >= sp.segments) {
+        return;
+    }
+    let u = sp.first + k;
+    var s = 0.0;
+    for (var p = starts[u]; p < starts[u + 1u]; p++) {
+        s += dy[order[p] * sp.dim + d];
+    }
+    let out = seg_ids[u] * sp.dim + d;
+    if (sp.accumulate != 0u) {
+        s += grad[out];
+    }
+    grad[out] = s;
+}

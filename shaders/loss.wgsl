@@ -100,3 +100,39 @@ fn log_softmax_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
         log_probs[base + c] = logits[base + c] - lse;
     }
 }
+
+struct BackParams {
+    rows: u32,
+    classes: u32,
+    dloss: f32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> cb: BackParams;
+@group(0) @binding(1) var<storage, read> b_logits: array<f32>;
+@group(0) @binding(2) var<storage, read> b_targets: array<u32>;
+@group(0) @binding(3) var<storage, read> b_rows: array<f32>;   // forward's [lse | nll | counted]
+@group(0) @binding(4) var<storage, read> b_loss: array<f32>;   // forward's [loss, count]
+@group(0) @binding(5) var<storage, read_write> dlogits: array<f32>;
+
+// d loss / d logits = (softmax - onehot(target)) * dloss / count; 0 on ignored rows.
+@compute @workgroup_size(64, 4)
+fn ce_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    let r = gid.y + gid.z * 65535u * 4u;
+    if (c >= cb.classes || r >= cb.rows) {
+        return;
+    }
+    let t = b_targets[r];
+    let count = b_loss[1];
+    var g = 0.0;
+    if (t != IGNORED && t < cb.classes && count > 0.0) {
+        let p = exp(b_logits[r * cb.classes + c] - b_rows[r]);
+        g = p;
+        if (c == t) {
+            g -= 1.0;
+        }
+        g *= cb.dloss / count;
+    }
+    dlogits[r * cb.classes + c] = g;
+}

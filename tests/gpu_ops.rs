@@ -26,7 +26,8 @@ fn embedding_matches_cpu() {
         let ids = Tensor::from_fn(shape.clone(), |_| rng.below(v) as i64);
         let want = embedding_forward(&w, &ids).unwrap();
         let gw = GpuWeights::upload(ctx, &w).unwrap();
-        let got = gpu::embedding_forward(ctx, &gw, &upload_ids(ctx, &ids, v).unwrap()).unwrap();
+        let got =
+            gpu::embedding_forward(ctx, &gw, upload_ids(ctx, &ids, v).unwrap().tensor()).unwrap();
         // A gather copies bits: exact.
         assert_eq!(ctx.read(&got).unwrap(), want, "V={v} D={d}");
     }

@@ -282,15 +282,24 @@ fn check_embedding_gpu(name: &str, file: &SafetensorsFile) {
     let ctx = crate::gpu::ctx();
     let cfg = embedding_config(name, file);
     let w = EmbeddingWeights::<f32>::from_file(cfg.clone(), file, &LoadOptions::default()).unwrap();
+    let gw = wgrnn::gpu::GpuWeights::upload(ctx, &w).unwrap();
     let ids = wgrnn::gpu::upload_ids(ctx, &file.ids("ids").unwrap(), cfg.num_embeddings).unwrap();
-    let y =
-        wgrnn::gpu::embedding_forward(ctx, &wgrnn::gpu::GpuWeights::upload(ctx, &w).unwrap(), &ids)
-            .unwrap();
+    let t = |n: &str| file.real::<f32>(n).unwrap();
+    let y = wgrnn::gpu::embedding_forward(ctx, &gw, ids.tensor()).unwrap();
     assert_tensor_close(
         &format!("{name} gpu: y"),
         &ctx.read(&y).unwrap(),
-        &file.real::<f32>("y").unwrap(),
+        &t("y"),
         F32_FORWARD,
+    );
+    let dy = ctx.upload(&t("dy")).unwrap();
+    let g = wgrnn::gpu::embedding_backward(ctx, &gw, &ids, &dy, None).unwrap();
+    let got = ctx.read(g.get("weight").unwrap()).unwrap();
+    assert_tensor_close(
+        &format!("{name} gpu: grad.weight"),
+        &got,
+        &t("grad.weight"),
+        F32_GRAD,
     );
 }
 
@@ -304,18 +313,11 @@ fn check_attention_gpu(name: &str, file: &SafetensorsFile) {
     .unwrap();
     let gw = wgrnn::gpu::GpuWeights::upload(ctx, &w).unwrap();
     let t = |n: &str| file.real::<f32>(n).unwrap();
-    let (q, k, v) = (
-        ctx.upload(&t("query")).unwrap(),
-        ctx.upload(&t("key")).unwrap(),
-        ctx.upload(&t("value")).unwrap(),
-    );
+    let up = |n: &str| ctx.upload(&t(n)).unwrap();
+    let (q, k, v) = (up("query"), up("key"), up("value"));
     let lens = lengths(file, "key_lengths");
-    let out = wgrnn::gpu::attention_forward(
-        ctx,
-        &gw,
-        wgrnn::gpu::GpuAttentionInput::new(&q, &k, &v).key_lengths(&lens),
-    )
-    .unwrap();
+    let input = wgrnn::gpu::GpuAttentionInput::new(&q, &k, &v).key_lengths(&lens);
+    let out = wgrnn::gpu::attention_forward(ctx, &gw, input).unwrap();
     assert_tensor_close(
         &format!("{name} gpu: output"),
         &ctx.read(&out.context).unwrap(),
@@ -328,6 +330,35 @@ fn check_attention_gpu(name: &str, file: &SafetensorsFile) {
         &t("weights"),
         F32_FORWARD,
     );
+    let g =
+        wgrnn::gpu::attention_backward(ctx, &gw, input, &out, &up("d_output"), None, None).unwrap();
+    assert_tensor_close(
+        &format!("{name} gpu: grad.query"),
+        &ctx.read(&g.dquery).unwrap(),
+        &t("grad.query"),
+        F32_GRAD,
+    );
+    assert_tensor_close(
+        &format!("{name} gpu: grad.key"),
+        &ctx.read(&g.dkey).unwrap(),
+        &t("grad.key"),
+        F32_GRAD,
+    );
+    assert_tensor_close(
+        &format!("{name} gpu: grad.value"),
+        &ctx.read(&g.dvalue).unwrap(),
+        &t("grad.value"),
+        F32_GRAD,
+    );
+    let gp = g.weights.read(ctx).unwrap();
+    for p in gp.names() {
+        assert_tensor_close(
+            &format!("{name} gpu: grad.{p}"),
+            gp.get(&p).unwrap(),
+            &t(&format!("grad.{p}")),
+            F32_GRAD,
+        );
+    }
 }
 
 #[test]

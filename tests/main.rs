@@ -7,6 +7,7 @@ mod errors;
 mod gpu;
 mod gpu_backward;
 mod gpu_ops;
+mod gpu_ops_backward;
 mod gpu_rnn;
 mod keras;
 mod linear_loss;

@@ -1,4 +1,7 @@
-//! Attention on the device: projections as GEMMs, then scores, masked softmax and context.
+//! Attention on the device: projections as GEMMs, then scores, masked softmax and context;
+//! backward through the same stages in reverse.
+
+use std::collections::BTreeMap;
 
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{AttentionConfig, Error, Result, Score};
@@ -14,21 +17,21 @@ use crate::weights::GpuWeights;
 use Access::{Read, ReadWrite};
 
 const OP: &str = "gpu attention_forward";
-const SCORES: Kernel = Kernel {
-    shader: Shader::Attention,
-    entry: "attn_scores",
-    bindings: &[Read, Read, Read, Read, ReadWrite],
-};
-const SOFTMAX: Kernel = Kernel {
-    shader: Shader::Attention,
-    entry: "attn_softmax",
-    bindings: &[Read, ReadWrite],
-};
-const CONTEXT: Kernel = Kernel {
-    shader: Shader::Attention,
-    entry: "attn_context",
-    bindings: &[Read, Read, Read, ReadWrite],
-};
+const BOP: &str = "gpu attention_backward";
+const fn kernel(entry: &'static str, bindings: &'static [Access]) -> Kernel {
+    Kernel {
+        shader: Shader::Attention,
+        entry,
+        bindings,
+    }
+}
+const SCORES: Kernel = kernel("attn_scores", &[Read, Read, Read, Read, ReadWrite]);
+const SOFTMAX: Kernel = kernel("attn_softmax", &[Read, ReadWrite]);
+const CONTEXT: Kernel = kernel("attn_context", &[Read, Read, Read, ReadWrite]);
+const DSCORES: Kernel = kernel("attn_dscores", &[Read, Read, Read, Read, Read, ReadWrite]);
+const DVALUE: Kernel = kernel("attn_dvalue", &[Read, Read, ReadWrite]);
+const DSIDE: Kernel = kernel("attn_dside", &[Read, Read, Read, Read, ReadWrite]);
+const DV_ADD: Kernel = kernel("attn_dv_add", &[Read, Read, Read, Read, ReadWrite]);
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -40,7 +43,10 @@ struct AttnParams {
     dv: u32,
     additive: u32,
     scale: f32,
-    _pad: u32,
+    side: u32,
+    has_dw: u32,
+    accumulate: u32,
+    _pad: [u32; 2],
 }
 
 /// Inputs of one attention call; `key_lengths` (host) default to Tk.
@@ -75,17 +81,40 @@ pub struct GpuAttentionOutput {
     pub weights: GpuTensor,
 }
 
-/// Attention with the CPU reference's semantics (`wgrnn_cpu::attention_forward`).
-pub fn attention_forward(
-    ctx: &Context,
+/// Gradients for query, key, value and the score's parameters.
+#[derive(Clone, Debug)]
+pub struct GpuAttentionGrads {
+    pub dquery: GpuTensor,
+    pub dkey: GpuTensor,
+    pub dvalue: GpuTensor,
+    pub weights: GpuWeights<AttentionConfig>,
+}
+
+/// A call's checked sizes, its key lengths on the device, and the vectors the score compares
+/// (`q`/`k`, or their projections), recorded into `rec`.
+struct Prepared {
+    b: usize,
+    tq: usize,
+    tk: usize,
+    lens: GpuTensor,
+    qs: GpuTensor,
+    ks: GpuTensor,
+    v_add: GpuTensor,
+    p: AttnParams,
+}
+
+fn prepare(
+    rec: &mut Recorder<'_>,
+    op: &'static str,
     w: &GpuWeights<AttentionConfig>,
-    input: GpuAttentionInput<'_>,
-) -> Result<GpuAttentionOutput> {
+    input: &GpuAttentionInput<'_>,
+) -> Result<Prepared> {
+    let ctx = rec.ctx();
     let cfg = w.config();
     cfg.validate()?;
     let rank3 = |arg: &'static str, t: &GpuTensor| -> Result<[usize; 3]> {
         <[usize; 3]>::try_from(t.shape()).map_err(|_| Error::InvalidArgument {
-            op: OP,
+            op,
             arg,
             reason: format!("must have rank 3 [B, T, D], has shape {:?}", t.shape()),
         })
@@ -93,30 +122,31 @@ pub fn attention_forward(
     let [b, tq, _] = rank3("query", input.query)?;
     let [_, tk, _] = rank3("key", input.key)?;
     if b == 0 || tq == 0 || tk == 0 {
+        let reason = format!(
+            "needs B, Tq, Tk ≥ 1, query is {:?}, key is {:?}",
+            input.query.shape(),
+            input.key.shape()
+        );
         return Err(Error::InvalidArgument {
-            op: OP,
+            op,
             arg: "query",
-            reason: format!(
-                "needs B, Tq, Tk ≥ 1, query is {:?}, key is {:?}",
-                input.query.shape(),
-                input.key.shape()
-            ),
+            reason,
         });
     }
     let (dq, dk, dv) = (cfg.query_size, cfg.key_size, cfg.value_size);
-    expect_f32(OP, "query", input.query, &[b, tq, dq])?;
-    expect_f32(OP, "key", input.key, &[b, tk, dk])?;
-    expect_f32(OP, "value", input.value, &[b, tk, dv])?;
+    expect_f32(op, "query", input.query, &[b, tq, dq])?;
+    expect_f32(op, "key", input.key, &[b, tk, dk])?;
+    expect_f32(op, "value", input.value, &[b, tk, dv])?;
     let lens: Vec<u32> = match input.key_lengths {
         None => vec![tk as u32; b],
         Some(l) => {
             if l.len() != b {
-                return Err(Error::shape(OP, "key_lengths", &[b], &[l.len()]));
+                return Err(Error::shape(op, "key_lengths", &[b], &[l.len()]));
             }
             if let Some((index, &value)) = l.iter().enumerate().find(|(_, v)| **v == 0 || **v > tk)
             {
                 return Err(Error::Length {
-                    op: OP,
+                    op,
                     arg: "key_lengths",
                     index,
                     value,
@@ -126,23 +156,7 @@ pub fn attention_forward(
             l.iter().map(|&v| v as u32).collect()
         }
     };
-    let lens_dev = ctx.upload_u32(&[b], &lens)?;
-    let mut rec = Recorder::new(ctx, OP);
-
-    // What the score compares: (queries, keys, width) after the score's projections.
-    let project = |rec: &mut Recorder<'_>,
-                   x: &GpuTensor,
-                   rows: usize,
-                   k: usize,
-                   wname: &str,
-                   out_w: usize|
-     -> Result<GpuTensor> {
-        let xt = pack(rec, Strided::rows(x, rows, k, 0))?;
-        let wt = pack(rec, Strided::rows(w.get(wname)?, out_w, k, 0))?;
-        let y = ctx.alloc(OP, wname, &[rows, out_w], DType::F32)?;
-        gemm(rec, &xt, &wt, None, Out::rows(&y, out_w))?;
-        Ok(y)
-    };
+    let lens = ctx.upload_u32(&[b], &lens)?;
     let (qs, ks, width, v_add) = match cfg.score {
         Score::Dot | Score::ScaledDot => (
             input.query.clone(),
@@ -152,14 +166,14 @@ pub fn attention_forward(
         ),
         Score::General => (
             input.query.clone(),
-            project(&mut rec, input.key, b * tk, dk, "weight", dq)?,
+            project(rec, w, input.key, b * tk, dk, "weight", dq)?,
             dq,
             input.query.clone(),
         ),
         Score::Additive => {
             let a = cfg.attn_size;
-            let qa = project(&mut rec, input.query, b * tq, dq, "w_query", a)?;
-            let ka = project(&mut rec, input.key, b * tk, dk, "w_key", a)?;
+            let qa = project(rec, w, input.query, b * tq, dq, "w_query", a)?;
+            let ka = project(rec, w, input.key, b * tk, dk, "w_key", a)?;
             (qa, ka, a, w.get("v")?.clone())
         }
     };
@@ -176,29 +190,237 @@ pub fn attention_forward(
         dv: dv as u32,
         additive: (cfg.score == Score::Additive) as u32,
         scale,
-        _pad: 0,
+        side: 0,
+        has_dw: 0,
+        accumulate: 0,
+        _pad: [0; 2],
     };
+    Ok(Prepared {
+        b,
+        tq,
+        tk,
+        lens,
+        qs,
+        ks,
+        v_add,
+        p,
+    })
+}
+
+/// `x [rows, k] · W[out_w, k]ᵀ` for the parameter `wname`.
+fn project(
+    rec: &mut Recorder<'_>,
+    w: &GpuWeights<AttentionConfig>,
+    x: &GpuTensor,
+    rows: usize,
+    k: usize,
+    wname: &str,
+    out_w: usize,
+) -> Result<GpuTensor> {
+    let xt = pack(rec, Strided::rows(x, rows, k, 0))?;
+    let wt = pack(rec, Strided::rows(w.get(wname)?, out_w, k, 0))?;
+    let y = rec.ctx().alloc(OP, wname, &[rows, out_w], DType::F32)?;
+    gemm(rec, &xt, &wt, None, Out::rows(&y, out_w))?;
+    Ok(y)
+}
+
+fn row_groups(rows: usize) -> [u32; 3] {
+    let g = rows.div_ceil(64);
+    if g > 65535 {
+        [65535, g.div_ceil(65535) as u32, 1]
+    } else {
+        [g as u32, 1, 1]
+    }
+}
+
+/// Attention with the CPU reference's semantics (`wgrnn_cpu::attention_forward`).
+pub fn attention_forward(
+    ctx: &Context,
+    w: &GpuWeights<AttentionConfig>,
+    input: GpuAttentionInput<'_>,
+) -> Result<GpuAttentionOutput> {
+    let mut rec = Recorder::new(ctx, OP);
+    let Prepared {
+        b,
+        tq,
+        tk,
+        lens,
+        qs,
+        ks,
+        v_add,
+        p,
+    } = prepare(&mut rec, OP, w, &input)?;
+    let dv = w.config().value_size;
     let weights = ctx.alloc(OP, "weights", &[b, tq, tk], DType::F32)?;
     let context = ctx.alloc(OP, "context", &[b, tq, dv], DType::F32)?;
     rec.dispatch(
         SCORES,
         &p,
-        &[&qs, &ks, &v_add, &lens_dev, &weights],
+        &[&qs, &ks, &v_add, &lens, &weights],
         [tk.div_ceil(64) as u32, tq as u32, b as u32],
     )?;
-    let rows = (b * tq).div_ceil(64);
-    let groups = if rows > 65535 {
-        [65535, rows.div_ceil(65535) as u32, 1]
-    } else {
-        [rows as u32, 1, 1]
-    };
-    rec.dispatch(SOFTMAX, &p, &[&lens_dev, &weights], groups)?;
+    rec.dispatch(SOFTMAX, &p, &[&lens, &weights], row_groups(b * tq))?;
     rec.dispatch(
         CONTEXT,
         &p,
-        &[&weights, input.value, &lens_dev, &context],
+        &[&weights, input.value, &lens, &context],
         [dv.div_ceil(64) as u32, tq as u32, b as u32],
     )?;
     rec.submit()?;
     Ok(GpuAttentionOutput { context, weights })
+}
+
+/// Backward of [`attention_forward`] given its input and output and the upstream gradients of
+/// the context and (optionally) of the weights. With `accumulate`, parameter gradients are
+/// added into those tensors.
+pub fn attention_backward(
+    ctx: &Context,
+    w: &GpuWeights<AttentionConfig>,
+    input: GpuAttentionInput<'_>,
+    output: &GpuAttentionOutput,
+    d_context: &GpuTensor,
+    d_weights: Option<&GpuTensor>,
+    accumulate: Option<&GpuWeights<AttentionConfig>>,
+) -> Result<GpuAttentionGrads> {
+    let cfg = w.config();
+    if let Some(acc) = accumulate {
+        if acc.config() != cfg {
+            return Err(Error::InvalidArgument {
+                op: BOP,
+                arg: "accumulate",
+                reason: format!(
+                    "config {:?} differs from the weights' {cfg:?}",
+                    acc.config()
+                ),
+            });
+        }
+    }
+    let mut rec = Recorder::new(ctx, BOP);
+    let Prepared {
+        b,
+        tq,
+        tk,
+        lens,
+        qs,
+        ks,
+        v_add,
+        mut p,
+    } = prepare(&mut rec, BOP, w, &input)?;
+    let (dq, dk, dv, width) = (
+        cfg.query_size,
+        cfg.key_size,
+        cfg.value_size,
+        p.width as usize,
+    );
+    expect_f32(BOP, "output.weights", &output.weights, &[b, tq, tk])?;
+    expect_f32(BOP, "d_context", d_context, &[b, tq, dv])?;
+    if let Some(dw) = d_weights {
+        expect_f32(BOP, "d_weights", dw, &[b, tq, tk])?;
+    }
+    let grads = match accumulate {
+        Some(acc) => acc.clone(),
+        None => {
+            let mut m = BTreeMap::new();
+            for spec in cfg.param_specs() {
+                m.insert(
+                    spec.name.clone(),
+                    ctx.alloc(BOP, &spec.name, &spec.shape, DType::F32)?,
+                );
+            }
+            GpuWeights::from_parts(cfg.clone(), m)
+        }
+    };
+    let add = accumulate.is_some();
+
+    let ds = ctx.alloc(BOP, "dscores", &[b, tq, tk], DType::F32)?;
+    p.has_dw = d_weights.is_some() as u32;
+    let dw = d_weights.unwrap_or(&output.weights);
+    rec.dispatch(
+        DSCORES,
+        &p,
+        &[&output.weights, input.value, d_context, dw, &lens, &ds],
+        row_groups(b * tq),
+    )?;
+    let dvalue = ctx.alloc(BOP, "dvalue", &[b, tk, dv], DType::F32)?;
+    rec.dispatch(
+        DVALUE,
+        &p,
+        &[&output.weights, d_context, &dvalue],
+        [dv.div_ceil(64) as u32, tk as u32, b as u32],
+    )?;
+    let dq_side = ctx.alloc(BOP, "dq", &[b, tq, width], DType::F32)?;
+    let dk_side = ctx.alloc(BOP, "dk", &[b, tk, width], DType::F32)?;
+    for (side, n, out) in [(0, tq, &dq_side), (1, tk, &dk_side)] {
+        p.side = side;
+        rec.dispatch(
+            DSIDE,
+            &p,
+            &[&ds, &qs, &ks, &v_add, out],
+            [width.div_ceil(64) as u32, n as u32, b as u32],
+        )?;
+    }
+    let (dquery, dkey) = match cfg.score {
+        Score::Dot | Score::ScaledDot => (dq_side, dk_side),
+        Score::General => {
+            // kp = k·Wᵀ: dk = dkp·W, dW = dkpᵀ·k.
+            let wt = w.get("weight")?;
+            let dkey = ctx.alloc(BOP, "dkey", &[b, tk, dk], DType::F32)?;
+            let a = pack(&mut rec, Strided::rows(&dk_side, b * tk, dq, 0))?;
+            let bw = pack(&mut rec, Strided::cols(wt, dq, dk, 0))?;
+            gemm(&mut rec, &a, &bw, None, Out::rows(&dkey, dk))?;
+            let at = pack(&mut rec, Strided::cols(&dk_side, b * tk, dq, 0))?;
+            let kk = pack(&mut rec, Strided::cols(input.key, b * tk, dk, 0))?;
+            gemm(
+                &mut rec,
+                &at,
+                &kk,
+                None,
+                Out::rows(grads.get("weight")?, dk).accumulate(add),
+            )?;
+            (dq_side, dkey)
+        }
+        Score::Additive => {
+            let a_w = cfg.attn_size;
+            let mut back = |side: &GpuTensor,
+                            x: &GpuTensor,
+                            t_len: usize,
+                            d: usize,
+                            wname: &str|
+             -> Result<GpuTensor> {
+                // xa = x·Wᵀ: dx = dxa·W, dW = dxaᵀ·x.
+                let rows = b * t_len;
+                let dx = ctx.alloc(BOP, wname, &[b, t_len, d], DType::F32)?;
+                let a = pack(&mut rec, Strided::rows(side, rows, a_w, 0))?;
+                let bw = pack(&mut rec, Strided::cols(w.get(wname)?, a_w, d, 0))?;
+                gemm(&mut rec, &a, &bw, None, Out::rows(&dx, d))?;
+                let at = pack(&mut rec, Strided::cols(side, rows, a_w, 0))?;
+                let xx = pack(&mut rec, Strided::cols(x, rows, d, 0))?;
+                gemm(
+                    &mut rec,
+                    &at,
+                    &xx,
+                    None,
+                    Out::rows(grads.get(wname)?, d).accumulate(add),
+                )?;
+                Ok(dx)
+            };
+            let dquery = back(&dq_side, input.query, tq, dq, "w_query")?;
+            let dkey = back(&dk_side, input.key, tk, dk, "w_key")?;
+            p.accumulate = add as u32;
+            rec.dispatch(
+                DV_ADD,
+                &p,
+                &[&ds, &qs, &ks, &v_add, grads.get("v")?],
+                [width.div_ceil(64) as u32, 1, 1],
+            )?;
+            (dquery, dkey)
+        }
+    };
+    rec.submit()?;
+    Ok(GpuAttentionGrads {
+        dquery,
+        dkey,
+        dvalue,
+        weights: grads,
+    })
 }

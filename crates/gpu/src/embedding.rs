@@ -11,6 +11,17 @@ use crate::shaders::Shader;
 use crate::weights::GpuWeights;
 
 const OP: &str = "gpu embedding_forward";
+const SCATTER: Kernel = Kernel {
+    shader: Shader::Embedding,
+    entry: "embedding_scatter",
+    bindings: &[
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+    ],
+};
 const GATHER: Kernel = Kernel {
     shader: Shader::Embedding,
     entry: "embedding_gather",
@@ -26,9 +37,28 @@ struct GatherParams {
     _pad: u32,
 }
 
+/// Token ids on the device, with what a deterministic backward needs: the positions sorted by
+/// id (stably) and the segment of each distinct id, computed once on the host at upload.
+#[derive(Clone, Debug)]
+pub struct GpuIds {
+    ids: GpuTensor,
+    vocab: usize,
+    distinct: Vec<u32>,
+    order: GpuTensor,
+    starts: GpuTensor,
+    seg_ids: GpuTensor,
+}
+
+impl GpuIds {
+    /// The ids as a u32 device tensor (what [`embedding_forward`] reads).
+    pub fn tensor(&self) -> &GpuTensor {
+        &self.ids
+    }
+}
+
 /// Uploads token ids after checking each lies in `0..vocab` (the error names the first that
 /// does not).
-pub fn upload_ids(ctx: &Context, ids: &Tensor<i64>, vocab: usize) -> Result<GpuTensor> {
+pub fn upload_ids(ctx: &Context, ids: &Tensor<i64>, vocab: usize) -> Result<GpuIds> {
     let mut out = Vec::with_capacity(ids.numel());
     for (index, &id) in ids.data().iter().enumerate() {
         if id < 0 || id as u64 >= vocab as u64 || id > u32::MAX as i64 {
@@ -42,7 +72,26 @@ pub fn upload_ids(ctx: &Context, ids: &Tensor<i64>, vocab: usize) -> Result<GpuT
         }
         out.push(id as u32);
     }
-    ctx.upload_u32(ids.shape(), &out)
+    // Stable sort of positions by id: each distinct id becomes one contiguous segment.
+    let mut order: Vec<u32> = (0..out.len() as u32).collect();
+    order.sort_by_key(|&p| out[p as usize]);
+    let mut starts = Vec::new();
+    let mut distinct = Vec::new();
+    for (i, &p) in order.iter().enumerate() {
+        if distinct.last() != Some(&out[p as usize]) {
+            distinct.push(out[p as usize]);
+            starts.push(i as u32);
+        }
+    }
+    starts.push(order.len() as u32);
+    Ok(GpuIds {
+        ids: ctx.upload_u32(ids.shape(), &out)?,
+        vocab,
+        order: ctx.upload_u32(&[order.len()], &order)?,
+        starts: ctx.upload_u32(&[starts.len()], &starts)?,
+        seg_ids: ctx.upload_u32(&[distinct.len()], &distinct)?,
+        distinct,
+    })
 }
 
 /// `y[..., :] = weight[ids[...], :]`, `y` of shape `ids.shape() + [D]`. `ids` are u32 on the
@@ -85,4 +134,92 @@ pub fn embedding_forward(
     )?;
     rec.submit()?;
     Ok(y)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct ScatterParams {
+    segments: u32,
+    dim: u32,
+    accumulate: u32,
+    first: u32,
+}
+
+/// Gradient of the table for upstream `dy` (`ids.shape() + [D]`): row `id` gets the sum of
+/// `dy` over the positions holding `id`, in position order (no atomics, bit-reproducible); the
+/// `padding_idx` row gets none. With `accumulate`, the gradient is added into that tensor.
+pub fn embedding_backward(
+    ctx: &Context,
+    w: &GpuWeights<EmbeddingConfig>,
+    ids: &GpuIds,
+    dy: &GpuTensor,
+    accumulate: Option<&GpuWeights<EmbeddingConfig>>,
+) -> Result<GpuWeights<EmbeddingConfig>> {
+    const BOP: &str = "gpu embedding_backward";
+    let cfg = w.config();
+    if ids.vocab != cfg.num_embeddings {
+        return Err(Error::InvalidArgument {
+            op: BOP,
+            arg: "ids",
+            reason: format!(
+                "were checked against vocabulary {}, the table has {}",
+                ids.vocab, cfg.num_embeddings
+            ),
+        });
+    }
+    let d = cfg.embedding_dim;
+    let mut want = ids.ids.shape().to_vec();
+    want.push(d);
+    crate::gemm::expect_f32(BOP, "dy", dy, &want)?;
+    let grads = match accumulate {
+        Some(acc) if acc.config() == cfg => acc.clone(),
+        Some(acc) => {
+            return Err(Error::InvalidArgument {
+                op: BOP,
+                arg: "accumulate",
+                reason: format!("config {:?} differs from {cfg:?}", acc.config()),
+            });
+        }
+        None => {
+            let g = ctx.alloc(BOP, "weight", &[cfg.num_embeddings, d], DType::F32)?;
+            GpuWeights::from_parts(cfg.clone(), [("weight".to_string(), g)].into())
+        }
+    };
+    let mut rec = Recorder::new(ctx, BOP);
+    let g = grads.get("weight")?;
+    if accumulate.is_none() {
+        rec.clear(g);
+    }
+    // The padding row's segment (if present) is skipped: the segments before it, then those
+    // after, as two dispatches over the same buffers.
+    let n = ids.distinct.len();
+    let skip = cfg
+        .padding_idx
+        .and_then(|p| ids.distinct.iter().position(|&id| id as usize == p));
+    let ranges: Vec<(usize, usize)> = match skip {
+        Some(k) => vec![(0, k), (k + 1, n)],
+        None => vec![(0, n)],
+    };
+    for (lo, hi) in ranges.into_iter().filter(|(lo, hi)| hi > lo) {
+        let p = ScatterParams {
+            segments: (hi - lo) as u32,
+            dim: d as u32,
+            accumulate: accumulate.is_some() as u32,
+            first: lo as u32,
+        };
+        let uy = (hi - lo).div_ceil(4);
+        let (gy, gz) = if uy > 65535 {
+            (65535, uy.div_ceil(65535))
+        } else {
+            (uy, 1)
+        };
+        rec.dispatch(
+            SCATTER,
+            &p,
+            &[dy, &ids.order, &ids.starts, &ids.seg_ids, g],
+            [d.div_ceil(64) as u32, gy as u32, gz as u32],
+        )?;
+    }
+    rec.submit()?;
+    Ok(grads)
 }

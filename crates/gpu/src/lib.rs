@@ -16,13 +16,17 @@ pub mod rnn_backward;
 pub mod shaders;
 mod weights;
 
-pub use attention::{GpuAttentionInput, GpuAttentionOutput, attention_forward};
+pub use attention::{
+    GpuAttentionGrads, GpuAttentionInput, GpuAttentionOutput, attention_backward, attention_forward,
+};
 pub use buffer::{DType, GpuTensor, PoolStats};
 pub use context::{AdapterSummary, Context, ContextOptions};
-pub use embedding::{embedding_forward, upload_ids};
+pub use embedding::{GpuIds, embedding_backward, embedding_forward, upload_ids};
 pub use gemm::{GemmBlock, matmul};
-pub use linear::linear_forward;
-pub use loss::{GpuCrossEntropy, cross_entropy, log_softmax, upload_targets};
+pub use linear::{GpuLinearGrads, linear_backward, linear_forward};
+pub use loss::{
+    GpuCrossEntropy, cross_entropy, cross_entropy_backward, log_softmax, upload_targets,
+};
 pub use rnn::{GpuRnnInput, GpuRnnOutput, GpuRnnTape, Mode, rnn_forward};
 pub use rnn_backward::{GpuRnnGrads, GpuRnnOutputGrads, rnn_backward};
 pub use weights::GpuWeights;

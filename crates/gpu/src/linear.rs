@@ -1,5 +1,7 @@
 //! Dense layer `y = x·Wᵀ + b` over the last axis, as one packed GEMM.
 
+use std::collections::BTreeMap;
+
 use wgrnn_core::{Error, LinearConfig, Result};
 
 use crate::buffer::{DType, GpuTensor};
@@ -47,4 +49,95 @@ pub fn linear_forward(
     }
     rec.submit()?;
     Ok(y)
+}
+
+/// Gradients of a linear layer.
+#[derive(Clone, Debug)]
+pub struct GpuLinearGrads {
+    pub dx: GpuTensor,
+    pub weights: GpuWeights<LinearConfig>,
+}
+
+/// `dx = dy·W`, `dW = dyᵀ·x`, `db = Σ rows of dy`; with `accumulate`, the parameter gradients
+/// are added into those tensors.
+pub fn linear_backward(
+    ctx: &Context,
+    w: &GpuWeights<LinearConfig>,
+    x: &GpuTensor,
+    dy: &GpuTensor,
+    accumulate: Option<&GpuWeights<LinearConfig>>,
+) -> Result<GpuLinearGrads> {
+    const BOP: &str = "gpu linear_backward";
+    let cfg = w.config();
+    let (fi, fo) = (cfg.in_features, cfg.out_features);
+    let rows = match x.shape().split_last() {
+        Some((&f, lead)) if f == fi && !lead.is_empty() && x.dtype() == DType::F32 => {
+            lead.iter().product::<usize>()
+        }
+        _ => {
+            let reason = format!(
+                "must be f32 [..., {fi}] with at least one leading axis, has shape {:?}",
+                x.shape()
+            );
+            return Err(Error::InvalidArgument {
+                op: BOP,
+                arg: "x",
+                reason,
+            });
+        }
+    };
+    let mut y_shape = x.shape().to_vec();
+    if let Some(l) = y_shape.last_mut() {
+        *l = fo;
+    }
+    crate::gemm::expect_f32(BOP, "dy", dy, &y_shape)?;
+    let grads = match accumulate {
+        Some(acc) if acc.config() == cfg => acc.clone(),
+        Some(acc) => {
+            return Err(Error::InvalidArgument {
+                op: BOP,
+                arg: "accumulate",
+                reason: format!("config {:?} differs from {cfg:?}", acc.config()),
+            });
+        }
+        None => {
+            let mut m = BTreeMap::new();
+            for spec in cfg.param_specs() {
+                m.insert(
+                    spec.name.clone(),
+                    ctx.alloc(BOP, &spec.name, &spec.shape, DType::F32)?,
+                );
+            }
+            GpuWeights::from_parts(cfg.clone(), m)
+        }
+    };
+    let add = accumulate.is_some();
+    let dx = ctx.alloc(BOP, "dx", x.shape(), DType::F32)?;
+    let mut rec = Recorder::new(ctx, BOP);
+    if rows == 0 {
+        rec.clear(&dx);
+        if !add {
+            for t in grads.tensors().values() {
+                rec.clear(t);
+            }
+        }
+    } else {
+        let dy_rows = pack(&mut rec, Strided::rows(dy, rows, fo, 0))?;
+        let w_cols = pack(&mut rec, Strided::cols(w.get("weight")?, fo, fi, 0))?;
+        gemm(&mut rec, &dy_rows, &w_cols, None, Out::rows(&dx, fi))?;
+        let dy_t = pack(&mut rec, Strided::cols(dy, rows, fo, 0))?;
+        let x_t = pack(&mut rec, Strided::cols(x, rows, fi, 0))?;
+        gemm(
+            &mut rec,
+            &dy_t,
+            &x_t,
+            None,
+            Out::rows(grads.get("weight")?, fi).accumulate(add),
+        )?;
+        if cfg.bias {
+            crate::rnn_backward::col_sum(&mut rec, dy, 0, rows, fo, grads.get("bias")?, add)?;
+        }
+    }
+    rec.submit()?;
+    Ok(GpuLinearGrads { dx, weights: grads })
 }

@@ -20,6 +20,17 @@ const REDUCE: Kernel = Kernel {
     entry: "ce_reduce",
     bindings: &[Access::Read, Access::ReadWrite],
 };
+const BACKWARD: Kernel = Kernel {
+    shader: Shader::Loss,
+    entry: "ce_backward",
+    bindings: &[
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+    ],
+};
 const LOG_SOFTMAX: Kernel = Kernel {
     shader: Shader::Loss,
     entry: "log_softmax_rows",
@@ -139,6 +150,69 @@ pub fn log_softmax(ctx: &Context, logits: &GpuTensor) -> Result<GpuTensor> {
     };
     let mut rec = Recorder::new(ctx, "gpu log_softmax");
     rec.dispatch(LOG_SOFTMAX, &p, &[logits, &out], row_groups(n))?;
+    rec.submit()?;
+    Ok(out)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct BackParams {
+    rows: u32,
+    classes: u32,
+    dloss: f32,
+    _pad: u32,
+}
+
+/// Gradient of [`cross_entropy`] with respect to the logits, scaled by `dloss`:
+/// `(softmax − onehot)·dloss/count` on counted rows, 0 on ignored ones. Reads the count and the
+/// saved log-sum-exps from `forward` on the device: no readback between loss and backward.
+pub fn cross_entropy_backward(
+    ctx: &Context,
+    logits: &GpuTensor,
+    targets: &GpuTensor,
+    forward: &GpuCrossEntropy,
+    dloss: f32,
+) -> Result<GpuTensor> {
+    const BOP: &str = "gpu cross_entropy_backward";
+    let (n, c) = rows_and_classes(BOP, logits)?;
+    if targets.dtype() != DType::U32
+        || targets.shape() != &logits.shape()[..logits.shape().len() - 1]
+    {
+        return Err(Error::shape(
+            BOP,
+            "targets",
+            &logits.shape()[..logits.shape().len() - 1],
+            targets.shape(),
+        ));
+    }
+    if forward.rows.shape() != [3, n] {
+        return Err(Error::shape(
+            BOP,
+            "forward.rows",
+            &[3, n],
+            forward.rows.shape(),
+        ));
+    }
+    let out = ctx.alloc(BOP, "dlogits", logits.shape(), DType::F32)?;
+    let p = BackParams {
+        rows: n as u32,
+        classes: c as u32,
+        dloss,
+        _pad: 0,
+    };
+    let ry = n.div_ceil(4);
+    let (gy, gz) = if ry > 65535 {
+        (65535, ry.div_ceil(65535))
+    } else {
+        (ry, 1)
+    };
+    let mut rec = Recorder::new(ctx, BOP);
+    rec.dispatch(
+        BACKWARD,
+        &p,
+        &[logits, targets, &forward.rows, &forward.loss, &out],
+        [c.div_ceil(64) as u32, gy as u32, gz as u32],
+    )?;
     rec.submit()?;
     Ok(out)
 }
