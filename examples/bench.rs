@@ -4,11 +4,14 @@
 //! cargo run --release --example bench -- lstm --batch 32 --seq 50 --input 128 --hidden 256
 //! cargo run --release --example bench -- gemm --m 1024 --k 1024 --n 1024
 //! ops: lstm, gru, rnn_tanh, rnn_relu, gemm. Flags: --layers N --bidirectional --runs N --warmup N
+//! --training (forward in training mode + backward)
 
 use std::time::Instant;
 
 use wgrnn::core::{RnnWeights, SplitMix64, Tensor};
-use wgrnn::gpu::{Context, GpuRnnInput, GpuWeights, Mode, matmul, rnn_forward};
+use wgrnn::gpu::{
+    Context, GpuRnnInput, GpuRnnOutputGrads, GpuWeights, Mode, matmul, rnn_backward, rnn_forward,
+};
 use wgrnn::{CellKind, RnnConfig};
 
 fn arg(args: &[String], name: &str, default: usize) -> usize {
@@ -88,14 +91,26 @@ fn main() -> wgrnn::Result<()> {
         } else {
             Mode::Inference
         };
+        let dy = ctx.upload(&random(&mut rng, &[t, b, cfg.output_size()]))?;
         let ms = time(&ctx, warmup, runs, || {
-            rnn_forward(&ctx, &w, GpuRnnInput::new(&x), mode).unwrap();
+            let out = rnn_forward(&ctx, &w, GpuRnnInput::new(&x), mode).unwrap();
+            if training {
+                let up = GpuRnnOutputGrads {
+                    dy: Some(&dy),
+                    ..Default::default()
+                };
+                rnn_backward(&ctx, &w, out.tape().unwrap(), up, None).unwrap();
+            }
         });
         let g = cell.gates() as f64;
         let d = cfg.num_directions() as f64;
         let mut flops = 0.0;
         for l in 0..layers {
             flops += d * 2.0 * (t * b) as f64 * g * h as f64 * (cfg.layer_input_size(l) + h) as f64;
+        }
+        // Backward: dG·W_hh per step, dW_hh, dW_ih and dX: twice the forward's products.
+        if training {
+            flops *= 3.0;
         }
         let shape = format!(
             "{{\"batch\":{b},\"seq\":{t},\"input\":{i},\"hidden\":{h},\"layers\":{layers},\"bidirectional\":{bidir}}}"

@@ -19,10 +19,16 @@ fn make(block: Option<GemmBlock>) -> Context {
     ctx
 }
 
-/// The context as a user gets it (blocking chosen for the adapter).
+/// The context as a user gets it (blocking chosen for the adapter). It is the one of
+/// [`blockings`] with that blocking, so no kernel is compiled twice (lavapipe takes seconds to
+/// compile the large-block kernels).
 pub fn ctx() -> &'static Context {
-    static CTX: OnceLock<Context> = OnceLock::new();
-    CTX.get_or_init(|| make(None))
+    static DEFAULT: OnceLock<GemmBlock> = OnceLock::new();
+    let default = *DEFAULT.get_or_init(|| make(None).gemm_block());
+    blockings()
+        .into_iter()
+        .find(|c| c.gemm_block() == default)
+        .expect("both blockings exist")
 }
 
 /// One context per register blocking, so both kernel variants are checked on any adapter.

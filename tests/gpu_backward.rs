@@ -297,7 +297,11 @@ fn gradients_accumulate_into_given_tensors() {
 /// 1,000 forward+backward calls of one shape leave the pool's allocation count unchanged.
 #[test]
 fn pool_does_not_grow_over_training_calls() {
-    let ctx = Context::new().unwrap();
+    // A context of its own, so parallel tests do not disturb the count; small blocks, whose
+    // kernels compile fast, since only allocations matter here.
+    let ctx = Context::new()
+        .unwrap()
+        .with_gemm_block(wgrnn::gpu::GemmBlock::B8);
     let s = small(&ctx);
     drop(grads(&ctx, &s, None));
     ctx.sync().unwrap();

@@ -213,8 +213,11 @@ fn recurrent_forward_is_bit_reproducible() {
 /// 10,000 calls of one shape allocate nothing after the first: the pool serves every buffer.
 #[test]
 fn pool_does_not_grow_over_repeated_calls() {
-    // A context of its own, so other tests running in parallel do not disturb the count.
-    let ctx = Context::new().unwrap();
+    // A context of its own, so parallel tests do not disturb the count; small blocks, whose
+    // kernels compile fast, since only allocations matter here.
+    let ctx = Context::new()
+        .unwrap()
+        .with_gemm_block(wgrnn::gpu::GemmBlock::B8);
     let cfg = RnnConfig::new(CellKind::Gru, 3, 5).bidirectional(true);
     let w = GpuWeights::upload(&ctx, &RnnWeights::<f32>::init(cfg, 1).unwrap()).unwrap();
     let x = ctx

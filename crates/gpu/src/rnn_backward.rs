@@ -11,7 +11,7 @@ use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
-use crate::gemm::{Out, Strided, expect_f32, gemm, pack};
+use crate::gemm::{GemmBlock, Out, Strided, expect_f32, gemm, pack};
 use crate::pipeline::{Access, Kernel};
 use crate::record::Recorder;
 use crate::rnn::{GpuRnnTape, TapeLayout, by_unit, pack_w_hh};
@@ -28,23 +28,36 @@ const COL_SUM: Kernel = Kernel {
     bindings: &[Read, ReadWrite],
 };
 
-fn step_kernel(cell: CellKind) -> Kernel {
-    match cell {
-        CellKind::Lstm => Kernel {
-            shader: Shader::Lstm,
-            entry: "lstm_step_bwd",
-            bindings: BINDINGS,
-        },
-        CellKind::Gru => Kernel {
-            shader: Shader::Gru,
-            entry: "gru_step_bwd",
-            bindings: BINDINGS,
-        },
-        CellKind::RnnTanh | CellKind::RnnRelu => Kernel {
-            shader: Shader::Rnn,
-            entry: "rnn_step_bwd",
-            bindings: BINDINGS,
-        },
+/// The backward step kernel for a cell and blocking, with its (units, rows) per invocation and
+/// workgroup width.
+fn step_kernel(cell: CellKind, block: GemmBlock) -> (Kernel, usize, usize, usize) {
+    // Units per invocation of the large variant (Elman kernels count unit quads).
+    let (shader, small, large, units) = match cell {
+        CellKind::Lstm => (Shader::Lstm, "lstm_step_bwd", "lstm_step_bwd16", 4),
+        CellKind::Gru => (Shader::Gru, "gru_step_bwd", "gru_step_bwd16", 4),
+        CellKind::RnnTanh | CellKind::RnnRelu => (Shader::Rnn, "rnn_step_bwd", "rnn_step_bwd16", 4),
+    };
+    match block {
+        GemmBlock::B8 => (
+            Kernel {
+                shader,
+                entry: small,
+                bindings: BINDINGS,
+            },
+            1,
+            1,
+            64,
+        ),
+        GemmBlock::B16 => (
+            Kernel {
+                shader,
+                entry: large,
+                bindings: BINDINGS,
+            },
+            units,
+            16,
+            64,
+        ),
     }
 }
 
@@ -266,9 +279,13 @@ pub fn rnn_backward(
                 CellKind::RnnTanh => (0, units4),
                 CellKind::RnnRelu => (1, units4),
             };
-            let kernel = step_kernel(cfg.cell);
+            let (kernel, per_units, per_rows, wg) = step_kernel(cfg.cell, ctx.gemm_block());
             let gx = if by_unit(cfg.cell) { units4 } else { h };
-            let groups = [gx.div_ceil(64) as u32, nb as u32, 1];
+            let groups = [
+                gx.div_ceil(per_units * wg) as u32,
+                nb.div_ceil(per_rows) as u32,
+                1,
+            ];
             let params = |step: usize, last: bool, parity: u32| BackParams {
                 batch: nb as u32,
                 hidden: h as u32,
