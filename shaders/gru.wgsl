@@ -278,7 +278,7 @@ struct BackParams {
     _unused: u32,
     last: u32,
     dgh_off: u32,
-    _pad0: u32,
+    zero_row: u32,
     _pad1: u32,
 }
 
@@ -376,7 +376,7 @@ fn gru_step_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {
 // Variant for CPU adapters (see the forward's step16): 16 rows x 4 units per invocation, so each
 // m loads 64 gate gradients and 4 packed weight vectors for 256 multiply-adds (a larger unit
 // block makes llvmpipe's shader compile take minutes). Rows whose next step does not exist
-// read row 0 scaled by 0 (dg holds only finite values).
+// read a zeroed row kept at the end of dg.
 @compute @workgroup_size(64, 1)
 fn gru_step_bwd16(@builtin(global_invocation_id) gid: vec3<u32>) {
     let u0 = gid.x * 4u;
@@ -388,53 +388,37 @@ fn gru_step_bwd16(@builtin(global_invocation_id) gid: vec3<u32>) {
     let last = bp.batch - 1u;
     let ulast = h - 1u;
     let nr0 = next_row(min(b0 + 0u, last), b_lengths[min(b0 + 0u, last)]);
-    let base0 = bp.dgh_off + u32(max(nr0, 0)) * 3u * h;
-    let sc0 = select(0.0, 1.0, nr0 >= 0);
+    let base0 = select(bp.zero_row, bp.dgh_off + u32(max(nr0, 0)) * 3u * h, nr0 >= 0);
     let nr1 = next_row(min(b0 + 1u, last), b_lengths[min(b0 + 1u, last)]);
-    let base1 = bp.dgh_off + u32(max(nr1, 0)) * 3u * h;
-    let sc1 = select(0.0, 1.0, nr1 >= 0);
+    let base1 = select(bp.zero_row, bp.dgh_off + u32(max(nr1, 0)) * 3u * h, nr1 >= 0);
     let nr2 = next_row(min(b0 + 2u, last), b_lengths[min(b0 + 2u, last)]);
-    let base2 = bp.dgh_off + u32(max(nr2, 0)) * 3u * h;
-    let sc2 = select(0.0, 1.0, nr2 >= 0);
+    let base2 = select(bp.zero_row, bp.dgh_off + u32(max(nr2, 0)) * 3u * h, nr2 >= 0);
     let nr3 = next_row(min(b0 + 3u, last), b_lengths[min(b0 + 3u, last)]);
-    let base3 = bp.dgh_off + u32(max(nr3, 0)) * 3u * h;
-    let sc3 = select(0.0, 1.0, nr3 >= 0);
+    let base3 = select(bp.zero_row, bp.dgh_off + u32(max(nr3, 0)) * 3u * h, nr3 >= 0);
     let nr4 = next_row(min(b0 + 4u, last), b_lengths[min(b0 + 4u, last)]);
-    let base4 = bp.dgh_off + u32(max(nr4, 0)) * 3u * h;
-    let sc4 = select(0.0, 1.0, nr4 >= 0);
+    let base4 = select(bp.zero_row, bp.dgh_off + u32(max(nr4, 0)) * 3u * h, nr4 >= 0);
     let nr5 = next_row(min(b0 + 5u, last), b_lengths[min(b0 + 5u, last)]);
-    let base5 = bp.dgh_off + u32(max(nr5, 0)) * 3u * h;
-    let sc5 = select(0.0, 1.0, nr5 >= 0);
+    let base5 = select(bp.zero_row, bp.dgh_off + u32(max(nr5, 0)) * 3u * h, nr5 >= 0);
     let nr6 = next_row(min(b0 + 6u, last), b_lengths[min(b0 + 6u, last)]);
-    let base6 = bp.dgh_off + u32(max(nr6, 0)) * 3u * h;
-    let sc6 = select(0.0, 1.0, nr6 >= 0);
+    let base6 = select(bp.zero_row, bp.dgh_off + u32(max(nr6, 0)) * 3u * h, nr6 >= 0);
     let nr7 = next_row(min(b0 + 7u, last), b_lengths[min(b0 + 7u, last)]);
-    let base7 = bp.dgh_off + u32(max(nr7, 0)) * 3u * h;
-    let sc7 = select(0.0, 1.0, nr7 >= 0);
+    let base7 = select(bp.zero_row, bp.dgh_off + u32(max(nr7, 0)) * 3u * h, nr7 >= 0);
     let nr8 = next_row(min(b0 + 8u, last), b_lengths[min(b0 + 8u, last)]);
-    let base8 = bp.dgh_off + u32(max(nr8, 0)) * 3u * h;
-    let sc8 = select(0.0, 1.0, nr8 >= 0);
+    let base8 = select(bp.zero_row, bp.dgh_off + u32(max(nr8, 0)) * 3u * h, nr8 >= 0);
     let nr9 = next_row(min(b0 + 9u, last), b_lengths[min(b0 + 9u, last)]);
-    let base9 = bp.dgh_off + u32(max(nr9, 0)) * 3u * h;
-    let sc9 = select(0.0, 1.0, nr9 >= 0);
+    let base9 = select(bp.zero_row, bp.dgh_off + u32(max(nr9, 0)) * 3u * h, nr9 >= 0);
     let nr10 = next_row(min(b0 + 10u, last), b_lengths[min(b0 + 10u, last)]);
-    let base10 = bp.dgh_off + u32(max(nr10, 0)) * 3u * h;
-    let sc10 = select(0.0, 1.0, nr10 >= 0);
+    let base10 = select(bp.zero_row, bp.dgh_off + u32(max(nr10, 0)) * 3u * h, nr10 >= 0);
     let nr11 = next_row(min(b0 + 11u, last), b_lengths[min(b0 + 11u, last)]);
-    let base11 = bp.dgh_off + u32(max(nr11, 0)) * 3u * h;
-    let sc11 = select(0.0, 1.0, nr11 >= 0);
+    let base11 = select(bp.zero_row, bp.dgh_off + u32(max(nr11, 0)) * 3u * h, nr11 >= 0);
     let nr12 = next_row(min(b0 + 12u, last), b_lengths[min(b0 + 12u, last)]);
-    let base12 = bp.dgh_off + u32(max(nr12, 0)) * 3u * h;
-    let sc12 = select(0.0, 1.0, nr12 >= 0);
+    let base12 = select(bp.zero_row, bp.dgh_off + u32(max(nr12, 0)) * 3u * h, nr12 >= 0);
     let nr13 = next_row(min(b0 + 13u, last), b_lengths[min(b0 + 13u, last)]);
-    let base13 = bp.dgh_off + u32(max(nr13, 0)) * 3u * h;
-    let sc13 = select(0.0, 1.0, nr13 >= 0);
+    let base13 = select(bp.zero_row, bp.dgh_off + u32(max(nr13, 0)) * 3u * h, nr13 >= 0);
     let nr14 = next_row(min(b0 + 14u, last), b_lengths[min(b0 + 14u, last)]);
-    let base14 = bp.dgh_off + u32(max(nr14, 0)) * 3u * h;
-    let sc14 = select(0.0, 1.0, nr14 >= 0);
+    let base14 = select(bp.zero_row, bp.dgh_off + u32(max(nr14, 0)) * 3u * h, nr14 >= 0);
     let nr15 = next_row(min(b0 + 15u, last), b_lengths[min(b0 + 15u, last)]);
-    let base15 = bp.dgh_off + u32(max(nr15, 0)) * 3u * h;
-    let sc15 = select(0.0, 1.0, nr15 >= 0);
+    let base15 = select(bp.zero_row, bp.dgh_off + u32(max(nr15, 0)) * 3u * h, nr15 >= 0);
     let wi0 = min(u0 + 0u, ulast);
     let wi1 = min(u0 + 1u, ulast);
     let wi2 = min(u0 + 2u, ulast);
@@ -493,68 +477,68 @@ fn gru_step_bwd16(@builtin(global_invocation_id) gid: vec3<u32>) {
         let d15 = vec4<f32>(dg[base15 + m], dg[base15 + h + m], dg[base15 + 2u * h + m], 0.0);
         a15_0 += dot(d15, w0); a15_1 += dot(d15, w1); a15_2 += dot(d15, w2); a15_3 += dot(d15, w3);
     }
-    if (b0 + 0u < bp.batch && u0 + 0u < h) { back_finish(b0 + 0u, u0 + 0u, a0_0 * sc0); }
-    if (b0 + 0u < bp.batch && u0 + 1u < h) { back_finish(b0 + 0u, u0 + 1u, a0_1 * sc0); }
-    if (b0 + 0u < bp.batch && u0 + 2u < h) { back_finish(b0 + 0u, u0 + 2u, a0_2 * sc0); }
-    if (b0 + 0u < bp.batch && u0 + 3u < h) { back_finish(b0 + 0u, u0 + 3u, a0_3 * sc0); }
-    if (b0 + 1u < bp.batch && u0 + 0u < h) { back_finish(b0 + 1u, u0 + 0u, a1_0 * sc1); }
-    if (b0 + 1u < bp.batch && u0 + 1u < h) { back_finish(b0 + 1u, u0 + 1u, a1_1 * sc1); }
-    if (b0 + 1u < bp.batch && u0 + 2u < h) { back_finish(b0 + 1u, u0 + 2u, a1_2 * sc1); }
-    if (b0 + 1u < bp.batch && u0 + 3u < h) { back_finish(b0 + 1u, u0 + 3u, a1_3 * sc1); }
-    if (b0 + 2u < bp.batch && u0 + 0u < h) { back_finish(b0 + 2u, u0 + 0u, a2_0 * sc2); }
-    if (b0 + 2u < bp.batch && u0 + 1u < h) { back_finish(b0 + 2u, u0 + 1u, a2_1 * sc2); }
-    if (b0 + 2u < bp.batch && u0 + 2u < h) { back_finish(b0 + 2u, u0 + 2u, a2_2 * sc2); }
-    if (b0 + 2u < bp.batch && u0 + 3u < h) { back_finish(b0 + 2u, u0 + 3u, a2_3 * sc2); }
-    if (b0 + 3u < bp.batch && u0 + 0u < h) { back_finish(b0 + 3u, u0 + 0u, a3_0 * sc3); }
-    if (b0 + 3u < bp.batch && u0 + 1u < h) { back_finish(b0 + 3u, u0 + 1u, a3_1 * sc3); }
-    if (b0 + 3u < bp.batch && u0 + 2u < h) { back_finish(b0 + 3u, u0 + 2u, a3_2 * sc3); }
-    if (b0 + 3u < bp.batch && u0 + 3u < h) { back_finish(b0 + 3u, u0 + 3u, a3_3 * sc3); }
-    if (b0 + 4u < bp.batch && u0 + 0u < h) { back_finish(b0 + 4u, u0 + 0u, a4_0 * sc4); }
-    if (b0 + 4u < bp.batch && u0 + 1u < h) { back_finish(b0 + 4u, u0 + 1u, a4_1 * sc4); }
-    if (b0 + 4u < bp.batch && u0 + 2u < h) { back_finish(b0 + 4u, u0 + 2u, a4_2 * sc4); }
-    if (b0 + 4u < bp.batch && u0 + 3u < h) { back_finish(b0 + 4u, u0 + 3u, a4_3 * sc4); }
-    if (b0 + 5u < bp.batch && u0 + 0u < h) { back_finish(b0 + 5u, u0 + 0u, a5_0 * sc5); }
-    if (b0 + 5u < bp.batch && u0 + 1u < h) { back_finish(b0 + 5u, u0 + 1u, a5_1 * sc5); }
-    if (b0 + 5u < bp.batch && u0 + 2u < h) { back_finish(b0 + 5u, u0 + 2u, a5_2 * sc5); }
-    if (b0 + 5u < bp.batch && u0 + 3u < h) { back_finish(b0 + 5u, u0 + 3u, a5_3 * sc5); }
-    if (b0 + 6u < bp.batch && u0 + 0u < h) { back_finish(b0 + 6u, u0 + 0u, a6_0 * sc6); }
-    if (b0 + 6u < bp.batch && u0 + 1u < h) { back_finish(b0 + 6u, u0 + 1u, a6_1 * sc6); }
-    if (b0 + 6u < bp.batch && u0 + 2u < h) { back_finish(b0 + 6u, u0 + 2u, a6_2 * sc6); }
-    if (b0 + 6u < bp.batch && u0 + 3u < h) { back_finish(b0 + 6u, u0 + 3u, a6_3 * sc6); }
-    if (b0 + 7u < bp.batch && u0 + 0u < h) { back_finish(b0 + 7u, u0 + 0u, a7_0 * sc7); }
-    if (b0 + 7u < bp.batch && u0 + 1u < h) { back_finish(b0 + 7u, u0 + 1u, a7_1 * sc7); }
-    if (b0 + 7u < bp.batch && u0 + 2u < h) { back_finish(b0 + 7u, u0 + 2u, a7_2 * sc7); }
-    if (b0 + 7u < bp.batch && u0 + 3u < h) { back_finish(b0 + 7u, u0 + 3u, a7_3 * sc7); }
-    if (b0 + 8u < bp.batch && u0 + 0u < h) { back_finish(b0 + 8u, u0 + 0u, a8_0 * sc8); }
-    if (b0 + 8u < bp.batch && u0 + 1u < h) { back_finish(b0 + 8u, u0 + 1u, a8_1 * sc8); }
-    if (b0 + 8u < bp.batch && u0 + 2u < h) { back_finish(b0 + 8u, u0 + 2u, a8_2 * sc8); }
-    if (b0 + 8u < bp.batch && u0 + 3u < h) { back_finish(b0 + 8u, u0 + 3u, a8_3 * sc8); }
-    if (b0 + 9u < bp.batch && u0 + 0u < h) { back_finish(b0 + 9u, u0 + 0u, a9_0 * sc9); }
-    if (b0 + 9u < bp.batch && u0 + 1u < h) { back_finish(b0 + 9u, u0 + 1u, a9_1 * sc9); }
-    if (b0 + 9u < bp.batch && u0 + 2u < h) { back_finish(b0 + 9u, u0 + 2u, a9_2 * sc9); }
-    if (b0 + 9u < bp.batch && u0 + 3u < h) { back_finish(b0 + 9u, u0 + 3u, a9_3 * sc9); }
-    if (b0 + 10u < bp.batch && u0 + 0u < h) { back_finish(b0 + 10u, u0 + 0u, a10_0 * sc10); }
-    if (b0 + 10u < bp.batch && u0 + 1u < h) { back_finish(b0 + 10u, u0 + 1u, a10_1 * sc10); }
-    if (b0 + 10u < bp.batch && u0 + 2u < h) { back_finish(b0 + 10u, u0 + 2u, a10_2 * sc10); }
-    if (b0 + 10u < bp.batch && u0 + 3u < h) { back_finish(b0 + 10u, u0 + 3u, a10_3 * sc10); }
-    if (b0 + 11u < bp.batch && u0 + 0u < h) { back_finish(b0 + 11u, u0 + 0u, a11_0 * sc11); }
-    if (b0 + 11u < bp.batch && u0 + 1u < h) { back_finish(b0 + 11u, u0 + 1u, a11_1 * sc11); }
-    if (b0 + 11u < bp.batch && u0 + 2u < h) { back_finish(b0 + 11u, u0 + 2u, a11_2 * sc11); }
-    if (b0 + 11u < bp.batch && u0 + 3u < h) { back_finish(b0 + 11u, u0 + 3u, a11_3 * sc11); }
-    if (b0 + 12u < bp.batch && u0 + 0u < h) { back_finish(b0 + 12u, u0 + 0u, a12_0 * sc12); }
-    if (b0 + 12u < bp.batch && u0 + 1u < h) { back_finish(b0 + 12u, u0 + 1u, a12_1 * sc12); }
-    if (b0 + 12u < bp.batch && u0 + 2u < h) { back_finish(b0 + 12u, u0 + 2u, a12_2 * sc12); }
-    if (b0 + 12u < bp.batch && u0 + 3u < h) { back_finish(b0 + 12u, u0 + 3u, a12_3 * sc12); }
-    if (b0 + 13u < bp.batch && u0 + 0u < h) { back_finish(b0 + 13u, u0 + 0u, a13_0 * sc13); }
-    if (b0 + 13u < bp.batch && u0 + 1u < h) { back_finish(b0 + 13u, u0 + 1u, a13_1 * sc13); }
-    if (b0 + 13u < bp.batch && u0 + 2u < h) { back_finish(b0 + 13u, u0 + 2u, a13_2 * sc13); }
-    if (b0 + 13u < bp.batch && u0 + 3u < h) { back_finish(b0 + 13u, u0 + 3u, a13_3 * sc13); }
-    if (b0 + 14u < bp.batch && u0 + 0u < h) { back_finish(b0 + 14u, u0 + 0u, a14_0 * sc14); }
-    if (b0 + 14u < bp.batch && u0 + 1u < h) { back_finish(b0 + 14u, u0 + 1u, a14_1 * sc14); }
-    if (b0 + 14u < bp.batch && u0 + 2u < h) { back_finish(b0 + 14u, u0 + 2u, a14_2 * sc14); }
-    if (b0 + 14u < bp.batch && u0 + 3u < h) { back_finish(b0 + 14u, u0 + 3u, a14_3 * sc14); }
-    if (b0 + 15u < bp.batch && u0 + 0u < h) { back_finish(b0 + 15u, u0 + 0u, a15_0 * sc15); }
-    if (b0 + 15u < bp.batch && u0 + 1u < h) { back_finish(b0 + 15u, u0 + 1u, a15_1 * sc15); }
-    if (b0 + 15u < bp.batch && u0 + 2u < h) { back_finish(b0 + 15u, u0 + 2u, a15_2 * sc15); }
-    if (b0 + 15u < bp.batch && u0 + 3u < h) { back_finish(b0 + 15u, u0 + 3u, a15_3 * sc15); }
+    if (b0 + 0u < bp.batch && u0 + 0u < h) { back_finish(b0 + 0u, u0 + 0u, a0_0); }
+    if (b0 + 0u < bp.batch && u0 + 1u < h) { back_finish(b0 + 0u, u0 + 1u, a0_1); }
+    if (b0 + 0u < bp.batch && u0 + 2u < h) { back_finish(b0 + 0u, u0 + 2u, a0_2); }
+    if (b0 + 0u < bp.batch && u0 + 3u < h) { back_finish(b0 + 0u, u0 + 3u, a0_3); }
+    if (b0 + 1u < bp.batch && u0 + 0u < h) { back_finish(b0 + 1u, u0 + 0u, a1_0); }
+    if (b0 + 1u < bp.batch && u0 + 1u < h) { back_finish(b0 + 1u, u0 + 1u, a1_1); }
+    if (b0 + 1u < bp.batch && u0 + 2u < h) { back_finish(b0 + 1u, u0 + 2u, a1_2); }
+    if (b0 + 1u < bp.batch && u0 + 3u < h) { back_finish(b0 + 1u, u0 + 3u, a1_3); }
+    if (b0 + 2u < bp.batch && u0 + 0u < h) { back_finish(b0 + 2u, u0 + 0u, a2_0); }
+    if (b0 + 2u < bp.batch && u0 + 1u < h) { back_finish(b0 + 2u, u0 + 1u, a2_1); }
+    if (b0 + 2u < bp.batch && u0 + 2u < h) { back_finish(b0 + 2u, u0 + 2u, a2_2); }
+    if (b0 + 2u < bp.batch && u0 + 3u < h) { back_finish(b0 + 2u, u0 + 3u, a2_3); }
+    if (b0 + 3u < bp.batch && u0 + 0u < h) { back_finish(b0 + 3u, u0 + 0u, a3_0); }
+    if (b0 + 3u < bp.batch && u0 + 1u < h) { back_finish(b0 + 3u, u0 + 1u, a3_1); }
+    if (b0 + 3u < bp.batch && u0 + 2u < h) { back_finish(b0 + 3u, u0 + 2u, a3_2); }
+    if (b0 + 3u < bp.batch && u0 + 3u < h) { back_finish(b0 + 3u, u0 + 3u, a3_3); }
+    if (b0 + 4u < bp.batch && u0 + 0u < h) { back_finish(b0 + 4u, u0 + 0u, a4_0); }
+    if (b0 + 4u < bp.batch && u0 + 1u < h) { back_finish(b0 + 4u, u0 + 1u, a4_1); }
+    if (b0 + 4u < bp.batch && u0 + 2u < h) { back_finish(b0 + 4u, u0 + 2u, a4_2); }
+    if (b0 + 4u < bp.batch && u0 + 3u < h) { back_finish(b0 + 4u, u0 + 3u, a4_3); }
+    if (b0 + 5u < bp.batch && u0 + 0u < h) { back_finish(b0 + 5u, u0 + 0u, a5_0); }
+    if (b0 + 5u < bp.batch && u0 + 1u < h) { back_finish(b0 + 5u, u0 + 1u, a5_1); }
+    if (b0 + 5u < bp.batch && u0 + 2u < h) { back_finish(b0 + 5u, u0 + 2u, a5_2); }
+    if (b0 + 5u < bp.batch && u0 + 3u < h) { back_finish(b0 + 5u, u0 + 3u, a5_3); }
+    if (b0 + 6u < bp.batch && u0 + 0u < h) { back_finish(b0 + 6u, u0 + 0u, a6_0); }
+    if (b0 + 6u < bp.batch && u0 + 1u < h) { back_finish(b0 + 6u, u0 + 1u, a6_1); }
+    if (b0 + 6u < bp.batch && u0 + 2u < h) { back_finish(b0 + 6u, u0 + 2u, a6_2); }
+    if (b0 + 6u < bp.batch && u0 + 3u < h) { back_finish(b0 + 6u, u0 + 3u, a6_3); }
+    if (b0 + 7u < bp.batch && u0 + 0u < h) { back_finish(b0 + 7u, u0 + 0u, a7_0); }
+    if (b0 + 7u < bp.batch && u0 + 1u < h) { back_finish(b0 + 7u, u0 + 1u, a7_1); }
+    if (b0 + 7u < bp.batch && u0 + 2u < h) { back_finish(b0 + 7u, u0 + 2u, a7_2); }
+    if (b0 + 7u < bp.batch && u0 + 3u < h) { back_finish(b0 + 7u, u0 + 3u, a7_3); }
+    if (b0 + 8u < bp.batch && u0 + 0u < h) { back_finish(b0 + 8u, u0 + 0u, a8_0); }
+    if (b0 + 8u < bp.batch && u0 + 1u < h) { back_finish(b0 + 8u, u0 + 1u, a8_1); }
+    if (b0 + 8u < bp.batch && u0 + 2u < h) { back_finish(b0 + 8u, u0 + 2u, a8_2); }
+    if (b0 + 8u < bp.batch && u0 + 3u < h) { back_finish(b0 + 8u, u0 + 3u, a8_3); }
+    if (b0 + 9u < bp.batch && u0 + 0u < h) { back_finish(b0 + 9u, u0 + 0u, a9_0); }
+    if (b0 + 9u < bp.batch && u0 + 1u < h) { back_finish(b0 + 9u, u0 + 1u, a9_1); }
+    if (b0 + 9u < bp.batch && u0 + 2u < h) { back_finish(b0 + 9u, u0 + 2u, a9_2); }
+    if (b0 + 9u < bp.batch && u0 + 3u < h) { back_finish(b0 + 9u, u0 + 3u, a9_3); }
+    if (b0 + 10u < bp.batch && u0 + 0u < h) { back_finish(b0 + 10u, u0 + 0u, a10_0); }
+    if (b0 + 10u < bp.batch && u0 + 1u < h) { back_finish(b0 + 10u, u0 + 1u, a10_1); }
+    if (b0 + 10u < bp.batch && u0 + 2u < h) { back_finish(b0 + 10u, u0 + 2u, a10_2); }
+    if (b0 + 10u < bp.batch && u0 + 3u < h) { back_finish(b0 + 10u, u0 + 3u, a10_3); }
+    if (b0 + 11u < bp.batch && u0 + 0u < h) { back_finish(b0 + 11u, u0 + 0u, a11_0); }
+    if (b0 + 11u < bp.batch && u0 + 1u < h) { back_finish(b0 + 11u, u0 + 1u, a11_1); }
+    if (b0 + 11u < bp.batch && u0 + 2u < h) { back_finish(b0 + 11u, u0 + 2u, a11_2); }
+    if (b0 + 11u < bp.batch && u0 + 3u < h) { back_finish(b0 + 11u, u0 + 3u, a11_3); }
+    if (b0 + 12u < bp.batch && u0 + 0u < h) { back_finish(b0 + 12u, u0 + 0u, a12_0); }
+    if (b0 + 12u < bp.batch && u0 + 1u < h) { back_finish(b0 + 12u, u0 + 1u, a12_1); }
+    if (b0 + 12u < bp.batch && u0 + 2u < h) { back_finish(b0 + 12u, u0 + 2u, a12_2); }
+    if (b0 + 12u < bp.batch && u0 + 3u < h) { back_finish(b0 + 12u, u0 + 3u, a12_3); }
+    if (b0 + 13u < bp.batch && u0 + 0u < h) { back_finish(b0 + 13u, u0 + 0u, a13_0); }
+    if (b0 + 13u < bp.batch && u0 + 1u < h) { back_finish(b0 + 13u, u0 + 1u, a13_1); }
+    if (b0 + 13u < bp.batch && u0 + 2u < h) { back_finish(b0 + 13u, u0 + 2u, a13_2); }
+    if (b0 + 13u < bp.batch && u0 + 3u < h) { back_finish(b0 + 13u, u0 + 3u, a13_3); }
+    if (b0 + 14u < bp.batch && u0 + 0u < h) { back_finish(b0 + 14u, u0 + 0u, a14_0); }
+    if (b0 + 14u < bp.batch && u0 + 1u < h) { back_finish(b0 + 14u, u0 + 1u, a14_1); }
+    if (b0 + 14u < bp.batch && u0 + 2u < h) { back_finish(b0 + 14u, u0 + 2u, a14_2); }
+    if (b0 + 14u < bp.batch && u0 + 3u < h) { back_finish(b0 + 14u, u0 + 3u, a14_3); }
+    if (b0 + 15u < bp.batch && u0 + 0u < h) { back_finish(b0 + 15u, u0 + 0u, a15_0); }
+    if (b0 + 15u < bp.batch && u0 + 1u < h) { back_finish(b0 + 15u, u0 + 1u, a15_1); }
+    if (b0 + 15u < bp.batch && u0 + 2u < h) { back_finish(b0 + 15u, u0 + 2u, a15_2); }
+    if (b0 + 15u < bp.batch && u0 + 3u < h) { back_finish(b0 + 15u, u0 + 3u, a15_3); }
 }

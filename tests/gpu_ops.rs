@@ -393,3 +393,39 @@ fn bad_inputs_are_errors() {
         "{e}"
     );
 }
+
+/// Calls of varying shapes share size classes: once each shape has run, running them all again
+/// allocates nothing; and the idle cap releases what the pool may not keep.
+#[test]
+fn pool_serves_varying_shapes_and_respects_its_cap() {
+    let ctx = Context::new()
+        .unwrap()
+        .with_gemm_block(wgrnn::gpu::GemmBlock::B8);
+    let cfg = RnnConfig::new(CellKind::Lstm, 3, 8);
+    let w = GpuWeights::upload(&ctx, &RnnWeights::<f32>::init(cfg, 1).unwrap()).unwrap();
+    let mut rng = SplitMix64::new(3);
+    let xs: Vec<_> = (1..=12)
+        .map(|t| ctx.upload(&random(&mut rng, &[t, 3, 3], 1.0)).unwrap())
+        .collect();
+    let pass = |ctx: &Context| {
+        for x in &xs {
+            drop(gpu::rnn_forward(ctx, &w, GpuRnnInput::new(x), Mode::Training).unwrap());
+        }
+        ctx.sync().unwrap();
+    };
+    pass(&ctx);
+    let after_first = ctx.pool_stats().allocations;
+    pass(&ctx);
+    assert_eq!(
+        ctx.pool_stats().allocations,
+        after_first,
+        "{:?}",
+        ctx.pool_stats()
+    );
+
+    ctx.set_pool_idle_cap(0);
+    pass(&ctx);
+    let stats = ctx.pool_stats();
+    assert_eq!(stats.idle, 0, "{stats:?}");
+    assert_eq!(stats.idle_bytes, 0, "{stats:?}");
+}

@@ -1,7 +1,7 @@
 //! Device tensors and the buffer pool that recycles their storage across calls.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wgrnn_core::{Error, Result, Tensor};
@@ -24,25 +24,37 @@ const UNIFORM: wgpu::BufferUsages = wgpu::BufferUsages::UNIFORM.union(wgpu::Buff
 /// Allocation counters of the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct PoolStats {
-    /// Buffers created since the context was made (never decreases except by `trim`).
+    /// Buffers live now: created and not yet released (by `trim_pool` or the idle cap).
     pub allocations: usize,
     /// Buffers currently idle in the pool.
     pub idle: usize,
     /// Requests served from the pool without creating a buffer.
     pub reuses: usize,
+    /// Bytes held by idle buffers.
+    pub idle_bytes: u64,
 }
 
-/// Free lists by (usage, size). Sizes are rounded up to 256 bytes, so one shape always maps to
-/// one list and a repeated call of one shape allocates nothing after the first.
+/// Free lists by (usage, size class). Sizes round up to one of eight classes per power of two
+/// (at most 12.5 % slack), so a repeated call of one shape allocates nothing after the first and
+/// calls of varying shapes share buffers. Idle buffers beyond `idle_cap` bytes are released
+/// instead of kept.
 pub(crate) struct BufferPool {
     device: wgpu::Device,
     free: Mutex<HashMap<(u32, u64), Vec<wgpu::Buffer>>>,
+    idle_bytes: AtomicU64,
+    idle_cap: AtomicU64,
     allocations: AtomicUsize,
     reuses: AtomicUsize,
 }
 
+/// Default cap on the bytes idle buffers may hold.
+pub const DEFAULT_IDLE_CAP: u64 = 1 << 30;
+
+/// The size class of a request: a multiple of 256 bytes and of 1/8 of its power of two.
 pub(crate) fn round_size(bytes: u64) -> u64 {
-    bytes.max(16).div_ceil(256) * 256
+    let b = bytes.max(16);
+    let step = (b.next_power_of_two() / 8).max(256);
+    b.div_ceil(step) * step
 }
 
 impl BufferPool {
@@ -50,6 +62,8 @@ impl BufferPool {
         Self {
             device,
             free: Mutex::new(HashMap::new()),
+            idle_bytes: AtomicU64::new(0),
+            idle_cap: AtomicU64::new(DEFAULT_IDLE_CAP),
             allocations: AtomicUsize::new(0),
             reuses: AtomicUsize::new(0),
         }
@@ -57,13 +71,14 @@ impl BufferPool {
 
     fn take(&self, usage: wgpu::BufferUsages, size: u64) -> wgpu::Buffer {
         let key = (usage.bits(), size);
-        if let Some(b) = self
+        let reused = self
             .free
             .lock()
             .ok()
-            .and_then(|mut f| f.get_mut(&key).and_then(Vec::pop))
-        {
+            .and_then(|mut f| f.get_mut(&key).and_then(Vec::pop));
+        if let Some(b) = reused {
             self.reuses.fetch_add(1, Ordering::Relaxed);
+            self.idle_bytes.fetch_sub(b.size(), Ordering::Relaxed);
             return b;
         }
         self.allocations.fetch_add(1, Ordering::Relaxed);
@@ -76,10 +91,16 @@ impl BufferPool {
     }
 
     fn give(&self, usage: wgpu::BufferUsages, buffer: wgpu::Buffer) {
+        let size = buffer.size();
+        let idle = self.idle_bytes.load(Ordering::Relaxed);
+        if idle.saturating_add(size) > self.idle_cap.load(Ordering::Relaxed) {
+            // Over the cap: release it (wgpu frees it once submitted work no longer uses it).
+            self.allocations.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
         if let Ok(mut f) = self.free.lock() {
-            f.entry((usage.bits(), buffer.size()))
-                .or_default()
-                .push(buffer);
+            self.idle_bytes.fetch_add(size, Ordering::Relaxed);
+            f.entry((usage.bits(), size)).or_default().push(buffer);
         }
     }
 
@@ -92,6 +113,7 @@ impl BufferPool {
                 .map(|f| f.values().map(Vec::len).sum())
                 .unwrap_or(0),
             reuses: self.reuses.load(Ordering::Relaxed),
+            idle_bytes: self.idle_bytes.load(Ordering::Relaxed),
         }
     }
 
@@ -99,6 +121,7 @@ impl BufferPool {
         if let Ok(mut f) = self.free.lock() {
             let n: usize = f.values().map(Vec::len).sum();
             f.clear();
+            self.idle_bytes.store(0, Ordering::Relaxed);
             self.allocations.fetch_sub(n, Ordering::Relaxed);
         }
     }
@@ -161,7 +184,7 @@ impl GpuTensor {
     /// The same storage under another shape of equal element count.
     pub fn reshaped(&self, shape: impl Into<Vec<usize>>) -> Result<Self> {
         let shape = shape.into();
-        if shape.iter().product::<usize>() != self.numel() {
+        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(self.numel()) {
             return Err(Error::DataLength {
                 shape,
                 len: self.numel(),
@@ -185,6 +208,12 @@ impl GpuTensor {
 }
 
 impl Context {
+    fn binding_limit(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+
     fn check_binding(&self, op: &'static str, arg: &str, bytes: u64) -> Result<()> {
         let limit = self
             .limits
@@ -210,9 +239,26 @@ impl Context {
         shape: &[usize],
         dtype: DType,
     ) -> Result<GpuTensor> {
-        let n: usize = shape.iter().product();
-        let bytes = round_size(4 * n as u64);
-        self.check_binding(op, arg, bytes)?;
+        let too_large = || Error::TooLarge {
+            op,
+            arg: arg.to_string(),
+            bytes: u64::MAX,
+            limit_name: "u64 byte count",
+            limit: u64::MAX,
+        };
+        let n = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(too_large)?;
+        let exact = (n as u64).checked_mul(4).ok_or_else(too_large)?;
+        self.check_binding(op, arg, exact)?;
+        // Near the binding limit the size class falls back to the exact size (16-byte multiple).
+        let class = round_size(exact);
+        let bytes = if class <= self.binding_limit() {
+            class
+        } else {
+            exact.max(16).next_multiple_of(16)
+        };
         let buffer = self.scoped(op, || Ok(self.pool.take(STORAGE, bytes)))?;
         Ok(GpuTensor {
             buf: Arc::new(PooledBuffer {
@@ -245,7 +291,7 @@ impl Context {
 
     /// Copies integers (ids, lengths) to the device as u32.
     pub fn upload_u32(&self, shape: &[usize], data: &[u32]) -> Result<GpuTensor> {
-        if shape.iter().product::<usize>() != data.len() {
+        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(data.len()) {
             return Err(Error::DataLength {
                 shape: shape.to_vec(),
                 len: data.len(),
@@ -320,6 +366,13 @@ impl Context {
     }
 
     pub fn read_u32(&self, t: &GpuTensor) -> Result<Tensor<u32>> {
+        if t.dtype != DType::U32 {
+            return Err(Error::InvalidArgument {
+                op: "read_u32",
+                arg: "tensor",
+                reason: "is f32; use read".into(),
+            });
+        }
         let bytes = self.read_bytes(t)?;
         Tensor::new(t.shape.clone(), bytemuck::pod_collect_to_vec(&bytes))
     }
@@ -332,5 +385,11 @@ impl Context {
     /// Frees every idle pooled buffer.
     pub fn trim_pool(&self) {
         self.pool.trim();
+    }
+
+    /// Caps the bytes idle pooled buffers may hold (default [`DEFAULT_IDLE_CAP`]); buffers
+    /// returned beyond it are released.
+    pub fn set_pool_idle_cap(&self, bytes: u64) {
+        self.pool.idle_cap.store(bytes, Ordering::Relaxed);
     }
 }

@@ -193,6 +193,14 @@ pub fn cross_entropy_backward(
             forward.rows.shape(),
         ));
     }
+    if forward.loss.shape() != [2] {
+        return Err(Error::shape(
+            BOP,
+            "forward.loss",
+            &[2],
+            forward.loss.shape(),
+        ));
+    }
     let out = ctx.alloc(BOP, "dlogits", logits.shape(), DType::F32)?;
     let p = BackParams {
         rows: n as u32,

@@ -78,7 +78,8 @@ struct BackParams {
     extra2: u32,
     last: u32,
     dgh_off: u32,
-    _pad: [u32; 2],
+    zero_row: u32,
+    _pad: u32,
 }
 
 #[repr(C)]
@@ -263,7 +264,9 @@ pub fn rnn_backward(
                 rec.copy(d, idx * nb * h, &dstate, nb * h, nb * h);
             }
             let dgh_off = if gru { rows * gh } else { 0 };
-            let dg = ctx.alloc(OP, "dG", &[rows * gh * if gru { 2 } else { 1 }], DType::F32)?;
+            // [dGi | dGh (GRU) | one zero row]: rows with no next step read the zero row.
+            let zero_row = rows * gh * if gru { 2 } else { 1 };
+            let dg = ctx.alloc(OP, "dG", &[zero_row + gh], DType::F32)?;
             // Padded rows stay zero: the GEMMs below run over all T·B rows.
             rec.clear(&dg);
 
@@ -301,7 +304,8 @@ pub fn rnn_backward(
                 extra2: extra2 as u32,
                 last: last as u32,
                 dgh_off: dgh_off as u32,
-                _pad: [0; 2],
+                zero_row: zero_row as u32,
+                _pad: 0,
             };
             let bufs: [&GpuTensor; 6] = [&wt, &tape.lengths_dev, &d_out, dtape, &dstate, &dg];
             let mut parity = 0;
