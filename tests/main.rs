@@ -11,5 +11,6 @@ mod gpu_ops_backward;
 mod gpu_rnn;
 mod keras;
 mod linear_loss;
+mod optim;
 mod rnn;
 mod weights_io;

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod error;
 pub mod io;
+pub mod optim;
 pub mod real;
 pub mod rng;
 pub mod tensor;
@@ -15,6 +16,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use io::{LoadOptions, SafetensorsFile, StoredTensor};
+pub use optim::{OptimizerConfig, clip_coefficient};
 pub use real::Real;
 pub use rng::SplitMix64;
 pub use tensor::{Tensor, TensorMap};

@@ -9,6 +9,7 @@ pub mod embedding;
 pub mod gemm;
 pub mod linear;
 pub mod loss;
+pub mod optim;
 mod pipeline;
 mod record;
 pub mod rnn;
@@ -27,6 +28,7 @@ pub use linear::{GpuLinearGrads, linear_backward, linear_forward};
 pub use loss::{
     GpuCrossEntropy, cross_entropy, cross_entropy_backward, log_softmax, upload_targets,
 };
+pub use optim::{GpuOptimizer, GpuParams};
 pub use rnn::{GpuRnnInput, GpuRnnOutput, GpuRnnTape, Mode, rnn_forward};
 pub use rnn_backward::{GpuRnnGrads, GpuRnnOutputGrads, rnn_backward};
 pub use weights::GpuWeights;

@@ -10,6 +10,7 @@ pub const RNN: &str = include_str!("../../../shaders/rnn.wgsl");
 pub const EMBEDDING: &str = include_str!("../../../shaders/embedding.wgsl");
 pub const ATTENTION: &str = include_str!("../../../shaders/attention.wgsl");
 pub const LOSS: &str = include_str!("../../../shaders/loss.wgsl");
+pub const OPTIM: &str = include_str!("../../../shaders/optim.wgsl");
 
 /// One WGSL file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -22,10 +23,11 @@ pub enum Shader {
     Embedding,
     Attention,
     Loss,
+    Optim,
 }
 
 impl Shader {
-    pub const ALL: [Shader; 8] = [
+    pub const ALL: [Shader; 9] = [
         Shader::Matmul,
         Shader::Pack,
         Shader::Lstm,
@@ -34,6 +36,7 @@ impl Shader {
         Shader::Embedding,
         Shader::Attention,
         Shader::Loss,
+        Shader::Optim,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +49,7 @@ impl Shader {
             Shader::Embedding => "embedding.wgsl",
             Shader::Attention => "attention.wgsl",
             Shader::Loss => "loss.wgsl",
+            Shader::Optim => "optim.wgsl",
         }
     }
 
@@ -59,6 +63,7 @@ impl Shader {
             Shader::Embedding => EMBEDDING,
             Shader::Attention => ATTENTION,
             Shader::Loss => LOSS,
+            Shader::Optim => OPTIM,
         }
     }
 

@@ -1,0 +1,330 @@
+//! Optimizers on the device (SGD with momentum, Adam/AdamW, RMSprop) with optional global-norm
+//! gradient clipping, trainable parameters with their gradients, and checkpoints.
+
+use bytemuck::{Pod, Zeroable};
+use wgrnn_core::{
+    Error, LoadOptions, OptimizerConfig, ParamLayout, Result, SafetensorsFile, Weights,
+};
+
+use crate::buffer::{DType, GpuTensor};
+use crate::context::Context;
+use crate::pipeline::{Access, Kernel};
+use crate::record::Recorder;
+use crate::shaders::Shader;
+use crate::weights::GpuWeights;
+
+use Access::{Read, ReadWrite};
+
+const OP: &str = "gpu optimizer step";
+const STEP: Kernel = Kernel {
+    shader: Shader::Optim,
+    entry: "optim_step",
+    bindings: &[Read, Read, ReadWrite, ReadWrite],
+};
+const SUMSQ: Kernel = Kernel {
+    shader: Shader::Optim,
+    entry: "sumsq",
+    bindings: &[Read, ReadWrite],
+};
+const CLIP: Kernel = Kernel {
+    shader: Shader::Optim,
+    entry: "clip_coef",
+    bindings: &[Read, ReadWrite],
+};
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct StepParams {
+    n: u32,
+    kind: u32,
+    first: u32,
+    flags: u32,
+    lr: f32,
+    a: f32,
+    b: f32,
+    eps: f32,
+    wd: f32,
+    bc1: f32,
+    bc2_sqrt: f32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct SumParams {
+    n: u32,
+    slot: u32,
+    _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct ClipParams {
+    count: u32,
+    max_norm: f32,
+    _pad: [u32; 2],
+}
+
+/// Trainable parameters of one op: values and gradients with the same names and shapes.
+/// Backward calls accumulate into `grad` (pass `Some(&params.grad)`); [`GpuParams::zero_grad`]
+/// clears it between steps.
+#[derive(Clone, Debug)]
+pub struct GpuParams<C> {
+    pub value: GpuWeights<C>,
+    pub grad: GpuWeights<C>,
+}
+
+impl<C: ParamLayout> GpuParams<C> {
+    /// Uploads `w` and zeroed gradients.
+    pub fn new(ctx: &Context, w: &Weights<C, f32>) -> Result<Self> {
+        let value = GpuWeights::upload(ctx, w)?;
+        let grad = GpuWeights::upload(ctx, &Weights::zeros(w.config().clone())?)?;
+        Ok(Self { value, grad })
+    }
+
+    /// Zeroes every gradient (one submit).
+    pub fn zero_grad(&self, ctx: &Context) -> Result<()> {
+        let mut rec = Recorder::new(ctx, "zero_grad");
+        for t in self.grad.tensors().values() {
+            rec.clear(t);
+        }
+        rec.submit()
+    }
+
+    /// (value, gradient) pairs in name order, for [`GpuOptimizer`]; an error if `value` and
+    /// `grad` do not hold the same names.
+    pub fn pairs(&self) -> Result<Vec<(&GpuTensor, &GpuTensor)>> {
+        self.value
+            .tensors()
+            .iter()
+            .map(|(n, v)| Ok((v, self.grad.get(n)?)))
+            .collect()
+    }
+}
+
+impl<C: ParamLayout> GpuWeights<C> {
+    /// Adds these tensors to a checkpoint under `prefix` (PyTorch `state_dict` names, e.g.
+    /// `encoder.rnn.weight_ih_l0`).
+    pub fn save_into(&self, ctx: &Context, file: &mut SafetensorsFile, prefix: &str) -> Result<()> {
+        for (name, t) in self.tensors() {
+            file.insert_real(format!("{prefix}{name}"), &ctx.read(t)?);
+        }
+        Ok(())
+    }
+
+    /// Overwrites these tensors, in place, with the ones under `prefix` in a checkpoint; names
+    /// and shapes are checked first, so a bad file changes nothing.
+    pub fn load_from(&self, ctx: &Context, file: &SafetensorsFile, prefix: &str) -> Result<()> {
+        let w = Weights::<C, f32>::from_file(
+            self.config().clone(),
+            file,
+            &LoadOptions::with_prefix(prefix),
+        )?;
+        for (name, t) in self.tensors() {
+            ctx.queue
+                .write_buffer(t.raw(), 0, bytemuck::cast_slice(w.get(name)?.data()));
+        }
+        Ok(())
+    }
+}
+
+/// An optimizer over a fixed list of parameters; its state lives on the device.
+pub struct GpuOptimizer {
+    config: OptimizerConfig,
+    t: u64,
+    max_grad_norm: Option<f64>,
+    state: Vec<GpuTensor>,
+    sizes: Vec<usize>,
+    /// [coefficient, total norm] of the last step (coefficient 1 without clipping).
+    clip: GpuTensor,
+    partials: GpuTensor,
+}
+
+impl GpuOptimizer {
+    /// State for `params` (values), zeroed as PyTorch starts.
+    pub fn new(ctx: &Context, config: OptimizerConfig, params: &[&GpuTensor]) -> Result<Self> {
+        let slots = config.state_slots().max(1);
+        let mut state = Vec::with_capacity(params.len());
+        let mut sizes = Vec::with_capacity(params.len());
+        for p in params {
+            state.push(ctx.zeros(&[slots * p.numel()])?);
+            sizes.push(p.numel());
+        }
+        let clip = ctx.upload(&wgrnn_core::Tensor::new([2], vec![1.0, 0.0])?)?;
+        let partials = ctx.zeros(&[params.len().max(1)])?;
+        Ok(Self {
+            config,
+            t: 0,
+            max_grad_norm: None,
+            state,
+            sizes,
+            clip,
+            partials,
+        })
+    }
+
+    pub fn config(&self) -> &OptimizerConfig {
+        &self.config
+    }
+
+    /// Steps taken.
+    pub fn steps(&self) -> u64 {
+        self.t
+    }
+
+    /// Changes the learning rate (a schedule); the rule and its state stay.
+    pub fn set_lr(&mut self, new_lr: f64) {
+        match &mut self.config {
+            OptimizerConfig::Sgd { lr, .. }
+            | OptimizerConfig::Adam { lr, .. }
+            | OptimizerConfig::RmsProp { lr, .. } => *lr = new_lr,
+        }
+    }
+
+    /// Clip the global gradient norm to `max_norm` before every step.
+    pub fn with_clip_grad_norm(mut self, max_norm: f64) -> Self {
+        self.max_grad_norm = Some(max_norm);
+        self
+    }
+
+    /// One update of every parameter from its gradient, recorded in one submit.
+    pub fn step(&mut self, ctx: &Context, params: &[(&GpuTensor, &GpuTensor)]) -> Result<()> {
+        if params.len() != self.state.len() {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                arg: "params",
+                reason: format!(
+                    "{} given, the optimizer was made for {}",
+                    params.len(),
+                    self.state.len()
+                ),
+            });
+        }
+        for (i, ((v, g), &n)) in params.iter().zip(&self.sizes).enumerate() {
+            if v.numel() != n
+                || g.numel() != n
+                || v.dtype() != DType::F32
+                || g.dtype() != DType::F32
+            {
+                return Err(Error::InvalidArgument {
+                    op: OP,
+                    arg: "params",
+                    reason: format!(
+                        "parameter {i}: value {:?} and gradient {:?}, expected {n} f32 elements each",
+                        v.shape(),
+                        g.shape()
+                    ),
+                });
+            }
+        }
+        let mut rec = Recorder::new(ctx, OP);
+        if let Some(max_norm) = self.max_grad_norm {
+            for (slot, (_, g)) in params.iter().enumerate() {
+                let sp = SumParams {
+                    n: g.numel() as u32,
+                    slot: slot as u32,
+                    _pad: [0; 2],
+                };
+                rec.dispatch(SUMSQ, &sp, &[g, &self.partials], [1, 1, 1])?;
+            }
+            let cp = ClipParams {
+                count: params.len() as u32,
+                max_norm: max_norm as f32,
+                _pad: [0; 2],
+            };
+            rec.dispatch(CLIP, &cp, &[&self.partials, &self.clip], [1, 1, 1])?;
+        }
+        // The step count advances only once the step is submitted.
+        let t = (self.t + 1) as i32;
+        let base = StepParams {
+            n: 0,
+            kind: 0,
+            first: (t == 1) as u32,
+            flags: 0,
+            lr: 0.0,
+            a: 0.0,
+            b: 0.0,
+            eps: 0.0,
+            wd: 0.0,
+            bc1: 1.0,
+            bc2_sqrt: 1.0,
+            _pad: 0,
+        };
+        let sp = match self.config {
+            OptimizerConfig::Sgd {
+                lr,
+                momentum,
+                dampening,
+                weight_decay,
+                nesterov,
+            } => StepParams {
+                kind: 0,
+                flags: nesterov as u32 | ((momentum != 0.0) as u32) << 2,
+                lr: lr as f32,
+                a: momentum as f32,
+                b: dampening as f32,
+                wd: weight_decay as f32,
+                ..base
+            },
+            OptimizerConfig::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                decoupled,
+            } => StepParams {
+                kind: 1,
+                flags: (decoupled as u32) << 1,
+                lr: lr as f32,
+                a: beta1 as f32,
+                b: beta2 as f32,
+                eps: eps as f32,
+                wd: weight_decay as f32,
+                bc1: (1.0 - beta1.powi(t)) as f32,
+                bc2_sqrt: (1.0 - beta2.powi(t)).sqrt() as f32,
+                ..base
+            },
+            OptimizerConfig::RmsProp {
+                lr,
+                alpha,
+                eps,
+                weight_decay,
+                momentum,
+            } => StepParams {
+                kind: 2,
+                flags: ((momentum != 0.0) as u32) << 2,
+                lr: lr as f32,
+                a: alpha as f32,
+                b: momentum as f32,
+                eps: eps as f32,
+                wd: weight_decay as f32,
+                ..base
+            },
+        };
+        for ((v, g), st) in params.iter().zip(&self.state) {
+            let n = v.numel();
+            let groups = n.div_ceil(64);
+            let groups = if groups > 65535 {
+                [65535, groups.div_ceil(65535) as u32, 1]
+            } else {
+                [groups as u32, 1, 1]
+            };
+            rec.dispatch(
+                STEP,
+                &StepParams { n: n as u32, ..sp },
+                &[g, &self.clip, v, st],
+                groups,
+            )?;
+        }
+        rec.submit()?;
+        self.t += 1;
+        Ok(())
+    }
+
+    /// The global gradient norm of the last step, before clipping (reads back; 0 if not
+    /// clipping, since the norm is only computed for clipping).
+    pub fn last_grad_norm(&self, ctx: &Context) -> Result<f32> {
+        Ok(ctx.read(&self.clip)?.data()[1])
+    }
+}

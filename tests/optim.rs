@@ -1,0 +1,272 @@
+//! Optimizers on the device against the host reference of the same update rules, gradient
+//! clipping, zero_grad and checkpoints.
+
+use wgrnn::core::{OptimizerConfig, RnnWeights, SafetensorsFile, SplitMix64, Tensor};
+use wgrnn::cpu::{Optimizer, clip_grad_norm};
+use wgrnn::gpu::{GpuOptimizer, GpuParams, GpuRnnInput, GpuWeights, Mode, rnn_forward};
+use wgrnn::{CellKind, RnnConfig};
+
+use crate::common::{Tolerance, assert_close, random};
+use crate::gpu::ctx;
+
+/// f32 updates on the device against the f64 reference over a few steps: each step adds a few
+/// roundings of f32 to values of O(1).
+const OPTIM_F32: Tolerance = Tolerance {
+    abs: 2e-6,
+    rel: 2e-6,
+};
+
+fn configs() -> Vec<OptimizerConfig> {
+    vec![
+        OptimizerConfig::sgd(0.1, 0.0),
+        OptimizerConfig::Sgd {
+            lr: 0.05,
+            momentum: 0.9,
+            dampening: 0.1,
+            weight_decay: 0.01,
+            nesterov: false,
+        },
+        OptimizerConfig::Sgd {
+            lr: 0.05,
+            momentum: 0.9,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: true,
+        },
+        OptimizerConfig::adam(1e-2),
+        OptimizerConfig::Adam {
+            lr: 1e-2,
+            beta1: 0.8,
+            beta2: 0.99,
+            eps: 1e-6,
+            weight_decay: 0.1,
+            decoupled: false,
+        },
+        OptimizerConfig::adamw(1e-2),
+        OptimizerConfig::rmsprop(1e-2),
+        OptimizerConfig::RmsProp {
+            lr: 1e-2,
+            alpha: 0.9,
+            eps: 1e-6,
+            weight_decay: 0.05,
+            momentum: 0.5,
+        },
+    ]
+}
+
+#[test]
+fn device_updates_match_the_reference() {
+    let ctx = ctx();
+    let sizes = [1, 17, 130];
+    for (ci, config) in configs().into_iter().enumerate() {
+        for clip in [None, Some(0.5)] {
+            let mut rng = SplitMix64::new(ci as u64);
+            let mut host: Vec<Vec<f64>> = sizes
+                .iter()
+                .map(|&n| random::<f64>(&mut rng, &[n], 1.0).into_data())
+                .collect();
+            let values: Vec<_> = host
+                .iter()
+                .map(|p| {
+                    ctx.upload(&Tensor::new([p.len()], p.clone()).unwrap().cast())
+                        .unwrap()
+                })
+                .collect();
+            let mut opt =
+                GpuOptimizer::new(ctx, config, &values.iter().collect::<Vec<_>>()).unwrap();
+            if let Some(c) = clip {
+                opt = opt.with_clip_grad_norm(c);
+            }
+            let mut reference = Optimizer::<f64>::new(config, &sizes);
+            for step in 0..3 {
+                let mut grads: Vec<Vec<f64>> = sizes
+                    .iter()
+                    .map(|&n| random::<f64>(&mut rng, &[n], 1.0).into_data())
+                    .collect();
+                let gpu_grads: Vec<_> = grads
+                    .iter()
+                    .map(|g| {
+                        ctx.upload(&Tensor::new([g.len()], g.clone()).unwrap().cast())
+                            .unwrap()
+                    })
+                    .collect();
+                let pairs: Vec<_> = values.iter().zip(&gpu_grads).collect();
+                opt.step(ctx, &pairs).unwrap();
+                if let Some(c) = clip {
+                    let mut gs: Vec<&mut [f64]> =
+                        grads.iter_mut().map(|g| g.as_mut_slice()).collect();
+                    let norm = clip_grad_norm(&mut gs, c);
+                    let got = opt.last_grad_norm(ctx).unwrap();
+                    assert!(
+                        (got as f64 - norm).abs() < 1e-5 * norm,
+                        "{config:?}: norm {got} vs {norm}"
+                    );
+                }
+                let mut ps: Vec<&mut [f64]> = host.iter_mut().map(|p| p.as_mut_slice()).collect();
+                let gs: Vec<&[f64]> = grads.iter().map(|g| g.as_slice()).collect();
+                reference.step(&mut ps, &gs).unwrap();
+                for (i, v) in values.iter().enumerate() {
+                    let got = ctx.read(v).unwrap();
+                    assert_close(
+                        &format!("{config:?} clip {clip:?} step {step} param {i}"),
+                        got.data(),
+                        &host[i],
+                        OPTIM_F32,
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn zero_grad_and_accumulation_through_params() {
+    let ctx = ctx();
+    let cfg = RnnConfig::new(CellKind::Gru, 3, 4);
+    let params = GpuParams::new(ctx, &RnnWeights::<f32>::init(cfg, 1).unwrap()).unwrap();
+    let x = ctx
+        .upload(&random(&mut SplitMix64::new(2), &[3, 2, 3], 1.0))
+        .unwrap();
+    let dy = ctx
+        .upload(&random(&mut SplitMix64::new(3), &[3, 2, 4], 1.0))
+        .unwrap();
+    let backward = || {
+        let out = rnn_forward(ctx, &params.value, GpuRnnInput::new(&x), Mode::Training).unwrap();
+        let up = wgrnn::gpu::GpuRnnOutputGrads {
+            dy: Some(&dy),
+            ..Default::default()
+        };
+        wgrnn::gpu::rnn_backward(
+            ctx,
+            &params.value,
+            out.tape().unwrap(),
+            up,
+            Some(&params.grad),
+        )
+        .unwrap();
+    };
+    backward();
+    let once = params.grad.read(ctx).unwrap();
+    backward();
+    let twice = params.grad.read(ctx).unwrap();
+    for n in once.names() {
+        let doubled: Vec<f32> = once
+            .get(&n)
+            .unwrap()
+            .data()
+            .iter()
+            .map(|v| 2.0 * v)
+            .collect();
+        assert_close(
+            &n,
+            twice.get(&n).unwrap().data(),
+            &doubled,
+            Tolerance {
+                abs: 1e-6,
+                rel: 1e-6,
+            },
+        );
+    }
+    params.zero_grad(ctx).unwrap();
+    assert!(
+        params
+            .grad
+            .read(ctx)
+            .unwrap()
+            .tensors()
+            .values()
+            .all(|t| t.data().iter().all(|v| *v == 0.0))
+    );
+}
+
+#[test]
+fn checkpoint_round_trip_gives_identical_outputs() {
+    let ctx = ctx();
+    let cfg = RnnConfig::new(CellKind::Lstm, 3, 5).bidirectional(true);
+    let params = GpuParams::new(ctx, &RnnWeights::<f32>::init(cfg.clone(), 4).unwrap()).unwrap();
+    // Train one step so the weights differ from any init.
+    let mut opt = GpuOptimizer::new(
+        ctx,
+        OptimizerConfig::adam(0.1),
+        &params
+            .pairs()
+            .unwrap()
+            .iter()
+            .map(|p| p.0)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let x = ctx
+        .upload(&random(&mut SplitMix64::new(5), &[4, 2, 3], 1.0))
+        .unwrap();
+    let out = rnn_forward(ctx, &params.value, GpuRnnInput::new(&x), Mode::Training).unwrap();
+    let up = wgrnn::gpu::GpuRnnOutputGrads {
+        dy: Some(&out.y),
+        ..Default::default()
+    };
+    wgrnn::gpu::rnn_backward(
+        ctx,
+        &params.value,
+        out.tape().unwrap(),
+        up,
+        Some(&params.grad),
+    )
+    .unwrap();
+    opt.step(ctx, &params.pairs().unwrap()).unwrap();
+
+    let mut file = SafetensorsFile::default();
+    params
+        .value
+        .save_into(ctx, &mut file, "encoder.rnn.")
+        .unwrap();
+    let bytes = file.to_bytes().unwrap();
+    assert!(
+        file.tensors
+            .contains_key("encoder.rnn.weight_hh_l0_reverse")
+    );
+
+    let fresh = GpuWeights::upload(ctx, &RnnWeights::<f32>::zeros(cfg).unwrap()).unwrap();
+    fresh
+        .load_from(
+            ctx,
+            &SafetensorsFile::from_bytes(&bytes).unwrap(),
+            "encoder.rnn.",
+        )
+        .unwrap();
+    let a = rnn_forward(ctx, &params.value, GpuRnnInput::new(&x), Mode::Inference).unwrap();
+    let b = rnn_forward(ctx, &fresh, GpuRnnInput::new(&x), Mode::Inference).unwrap();
+    let bits = |t: &wgrnn::gpu::GpuTensor| {
+        ctx.read(t)
+            .unwrap()
+            .data()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(bits(&a.y), bits(&b.y));
+    assert_eq!(bits(&a.h_n), bits(&b.h_n));
+
+    // A checkpoint without the module is an error naming the missing tensor, and changes nothing.
+    let e = fresh
+        .load_from(
+            ctx,
+            &SafetensorsFile::from_bytes(&bytes).unwrap(),
+            "decoder.rnn.",
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("decoder.rnn.weight_ih_l0"), "{e}");
+    let c = rnn_forward(ctx, &fresh, GpuRnnInput::new(&x), Mode::Inference).unwrap();
+    assert_eq!(bits(&a.y), bits(&c.y));
+}
+
+#[test]
+fn optimizer_rejects_mismatched_parameters() {
+    let ctx = ctx();
+    let a = ctx.zeros(&[4]).unwrap();
+    let b = ctx.zeros(&[5]).unwrap();
+    let mut opt = GpuOptimizer::new(ctx, OptimizerConfig::adam(1e-3), &[&a]).unwrap();
+    let e = opt.step(ctx, &[(&a, &a), (&b, &b)]).unwrap_err();
+    assert!(e.to_string().contains("made for 1"), "{e}");
+    let e = opt.step(ctx, &[(&a, &b)]).unwrap_err();
+    assert!(e.to_string().contains("expected 4"), "{e}");
+}
