@@ -214,6 +214,75 @@ fn gemm_16(@builtin(global_invocation_id) gid: vec3<u32>) {
     store_row(m0 + 15u, n0 + 8u, c15_2, c15_3);
 }
 
+// Workgroup-tiled variant for GPUs: a 64x64 tile of C per workgroup of 8x8 invocations, each
+// owning an 8x8 block; per chunk of 8 k the workgroup stages the A and B tiles (8 x 64 each) in
+// workgroup memory with one cooperative, coalesced load, then every invocation runs its outer
+// products from there. Only the staging loads are guarded (tiles may overhang the padded rows
+// or the last chunk of k); the inner loop has no bounds checks.
+var<workgroup> tile_a: array<vec4<f32>, 128>;  // [8 k][16 vec4 of m]
+var<workgroup> tile_b: array<vec4<f32>, 128>;  // [8 k][16 vec4 of n]
+
+@compute @workgroup_size(8, 8)
+fn gemm_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let tm0 = wid.y * 64u;
+    let tn0 = wid.x * 64u;
+    let li = lid.y * 8u + lid.x;
+    var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
+    var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
+    var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
+    var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
+    var c40 = vec4<f32>(0.0); var c41 = vec4<f32>(0.0);
+    var c50 = vec4<f32>(0.0); var c51 = vec4<f32>(0.0);
+    var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
+    var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < gp.k; k0 += 8u) {
+        for (var q = 0u; q < 2u; q++) {
+            let idx = li * 2u + q;
+            let k = k0 + idx / 16u;
+            let col = 4u * (idx % 16u);
+            var a = vec4<f32>(0.0);
+            if (k < gp.k && tm0 + col < gp.lda) {
+                a = at[(k * gp.lda + tm0 + col) / 4u];
+            }
+            tile_a[idx] = a;
+            var b = vec4<f32>(0.0);
+            if (k < gp.k && tn0 + col < gp.ldb) {
+                b = bt[(k * gp.ldb + tn0 + col) / 4u];
+            }
+            tile_b[idx] = b;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < 8u; kk++) {
+            let a0 = tile_a[kk * 16u + lid.y * 2u];
+            let a1 = tile_a[kk * 16u + lid.y * 2u + 1u];
+            let b0 = tile_b[kk * 16u + lid.x * 2u];
+            let b1 = tile_b[kk * 16u + lid.x * 2u + 1u];
+            c00 += a0.x * b0; c01 += a0.x * b1;
+            c10 += a0.y * b0; c11 += a0.y * b1;
+            c20 += a0.z * b0; c21 += a0.z * b1;
+            c30 += a0.w * b0; c31 += a0.w * b1;
+            c40 += a1.x * b0; c41 += a1.x * b1;
+            c50 += a1.y * b0; c51 += a1.y * b1;
+            c60 += a1.z * b0; c61 += a1.z * b1;
+            c70 += a1.w * b0; c71 += a1.w * b1;
+        }
+        workgroupBarrier();
+    }
+    let m0 = tm0 + lid.y * 8u;
+    let n0 = tn0 + lid.x * 8u;
+    if (n0 >= gp.n) {
+        return;
+    }
+    store_row(m0, n0, c00, c01);
+    store_row(m0 + 1u, n0, c10, c11);
+    store_row(m0 + 2u, n0, c20, c21);
+    store_row(m0 + 3u, n0, c30, c31);
+    store_row(m0 + 4u, n0, c40, c41);
+    store_row(m0 + 5u, n0, c50, c51);
+    store_row(m0 + 6u, n0, c60, c61);
+    store_row(m0 + 7u, n0, c70, c71);
+}
+
 struct SumParams {
     rows: u32,
     cols: u32,

@@ -28,14 +28,16 @@ pub fn ctx() -> &'static Context {
     blockings()
         .into_iter()
         .find(|c| c.gemm_block() == default)
-        .expect("both blockings exist")
+        .expect("every blocking has a context")
 }
 
-/// One context per register blocking, so both kernel variants are checked on any adapter.
-pub fn blockings() -> [&'static Context; 2] {
+/// One context per blocking, so every kernel variant is checked on any adapter.
+pub fn blockings() -> [&'static Context; 3] {
+    static TILED: OnceLock<Context> = OnceLock::new();
     static B8: OnceLock<Context> = OnceLock::new();
     static B16: OnceLock<Context> = OnceLock::new();
     [
+        TILED.get_or_init(|| make(Some(GemmBlock::Tiled))),
         B8.get_or_init(|| make(Some(GemmBlock::B8))),
         B16.get_or_init(|| make(Some(GemmBlock::B16))),
     ]

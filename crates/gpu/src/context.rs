@@ -188,12 +188,13 @@ impl Context {
         });
         let limits = device.limits();
         let adapter = AdapterSummary::from_info(info);
-        // `WGRNN_GEMM_BLOCK=8|16` overrides the choice by adapter type.
+        // `WGRNN_GEMM_BLOCK=tiled|8|16` overrides the choice by adapter type.
         let block = match std::env::var("WGRNN_GEMM_BLOCK").as_deref() {
+            Ok("tiled") => GemmBlock::Tiled,
             Ok("8") => GemmBlock::B8,
             Ok("16") => GemmBlock::B16,
             _ if info.device_type == wgpu::DeviceType::Cpu => GemmBlock::B16,
-            _ => GemmBlock::B8,
+            _ => GemmBlock::Tiled,
         };
         Ok(Self {
             block,

@@ -22,20 +22,28 @@ const GEMM_BINDINGS: &[Access] = &[Access::Read, Access::Read, Access::Read, Acc
 /// Rows of packed operands are padded to this (the largest register block).
 const BLOCK: usize = 16;
 
-/// Register block of the GEMM kernel, chosen per adapter: 8x8 suits GPUs (registers are
-/// scarce, caches serve the loads); 16x16 suits CPU adapters such as lavapipe, where every
-/// loaded float costs a gather and only more arithmetic per load helps.
+/// Blocking of the GEMM and step kernels, chosen per adapter (measure before changing):
+/// - `Tiled`: 64x64 workgroup-memory tiles, 8x8 per invocation; the default on GPUs, where
+///   staging tiles in workgroup memory saves global-memory traffic.
+/// - `B8`: 8x8 per invocation straight from storage, no workgroup memory.
+/// - `B16`: 16x16 per invocation (and 16-row step kernels); the default on CPU adapters such
+///   as lavapipe, where every loaded float costs a gather, workgroup memory included, and only
+///   more arithmetic per loaded float helps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GemmBlock {
+    Tiled,
     B8,
     B16,
 }
 
 impl GemmBlock {
+    /// The GEMM kernel and the side of the square each invocation computes (a workgroup covers
+    /// 8x8 invocations).
     pub(crate) fn kernel(self) -> (Kernel, usize) {
-        let entry = match self {
-            GemmBlock::B8 => "gemm_kmajor",
-            GemmBlock::B16 => "gemm_16",
+        let (entry, block) = match self {
+            GemmBlock::Tiled => ("gemm_tiled", 8),
+            GemmBlock::B8 => ("gemm_kmajor", 8),
+            GemmBlock::B16 => ("gemm_16", 16),
         };
         (
             Kernel {
@@ -43,8 +51,13 @@ impl GemmBlock {
                 entry,
                 bindings: GEMM_BINDINGS,
             },
-            if self == GemmBlock::B8 { 8 } else { 16 },
+            block,
         )
+    }
+
+    /// Whether the recurrent steps use their large (16-row) variants.
+    pub(crate) fn large_steps(self) -> bool {
+        self == GemmBlock::B16
     }
 }
 

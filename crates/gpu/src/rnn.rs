@@ -52,9 +52,9 @@ fn step_kernel(cell: CellKind, block: GemmBlock) -> (Kernel, usize, usize) {
         CellKind::Gru => GRU_STEP,
         CellKind::RnnTanh | CellKind::RnnRelu => RNN_STEP,
     };
-    match block {
-        GemmBlock::B8 => (base, 1, 4),
-        GemmBlock::B16 => {
+    match block.large_steps() {
+        false => (base, 1, 4),
+        true => {
             let entry = match cell {
                 CellKind::Lstm => "lstm_step16",
                 CellKind::Gru => "gru_step16",

@@ -37,8 +37,8 @@ fn step_kernel(cell: CellKind, block: GemmBlock) -> (Kernel, usize, usize, usize
         CellKind::Gru => (Shader::Gru, "gru_step_bwd", "gru_step_bwd16", 4),
         CellKind::RnnTanh | CellKind::RnnRelu => (Shader::Rnn, "rnn_step_bwd", "rnn_step_bwd16", 4),
     };
-    match block {
-        GemmBlock::B8 => (
+    match block.large_steps() {
+        false => (
             Kernel {
                 shader,
                 entry: small,
@@ -48,7 +48,7 @@ fn step_kernel(cell: CellKind, block: GemmBlock) -> (Kernel, usize, usize, usize
             1,
             64,
         ),
-        GemmBlock::B16 => (
+        true => (
             Kernel {
                 shader,
                 entry: large,
