@@ -429,3 +429,35 @@ fn pool_serves_varying_shapes_and_respects_its_cap() {
     assert_eq!(stats.idle, 0, "{stats:?}");
     assert_eq!(stats.idle_bytes, 0, "{stats:?}");
 }
+
+#[test]
+fn elementwise_combinations() {
+    let ctx = ctx();
+    let mut rng = SplitMix64::new(11);
+    let x: Tensor<f32> = random(&mut rng, &[3, 67], 1.0);
+    let y: Tensor<f32> = random(&mut rng, &[3, 67], 1.0);
+    let (gx, gy) = (ctx.upload(&x).unwrap(), ctx.upload(&y).unwrap());
+    let want: Vec<f32> = x
+        .data()
+        .iter()
+        .zip(y.data())
+        .map(|(a, b)| 2.0 * a - 0.5 * b)
+        .collect();
+    // Each element is one rounding of the same f32 expression: exact.
+    assert_eq!(
+        ctx.read(&gpu::axpby(ctx, 2.0, &gx, -0.5, &gy).unwrap())
+            .unwrap()
+            .data(),
+        &want[..]
+    );
+    let sum: Vec<f32> = x.data().iter().zip(y.data()).map(|(a, b)| a + b).collect();
+    assert_eq!(
+        ctx.read(&gpu::add(ctx, &gx, &gy).unwrap()).unwrap().data(),
+        &sum[..]
+    );
+    gpu::axpy_into(ctx, &gy, 1.0, &gx).unwrap();
+    assert_eq!(ctx.read(&gy).unwrap().data(), &sum[..]);
+    let e = gpu::add(ctx, &gx, &ctx.zeros(&[3, 66]).unwrap()).unwrap_err();
+    assert!(e.to_string().contains("[3, 66]"), "{e}");
+    assert!(gpu::axpy_into(ctx, &gx, 1.0, &gx).is_err());
+}

@@ -5,6 +5,7 @@
 pub mod attention;
 mod buffer;
 mod context;
+pub mod elementwise;
 pub mod embedding;
 pub mod gemm;
 pub mod linear;
@@ -22,6 +23,7 @@ pub use attention::{
 };
 pub use buffer::{DType, GpuTensor, PoolStats};
 pub use context::{AdapterSummary, Context, ContextOptions};
+pub use elementwise::{add, axpby, axpy_into};
 pub use embedding::{GpuIds, embedding_backward, embedding_forward, upload_ids};
 pub use gemm::{GemmBlock, matmul};
 pub use linear::{GpuLinearGrads, linear_backward, linear_forward};

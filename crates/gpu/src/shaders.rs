@@ -11,6 +11,7 @@ pub const EMBEDDING: &str = include_str!("../../../shaders/embedding.wgsl");
 pub const ATTENTION: &str = include_str!("../../../shaders/attention.wgsl");
 pub const LOSS: &str = include_str!("../../../shaders/loss.wgsl");
 pub const OPTIM: &str = include_str!("../../../shaders/optim.wgsl");
+pub const ELEMENTWISE: &str = include_str!("../../../shaders/elementwise.wgsl");
 
 /// One WGSL file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -24,10 +25,11 @@ pub enum Shader {
     Attention,
     Loss,
     Optim,
+    Elementwise,
 }
 
 impl Shader {
-    pub const ALL: [Shader; 9] = [
+    pub const ALL: [Shader; 10] = [
         Shader::Matmul,
         Shader::Pack,
         Shader::Lstm,
@@ -37,6 +39,7 @@ impl Shader {
         Shader::Attention,
         Shader::Loss,
         Shader::Optim,
+        Shader::Elementwise,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +53,7 @@ impl Shader {
             Shader::Attention => "attention.wgsl",
             Shader::Loss => "loss.wgsl",
             Shader::Optim => "optim.wgsl",
+            Shader::Elementwise => "elementwise.wgsl",
         }
     }
 
@@ -64,6 +68,7 @@ impl Shader {
             Shader::Attention => ATTENTION,
             Shader::Loss => LOSS,
             Shader::Optim => OPTIM,
+            Shader::Elementwise => ELEMENTWISE,
         }
     }
 

@@ -1,0 +1,36 @@
+// Elementwise combinations, for trainers that join branches of a model: out = a·x + b·y.
+// (Gradient flowing into a tensor used twice, e.g. encoder outputs as both keys and values,
+// is the sum of the two.)
+
+struct AxpbyParams {
+    n: u32,
+    a: f32,
+    b: f32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: AxpbyParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(64)
+fn axpby(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x + gid.y * 65535u * 64u;
+    if (i >= p.n) {
+        return;
+    }
+    out[i] = p.a * x[i] + p.b * y[i];
+}
+
+// out += a·x (in place: out is only read at its own index).
+@group(0) @binding(2) var<storage, read_write> acc: array<f32>;
+
+@compute @workgroup_size(64)
+fn axpy_into(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x + gid.y * 65535u * 64u;
+    if (i >= p.n) {
+        return;
+    }
+    acc[i] = acc[i] + p.a * x[i];
+}
