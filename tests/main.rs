@@ -2,6 +2,7 @@
 
 mod attention;
 mod common;
+mod dates_data;
 mod embedding;
 mod errors;
 mod gpu;
