@@ -3,6 +3,7 @@
 mod attention;
 mod common;
 mod dates_data;
+mod dates_model;
 mod embedding;
 mod errors;
 mod gpu;

@@ -1,0 +1,402 @@
+//! The date-conversion model, trained entirely on the device: character embedding → LSTM
+//! encoder → LSTM decoder (started from the encoder's final state, teacher-forced) → attention
+//! over the encoder outputs (Luong or Bahdanau) → output layer → softmax cross-entropy.
+//! Without attention the output layer sees the decoder state alone (the plain seq2seq
+//! baseline).
+
+use wgrnn::core::{
+    AttentionWeights, EmbeddingWeights, LinearWeights, RnnWeights, SafetensorsFile, Tensor,
+};
+use wgrnn::gpu::{
+    self, Context, GpuAttentionInput, GpuOptimizer, GpuParams, GpuRnnInput, GpuRnnOutputGrads,
+    GpuTensor, Mode, upload_ids, upload_targets,
+};
+use wgrnn::{
+    AttentionConfig, CellKind, EmbeddingConfig, LinearConfig, OptimizerConfig, Result, RnnConfig,
+    Score,
+};
+
+use super::data::{self, Example, PAD, START};
+
+/// Length of every target (`YYYY-MM-DD`).
+pub const TARGET_LEN: usize = 10;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ModelConfig {
+    pub embed: usize,
+    pub hidden: usize,
+    /// `None`: no attention (baseline).
+    pub attention: Option<Score>,
+    pub lr: f64,
+    pub seed: u64,
+}
+
+/// A batch on the host: padded input ids `[B, Tin]`, their lengths, decoder inputs and targets
+/// `[B, 10]`.
+pub struct Batch {
+    pub inputs: Tensor<i64>,
+    pub lengths: Vec<usize>,
+    pub dec_inputs: Tensor<i64>,
+    pub targets: Tensor<i64>,
+}
+
+impl Batch {
+    pub fn new(examples: &[Example]) -> Result<Self> {
+        let enc: Vec<Vec<i64>> = examples
+            .iter()
+            .map(|e| data::encode_input(&e.input))
+            .collect();
+        let t_in = enc.iter().map(Vec::len).max().unwrap_or(1).max(1);
+        let b = examples.len();
+        let mut inputs = vec![PAD; b * t_in];
+        for (i, e) in enc.iter().enumerate() {
+            inputs[i * t_in..i * t_in + e.len()].copy_from_slice(e);
+        }
+        let mut targets = Vec::with_capacity(b * TARGET_LEN);
+        let mut dec_inputs = Vec::with_capacity(b * TARGET_LEN);
+        for e in examples {
+            let t = data::encode_output(&e.target);
+            dec_inputs.push(START);
+            dec_inputs.extend_from_slice(&t[..TARGET_LEN - 1]);
+            targets.extend_from_slice(&t);
+        }
+        Ok(Self {
+            inputs: Tensor::new([b, t_in], inputs)?,
+            lengths: enc.iter().map(|e| e.len().max(1)).collect(),
+            dec_inputs: Tensor::new([b, TARGET_LEN], dec_inputs)?,
+            targets: Tensor::new([b, TARGET_LEN], targets)?,
+        })
+    }
+}
+
+pub struct Model {
+    pub cfg: ModelConfig,
+    enc_emb: GpuParams<EmbeddingConfig>,
+    dec_emb: GpuParams<EmbeddingConfig>,
+    encoder: GpuParams<RnnConfig>,
+    decoder: GpuParams<RnnConfig>,
+    attention: Option<GpuParams<AttentionConfig>>,
+    out_ctx: Option<GpuParams<LinearConfig>>,
+    out_h: GpuParams<LinearConfig>,
+    opt: GpuOptimizer,
+}
+
+impl Model {
+    pub fn new(ctx: &Context, cfg: ModelConfig) -> Result<Self> {
+        let (e, h, s) = (cfg.embed, cfg.hidden, cfg.seed);
+        let (vin, vout) = (data::input_vocab(), data::output_vocab());
+        let enc_emb = GpuParams::new(
+            ctx,
+            &EmbeddingWeights::init(EmbeddingConfig::new(vin, e).padding_idx(Some(0)), s)?,
+        )?;
+        let dec_emb = GpuParams::new(
+            ctx,
+            &EmbeddingWeights::init(EmbeddingConfig::new(vout, e), s + 1)?,
+        )?;
+        let rnn =
+            |seed| RnnWeights::init(RnnConfig::new(CellKind::Lstm, e, h).batch_first(true), seed);
+        let encoder = GpuParams::new(ctx, &rnn(s + 2)?)?;
+        let decoder = GpuParams::new(ctx, &rnn(s + 3)?)?;
+        let attention = match cfg.attention {
+            Some(score) => Some(GpuParams::new(
+                ctx,
+                &AttentionWeights::init(AttentionConfig::new(score, h), s + 4)?,
+            )?),
+            None => None,
+        };
+        let out_ctx = match cfg.attention {
+            Some(_) => Some(GpuParams::new(
+                ctx,
+                &LinearWeights::init(
+                    LinearConfig {
+                        bias: false,
+                        ..LinearConfig::new(h, vout)
+                    },
+                    s + 5,
+                )?,
+            )?),
+            None => None,
+        };
+        let out_h = GpuParams::new(
+            ctx,
+            &LinearWeights::init(LinearConfig::new(h, vout), s + 6)?,
+        )?;
+        // The optimizer's parameter order is `pairs()`'s.
+        let mut values: Vec<GpuTensor> = Vec::new();
+        for p in [
+            &enc_emb.value.tensors(),
+            &dec_emb.value.tensors(),
+            &encoder.value.tensors(),
+            &decoder.value.tensors(),
+        ] {
+            values.extend(p.values().cloned());
+        }
+        if let Some(a) = &attention {
+            values.extend(a.value.tensors().values().cloned());
+        }
+        if let Some(o) = &out_ctx {
+            values.extend(o.value.tensors().values().cloned());
+        }
+        values.extend(out_h.value.tensors().values().cloned());
+        let opt = GpuOptimizer::new(
+            ctx,
+            OptimizerConfig::adam(cfg.lr),
+            &values.iter().collect::<Vec<_>>(),
+        )?
+        .with_clip_grad_norm(5.0);
+        Ok(Self {
+            cfg,
+            enc_emb,
+            dec_emb,
+            encoder,
+            decoder,
+            attention,
+            out_ctx,
+            out_h,
+            opt,
+        })
+    }
+
+    /// (value, gradient) of every parameter, in the optimizer's order (handles share storage).
+    fn pairs(&self) -> Result<Vec<(GpuTensor, GpuTensor)>> {
+        let mut p = Vec::new();
+        let mut add = |v: Vec<(&GpuTensor, &GpuTensor)>| {
+            p.extend(v.into_iter().map(|(a, b)| (a.clone(), b.clone())))
+        };
+        add(self.enc_emb.pairs()?);
+        add(self.dec_emb.pairs()?);
+        add(self.encoder.pairs()?);
+        add(self.decoder.pairs()?);
+        if let Some(a) = &self.attention {
+            add(a.pairs()?);
+        }
+        if let Some(o) = &self.out_ctx {
+            add(o.pairs()?);
+        }
+        add(self.out_h.pairs()?);
+        Ok(p)
+    }
+
+    fn zero_grad(&self, ctx: &Context) -> Result<()> {
+        self.enc_emb.zero_grad(ctx)?;
+        self.dec_emb.zero_grad(ctx)?;
+        self.encoder.zero_grad(ctx)?;
+        self.decoder.zero_grad(ctx)?;
+        if let Some(a) = &self.attention {
+            a.zero_grad(ctx)?;
+        }
+        if let Some(o) = &self.out_ctx {
+            o.zero_grad(ctx)?;
+        }
+        self.out_h.zero_grad(ctx)
+    }
+
+    /// One teacher-forced training step; returns the loss tensor `[loss, count]` on the device
+    /// (read it only when needed).
+    pub fn train_step(&mut self, ctx: &Context, batch: &Batch) -> Result<GpuTensor> {
+        let vout = data::output_vocab();
+        self.zero_grad(ctx)?;
+        let enc_ids = upload_ids(ctx, &batch.inputs, data::input_vocab())?;
+        let dec_ids = upload_ids(ctx, &batch.dec_inputs, vout)?;
+        let targets = upload_targets(ctx, &batch.targets, vout, None)?;
+        // Forward.
+        let enc_x = gpu::embedding_forward(ctx, &self.enc_emb.value, enc_ids.tensor())?;
+        let enc = gpu::rnn_forward(
+            ctx,
+            &self.encoder.value,
+            GpuRnnInput::new(&enc_x).lengths(&batch.lengths),
+            Mode::Training,
+        )?;
+        let dec_x = gpu::embedding_forward(ctx, &self.dec_emb.value, dec_ids.tensor())?;
+        let c_n = enc.c_n.as_ref().expect("LSTM has c_n");
+        let dec = gpu::rnn_forward(
+            ctx,
+            &self.decoder.value,
+            GpuRnnInput::new(&dec_x).h0(&enc.h_n).c0(c_n),
+            Mode::Training,
+        )?;
+        let att_in = GpuAttentionInput::new(&dec.y, &enc.y, &enc.y).key_lengths(&batch.lengths);
+        let att = match &self.attention {
+            Some(a) => Some(gpu::attention_forward(ctx, &a.value, att_in)?),
+            None => None,
+        };
+        let mut logits = gpu::linear_forward(ctx, &self.out_h.value, &dec.y)?;
+        if let (Some(att), Some(o)) = (&att, &self.out_ctx) {
+            logits = gpu::add(
+                ctx,
+                &logits,
+                &gpu::linear_forward(ctx, &o.value, &att.context)?,
+            )?;
+        }
+        let ce = gpu::cross_entropy(ctx, &logits, &targets)?;
+        // Backward, accumulating into each module's gradients.
+        let dlogits = gpu::cross_entropy_backward(ctx, &logits, &targets, &ce, 1.0)?;
+        let d_dec_y = gpu::linear_backward(
+            ctx,
+            &self.out_h.value,
+            &dec.y,
+            &dlogits,
+            Some(&self.out_h.grad),
+        )?
+        .dx;
+        let mut d_enc_y = None;
+        if let (Some(att), Some(o), Some(a)) = (&att, &self.out_ctx, &self.attention) {
+            let d_ctx =
+                gpu::linear_backward(ctx, &o.value, &att.context, &dlogits, Some(&o.grad))?.dx;
+            let g =
+                gpu::attention_backward(ctx, &a.value, att_in, att, &d_ctx, None, Some(&a.grad))?;
+            gpu::axpy_into(ctx, &d_dec_y, 1.0, &g.dquery)?;
+            d_enc_y = Some(gpu::add(ctx, &g.dkey, &g.dvalue)?);
+        }
+        let dg = gpu::rnn_backward(
+            ctx,
+            &self.decoder.value,
+            dec.tape()?,
+            GpuRnnOutputGrads {
+                dy: Some(&d_dec_y),
+                ..Default::default()
+            },
+            Some(&self.decoder.grad),
+        )?;
+        gpu::embedding_backward(
+            ctx,
+            &self.dec_emb.value,
+            &dec_ids,
+            &dg.dx,
+            Some(&self.dec_emb.grad),
+        )?;
+        let up = GpuRnnOutputGrads {
+            dy: d_enc_y.as_ref(),
+            dh_n: Some(&dg.dh0),
+            dc_n: dg.dc0.as_ref(),
+        };
+        let eg = gpu::rnn_backward(
+            ctx,
+            &self.encoder.value,
+            enc.tape()?,
+            up,
+            Some(&self.encoder.grad),
+        )?;
+        gpu::embedding_backward(
+            ctx,
+            &self.enc_emb.value,
+            &enc_ids,
+            &eg.dx,
+            Some(&self.enc_emb.grad),
+        )?;
+        let pairs = self.pairs()?;
+        self.opt
+            .step(ctx, &pairs.iter().map(|(v, g)| (v, g)).collect::<Vec<_>>())?;
+        Ok(ce.loss)
+    }
+
+    /// Greedy decoding: the ISO string the model writes for each input, and the attention
+    /// weights `[B, 10, Tin]` (empty without attention).
+    pub fn greedy(&self, ctx: &Context, batch: &Batch) -> Result<(Vec<String>, Vec<f32>)> {
+        let b = batch.lengths.len();
+        let vout = data::output_vocab();
+        let enc_ids = upload_ids(ctx, &batch.inputs, data::input_vocab())?;
+        let enc_x = gpu::embedding_forward(ctx, &self.enc_emb.value, enc_ids.tensor())?;
+        let enc = gpu::rnn_forward(
+            ctx,
+            &self.encoder.value,
+            GpuRnnInput::new(&enc_x).lengths(&batch.lengths),
+            Mode::Inference,
+        )?;
+        let (mut h, mut c) = (enc.h_n.clone(), enc.c_n.clone().expect("LSTM has c_n"));
+        let mut tokens = vec![START; b];
+        let mut out = vec![Vec::with_capacity(TARGET_LEN); b];
+        let mut weights = Vec::new();
+        for _ in 0..TARGET_LEN {
+            let ids = upload_ids(ctx, &Tensor::new([b, 1], tokens.clone())?, vout)?;
+            let x = gpu::embedding_forward(ctx, &self.dec_emb.value, ids.tensor())?;
+            let dec = gpu::rnn_forward(
+                ctx,
+                &self.decoder.value,
+                GpuRnnInput::new(&x).h0(&h).c0(&c),
+                Mode::Inference,
+            )?;
+            let mut logits = gpu::linear_forward(ctx, &self.out_h.value, &dec.y)?;
+            if let (Some(a), Some(o)) = (&self.attention, &self.out_ctx) {
+                let att = gpu::attention_forward(
+                    ctx,
+                    &a.value,
+                    GpuAttentionInput::new(&dec.y, &enc.y, &enc.y).key_lengths(&batch.lengths),
+                )?;
+                logits = gpu::add(
+                    ctx,
+                    &logits,
+                    &gpu::linear_forward(ctx, &o.value, &att.context)?,
+                )?;
+                weights.push(ctx.read(&att.weights)?.into_data());
+            }
+            let l = ctx.read(&logits)?;
+            for (i, row) in l.data().chunks(vout).enumerate() {
+                let best = row
+                    .iter()
+                    .enumerate()
+                    .skip(2)
+                    .fold(
+                        (2, f32::NEG_INFINITY),
+                        |m, (k, &v)| if v > m.1 { (k, v) } else { m },
+                    )
+                    .0;
+                tokens[i] = best as i64;
+                out[i].push(best as i64);
+            }
+            h = dec.h_n;
+            c = dec.c_n.expect("LSTM has c_n");
+        }
+        // weights: per step [B, 1, Tin] → [B, 10, Tin].
+        let t_in = batch.inputs.shape()[1];
+        let mut att = Vec::new();
+        if !weights.is_empty() {
+            att = vec![0.0; b * TARGET_LEN * t_in];
+            for (s, w) in weights.iter().enumerate() {
+                for i in 0..b {
+                    att[(i * TARGET_LEN + s) * t_in..(i * TARGET_LEN + s + 1) * t_in]
+                        .copy_from_slice(&w[i * t_in..(i + 1) * t_in]);
+                }
+            }
+        }
+        Ok((
+            out.iter().map(|ids| data::decode_output(ids)).collect(),
+            att,
+        ))
+    }
+
+    /// Every parameter under PyTorch-style module names.
+    pub fn checkpoint(&self, ctx: &Context) -> Result<SafetensorsFile> {
+        let mut f = SafetensorsFile::default();
+        self.enc_emb
+            .value
+            .save_into(ctx, &mut f, "enc_embedding.")?;
+        self.dec_emb
+            .value
+            .save_into(ctx, &mut f, "dec_embedding.")?;
+        self.encoder.value.save_into(ctx, &mut f, "encoder.")?;
+        self.decoder.value.save_into(ctx, &mut f, "decoder.")?;
+        if let Some(a) = &self.attention {
+            a.value.save_into(ctx, &mut f, "attention.")?;
+        }
+        if let Some(o) = &self.out_ctx {
+            o.value.save_into(ctx, &mut f, "out_context.")?;
+        }
+        self.out_h.value.save_into(ctx, &mut f, "out_hidden.")?;
+        Ok(f)
+    }
+
+    pub fn load(&self, ctx: &Context, f: &SafetensorsFile) -> Result<()> {
+        self.enc_emb.value.load_from(ctx, f, "enc_embedding.")?;
+        self.dec_emb.value.load_from(ctx, f, "dec_embedding.")?;
+        self.encoder.value.load_from(ctx, f, "encoder.")?;
+        self.decoder.value.load_from(ctx, f, "decoder.")?;
+        if let Some(a) = &self.attention {
+            a.value.load_from(ctx, f, "attention.")?;
+        }
+        if let Some(o) = &self.out_ctx {
+            o.value.load_from(ctx, f, "out_context.")?;
+        }
+        self.out_h.value.load_from(ctx, f, "out_hidden.")
+    }
+}
