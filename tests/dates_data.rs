@@ -3,7 +3,7 @@
 
 #[path = "../examples/dates/data.rs"]
 #[allow(dead_code)]
-mod data;
+pub mod data;
 
 use data::*;
 

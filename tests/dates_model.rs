@@ -1,9 +1,7 @@
 //! The main example's model on tiny data: a short deterministic training run lowers the loss,
 //! and a checkpoint round trip reproduces the outputs.
 
-#[path = "../examples/dates/data.rs"]
-#[allow(dead_code)]
-mod data;
+use crate::dates_data::data;
 #[path = "../examples/dates/model.rs"]
 #[allow(dead_code)]
 mod model;
