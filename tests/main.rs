@@ -1,6 +1,7 @@
 //! The parity suite: one binary, a module per op family.
 
 mod attention;
+mod charlm;
 mod common;
 mod dates_data;
 mod dates_model;

@@ -1,6 +1,7 @@
 //! The date-conversion model, trained entirely on the device: character embedding → LSTM
-//! encoder → LSTM decoder (started from the encoder's final state, teacher-forced) → attention
-//! over the encoder outputs (Luong or Bahdanau) → output layer → softmax cross-entropy.
+//! encoder (optionally bidirectional) → LSTM decoder (started from the encoder's final state,
+//! summed over directions; teacher-forced) → attention over the encoder outputs (Luong or
+//! Bahdanau) → output layer → softmax cross-entropy.
 //! Without attention the output layer sees the decoder state alone (the plain seq2seq
 //! baseline).
 
@@ -25,6 +26,9 @@ pub const TARGET_LEN: usize = 10;
 pub struct ModelConfig {
     pub embed: usize,
     pub hidden: usize,
+    /// A bidirectional encoder: its outputs are `2·hidden` wide (forward and reverse
+    /// concatenated) and the decoder starts from the sum of both directions' final states.
+    pub bidirectional: bool,
     /// `None`: no attention (baseline).
     pub attention: Option<Score>,
     pub lr: f64,
@@ -93,14 +97,25 @@ impl Model {
             ctx,
             &EmbeddingWeights::init(EmbeddingConfig::new(vout, e), s + 1)?,
         )?;
-        let rnn =
-            |seed| RnnWeights::init(RnnConfig::new(CellKind::Lstm, e, h).batch_first(true), seed);
-        let encoder = GpuParams::new(ctx, &rnn(s + 2)?)?;
-        let decoder = GpuParams::new(ctx, &rnn(s + 3)?)?;
+        let rnn = || RnnConfig::new(CellKind::Lstm, e, h).batch_first(true);
+        let encoder = GpuParams::new(
+            ctx,
+            &RnnWeights::init(rnn().bidirectional(cfg.bidirectional), s + 2)?,
+        )?;
+        let decoder = GpuParams::new(ctx, &RnnWeights::init(rnn(), s + 3)?)?;
+        // Width of the encoder outputs: the keys and values of the attention.
+        let enc_w = if cfg.bidirectional { 2 * h } else { h };
         let attention = match cfg.attention {
             Some(score) => Some(GpuParams::new(
                 ctx,
-                &AttentionWeights::init(AttentionConfig::new(score, h), s + 4)?,
+                &AttentionWeights::init(
+                    AttentionConfig {
+                        key_size: enc_w,
+                        value_size: enc_w,
+                        ..AttentionConfig::new(score, h)
+                    },
+                    s + 4,
+                )?,
             )?),
             None => None,
         };
@@ -110,7 +125,7 @@ impl Model {
                 &LinearWeights::init(
                     LinearConfig {
                         bias: false,
-                        ..LinearConfig::new(h, vout)
+                        ..LinearConfig::new(enc_w, vout)
                     },
                     s + 5,
                 )?,
@@ -157,6 +172,11 @@ impl Model {
         })
     }
 
+    /// Sets the optimizer's learning rate (for a schedule).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.opt.set_lr(lr);
+    }
+
     /// (value, gradient) of every parameter, in the optimizer's order (handles share storage).
     fn pairs(&self) -> Result<Vec<(GpuTensor, GpuTensor)>> {
         let mut p = Vec::new();
@@ -191,6 +211,27 @@ impl Model {
         self.out_h.zero_grad(ctx)
     }
 
+    /// The decoder's initial state from the encoder's final one `[dirs, B, H]`: the sum over
+    /// directions.
+    fn bridge(&self, ctx: &Context, s: &GpuTensor) -> Result<GpuTensor> {
+        if !self.cfg.bidirectional {
+            return Ok(s.clone());
+        }
+        gpu::add(
+            ctx,
+            &gpu::narrow(ctx, s, 0, 1)?,
+            &gpu::narrow(ctx, s, 1, 1)?,
+        )
+    }
+
+    /// Gradient of [`Self::bridge`]: the decoder's `d[h0|c0]` reaches every direction.
+    fn bridge_backward(&self, ctx: &Context, d: &GpuTensor) -> Result<GpuTensor> {
+        if !self.cfg.bidirectional {
+            return Ok(d.clone());
+        }
+        gpu::concat(ctx, &[d, d])
+    }
+
     /// One teacher-forced training step; returns the loss tensor `[loss, count]` on the device
     /// (read it only when needed).
     pub fn train_step(&mut self, ctx: &Context, batch: &Batch) -> Result<GpuTensor> {
@@ -208,11 +249,12 @@ impl Model {
             Mode::Training,
         )?;
         let dec_x = gpu::embedding_forward(ctx, &self.dec_emb.value, dec_ids.tensor())?;
-        let c_n = enc.c_n.as_ref().expect("LSTM has c_n");
+        let h0 = self.bridge(ctx, &enc.h_n)?;
+        let c0 = self.bridge(ctx, enc.c_n.as_ref().expect("LSTM has c_n"))?;
         let dec = gpu::rnn_forward(
             ctx,
             &self.decoder.value,
-            GpuRnnInput::new(&dec_x).h0(&enc.h_n).c0(c_n),
+            GpuRnnInput::new(&dec_x).h0(&h0).c0(&c0),
             Mode::Training,
         )?;
         let att_in = GpuAttentionInput::new(&dec.y, &enc.y, &enc.y).key_lengths(&batch.lengths);
@@ -265,10 +307,12 @@ impl Model {
             &dg.dx,
             Some(&self.dec_emb.grad),
         )?;
+        let dh_n = self.bridge_backward(ctx, &dg.dh0)?;
+        let dc_n = self.bridge_backward(ctx, dg.dc0.as_ref().expect("LSTM has dc0"))?;
         let up = GpuRnnOutputGrads {
             dy: d_enc_y.as_ref(),
-            dh_n: Some(&dg.dh0),
-            dc_n: dg.dc0.as_ref(),
+            dh_n: Some(&dh_n),
+            dc_n: Some(&dc_n),
         };
         let eg = gpu::rnn_backward(
             ctx,
@@ -303,7 +347,8 @@ impl Model {
             GpuRnnInput::new(&enc_x).lengths(&batch.lengths),
             Mode::Inference,
         )?;
-        let (mut h, mut c) = (enc.h_n.clone(), enc.c_n.clone().expect("LSTM has c_n"));
+        let mut h = self.bridge(ctx, &enc.h_n)?;
+        let mut c = self.bridge(ctx, enc.c_n.as_ref().expect("LSTM has c_n"))?;
         let mut tokens = vec![START; b];
         let mut out = vec![Vec::with_capacity(TARGET_LEN); b];
         let mut weights = Vec::new();

@@ -95,3 +95,79 @@ pub fn axpy_into(ctx: &Context, acc: &GpuTensor, a: f32, x: &GpuTensor) -> Resul
     rec.dispatch(AXPY_INTO, &p, &[x, acc], groups(x.numel()))?;
     rec.submit()
 }
+
+/// Rows `start..start + len` of `x` along its first axis, copied into a new tensor (for
+/// example one direction's `h_n[d]` of a bidirectional layer).
+pub fn narrow(ctx: &Context, x: &GpuTensor, start: usize, len: usize) -> Result<GpuTensor> {
+    const OP: &str = "gpu narrow";
+    let Some((&rows, rest)) = x.shape().split_first() else {
+        return Err(Error::InvalidArgument {
+            op: OP,
+            arg: "x",
+            reason: "must have at least one axis".into(),
+        });
+    };
+    if len == 0 || start.checked_add(len).is_none_or(|end| end > rows) {
+        return Err(Error::InvalidArgument {
+            op: OP,
+            arg: "start, len",
+            reason: format!(
+                "rows {start}..{} are not a non-empty part of x's first axis (shape {:?})",
+                start.saturating_add(len),
+                x.shape()
+            ),
+        });
+    }
+    let row: usize = rest.iter().product();
+    let shape: Vec<usize> = std::iter::once(len).chain(rest.iter().copied()).collect();
+    let out = ctx.alloc(OP, "out", &shape, x.dtype())?;
+    let mut rec = Recorder::new(ctx, OP);
+    rec.copy(x, start * row, &out, 0, len * row);
+    rec.submit()?;
+    Ok(out)
+}
+
+/// `parts` stacked along their first axis into a new tensor; the other axes and the dtype
+/// must agree (the inverse of [`narrow`]).
+pub fn concat(ctx: &Context, parts: &[&GpuTensor]) -> Result<GpuTensor> {
+    const OP: &str = "gpu concat";
+    let Some(first) = parts.first() else {
+        return Err(Error::InvalidArgument {
+            op: OP,
+            arg: "parts",
+            reason: "is empty".into(),
+        });
+    };
+    let Some((_, rest)) = first.shape().split_first() else {
+        return Err(Error::InvalidArgument {
+            op: OP,
+            arg: "parts[0]",
+            reason: "must have at least one axis".into(),
+        });
+    };
+    let mut rows = 0;
+    for p in parts {
+        if p.shape().len() != first.shape().len()
+            || &p.shape()[1..] != rest
+            || p.dtype() != first.dtype()
+        {
+            let want: Vec<usize> = std::iter::once(p.shape().first().copied().unwrap_or(0))
+                .chain(rest.iter().copied())
+                .collect();
+            return Err(Error::shape(OP, "parts", &want, p.shape()));
+        }
+        rows += p.shape()[0];
+    }
+    let row: usize = rest.iter().product();
+    let shape: Vec<usize> = std::iter::once(rows).chain(rest.iter().copied()).collect();
+    let out = ctx.alloc(OP, "out", &shape, first.dtype())?;
+    let mut rec = Recorder::new(ctx, OP);
+    let mut at = 0;
+    for p in parts {
+        rec.copy(p, 0, &out, at, p.numel());
+        at += p.numel();
+    }
+    debug_assert_eq!(at, rows * row);
+    rec.submit()?;
+    Ok(out)
+}

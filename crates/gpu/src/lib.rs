@@ -23,7 +23,7 @@ pub use attention::{
 };
 pub use buffer::{DType, GpuTensor, PoolStats};
 pub use context::{AdapterSummary, Context, ContextOptions};
-pub use elementwise::{add, axpby, axpy_into};
+pub use elementwise::{add, axpby, axpy_into, concat, narrow};
 pub use embedding::{GpuIds, embedding_backward, embedding_forward, upload_ids};
 pub use gemm::{GemmBlock, matmul};
 pub use linear::{GpuLinearGrads, linear_backward, linear_forward};

@@ -1,0 +1,313 @@
+//! A character-level LSTM language model trained on the device: character embedding → LSTM
+//! (one or more layers) → output layer → softmax cross-entropy on the next character.
+
+use std::path::Path;
+
+use wgrnn::core::{
+    EmbeddingWeights, LinearWeights, RnnWeights, SafetensorsFile, SplitMix64, Tensor,
+};
+use wgrnn::gpu::{
+    self, Context, GpuOptimizer, GpuParams, GpuRnnInput, GpuRnnOutputGrads, GpuTensor, Mode,
+    upload_ids, upload_targets,
+};
+use wgrnn::{CellKind, EmbeddingConfig, Error, LinearConfig, OptimizerConfig, Result, RnnConfig};
+
+/// A text as character ids over its own sorted alphabet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Corpus {
+    /// The distinct characters, sorted; a character's id is its index.
+    pub vocab: Vec<char>,
+    pub ids: Vec<i64>,
+}
+
+impl Corpus {
+    /// The alphabet of `text`. A text needs at least two characters and two distinct ones:
+    /// with one there is nothing to predict.
+    pub fn new(text: &str) -> Result<Self> {
+        let mut vocab: Vec<char> = text.chars().collect();
+        vocab.sort_unstable();
+        vocab.dedup();
+        if vocab.len() < 2 {
+            return Err(Error::InvalidArgument {
+                op: "charlm",
+                arg: "text",
+                reason: if vocab.is_empty() {
+                    "is empty: a language model needs text to learn from".into()
+                } else {
+                    format!(
+                        "has a single distinct character ({:?}): there is nothing to predict",
+                        vocab[0]
+                    )
+                },
+            });
+        }
+        let ids = Self::encode_with(&vocab, text)?;
+        Ok(Self { vocab, ids })
+    }
+
+    /// Reads a UTF-8 file; a missing, unreadable, non-UTF-8, empty or single-character file
+    /// is an error naming the path.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::InvalidArgument {
+            op: "charlm",
+            arg: "--text",
+            reason: format!("cannot read {}: {e}", path.display()),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| Error::InvalidArgument {
+            op: "charlm",
+            arg: "--text",
+            reason: format!("{} is not UTF-8 text: {e}", path.display()),
+        })?;
+        Self::new(&text).map_err(|e| match e {
+            Error::InvalidArgument { reason, .. } => Error::InvalidArgument {
+                op: "charlm",
+                arg: "--text",
+                reason: format!("{} {reason}", path.display()),
+            },
+            e => e,
+        })
+    }
+
+    fn encode_with(vocab: &[char], text: &str) -> Result<Vec<i64>> {
+        text.chars()
+            .map(|c| {
+                vocab
+                    .binary_search(&c)
+                    .map(|i| i as i64)
+                    .map_err(|_| Error::InvalidArgument {
+                        op: "charlm",
+                        arg: "text",
+                        reason: format!("character {c:?} is not in the model's vocabulary"),
+                    })
+            })
+            .collect()
+    }
+
+    /// Ids of `text` in this alphabet; characters outside it are an error.
+    pub fn encode(&self, text: &str) -> Result<Vec<i64>> {
+        Self::encode_with(&self.vocab, text)
+    }
+
+    pub fn decode(&self, ids: &[i64]) -> String {
+        ids.iter().map(|&i| self.vocab[i as usize]).collect()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ModelConfig {
+    pub vocab: usize,
+    pub embed: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub lr: f64,
+    pub seed: u64,
+}
+
+pub struct Model {
+    pub cfg: ModelConfig,
+    emb: GpuParams<EmbeddingConfig>,
+    lstm: GpuParams<RnnConfig>,
+    out: GpuParams<LinearConfig>,
+    opt: GpuOptimizer,
+}
+
+/// Windows `[B, T]` of inputs and their next characters.
+pub fn batch(ids: &[i64], starts: &[usize], t: usize) -> Result<(Tensor<i64>, Tensor<i64>)> {
+    let mut x = Vec::with_capacity(starts.len() * t);
+    let mut y = Vec::with_capacity(starts.len() * t);
+    for &s in starts {
+        x.extend_from_slice(&ids[s..s + t]);
+        y.extend_from_slice(&ids[s + 1..s + t + 1]);
+    }
+    Ok((
+        Tensor::new([starts.len(), t], x)?,
+        Tensor::new([starts.len(), t], y)?,
+    ))
+}
+
+impl Model {
+    pub fn new(ctx: &Context, cfg: ModelConfig) -> Result<Self> {
+        let s = cfg.seed;
+        let emb = GpuParams::new(
+            ctx,
+            &EmbeddingWeights::init(EmbeddingConfig::new(cfg.vocab, cfg.embed), s)?,
+        )?;
+        let lstm = GpuParams::new(
+            ctx,
+            &RnnWeights::init(
+                RnnConfig::new(CellKind::Lstm, cfg.embed, cfg.hidden)
+                    .layers(cfg.layers)
+                    .batch_first(true),
+                s + 1,
+            )?,
+        )?;
+        let out = GpuParams::new(
+            ctx,
+            &LinearWeights::init(LinearConfig::new(cfg.hidden, cfg.vocab), s + 2)?,
+        )?;
+        let values: Vec<&GpuTensor> = [&emb.value.tensors(), &lstm.value.tensors()]
+            .into_iter()
+            .chain([&out.value.tensors()])
+            .flat_map(|m| m.values())
+            .collect();
+        let opt = GpuOptimizer::new(ctx, OptimizerConfig::adam(cfg.lr), &values)?
+            .with_clip_grad_norm(5.0);
+        Ok(Self {
+            cfg,
+            emb,
+            lstm,
+            out,
+            opt,
+        })
+    }
+
+    /// Logits `[B, T, V]` of the next character after each position of `x [B, T]`, starting
+    /// from `state` (zeros if `None`), and the final (h, c).
+    pub fn logits(
+        &self,
+        ctx: &Context,
+        x: &Tensor<i64>,
+        state: Option<&(GpuTensor, GpuTensor)>,
+    ) -> Result<(GpuTensor, (GpuTensor, GpuTensor))> {
+        let ids = upload_ids(ctx, x, self.cfg.vocab)?;
+        let e = gpu::embedding_forward(ctx, &self.emb.value, ids.tensor())?;
+        let mut input = GpuRnnInput::new(&e);
+        if let Some((h, c)) = state {
+            input = input.h0(h).c0(c);
+        }
+        let r = gpu::rnn_forward(ctx, &self.lstm.value, input, Mode::Inference)?;
+        let logits = gpu::linear_forward(ctx, &self.out.value, &r.y)?;
+        Ok((logits, (r.h_n, r.c_n.expect("LSTM has c_n"))))
+    }
+
+    /// Mean cross-entropy (nats per character) of predicting `y` from `x`, on the device as
+    /// `[loss, count]`.
+    pub fn loss(&self, ctx: &Context, x: &Tensor<i64>, y: &Tensor<i64>) -> Result<GpuTensor> {
+        let (logits, _) = self.logits(ctx, x, None)?;
+        let targets = upload_targets(ctx, y, self.cfg.vocab, None)?;
+        Ok(gpu::cross_entropy(ctx, &logits, &targets)?.loss)
+    }
+
+    /// One training step (truncated BPTT over the window, zero initial state); returns the
+    /// loss tensor `[loss, count]` before the update.
+    pub fn train_step(
+        &mut self,
+        ctx: &Context,
+        x: &Tensor<i64>,
+        y: &Tensor<i64>,
+    ) -> Result<GpuTensor> {
+        let v = self.cfg.vocab;
+        self.emb.zero_grad(ctx)?;
+        self.lstm.zero_grad(ctx)?;
+        self.out.zero_grad(ctx)?;
+        let ids = upload_ids(ctx, x, v)?;
+        let targets = upload_targets(ctx, y, v, None)?;
+        let e = gpu::embedding_forward(ctx, &self.emb.value, ids.tensor())?;
+        let r = gpu::rnn_forward(ctx, &self.lstm.value, GpuRnnInput::new(&e), Mode::Training)?;
+        let logits = gpu::linear_forward(ctx, &self.out.value, &r.y)?;
+        let ce = gpu::cross_entropy(ctx, &logits, &targets)?;
+        let dlogits = gpu::cross_entropy_backward(ctx, &logits, &targets, &ce, 1.0)?;
+        let dy =
+            gpu::linear_backward(ctx, &self.out.value, &r.y, &dlogits, Some(&self.out.grad))?.dx;
+        let g = gpu::rnn_backward(
+            ctx,
+            &self.lstm.value,
+            r.tape()?,
+            GpuRnnOutputGrads {
+                dy: Some(&dy),
+                ..Default::default()
+            },
+            Some(&self.lstm.grad),
+        )?;
+        gpu::embedding_backward(ctx, &self.emb.value, &ids, &g.dx, Some(&self.emb.grad))?;
+        let mut pairs = self.emb.pairs()?;
+        pairs.extend(self.lstm.pairs()?);
+        pairs.extend(self.out.pairs()?);
+        self.opt.step(ctx, &pairs)?;
+        Ok(ce.loss)
+    }
+
+    /// `n` characters sampled after `prime` (ids, non-empty) at `temperature` (> 0; lower is
+    /// more conservative), drawing from `rng`.
+    pub fn sample(
+        &self,
+        ctx: &Context,
+        prime: &[i64],
+        n: usize,
+        temperature: f64,
+        rng: &mut SplitMix64,
+    ) -> Result<Vec<i64>> {
+        if prime.is_empty() || !temperature.is_finite() || temperature <= 0.0 {
+            return Err(Error::InvalidArgument {
+                op: "charlm sample",
+                arg: "prime/temperature",
+                reason: format!(
+                    "need a non-empty prime and a positive temperature (got {} characters, {temperature})",
+                    prime.len()
+                ),
+            });
+        }
+        let v = self.cfg.vocab;
+        let (mut logits, mut state) =
+            self.logits(ctx, &Tensor::new([1, prime.len()], prime.to_vec())?, None)?;
+        let mut last = prime.len() - 1;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let l = ctx.read(&logits)?;
+            let row = &l.data()[last * v..(last + 1) * v];
+            let next = sample_row(row, temperature, rng) as i64;
+            out.push(next);
+            (logits, state) = self.logits(ctx, &Tensor::new([1, 1], vec![next])?, Some(&state))?;
+            last = 0;
+        }
+        Ok(out)
+    }
+
+    /// Every parameter under PyTorch-style module names; the alphabet goes in the header's
+    /// metadata so a checkpoint is usable on its own.
+    pub fn checkpoint(&self, ctx: &Context, vocab: &[char]) -> Result<SafetensorsFile> {
+        let mut f = SafetensorsFile::default();
+        self.emb.value.save_into(ctx, &mut f, "embedding.")?;
+        self.lstm.value.save_into(ctx, &mut f, "lstm.")?;
+        self.out.value.save_into(ctx, &mut f, "decoder.")?;
+        f.metadata
+            .insert("vocab".into(), vocab.iter().collect::<String>());
+        Ok(f)
+    }
+
+    /// Loads a checkpoint written for the same alphabet and sizes.
+    pub fn load(&self, ctx: &Context, f: &SafetensorsFile, vocab: &[char]) -> Result<()> {
+        let saved: Option<Vec<char>> = f.meta("vocab").map(|s| s.chars().collect());
+        if saved.as_deref() != Some(vocab) {
+            return Err(Error::InvalidArgument {
+                op: "charlm load",
+                arg: "checkpoint",
+                reason: format!(
+                    "was trained on a different alphabet ({} characters, this text has {})",
+                    saved.map_or(0, |s| s.len()),
+                    vocab.len()
+                ),
+            });
+        }
+        self.emb.value.load_from(ctx, f, "embedding.")?;
+        self.lstm.value.load_from(ctx, f, "lstm.")?;
+        self.out.value.load_from(ctx, f, "decoder.")
+    }
+}
+
+/// Draws an index from softmax(row / temperature).
+fn sample_row(row: &[f32], temperature: f64, rng: &mut SplitMix64) -> usize {
+    let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let p: Vec<f64> = row
+        .iter()
+        .map(|&l| ((l as f64 - max) / temperature).exp())
+        .collect();
+    let mut u = rng.next_f64() * p.iter().sum::<f64>();
+    for (i, &q) in p.iter().enumerate() {
+        if u < q {
+            return i;
+        }
+        u -= q;
+    }
+    p.len() - 1
+}
