@@ -33,19 +33,22 @@ fn state_at(slot: u32, b: u32, j: u32) -> u32 {
     return (slot * 2u * p.batch + b) * p.hidden + j;
 }
 
+// The step finish() works on: p.step, or the loop counter of the persistent kernel.
+var<private> cur_step: u32;
+
 fn finish(b: u32, j: u32, acc: vec4<f32>) {
     let h = p.hidden;
-    let s_in = p.step % 2u;
+    let s_in = cur_step % 2u;
     let s_out = 1u - s_in;
     let h_prev = state[state_at(s_in, b, j)];
     let len = lengths[b];
-    if (p.step >= len) {
+    if (cur_step >= len) {
         state[state_at(s_out, b, j)] = h_prev;
         return;
     }
-    var t = p.step;
+    var t = cur_step;
     if (p.reverse != 0u) {
-        t = len - 1u - p.step;
+        t = len - 1u - cur_step;
     }
     let row = t * p.batch + b;
     let base = row * 3u * h + j;
@@ -68,6 +71,7 @@ fn finish(b: u32, j: u32, acc: vec4<f32>) {
 
 @compute @workgroup_size(64, 1)
 fn gru_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    cur_step = p.step;
     let j = gid.x;
     let b0 = gid.y * 4u;
     let h = p.hidden;
@@ -106,6 +110,7 @@ fn state_at_h(slot: u32, b: u32) -> u32 {
 // Unrolled by hand: WGSL arrays indexed in loops end up in scratch memory there.
 @compute @workgroup_size(64, 1)
 fn gru_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
+    cur_step = p.step;
     let u0 = gid.x * 4u;
     let b0 = gid.y * 16u;
     let h = p.hidden;
@@ -254,6 +259,28 @@ fn gru_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (b0 + 15u < p.batch && u0 + 1u < h) { finish(b0 + 15u, u0 + 1u, a15_1); }
     if (b0 + 15u < p.batch && u0 + 2u < h) { finish(b0 + 15u, u0 + 2u, a15_2); }
     if (b0 + 15u < p.batch && u0 + 3u < h) { finish(b0 + 15u, u0 + 3u, a15_3); }
+}
+
+// Persistent small-batch path: one workgroup, every step in one dispatch (see lstm_seq).
+@compute @workgroup_size(256)
+fn gru_seq(@builtin(local_invocation_index) li: u32) {
+    let h = p.hidden;
+    let steps = p.step;
+    for (var s = 0u; s < steps; s++) {
+        cur_step = s;
+        let s_in = s % 2u;
+        for (var u = li; u < p.batch * h; u += 256u) {
+            let b = u / h;
+            let j = u - b * h;
+            let r = state_at(s_in, b, 0u);
+            var a = vec4<f32>(0.0);
+            for (var k = 0u; k < h; k++) {
+                a += state[r + k] * w[k * h + j];
+            }
+            finish(b, j, a);
+        }
+        storageBarrier();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -35,21 +35,24 @@ fn state_at(slot: u32, which: u32, b: u32, j: u32) -> u32 {
     return ((slot * 2u + which) * p.batch + b) * p.hidden + j;
 }
 
+// The step finish() works on: p.step, or the loop counter of the persistent kernel.
+var<private> cur_step: u32;
+
 fn finish(b: u32, j: u32, acc: vec4<f32>) {
     let h = p.hidden;
-    let s_in = p.step % 2u;
+    let s_in = cur_step % 2u;
     let s_out = 1u - s_in;
     let h_prev = state[state_at(s_in, 0u, b, j)];
     let c_prev = state[state_at(s_in, 1u, b, j)];
     let len = lengths[b];
-    if (p.step >= len) {
+    if (cur_step >= len) {
         state[state_at(s_out, 0u, b, j)] = h_prev;
         state[state_at(s_out, 1u, b, j)] = c_prev;
         return;
     }
-    var t = p.step;
+    var t = cur_step;
     if (p.reverse != 0u) {
-        t = len - 1u - p.step;
+        t = len - 1u - cur_step;
     }
     let row = t * p.batch + b;
     let base = row * 4u * h + j;
@@ -77,6 +80,7 @@ fn finish(b: u32, j: u32, acc: vec4<f32>) {
 
 @compute @workgroup_size(64, 1)
 fn lstm_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    cur_step = p.step;
     let j = gid.x;
     let b0 = gid.y * 4u;
     let h = p.hidden;
@@ -116,6 +120,7 @@ fn state_at_h(slot: u32, b: u32) -> u32 {
 // Unrolled by hand: WGSL arrays indexed in loops end up in scratch memory there.
 @compute @workgroup_size(64, 1)
 fn lstm_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
+    cur_step = p.step;
     let u0 = gid.x * 4u;
     let b0 = gid.y * 16u;
     let h = p.hidden;
@@ -264,6 +269,32 @@ fn lstm_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (b0 + 15u < p.batch && u0 + 1u < h) { finish(b0 + 15u, u0 + 1u, a15_1); }
     if (b0 + 15u < p.batch && u0 + 2u < h) { finish(b0 + 15u, u0 + 2u, a15_2); }
     if (b0 + 15u < p.batch && u0 + 3u < h) { finish(b0 + 15u, u0 + 3u, a15_3); }
+}
+
+// Persistent small-batch path (B·H small): one workgroup runs every step of the sequence in one
+// dispatch, with p.step holding the number of steps. Invocation li owns the (b, j) pairs
+// li, li + 256, … of the B·H; storageBarrier() between steps makes the new state visible to the
+// whole workgroup before the next step reads it. Same arithmetic, in the same order, as
+// lstm_step.
+@compute @workgroup_size(256)
+fn lstm_seq(@builtin(local_invocation_index) li: u32) {
+    let h = p.hidden;
+    let steps = p.step;
+    for (var s = 0u; s < steps; s++) {
+        cur_step = s;
+        let s_in = s % 2u;
+        for (var u = li; u < p.batch * h; u += 256u) {
+            let b = u / h;
+            let j = u - b * h;
+            let r = state_at(s_in, 0u, b, 0u);
+            var a = vec4<f32>(0.0);
+            for (var k = 0u; k < h; k++) {
+                a += state[r + k] * w[k * h + j];
+            }
+            finish(b, j, a);
+        }
+        storageBarrier();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -30,21 +30,24 @@ fn state_at(slot: u32, b: u32, j: u32) -> u32 {
     return (slot * 2u * p.batch + b) * p.hidden + j;
 }
 
+// The step finish() works on: p.step, or the loop counter of the persistent kernel.
+var<private> cur_step: u32;
+
 fn finish(b: u32, u: u32, acc: vec4<f32>) {
     let h = p.hidden;
-    let s_in = p.step % 2u;
+    let s_in = cur_step % 2u;
     let s_out = 1u - s_in;
     let len = lengths[b];
-    var t = p.step;
-    if (p.reverse != 0u && p.step < len) {
-        t = len - 1u - p.step;
+    var t = cur_step;
+    if (p.reverse != 0u && cur_step < len) {
+        t = len - 1u - cur_step;
     }
     let row = t * p.batch + b;
     for (var q = 0u; q < 4u; q++) {
         let j = 4u * u + q;
         if (j < h) {
             let h_prev = state[state_at(s_in, b, j)];
-            if (p.step >= len) {
+            if (cur_step >= len) {
                 state[state_at(s_out, b, j)] = h_prev;
             } else {
                 let a = gi[row * h + j] + acc[q];
@@ -67,6 +70,7 @@ fn finish(b: u32, u: u32, acc: vec4<f32>) {
 
 @compute @workgroup_size(64, 1)
 fn rnn_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    cur_step = p.step;
     let u = gid.x;
     let b0 = gid.y * 4u;
     let h = p.hidden;
@@ -105,6 +109,7 @@ fn state_at_h(slot: u32, b: u32) -> u32 {
 // Unrolled by hand: WGSL arrays indexed in loops end up in scratch memory there.
 @compute @workgroup_size(64, 1)
 fn rnn_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
+    cur_step = p.step;
     let u0 = gid.x * 4u;
     let b0 = gid.y * 16u;
     let h = p.hidden;
@@ -253,6 +258,29 @@ fn rnn_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (b0 + 15u < p.batch && u0 + 1u < p.units4) { finish(b0 + 15u, u0 + 1u, a15_1); }
     if (b0 + 15u < p.batch && u0 + 2u < p.units4) { finish(b0 + 15u, u0 + 2u, a15_2); }
     if (b0 + 15u < p.batch && u0 + 3u < p.units4) { finish(b0 + 15u, u0 + 3u, a15_3); }
+}
+
+// Persistent small-batch path: one workgroup, every step in one dispatch (see lstm_seq); an
+// invocation owns (b, group of four units) pairs.
+@compute @workgroup_size(256)
+fn rnn_seq(@builtin(local_invocation_index) li: u32) {
+    let h = p.hidden;
+    let steps = p.step;
+    for (var s = 0u; s < steps; s++) {
+        cur_step = s;
+        let s_in = s % 2u;
+        for (var v = li; v < p.batch * p.units4; v += 256u) {
+            let b = v / p.units4;
+            let u = v - b * p.units4;
+            let r = state_at(s_in, b, 0u);
+            var a = vec4<f32>(0.0);
+            for (var k = 0u; k < h; k++) {
+                a += state[r + k] * w[k * p.units4 + u];
+            }
+            finish(b, u, a);
+        }
+        storageBarrier();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,20 +6,29 @@ use std::sync::OnceLock;
 use wgrnn::gpu::{Context, GemmBlock};
 
 fn make(block: Option<GemmBlock>) -> Context {
-    let ctx = Context::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+    make_with(block, 0)
+}
+
+/// `small_batch`: the persistent-kernel limit (0: one dispatch per step everywhere).
+fn make_with(block: Option<GemmBlock>, small_batch: usize) -> Context {
+    let ctx = Context::new()
+        .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
+        .with_small_batch_limit(small_batch);
     let ctx = match block {
         Some(b) => ctx.with_gemm_block(b),
         None => ctx,
     };
     eprintln!(
-        "GPU tests run on {} with {:?} blocking",
+        "GPU tests run on {} with {:?} blocking, small-batch limit {}",
         ctx.adapter(),
-        ctx.gemm_block()
+        ctx.gemm_block(),
+        ctx.small_batch_limit()
     );
     ctx
 }
 
-/// The context as a user gets it (blocking chosen for the adapter). It is the one of
+/// The context as a user gets it (blocking chosen for the adapter), except that the persistent
+/// small-batch path is off (see [`persistent`]). It is the one of
 /// [`blockings`] with that blocking, so no kernel is compiled twice (lavapipe takes seconds to
 /// compile the large-block kernels).
 pub fn ctx() -> &'static Context {
@@ -41,4 +50,18 @@ pub fn blockings() -> [&'static Context; 3] {
         B8.get_or_init(|| make(Some(GemmBlock::B8))),
         B16.get_or_init(|| make(Some(GemmBlock::B16))),
     ]
+}
+
+/// A context that runs every recurrent forward through the persistent small-batch kernels,
+/// whatever the shape. The contexts of [`blockings`] never do, so both paths are tested.
+pub fn persistent() -> &'static Context {
+    static P: OnceLock<Context> = OnceLock::new();
+    P.get_or_init(|| make_with(Some(GemmBlock::B8), usize::MAX))
+}
+
+/// Every way a recurrent forward can run: each blocking's step kernels, and the persistent
+/// kernels.
+pub fn rnn_paths() -> [&'static Context; 4] {
+    let [a, b, c] = blockings();
+    [a, b, c, persistent()]
 }

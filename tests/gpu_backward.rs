@@ -7,7 +7,7 @@ use wgrnn::gpu::{Context, GpuRnnInput, GpuRnnOutputGrads, GpuWeights, Mode};
 use wgrnn::{CellKind, RnnConfig};
 
 use crate::common::{Tolerance, assert_tensor_close, random};
-use crate::gpu::{blockings, ctx};
+use crate::gpu::{ctx, rnn_paths};
 
 /// f32 gradients on the device against the f64 reference: BPTT sums over every step (and the
 /// weight gradients over all T·B rows), so allow more than the forward's error.
@@ -85,11 +85,12 @@ fn check_on(ctx: &Context, case: &Case, seed: u64) {
     };
     let got = wgrnn::gpu::rnn_backward(ctx, &gw, out.tape().unwrap(), upstream, None).unwrap();
     let what = format!(
-        "{cfg:?} T={} B={} lengths={:?} {:?}",
+        "{cfg:?} T={} B={} lengths={:?} {:?} small-batch limit {}",
         case.t,
         case.b,
         case.lengths,
-        ctx.gemm_block()
+        ctx.gemm_block(),
+        ctx.small_batch_limit()
     );
     assert_tensor_close(
         &format!("{what}: dx"),
@@ -118,7 +119,7 @@ fn check_on(ctx: &Context, case: &Case, seed: u64) {
 }
 
 fn check(case: &Case, seed: u64) {
-    for ctx in blockings() {
+    for ctx in rnn_paths() {
         check_on(ctx, case, seed);
     }
 }

@@ -6,7 +6,7 @@ use wgrnn::gpu::{GpuRnnInput, GpuWeights, Mode, matmul};
 use wgrnn::{CellKind, RnnConfig};
 
 use crate::common::{Tolerance, assert_tensor_close, random};
-use crate::gpu::blockings;
+use crate::gpu::{blockings, rnn_paths};
 
 /// f32 on the device against the f64 reference: each output is a sum of up to a few hundred
 /// f32 products per step, compounded over the steps of a sequence, so allow a few hundred ulps.
@@ -77,7 +77,7 @@ fn check(case: &Case, seed: u64) {
     }
     let want = rnn_forward(&w, input).unwrap();
 
-    for ctx in blockings() {
+    for ctx in rnn_paths() {
         let gw = GpuWeights::upload(ctx, &w.cast::<f32>()).unwrap();
         let (gx, gh0, gc0) = (
             ctx.upload(&x.cast()).unwrap(),
@@ -93,11 +93,12 @@ fn check(case: &Case, seed: u64) {
         }
         gin.lengths = case.lengths.as_deref();
         let what = format!(
-            "{cfg:?} T={} B={} lengths={:?} {:?}",
+            "{cfg:?} T={} B={} lengths={:?} {:?} small-batch limit {}",
             case.t,
             case.b,
             case.lengths,
-            ctx.gemm_block()
+            ctx.gemm_block(),
+            ctx.small_batch_limit()
         );
         for mode in [Mode::Inference, Mode::Training] {
             let out = wgrnn::gpu::rnn_forward(ctx, &gw, gin, mode).unwrap();
@@ -213,4 +214,65 @@ fn forward_matches_cpu_batch_one_single_step_no_bias() {
             320 + i as u64,
         );
     }
+}
+
+/// The persistent kernels run the same per-unit arithmetic in the same order as the per-step
+/// kernels of the 8×8 blocking, so on one adapter their outputs and tapes agree bit for bit.
+#[test]
+fn persistent_path_matches_the_per_step_path_bit_for_bit() {
+    let [_, per_step, _] = blockings();
+    let persistent = crate::gpu::persistent();
+    assert_eq!(per_step.gemm_block(), persistent.gemm_block());
+    let mut rng = SplitMix64::new(77);
+    for cell in CELLS {
+        let cfg = RnnConfig::new(cell, 5, 19).layers(2).bidirectional(true);
+        let (t, b) = (6, 3);
+        let lengths = [6, 2, 4];
+        assert!(!wgrnn::gpu::small_batch_path(per_step, cell, 19, b));
+        assert!(wgrnn::gpu::small_batch_path(persistent, cell, 19, b));
+        let w = RnnWeights::<f32>::init(cfg.clone(), 3).unwrap();
+        let x: Tensor<f32> = random(&mut rng, &[t, b, 5], 1.0);
+        let h0: Tensor<f32> = random(&mut rng, &cfg.state_shape(b), 0.5);
+        let run = |ctx: &wgrnn::gpu::Context| {
+            let gw = GpuWeights::upload(ctx, &w).unwrap();
+            let (gx, gh0) = (ctx.upload(&x).unwrap(), ctx.upload(&h0).unwrap());
+            let mut input = GpuRnnInput::new(&gx).h0(&gh0).lengths(&lengths);
+            if cell == CellKind::Lstm {
+                input = input.c0(&gh0);
+            }
+            let out = wgrnn::gpu::rnn_forward(ctx, &gw, input, Mode::Training).unwrap();
+            let mut all = ctx.read(&out.y).unwrap().into_data();
+            all.extend(ctx.read(&out.h_n).unwrap().into_data());
+            if let Some(c) = &out.c_n {
+                all.extend(ctx.read(c).unwrap().into_data());
+            }
+            all
+        };
+        let (want, got) = (run(per_step), run(persistent));
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                g.to_bits() == w.to_bits(),
+                "{cell:?}: output {i}: persistent {g}, per-step {w}"
+            );
+        }
+    }
+}
+
+#[test]
+fn small_batch_path_is_chosen_by_shape() {
+    let ctx = wgrnn::gpu::Context::new()
+        .unwrap()
+        .with_small_batch_limit(wgrnn::gpu::SMALL_BATCH_LIMIT);
+    use wgrnn::gpu::small_batch_path as path;
+    // B·H up to the limit (1024): B = 1 latency and small models take it; B = 32 H = 256 not.
+    assert!(path(&ctx, CellKind::Lstm, 256, 1));
+    assert!(path(&ctx, CellKind::Gru, 256, 4));
+    assert!(!path(&ctx, CellKind::Lstm, 256, 5));
+    assert!(!path(&ctx, CellKind::Lstm, 256, 32));
+    // Elman steps pack four units per work item.
+    assert!(path(&ctx, CellKind::RnnTanh, 256, 16));
+    assert!(!path(&ctx, CellKind::RnnRelu, 256, 17));
+    let off = ctx.with_small_batch_limit(0);
+    assert!(!path(&off, CellKind::Lstm, 1, 1));
 }

@@ -92,7 +92,13 @@ pub struct Context {
     pub(crate) pipelines: PipelineCache,
     pub(crate) errors: Arc<Mutex<DeviceErrors>>,
     block: GemmBlock,
+    small_batch: usize,
 }
+
+/// Largest B·H (hidden units times batch rows, in step-kernel work items) run by the persistent
+/// small-batch kernels by default: one workgroup of 256 invocations then does at most four
+/// items per step, and saving a dispatch per step outweighs the lost parallelism.
+pub const SMALL_BATCH_LIMIT: usize = 1024;
 
 fn adapter_rank(info: &wgpu::AdapterInfo, power: wgpu::PowerPreference) -> u32 {
     use wgpu::DeviceType::*;
@@ -196,8 +202,14 @@ impl Context {
             _ if info.device_type == wgpu::DeviceType::Cpu => GemmBlock::B16,
             _ => GemmBlock::Tiled,
         };
+        // `WGRNN_SMALL_BATCH=N` overrides the persistent-kernel limit (0 turns the path off).
+        let small_batch = std::env::var("WGRNN_SMALL_BATCH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(SMALL_BATCH_LIMIT);
         Ok(Self {
             block,
+            small_batch,
             pool: Arc::new(BufferPool::new(device.clone())),
             pipelines: PipelineCache::default(),
             device,
@@ -233,6 +245,20 @@ impl Context {
     /// both, benchmarks compare them).
     pub fn with_gemm_block(mut self, block: GemmBlock) -> Self {
         self.block = block;
+        self
+    }
+
+    /// Recurrent layers whose step has at most this many work items (B·H; B·⌈H/4⌉ for Elman)
+    /// run all their timesteps in one dispatch of one workgroup (the persistent small-batch
+    /// path) instead of one dispatch per step.
+    pub fn small_batch_limit(&self) -> usize {
+        self.small_batch
+    }
+
+    /// The same context with another small-batch limit: 0 never takes the persistent path,
+    /// `usize::MAX` always does. Both paths give the same results.
+    pub fn with_small_batch_limit(mut self, items: usize) -> Self {
+        self.small_batch = items;
         self
     }
 

@@ -22,7 +22,7 @@ pub use attention::{
     GpuAttentionGrads, GpuAttentionInput, GpuAttentionOutput, attention_backward, attention_forward,
 };
 pub use buffer::{DType, GpuTensor, PoolStats};
-pub use context::{AdapterSummary, Context, ContextOptions};
+pub use context::{AdapterSummary, Context, ContextOptions, SMALL_BATCH_LIMIT};
 pub use elementwise::{add, axpby, axpy_into, concat, narrow};
 pub use embedding::{GpuIds, embedding_backward, embedding_forward, upload_ids};
 pub use gemm::{GemmBlock, matmul};
@@ -31,6 +31,6 @@ pub use loss::{
     GpuCrossEntropy, cross_entropy, cross_entropy_backward, log_softmax, upload_targets,
 };
 pub use optim::{GpuOptimizer, GpuParams};
-pub use rnn::{GpuRnnInput, GpuRnnOutput, GpuRnnTape, Mode, rnn_forward};
+pub use rnn::{GpuRnnInput, GpuRnnOutput, GpuRnnTape, Mode, rnn_forward, small_batch_path};
 pub use rnn_backward::{GpuRnnGrads, GpuRnnOutputGrads, rnn_backward};
 pub use weights::GpuWeights;

@@ -65,6 +65,28 @@ fn step_kernel(cell: CellKind, block: GemmBlock) -> (Kernel, usize, usize) {
     }
 }
 
+/// The persistent small-batch kernel of a cell: every step in one dispatch of one workgroup.
+fn seq_kernel(cell: CellKind) -> Kernel {
+    let (base, entry) = match cell {
+        CellKind::Lstm => (LSTM_STEP, "lstm_seq"),
+        CellKind::Gru => (GRU_STEP, "gru_seq"),
+        CellKind::RnnTanh | CellKind::RnnRelu => (RNN_STEP, "rnn_seq"),
+    };
+    Kernel { entry, ..base }
+}
+
+/// Whether a forward of `cell` with hidden size `hidden` on a batch of `batch` takes the
+/// persistent small-batch path on `ctx`: when its step has at most
+/// [`Context::small_batch_limit`] work items (B·H, or B·⌈H/4⌉ for Elman cells).
+pub fn small_batch_path(ctx: &Context, cell: CellKind, hidden: usize, batch: usize) -> bool {
+    let items = if by_unit(cell) {
+        hidden.div_ceil(4)
+    } else {
+        hidden
+    };
+    batch.saturating_mul(items) <= ctx.small_batch_limit()
+}
+
 /// Whether a forward call keeps what backward needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -371,7 +393,14 @@ pub fn rnn_forward(
                 None
             };
             let (step, per_units, per_rows) = step_kernel(cfg.cell, ctx.gemm_block());
-            for s in 0..max_len {
+            // Small B·H: one persistent dispatch runs all steps (`step` = the number of steps).
+            let persistent = small_batch_path(ctx, cfg.cell, h, nb);
+            let (step, dispatches) = if persistent {
+                (seq_kernel(cfg.cell), 1)
+            } else {
+                (step, max_len)
+            };
+            for s in 0..dispatches {
                 let (extra1, extra2) = match cfg.cell {
                     CellKind::Lstm => (layout.extra1, layout.extra2),
                     CellKind::Gru => (layout.extra1, 0),
@@ -381,7 +410,7 @@ pub fn rnn_forward(
                 let p = StepParams {
                     batch: nb as u32,
                     hidden: h as u32,
-                    step: s as u32,
+                    step: if persistent { max_len } else { s } as u32,
                     reverse: dir as u32,
                     y_rs_t: y_rs_t as u32,
                     y_rs_b: y_rs_b as u32,
@@ -392,11 +421,15 @@ pub fn rnn_forward(
                     extra1: extra1 as u32,
                     extra2: extra2 as u32,
                 };
-                let groups = [
-                    gx.div_ceil(64 * per_units) as u32,
-                    nb.div_ceil(per_rows) as u32,
-                    1,
-                ];
+                let groups = if persistent {
+                    [1, 1, 1]
+                } else {
+                    [
+                        gx.div_ceil(64 * per_units) as u32,
+                        nb.div_ceil(per_rows) as u32,
+                        1,
+                    ]
+                };
                 let buffers: Vec<&GpuTensor> = match &b_hn {
                     Some(b_hn) => vec![&gi, &packed, b_hn, &lengths_dev, &state, &out, &tape],
                     None => vec![&gi, &packed, &lengths_dev, &state, &out, &tape],
