@@ -339,9 +339,15 @@ fn dstate_at(slot: u32, which: u32, b: u32, j: u32) -> u32 {
 }
 
 // Row (t * B + b) of the step after s in this direction's order, if the sequence has one.
+// The reverse step, carry slot and final-pass flag the helpers below work on: the uniforms of
+// a per-step dispatch, or the loop state of the persistent kernel.
+var<private> cur_bstep: u32;
+var<private> cur_parity: u32;
+var<private> cur_last: u32;
+
 fn next_row(b: u32, len: u32) -> i32 {
-    var s1 = bp.step + 1u;
-    if (bp.last != 0u) {
+    var s1 = cur_bstep + 1u;
+    if (cur_last != 0u) {
         s1 = 0u;
     }
     if (s1 >= len) {
@@ -356,24 +362,24 @@ fn next_row(b: u32, len: u32) -> i32 {
 
 fn back_finish(b: u32, j: u32, rec: f32) {
     let h = bp.hidden;
-    let s_in = bp.parity;
+    let s_in = cur_parity;
     let s_out = 1u - s_in;
     let carry_h = dstate[dstate_at(s_in, 0u, b, j)];
     let carry_c = dstate[dstate_at(s_in, 1u, b, j)];
     let len = b_lengths[b];
-    if (bp.last != 0u) {
+    if (cur_last != 0u) {
         dstate[dstate_at(s_out, 0u, b, j)] = carry_h + rec;
         dstate[dstate_at(s_out, 1u, b, j)] = carry_c;
         return;
     }
-    if (bp.step >= len) {
+    if (cur_bstep >= len) {
         dstate[dstate_at(s_out, 0u, b, j)] = carry_h;
         dstate[dstate_at(s_out, 1u, b, j)] = carry_c;
         return;
     }
-    var t = bp.step;
+    var t = cur_bstep;
     if (bp.reverse != 0u) {
-        t = len - 1u - bp.step;
+        t = len - 1u - cur_bstep;
     }
     let row = t * bp.batch + b;
     let dh = carry_h + rec + d_out[bp.d_off + t * bp.d_rs_t + b * bp.d_rs_b + j];
@@ -410,6 +416,9 @@ fn rec_dot(r: i32, j: u32) -> f32 {
 
 @compute @workgroup_size(64, 1)
 fn lstm_step_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {
+    cur_bstep = bp.step;
+    cur_parity = bp.parity;
+    cur_last = bp.last;
     let j = gid.x;
     let b = gid.y;
     if (j >= bp.hidden || b >= bp.batch) {
@@ -425,6 +434,9 @@ fn lstm_step_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {
 // read a zeroed row kept at the end of dg.
 @compute @workgroup_size(64, 1)
 fn lstm_step_bwd16(@builtin(global_invocation_id) gid: vec3<u32>) {
+    cur_bstep = bp.step;
+    cur_parity = bp.parity;
+    cur_last = bp.last;
     let u0 = gid.x * 4u;
     let b0 = gid.y * 16u;
     let h = bp.hidden;
@@ -587,4 +599,23 @@ fn lstm_step_bwd16(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (b0 + 15u < bp.batch && u0 + 1u < h) { back_finish(b0 + 15u, u0 + 1u, a15_1); }
     if (b0 + 15u < bp.batch && u0 + 2u < h) { back_finish(b0 + 15u, u0 + 2u, a15_2); }
     if (b0 + 15u < bp.batch && u0 + 3u < h) { back_finish(b0 + 15u, u0 + 3u, a15_3); }
+}
+
+// Persistent small-batch backward: one workgroup runs the reverse steps and the final dh0/dc0
+// pass in one dispatch (bp.step holds the number of steps), in the order and with the parities
+// the host gives the per-step dispatches; storageBarrier() separates the steps.
+@compute @workgroup_size(256)
+fn lstm_seq_bwd(@builtin(local_invocation_index) li: u32) {
+    let steps = bp.step;
+    for (var i = 0u; i <= steps; i++) {
+        cur_last = select(0u, 1u, i == steps);
+        cur_bstep = select(steps - 1u - i, 0u, i == steps);
+        cur_parity = i % 2u;
+        for (var u = li; u < bp.batch * bp.hidden; u += 256u) {
+            let b = u / bp.hidden;
+            let j = u - b * bp.hidden;
+            back_finish(b, j, rec_dot(next_row(b, b_lengths[b]), j));
+        }
+        storageBarrier();
+    }
 }

@@ -319,9 +319,15 @@ fn dstate_at(slot: u32, b: u32, j: u32) -> u32 {
     return (slot * 2u * bp.batch + b) * bp.hidden + j;
 }
 
+// The reverse step, carry slot and final-pass flag the helpers below work on: the uniforms of
+// a per-step dispatch, or the loop state of the persistent kernel.
+var<private> cur_bstep: u32;
+var<private> cur_parity: u32;
+var<private> cur_last: u32;
+
 fn next_row(b: u32, len: u32) -> i32 {
-    var s1 = bp.step + 1u;
-    if (bp.last != 0u) {
+    var s1 = cur_bstep + 1u;
+    if (cur_last != 0u) {
         s1 = 0u;
     }
     if (s1 >= len) {
@@ -337,20 +343,20 @@ fn next_row(b: u32, len: u32) -> i32 {
 fn back_finish_quad(b: u32, u: u32, rec: vec4<f32>) {
     let h = bp.hidden;
     let len = b_lengths[b];
-    let s_in = bp.parity;
+    let s_in = cur_parity;
     let s_out = 1u - s_in;
-    var t = bp.step;
-    if (bp.reverse != 0u && bp.step < len) {
-        t = len - 1u - bp.step;
+    var t = cur_bstep;
+    if (bp.reverse != 0u && cur_bstep < len) {
+        t = len - 1u - cur_bstep;
     }
     let row = t * bp.batch + b;
     for (var q = 0u; q < 4u; q++) {
         let j = 4u * u + q;
         if (j < h) {
             let carry = dstate[dstate_at(s_in, b, j)];
-            if (bp.last != 0u) {
+            if (cur_last != 0u) {
                 dstate[dstate_at(s_out, b, j)] = carry + rec[q];
-            } else if (bp.step >= len) {
+            } else if (cur_bstep >= len) {
                 dstate[dstate_at(s_out, b, j)] = carry;
             } else {
                 let dh = carry + rec[q] + d_out[bp.d_off + t * bp.d_rs_t + b * bp.d_rs_b + j];
@@ -370,6 +376,9 @@ fn back_finish_quad(b: u32, u: u32, rec: vec4<f32>) {
 
 @compute @workgroup_size(64, 1)
 fn rnn_step_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {
+    cur_bstep = bp.step;
+    cur_parity = bp.parity;
+    cur_last = bp.last;
     let u = gid.x;
     let b = gid.y;
     let h = bp.hidden;
@@ -391,6 +400,9 @@ fn rnn_step_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {
 // Rows whose next step does not exist read a zeroed row kept at the end of dg.
 @compute @workgroup_size(64, 1)
 fn rnn_step_bwd16(@builtin(global_invocation_id) gid: vec3<u32>) {
+    cur_bstep = bp.step;
+    cur_parity = bp.parity;
+    cur_last = bp.last;
     let u0 = gid.x * 4u;
     let b0 = gid.y * 16u;
     let h = bp.hidden;
@@ -553,4 +565,31 @@ fn rnn_step_bwd16(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (b0 + 15u < bp.batch && u0 + 1u < bp.units4) { back_finish_quad(b0 + 15u, u0 + 1u, a15_1); }
     if (b0 + 15u < bp.batch && u0 + 2u < bp.units4) { back_finish_quad(b0 + 15u, u0 + 2u, a15_2); }
     if (b0 + 15u < bp.batch && u0 + 3u < bp.units4) { back_finish_quad(b0 + 15u, u0 + 3u, a15_3); }
+}
+
+// Persistent small-batch backward: one workgroup runs the reverse steps and the final dh0/dc0
+// pass in one dispatch (bp.step holds the number of steps), in the order and with the parities
+// the host gives the per-step dispatches; storageBarrier() separates the steps.
+@compute @workgroup_size(256)
+fn rnn_seq_bwd(@builtin(local_invocation_index) li: u32) {
+    let steps = bp.step;
+    for (var i = 0u; i <= steps; i++) {
+        cur_last = select(0u, 1u, i == steps);
+        cur_bstep = select(steps - 1u - i, 0u, i == steps);
+        cur_parity = i % 2u;
+        for (var v = li; v < bp.batch * bp.units4; v += 256u) {
+            let b = v / bp.units4;
+            let u = v - b * bp.units4;
+            let r = next_row(b, b_lengths[b]);
+            var rec = vec4<f32>(0.0);
+            if (r >= 0) {
+                let base = u32(r) * bp.hidden;
+                for (var m = 0u; m < bp.hidden; m++) {
+                    rec += dg[base + m] * wt[m * bp.units4 + u];
+                }
+            }
+            back_finish_quad(b, u, rec);
+        }
+        storageBarrier();
+    }
 }

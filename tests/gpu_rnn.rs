@@ -217,7 +217,7 @@ fn forward_matches_cpu_batch_one_single_step_no_bias() {
 }
 
 /// The persistent kernels run the same per-unit arithmetic in the same order as the per-step
-/// kernels of the 8×8 blocking, so on one adapter their outputs and tapes agree bit for bit.
+/// kernels of the 8×8 blocking, so on one adapter their outputs and gradients agree bit for bit.
 #[test]
 fn persistent_path_matches_the_per_step_path_bit_for_bit() {
     let [_, per_step, _] = blockings();
@@ -233,6 +233,7 @@ fn persistent_path_matches_the_per_step_path_bit_for_bit() {
         let w = RnnWeights::<f32>::init(cfg.clone(), 3).unwrap();
         let x: Tensor<f32> = random(&mut rng, &[t, b, 5], 1.0);
         let h0: Tensor<f32> = random(&mut rng, &cfg.state_shape(b), 0.5);
+        let dy: Tensor<f32> = random(&mut rng, &[t, b, 2 * 19], 1.0);
         let run = |ctx: &wgrnn::gpu::Context| {
             let gw = GpuWeights::upload(ctx, &w).unwrap();
             let (gx, gh0) = (ctx.upload(&x).unwrap(), ctx.upload(&h0).unwrap());
@@ -245,6 +246,17 @@ fn persistent_path_matches_the_per_step_path_bit_for_bit() {
             all.extend(ctx.read(&out.h_n).unwrap().into_data());
             if let Some(c) = &out.c_n {
                 all.extend(ctx.read(c).unwrap().into_data());
+            }
+            let gdy = ctx.upload(&dy).unwrap();
+            let up = wgrnn::gpu::GpuRnnOutputGrads {
+                dy: Some(&gdy),
+                ..Default::default()
+            };
+            let g = wgrnn::gpu::rnn_backward(ctx, &gw, out.tape().unwrap(), up, None).unwrap();
+            all.extend(ctx.read(&g.dx).unwrap().into_data());
+            all.extend(ctx.read(&g.dh0).unwrap().into_data());
+            for t in g.weights.read(ctx).unwrap().tensors().values() {
+                all.extend(t.data().iter().copied());
             }
             all
         };

@@ -75,8 +75,8 @@ fn seq_kernel(cell: CellKind) -> Kernel {
     Kernel { entry, ..base }
 }
 
-/// Whether a forward of `cell` with hidden size `hidden` on a batch of `batch` takes the
-/// persistent small-batch path on `ctx`: when its step has at most
+/// Whether a forward (and its backward) of `cell` with hidden size `hidden` on a batch of
+/// `batch` takes the persistent small-batch path on `ctx`: when its step has at most
 /// [`Context::small_batch_limit`] work items (B·H, or B·⌈H/4⌉ for Elman cells).
 pub fn small_batch_path(ctx: &Context, cell: CellKind, hidden: usize, batch: usize) -> bool {
     let items = if by_unit(cell) {

@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::gemm::{GemmBlock, Out, Strided, expect_f32, gemm, pack};
 use crate::pipeline::{Access, Kernel};
 use crate::record::Recorder;
-use crate::rnn::{GpuRnnTape, TapeLayout, by_unit, pack_w_hh};
+use crate::rnn::{GpuRnnTape, TapeLayout, by_unit, pack_w_hh, small_batch_path};
 use crate::shaders::Shader;
 use crate::weights::GpuWeights;
 
@@ -30,6 +30,20 @@ const COL_SUM: Kernel = Kernel {
 
 /// The backward step kernel for a cell and blocking, with its (units, rows) per invocation and
 /// workgroup width.
+/// The persistent small-batch backward of a cell (see `small_batch_path`).
+fn seq_kernel(cell: CellKind) -> Kernel {
+    let (shader, entry) = match cell {
+        CellKind::Lstm => (Shader::Lstm, "lstm_seq_bwd"),
+        CellKind::Gru => (Shader::Gru, "gru_seq_bwd"),
+        CellKind::RnnTanh | CellKind::RnnRelu => (Shader::Rnn, "rnn_seq_bwd"),
+    };
+    Kernel {
+        shader,
+        entry,
+        bindings: BINDINGS,
+    }
+}
+
 fn step_kernel(cell: CellKind, block: GemmBlock) -> (Kernel, usize, usize, usize) {
     // Units per invocation of the large variant (Elman kernels count unit quads).
     let (shader, small, large, units) = match cell {
@@ -309,12 +323,19 @@ pub fn rnn_backward(
             };
             let bufs: [&GpuTensor; 6] = [&wt, &tape.lengths_dev, &d_out, dtape, &dstate, &dg];
             let mut parity = 0;
-            for s in (0..max_len).rev() {
-                rec.dispatch(kernel, &params(s, false, parity), &bufs, groups)?;
-                parity = 1 - parity;
+            if small_batch_path(ctx, cfg.cell, h, nb) {
+                // One workgroup runs every reverse step and the final pass (`step` = count).
+                let k = seq_kernel(cfg.cell);
+                rec.dispatch(k, &params(max_len, false, 0), &bufs, [1, 1, 1])?;
+                parity = (max_len % 2) as u32;
+            } else {
+                for s in (0..max_len).rev() {
+                    rec.dispatch(kernel, &params(s, false, parity), &bufs, groups)?;
+                    parity = 1 - parity;
+                }
+                // One more dispatch turns the carries and dG of step 0 into dh0, dc0.
+                rec.dispatch(kernel, &params(0, true, parity), &bufs, groups)?;
             }
-            // One more dispatch turns the carries and dG of step 0 into dh0, dc0.
-            rec.dispatch(kernel, &params(0, true, parity), &bufs, groups)?;
             let fin = (1 - parity as usize) * 2 * nb * h;
             rec.copy(&dstate, fin, &dh0, idx * nb * h, nb * h);
             if let Some(dc0) = &dc0 {
