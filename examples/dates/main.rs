@@ -39,7 +39,7 @@ struct Args {
     #[arg(long, default_value_t = 12_000)]
     examples: usize,
     /// Passes over the training set.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 4)]
     epochs: usize,
     /// Seed of the data, the initial weights and the batch order.
     #[arg(long, default_value_t = 1)]
@@ -50,10 +50,10 @@ struct Args {
     /// LSTM hidden size (encoder and decoder).
     #[arg(long, default_value_t = 64)]
     hidden: usize,
-    /// A bidirectional encoder (outputs twice as wide; the decoder starts from the sum of both
-    /// directions' final states).
+    /// A forward-only encoder. By default it is bidirectional: its outputs are twice as wide
+    /// and the decoder starts from the sum of both directions' final states.
     #[arg(long)]
-    bidirectional: bool,
+    unidirectional: bool,
     /// Character embedding size.
     #[arg(long, default_value_t = 16)]
     embed: usize,
@@ -123,7 +123,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let cfg = ModelConfig {
         embed: args.embed,
         hidden: args.hidden,
-        bidirectional: args.bidirectional,
+        bidirectional: !args.unidirectional,
         attention,
         lr: args.lr,
         seed: args.seed,
