@@ -1,10 +1,11 @@
 // Attention of queries [B, Tq, ·] over keys [B, Tk, ·] and values [B, Tk, Dv], keys at
 // j >= key_len[b] masked out.
 //
-// `attn_scores`: s[b, i, j] = scale * q_i . kp_j (dot, scaled dot, and general with kp = W k
-// computed by a GEMM beforehand), or v . tanh(qa_i + ka_j) (additive, with qa = W_q q and
-// ka = W_k k from GEMMs). `attn_softmax`: softmax over the valid keys of each row, masked weights
-// exactly 0. `attn_context`: ctx[b, i, :] = sum_j w[b, i, j] * value[b, j, :].
+// The products (dot and general scores q_i . kp_j, the context sum_j w_ij value_j, and their
+// gradients) all run through `attn_bmm` at the end of this file; additive scores
+// s[b, i, j] = v . tanh(qa_i + ka_j) (qa = W_q q and ka = W_k k from GEMMs) and their gradients
+// through `attn_scores` and `attn_dside`. `attn_softmax`: softmax over the valid keys of each
+// row, masked weights exactly 0 (whatever the scores of masked keys held).
 
 struct AttnParams {
     batch: u32,
@@ -15,48 +16,13 @@ struct AttnParams {
     additive: u32,
     scale: f32,
     side: u32,        // attn_dside: 0 query side, 1 key side
-    has_dw: u32,      // attn_dscores: 1 if an upstream dweights is bound
-    accumulate: u32,  // attn_dv_add: 1 adds into the output
+    has_dw: u32,      // attn_dsoftmax: 1 if an upstream dweights is bound
     _pad0: u32,
     _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: AttnParams;
-@group(0) @binding(1) var<storage, read> qs: array<f32>;     // [B, Tq, width]
-@group(0) @binding(2) var<storage, read> ks: array<f32>;     // [B, Tk, width]
-@group(0) @binding(3) var<storage, read> v_add: array<f32>;  // [width] (additive only)
-@group(0) @binding(4) var<storage, read> key_len: array<u32>;
-@group(0) @binding(5) var<storage, read_write> scores: array<f32>;  // [B, Tq, Tk]
-
-@compute @workgroup_size(64, 1)
-fn attn_scores(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let j = gid.x;
-    let i = gid.y;
-    let b = gid.z;
-    if (j >= p.tk || i >= p.tq || b >= p.batch) {
-        return;
-    }
-    let out = (b * p.tq + i) * p.tk + j;
-    if (j >= key_len[b]) {
-        scores[out] = 0.0;
-        return;
-    }
-    let qb = (b * p.tq + i) * p.width;
-    let kb = (b * p.tk + j) * p.width;
-    var s = 0.0;
-    if (p.additive != 0u) {
-        for (var a = 0u; a < p.width; a++) {
-            s += v_add[a] * tanh_stable(qs[qb + a] + ks[kb + a]);
-        }
-    } else {
-        for (var d = 0u; d < p.width; d++) {
-            s += qs[qb + d] * ks[kb + d];
-        }
-        s *= p.scale;
-    }
-    scores[out] = s;
-}
-
 @group(0) @binding(1) var<storage, read> sm_len: array<u32>;
 @group(0) @binding(2) var<storage, read_write> sm_rows: array<f32>;  // [B, Tq, Tk], in place
 
@@ -88,40 +54,18 @@ fn attn_softmax(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-@group(0) @binding(1) var<storage, read> cw: array<f32>;      // weights [B, Tq, Tk]
-@group(0) @binding(2) var<storage, read> cv: array<f32>;      // value [B, Tk, Dv]
-@group(0) @binding(3) var<storage, read> ctx_len: array<u32>;
-@group(0) @binding(4) var<storage, read_write> ctx_out: array<f32>;  // [B, Tq, Dv]
-
-@compute @workgroup_size(64, 1)
-fn attn_context(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let d = gid.x;
-    let i = gid.y;
-    let b = gid.z;
-    if (d >= p.dv || i >= p.tq || b >= p.batch) {
-        return;
-    }
-    let wb = (b * p.tq + i) * p.tk;
-    var s = 0.0;
-    for (var j = 0u; j < ctx_len[b]; j++) {
-        s += cw[wb + j] * cv[(b * p.tk + j) * p.dv + d];
-    }
-    ctx_out[(b * p.tq + i) * p.dv + d] = s;
-}
-
 // ---------------------------------------------------------------------------------------------
-// Backward. `attn_dscores`: per row (b, i), da_j = dctx_i . value_j (+ upstream dweights), then
-// the softmax backward ds_j = w_j (da_j - sum_j' w_j' da_j'); masked keys get ds = 0.
+// Backward. `attn_bmm` first writes da_ij = dctx_i . value_j into the dscores buffer; then
+// `attn_dsoftmax`, per row (b, i), adds the upstream dweights and applies the softmax backward
+// ds_j = w_j (da_j - sum_j' w_j' da_j'); masked keys get ds = 0.
 
 @group(0) @binding(1) var<storage, read> g_w: array<f32>;      // weights [B, Tq, Tk]
-@group(0) @binding(2) var<storage, read> g_val: array<f32>;    // value [B, Tk, Dv]
-@group(0) @binding(3) var<storage, read> g_dctx: array<f32>;   // [B, Tq, Dv]
-@group(0) @binding(4) var<storage, read> g_dw: array<f32>;     // upstream dweights or unused
-@group(0) @binding(5) var<storage, read> g_len: array<u32>;
-@group(0) @binding(6) var<storage, read_write> g_ds: array<f32>;  // [B, Tq, Tk]
+@group(0) @binding(2) var<storage, read> g_dw: array<f32>;     // upstream dweights or unused
+@group(0) @binding(3) var<storage, read> g_len: array<u32>;
+@group(0) @binding(4) var<storage, read_write> g_ds: array<f32>;  // [B, Tq, Tk]: da in, ds out
 
 @compute @workgroup_size(64)
-fn attn_dscores(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn attn_dsoftmax(@builtin(global_invocation_id) gid: vec3<u32>) {
     let row = gid.x + gid.y * 65535u * 64u;
     if (row >= p.batch * p.tq) {
         return;
@@ -131,10 +75,7 @@ fn attn_dscores(@builtin(global_invocation_id) gid: vec3<u32>) {
     let base = row * p.tk;
     var dot_wd = 0.0;
     for (var j = 0u; j < len; j++) {
-        var da = 0.0;
-        for (var d = 0u; d < p.dv; d++) {
-            da += g_dctx[row * p.dv + d] * g_val[(b * p.tk + j) * p.dv + d];
-        }
+        var da = g_ds[base + j];
         if (p.has_dw != 0u) {
             da += g_dw[base + j];
         }
@@ -150,89 +91,305 @@ fn attn_dscores(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-// dvalue[b, j, d] = sum_i w[b, i, j] dctx[b, i, d].
-@group(0) @binding(1) var<storage, read> v_w: array<f32>;
-@group(0) @binding(2) var<storage, read> v_dctx: array<f32>;
-@group(0) @binding(3) var<storage, read_write> v_out: array<f32>;
+// ---------------------------------------------------------------------------------------------
+// Additive (Bahdanau) scores and their gradients, 4x4 blocks per invocation: per step of the
+// summed index each invocation loads 4 + 4 floats (+ v) for 16 tanh, instead of 3 loads per
+// tanh. Loads past an edge are clamped to the last row and their results dropped.
 
-@compute @workgroup_size(64, 1)
-fn attn_dvalue(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let d = gid.x;
-    let j = gid.y;
-    let b = gid.z;
-    if (d >= p.dv || j >= p.tk || b >= p.batch) {
-        return;
-    }
-    var s = 0.0;
-    for (var i = 0u; i < p.tq; i++) {
-        s += v_w[(b * p.tq + i) * p.tk + j] * v_dctx[(b * p.tq + i) * p.dv + d];
-    }
-    v_out[(b * p.tk + j) * p.dv + d] = s;
+fn tanh4(x: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(tanh_stable(x.x), tanh_stable(x.y), tanh_stable(x.z), tanh_stable(x.w));
 }
 
-// Gradients of the compared vectors. Dot scores: dq_i = scale sum_j ds_ij kp_j and
-// dkp_j = scale sum_i ds_ij q_i. Additive: with u = tanh(qa_i + ka_j),
-// dqa_i = sum_j ds_ij v (1 - u^2), dka_j = sum_i ds_ij v (1 - u^2).
-// `side` 0 computes the query side [B, Tq, width], 1 the key side [B, Tk, width].
-@group(0) @binding(1) var<storage, read> x_ds: array<f32>;    // [B, Tq, Tk]
-@group(0) @binding(2) var<storage, read> x_q: array<f32>;     // [B, Tq, width]
-@group(0) @binding(3) var<storage, read> x_k: array<f32>;     // [B, Tk, width]
-@group(0) @binding(4) var<storage, read> x_v: array<f32>;     // [width] (additive)
-@group(0) @binding(5) var<storage, read_write> x_out: array<f32>;
-
-@compute @workgroup_size(64, 1)
-fn attn_dside(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let a = gid.x;
-    let i = gid.y;   // query index (side 0) or key index (side 1)
-    let b = gid.z;
-    let side = p.side;
-    let n_own = select(p.tq, p.tk, side == 1u);
-    let n_other = select(p.tk, p.tq, side == 1u);
-    if (a >= p.width || i >= n_own || b >= p.batch) {
-        return;
-    }
-    var s = 0.0;
-    for (var o = 0u; o < n_other; o++) {
-        var qi = i;
-        var kj = o;
-        if (side == 1u) {
-            qi = o;
-            kj = i;
-        }
-        let ds = x_ds[(b * p.tq + qi) * p.tk + kj];
-        if (p.additive != 0u) {
-            let u = tanh_stable(x_q[(b * p.tq + qi) * p.width + a] + x_k[(b * p.tk + kj) * p.width + a]);
-            s += ds * x_v[a] * (1.0 - u * u);
-        } else if (side == 0u) {
-            s += ds * x_k[(b * p.tk + kj) * p.width + a];
-        } else {
-            s += ds * x_q[(b * p.tq + qi) * p.width + a];
-        }
-    }
-    if (p.additive == 0u) {
-        s *= p.scale;
-    }
-    x_out[(b * n_own + i) * p.width + a] = s;
+fn comp(v: vec4<f32>, c: u32) -> f32 {
+    return select(select(v.w, v.z, c == 2u), select(v.y, v.x, c == 0u), c < 2u);
 }
 
-// Additive only: dv[a] = sum over b, i, j of ds_ij tanh(qa_i + ka_j)[a], in a fixed order.
-@compute @workgroup_size(64)
-fn attn_dv_add(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let a = gid.x;
-    if (a >= p.width) {
+@group(0) @binding(1) var<storage, read> qs: array<f32>;     // qa [B, Tq, width]
+@group(0) @binding(2) var<storage, read> ks: array<f32>;     // ka [B, Tk, width]
+@group(0) @binding(3) var<storage, read> v_add: array<f32>;  // [width]
+@group(0) @binding(4) var<storage, read> key_len: array<u32>;
+@group(0) @binding(5) var<storage, read_write> scores: array<f32>;  // [B, Tq, Tk]
+
+// s[b, i, j] = v . tanh(qa_i + ka_j) for a 4 (i) x 4 (j) block; masked keys get 0.
+@compute @workgroup_size(8, 8)
+fn attn_scores(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j0 = gid.x * 4u;
+    let i0 = gid.y * 4u;
+    let b = gid.z;
+    if (j0 >= p.tk || i0 >= p.tq || b >= p.batch) {
         return;
     }
-    var s = 0.0;
-    for (var b = 0u; b < p.batch; b++) {
-        for (var i = 0u; i < p.tq; i++) {
-            for (var j = 0u; j < p.tk; j++) {
-                let ds = x_ds[(b * p.tq + i) * p.tk + j];
-                s += ds * tanh_stable(x_q[(b * p.tq + i) * p.width + a] + x_k[(b * p.tk + j) * p.width + a]);
+    let q0 = (b * p.tq + min(i0 + 0u, p.tq - 1u)) * p.width;
+    let q1 = (b * p.tq + min(i0 + 1u, p.tq - 1u)) * p.width;
+    let q2 = (b * p.tq + min(i0 + 2u, p.tq - 1u)) * p.width;
+    let q3 = (b * p.tq + min(i0 + 3u, p.tq - 1u)) * p.width;
+    let k0 = (b * p.tk + min(j0 + 0u, p.tk - 1u)) * p.width;
+    let k1 = (b * p.tk + min(j0 + 1u, p.tk - 1u)) * p.width;
+    let k2 = (b * p.tk + min(j0 + 2u, p.tk - 1u)) * p.width;
+    let k3 = (b * p.tk + min(j0 + 3u, p.tk - 1u)) * p.width;
+    var s0 = vec4<f32>(0.0);
+    var s1 = vec4<f32>(0.0);
+    var s2 = vec4<f32>(0.0);
+    var s3 = vec4<f32>(0.0);
+    for (var a = 0u; a < p.width; a++) {
+        let va = v_add[a];
+        let kv = vec4<f32>(ks[k0 + a], ks[k1 + a], ks[k2 + a], ks[k3 + a]);
+        s0 += va * tanh4(qs[q0 + a] + kv);
+        s1 += va * tanh4(qs[q1 + a] + kv);
+        s2 += va * tanh4(qs[q2 + a] + kv);
+        s3 += va * tanh4(qs[q3 + a] + kv);
+    }
+    let len = key_len[b];
+    let rows = array<vec4<f32>, 4>(s0, s1, s2, s3);
+    for (var r = 0u; r < 4u; r++) {
+        let i = i0 + r;
+        if (i < p.tq) {
+            for (var c = 0u; c < 4u; c++) {
+                let j = j0 + c;
+                if (j < p.tk) {
+                    scores[(b * p.tq + i) * p.tk + j] = select(0.0, comp(rows[r], c), j < len);
+                }
             }
         }
     }
-    if (p.accumulate != 0u) {
-        s += x_out[a];
+}
+
+// Backward, with u = tanh(qa_i + ka_j): `side` 0 gives dqa_i = v * sum_j ds_ij (1 - u^2) and the
+// partial sums sum_j ds_ij u (per b, i, a) that `col_sum` reduces to dv; `side` 1 gives
+// dka_j = v * sum_i ds_ij (1 - u^2). An invocation owns 4 rows (i or j) x 4 features a.
+@group(0) @binding(1) var<storage, read> x_ds: array<f32>;    // [B, Tq, Tk]
+@group(0) @binding(2) var<storage, read> x_q: array<f32>;     // qa [B, Tq, width]
+@group(0) @binding(3) var<storage, read> x_k: array<f32>;     // ka [B, Tk, width]
+@group(0) @binding(4) var<storage, read> x_v: array<f32>;     // [width]
+@group(0) @binding(5) var<storage, read> x_len: array<u32>;
+@group(0) @binding(6) var<storage, read_write> x_out: array<f32>;  // [B, Tq or Tk, width]
+@group(0) @binding(7) var<storage, read_write> x_part: array<f32>; // [B, Tq, width] (side 0)
+
+@compute @workgroup_size(8, 8)
+fn attn_dside(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let a0 = gid.x * 4u;
+    let r0 = gid.y * 4u;
+    let b = gid.z;
+    let side = p.side;
+    let n_own = select(p.tq, p.tk, side == 1u);
+    if (a0 >= p.width || r0 >= n_own || b >= p.batch) {
+        return;
     }
-    x_out[a] = s;
+    // The summed index runs over valid keys (side 0) or all queries (side 1).
+    let n_other = select(x_len[b], p.tq, side == 1u);
+    let wl = p.width - 1u;
+    let ac = vec4<u32>(min(a0, wl), min(a0 + 1u, wl), min(a0 + 2u, wl), min(a0 + 3u, wl));
+    var ov0 = vec4<f32>(0.0);
+    var ov1 = vec4<f32>(0.0);
+    var ov2 = vec4<f32>(0.0);
+    var ov3 = vec4<f32>(0.0);
+    if (side == 0u) {
+        let o0 = (b * p.tq + min(r0 + 0u, p.tq - 1u)) * p.width;
+        ov0 = vec4<f32>(x_q[o0 + ac.x], x_q[o0 + ac.y], x_q[o0 + ac.z], x_q[o0 + ac.w]);
+        let o1 = (b * p.tq + min(r0 + 1u, p.tq - 1u)) * p.width;
+        ov1 = vec4<f32>(x_q[o1 + ac.x], x_q[o1 + ac.y], x_q[o1 + ac.z], x_q[o1 + ac.w]);
+        let o2 = (b * p.tq + min(r0 + 2u, p.tq - 1u)) * p.width;
+        ov2 = vec4<f32>(x_q[o2 + ac.x], x_q[o2 + ac.y], x_q[o2 + ac.z], x_q[o2 + ac.w]);
+        let o3 = (b * p.tq + min(r0 + 3u, p.tq - 1u)) * p.width;
+        ov3 = vec4<f32>(x_q[o3 + ac.x], x_q[o3 + ac.y], x_q[o3 + ac.z], x_q[o3 + ac.w]);
+    } else {
+        let o0 = (b * p.tk + min(r0 + 0u, p.tk - 1u)) * p.width;
+        ov0 = vec4<f32>(x_k[o0 + ac.x], x_k[o0 + ac.y], x_k[o0 + ac.z], x_k[o0 + ac.w]);
+        let o1 = (b * p.tk + min(r0 + 1u, p.tk - 1u)) * p.width;
+        ov1 = vec4<f32>(x_k[o1 + ac.x], x_k[o1 + ac.y], x_k[o1 + ac.z], x_k[o1 + ac.w]);
+        let o2 = (b * p.tk + min(r0 + 2u, p.tk - 1u)) * p.width;
+        ov2 = vec4<f32>(x_k[o2 + ac.x], x_k[o2 + ac.y], x_k[o2 + ac.z], x_k[o2 + ac.w]);
+        let o3 = (b * p.tk + min(r0 + 3u, p.tk - 1u)) * p.width;
+        ov3 = vec4<f32>(x_k[o3 + ac.x], x_k[o3 + ac.y], x_k[o3 + ac.z], x_k[o3 + ac.w]);
+    }
+    var g0 = vec4<f32>(0.0);
+    var e0 = vec4<f32>(0.0);
+    var g1 = vec4<f32>(0.0);
+    var e1 = vec4<f32>(0.0);
+    var g2 = vec4<f32>(0.0);
+    var e2 = vec4<f32>(0.0);
+    var g3 = vec4<f32>(0.0);
+    var e3 = vec4<f32>(0.0);
+    for (var o = 0u; o < n_other; o++) {
+        var xv: vec4<f32>;
+        var d: vec4<f32>;
+        if (side == 0u) {
+            let kb = (b * p.tk + o) * p.width;
+            xv = vec4<f32>(x_k[kb + ac.x], x_k[kb + ac.y], x_k[kb + ac.z], x_k[kb + ac.w]);
+            d = vec4<f32>(x_ds[(b * p.tq + min(r0 + 0u, p.tq - 1u)) * p.tk + o], x_ds[(b * p.tq + min(r0 + 1u, p.tq - 1u)) * p.tk + o], x_ds[(b * p.tq + min(r0 + 2u, p.tq - 1u)) * p.tk + o], x_ds[(b * p.tq + min(r0 + 3u, p.tq - 1u)) * p.tk + o]);
+        } else {
+            let qb = (b * p.tq + o) * p.width;
+            xv = vec4<f32>(x_q[qb + ac.x], x_q[qb + ac.y], x_q[qb + ac.z], x_q[qb + ac.w]);
+            d = vec4<f32>(x_ds[(b * p.tq + o) * p.tk + min(r0 + 0u, p.tk - 1u)], x_ds[(b * p.tq + o) * p.tk + min(r0 + 1u, p.tk - 1u)], x_ds[(b * p.tq + o) * p.tk + min(r0 + 2u, p.tk - 1u)], x_ds[(b * p.tq + o) * p.tk + min(r0 + 3u, p.tk - 1u)]);
+        }
+        let u0 = tanh4(ov0 + xv);
+        g0 += d.x * (1.0 - u0 * u0);
+        e0 += d.x * u0;
+        let u1 = tanh4(ov1 + xv);
+        g1 += d.y * (1.0 - u1 * u1);
+        e1 += d.y * u1;
+        let u2 = tanh4(ov2 + xv);
+        g2 += d.z * (1.0 - u2 * u2);
+        e2 += d.z * u2;
+        let u3 = tanh4(ov3 + xv);
+        g3 += d.w * (1.0 - u3 * u3);
+        e3 += d.w * u3;
+    }
+    let vv = vec4<f32>(x_v[ac.x], x_v[ac.y], x_v[ac.z], x_v[ac.w]);
+    let gs = array<vec4<f32>, 4>(g0 * vv, g1 * vv, g2 * vv, g3 * vv);
+    let es = array<vec4<f32>, 4>(e0, e1, e2, e3);
+    for (var r = 0u; r < 4u; r++) {
+        let row = r0 + r;
+        if (row < n_own) {
+            for (var c = 0u; c < 4u; c++) {
+                let a = a0 + c;
+                if (a < p.width) {
+                    let idx = (b * n_own + row) * p.width + a;
+                    x_out[idx] = comp(gs[r], c);
+                    if (side == 0u) {
+                        x_part[idx] = comp(es[r], c);
+                    }
+                }
+            }
+        }
+    }
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// `attn_bmm`: the batched products of attention, C[b, m, n] (+)= scale * sum_{k < K_b} A[b, m, k] *
+// B[b, k, n] over strided views (element strides a_*, b_*, c_*), with K_b = min(K, key_len[b])
+// when `k_by_len` is set (sums over keys stop at the last valid one). Each invocation owns an
+// 8x8 block of C: per k it loads 8 floats of A and 8 of B for 64 multiply-adds, which is what
+// pays on every adapter (on CPU adapters the loads are the cost; on GPUs, memory traffic).
+// Loads of rows or columns past the edge are clamped to the last one and their results dropped,
+// so nothing is read or written out of bounds.
+
+struct BmmParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    a_b: u32,
+    a_m: u32,
+    a_k: u32,
+    b_b: u32,
+    b_k: u32,
+    b_n: u32,
+    c_b: u32,
+    c_m: u32,
+    c_n: u32,
+    k_by_len: u32,
+    scale: f32,
+    accumulate: u32,
+}
+
+@group(0) @binding(0) var<uniform> bp: BmmParams;
+@group(0) @binding(1) var<storage, read> bm_a: array<f32>;
+@group(0) @binding(2) var<storage, read> bm_b: array<f32>;
+@group(0) @binding(3) var<storage, read> bm_len: array<u32>;
+@group(0) @binding(4) var<storage, read_write> bm_c: array<f32>;
+
+fn bmm_store(bz: u32, m: u32, n0: u32, lo: vec4<f32>, hi: vec4<f32>) {
+    if (m >= bp.m) {
+        return;
+    }
+    let vals = array<f32, 8>(lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w);
+    for (var j = 0u; j < 8u; j++) {
+        let n = n0 + j;
+        if (n < bp.n) {
+            let idx = bz * bp.c_b + m * bp.c_m + n * bp.c_n;
+            var v = bp.scale * vals[j];
+            if (bp.accumulate != 0u) {
+                v += bm_c[idx];
+            }
+            bm_c[idx] = v;
+        }
+    }
+}
+
+@compute @workgroup_size(8, 8)
+fn attn_bmm(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n0 = gid.x * 8u;
+    let m0 = gid.y * 8u;
+    let bz = gid.z;
+    if (n0 >= bp.n || m0 >= bp.m || bz >= bp.batch) {
+        return;
+    }
+    var kend = bp.k;
+    if (bp.k_by_len != 0u) {
+        kend = min(bm_len[bz], bp.k);
+    }
+    let ab = bz * bp.a_b;
+    let bb = bz * bp.b_b;
+    let ra0 = ab + min(m0 + 0u, bp.m - 1u) * bp.a_m;
+    let ra1 = ab + min(m0 + 1u, bp.m - 1u) * bp.a_m;
+    let ra2 = ab + min(m0 + 2u, bp.m - 1u) * bp.a_m;
+    let ra3 = ab + min(m0 + 3u, bp.m - 1u) * bp.a_m;
+    let ra4 = ab + min(m0 + 4u, bp.m - 1u) * bp.a_m;
+    let ra5 = ab + min(m0 + 5u, bp.m - 1u) * bp.a_m;
+    let ra6 = ab + min(m0 + 6u, bp.m - 1u) * bp.a_m;
+    let ra7 = ab + min(m0 + 7u, bp.m - 1u) * bp.a_m;
+    let cb0 = bb + min(n0 + 0u, bp.n - 1u) * bp.b_n;
+    let cb1 = bb + min(n0 + 1u, bp.n - 1u) * bp.b_n;
+    let cb2 = bb + min(n0 + 2u, bp.n - 1u) * bp.b_n;
+    let cb3 = bb + min(n0 + 3u, bp.n - 1u) * bp.b_n;
+    let cb4 = bb + min(n0 + 4u, bp.n - 1u) * bp.b_n;
+    let cb5 = bb + min(n0 + 5u, bp.n - 1u) * bp.b_n;
+    let cb6 = bb + min(n0 + 6u, bp.n - 1u) * bp.b_n;
+    let cb7 = bb + min(n0 + 7u, bp.n - 1u) * bp.b_n;
+    var lo0 = vec4<f32>(0.0);
+    var hi0 = vec4<f32>(0.0);
+    var lo1 = vec4<f32>(0.0);
+    var hi1 = vec4<f32>(0.0);
+    var lo2 = vec4<f32>(0.0);
+    var hi2 = vec4<f32>(0.0);
+    var lo3 = vec4<f32>(0.0);
+    var hi3 = vec4<f32>(0.0);
+    var lo4 = vec4<f32>(0.0);
+    var hi4 = vec4<f32>(0.0);
+    var lo5 = vec4<f32>(0.0);
+    var hi5 = vec4<f32>(0.0);
+    var lo6 = vec4<f32>(0.0);
+    var hi6 = vec4<f32>(0.0);
+    var lo7 = vec4<f32>(0.0);
+    var hi7 = vec4<f32>(0.0);
+    for (var kk = 0u; kk < kend; kk++) {
+        let ka = kk * bp.a_k;
+        let kb = kk * bp.b_k;
+        let blo = vec4<f32>(bm_b[cb0 + kb], bm_b[cb1 + kb], bm_b[cb2 + kb], bm_b[cb3 + kb]);
+        let bhi = vec4<f32>(bm_b[cb4 + kb], bm_b[cb5 + kb], bm_b[cb6 + kb], bm_b[cb7 + kb]);
+        let a0 = bm_a[ra0 + ka];
+        lo0 += a0 * blo;
+        hi0 += a0 * bhi;
+        let a1 = bm_a[ra1 + ka];
+        lo1 += a1 * blo;
+        hi1 += a1 * bhi;
+        let a2 = bm_a[ra2 + ka];
+        lo2 += a2 * blo;
+        hi2 += a2 * bhi;
+        let a3 = bm_a[ra3 + ka];
+        lo3 += a3 * blo;
+        hi3 += a3 * bhi;
+        let a4 = bm_a[ra4 + ka];
+        lo4 += a4 * blo;
+        hi4 += a4 * bhi;
+        let a5 = bm_a[ra5 + ka];
+        lo5 += a5 * blo;
+        hi5 += a5 * bhi;
+        let a6 = bm_a[ra6 + ka];
+        lo6 += a6 * blo;
+        hi6 += a6 * bhi;
+        let a7 = bm_a[ra7 + ka];
+        lo7 += a7 * blo;
+        hi7 += a7 * bhi;
+    }
+    bmm_store(bz, m0 + 0u, n0, lo0, hi0);
+    bmm_store(bz, m0 + 1u, n0, lo1, hi1);
+    bmm_store(bz, m0 + 2u, n0, lo2, hi2);
+    bmm_store(bz, m0 + 3u, n0, lo3, hi3);
+    bmm_store(bz, m0 + 4u, n0, lo4, hi4);
+    bmm_store(bz, m0 + 5u, n0, lo5, hi5);
+    bmm_store(bz, m0 + 6u, n0, lo6, hi6);
+    bmm_store(bz, m0 + 7u, n0, lo7, hi7);
 }

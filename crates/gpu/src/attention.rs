@@ -11,6 +11,7 @@ use crate::context::Context;
 use crate::gemm::{Out, Strided, expect_f32, gemm, pack};
 use crate::pipeline::{Access, Kernel};
 use crate::record::Recorder;
+use crate::rnn_backward::col_sum;
 use crate::shaders::Shader;
 use crate::weights::GpuWeights;
 
@@ -27,11 +28,12 @@ const fn kernel(entry: &'static str, bindings: &'static [Access]) -> Kernel {
 }
 const SCORES: Kernel = kernel("attn_scores", &[Read, Read, Read, Read, ReadWrite]);
 const SOFTMAX: Kernel = kernel("attn_softmax", &[Read, ReadWrite]);
-const CONTEXT: Kernel = kernel("attn_context", &[Read, Read, Read, ReadWrite]);
-const DSCORES: Kernel = kernel("attn_dscores", &[Read, Read, Read, Read, Read, ReadWrite]);
-const DVALUE: Kernel = kernel("attn_dvalue", &[Read, Read, ReadWrite]);
-const DSIDE: Kernel = kernel("attn_dside", &[Read, Read, Read, Read, ReadWrite]);
-const DV_ADD: Kernel = kernel("attn_dv_add", &[Read, Read, Read, Read, ReadWrite]);
+const DSOFTMAX: Kernel = kernel("attn_dsoftmax", &[Read, Read, Read, ReadWrite]);
+const BMM: Kernel = kernel("attn_bmm", &[Read, Read, Read, ReadWrite]);
+const DSIDE: Kernel = kernel(
+    "attn_dside",
+    &[Read, Read, Read, Read, Read, ReadWrite, ReadWrite],
+);
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -45,8 +47,59 @@ struct AttnParams {
     scale: f32,
     side: u32,
     has_dw: u32,
+    _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct BmmParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    a: [u32; 3],
+    b: [u32; 3],
+    c: [u32; 3],
+    k_by_len: u32,
+    scale: f32,
     accumulate: u32,
-    _pad: [u32; 2],
+}
+
+/// A batch of matrices in a device tensor: element (b, r, s) at `b·strides[0] + r·strides[1] +
+/// s·strides[2]`.
+#[derive(Clone, Copy)]
+struct View<'a>(&'a GpuTensor, [usize; 3]);
+
+/// `C[b] = scale · A[b]·B[b]` with `A[b]` m × k, `B[b]` k × n and `C[b]` m × n, summing over
+/// `k < key_len[b]` only when `by_len` (the sum runs over keys).
+#[allow(clippy::too_many_arguments)]
+fn bmm(
+    rec: &mut Recorder<'_>,
+    batch: usize,
+    [m, n, k]: [usize; 3],
+    a: View<'_>,
+    b: View<'_>,
+    c: View<'_>,
+    lens: &GpuTensor,
+    by_len: bool,
+    scale: f32,
+) -> Result<()> {
+    let s = |v: [usize; 3]| v.map(|x| x as u32);
+    let p = BmmParams {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        batch: batch as u32,
+        a: s(a.1),
+        b: s(b.1),
+        c: s(c.1),
+        k_by_len: by_len as u32,
+        scale,
+        accumulate: 0,
+    };
+    // 8×8 invocations per workgroup, 8×8 outputs per invocation.
+    let groups = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32];
+    rec.dispatch(BMM, &p, &[a.0, b.0, lens, c.0], groups)
 }
 
 /// Inputs of one attention call; `key_lengths` (host) default to Tk.
@@ -192,8 +245,7 @@ fn prepare(
         scale,
         side: 0,
         has_dw: 0,
-        accumulate: 0,
-        _pad: [0; 2],
+        _pad: [0; 3],
     };
     Ok(Prepared {
         b,
@@ -253,18 +305,41 @@ pub fn attention_forward(
     let dv = w.config().value_size;
     let weights = ctx.alloc(OP, "weights", &[b, tq, tk], DType::F32)?;
     let context = ctx.alloc(OP, "context", &[b, tq, dv], DType::F32)?;
-    rec.dispatch(
-        SCORES,
-        &p,
-        &[&qs, &ks, &v_add, &lens, &weights],
-        [tk.div_ceil(64) as u32, tq as u32, b as u32],
-    )?;
+    let width = p.width as usize;
+    if p.additive != 0 {
+        rec.dispatch(
+            SCORES,
+            &p,
+            &[&qs, &ks, &v_add, &lens, &weights],
+            // 8×8 invocations per workgroup, 4×4 scores per invocation.
+            [tk.div_ceil(32) as u32, tq.div_ceil(32) as u32, b as u32],
+        )?;
+    } else {
+        // Scores of masked keys are computed too (from in-bounds rows) and ignored by the
+        // softmax, which writes their weights as 0.
+        bmm(
+            &mut rec,
+            b,
+            [tq, tk, width],
+            View(&qs, [tq * width, width, 1]),
+            View(&ks, [tk * width, 1, width]),
+            View(&weights, [tq * tk, tk, 1]),
+            &lens,
+            false,
+            p.scale,
+        )?;
+    }
     rec.dispatch(SOFTMAX, &p, &[&lens, &weights], row_groups(b * tq))?;
-    rec.dispatch(
-        CONTEXT,
-        &p,
-        &[&weights, input.value, &lens, &context],
-        [dv.div_ceil(64) as u32, tq as u32, b as u32],
+    bmm(
+        &mut rec,
+        b,
+        [tq, dv, tk],
+        View(&weights, [tq * tk, tk, 1]),
+        View(input.value, [tk * dv, dv, 1]),
+        View(&context, [tq * dv, dv, 1]),
+        &lens,
+        true,
+        1.0,
     )?;
     rec.submit()?;
     Ok(GpuAttentionOutput { context, weights })
@@ -332,33 +407,81 @@ pub fn attention_backward(
     };
     let add = accumulate.is_some();
 
+    // da = dctx·valueᵀ into ds, then the softmax backward in place.
     let ds = ctx.alloc(BOP, "dscores", &[b, tq, tk], DType::F32)?;
+    bmm(
+        &mut rec,
+        b,
+        [tq, tk, dv],
+        View(d_context, [tq * dv, dv, 1]),
+        View(input.value, [tk * dv, 1, dv]),
+        View(&ds, [tq * tk, tk, 1]),
+        &lens,
+        false,
+        1.0,
+    )?;
     p.has_dw = d_weights.is_some() as u32;
     let dw = d_weights.unwrap_or(&output.weights);
     rec.dispatch(
-        DSCORES,
+        DSOFTMAX,
         &p,
-        &[&output.weights, input.value, d_context, dw, &lens, &ds],
+        &[&output.weights, dw, &lens, &ds],
         row_groups(b * tq),
     )?;
+    // dvalue = weightsᵀ·dctx (masked keys have weight 0, so their rows come out 0).
     let dvalue = ctx.alloc(BOP, "dvalue", &[b, tk, dv], DType::F32)?;
-    rec.dispatch(
-        DVALUE,
-        &p,
-        &[&output.weights, d_context, &dvalue],
-        [dv.div_ceil(64) as u32, tk as u32, b as u32],
+    bmm(
+        &mut rec,
+        b,
+        [tk, dv, tq],
+        View(&output.weights, [tq * tk, 1, tk]),
+        View(d_context, [tq * dv, dv, 1]),
+        View(&dvalue, [tk * dv, dv, 1]),
+        &lens,
+        false,
+        1.0,
     )?;
     let dq_side = ctx.alloc(BOP, "dq", &[b, tq, width], DType::F32)?;
     let dk_side = ctx.alloc(BOP, "dk", &[b, tk, width], DType::F32)?;
-    for (side, n, out) in [(0, tq, &dq_side), (1, tk, &dk_side)] {
-        p.side = side;
-        rec.dispatch(
-            DSIDE,
-            &p,
-            &[&ds, &qs, &ks, &v_add, out],
-            [width.div_ceil(64) as u32, n as u32, b as u32],
+    // Additive only: per (b, i, a) partial sums of dv, reduced over (b, i) in a fixed order.
+    let dv_part = if p.additive != 0 {
+        let part = ctx.alloc(BOP, "dv partial sums", &[b * tq, width], DType::F32)?;
+        for (side, n, out) in [(0, tq, &dq_side), (1, tk, &dk_side)] {
+            p.side = side;
+            rec.dispatch(
+                DSIDE,
+                &p,
+                &[&ds, &qs, &ks, &v_add, &lens, out, &part],
+                [width.div_ceil(32) as u32, n.div_ceil(32) as u32, b as u32],
+            )?;
+        }
+        Some(part)
+    } else {
+        // dq = scale·ds·kp (over valid keys), dkp = scale·dsᵀ·q.
+        bmm(
+            &mut rec,
+            b,
+            [tq, width, tk],
+            View(&ds, [tq * tk, tk, 1]),
+            View(&ks, [tk * width, width, 1]),
+            View(&dq_side, [tq * width, width, 1]),
+            &lens,
+            true,
+            p.scale,
         )?;
-    }
+        bmm(
+            &mut rec,
+            b,
+            [tk, width, tq],
+            View(&ds, [tq * tk, 1, tk]),
+            View(&qs, [tq * width, width, 1]),
+            View(&dk_side, [tk * width, width, 1]),
+            &lens,
+            false,
+            p.scale,
+        )?;
+        None
+    };
     let (dquery, dkey) = match cfg.score {
         Score::Dot | Score::ScaledDot => (dq_side, dk_side),
         Score::General => {
@@ -406,13 +529,9 @@ pub fn attention_backward(
             };
             let dquery = back(&dq_side, input.query, tq, dq, "w_query")?;
             let dkey = back(&dk_side, input.key, tk, dk, "w_key")?;
-            p.accumulate = add as u32;
-            rec.dispatch(
-                DV_ADD,
-                &p,
-                &[&ds, &qs, &ks, &v_add, grads.get("v")?],
-                [width.div_ceil(64) as u32, 1, 1],
-            )?;
+            if let Some(part) = &dv_part {
+                col_sum(&mut rec, part, 0, b * tq, width, grads.get("v")?, add)?;
+            }
             (dquery, dkey)
         }
     };
