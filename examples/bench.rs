@@ -9,7 +9,8 @@
 //! ops: lstm, gru, rnn_tanh, rnn_relu (flags --batch --seq --input --hidden --layers
 //! --bidirectional), attention_dot|attention_scaleddot|attention_general|attention_additive
 //! (--batch --tq --tk --dim), embedding (--vocab --dim --batch --seq), gemm (--m --k --n).
-//! Common: --training (forward + backward), --runs N, --warmup N.
+//! Common: --training (forward + backward), --runs N, --warmup N. `WGRNN_F16_WEIGHTS=1` runs
+//! the recurrent layers with f16 storage of W_hh (reported as "f16_weights").
 
 #[path = "../benches/workloads.rs"]
 #[allow(dead_code)] // The shape lists and labels are the criterion suite's.
@@ -123,9 +124,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let rate = if w.bytes { "gbps" } else { "gflops" };
     println!(
-        "{{\"adapter\":\"{}\",\"backend\":\"{}\",\"op\":\"{op}\",\"shape\":{shape},\"mode\":\"{mode}\",\"ms\":{ms:.3},\"{rate}\":{:.3}}}",
+        "{{\"adapter\":\"{}\",\"backend\":\"{}\",\"op\":\"{op}\",\"shape\":{shape},\"mode\":\"{mode}\",\"f16_weights\":{},\"ms\":{ms:.3},\"{rate}\":{:.3}}}",
         a.name,
         a.backend,
+        ctx.f16_weights(),
         w.work / ms / 1e6
     );
     Ok(())

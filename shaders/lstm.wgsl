@@ -26,6 +26,12 @@ struct StepParams {
 @group(0) @binding(0) var<uniform> p: StepParams;
 @group(0) @binding(1) var<storage, read> gi: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
+
+// The packed W_hh as f32 vec4; the f16-weights variant of this file (see shaders.rs) swaps this
+// binding and function for vec2<u32> storage unpacked to f32 (accumulation stays f32).
+fn w_load(i: u32) -> vec4<f32> {
+    return w[i];
+}
 @group(0) @binding(3) var<storage, read> lengths: array<u32>;
 @group(0) @binding(4) var<storage, read_write> state: array<f32>;  // [2 slots][h, c][B][H]
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
@@ -99,7 +105,7 @@ fn lstm_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
     for (var k = 0u; k < h; k++) {
-        let wk = w[k * h + j];
+        let wk = w_load(k * h + j);
         a0 += state[r0 + k] * wk;
         a1 += state[r1 + k] * wk;
         a2 += state[r2 + k] * wk;
@@ -168,10 +174,10 @@ fn lstm_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0); var a14_2 = vec4<f32>(0.0); var a14_3 = vec4<f32>(0.0);
     var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
     for (var k = 0u; k < h; k++) {
-        let w0 = w[k * h + w0i];
-        let w1 = w[k * h + w1i];
-        let w2 = w[k * h + w2i];
-        let w3 = w[k * h + w3i];
+        let w0 = w_load(k * h + w0i);
+        let w1 = w_load(k * h + w1i);
+        let w2 = w_load(k * h + w2i);
+        let w3 = w_load(k * h + w3i);
         let h0 = state[r0 + k];
         let h1 = state[r1 + k];
         let h2 = state[r2 + k];
@@ -289,7 +295,7 @@ fn lstm_seq(@builtin(local_invocation_index) li: u32) {
             let r = state_at(s_in, 0u, b, 0u);
             var a = vec4<f32>(0.0);
             for (var k = 0u; k < h; k++) {
-                a += state[r + k] * w[k * h + j];
+                a += state[r + k] * w_load(k * h + j);
             }
             finish(b, j, a);
         }
@@ -328,6 +334,10 @@ struct BackParams {
 
 @group(0) @binding(0) var<uniform> bp: BackParams;
 @group(0) @binding(1) var<storage, read> wt: array<vec4<f32>>;
+
+fn wt_load(i: u32) -> vec4<f32> {
+    return wt[i];
+}
 @group(0) @binding(2) var<storage, read> b_lengths: array<u32>;
 @group(0) @binding(3) var<storage, read> d_out: array<f32>;
 @group(0) @binding(4) var<storage, read> b_tape: array<f32>;
@@ -409,7 +419,7 @@ fn rec_dot(r: i32, j: u32) -> f32 {
     var acc = 0.0;
     for (var m = 0u; m < h; m++) {
         let d = vec4<f32>(dg[base + m], dg[base + h + m], dg[base + 2u * h + m], dg[base + 3u * h + m]);
-        acc += dot(d, wt[m * h + j]);
+        acc += dot(d, wt_load(m * h + j));
     }
     return acc;
 }
@@ -498,10 +508,10 @@ fn lstm_step_bwd16(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a14_0 = 0.0; var a14_1 = 0.0; var a14_2 = 0.0; var a14_3 = 0.0;
     var a15_0 = 0.0; var a15_1 = 0.0; var a15_2 = 0.0; var a15_3 = 0.0;
     for (var m = 0u; m < h; m++) {
-        let w0 = wt[m * h + wi0];
-        let w1 = wt[m * h + wi1];
-        let w2 = wt[m * h + wi2];
-        let w3 = wt[m * h + wi3];
+        let w0 = wt_load(m * h + wi0);
+        let w1 = wt_load(m * h + wi1);
+        let w2 = wt_load(m * h + wi2);
+        let w3 = wt_load(m * h + wi3);
         let d0 = vec4<f32>(dg[base0 + m], dg[base0 + h + m], dg[base0 + 2u * h + m], dg[base0 + 3u * h + m]);
         a0_0 += dot(d0, w0); a0_1 += dot(d0, w1); a0_2 += dot(d0, w2); a0_3 += dot(d0, w3);
         let d1 = vec4<f32>(dg[base1 + m], dg[base1 + h + m], dg[base1 + 2u * h + m], dg[base1 + 3u * h + m]);

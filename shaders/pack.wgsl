@@ -31,36 +31,50 @@ fn w_at(gate_row0: u32, unit: u32, k: u32) -> f32 {
 // rows past H 0.
 // transposed = 1 gives what backward's dh = dG·W_hh reads: packed[m * H + j] =
 // (W[0H + m, j], W[1H + m, j], ...) and, by unit, packed[m * U4 + u] = (W[m, 4u], ..., W[m, 4u + 3]).
-@compute @workgroup_size(64, 4)
-fn pack_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let j = gid.x;
-    let k = gid.y;
+struct GateQuad {
+    idx: u32,
+    v: vec4<f32>,
+    ok: bool,
+}
+
+fn gate_quad(j: u32, k: u32) -> GateQuad {
     let h = gp.hidden;
+    var q = GateQuad(0u, vec4<f32>(0.0), false);
     if (k >= h) {
-        return;
+        return q;
     }
-    var v = vec4<f32>(0.0);
     if (gp.by_unit == 0u) {
         if (j >= h) {
-            return;
+            return q;
         }
         for (var g = 0u; g < gp.gates; g++) {
-            v[g] = w_at(g * h, j, k);
+            q.v[g] = w_at(g * h, j, k);
         }
-        packed[k * h + j] = v;
+        q.idx = k * h + j;
     } else {
         if (j >= gp.units4) {
-            return;
+            return q;
         }
-        for (var q = 0u; q < 4u; q++) {
-            let row = 4u * j + q;
+        for (var u = 0u; u < 4u; u++) {
+            let row = 4u * j + u;
             if (row < h) {
-                v[q] = w_at(0u, row, k);
+                q.v[u] = w_at(0u, row, k);
             }
         }
-        packed[k * gp.units4 + j] = v;
+        q.idx = k * gp.units4 + j;
+    }
+    q.ok = true;
+    return q;
+}
+
+@compute @workgroup_size(64, 4)
+fn pack_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let q = gate_quad(gid.x, gid.y);
+    if (q.ok) {
+        packed[q.idx] = q.v;
     }
 }
+
 
 struct BiasParams {
     n: u32,        // G*H

@@ -21,6 +21,12 @@ struct StepParams {
 @group(0) @binding(0) var<uniform> p: StepParams;
 @group(0) @binding(1) var<storage, read> gi: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
+
+// The packed W_hh as f32 vec4; the f16-weights variant of this file (see shaders.rs) swaps this
+// binding and function for vec2<u32> storage unpacked to f32 (accumulation stays f32).
+fn w_load(i: u32) -> vec4<f32> {
+    return w[i];
+}
 @group(0) @binding(3) var<storage, read> lengths: array<u32>;
 @group(0) @binding(4) var<storage, read_write> state: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
@@ -88,7 +94,7 @@ fn rnn_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
     for (var k = 0u; k < h; k++) {
-        let wk = w[k * p.units4 + u];
+        let wk = w_load(k * p.units4 + u);
         a0 += state[r0 + k] * wk;
         a1 += state[r1 + k] * wk;
         a2 += state[r2 + k] * wk;
@@ -157,10 +163,10 @@ fn rnn_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0); var a14_2 = vec4<f32>(0.0); var a14_3 = vec4<f32>(0.0);
     var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
     for (var k = 0u; k < h; k++) {
-        let w0 = w[k * p.units4 + w0i];
-        let w1 = w[k * p.units4 + w1i];
-        let w2 = w[k * p.units4 + w2i];
-        let w3 = w[k * p.units4 + w3i];
+        let w0 = w_load(k * p.units4 + w0i);
+        let w1 = w_load(k * p.units4 + w1i);
+        let w2 = w_load(k * p.units4 + w2i);
+        let w3 = w_load(k * p.units4 + w3i);
         let h0 = state[r0 + k];
         let h1 = state[r1 + k];
         let h2 = state[r2 + k];
@@ -275,7 +281,7 @@ fn rnn_seq(@builtin(local_invocation_index) li: u32) {
             let r = state_at(s_in, b, 0u);
             var a = vec4<f32>(0.0);
             for (var k = 0u; k < h; k++) {
-                a += state[r + k] * w[k * p.units4 + u];
+                a += state[r + k] * w_load(k * p.units4 + u);
             }
             finish(b, u, a);
         }
@@ -309,6 +315,10 @@ struct BackParams {
 
 @group(0) @binding(0) var<uniform> bp: BackParams;
 @group(0) @binding(1) var<storage, read> wt: array<vec4<f32>>;
+
+fn wt_load(i: u32) -> vec4<f32> {
+    return wt[i];
+}
 @group(0) @binding(2) var<storage, read> b_lengths: array<u32>;
 @group(0) @binding(3) var<storage, read> d_out: array<f32>;
 @group(0) @binding(4) var<storage, read> b_tape: array<f32>;
@@ -390,7 +400,7 @@ fn rnn_step_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (r >= 0) {
         let base = u32(r) * h;
         for (var m = 0u; m < h; m++) {
-            rec += dg[base + m] * wt[m * bp.units4 + u];
+            rec += dg[base + m] * wt_load(m * bp.units4 + u);
         }
     }
     back_finish_quad(b, u, rec);
@@ -464,10 +474,10 @@ fn rnn_step_bwd16(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0); var a14_2 = vec4<f32>(0.0); var a14_3 = vec4<f32>(0.0);
     var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
     for (var m = 0u; m < h; m++) {
-        let w0 = wt[m * bp.units4 + wi0];
-        let w1 = wt[m * bp.units4 + wi1];
-        let w2 = wt[m * bp.units4 + wi2];
-        let w3 = wt[m * bp.units4 + wi3];
+        let w0 = wt_load(m * bp.units4 + wi0);
+        let w1 = wt_load(m * bp.units4 + wi1);
+        let w2 = wt_load(m * bp.units4 + wi2);
+        let w3 = wt_load(m * bp.units4 + wi3);
         let d0 = dg[base0 + m];
         a0_0 += d0 * w0; a0_1 += d0 * w1; a0_2 += d0 * w2; a0_3 += d0 * w3;
         let d1 = dg[base1 + m];
@@ -585,7 +595,7 @@ fn rnn_seq_bwd(@builtin(local_invocation_index) li: u32) {
             if (r >= 0) {
                 let base = u32(r) * bp.hidden;
                 for (var m = 0u; m < bp.hidden; m++) {
-                    rec += dg[base + m] * wt[m * bp.units4 + u];
+                    rec += dg[base + m] * wt_load(m * bp.units4 + u);
                 }
             }
             back_finish_quad(b, u, rec);

@@ -65,3 +65,21 @@ pub fn rnn_paths() -> [&'static Context; 4] {
     let [a, b, c] = blockings();
     [a, b, c, persistent()]
 }
+
+/// Contexts that store the recurrent weights as f16: the simple step kernels (`B8`), the
+/// 16-row ones (`B16`) and the persistent kernels.
+pub fn f16_paths() -> [&'static Context; 3] {
+    static B8: OnceLock<Context> = OnceLock::new();
+    static B16: OnceLock<Context> = OnceLock::new();
+    static P: OnceLock<Context> = OnceLock::new();
+    let f16 = |block, limit| {
+        make_with(Some(block), limit)
+            .with_f16_weights(true)
+            .unwrap_or_else(|e| panic!("f16 weight storage: {e}"))
+    };
+    [
+        B8.get_or_init(|| f16(GemmBlock::B8, 0)),
+        B16.get_or_init(|| f16(GemmBlock::B16, 0)),
+        P.get_or_init(|| f16(GemmBlock::B8, usize::MAX)),
+    ]
+}

@@ -7,7 +7,8 @@ use wgrnn::gpu::{Context, GpuRnnInput, GpuRnnOutputGrads, GpuWeights, Mode};
 use wgrnn::{CellKind, RnnConfig};
 
 use crate::common::{Tolerance, assert_tensor_close, random};
-use crate::gpu::{ctx, rnn_paths};
+use crate::gpu::{ctx, f16_paths, rnn_paths};
+use crate::gpu_rnn::GPU_F32;
 
 /// f32 gradients on the device against the f64 reference: BPTT sums over every step (and the
 /// weight gradients over all T·B rows), so allow more than the forward's error.
@@ -33,7 +34,10 @@ struct Case {
 fn check_on(ctx: &Context, case: &Case, seed: u64) {
     let cfg = &case.cfg;
     let mut rng = SplitMix64::new(seed);
-    let w = RnnWeights::<f64>::init(cfg.clone(), seed).unwrap();
+    let mut w = RnnWeights::<f64>::init(cfg.clone(), seed).unwrap();
+    if ctx.f16_weights() {
+        round_w_hh_to_f16(&mut w);
+    }
     let x_shape = if cfg.batch_first {
         [case.b, case.t, cfg.input_size]
     } else {
@@ -57,7 +61,7 @@ fn check_on(ctx: &Context, case: &Case, seed: u64) {
         input = input.c0(&c0);
     }
     input.lengths = case.lengths.as_deref();
-    let (_, tape) = rnn_forward_train(&w, input).unwrap();
+    let (want_out, tape) = rnn_forward_train(&w, input).unwrap();
     let want = rnn_backward(
         &w,
         &tape,
@@ -85,13 +89,29 @@ fn check_on(ctx: &Context, case: &Case, seed: u64) {
     };
     let got = wgrnn::gpu::rnn_backward(ctx, &gw, out.tape().unwrap(), upstream, None).unwrap();
     let what = format!(
-        "{cfg:?} T={} B={} lengths={:?} {:?} small-batch limit {}",
+        "{cfg:?} T={} B={} lengths={:?} {:?} small-batch limit {} f16 W_hh {}",
         case.t,
         case.b,
         case.lengths,
         ctx.gemm_block(),
-        ctx.small_batch_limit()
+        ctx.small_batch_limit(),
+        ctx.f16_weights()
     );
+    assert_tensor_close(
+        &format!("{what}: y"),
+        &ctx.read(&out.y).unwrap(),
+        &want_out.y,
+        GPU_F32,
+    );
+    assert_tensor_close(
+        &format!("{what}: h_n"),
+        &ctx.read(&out.h_n).unwrap(),
+        &want_out.h_n,
+        GPU_F32,
+    );
+    if let (Some(g), Some(c)) = (&out.c_n, &want_out.c_n) {
+        assert_tensor_close(&format!("{what}: c_n"), &ctx.read(g).unwrap(), c, GPU_F32);
+    }
     assert_tensor_close(
         &format!("{what}: dx"),
         &ctx.read(&got.dx).unwrap(),
@@ -115,6 +135,18 @@ fn check_on(ctx: &Context, case: &Case, seed: u64) {
             want.weights.get(&name).unwrap(),
             GPU_GRAD,
         );
+    }
+}
+
+/// Rounds every `weight_hh_*` to a value f16 holds exactly (through f32, as the device gets
+/// it), so that a context storing W_hh as f16 computes exactly the reference's function and is
+/// held to the f32 tolerances: WGSL lets the f32 → f16 conversion pick either neighbour, so
+/// only exactly representable weights make the check independent of the adapter's rounding.
+fn round_w_hh_to_f16(w: &mut RnnWeights<f64>) {
+    for name in w.names().into_iter().filter(|n| n.starts_with("weight_hh")) {
+        for v in w.get_mut(&name).unwrap() {
+            *v = half::f16::from_f32(*v as f32).to_f64();
+        }
     }
 }
 
@@ -377,4 +409,64 @@ fn backward_bad_inputs_are_errors() {
     let e = wgrnn::gpu::rnn_backward(ctx, &s.w, tape, GpuRnnOutputGrads::default(), Some(&other))
         .unwrap_err();
     assert!(e.to_string().contains("`accumulate`"), "{e}");
+}
+
+/// f16 storage of W_hh, forward and backward, on every path (simple and 16-row step kernels,
+/// persistent kernels), against the f64 reference with the same (f16-exact) weights.
+#[test]
+fn f16_weight_storage_matches_cpu_on_every_path() {
+    for ctx in f16_paths() {
+        for (i, cell) in CELLS.into_iter().enumerate() {
+            check_on(
+                ctx,
+                &Case {
+                    cfg: RnnConfig::new(cell, 5, 17).layers(2).bidirectional(true),
+                    t: 6,
+                    b: 5,
+                    lengths: Some(vec![6, 1, 4, 6, 2]),
+                },
+                700 + i as u64,
+            );
+            check_on(
+                ctx,
+                &Case {
+                    cfg: RnnConfig::new(cell, 17, 65),
+                    t: 3,
+                    b: 5,
+                    lengths: None,
+                },
+                710 + i as u64,
+            );
+        }
+    }
+}
+
+/// With weights f16 cannot hold, the f16 context really computes with rounded weights: its
+/// output differs from the f32 one, by no more than the rounding can explain.
+#[test]
+fn f16_weight_storage_rounds_the_recurrent_weights() {
+    let [_, f16, _] = f16_paths();
+    let f32_ctx = ctx();
+    let cfg = RnnConfig::new(CellKind::Lstm, 8, 32);
+    let w = RnnWeights::<f32>::init(cfg.clone(), 3).unwrap();
+    let mut rng = SplitMix64::new(4);
+    let x: Tensor<f32> = random(&mut rng, &[10, 4, 8], 1.0);
+    let y = |ctx: &Context| {
+        let gw = GpuWeights::upload(ctx, &w).unwrap();
+        let gx = ctx.upload(&x).unwrap();
+        let out = wgrnn::gpu::rnn_forward(ctx, &gw, GpuRnnInput::new(&gx), Mode::Inference);
+        ctx.read(&out.unwrap().y).unwrap().into_data()
+    };
+    let (a, b) = (y(f32_ctx), y(f16));
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0f32, f32::max);
+    // Each weight moves by at most 2^-11 of itself; through 10 steps of a 32-unit LSTM with
+    // O(1) inputs that moves outputs by about 1e-4, far below 1e-2 and far above 0.
+    assert!(
+        worst > 0.0 && worst < 1e-2,
+        "largest |y_f32 - y_f16| = {worst}: want > 0 (rounded) and < 1e-2"
+    );
 }

@@ -93,6 +93,10 @@ pub struct Context {
     pub(crate) errors: Arc<Mutex<DeviceErrors>>,
     block: GemmBlock,
     small_batch: usize,
+    f16_weights: bool,
+    /// Whether the adapter has `DownlevelFlags::SHADER_F16_IN_F32`; unknown for a device the
+    /// caller made.
+    f16_in_f32: Option<bool>,
 }
 
 /// Largest B·H (hidden units times batch rows, in step-kernel work items) run by the persistent
@@ -168,7 +172,17 @@ impl Context {
             pollster::block_on(adapter.request_device(&desc)).map_err(|e| Error::NoAdapter {
                 message: format!("{}: request_device failed: {e}", info.name),
             })?;
-        Self::from_device(device, queue, &info)
+        let mut ctx = Self::from_device(device, queue, &info)?;
+        ctx.f16_in_f32 = Some(
+            adapter
+                .get_downlevel_capabilities()
+                .flags
+                .contains(wgpu::DownlevelFlags::SHADER_F16_IN_F32),
+        );
+        if std::env::var("WGRNN_F16_WEIGHTS").is_ok_and(|v| v == "1") {
+            ctx = ctx.with_f16_weights(true)?;
+        }
+        Ok(ctx)
     }
 
     /// A context on a device the caller already owns (a trainer sharing its device). wgrnn
@@ -210,6 +224,8 @@ impl Context {
         Ok(Self {
             block,
             small_batch,
+            f16_weights: false,
+            f16_in_f32: None,
             pool: Arc::new(BufferPool::new(device.clone())),
             pipelines: PipelineCache::default(),
             device,
@@ -260,6 +276,38 @@ impl Context {
     pub fn with_small_batch_limit(mut self, items: usize) -> Self {
         self.small_batch = items;
         self
+    }
+
+    /// Whether the recurrent step kernels read `W_hh` stored as f16 (see `with_f16_weights`).
+    pub fn f16_weights(&self) -> bool {
+        self.f16_weights
+    }
+
+    /// The same context with the recurrent weights `W_hh` stored as f16 in the step kernels
+    /// (forward and backward), rounded to nearest from the f32 parameters at each call, with
+    /// every product accumulated in f32. It halves the weight traffic of the recurrence, the
+    /// bulk of a step's memory reads; the results are those of the f16-rounded `W_hh`, so they
+    /// differ from the f32 default (the reference) by the rounding (relative 2⁻¹¹ per
+    /// weight). Inputs, states, activations, gradients and every other weight stay f32, and
+    /// the parameters and optimizer state are f32 masters. Off by default (`WGRNN_F16_WEIGHTS=1`
+    /// turns it on for [`Context::new`]). WGSL's `pack2x16float` / `unpack2x16float` need no
+    /// `SHADER_F16` feature, only the `SHADER_F16_IN_F32` downlevel flag that Vulkan, Metal and
+    /// DX12 adapters have; asking for it on an adapter known to lack the flag is an error (on a
+    /// device from [`Context::from_device`] the flag is unknown, and a missing one shows as a
+    /// device error at the first recurrent call).
+    pub fn with_f16_weights(mut self, on: bool) -> Result<Self> {
+        if on && self.f16_in_f32 == Some(false) {
+            return Err(Error::InvalidArgument {
+                op: "Context::with_f16_weights",
+                arg: "on",
+                reason: format!(
+                    "adapter {} lacks the SHADER_F16_IN_F32 downlevel flag that f16 packing needs",
+                    self.adapter
+                ),
+            });
+        }
+        self.f16_weights = on;
+        Ok(self)
     }
 
     /// Waits for all submitted work, then reports any error the device raised meanwhile.

@@ -24,6 +24,11 @@ const PACK_GATES: Kernel = Kernel {
     entry: "pack_gates",
     bindings: &[Read, ReadWrite],
 };
+const PACK_GATES_F16: Kernel = Kernel {
+    shader: Shader::PackF16,
+    entry: "pack_gates_f16",
+    ..PACK_GATES
+};
 const FOLD_BIAS: Kernel = Kernel {
     shader: Shader::Pack,
     entry: "fold_bias",
@@ -62,6 +67,19 @@ fn step_kernel(cell: CellKind, block: GemmBlock) -> (Kernel, usize, usize) {
             };
             (Kernel { entry, ..base }, 4, 16)
         }
+    }
+}
+
+/// A cell kernel reading `W_hh` in the context's storage: f32, or the f16 variant of its
+/// shader with [`Context::with_f16_weights`].
+pub(crate) fn for_storage(ctx: &Context, k: Kernel) -> Kernel {
+    if ctx.f16_weights() {
+        Kernel {
+            shader: k.shader.with_f16_weights(),
+            ..k
+        }
+    } else {
+        k
     }
 }
 
@@ -400,6 +418,7 @@ pub fn rnn_forward(
             } else {
                 (step, max_len)
             };
+            let step = for_storage(ctx, step);
             for s in 0..dispatches {
                 let (extra1, extra2) = match cfg.cell {
                     CellKind::Lstm => (layout.extra1, layout.extra2),
@@ -486,9 +505,19 @@ pub(crate) fn pack_w_hh(
     let units4 = h.div_ceil(4);
     let by_unit = by_unit(cell);
     let packed_len = if by_unit { h * units4 * 4 } else { h * h * 4 };
-    let packed = rec
-        .ctx()
-        .alloc("pack_w_hh", "packed W_hh", &[packed_len], DType::F32)?;
+    // f16 storage: two halves per u32.
+    let f16 = rec.ctx().f16_weights();
+    let packed = if f16 {
+        rec.ctx().alloc(
+            "pack_w_hh",
+            "packed W_hh (f16)",
+            &[packed_len / 2],
+            DType::U32,
+        )?
+    } else {
+        rec.ctx()
+            .alloc("pack_w_hh", "packed W_hh", &[packed_len], DType::F32)?
+    };
     let gp = GateParams {
         hidden: h as u32,
         gates: cell.gates() as u32,
@@ -498,8 +527,9 @@ pub(crate) fn pack_w_hh(
         _pad: [0; 3],
     };
     let gx = if by_unit { units4 } else { h };
+    let kernel = if f16 { PACK_GATES_F16 } else { PACK_GATES };
     rec.dispatch(
-        PACK_GATES,
+        kernel,
         &gp,
         &[w_hh, &packed],
         [gx.div_ceil(64) as u32, h.div_ceil(4) as u32, 1],

@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::gemm::{GemmBlock, Out, Strided, expect_f32, gemm, pack};
 use crate::pipeline::{Access, Kernel};
 use crate::record::Recorder;
-use crate::rnn::{GpuRnnTape, TapeLayout, by_unit, pack_w_hh, small_batch_path};
+use crate::rnn::{GpuRnnTape, TapeLayout, by_unit, for_storage, pack_w_hh, small_batch_path};
 use crate::shaders::Shader;
 use crate::weights::GpuWeights;
 
@@ -297,6 +297,7 @@ pub fn rnn_backward(
                 CellKind::RnnRelu => (1, units4),
             };
             let (kernel, per_units, per_rows, wg) = step_kernel(cfg.cell, ctx.gemm_block());
+            let kernel = for_storage(ctx, kernel);
             let gx = if by_unit(cfg.cell) { units4 } else { h };
             let groups = [
                 gx.div_ceil(per_units * wg) as u32,
@@ -325,7 +326,7 @@ pub fn rnn_backward(
             let mut parity = 0;
             if small_batch_path(ctx, cfg.cell, h, nb) {
                 // One workgroup runs every reverse step and the final pass (`step` = count).
-                let k = seq_kernel(cfg.cell);
+                let k = for_storage(ctx, seq_kernel(cfg.cell));
                 rec.dispatch(k, &params(max_len, false, 0), &bufs, [1, 1, 1])?;
                 parity = (max_len % 2) as u32;
             } else {

@@ -4,6 +4,7 @@
 pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 pub const MATMUL: &str = include_str!("../../../shaders/matmul.wgsl");
 pub const PACK: &str = include_str!("../../../shaders/pack.wgsl");
+pub const PACK_F16: &str = include_str!("../../../shaders/pack_f16.wgsl");
 pub const LSTM: &str = include_str!("../../../shaders/lstm.wgsl");
 pub const GRU: &str = include_str!("../../../shaders/gru.wgsl");
 pub const RNN: &str = include_str!("../../../shaders/rnn.wgsl");
@@ -26,10 +27,16 @@ pub enum Shader {
     Loss,
     Optim,
     Elementwise,
+    /// pack.wgsl plus pack_f16.wgsl, and the cell files with W_hh stored as f16 (see
+    /// [`Shader::source`]). They need the `SHADER_F16_IN_F32` downlevel flag.
+    PackF16,
+    LstmF16,
+    GruF16,
+    RnnF16,
 }
 
 impl Shader {
-    pub const ALL: [Shader; 10] = [
+    pub const ALL: [Shader; 14] = [
         Shader::Matmul,
         Shader::Pack,
         Shader::Lstm,
@@ -40,6 +47,10 @@ impl Shader {
         Shader::Loss,
         Shader::Optim,
         Shader::Elementwise,
+        Shader::PackF16,
+        Shader::LstmF16,
+        Shader::GruF16,
+        Shader::RnnF16,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +65,10 @@ impl Shader {
             Shader::Loss => "loss.wgsl",
             Shader::Optim => "optim.wgsl",
             Shader::Elementwise => "elementwise.wgsl",
+            Shader::PackF16 => "pack.wgsl + pack_f16.wgsl",
+            Shader::LstmF16 => "lstm.wgsl (f16 W_hh)",
+            Shader::GruF16 => "gru.wgsl (f16 W_hh)",
+            Shader::RnnF16 => "rnn.wgsl (f16 W_hh)",
         }
     }
 
@@ -69,18 +84,92 @@ impl Shader {
             Shader::Loss => LOSS,
             Shader::Optim => OPTIM,
             Shader::Elementwise => ELEMENTWISE,
+            Shader::PackF16 => PACK,
+            Shader::LstmF16 => LSTM,
+            Shader::GruF16 => GRU,
+            Shader::RnnF16 => RNN,
         }
     }
 
-    /// The full module source: prelude + file.
+    /// Whether the module needs the `SHADER_F16_IN_F32` downlevel flag (f16 packing).
+    pub fn needs_f16_in_f32(self) -> bool {
+        matches!(
+            self,
+            Shader::PackF16 | Shader::LstmF16 | Shader::GruF16 | Shader::RnnF16
+        )
+    }
+
+    /// The f16-weights variant of a cell shader, if it has one.
+    pub fn with_f16_weights(self) -> Shader {
+        match self {
+            Shader::Pack => Shader::PackF16,
+            Shader::Lstm => Shader::LstmF16,
+            Shader::Gru => Shader::GruF16,
+            Shader::Rnn => Shader::RnnF16,
+            other => other,
+        }
+    }
+
+    /// The full module source: prelude + file. The f16 variants rebind the packed W_hh (`w` in
+    /// the forward kernels, `wt` in the backward ones) as `vec2<u32>`, two f16 per u32, and
+    /// unpack to f32 in `w_load` / `wt_load`: half the weight traffic, f32 arithmetic.
     pub fn source(self) -> String {
-        format!("{COMMON}\n{}", self.file())
+        let src = format!("{COMMON}\n{}", self.file());
+        if self == Shader::PackF16 {
+            return format!("{src}\n{PACK_F16}");
+        }
+        if !matches!(self, Shader::LstmF16 | Shader::GruF16 | Shader::RnnF16) {
+            return src;
+        }
+        let mut src = src;
+        for (name, binding, load) in [("w", 2, "w_load"), ("wt", 1, "wt_load")] {
+            let decl = format!(
+                "@group(0) @binding({binding}) var<storage, read> {name}: array<vec4<f32>>;"
+            );
+            let body = format!("fn {load}(i: u32) -> vec4<f32> {{\n    return {name}[i];\n}}");
+            src = src
+                .replace(&decl, &decl.replace("array<vec4<f32>>", "array<vec2<u32>>"))
+                .replace(
+                    &body,
+                    &format!(
+                        "fn {load}(i: u32) -> vec4<f32> {{\n    let q = {name}[i];\n    \
+                         return vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y));\n}}"
+                    ),
+                );
+        }
+        src
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The f16 variants really rebind and unpack both packed weight layouts: the text they
+    /// substitute is still in the cell files.
+    #[test]
+    fn f16_variants_replace_both_weight_bindings() {
+        for shader in [Shader::LstmF16, Shader::GruF16, Shader::RnnF16] {
+            let src = shader.source();
+            assert!(
+                !src.contains("array<vec4<f32>>;\n\n// The packed W_hh"),
+                "{}",
+                shader.name()
+            );
+            assert_eq!(
+                src.matches("array<vec2<u32>>").count(),
+                2,
+                "{}",
+                shader.name()
+            );
+            assert_eq!(
+                src.matches("unpack2x16float(q.x)").count(),
+                2,
+                "{}",
+                shader.name()
+            );
+        }
+    }
 
     /// Parses and validates every shader with naga and translates every entry point to MSL and
     /// HLSL, so Metal and DX12 breakage shows on any machine, GPU or not.
@@ -90,12 +179,15 @@ mod tests {
             let name = shader.name();
             let module = naga::front::wgsl::parse_str(&shader.source())
                 .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&shader.source())));
-            let info = naga::valid::Validator::new(
-                naga::valid::ValidationFlags::all(),
-                naga::valid::Capabilities::empty(),
-            )
-            .validate(&module)
-            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&shader.source())));
+            // Only the f16 modules may need more than the baseline.
+            let caps = if shader.needs_f16_in_f32() {
+                naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32
+            } else {
+                naga::valid::Capabilities::empty()
+            };
+            let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&shader.source())));
             assert!(!module.entry_points.is_empty(), "{name}: no entry point");
 
             let msl_opts = naga::back::msl::Options::default();
