@@ -18,6 +18,10 @@ struct StepParams {
     tape_hprev: u32,  // h before the step [T*B, H]
     tape_hn: u32,     // W_hn h + b_hn [T*B, H]
     _pad: u32,
+    gi_dir: u32,      // per-direction strides (floats, vec4 slots for w) of gi, the packed
+    w_dir: u32,       //   W_hh and the tape: one dispatch runs every direction (z), direction
+    tape_dir: u32,    //   d = reverse + z, reversed in time when odd
+    _pad_dir: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: StepParams;
@@ -36,11 +40,26 @@ fn w_load(i: u32) -> vec4<f32> {
 @group(0) @binding(7) var<storage, read_write> tape: array<f32>;
 
 fn state_at(slot: u32, b: u32, j: u32) -> u32 {
-    return (slot * 2u * p.batch + b) * p.hidden + j;
+    return cur_state + (slot * 2u * p.batch + b) * p.hidden + j;
 }
 
 // The step finish() works on: p.step, or the loop counter of the persistent kernel.
 var<private> cur_step: u32;
+
+// This invocation's direction and the offsets of its slices of gi, W_hh, state and tape.
+var<private> cur_dir: u32;
+var<private> cur_gi: u32;
+var<private> cur_w: u32;
+var<private> cur_state: u32;
+var<private> cur_tape: u32;
+
+fn set_dir(z: u32) {
+    cur_dir = p.reverse + z;
+    cur_gi = cur_dir * p.gi_dir;
+    cur_w = cur_dir * p.w_dir;
+    cur_state = cur_dir * 4u * p.batch * p.hidden;
+    cur_tape = cur_dir * p.tape_dir;
+}
 
 fn finish(b: u32, j: u32, acc: vec4<f32>) {
     let h = p.hidden;
@@ -53,30 +72,31 @@ fn finish(b: u32, j: u32, acc: vec4<f32>) {
         return;
     }
     var t = cur_step;
-    if (p.reverse != 0u) {
+    if ((cur_dir % 2u) != 0u) {
         t = len - 1u - cur_step;
     }
     let row = t * p.batch + b;
     let base = row * 3u * h + j;
-    let r = sigmoid(gi[base] + acc.x);
-    let z = sigmoid(gi[base + h] + acc.y);
-    let hn = acc.z + b_hn[j];
-    let n = tanh_stable(gi[base + 2u * h] + r * hn);
+    let r = sigmoid(gi[cur_gi + base] + acc.x);
+    let z = sigmoid(gi[cur_gi + base + h] + acc.y);
+    let hn = acc.z + b_hn[cur_dir * p.hidden + j];
+    let n = tanh_stable(gi[cur_gi + base + 2u * h] + r * hn);
     let h_new = (1.0 - z) * n + z * h_prev;
     state[state_at(s_out, b, j)] = h_new;
-    y[p.y_off + t * p.y_rs_t + b * p.y_rs_b + j] = h_new;
+    y[p.y_off + cur_dir * p.hidden + t * p.y_rs_t + b * p.y_rs_b + j] = h_new;
     if (p.save != 0u) {
         let gb = p.tape_gates + base;
-        tape[gb] = r;
-        tape[gb + h] = z;
-        tape[gb + 2u * h] = n;
-        tape[p.tape_hprev + row * h + j] = h_prev;
-        tape[p.tape_hn + row * h + j] = hn;
+        tape[cur_tape + gb] = r;
+        tape[cur_tape + gb + h] = z;
+        tape[cur_tape + gb + 2u * h] = n;
+        tape[cur_tape + p.tape_hprev + row * h + j] = h_prev;
+        tape[cur_tape + p.tape_hn + row * h + j] = hn;
     }
 }
 
 @compute @workgroup_size(64, 1)
 fn gru_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_dir(gid.z);
     cur_step = p.step;
     let j = gid.x;
     let b0 = gid.y * 4u;
@@ -95,7 +115,7 @@ fn gru_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
     for (var k = 0u; k < h; k++) {
-        let wk = w_load(k * h + j);
+        let wk = w_load(cur_w + k * h + j);
         a0 += state[r0 + k] * wk;
         a1 += state[r1 + k] * wk;
         a2 += state[r2 + k] * wk;
@@ -116,6 +136,7 @@ fn state_at_h(slot: u32, b: u32) -> u32 {
 // Unrolled by hand: WGSL arrays indexed in loops end up in scratch memory there.
 @compute @workgroup_size(64, 1)
 fn gru_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_dir(gid.z);
     cur_step = p.step;
     let u0 = gid.x * 4u;
     let b0 = gid.y * 16u;
@@ -164,10 +185,10 @@ fn gru_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0); var a14_2 = vec4<f32>(0.0); var a14_3 = vec4<f32>(0.0);
     var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
     for (var k = 0u; k < h; k++) {
-        let w0 = w_load(k * h + w0i);
-        let w1 = w_load(k * h + w1i);
-        let w2 = w_load(k * h + w2i);
-        let w3 = w_load(k * h + w3i);
+        let w0 = w_load(cur_w + k * h + w0i);
+        let w1 = w_load(cur_w + k * h + w1i);
+        let w2 = w_load(cur_w + k * h + w2i);
+        let w3 = w_load(cur_w + k * h + w3i);
         let h0 = state[r0 + k];
         let h1 = state[r1 + k];
         let h2 = state[r2 + k];
@@ -269,7 +290,8 @@ fn gru_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // Persistent small-batch path: one workgroup, every step in one dispatch (see lstm_seq).
 @compute @workgroup_size(256)
-fn gru_seq(@builtin(local_invocation_index) li: u32) {
+fn gru_seq(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    set_dir(wid.z);
     let h = p.hidden;
     let steps = p.step;
     for (var s = 0u; s < steps; s++) {
@@ -281,7 +303,7 @@ fn gru_seq(@builtin(local_invocation_index) li: u32) {
             let r = state_at(s_in, b, 0u);
             var a = vec4<f32>(0.0);
             for (var k = 0u; k < h; k++) {
-                a += state[r + k] * w_load(k * h + j);
+                a += state[r + k] * w_load(cur_w + k * h + j);
             }
             finish(b, j, a);
         }

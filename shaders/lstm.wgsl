@@ -21,6 +21,10 @@ struct StepParams {
     tape_hprev: u32,  //   h before the step [T*B, H],
     tape_c: u32,      //   c after the step [T*B, H],
     tape_cprev: u32,  //   c before the step [T*B, H]
+    gi_dir: u32,      // per-direction strides (floats, vec4 slots for w) of gi, the packed
+    w_dir: u32,       //   W_hh and the tape: one dispatch runs every direction (z), direction
+    tape_dir: u32,    //   d = reverse + z, reversed in time when odd
+    _pad_dir: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: StepParams;
@@ -38,11 +42,26 @@ fn w_load(i: u32) -> vec4<f32> {
 @group(0) @binding(6) var<storage, read_write> tape: array<f32>;
 
 fn state_at(slot: u32, which: u32, b: u32, j: u32) -> u32 {
-    return ((slot * 2u + which) * p.batch + b) * p.hidden + j;
+    return cur_state + ((slot * 2u + which) * p.batch + b) * p.hidden + j;
 }
 
 // The step finish() works on: p.step, or the loop counter of the persistent kernel.
 var<private> cur_step: u32;
+
+// This invocation's direction and the offsets of its slices of gi, W_hh, state and tape.
+var<private> cur_dir: u32;
+var<private> cur_gi: u32;
+var<private> cur_w: u32;
+var<private> cur_state: u32;
+var<private> cur_tape: u32;
+
+fn set_dir(z: u32) {
+    cur_dir = p.reverse + z;
+    cur_gi = cur_dir * p.gi_dir;
+    cur_w = cur_dir * p.w_dir;
+    cur_state = cur_dir * 4u * p.batch * p.hidden;
+    cur_tape = cur_dir * p.tape_dir;
+}
 
 fn finish(b: u32, j: u32, acc: vec4<f32>) {
     let h = p.hidden;
@@ -57,12 +76,12 @@ fn finish(b: u32, j: u32, acc: vec4<f32>) {
         return;
     }
     var t = cur_step;
-    if (p.reverse != 0u) {
+    if ((cur_dir % 2u) != 0u) {
         t = len - 1u - cur_step;
     }
     let row = t * p.batch + b;
     let base = row * 4u * h + j;
-    let a = acc + vec4<f32>(gi[base], gi[base + h], gi[base + 2u * h], gi[base + 3u * h]);
+    let a = acc + vec4<f32>(gi[cur_gi + base], gi[cur_gi + base + h], gi[cur_gi + base + 2u * h], gi[cur_gi + base + 3u * h]);
     let i = sigmoid(a.x);
     let f = sigmoid(a.y);
     let g = tanh_stable(a.z);
@@ -71,21 +90,22 @@ fn finish(b: u32, j: u32, acc: vec4<f32>) {
     let h_new = o * tanh_stable(c);
     state[state_at(s_out, 0u, b, j)] = h_new;
     state[state_at(s_out, 1u, b, j)] = c;
-    y[p.y_off + t * p.y_rs_t + b * p.y_rs_b + j] = h_new;
+    y[p.y_off + cur_dir * p.hidden + t * p.y_rs_t + b * p.y_rs_b + j] = h_new;
     if (p.save != 0u) {
         let gb = p.tape_gates + base;
-        tape[gb] = i;
-        tape[gb + h] = f;
-        tape[gb + 2u * h] = g;
-        tape[gb + 3u * h] = o;
-        tape[p.tape_hprev + row * h + j] = h_prev;
-        tape[p.tape_c + row * h + j] = c;
-        tape[p.tape_cprev + row * h + j] = c_prev;
+        tape[cur_tape + gb] = i;
+        tape[cur_tape + gb + h] = f;
+        tape[cur_tape + gb + 2u * h] = g;
+        tape[cur_tape + gb + 3u * h] = o;
+        tape[cur_tape + p.tape_hprev + row * h + j] = h_prev;
+        tape[cur_tape + p.tape_c + row * h + j] = c;
+        tape[cur_tape + p.tape_cprev + row * h + j] = c_prev;
     }
 }
 
 @compute @workgroup_size(64, 1)
 fn lstm_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_dir(gid.z);
     cur_step = p.step;
     let j = gid.x;
     let b0 = gid.y * 4u;
@@ -105,7 +125,7 @@ fn lstm_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
     for (var k = 0u; k < h; k++) {
-        let wk = w_load(k * h + j);
+        let wk = w_load(cur_w + k * h + j);
         a0 += state[r0 + k] * wk;
         a1 += state[r1 + k] * wk;
         a2 += state[r2 + k] * wk;
@@ -126,6 +146,7 @@ fn state_at_h(slot: u32, b: u32) -> u32 {
 // Unrolled by hand: WGSL arrays indexed in loops end up in scratch memory there.
 @compute @workgroup_size(64, 1)
 fn lstm_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_dir(gid.z);
     cur_step = p.step;
     let u0 = gid.x * 4u;
     let b0 = gid.y * 16u;
@@ -174,10 +195,10 @@ fn lstm_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0); var a14_2 = vec4<f32>(0.0); var a14_3 = vec4<f32>(0.0);
     var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
     for (var k = 0u; k < h; k++) {
-        let w0 = w_load(k * h + w0i);
-        let w1 = w_load(k * h + w1i);
-        let w2 = w_load(k * h + w2i);
-        let w3 = w_load(k * h + w3i);
+        let w0 = w_load(cur_w + k * h + w0i);
+        let w1 = w_load(cur_w + k * h + w1i);
+        let w2 = w_load(cur_w + k * h + w2i);
+        let w3 = w_load(cur_w + k * h + w3i);
         let h0 = state[r0 + k];
         let h1 = state[r1 + k];
         let h2 = state[r2 + k];
@@ -283,7 +304,8 @@ fn lstm_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
 // whole workgroup before the next step reads it. Same arithmetic, in the same order, as
 // lstm_step.
 @compute @workgroup_size(256)
-fn lstm_seq(@builtin(local_invocation_index) li: u32) {
+fn lstm_seq(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    set_dir(wid.z);
     let h = p.hidden;
     let steps = p.step;
     for (var s = 0u; s < steps; s++) {
@@ -295,7 +317,7 @@ fn lstm_seq(@builtin(local_invocation_index) li: u32) {
             let r = state_at(s_in, 0u, b, 0u);
             var a = vec4<f32>(0.0);
             for (var k = 0u; k < h; k++) {
-                a += state[r + k] * w_load(k * h + j);
+                a += state[r + k] * w_load(cur_w + k * h + j);
             }
             finish(b, j, a);
         }

@@ -7,7 +7,7 @@ struct GateParams {
     units4: u32,   // ceil(H / 4), Elman layout only
     by_unit: u32,  // 0: gates of one unit in a vec4; 1: four units of the one gate in a vec4
     transposed: u32, // 1: the layout backward needs, with the roles of j and k swapped (below)
-    _pad0: u32,
+    dst_off: u32,  // first vec4 slot written (a direction's part of a shared tensor)
     _pad1: u32,
     _pad2: u32,
 }
@@ -71,7 +71,7 @@ fn gate_quad(j: u32, k: u32) -> GateQuad {
 fn pack_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     let q = gate_quad(gid.x, gid.y);
     if (q.ok) {
-        packed[q.idx] = q.v;
+        packed[gp.dst_off + q.idx] = q.v;
     }
 }
 

@@ -7,6 +7,6 @@
 fn pack_gates_f16(@builtin(global_invocation_id) gid: vec3<u32>) {
     let q = gate_quad(gid.x, gid.y);
     if (q.ok) {
-        packed16[q.idx] = vec2<u32>(pack2x16float(q.v.xy), pack2x16float(q.v.zw));
+        packed16[gp.dst_off + q.idx] = vec2<u32>(pack2x16float(q.v.xy), pack2x16float(q.v.zw));
     }
 }

@@ -16,6 +16,10 @@ struct StepParams {
     tape_hprev: u32,  // h before the step [T*B, H]
     relu: u32,        // 1: relu, 0: tanh
     units4: u32,      // ceil(H / 4)
+    gi_dir: u32,      // per-direction strides (floats, vec4 slots for w) of gi, the packed
+    w_dir: u32,       //   W_hh and the tape: one dispatch runs every direction (z), direction
+    tape_dir: u32,    //   d = reverse + z, reversed in time when odd
+    _pad_dir: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: StepParams;
@@ -33,11 +37,26 @@ fn w_load(i: u32) -> vec4<f32> {
 @group(0) @binding(6) var<storage, read_write> tape: array<f32>;
 
 fn state_at(slot: u32, b: u32, j: u32) -> u32 {
-    return (slot * 2u * p.batch + b) * p.hidden + j;
+    return cur_state + (slot * 2u * p.batch + b) * p.hidden + j;
 }
 
 // The step finish() works on: p.step, or the loop counter of the persistent kernel.
 var<private> cur_step: u32;
+
+// This invocation's direction and the offsets of its slices of gi, W_hh, state and tape.
+var<private> cur_dir: u32;
+var<private> cur_gi: u32;
+var<private> cur_w: u32;
+var<private> cur_state: u32;
+var<private> cur_tape: u32;
+
+fn set_dir(z: u32) {
+    cur_dir = p.reverse + z;
+    cur_gi = cur_dir * p.gi_dir;
+    cur_w = cur_dir * p.w_dir;
+    cur_state = cur_dir * 4u * p.batch * p.hidden;
+    cur_tape = cur_dir * p.tape_dir;
+}
 
 fn finish(b: u32, u: u32, acc: vec4<f32>) {
     let h = p.hidden;
@@ -45,7 +64,7 @@ fn finish(b: u32, u: u32, acc: vec4<f32>) {
     let s_out = 1u - s_in;
     let len = lengths[b];
     var t = cur_step;
-    if (p.reverse != 0u && cur_step < len) {
+    if ((cur_dir % 2u) != 0u && cur_step < len) {
         t = len - 1u - cur_step;
     }
     let row = t * p.batch + b;
@@ -56,7 +75,7 @@ fn finish(b: u32, u: u32, acc: vec4<f32>) {
             if (cur_step >= len) {
                 state[state_at(s_out, b, j)] = h_prev;
             } else {
-                let a = gi[row * h + j] + acc[q];
+                let a = gi[cur_gi + row * h + j] + acc[q];
                 var h_new: f32;
                 if (p.relu != 0u) {
                     h_new = max(a, 0.0);
@@ -64,10 +83,10 @@ fn finish(b: u32, u: u32, acc: vec4<f32>) {
                     h_new = tanh_stable(a);
                 }
                 state[state_at(s_out, b, j)] = h_new;
-                y[p.y_off + t * p.y_rs_t + b * p.y_rs_b + j] = h_new;
+                y[p.y_off + cur_dir * p.hidden + t * p.y_rs_t + b * p.y_rs_b + j] = h_new;
                 if (p.save != 0u) {
-                    tape[p.tape_gates + row * h + j] = h_new;
-                    tape[p.tape_hprev + row * h + j] = h_prev;
+                    tape[cur_tape + p.tape_gates + row * h + j] = h_new;
+                    tape[cur_tape + p.tape_hprev + row * h + j] = h_prev;
                 }
             }
         }
@@ -76,6 +95,7 @@ fn finish(b: u32, u: u32, acc: vec4<f32>) {
 
 @compute @workgroup_size(64, 1)
 fn rnn_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_dir(gid.z);
     cur_step = p.step;
     let u = gid.x;
     let b0 = gid.y * 4u;
@@ -94,7 +114,7 @@ fn rnn_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
     for (var k = 0u; k < h; k++) {
-        let wk = w_load(k * p.units4 + u);
+        let wk = w_load(cur_w + k * p.units4 + u);
         a0 += state[r0 + k] * wk;
         a1 += state[r1 + k] * wk;
         a2 += state[r2 + k] * wk;
@@ -115,6 +135,7 @@ fn state_at_h(slot: u32, b: u32) -> u32 {
 // Unrolled by hand: WGSL arrays indexed in loops end up in scratch memory there.
 @compute @workgroup_size(64, 1)
 fn rnn_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_dir(gid.z);
     cur_step = p.step;
     let u0 = gid.x * 4u;
     let b0 = gid.y * 16u;
@@ -163,10 +184,10 @@ fn rnn_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0); var a14_2 = vec4<f32>(0.0); var a14_3 = vec4<f32>(0.0);
     var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
     for (var k = 0u; k < h; k++) {
-        let w0 = w_load(k * p.units4 + w0i);
-        let w1 = w_load(k * p.units4 + w1i);
-        let w2 = w_load(k * p.units4 + w2i);
-        let w3 = w_load(k * p.units4 + w3i);
+        let w0 = w_load(cur_w + k * p.units4 + w0i);
+        let w1 = w_load(cur_w + k * p.units4 + w1i);
+        let w2 = w_load(cur_w + k * p.units4 + w2i);
+        let w3 = w_load(cur_w + k * p.units4 + w3i);
         let h0 = state[r0 + k];
         let h1 = state[r1 + k];
         let h2 = state[r2 + k];
@@ -269,7 +290,8 @@ fn rnn_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
 // Persistent small-batch path: one workgroup, every step in one dispatch (see lstm_seq); an
 // invocation owns (b, group of four units) pairs.
 @compute @workgroup_size(256)
-fn rnn_seq(@builtin(local_invocation_index) li: u32) {
+fn rnn_seq(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    set_dir(wid.z);
     let h = p.hidden;
     let steps = p.step;
     for (var s = 0u; s < steps; s++) {
@@ -281,7 +303,7 @@ fn rnn_seq(@builtin(local_invocation_index) li: u32) {
             let r = state_at(s_in, b, 0u);
             var a = vec4<f32>(0.0);
             for (var k = 0u; k < h; k++) {
-                a += state[r + k] * w_load(k * p.units4 + u);
+                a += state[r + k] * w_load(cur_w + k * p.units4 + u);
             }
             finish(b, u, a);
         }

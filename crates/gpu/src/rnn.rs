@@ -159,8 +159,9 @@ pub struct GpuRnnTape {
     pub(crate) lengths_dev: GpuTensor,
     /// The input of each layer, packed K-major as the input projection read it.
     pub(crate) layer_xt: Vec<Packed>,
-    /// Tape of each (layer, direction), sections as in [`TapeLayout`].
-    pub(crate) directions: Vec<GpuTensor>,
+    /// Tape of each (layer, direction), sections as in [`TapeLayout`]: the layer's tape
+    /// tensor (shared by its directions) and the offset of this direction's part.
+    pub(crate) directions: Vec<(GpuTensor, usize)>,
 }
 
 impl GpuRnnTape {
@@ -232,6 +233,17 @@ impl TapeLayout {
             len: h_prev + rows * h * (1 + extras),
         }
     }
+
+    /// The same sections at `base` floats into a tape shared by several directions.
+    pub(crate) fn at(self, base: usize) -> Self {
+        Self {
+            gates: self.gates + base,
+            h_prev: self.h_prev + base,
+            extra1: self.extra1 + base,
+            extra2: self.extra2 + base,
+            len: self.len,
+        }
+    }
 }
 
 #[repr(C)]
@@ -242,7 +254,8 @@ struct GateParams {
     units4: u32,
     by_unit: u32,
     transposed: u32,
-    _pad: [u32; 3],
+    dst_off: u32,
+    _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -269,6 +282,10 @@ struct StepParams {
     tape_hprev: u32,
     extra1: u32,
     extra2: u32,
+    gi_dir: u32,
+    w_dir: u32,
+    tape_dir: u32,
+    _pad: u32,
 }
 
 fn check_u32(v: usize, what: &str) -> Result<u32> {
@@ -319,7 +336,7 @@ pub fn rnn_forward(
     let rows = tl * nb;
     let train = mode == Mode::Training;
     let lstm = cfg.cell.has_cell_state();
-    let _ = check_u32(rows * (gh + 3 * h), "tape")?;
+    let _ = check_u32(nd * rows * (gh + 3 * h), "tape")?;
 
     let mut rec = Recorder::new(ctx, OP);
     let lens32: Vec<u32> = lengths.iter().map(|&l| l as u32).collect();
@@ -366,103 +383,118 @@ pub fn rnn_forward(
             Strided::rows(&inp, rows, in_w, 0)
         };
         let xt = pack(&mut rec, x_view)?;
+        // Every direction of the layer lives in one tensor per kind (gi, packed W_hh, state,
+        // tape, b_hn), so each step is one dispatch over all directions (z = direction): the
+        // two directions of a bidirectional layer overlap instead of running one after the
+        // other.
+        let layout = TapeLayout::new(cfg.cell, rows, h);
+        let units4 = h.div_ceil(4);
+        let w_slots = packed_slots(cfg.cell, h);
+        let gi = ctx.alloc(OP, "gi", &[nd, rows, gh], DType::F32)?;
+        let packed = alloc_packed(&rec, cfg.cell, h, nd)?;
+        // State slots [dir][2][h, c][B][H]; slot 0 holds h0 (and c0) before the first step.
+        let state = ctx.alloc(OP, "state", &[nd, 2, 2, nb, h], DType::F32)?;
+        rec.clear(&state);
+        let tape = if train {
+            let t = ctx.alloc(OP, "tape", &[nd * layout.len], DType::F32)?;
+            // Padded rows stay zero, so backward's GEMMs over all T·B rows can include them.
+            rec.clear(&t);
+            t
+        } else {
+            no_tape.clone()
+        };
+        let b_hn = if cfg.cell == CellKind::Gru {
+            let t = ctx.alloc(OP, "b_hn", &[nd, h], DType::F32)?;
+            if !cfg.bias {
+                rec.clear(&t);
+            }
+            Some(t)
+        } else {
+            None
+        };
         for dir in 0..nd {
             let idx = layer * nd + dir;
             let sfx = RnnConfig::suffix(layer, dir);
-            let gi = input_projection(&mut rec, w, &xt, &sfx, gh, rows)?;
+            input_projection(&mut rec, w, &xt, &sfx, gh, &gi, dir * rows * gh)?;
             let w_hh = w.get(&format!("weight_hh{sfx}"))?;
-            let units4 = h.div_ceil(4);
-            let by_unit = by_unit(cfg.cell);
-            let gx = if by_unit { units4 } else { h };
-            let packed = pack_w_hh(&mut rec, w_hh, cfg.cell, h, false)?;
-
-            // State slots [2][h, c][B][H]; slot 0 holds h0 (and c0) before the first step.
-            let state = ctx.alloc(OP, "state", &[2, 2, nb, h], DType::F32)?;
-            rec.clear(&state);
+            pack_w_hh_into(&mut rec, w_hh, cfg.cell, h, false, &packed, dir * w_slots)?;
+            let st = dir * 4 * nb * h;
             if let Some(h0) = input.h0 {
-                rec.copy(h0, idx * nb * h, &state, 0, nb * h);
+                rec.copy(h0, idx * nb * h, &state, st, nb * h);
             }
             if let Some(c0) = input.c0 {
-                rec.copy(c0, idx * nb * h, &state, nb * h, nb * h);
+                rec.copy(c0, idx * nb * h, &state, st + nb * h, nb * h);
             }
-            let layout = TapeLayout::new(cfg.cell, rows, h);
-            let tape = if train {
-                let t = ctx.alloc(OP, "tape", &[layout.len], DType::F32)?;
-                // Padded rows stay zero, so backward's GEMMs over all T·B rows can include them.
-                rec.clear(&t);
-                t
-            } else {
-                no_tape.clone()
-            };
-            let (y_rs_t, y_rs_b) = if out_batch_first {
-                (nd * h, tl * nd * h)
-            } else {
-                (nb * nd * h, nd * h)
-            };
-            let b_hn = if cfg.cell == CellKind::Gru {
-                let t = ctx.alloc(OP, "b_hn", &[h], DType::F32)?;
-                if cfg.bias {
-                    rec.copy(w.get(&format!("bias_hh{sfx}"))?, 2 * h, &t, 0, h);
-                } else {
-                    rec.clear(&t);
-                }
-                Some(t)
-            } else {
-                None
-            };
-            let (step, per_units, per_rows) = step_kernel(cfg.cell, ctx.gemm_block());
-            // Small B·H: one persistent dispatch runs all steps (`step` = the number of steps).
-            let persistent = small_batch_path(ctx, cfg.cell, h, nb);
-            let (step, dispatches) = if persistent {
-                (seq_kernel(cfg.cell), 1)
-            } else {
-                (step, max_len)
-            };
-            let step = for_storage(ctx, step);
-            for s in 0..dispatches {
-                let (extra1, extra2) = match cfg.cell {
-                    CellKind::Lstm => (layout.extra1, layout.extra2),
-                    CellKind::Gru => (layout.extra1, 0),
-                    CellKind::RnnTanh => (0, units4),
-                    CellKind::RnnRelu => (1, units4),
-                };
-                let p = StepParams {
-                    batch: nb as u32,
-                    hidden: h as u32,
-                    step: if persistent { max_len } else { s } as u32,
-                    reverse: dir as u32,
-                    y_rs_t: y_rs_t as u32,
-                    y_rs_b: y_rs_b as u32,
-                    y_off: (dir * h) as u32,
-                    save: train as u32,
-                    tape_gates: layout.gates as u32,
-                    tape_hprev: layout.h_prev as u32,
-                    extra1: extra1 as u32,
-                    extra2: extra2 as u32,
-                };
-                let groups = if persistent {
-                    [1, 1, 1]
-                } else {
-                    [
-                        gx.div_ceil(64 * per_units) as u32,
-                        nb.div_ceil(per_rows) as u32,
-                        1,
-                    ]
-                };
-                let buffers: Vec<&GpuTensor> = match &b_hn {
-                    Some(b_hn) => vec![&gi, &packed, b_hn, &lengths_dev, &state, &out, &tape],
-                    None => vec![&gi, &packed, &lengths_dev, &state, &out, &tape],
-                };
-                rec.dispatch(step, &p, &buffers, groups)?;
+            if let (Some(t), true) = (&b_hn, cfg.bias) {
+                rec.copy(w.get(&format!("bias_hh{sfx}"))?, 2 * h, t, dir * h, h);
             }
+        }
+        let (y_rs_t, y_rs_b) = if out_batch_first {
+            (nd * h, tl * nd * h)
+        } else {
+            (nb * nd * h, nd * h)
+        };
+        let by_unit = by_unit(cfg.cell);
+        let gx = if by_unit { units4 } else { h };
+        let (step, per_units, per_rows) = step_kernel(cfg.cell, ctx.gemm_block());
+        // Small B·H: one persistent dispatch runs all steps (`step` = the number of steps).
+        let persistent = small_batch_path(ctx, cfg.cell, h, nb);
+        let (step, dispatches) = if persistent {
+            (seq_kernel(cfg.cell), 1)
+        } else {
+            (step, max_len)
+        };
+        let step = for_storage(ctx, step);
+        let (extra1, extra2) = match cfg.cell {
+            CellKind::Lstm => (layout.extra1, layout.extra2),
+            CellKind::Gru => (layout.extra1, 0),
+            CellKind::RnnTanh => (0, units4),
+            CellKind::RnnRelu => (1, units4),
+        };
+        let groups = if persistent {
+            [1, 1, nd as u32]
+        } else {
+            [
+                gx.div_ceil(64 * per_units) as u32,
+                nb.div_ceil(per_rows) as u32,
+                nd as u32,
+            ]
+        };
+        let buffers: Vec<&GpuTensor> = match &b_hn {
+            Some(b_hn) => vec![&gi, &packed, b_hn, &lengths_dev, &state, &out, &tape],
+            None => vec![&gi, &packed, &lengths_dev, &state, &out, &tape],
+        };
+        for s in 0..dispatches {
+            let p = StepParams {
+                batch: nb as u32,
+                hidden: h as u32,
+                step: if persistent { max_len } else { s } as u32,
+                reverse: 0,
+                y_rs_t: y_rs_t as u32,
+                y_rs_b: y_rs_b as u32,
+                y_off: 0,
+                save: train as u32,
+                tape_gates: layout.gates as u32,
+                tape_hprev: layout.h_prev as u32,
+                extra1: extra1 as u32,
+                extra2: extra2 as u32,
+                gi_dir: check_u32(rows * gh, "gi")?,
+                w_dir: check_u32(w_slots, "packed W_hh")?,
+                tape_dir: check_u32(layout.len, "tape")?,
+                _pad: 0,
+            };
+            rec.dispatch(step, &p, &buffers, groups)?;
+        }
+        for dir in 0..nd {
+            let idx = layer * nd + dir;
             // Slot max_len % 2 holds every sequence's state after its last valid step.
-            let fin = (max_len % 2) * 2 * nb * h;
+            let fin = dir * 4 * nb * h + (max_len % 2) * 2 * nb * h;
             rec.copy(&state, fin, &h_n, idx * nb * h, nb * h);
             if let Some(c_n) = &c_n {
                 rec.copy(&state, fin + nb * h, c_n, idx * nb * h, nb * h);
             }
             if train {
-                tapes.push(tape);
+                tapes.push((tape.clone(), dir * layout.len));
             }
         }
         if train {
@@ -493,6 +525,33 @@ pub(crate) fn by_unit(cell: CellKind) -> bool {
     matches!(cell, CellKind::RnnTanh | CellKind::RnnRelu)
 }
 
+/// vec4 slots of one direction's packed `W_hh` (see `pack_gates` in pack.wgsl).
+pub(crate) fn packed_slots(cell: CellKind, h: usize) -> usize {
+    if by_unit(cell) {
+        h * h.div_ceil(4)
+    } else {
+        h * h
+    }
+}
+
+/// A tensor for `dirs` directions' packed `W_hh` in the context's storage: vec4 of f32, or
+/// (with f16 weights) four f16 in two u32.
+pub(crate) fn alloc_packed(
+    rec: &Recorder<'_>,
+    cell: CellKind,
+    h: usize,
+    dirs: usize,
+) -> Result<GpuTensor> {
+    let slots = dirs * packed_slots(cell, h);
+    if rec.ctx().f16_weights() {
+        rec.ctx()
+            .alloc("pack_w_hh", "packed W_hh (f16)", &[slots * 2], DType::U32)
+    } else {
+        rec.ctx()
+            .alloc("pack_w_hh", "packed W_hh", &[slots * 4], DType::F32)
+    }
+}
+
 /// `W_hh` in the step kernels' vec4 layout (see `pack_gates` in pack.wgsl); `transposed` gives
 /// the layout of backward's `dG·W_hh`.
 pub(crate) fn pack_w_hh(
@@ -502,50 +561,58 @@ pub(crate) fn pack_w_hh(
     h: usize,
     transposed: bool,
 ) -> Result<GpuTensor> {
+    let packed = alloc_packed(rec, cell, h, 1)?;
+    pack_w_hh_into(rec, w_hh, cell, h, transposed, &packed, 0)?;
+    Ok(packed)
+}
+
+/// [`pack_w_hh`] into `packed` from vec4 slot `slot_off` on (a direction's part of a tensor
+/// from [`alloc_packed`]).
+pub(crate) fn pack_w_hh_into(
+    rec: &mut Recorder<'_>,
+    w_hh: &GpuTensor,
+    cell: CellKind,
+    h: usize,
+    transposed: bool,
+    packed: &GpuTensor,
+    slot_off: usize,
+) -> Result<()> {
     let units4 = h.div_ceil(4);
     let by_unit = by_unit(cell);
-    let packed_len = if by_unit { h * units4 * 4 } else { h * h * 4 };
-    // f16 storage: two halves per u32.
-    let f16 = rec.ctx().f16_weights();
-    let packed = if f16 {
-        rec.ctx().alloc(
-            "pack_w_hh",
-            "packed W_hh (f16)",
-            &[packed_len / 2],
-            DType::U32,
-        )?
-    } else {
-        rec.ctx()
-            .alloc("pack_w_hh", "packed W_hh", &[packed_len], DType::F32)?
-    };
     let gp = GateParams {
         hidden: h as u32,
         gates: cell.gates() as u32,
         units4: units4 as u32,
         by_unit: by_unit as u32,
         transposed: transposed as u32,
-        _pad: [0; 3],
+        dst_off: check_u32(slot_off, "packed W_hh")?,
+        _pad: [0; 2],
     };
     let gx = if by_unit { units4 } else { h };
-    let kernel = if f16 { PACK_GATES_F16 } else { PACK_GATES };
+    let kernel = if rec.ctx().f16_weights() {
+        PACK_GATES_F16
+    } else {
+        PACK_GATES
+    };
     rec.dispatch(
         kernel,
         &gp,
-        &[w_hh, &packed],
+        &[w_hh, packed],
         [gx.div_ceil(64) as u32, h.div_ceil(4) as u32, 1],
-    )?;
-    Ok(packed)
+    )
 }
 
-/// `gi = X·W_ihᵀ + b` over all T·B rows, with `b = b_ih + b_hh` (GRU: without `b_hn`).
+/// `gi = X·W_ihᵀ + b` over all T·B rows, with `b = b_ih + b_hh` (GRU: without `b_hn`), written
+/// into `gi` from float `gi_off` on (a direction's part of the layer's tensor).
 fn input_projection(
     rec: &mut Recorder<'_>,
     w: &GpuWeights<RnnConfig>,
     xt: &Packed,
     sfx: &str,
     gh: usize,
-    rows: usize,
-) -> Result<GpuTensor> {
+    gi: &GpuTensor,
+    gi_off: usize,
+) -> Result<()> {
     let ctx = rec.ctx();
     let cfg = w.config();
     let w_ih = w.get(&format!("weight_ih{sfx}"))?;
@@ -576,7 +643,9 @@ fn input_projection(
     } else {
         None
     };
-    let gi = ctx.alloc(OP, "gi", &[rows, gh], DType::F32)?;
-    gemm(rec, xt, &wt, bias.as_ref(), Out::rows(&gi, gh))?;
-    Ok(gi)
+    let out = Out {
+        off: gi_off,
+        ..Out::rows(gi, gh)
+    };
+    gemm(rec, xt, &wt, bias.as_ref(), out)
 }

@@ -263,8 +263,8 @@ pub fn rnn_backward(
         for dir in 0..nd {
             let idx = layer * nd + dir;
             let sfx = RnnConfig::suffix(layer, dir);
-            let layout = TapeLayout::new(cfg.cell, rows, h);
-            let dtape = &tape.directions[idx];
+            let (dtape, base) = &tape.directions[idx];
+            let layout = TapeLayout::new(cfg.cell, rows, h).at(*base);
             let w_hh = w.get(&format!("weight_hh{sfx}"))?;
             let w_ih = w.get(&format!("weight_ih{sfx}"))?;
             let wt = pack_w_hh(&mut rec, w_hh, cfg.cell, h, true)?;
