@@ -42,7 +42,8 @@ fn w_load(i: u32) -> vec4<f32> {
 @group(0) @binding(6) var<storage, read_write> tape: array<f32>;
 
 fn state_at(slot: u32, which: u32, b: u32, j: u32) -> u32 {
-    return cur_state + ((slot * 2u + which) * p.batch + b) * p.hidden + j;
+    let l_cur_state = cur_state;
+    return l_cur_state + ((slot * 2u + which) * p.batch + b) * p.hidden + j;
 }
 
 // The step finish() works on: p.step, or the loop counter of the persistent kernel.
@@ -64,6 +65,8 @@ fn set_dir(z: u32) {
 }
 
 fn finish(b: u32, j: u32, acc: vec4<f32>) {
+    let l_cur_gi = cur_gi;
+    let l_cur_tape = cur_tape;
     let h = p.hidden;
     let s_in = cur_step % 2u;
     let s_out = 1u - s_in;
@@ -81,7 +84,7 @@ fn finish(b: u32, j: u32, acc: vec4<f32>) {
     }
     let row = t * p.batch + b;
     let base = row * 4u * h + j;
-    let a = acc + vec4<f32>(gi[cur_gi + base], gi[cur_gi + base + h], gi[cur_gi + base + 2u * h], gi[cur_gi + base + 3u * h]);
+    let a = acc + vec4<f32>(gi[l_cur_gi + base], gi[l_cur_gi + base + h], gi[l_cur_gi + base + 2u * h], gi[l_cur_gi + base + 3u * h]);
     let i = sigmoid(a.x);
     let f = sigmoid(a.y);
     let g = tanh_stable(a.z);
@@ -93,19 +96,20 @@ fn finish(b: u32, j: u32, acc: vec4<f32>) {
     y[p.y_off + cur_dir * p.hidden + t * p.y_rs_t + b * p.y_rs_b + j] = h_new;
     if (p.save != 0u) {
         let gb = p.tape_gates + base;
-        tape[cur_tape + gb] = i;
-        tape[cur_tape + gb + h] = f;
-        tape[cur_tape + gb + 2u * h] = g;
-        tape[cur_tape + gb + 3u * h] = o;
-        tape[cur_tape + p.tape_hprev + row * h + j] = h_prev;
-        tape[cur_tape + p.tape_c + row * h + j] = c;
-        tape[cur_tape + p.tape_cprev + row * h + j] = c_prev;
+        tape[l_cur_tape + gb] = i;
+        tape[l_cur_tape + gb + h] = f;
+        tape[l_cur_tape + gb + 2u * h] = g;
+        tape[l_cur_tape + gb + 3u * h] = o;
+        tape[l_cur_tape + p.tape_hprev + row * h + j] = h_prev;
+        tape[l_cur_tape + p.tape_c + row * h + j] = c;
+        tape[l_cur_tape + p.tape_cprev + row * h + j] = c_prev;
     }
 }
 
 @compute @workgroup_size(64, 1)
 fn lstm_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     set_dir(gid.z);
+    let l_cur_w = cur_w;
     cur_step = p.step;
     let j = gid.x;
     let b0 = gid.y * 4u;
@@ -125,7 +129,7 @@ fn lstm_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
     for (var k = 0u; k < h; k++) {
-        let wk = w_load(cur_w + k * h + j);
+        let wk = w_load(l_cur_w + k * h + j);
         a0 += state[r0 + k] * wk;
         a1 += state[r1 + k] * wk;
         a2 += state[r2 + k] * wk;
@@ -147,6 +151,7 @@ fn state_at_h(slot: u32, b: u32) -> u32 {
 @compute @workgroup_size(64, 1)
 fn lstm_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
     set_dir(gid.z);
+    let l_cur_w = cur_w;
     cur_step = p.step;
     let u0 = gid.x * 4u;
     let b0 = gid.y * 16u;
@@ -195,10 +200,10 @@ fn lstm_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0); var a14_2 = vec4<f32>(0.0); var a14_3 = vec4<f32>(0.0);
     var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
     for (var k = 0u; k < h; k++) {
-        let w0 = w_load(cur_w + k * h + w0i);
-        let w1 = w_load(cur_w + k * h + w1i);
-        let w2 = w_load(cur_w + k * h + w2i);
-        let w3 = w_load(cur_w + k * h + w3i);
+        let w0 = w_load(l_cur_w + k * h + w0i);
+        let w1 = w_load(l_cur_w + k * h + w1i);
+        let w2 = w_load(l_cur_w + k * h + w2i);
+        let w3 = w_load(l_cur_w + k * h + w3i);
         let h0 = state[r0 + k];
         let h1 = state[r1 + k];
         let h2 = state[r2 + k];
@@ -306,6 +311,7 @@ fn lstm_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(256)
 fn lstm_seq(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     set_dir(wid.z);
+    let l_cur_w = cur_w;
     let h = p.hidden;
     let steps = p.step;
     for (var s = 0u; s < steps; s++) {
@@ -317,7 +323,7 @@ fn lstm_seq(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid
             let r = state_at(s_in, 0u, b, 0u);
             var a = vec4<f32>(0.0);
             for (var k = 0u; k < h; k++) {
-                a += state[r + k] * w_load(cur_w + k * h + j);
+                a += state[r + k] * w_load(l_cur_w + k * h + j);
             }
             finish(b, j, a);
         }
@@ -330,7 +336,7 @@ fn lstm_seq(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid
 //
 // At step s, row b (time t): dh = carry_h + dy[t] + (dG_{s+1} · W_hh)[j], where dG_{s+1} are the
 // pre-activation gradients the previous dispatch wrote for step s+1 (none if s+1 is past the
-// sequence); then the gate gradients, written to dg[row] (i, f, g, o), and carry_c = dc·f for
+// sequence); then the gate gradients, written to dg[cur_dg + row] (i, f, g, o), and carry_c = dc·f for
 // the step before. Rows whose sequence has not started yet (s >= length) carry dh_n, dc_n
 // through. The `last` dispatch turns the carries and dG_0 · W_hh into dh0 and dc0.
 // W_hh is packed transposed: wt[m * H + j] = (W_i[m, j], W_f[m, j], W_g[m, j], W_o[m, j]).
@@ -352,6 +358,10 @@ struct BackParams {
     dgh_off: u32,     // offset of the recurrent-side gradients in dg (GRU: rows * 3H; else 0)
     zero_row: u32,    // offset of a zeroed row of dg, read by rows that have no next step
     _pad1: u32,
+    wt_dir: u32,      // per-direction strides (vec4 slots, floats) of the packed W_hh, the
+    tape_dir: u32,    //   tape and dg: one dispatch runs every direction (z), direction
+    dg_dir: u32,      //   d = reverse + z, reversed in time when odd
+    _pad_dir: u32,
 }
 
 @group(0) @binding(0) var<uniform> bp: BackParams;
@@ -367,12 +377,28 @@ fn wt_load(i: u32) -> vec4<f32> {
 @group(0) @binding(6) var<storage, read_write> dg: array<f32>;      // [T*B, 4H]
 
 fn dstate_at(slot: u32, which: u32, b: u32, j: u32) -> u32 {
-    return ((slot * 2u + which) * bp.batch + b) * bp.hidden + j;
+    let l_cur_dstate = cur_dstate;
+    return l_cur_dstate + ((slot * 2u + which) * bp.batch + b) * bp.hidden + j;
 }
 
 // Row (t * B + b) of the step after s in this direction's order, if the sequence has one.
 // The reverse step, carry slot and final-pass flag the helpers below work on: the uniforms of
 // a per-step dispatch, or the loop state of the persistent kernel.
+// This invocation's direction and the offsets of its slices of W_hh, tape, dstate and dg.
+var<private> cur_bdir: u32;
+var<private> cur_wt: u32;
+var<private> cur_btape: u32;
+var<private> cur_dstate: u32;
+var<private> cur_dg: u32;
+
+fn set_bdir(z: u32) {
+    cur_bdir = bp.reverse + z;
+    cur_wt = cur_bdir * bp.wt_dir;
+    cur_btape = cur_bdir * bp.tape_dir;
+    cur_dstate = cur_bdir * 4u * bp.batch * bp.hidden;
+    cur_dg = cur_bdir * bp.dg_dir;
+}
+
 var<private> cur_bstep: u32;
 var<private> cur_parity: u32;
 var<private> cur_last: u32;
@@ -386,13 +412,15 @@ fn next_row(b: u32, len: u32) -> i32 {
         return -1;
     }
     var t1 = s1;
-    if (bp.reverse != 0u) {
+    if ((cur_bdir % 2u) != 0u) {
         t1 = len - 1u - s1;
     }
     return i32(t1 * bp.batch + b);
 }
 
 fn back_finish(b: u32, j: u32, rec: f32) {
+    let l_cur_dg = cur_dg;
+    let l_cur_btape = cur_btape;
     let h = bp.hidden;
     let s_in = cur_parity;
     let s_out = 1u - s_in;
@@ -410,29 +438,31 @@ fn back_finish(b: u32, j: u32, rec: f32) {
         return;
     }
     var t = cur_bstep;
-    if (bp.reverse != 0u) {
+    if ((cur_bdir % 2u) != 0u) {
         t = len - 1u - cur_bstep;
     }
     let row = t * bp.batch + b;
-    let dh = carry_h + rec + d_out[bp.d_off + t * bp.d_rs_t + b * bp.d_rs_b + j];
+    let dh = carry_h + rec + d_out[bp.d_off + cur_bdir * bp.hidden + t * bp.d_rs_t + b * bp.d_rs_b + j];
     let gb = bp.tape_gates + row * 4u * h + j;
-    let i = b_tape[gb];
-    let f = b_tape[gb + h];
-    let g = b_tape[gb + 2u * h];
-    let o = b_tape[gb + 3u * h];
-    let tc = tanh_stable(b_tape[bp.tape_c + row * h + j]);
+    let i = b_tape[l_cur_btape + gb];
+    let f = b_tape[l_cur_btape + gb + h];
+    let g = b_tape[l_cur_btape + gb + 2u * h];
+    let o = b_tape[l_cur_btape + gb + 3u * h];
+    let tc = tanh_stable(b_tape[l_cur_btape + bp.tape_c + row * h + j]);
     let dct = carry_c + dh * o * (1.0 - tc * tc);
     let base = row * 4u * h + j;
-    dg[base] = dct * g * i * (1.0 - i);
-    dg[base + h] = dct * b_tape[bp.tape_cprev + row * h + j] * f * (1.0 - f);
-    dg[base + 2u * h] = dct * i * (1.0 - g * g);
-    dg[base + 3u * h] = dh * tc * o * (1.0 - o);
+    dg[l_cur_dg + base] = dct * g * i * (1.0 - i);
+    dg[l_cur_dg + base + h] = dct * b_tape[l_cur_btape + bp.tape_cprev + row * h + j] * f * (1.0 - f);
+    dg[l_cur_dg + base + 2u * h] = dct * i * (1.0 - g * g);
+    dg[l_cur_dg + base + 3u * h] = dh * tc * o * (1.0 - o);
     dstate[dstate_at(s_out, 0u, b, j)] = 0.0;
     dstate[dstate_at(s_out, 1u, b, j)] = dct * f;
 }
 
 // (dG_{s+1} · W_hh)[b, j]: dG row r holds 4H gate gradients, gate-major.
 fn rec_dot(r: i32, j: u32) -> f32 {
+    let l_cur_wt = cur_wt;
+    let l_cur_dg = cur_dg;
     if (r < 0) {
         return 0.0;
     }
@@ -440,14 +470,15 @@ fn rec_dot(r: i32, j: u32) -> f32 {
     let base = u32(r) * 4u * h;
     var acc = 0.0;
     for (var m = 0u; m < h; m++) {
-        let d = vec4<f32>(dg[base + m], dg[base + h + m], dg[base + 2u * h + m], dg[base + 3u * h + m]);
-        acc += dot(d, wt_load(m * h + j));
+        let d = vec4<f32>(dg[l_cur_dg + base + m], dg[l_cur_dg + base + h + m], dg[l_cur_dg + base + 2u * h + m], dg[l_cur_dg + base + 3u * h + m]);
+        acc += dot(d, wt_load(l_cur_wt + m * h + j));
     }
     return acc;
 }
 
 @compute @workgroup_size(64, 1)
 fn lstm_step_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_bdir(gid.z);
     cur_bstep = bp.step;
     cur_parity = bp.parity;
     cur_last = bp.last;
@@ -466,6 +497,9 @@ fn lstm_step_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {
 // read a zeroed row kept at the end of dg.
 @compute @workgroup_size(64, 1)
 fn lstm_step_bwd16(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_bdir(gid.z);
+    let l_cur_wt = cur_wt;
+    let l_cur_dg = cur_dg;
     cur_bstep = bp.step;
     cur_parity = bp.parity;
     cur_last = bp.last;
@@ -530,41 +564,41 @@ fn lstm_step_bwd16(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a14_0 = 0.0; var a14_1 = 0.0; var a14_2 = 0.0; var a14_3 = 0.0;
     var a15_0 = 0.0; var a15_1 = 0.0; var a15_2 = 0.0; var a15_3 = 0.0;
     for (var m = 0u; m < h; m++) {
-        let w0 = wt_load(m * h + wi0);
-        let w1 = wt_load(m * h + wi1);
-        let w2 = wt_load(m * h + wi2);
-        let w3 = wt_load(m * h + wi3);
-        let d0 = vec4<f32>(dg[base0 + m], dg[base0 + h + m], dg[base0 + 2u * h + m], dg[base0 + 3u * h + m]);
+        let w0 = wt_load(l_cur_wt + m * h + wi0);
+        let w1 = wt_load(l_cur_wt + m * h + wi1);
+        let w2 = wt_load(l_cur_wt + m * h + wi2);
+        let w3 = wt_load(l_cur_wt + m * h + wi3);
+        let d0 = vec4<f32>(dg[l_cur_dg + base0 + m], dg[l_cur_dg + base0 + h + m], dg[l_cur_dg + base0 + 2u * h + m], dg[l_cur_dg + base0 + 3u * h + m]);
         a0_0 += dot(d0, w0); a0_1 += dot(d0, w1); a0_2 += dot(d0, w2); a0_3 += dot(d0, w3);
-        let d1 = vec4<f32>(dg[base1 + m], dg[base1 + h + m], dg[base1 + 2u * h + m], dg[base1 + 3u * h + m]);
+        let d1 = vec4<f32>(dg[l_cur_dg + base1 + m], dg[l_cur_dg + base1 + h + m], dg[l_cur_dg + base1 + 2u * h + m], dg[l_cur_dg + base1 + 3u * h + m]);
         a1_0 += dot(d1, w0); a1_1 += dot(d1, w1); a1_2 += dot(d1, w2); a1_3 += dot(d1, w3);
-        let d2 = vec4<f32>(dg[base2 + m], dg[base2 + h + m], dg[base2 + 2u * h + m], dg[base2 + 3u * h + m]);
+        let d2 = vec4<f32>(dg[l_cur_dg + base2 + m], dg[l_cur_dg + base2 + h + m], dg[l_cur_dg + base2 + 2u * h + m], dg[l_cur_dg + base2 + 3u * h + m]);
         a2_0 += dot(d2, w0); a2_1 += dot(d2, w1); a2_2 += dot(d2, w2); a2_3 += dot(d2, w3);
-        let d3 = vec4<f32>(dg[base3 + m], dg[base3 + h + m], dg[base3 + 2u * h + m], dg[base3 + 3u * h + m]);
+        let d3 = vec4<f32>(dg[l_cur_dg + base3 + m], dg[l_cur_dg + base3 + h + m], dg[l_cur_dg + base3 + 2u * h + m], dg[l_cur_dg + base3 + 3u * h + m]);
         a3_0 += dot(d3, w0); a3_1 += dot(d3, w1); a3_2 += dot(d3, w2); a3_3 += dot(d3, w3);
-        let d4 = vec4<f32>(dg[base4 + m], dg[base4 + h + m], dg[base4 + 2u * h + m], dg[base4 + 3u * h + m]);
+        let d4 = vec4<f32>(dg[l_cur_dg + base4 + m], dg[l_cur_dg + base4 + h + m], dg[l_cur_dg + base4 + 2u * h + m], dg[l_cur_dg + base4 + 3u * h + m]);
         a4_0 += dot(d4, w0); a4_1 += dot(d4, w1); a4_2 += dot(d4, w2); a4_3 += dot(d4, w3);
-        let d5 = vec4<f32>(dg[base5 + m], dg[base5 + h + m], dg[base5 + 2u * h + m], dg[base5 + 3u * h + m]);
+        let d5 = vec4<f32>(dg[l_cur_dg + base5 + m], dg[l_cur_dg + base5 + h + m], dg[l_cur_dg + base5 + 2u * h + m], dg[l_cur_dg + base5 + 3u * h + m]);
         a5_0 += dot(d5, w0); a5_1 += dot(d5, w1); a5_2 += dot(d5, w2); a5_3 += dot(d5, w3);
-        let d6 = vec4<f32>(dg[base6 + m], dg[base6 + h + m], dg[base6 + 2u * h + m], dg[base6 + 3u * h + m]);
+        let d6 = vec4<f32>(dg[l_cur_dg + base6 + m], dg[l_cur_dg + base6 + h + m], dg[l_cur_dg + base6 + 2u * h + m], dg[l_cur_dg + base6 + 3u * h + m]);
         a6_0 += dot(d6, w0); a6_1 += dot(d6, w1); a6_2 += dot(d6, w2); a6_3 += dot(d6, w3);
-        let d7 = vec4<f32>(dg[base7 + m], dg[base7 + h + m], dg[base7 + 2u * h + m], dg[base7 + 3u * h + m]);
+        let d7 = vec4<f32>(dg[l_cur_dg + base7 + m], dg[l_cur_dg + base7 + h + m], dg[l_cur_dg + base7 + 2u * h + m], dg[l_cur_dg + base7 + 3u * h + m]);
         a7_0 += dot(d7, w0); a7_1 += dot(d7, w1); a7_2 += dot(d7, w2); a7_3 += dot(d7, w3);
-        let d8 = vec4<f32>(dg[base8 + m], dg[base8 + h + m], dg[base8 + 2u * h + m], dg[base8 + 3u * h + m]);
+        let d8 = vec4<f32>(dg[l_cur_dg + base8 + m], dg[l_cur_dg + base8 + h + m], dg[l_cur_dg + base8 + 2u * h + m], dg[l_cur_dg + base8 + 3u * h + m]);
         a8_0 += dot(d8, w0); a8_1 += dot(d8, w1); a8_2 += dot(d8, w2); a8_3 += dot(d8, w3);
-        let d9 = vec4<f32>(dg[base9 + m], dg[base9 + h + m], dg[base9 + 2u * h + m], dg[base9 + 3u * h + m]);
+        let d9 = vec4<f32>(dg[l_cur_dg + base9 + m], dg[l_cur_dg + base9 + h + m], dg[l_cur_dg + base9 + 2u * h + m], dg[l_cur_dg + base9 + 3u * h + m]);
         a9_0 += dot(d9, w0); a9_1 += dot(d9, w1); a9_2 += dot(d9, w2); a9_3 += dot(d9, w3);
-        let d10 = vec4<f32>(dg[base10 + m], dg[base10 + h + m], dg[base10 + 2u * h + m], dg[base10 + 3u * h + m]);
+        let d10 = vec4<f32>(dg[l_cur_dg + base10 + m], dg[l_cur_dg + base10 + h + m], dg[l_cur_dg + base10 + 2u * h + m], dg[l_cur_dg + base10 + 3u * h + m]);
         a10_0 += dot(d10, w0); a10_1 += dot(d10, w1); a10_2 += dot(d10, w2); a10_3 += dot(d10, w3);
-        let d11 = vec4<f32>(dg[base11 + m], dg[base11 + h + m], dg[base11 + 2u * h + m], dg[base11 + 3u * h + m]);
+        let d11 = vec4<f32>(dg[l_cur_dg + base11 + m], dg[l_cur_dg + base11 + h + m], dg[l_cur_dg + base11 + 2u * h + m], dg[l_cur_dg + base11 + 3u * h + m]);
         a11_0 += dot(d11, w0); a11_1 += dot(d11, w1); a11_2 += dot(d11, w2); a11_3 += dot(d11, w3);
-        let d12 = vec4<f32>(dg[base12 + m], dg[base12 + h + m], dg[base12 + 2u * h + m], dg[base12 + 3u * h + m]);
+        let d12 = vec4<f32>(dg[l_cur_dg + base12 + m], dg[l_cur_dg + base12 + h + m], dg[l_cur_dg + base12 + 2u * h + m], dg[l_cur_dg + base12 + 3u * h + m]);
         a12_0 += dot(d12, w0); a12_1 += dot(d12, w1); a12_2 += dot(d12, w2); a12_3 += dot(d12, w3);
-        let d13 = vec4<f32>(dg[base13 + m], dg[base13 + h + m], dg[base13 + 2u * h + m], dg[base13 + 3u * h + m]);
+        let d13 = vec4<f32>(dg[l_cur_dg + base13 + m], dg[l_cur_dg + base13 + h + m], dg[l_cur_dg + base13 + 2u * h + m], dg[l_cur_dg + base13 + 3u * h + m]);
         a13_0 += dot(d13, w0); a13_1 += dot(d13, w1); a13_2 += dot(d13, w2); a13_3 += dot(d13, w3);
-        let d14 = vec4<f32>(dg[base14 + m], dg[base14 + h + m], dg[base14 + 2u * h + m], dg[base14 + 3u * h + m]);
+        let d14 = vec4<f32>(dg[l_cur_dg + base14 + m], dg[l_cur_dg + base14 + h + m], dg[l_cur_dg + base14 + 2u * h + m], dg[l_cur_dg + base14 + 3u * h + m]);
         a14_0 += dot(d14, w0); a14_1 += dot(d14, w1); a14_2 += dot(d14, w2); a14_3 += dot(d14, w3);
-        let d15 = vec4<f32>(dg[base15 + m], dg[base15 + h + m], dg[base15 + 2u * h + m], dg[base15 + 3u * h + m]);
+        let d15 = vec4<f32>(dg[l_cur_dg + base15 + m], dg[l_cur_dg + base15 + h + m], dg[l_cur_dg + base15 + 2u * h + m], dg[l_cur_dg + base15 + 3u * h + m]);
         a15_0 += dot(d15, w0); a15_1 += dot(d15, w1); a15_2 += dot(d15, w2); a15_3 += dot(d15, w3);
     }
     if (b0 + 0u < bp.batch && u0 + 0u < h) { back_finish(b0 + 0u, u0 + 0u, a0_0); }
@@ -637,7 +671,8 @@ fn lstm_step_bwd16(@builtin(global_invocation_id) gid: vec3<u32>) {
 // pass in one dispatch (bp.step holds the number of steps), in the order and with the parities
 // the host gives the per-step dispatches; storageBarrier() separates the steps.
 @compute @workgroup_size(256)
-fn lstm_seq_bwd(@builtin(local_invocation_index) li: u32) {
+fn lstm_seq_bwd(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    set_bdir(wid.z);
     let steps = bp.step;
     for (var i = 0u; i <= steps; i++) {
         cur_last = select(0u, 1u, i == steps);

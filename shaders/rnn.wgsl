@@ -37,7 +37,8 @@ fn w_load(i: u32) -> vec4<f32> {
 @group(0) @binding(6) var<storage, read_write> tape: array<f32>;
 
 fn state_at(slot: u32, b: u32, j: u32) -> u32 {
-    return cur_state + (slot * 2u * p.batch + b) * p.hidden + j;
+    let l_cur_state = cur_state;
+    return l_cur_state + (slot * 2u * p.batch + b) * p.hidden + j;
 }
 
 // The step finish() works on: p.step, or the loop counter of the persistent kernel.
@@ -59,6 +60,8 @@ fn set_dir(z: u32) {
 }
 
 fn finish(b: u32, u: u32, acc: vec4<f32>) {
+    let l_cur_gi = cur_gi;
+    let l_cur_tape = cur_tape;
     let h = p.hidden;
     let s_in = cur_step % 2u;
     let s_out = 1u - s_in;
@@ -75,7 +78,7 @@ fn finish(b: u32, u: u32, acc: vec4<f32>) {
             if (cur_step >= len) {
                 state[state_at(s_out, b, j)] = h_prev;
             } else {
-                let a = gi[cur_gi + row * h + j] + acc[q];
+                let a = gi[l_cur_gi + row * h + j] + acc[q];
                 var h_new: f32;
                 if (p.relu != 0u) {
                     h_new = max(a, 0.0);
@@ -85,8 +88,8 @@ fn finish(b: u32, u: u32, acc: vec4<f32>) {
                 state[state_at(s_out, b, j)] = h_new;
                 y[p.y_off + cur_dir * p.hidden + t * p.y_rs_t + b * p.y_rs_b + j] = h_new;
                 if (p.save != 0u) {
-                    tape[cur_tape + p.tape_gates + row * h + j] = h_new;
-                    tape[cur_tape + p.tape_hprev + row * h + j] = h_prev;
+                    tape[l_cur_tape + p.tape_gates + row * h + j] = h_new;
+                    tape[l_cur_tape + p.tape_hprev + row * h + j] = h_prev;
                 }
             }
         }
@@ -96,6 +99,7 @@ fn finish(b: u32, u: u32, acc: vec4<f32>) {
 @compute @workgroup_size(64, 1)
 fn rnn_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     set_dir(gid.z);
+    let l_cur_w = cur_w;
     cur_step = p.step;
     let u = gid.x;
     let b0 = gid.y * 4u;
@@ -114,7 +118,7 @@ fn rnn_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
     for (var k = 0u; k < h; k++) {
-        let wk = w_load(cur_w + k * p.units4 + u);
+        let wk = w_load(l_cur_w + k * p.units4 + u);
         a0 += state[r0 + k] * wk;
         a1 += state[r1 + k] * wk;
         a2 += state[r2 + k] * wk;
@@ -136,6 +140,7 @@ fn state_at_h(slot: u32, b: u32) -> u32 {
 @compute @workgroup_size(64, 1)
 fn rnn_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
     set_dir(gid.z);
+    let l_cur_w = cur_w;
     cur_step = p.step;
     let u0 = gid.x * 4u;
     let b0 = gid.y * 16u;
@@ -184,10 +189,10 @@ fn rnn_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0); var a14_2 = vec4<f32>(0.0); var a14_3 = vec4<f32>(0.0);
     var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
     for (var k = 0u; k < h; k++) {
-        let w0 = w_load(cur_w + k * p.units4 + w0i);
-        let w1 = w_load(cur_w + k * p.units4 + w1i);
-        let w2 = w_load(cur_w + k * p.units4 + w2i);
-        let w3 = w_load(cur_w + k * p.units4 + w3i);
+        let w0 = w_load(l_cur_w + k * p.units4 + w0i);
+        let w1 = w_load(l_cur_w + k * p.units4 + w1i);
+        let w2 = w_load(l_cur_w + k * p.units4 + w2i);
+        let w3 = w_load(l_cur_w + k * p.units4 + w3i);
         let h0 = state[r0 + k];
         let h1 = state[r1 + k];
         let h2 = state[r2 + k];
@@ -292,6 +297,7 @@ fn rnn_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(256)
 fn rnn_seq(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     set_dir(wid.z);
+    let l_cur_w = cur_w;
     let h = p.hidden;
     let steps = p.step;
     for (var s = 0u; s < steps; s++) {
@@ -303,7 +309,7 @@ fn rnn_seq(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid:
             let r = state_at(s_in, b, 0u);
             var a = vec4<f32>(0.0);
             for (var k = 0u; k < h; k++) {
-                a += state[r + k] * w_load(cur_w + k * p.units4 + u);
+                a += state[r + k] * w_load(l_cur_w + k * p.units4 + u);
             }
             finish(b, u, a);
         }
@@ -333,6 +339,10 @@ struct BackParams {
     dgh_off: u32,
     zero_row: u32,
     _pad1: u32,
+    wt_dir: u32,      // per-direction strides (vec4 slots, floats) of the packed W_hh, the
+    tape_dir: u32,    //   tape and dg: one dispatch runs every direction (z), direction
+    dg_dir: u32,      //   d = reverse + z, reversed in time when odd
+    _pad_dir: u32,
 }
 
 @group(0) @binding(0) var<uniform> bp: BackParams;
@@ -348,11 +358,27 @@ fn wt_load(i: u32) -> vec4<f32> {
 @group(0) @binding(6) var<storage, read_write> dg: array<f32>;  // [T*B, H]
 
 fn dstate_at(slot: u32, b: u32, j: u32) -> u32 {
-    return (slot * 2u * bp.batch + b) * bp.hidden + j;
+    let l_cur_dstate = cur_dstate;
+    return l_cur_dstate + (slot * 2u * bp.batch + b) * bp.hidden + j;
 }
 
 // The reverse step, carry slot and final-pass flag the helpers below work on: the uniforms of
 // a per-step dispatch, or the loop state of the persistent kernel.
+// This invocation's direction and the offsets of its slices of W_hh, tape, dstate and dg.
+var<private> cur_bdir: u32;
+var<private> cur_wt: u32;
+var<private> cur_btape: u32;
+var<private> cur_dstate: u32;
+var<private> cur_dg: u32;
+
+fn set_bdir(z: u32) {
+    cur_bdir = bp.reverse + z;
+    cur_wt = cur_bdir * bp.wt_dir;
+    cur_btape = cur_bdir * bp.tape_dir;
+    cur_dstate = cur_bdir * 4u * bp.batch * bp.hidden;
+    cur_dg = cur_bdir * bp.dg_dir;
+}
+
 var<private> cur_bstep: u32;
 var<private> cur_parity: u32;
 var<private> cur_last: u32;
@@ -366,19 +392,21 @@ fn next_row(b: u32, len: u32) -> i32 {
         return -1;
     }
     var t1 = s1;
-    if (bp.reverse != 0u) {
+    if ((cur_bdir % 2u) != 0u) {
         t1 = len - 1u - s1;
     }
     return i32(t1 * bp.batch + b);
 }
 
 fn back_finish_quad(b: u32, u: u32, rec: vec4<f32>) {
+    let l_cur_dg = cur_dg;
+    let l_cur_btape = cur_btape;
     let h = bp.hidden;
     let len = b_lengths[b];
     let s_in = cur_parity;
     let s_out = 1u - s_in;
     var t = cur_bstep;
-    if (bp.reverse != 0u && cur_bstep < len) {
+    if ((cur_bdir % 2u) != 0u && cur_bstep < len) {
         t = len - 1u - cur_bstep;
     }
     let row = t * bp.batch + b;
@@ -391,15 +419,15 @@ fn back_finish_quad(b: u32, u: u32, rec: vec4<f32>) {
             } else if (cur_bstep >= len) {
                 dstate[dstate_at(s_out, b, j)] = carry;
             } else {
-                let dh = carry + rec[q] + d_out[bp.d_off + t * bp.d_rs_t + b * bp.d_rs_b + j];
-                let hv = b_tape[bp.tape_gates + row * h + j];
+                let dh = carry + rec[q] + d_out[bp.d_off + cur_bdir * bp.hidden + t * bp.d_rs_t + b * bp.d_rs_b + j];
+                let hv = b_tape[l_cur_btape + bp.tape_gates + row * h + j];
                 var da: f32;
                 if (bp.relu != 0u) {
                     da = select(0.0, dh, hv > 0.0);
                 } else {
                     da = dh * (1.0 - hv * hv);
                 }
-                dg[row * h + j] = da;
+                dg[l_cur_dg + row * h + j] = da;
                 dstate[dstate_at(s_out, b, j)] = 0.0;
             }
         }
@@ -408,6 +436,9 @@ fn back_finish_quad(b: u32, u: u32, rec: vec4<f32>) {
 
 @compute @workgroup_size(64, 1)
 fn rnn_step_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_bdir(gid.z);
+    let l_cur_wt = cur_wt;
+    let l_cur_dg = cur_dg;
     cur_bstep = bp.step;
     cur_parity = bp.parity;
     cur_last = bp.last;
@@ -422,7 +453,7 @@ fn rnn_step_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (r >= 0) {
         let base = u32(r) * h;
         for (var m = 0u; m < h; m++) {
-            rec += dg[base + m] * wt_load(m * bp.units4 + u);
+            rec += dg[l_cur_dg + base + m] * wt_load(l_cur_wt + m * bp.units4 + u);
         }
     }
     back_finish_quad(b, u, rec);
@@ -432,6 +463,9 @@ fn rnn_step_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {
 // Rows whose next step does not exist read a zeroed row kept at the end of dg.
 @compute @workgroup_size(64, 1)
 fn rnn_step_bwd16(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_bdir(gid.z);
+    let l_cur_wt = cur_wt;
+    let l_cur_dg = cur_dg;
     cur_bstep = bp.step;
     cur_parity = bp.parity;
     cur_last = bp.last;
@@ -496,41 +530,41 @@ fn rnn_step_bwd16(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0); var a14_2 = vec4<f32>(0.0); var a14_3 = vec4<f32>(0.0);
     var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
     for (var m = 0u; m < h; m++) {
-        let w0 = wt_load(m * bp.units4 + wi0);
-        let w1 = wt_load(m * bp.units4 + wi1);
-        let w2 = wt_load(m * bp.units4 + wi2);
-        let w3 = wt_load(m * bp.units4 + wi3);
-        let d0 = dg[base0 + m];
+        let w0 = wt_load(l_cur_wt + m * bp.units4 + wi0);
+        let w1 = wt_load(l_cur_wt + m * bp.units4 + wi1);
+        let w2 = wt_load(l_cur_wt + m * bp.units4 + wi2);
+        let w3 = wt_load(l_cur_wt + m * bp.units4 + wi3);
+        let d0 = dg[l_cur_dg + base0 + m];
         a0_0 += d0 * w0; a0_1 += d0 * w1; a0_2 += d0 * w2; a0_3 += d0 * w3;
-        let d1 = dg[base1 + m];
+        let d1 = dg[l_cur_dg + base1 + m];
         a1_0 += d1 * w0; a1_1 += d1 * w1; a1_2 += d1 * w2; a1_3 += d1 * w3;
-        let d2 = dg[base2 + m];
+        let d2 = dg[l_cur_dg + base2 + m];
         a2_0 += d2 * w0; a2_1 += d2 * w1; a2_2 += d2 * w2; a2_3 += d2 * w3;
-        let d3 = dg[base3 + m];
+        let d3 = dg[l_cur_dg + base3 + m];
         a3_0 += d3 * w0; a3_1 += d3 * w1; a3_2 += d3 * w2; a3_3 += d3 * w3;
-        let d4 = dg[base4 + m];
+        let d4 = dg[l_cur_dg + base4 + m];
         a4_0 += d4 * w0; a4_1 += d4 * w1; a4_2 += d4 * w2; a4_3 += d4 * w3;
-        let d5 = dg[base5 + m];
+        let d5 = dg[l_cur_dg + base5 + m];
         a5_0 += d5 * w0; a5_1 += d5 * w1; a5_2 += d5 * w2; a5_3 += d5 * w3;
-        let d6 = dg[base6 + m];
+        let d6 = dg[l_cur_dg + base6 + m];
         a6_0 += d6 * w0; a6_1 += d6 * w1; a6_2 += d6 * w2; a6_3 += d6 * w3;
-        let d7 = dg[base7 + m];
+        let d7 = dg[l_cur_dg + base7 + m];
         a7_0 += d7 * w0; a7_1 += d7 * w1; a7_2 += d7 * w2; a7_3 += d7 * w3;
-        let d8 = dg[base8 + m];
+        let d8 = dg[l_cur_dg + base8 + m];
         a8_0 += d8 * w0; a8_1 += d8 * w1; a8_2 += d8 * w2; a8_3 += d8 * w3;
-        let d9 = dg[base9 + m];
+        let d9 = dg[l_cur_dg + base9 + m];
         a9_0 += d9 * w0; a9_1 += d9 * w1; a9_2 += d9 * w2; a9_3 += d9 * w3;
-        let d10 = dg[base10 + m];
+        let d10 = dg[l_cur_dg + base10 + m];
         a10_0 += d10 * w0; a10_1 += d10 * w1; a10_2 += d10 * w2; a10_3 += d10 * w3;
-        let d11 = dg[base11 + m];
+        let d11 = dg[l_cur_dg + base11 + m];
         a11_0 += d11 * w0; a11_1 += d11 * w1; a11_2 += d11 * w2; a11_3 += d11 * w3;
-        let d12 = dg[base12 + m];
+        let d12 = dg[l_cur_dg + base12 + m];
         a12_0 += d12 * w0; a12_1 += d12 * w1; a12_2 += d12 * w2; a12_3 += d12 * w3;
-        let d13 = dg[base13 + m];
+        let d13 = dg[l_cur_dg + base13 + m];
         a13_0 += d13 * w0; a13_1 += d13 * w1; a13_2 += d13 * w2; a13_3 += d13 * w3;
-        let d14 = dg[base14 + m];
+        let d14 = dg[l_cur_dg + base14 + m];
         a14_0 += d14 * w0; a14_1 += d14 * w1; a14_2 += d14 * w2; a14_3 += d14 * w3;
-        let d15 = dg[base15 + m];
+        let d15 = dg[l_cur_dg + base15 + m];
         a15_0 += d15 * w0; a15_1 += d15 * w1; a15_2 += d15 * w2; a15_3 += d15 * w3;
     }
     if (b0 + 0u < bp.batch && u0 + 0u < bp.units4) { back_finish_quad(b0 + 0u, u0 + 0u, a0_0); }
@@ -603,7 +637,10 @@ fn rnn_step_bwd16(@builtin(global_invocation_id) gid: vec3<u32>) {
 // pass in one dispatch (bp.step holds the number of steps), in the order and with the parities
 // the host gives the per-step dispatches; storageBarrier() separates the steps.
 @compute @workgroup_size(256)
-fn rnn_seq_bwd(@builtin(local_invocation_index) li: u32) {
+fn rnn_seq_bwd(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    set_bdir(wid.z);
+    let l_cur_wt = cur_wt;
+    let l_cur_dg = cur_dg;
     let steps = bp.step;
     for (var i = 0u; i <= steps; i++) {
         cur_last = select(0u, 1u, i == steps);
@@ -617,7 +654,7 @@ fn rnn_seq_bwd(@builtin(local_invocation_index) li: u32) {
             if (r >= 0) {
                 let base = u32(r) * bp.hidden;
                 for (var m = 0u; m < bp.hidden; m++) {
-                    rec += dg[base + m] * wt_load(m * bp.units4 + u);
+                    rec += dg[l_cur_dg + base + m] * wt_load(l_cur_wt + m * bp.units4 + u);
                 }
             }
             back_finish_quad(b, u, rec);

@@ -552,22 +552,9 @@ pub(crate) fn alloc_packed(
     }
 }
 
-/// `W_hh` in the step kernels' vec4 layout (see `pack_gates` in pack.wgsl); `transposed` gives
-/// the layout of backward's `dG·W_hh`.
-pub(crate) fn pack_w_hh(
-    rec: &mut Recorder<'_>,
-    w_hh: &GpuTensor,
-    cell: CellKind,
-    h: usize,
-    transposed: bool,
-) -> Result<GpuTensor> {
-    let packed = alloc_packed(rec, cell, h, 1)?;
-    pack_w_hh_into(rec, w_hh, cell, h, transposed, &packed, 0)?;
-    Ok(packed)
-}
-
-/// [`pack_w_hh`] into `packed` from vec4 slot `slot_off` on (a direction's part of a tensor
-/// from [`alloc_packed`]).
+/// `W_hh` in the step kernels' vec4 layout (see `pack_gates` in pack.wgsl), written into
+/// `packed` from vec4 slot `slot_off` on (a direction's part of a tensor from
+/// [`alloc_packed`]); `transposed` gives the layout of backward's `dG·W_hh`.
 pub(crate) fn pack_w_hh_into(
     rec: &mut Recorder<'_>,
     w_hh: &GpuTensor,

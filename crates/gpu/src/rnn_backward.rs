@@ -14,7 +14,10 @@ use crate::context::Context;
 use crate::gemm::{GemmBlock, Out, Strided, expect_f32, gemm, pack};
 use crate::pipeline::{Access, Kernel};
 use crate::record::Recorder;
-use crate::rnn::{GpuRnnTape, TapeLayout, by_unit, for_storage, pack_w_hh, small_batch_path};
+use crate::rnn::{
+    GpuRnnTape, TapeLayout, alloc_packed, by_unit, for_storage, pack_w_hh_into, packed_slots,
+    small_batch_path,
+};
 use crate::shaders::Shader;
 use crate::weights::GpuWeights;
 
@@ -94,6 +97,10 @@ struct BackParams {
     dgh_off: u32,
     zero_row: u32,
     _pad: u32,
+    wt_dir: u32,
+    tape_dir: u32,
+    dg_dir: u32,
+    _pad_dir: u32,
 }
 
 #[repr(C)]
@@ -260,93 +267,112 @@ pub fn rnn_backward(
                 off: 0,
             },
         )?;
+        // As in the forward, every direction of the layer lives in one tensor per kind
+        // (packed W_hh, dstate, dG, and the forward's tape), and each reverse step is one
+        // dispatch over all directions (z = direction).
+        let units4 = h.div_ceil(4);
+        let w_slots = packed_slots(cfg.cell, h);
+        let dgh_off = if gru { rows * gh } else { 0 };
+        // Per direction [dGi | dGh (GRU) | one zero row]: rows with no next step read the zero
+        // row.
+        let zero_row = rows * gh * if gru { 2 } else { 1 };
+        let dg_len = zero_row + gh;
+        let wt = alloc_packed(&rec, cfg.cell, h, nd)?;
+        let dstate = ctx.alloc(OP, "dstate", &[nd, 2, 2, nb, h], DType::F32)?;
+        rec.clear(&dstate);
+        let dg = ctx.alloc(OP, "dG", &[nd * dg_len], DType::F32)?;
+        // Padded rows stay zero: the GEMMs below run over all T·B rows.
+        rec.clear(&dg);
+        let (dtape, base) = &tape.directions[layer * nd];
+        let layout = TapeLayout::new(cfg.cell, rows, h);
         for dir in 0..nd {
             let idx = layer * nd + dir;
             let sfx = RnnConfig::suffix(layer, dir);
-            let (dtape, base) = &tape.directions[idx];
-            let layout = TapeLayout::new(cfg.cell, rows, h).at(*base);
             let w_hh = w.get(&format!("weight_hh{sfx}"))?;
-            let w_ih = w.get(&format!("weight_ih{sfx}"))?;
-            let wt = pack_w_hh(&mut rec, w_hh, cfg.cell, h, true)?;
-
-            let dstate = ctx.alloc(OP, "dstate", &[2, 2, nb, h], DType::F32)?;
-            rec.clear(&dstate);
+            pack_w_hh_into(&mut rec, w_hh, cfg.cell, h, true, &wt, dir * w_slots)?;
+            let st = dir * 4 * nb * h;
             if let Some(d) = upstream.dh_n {
-                rec.copy(d, idx * nb * h, &dstate, 0, nb * h);
+                rec.copy(d, idx * nb * h, &dstate, st, nb * h);
             }
             if let Some(d) = upstream.dc_n {
-                rec.copy(d, idx * nb * h, &dstate, nb * h, nb * h);
+                rec.copy(d, idx * nb * h, &dstate, st + nb * h, nb * h);
             }
-            let dgh_off = if gru { rows * gh } else { 0 };
-            // [dGi | dGh (GRU) | one zero row]: rows with no next step read the zero row.
-            let zero_row = rows * gh * if gru { 2 } else { 1 };
-            let dg = ctx.alloc(OP, "dG", &[zero_row + gh], DType::F32)?;
-            // Padded rows stay zero: the GEMMs below run over all T·B rows.
-            rec.clear(&dg);
-
-            let (d_rs_t, d_rs_b) = if d_out_batch_first {
-                (nd * h, tl * nd * h)
-            } else {
-                (nb * nd * h, nd * h)
-            };
-            let units4 = h.div_ceil(4);
-            let (extra1, extra2) = match cfg.cell {
-                CellKind::Lstm => (layout.extra1, layout.extra2),
-                CellKind::Gru => (layout.extra1, 0),
-                CellKind::RnnTanh => (0, units4),
-                CellKind::RnnRelu => (1, units4),
-            };
-            let (kernel, per_units, per_rows, wg) = step_kernel(cfg.cell, ctx.gemm_block());
-            let kernel = for_storage(ctx, kernel);
-            let gx = if by_unit(cfg.cell) { units4 } else { h };
-            let groups = [
-                gx.div_ceil(per_units * wg) as u32,
-                nb.div_ceil(per_rows) as u32,
-                1,
-            ];
-            let params = |step: usize, last: bool, parity: u32| BackParams {
-                batch: nb as u32,
-                hidden: h as u32,
-                step: step as u32,
-                reverse: dir as u32,
-                d_rs_t: d_rs_t as u32,
-                d_rs_b: d_rs_b as u32,
-                d_off: (dir * h) as u32,
-                parity,
-                tape_gates: layout.gates as u32,
-                tape_hprev: layout.h_prev as u32,
-                extra1: extra1 as u32,
-                extra2: extra2 as u32,
-                last: last as u32,
-                dgh_off: dgh_off as u32,
-                zero_row: zero_row as u32,
-                _pad: 0,
-            };
-            let bufs: [&GpuTensor; 6] = [&wt, &tape.lengths_dev, &d_out, dtape, &dstate, &dg];
-            let mut parity = 0;
-            if small_batch_path(ctx, cfg.cell, h, nb) {
-                // One workgroup runs every reverse step and the final pass (`step` = count).
-                let k = for_storage(ctx, seq_kernel(cfg.cell));
-                rec.dispatch(k, &params(max_len, false, 0), &bufs, [1, 1, 1])?;
-                parity = (max_len % 2) as u32;
-            } else {
-                for s in (0..max_len).rev() {
-                    rec.dispatch(kernel, &params(s, false, parity), &bufs, groups)?;
-                    parity = 1 - parity;
-                }
-                // One more dispatch turns the carries and dG of step 0 into dh0, dc0.
-                rec.dispatch(kernel, &params(0, true, parity), &bufs, groups)?;
+        }
+        let (d_rs_t, d_rs_b) = if d_out_batch_first {
+            (nd * h, tl * nd * h)
+        } else {
+            (nb * nd * h, nd * h)
+        };
+        let first_dir = layout.at(*base);
+        let (extra1, extra2) = match cfg.cell {
+            CellKind::Lstm => (first_dir.extra1, first_dir.extra2),
+            CellKind::Gru => (first_dir.extra1, 0),
+            CellKind::RnnTanh => (0, units4),
+            CellKind::RnnRelu => (1, units4),
+        };
+        let (kernel, per_units, per_rows, wg) = step_kernel(cfg.cell, ctx.gemm_block());
+        let kernel = for_storage(ctx, kernel);
+        let gx = if by_unit(cfg.cell) { units4 } else { h };
+        let groups = [
+            gx.div_ceil(per_units * wg) as u32,
+            nb.div_ceil(per_rows) as u32,
+            nd as u32,
+        ];
+        let params = |step: usize, last: bool, parity: u32| BackParams {
+            batch: nb as u32,
+            hidden: h as u32,
+            step: step as u32,
+            reverse: 0,
+            d_rs_t: d_rs_t as u32,
+            d_rs_b: d_rs_b as u32,
+            d_off: 0,
+            parity,
+            tape_gates: first_dir.gates as u32,
+            tape_hprev: first_dir.h_prev as u32,
+            extra1: extra1 as u32,
+            extra2: extra2 as u32,
+            last: last as u32,
+            dgh_off: dgh_off as u32,
+            zero_row: zero_row as u32,
+            _pad: 0,
+            wt_dir: w_slots as u32,
+            tape_dir: layout.len as u32,
+            dg_dir: dg_len as u32,
+            _pad_dir: 0,
+        };
+        let bufs: [&GpuTensor; 6] = [&wt, &tape.lengths_dev, &d_out, dtape, &dstate, &dg];
+        let mut parity = 0;
+        if small_batch_path(ctx, cfg.cell, h, nb) {
+            // One workgroup per direction runs every reverse step and the final pass (`step` =
+            // count).
+            let k = for_storage(ctx, seq_kernel(cfg.cell));
+            rec.dispatch(k, &params(max_len, false, 0), &bufs, [1, 1, nd as u32])?;
+            parity = (max_len % 2) as u32;
+        } else {
+            for s in (0..max_len).rev() {
+                rec.dispatch(kernel, &params(s, false, parity), &bufs, groups)?;
+                parity = 1 - parity;
             }
-            let fin = (1 - parity as usize) * 2 * nb * h;
+            // One more dispatch turns the carries and dG of step 0 into dh0, dc0.
+            rec.dispatch(kernel, &params(0, true, parity), &bufs, groups)?;
+        }
+        for dir in 0..nd {
+            let idx = layer * nd + dir;
+            let sfx = RnnConfig::suffix(layer, dir);
+            let w_ih = w.get(&format!("weight_ih{sfx}"))?;
+            let fin = dir * 4 * nb * h + (1 - parity as usize) * 2 * nb * h;
             rec.copy(&dstate, fin, &dh0, idx * nb * h, nb * h);
             if let Some(dc0) = &dc0 {
                 rec.copy(&dstate, fin + nb * h, dc0, idx * nb * h, nb * h);
             }
+            let (dtape, base) = &tape.directions[idx];
+            let layout = layout.at(*base);
+            let doff = dir * dg_len;
 
             // Weight gradients: single products over all T·B rows.
-            let dgi_t = pack(&mut rec, Strided::cols(&dg, rows, gh, 0))?;
+            let dgi_t = pack(&mut rec, Strided::cols(&dg, rows, gh, doff))?;
             let dgh_t = if gru {
-                pack(&mut rec, Strided::cols(&dg, rows, gh, dgh_off))?
+                pack(&mut rec, Strided::cols(&dg, rows, gh, doff + dgh_off))?
             } else {
                 dgi_t.clone()
             };
@@ -369,7 +395,7 @@ pub fn rnn_backward(
                 col_sum(
                     &mut rec,
                     &dg,
-                    0,
+                    doff,
                     rows,
                     gh,
                     grads.get(&format!("bias_ih{sfx}"))?,
@@ -378,7 +404,7 @@ pub fn rnn_backward(
                 col_sum(
                     &mut rec,
                     &dg,
-                    dgh_off,
+                    doff + dgh_off,
                     rows,
                     gh,
                     grads.get(&format!("bias_hh{sfx}"))?,
@@ -386,7 +412,7 @@ pub fn rnn_backward(
                 )?;
             }
             // dX = dG·W_ih, the second direction adding to the first.
-            let dgi_rows = pack(&mut rec, Strided::rows(&dg, rows, gh, 0))?;
+            let dgi_rows = pack(&mut rec, Strided::rows(&dg, rows, gh, doff))?;
             let w_cols = pack(&mut rec, Strided::cols(w_ih, gh, in_w, 0))?;
             let out = if in_batch_first {
                 Out {
