@@ -1,6 +1,7 @@
 // Appended to pack.wgsl for the f16-weights module (a separate module, since pack2x16float needs
 // the adapter's SHADER_F16_IN_F32 downlevel flag and pack.wgsl must build without it).
-// The same layout with each vec4 stored as four f16 (rounded to nearest even) in two u32.
+// The same layout with each vec4 stored as four f16 (the nearest f16 on common adapters;
+// WGSL allows either neighbour) in two u32.
 @group(0) @binding(2) var<storage, read_write> packed16: array<vec2<u32>>;
 
 @compute @workgroup_size(64, 4)

@@ -463,7 +463,7 @@ fn f16_weight_storage_rounds_the_recurrent_weights() {
         .zip(&b)
         .map(|(p, q)| (p - q).abs())
         .fold(0f32, f32::max);
-    // Each weight moves by at most 2^-11 of itself; through 10 steps of a 32-unit LSTM with
+    // Each weight moves by at most 2^-10 of itself; through 10 steps of a 32-unit LSTM with
     // O(1) inputs that moves outputs by about 1e-4, far below 1e-2 and far above 0.
     assert!(
         worst > 0.0 && worst < 1e-2,

@@ -284,11 +284,12 @@ impl Context {
     }
 
     /// The same context with the recurrent weights `W_hh` stored as f16 in the step kernels
-    /// (forward and backward), rounded to nearest from the f32 parameters at each call, with
+    /// (forward and backward), converted from the f32 parameters at each call (to the nearest
+    /// f16 on common adapters; WGSL lets an implementation pick either neighbour), with
     /// every product accumulated in f32. It halves the weight traffic of the recurrence, the
     /// bulk of a step's memory reads; the results are those of the f16-rounded `W_hh`, so they
-    /// differ from the f32 default (the reference) by the rounding (relative 2⁻¹¹ per
-    /// weight). Inputs, states, activations, gradients and every other weight stay f32, and
+    /// differ from the f32 default (the reference) by the rounding (at most 2⁻¹⁰ relative
+    /// per weight, 2⁻¹¹ when rounding to nearest). Inputs, states, activations, gradients and every other weight stay f32, and
     /// the parameters and optimizer state are f32 masters. Off by default (`WGRNN_F16_WEIGHTS=1`
     /// turns it on for [`Context::new`]). WGSL's `pack2x16float` / `unpack2x16float` need no
     /// `SHADER_F16` feature, only the `SHADER_F16_IN_F32` downlevel flag that Vulkan, Metal and

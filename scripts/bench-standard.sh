@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs the bench CLI over every standard shape of ENGINEERING.md §5 and prints one JSON line
+# each: the figures docs/BENCHMARKS.md records. Extra arguments (e.g. --runs 3) go to each call.
+#   BENCH=path   a bench binary built elsewhere (e.g. from an older commit) instead of this tree's
+#   RUNS_LARGE   runs for B=64 T=100 I=512 H=512 (default 3; a call takes tens of seconds on lavapipe)
+#   ONLY=rnn|attention|gemm   one family only
+# Environment such as WGRNN_F16_WEIGHTS=1 passes through to the bench.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${BENCH:-}" ]; then
+  cargo build --release --example bench >&2
+  BENCH=target/release/examples/bench
+fi
+large=${RUNS_LARGE:-3}
+only=${ONLY:-all}
+if [ "$only" = all ] || [ "$only" = gemm ]; then
+  "$BENCH" gemm --m 1024 --k 1024 --n 1024 "$@"
+fi
+if [ "$only" = all ] || [ "$only" = rnn ]; then
+  for cell in lstm gru; do
+    for mode in "" --training; do
+      "$BENCH" $cell --batch 32 --seq 50 --input 128 --hidden 256 $mode "$@"
+      "$BENCH" $cell --batch 1 --seq 100 --input 128 --hidden 256 $mode "$@"
+      "$BENCH" $cell --batch 64 --seq 100 --input 512 --hidden 512 $mode --runs "$large" --warmup 1
+    done
+  done
+fi
+if [ "$only" = all ] || [ "$only" = attention ]; then
+  for score in dot scaleddot general additive; do
+    for mode in "" --training; do
+      "$BENCH" attention_$score --batch 32 --tq 64 --tk 64 --dim 256 $mode "$@"
+    done
+  done
+fi
