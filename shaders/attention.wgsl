@@ -257,7 +257,7 @@ fn attn_dside(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 
 // ---------------------------------------------------------------------------------------------
-// `attn_bmm`: the batched products of attention, C[b, m, n] (+)= scale * sum_{k < K_b} A[b, m, k] *
+// `attn_bmm`: the batched products of attention, C[b, m, n] = scale * sum_{k < K_b} A[b, m, k] *
 // B[b, k, n] over strided views (element strides a_*, b_*, c_*), with K_b = min(K, key_len[b])
 // when `k_by_len` is set (sums over keys stop at the last valid one). Each invocation owns an
 // 8x8 block of C: per k it loads 8 floats of A and 8 of B for 64 multiply-adds, which is what
@@ -281,7 +281,7 @@ struct BmmParams {
     c_n: u32,
     k_by_len: u32,
     scale: f32,
-    accumulate: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> bp: BmmParams;
@@ -299,11 +299,7 @@ fn bmm_store(bz: u32, m: u32, n0: u32, lo: vec4<f32>, hi: vec4<f32>) {
         let n = n0 + j;
         if (n < bp.n) {
             let idx = bz * bp.c_b + m * bp.c_m + n * bp.c_n;
-            var v = bp.scale * vals[j];
-            if (bp.accumulate != 0u) {
-                v += bm_c[idx];
-            }
-            bm_c[idx] = v;
+            bm_c[idx] = bp.scale * vals[j];
         }
     }
 }

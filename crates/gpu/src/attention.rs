@@ -62,7 +62,7 @@ struct BmmParams {
     c: [u32; 3],
     k_by_len: u32,
     scale: f32,
-    accumulate: u32,
+    _pad: u32,
 }
 
 /// A batch of matrices in a device tensor: element (b, r, s) at `b·strides[0] + r·strides[1] +
@@ -95,7 +95,7 @@ fn bmm(
         c: s(c.1),
         k_by_len: by_len as u32,
         scale,
-        accumulate: 0,
+        _pad: 0,
     };
     // 8×8 invocations per workgroup, 8×8 outputs per invocation.
     let groups = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32];

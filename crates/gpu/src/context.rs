@@ -289,8 +289,9 @@ impl Context {
     /// every product accumulated in f32. It halves the weight traffic of the recurrence, the
     /// bulk of a step's memory reads; the results are those of the f16-rounded `W_hh`, so they
     /// differ from the f32 default (the reference) by the rounding (at most 2⁻¹⁰ relative
-    /// per weight, 2⁻¹¹ when rounding to nearest). Inputs, states, activations, gradients and every other weight stay f32, and
-    /// the parameters and optimizer state are f32 masters. Off by default (`WGRNN_F16_WEIGHTS=1`
+    /// per weight, 2⁻¹¹ when rounding to nearest). Inputs, states, activations, gradients
+    /// and every other weight stay f32, and the parameters and optimizer state are f32
+    /// masters. Off by default (`WGRNN_F16_WEIGHTS=1`
     /// turns it on for [`Context::new`]). WGSL's `pack2x16float` / `unpack2x16float` need no
     /// `SHADER_F16` feature, only the `SHADER_F16_IN_F32` downlevel flag that Vulkan, Metal and
     /// DX12 adapters have; asking for it on an adapter known to lack the flag is an error (on a

@@ -159,9 +159,9 @@ pub struct GpuRnnTape {
     pub(crate) lengths_dev: GpuTensor,
     /// The input of each layer, packed K-major as the input projection read it.
     pub(crate) layer_xt: Vec<Packed>,
-    /// Tape of each (layer, direction), sections as in [`TapeLayout`]: the layer's tape
-    /// tensor (shared by its directions) and the offset of this direction's part.
-    pub(crate) directions: Vec<(GpuTensor, usize)>,
+    /// Tape of each layer: per direction d, sections as in [`TapeLayout`] from float
+    /// `d · layout.len` on.
+    pub(crate) layers: Vec<GpuTensor>,
 }
 
 impl GpuRnnTape {
@@ -493,9 +493,9 @@ pub fn rnn_forward(
             if let Some(c_n) = &c_n {
                 rec.copy(&state, fin + nb * h, c_n, idx * nb * h, nb * h);
             }
-            if train {
-                tapes.push((tape.clone(), dir * layout.len));
-            }
+        }
+        if train {
+            tapes.push(tape);
         }
         if train {
             layer_xt.push(xt);
@@ -510,7 +510,7 @@ pub fn rnn_forward(
         lengths,
         lengths_dev,
         layer_xt,
-        directions: tapes,
+        layers: tapes,
     });
     Ok(GpuRnnOutput {
         y: inp,

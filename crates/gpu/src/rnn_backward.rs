@@ -283,7 +283,8 @@ pub fn rnn_backward(
         let dg = ctx.alloc(OP, "dG", &[nd * dg_len], DType::F32)?;
         // Padded rows stay zero: the GEMMs below run over all T·B rows.
         rec.clear(&dg);
-        let (dtape, base) = &tape.directions[layer * nd];
+        // The layer's tape: direction d's sections start at d · layout.len.
+        let dtape = &tape.layers[layer];
         let layout = TapeLayout::new(cfg.cell, rows, h);
         for dir in 0..nd {
             let idx = layer * nd + dir;
@@ -303,10 +304,9 @@ pub fn rnn_backward(
         } else {
             (nb * nd * h, nd * h)
         };
-        let first_dir = layout.at(*base);
         let (extra1, extra2) = match cfg.cell {
-            CellKind::Lstm => (first_dir.extra1, first_dir.extra2),
-            CellKind::Gru => (first_dir.extra1, 0),
+            CellKind::Lstm => (layout.extra1, layout.extra2),
+            CellKind::Gru => (layout.extra1, 0),
             CellKind::RnnTanh => (0, units4),
             CellKind::RnnRelu => (1, units4),
         };
@@ -327,8 +327,8 @@ pub fn rnn_backward(
             d_rs_b: d_rs_b as u32,
             d_off: 0,
             parity,
-            tape_gates: first_dir.gates as u32,
-            tape_hprev: first_dir.h_prev as u32,
+            tape_gates: layout.gates as u32,
+            tape_hprev: layout.h_prev as u32,
             extra1: extra1 as u32,
             extra2: extra2 as u32,
             last: last as u32,
@@ -365,8 +365,7 @@ pub fn rnn_backward(
             if let Some(dc0) = &dc0 {
                 rec.copy(&dstate, fin + nb * h, dc0, idx * nb * h, nb * h);
             }
-            let (dtape, base) = &tape.directions[idx];
-            let layout = layout.at(*base);
+            let layout = layout.at(dir * layout.len);
             let doff = dir * dg_len;
 
             // Weight gradients: single products over all T·B rows.
