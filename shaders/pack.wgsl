@@ -16,21 +16,16 @@ struct GateParams {
 @group(0) @binding(1) var<storage, read> w_hh: array<f32>;            // [G*H, H], PyTorch layout
 @group(0) @binding(2) var<storage, read_write> packed: array<vec4<f32>>;
 
-// W[gate * H + unit, k] in forward layout; W[gate * H + k, unit] (the transpose's element) in
-// backward layout.
-fn w_at(gate_row0: u32, unit: u32, k: u32) -> f32 {
-    if (gp.transposed != 0u) {
-        return w_hh[(gate_row0 + k) * gp.hidden + unit];
-    }
-    return w_hh[(gate_row0 + unit) * gp.hidden + k];
-}
-
 // by_unit = 0: packed[k * H + j] = (W[0H + j, k], W[1H + j, k], W[2H + j, k], W[3H + j, k]) with
 // absent gates 0: a step kernel reads all gates of unit j for one k in a single vec4 load.
 // by_unit = 1 (Elman): packed[k * U4 + u] = (W[4u, k], W[4u + 1, k], W[4u + 2, k], W[4u + 3, k]),
 // rows past H 0.
 // transposed = 1 gives what backward's dh = dG·W_hh reads: packed[m * H + j] =
 // (W[0H + m, j], W[1H + m, j], ...) and, by unit, packed[m * U4 + u] = (W[m, 4u], ..., W[m, 4u + 3]).
+//
+// No `if` or loop bound here depends on the parameter block alone (the layout flags are applied
+// with `select`): lavapipe (Mesa 22.x) recompiles a kernel whose uniform-only branches it can
+// fold away at every dispatch, and keeps every such compilation until the device is dropped.
 struct GateQuad {
     idx: u32,
     v: vec4<f32>,
@@ -39,30 +34,23 @@ struct GateQuad {
 
 fn gate_quad(j: u32, k: u32) -> GateQuad {
     let h = gp.hidden;
+    let by_unit = gp.by_unit != 0u;
+    let transposed = gp.transposed != 0u;
     var q = GateQuad(0u, vec4<f32>(0.0), false);
-    if (k >= h) {
+    let j_end = select(h, gp.units4, by_unit);
+    if (k >= h || j >= j_end) {
         return q;
     }
-    if (gp.by_unit == 0u) {
-        if (j >= h) {
-            return q;
-        }
-        for (var g = 0u; g < gp.gates; g++) {
-            q.v[g] = w_at(g * h, j, k);
-        }
-        q.idx = k * h + j;
-    } else {
-        if (j >= gp.units4) {
-            return q;
-        }
-        for (var u = 0u; u < 4u; u++) {
-            let row = 4u * j + u;
-            if (row < h) {
-                q.v[u] = w_at(0u, row, k);
-            }
-        }
-        q.idx = k * gp.units4 + j;
+    let last = arrayLength(&w_hh) - 1u;
+    for (var g = 0u; g < 4u; g++) {
+        // Element (row0 + unit, k) of W, or (row0 + k, unit) in the transposed layout.
+        let unit = select(j, 4u * j + g, by_unit);
+        let row0 = select(g * h, 0u, by_unit);
+        let valid = select(g < gp.gates, unit < h, by_unit);
+        let e = select((row0 + unit) * h + k, (row0 + k) * h + unit, transposed);
+        q.v[g] = select(0.0, w_hh[min(e, last)], valid);
     }
+    q.idx = select(k * h + j, k * gp.units4 + j, by_unit);
     q.ok = true;
     return q;
 }

@@ -1,0 +1,133 @@
+//! Process memory stays flat across repeated calls: a training loop must run for hours.
+//!
+//! A binary of its own, because it measures the resident memory of the whole process, which
+//! tests running beside it in the parity binary would disturb. Linux only (`/proc/self/statm`).
+
+#![cfg(target_os = "linux")]
+
+#[path = "../examples/dates/data.rs"]
+#[allow(dead_code)]
+mod data;
+#[path = "../examples/dates/model.rs"]
+#[allow(dead_code)]
+mod model;
+
+use model::{Batch, Model, ModelConfig};
+use wgrnn::core::{RnnWeights, Tensor};
+use wgrnn::gpu::{self, Context, GpuOptimizer, GpuRnnInput, GpuRnnOutputGrads, GpuWeights, Mode};
+use wgrnn::{CellKind, OptimizerConfig, RnnConfig, Score};
+
+/// Growth allowed over the measured calls, in KiB: the allocator's own slack. A call that
+/// leaks one compiled kernel (about 200 KiB on lavapipe) exceeds it within about 20 calls.
+const SLACK_KIB: usize = 4 * 1024;
+const WARMUP: usize = 10;
+const CALLS: usize = 60;
+
+fn rss_kib() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("resident pages in /proc/self/statm");
+    pages * 4
+}
+
+/// Runs `f` WARMUP times (pipelines compile, the buffer pool fills), then CALLS times, and
+/// asserts that resident memory grew by at most SLACK_KIB over the measured calls.
+fn assert_flat(what: &str, ctx: &Context, mut f: impl FnMut()) {
+    for _ in 0..WARMUP {
+        f();
+    }
+    ctx.sync().unwrap();
+    let before = rss_kib();
+    for _ in 0..CALLS {
+        f();
+        ctx.sync().unwrap();
+    }
+    let grown = rss_kib().saturating_sub(before);
+    eprintln!(
+        "{what}: {grown} KiB over {CALLS} calls ({} B per call)",
+        grown * 1024 / CALLS
+    );
+    assert!(
+        grown <= SLACK_KIB,
+        "{what}: resident memory grew {grown} KiB over {CALLS} calls (allowed {SLACK_KIB} KiB)"
+    );
+}
+
+#[test]
+fn repeated_calls_do_not_grow_memory() {
+    let ctx = Context::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+    eprintln!("memory test on {}", ctx.adapter());
+    // Every cell, both directions, forward and backward, on the per-step path and on the
+    // persistent small-batch path (limit 0 turns the latter off).
+    for small_batch in [0, usize::MAX] {
+        let ctx = Context::new().unwrap().with_small_batch_limit(small_batch);
+        for cell in [CellKind::Lstm, CellKind::Gru, CellKind::RnnTanh] {
+            let cfg = RnnConfig::new(cell, 12, 16).bidirectional(true);
+            let w = GpuWeights::upload(&ctx, &RnnWeights::<f32>::init(cfg, 3).unwrap()).unwrap();
+            let x = ctx
+                .upload(&Tensor::<f32>::from_fn([5, 4, 12], |i| {
+                    (i as f32 * 0.37).sin()
+                }))
+                .unwrap();
+            let dy = ctx.upload(&Tensor::<f32>::full([5, 4, 32], 0.1)).unwrap();
+            assert_flat(
+                &format!("{cell:?} small-batch limit {small_batch}"),
+                &ctx,
+                || {
+                    let out =
+                        gpu::rnn_forward(&ctx, &w, GpuRnnInput::new(&x), Mode::Training).unwrap();
+                    let up = GpuRnnOutputGrads {
+                        dy: Some(&dy),
+                        dh_n: None,
+                        dc_n: None,
+                    };
+                    gpu::rnn_backward(&ctx, &w, out.tape().unwrap(), up, None).unwrap();
+                },
+            );
+        }
+    }
+    // Every optimizer update (its kernel branches on the kind), with and without clipping.
+    let p = ctx.upload(&Tensor::<f32>::full([64, 8], 0.5)).unwrap();
+    let g = ctx.upload(&Tensor::<f32>::full([64, 8], 0.01)).unwrap();
+    for (name, cfg) in [
+        ("sgd", OptimizerConfig::sgd(0.1, 0.0)),
+        ("sgd momentum", OptimizerConfig::sgd(0.1, 0.9)),
+        ("adam", OptimizerConfig::adam(0.01)),
+        ("adamw", OptimizerConfig::adamw(0.01)),
+        ("rmsprop", OptimizerConfig::rmsprop(0.01)),
+    ] {
+        for clip in [None, Some(1.0)] {
+            let mut opt = GpuOptimizer::new(&ctx, cfg, &[&p]).unwrap();
+            if let Some(c) = clip {
+                opt = opt.with_clip_grad_norm(c);
+            }
+            assert_flat(&format!("{name} clip {clip:?}"), &ctx, || {
+                opt.step(&ctx, &[(&p, &g)]).unwrap();
+            });
+        }
+    }
+    // The main example's training step: embedding, bidirectional LSTM encoder, LSTM decoder,
+    // attention, output layer, cross-entropy, backward through all of it, clipping and Adam.
+    let (train, _) = data::generate(16, 7);
+    let batch = Batch::new(&train).unwrap();
+    for attention in [Some(Score::Additive), Some(Score::General), None] {
+        let mut m = Model::new(
+            &ctx,
+            ModelConfig {
+                embed: 8,
+                hidden: 16,
+                bidirectional: true,
+                attention,
+                lr: 0.01,
+                seed: 2,
+            },
+        )
+        .unwrap();
+        assert_flat(&format!("dates train step {attention:?}"), &ctx, || {
+            m.train_step(&ctx, &batch).unwrap();
+        });
+    }
+}
