@@ -340,7 +340,7 @@ struct BackParams {
     last: u32,
     dgh_off: u32,
     zero_row: u32,
-    _pad1: u32,
+    splits: u32,      // partial products per row in `part` (the split reverse steps)
     wt_dir: u32,      // per-direction strides (vec4 slots, floats) of the packed W_hh, the
     tape_dir: u32,    //   tape and dg: one dispatch runs every direction (z), direction
     dg_dir: u32,      //   d = reverse + z, reversed in time when odd
@@ -472,182 +472,6 @@ fn gru_step_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 
-// Variant for CPU adapters (see the forward's step16): 16 rows x 4 units per invocation, so each
-// m loads 64 gate gradients and 4 packed weight vectors for 256 multiply-adds (a larger unit
-// block makes llvmpipe's shader compile take minutes). Rows whose next step does not exist
-// read a zeroed row kept at the end of dg.
-@compute @workgroup_size(64, 1)
-fn gru_step_bwd16(@builtin(global_invocation_id) gid: vec3<u32>) {
-    set_bdir(gid.z);
-    let l_cur_wt = cur_wt;
-    let l_cur_dg = cur_dg;
-    cur_bstep = bp.step;
-    cur_parity = bp.parity;
-    cur_last = bp.last;
-    let u0 = gid.x * 4u;
-    let b0 = gid.y * 16u;
-    let h = bp.hidden;
-    if (u0 >= h || b0 >= bp.batch) {
-        return;
-    }
-    let last = bp.batch - 1u;
-    let ulast = h - 1u;
-    let nr0 = next_row(min(b0 + 0u, last), b_lengths[min(b0 + 0u, last)]);
-    let base0 = select(bp.zero_row, bp.dgh_off + u32(max(nr0, 0)) * 3u * h, nr0 >= 0);
-    let nr1 = next_row(min(b0 + 1u, last), b_lengths[min(b0 + 1u, last)]);
-    let base1 = select(bp.zero_row, bp.dgh_off + u32(max(nr1, 0)) * 3u * h, nr1 >= 0);
-    let nr2 = next_row(min(b0 + 2u, last), b_lengths[min(b0 + 2u, last)]);
-    let base2 = select(bp.zero_row, bp.dgh_off + u32(max(nr2, 0)) * 3u * h, nr2 >= 0);
-    let nr3 = next_row(min(b0 + 3u, last), b_lengths[min(b0 + 3u, last)]);
-    let base3 = select(bp.zero_row, bp.dgh_off + u32(max(nr3, 0)) * 3u * h, nr3 >= 0);
-    let nr4 = next_row(min(b0 + 4u, last), b_lengths[min(b0 + 4u, last)]);
-    let base4 = select(bp.zero_row, bp.dgh_off + u32(max(nr4, 0)) * 3u * h, nr4 >= 0);
-    let nr5 = next_row(min(b0 + 5u, last), b_lengths[min(b0 + 5u, last)]);
-    let base5 = select(bp.zero_row, bp.dgh_off + u32(max(nr5, 0)) * 3u * h, nr5 >= 0);
-    let nr6 = next_row(min(b0 + 6u, last), b_lengths[min(b0 + 6u, last)]);
-    let base6 = select(bp.zero_row, bp.dgh_off + u32(max(nr6, 0)) * 3u * h, nr6 >= 0);
-    let nr7 = next_row(min(b0 + 7u, last), b_lengths[min(b0 + 7u, last)]);
-    let base7 = select(bp.zero_row, bp.dgh_off + u32(max(nr7, 0)) * 3u * h, nr7 >= 0);
-    let nr8 = next_row(min(b0 + 8u, last), b_lengths[min(b0 + 8u, last)]);
-    let base8 = select(bp.zero_row, bp.dgh_off + u32(max(nr8, 0)) * 3u * h, nr8 >= 0);
-    let nr9 = next_row(min(b0 + 9u, last), b_lengths[min(b0 + 9u, last)]);
-    let base9 = select(bp.zero_row, bp.dgh_off + u32(max(nr9, 0)) * 3u * h, nr9 >= 0);
-    let nr10 = next_row(min(b0 + 10u, last), b_lengths[min(b0 + 10u, last)]);
-    let base10 = select(bp.zero_row, bp.dgh_off + u32(max(nr10, 0)) * 3u * h, nr10 >= 0);
-    let nr11 = next_row(min(b0 + 11u, last), b_lengths[min(b0 + 11u, last)]);
-    let base11 = select(bp.zero_row, bp.dgh_off + u32(max(nr11, 0)) * 3u * h, nr11 >= 0);
-    let nr12 = next_row(min(b0 + 12u, last), b_lengths[min(b0 + 12u, last)]);
-    let base12 = select(bp.zero_row, bp.dgh_off + u32(max(nr12, 0)) * 3u * h, nr12 >= 0);
-    let nr13 = next_row(min(b0 + 13u, last), b_lengths[min(b0 + 13u, last)]);
-    let base13 = select(bp.zero_row, bp.dgh_off + u32(max(nr13, 0)) * 3u * h, nr13 >= 0);
-    let nr14 = next_row(min(b0 + 14u, last), b_lengths[min(b0 + 14u, last)]);
-    let base14 = select(bp.zero_row, bp.dgh_off + u32(max(nr14, 0)) * 3u * h, nr14 >= 0);
-    let nr15 = next_row(min(b0 + 15u, last), b_lengths[min(b0 + 15u, last)]);
-    let base15 = select(bp.zero_row, bp.dgh_off + u32(max(nr15, 0)) * 3u * h, nr15 >= 0);
-    let wi0 = min(u0 + 0u, ulast);
-    let wi1 = min(u0 + 1u, ulast);
-    let wi2 = min(u0 + 2u, ulast);
-    let wi3 = min(u0 + 3u, ulast);
-    var a0_0 = 0.0; var a0_1 = 0.0; var a0_2 = 0.0; var a0_3 = 0.0;
-    var a1_0 = 0.0; var a1_1 = 0.0; var a1_2 = 0.0; var a1_3 = 0.0;
-    var a2_0 = 0.0; var a2_1 = 0.0; var a2_2 = 0.0; var a2_3 = 0.0;
-    var a3_0 = 0.0; var a3_1 = 0.0; var a3_2 = 0.0; var a3_3 = 0.0;
-    var a4_0 = 0.0; var a4_1 = 0.0; var a4_2 = 0.0; var a4_3 = 0.0;
-    var a5_0 = 0.0; var a5_1 = 0.0; var a5_2 = 0.0; var a5_3 = 0.0;
-    var a6_0 = 0.0; var a6_1 = 0.0; var a6_2 = 0.0; var a6_3 = 0.0;
-    var a7_0 = 0.0; var a7_1 = 0.0; var a7_2 = 0.0; var a7_3 = 0.0;
-    var a8_0 = 0.0; var a8_1 = 0.0; var a8_2 = 0.0; var a8_3 = 0.0;
-    var a9_0 = 0.0; var a9_1 = 0.0; var a9_2 = 0.0; var a9_3 = 0.0;
-    var a10_0 = 0.0; var a10_1 = 0.0; var a10_2 = 0.0; var a10_3 = 0.0;
-    var a11_0 = 0.0; var a11_1 = 0.0; var a11_2 = 0.0; var a11_3 = 0.0;
-    var a12_0 = 0.0; var a12_1 = 0.0; var a12_2 = 0.0; var a12_3 = 0.0;
-    var a13_0 = 0.0; var a13_1 = 0.0; var a13_2 = 0.0; var a13_3 = 0.0;
-    var a14_0 = 0.0; var a14_1 = 0.0; var a14_2 = 0.0; var a14_3 = 0.0;
-    var a15_0 = 0.0; var a15_1 = 0.0; var a15_2 = 0.0; var a15_3 = 0.0;
-    for (var m = 0u; m < h; m++) {
-        let w0 = wt_load(l_cur_wt + m * h + wi0);
-        let w1 = wt_load(l_cur_wt + m * h + wi1);
-        let w2 = wt_load(l_cur_wt + m * h + wi2);
-        let w3 = wt_load(l_cur_wt + m * h + wi3);
-        let d0 = vec4<f32>(dg[l_cur_dg + base0 + m], dg[l_cur_dg + base0 + h + m], dg[l_cur_dg + base0 + 2u * h + m], 0.0);
-        a0_0 += dot(d0, w0); a0_1 += dot(d0, w1); a0_2 += dot(d0, w2); a0_3 += dot(d0, w3);
-        let d1 = vec4<f32>(dg[l_cur_dg + base1 + m], dg[l_cur_dg + base1 + h + m], dg[l_cur_dg + base1 + 2u * h + m], 0.0);
-        a1_0 += dot(d1, w0); a1_1 += dot(d1, w1); a1_2 += dot(d1, w2); a1_3 += dot(d1, w3);
-        let d2 = vec4<f32>(dg[l_cur_dg + base2 + m], dg[l_cur_dg + base2 + h + m], dg[l_cur_dg + base2 + 2u * h + m], 0.0);
-        a2_0 += dot(d2, w0); a2_1 += dot(d2, w1); a2_2 += dot(d2, w2); a2_3 += dot(d2, w3);
-        let d3 = vec4<f32>(dg[l_cur_dg + base3 + m], dg[l_cur_dg + base3 + h + m], dg[l_cur_dg + base3 + 2u * h + m], 0.0);
-        a3_0 += dot(d3, w0); a3_1 += dot(d3, w1); a3_2 += dot(d3, w2); a3_3 += dot(d3, w3);
-        let d4 = vec4<f32>(dg[l_cur_dg + base4 + m], dg[l_cur_dg + base4 + h + m], dg[l_cur_dg + base4 + 2u * h + m], 0.0);
-        a4_0 += dot(d4, w0); a4_1 += dot(d4, w1); a4_2 += dot(d4, w2); a4_3 += dot(d4, w3);
-        let d5 = vec4<f32>(dg[l_cur_dg + base5 + m], dg[l_cur_dg + base5 + h + m], dg[l_cur_dg + base5 + 2u * h + m], 0.0);
-        a5_0 += dot(d5, w0); a5_1 += dot(d5, w1); a5_2 += dot(d5, w2); a5_3 += dot(d5, w3);
-        let d6 = vec4<f32>(dg[l_cur_dg + base6 + m], dg[l_cur_dg + base6 + h + m], dg[l_cur_dg + base6 + 2u * h + m], 0.0);
-        a6_0 += dot(d6, w0); a6_1 += dot(d6, w1); a6_2 += dot(d6, w2); a6_3 += dot(d6, w3);
-        let d7 = vec4<f32>(dg[l_cur_dg + base7 + m], dg[l_cur_dg + base7 + h + m], dg[l_cur_dg + base7 + 2u * h + m], 0.0);
-        a7_0 += dot(d7, w0); a7_1 += dot(d7, w1); a7_2 += dot(d7, w2); a7_3 += dot(d7, w3);
-        let d8 = vec4<f32>(dg[l_cur_dg + base8 + m], dg[l_cur_dg + base8 + h + m], dg[l_cur_dg + base8 + 2u * h + m], 0.0);
-        a8_0 += dot(d8, w0); a8_1 += dot(d8, w1); a8_2 += dot(d8, w2); a8_3 += dot(d8, w3);
-        let d9 = vec4<f32>(dg[l_cur_dg + base9 + m], dg[l_cur_dg + base9 + h + m], dg[l_cur_dg + base9 + 2u * h + m], 0.0);
-        a9_0 += dot(d9, w0); a9_1 += dot(d9, w1); a9_2 += dot(d9, w2); a9_3 += dot(d9, w3);
-        let d10 = vec4<f32>(dg[l_cur_dg + base10 + m], dg[l_cur_dg + base10 + h + m], dg[l_cur_dg + base10 + 2u * h + m], 0.0);
-        a10_0 += dot(d10, w0); a10_1 += dot(d10, w1); a10_2 += dot(d10, w2); a10_3 += dot(d10, w3);
-        let d11 = vec4<f32>(dg[l_cur_dg + base11 + m], dg[l_cur_dg + base11 + h + m], dg[l_cur_dg + base11 + 2u * h + m], 0.0);
-        a11_0 += dot(d11, w0); a11_1 += dot(d11, w1); a11_2 += dot(d11, w2); a11_3 += dot(d11, w3);
-        let d12 = vec4<f32>(dg[l_cur_dg + base12 + m], dg[l_cur_dg + base12 + h + m], dg[l_cur_dg + base12 + 2u * h + m], 0.0);
-        a12_0 += dot(d12, w0); a12_1 += dot(d12, w1); a12_2 += dot(d12, w2); a12_3 += dot(d12, w3);
-        let d13 = vec4<f32>(dg[l_cur_dg + base13 + m], dg[l_cur_dg + base13 + h + m], dg[l_cur_dg + base13 + 2u * h + m], 0.0);
-        a13_0 += dot(d13, w0); a13_1 += dot(d13, w1); a13_2 += dot(d13, w2); a13_3 += dot(d13, w3);
-        let d14 = vec4<f32>(dg[l_cur_dg + base14 + m], dg[l_cur_dg + base14 + h + m], dg[l_cur_dg + base14 + 2u * h + m], 0.0);
-        a14_0 += dot(d14, w0); a14_1 += dot(d14, w1); a14_2 += dot(d14, w2); a14_3 += dot(d14, w3);
-        let d15 = vec4<f32>(dg[l_cur_dg + base15 + m], dg[l_cur_dg + base15 + h + m], dg[l_cur_dg + base15 + 2u * h + m], 0.0);
-        a15_0 += dot(d15, w0); a15_1 += dot(d15, w1); a15_2 += dot(d15, w2); a15_3 += dot(d15, w3);
-    }
-    if (b0 + 0u < bp.batch && u0 + 0u < h) { back_finish(b0 + 0u, u0 + 0u, a0_0); }
-    if (b0 + 0u < bp.batch && u0 + 1u < h) { back_finish(b0 + 0u, u0 + 1u, a0_1); }
-    if (b0 + 0u < bp.batch && u0 + 2u < h) { back_finish(b0 + 0u, u0 + 2u, a0_2); }
-    if (b0 + 0u < bp.batch && u0 + 3u < h) { back_finish(b0 + 0u, u0 + 3u, a0_3); }
-    if (b0 + 1u < bp.batch && u0 + 0u < h) { back_finish(b0 + 1u, u0 + 0u, a1_0); }
-    if (b0 + 1u < bp.batch && u0 + 1u < h) { back_finish(b0 + 1u, u0 + 1u, a1_1); }
-    if (b0 + 1u < bp.batch && u0 + 2u < h) { back_finish(b0 + 1u, u0 + 2u, a1_2); }
-    if (b0 + 1u < bp.batch && u0 + 3u < h) { back_finish(b0 + 1u, u0 + 3u, a1_3); }
-    if (b0 + 2u < bp.batch && u0 + 0u < h) { back_finish(b0 + 2u, u0 + 0u, a2_0); }
-    if (b0 + 2u < bp.batch && u0 + 1u < h) { back_finish(b0 + 2u, u0 + 1u, a2_1); }
-    if (b0 + 2u < bp.batch && u0 + 2u < h) { back_finish(b0 + 2u, u0 + 2u, a2_2); }
-    if (b0 + 2u < bp.batch && u0 + 3u < h) { back_finish(b0 + 2u, u0 + 3u, a2_3); }
-    if (b0 + 3u < bp.batch && u0 + 0u < h) { back_finish(b0 + 3u, u0 + 0u, a3_0); }
-    if (b0 + 3u < bp.batch && u0 + 1u < h) { back_finish(b0 + 3u, u0 + 1u, a3_1); }
-    if (b0 + 3u < bp.batch && u0 + 2u < h) { back_finish(b0 + 3u, u0 + 2u, a3_2); }
-    if (b0 + 3u < bp.batch && u0 + 3u < h) { back_finish(b0 + 3u, u0 + 3u, a3_3); }
-    if (b0 + 4u < bp.batch && u0 + 0u < h) { back_finish(b0 + 4u, u0 + 0u, a4_0); }
-    if (b0 + 4u < bp.batch && u0 + 1u < h) { back_finish(b0 + 4u, u0 + 1u, a4_1); }
-    if (b0 + 4u < bp.batch && u0 + 2u < h) { back_finish(b0 + 4u, u0 + 2u, a4_2); }
-    if (b0 + 4u < bp.batch && u0 + 3u < h) { back_finish(b0 + 4u, u0 + 3u, a4_3); }
-    if (b0 + 5u < bp.batch && u0 + 0u < h) { back_finish(b0 + 5u, u0 + 0u, a5_0); }
-    if (b0 + 5u < bp.batch && u0 + 1u < h) { back_finish(b0 + 5u, u0 + 1u, a5_1); }
-    if (b0 + 5u < bp.batch && u0 + 2u < h) { back_finish(b0 + 5u, u0 + 2u, a5_2); }
-    if (b0 + 5u < bp.batch && u0 + 3u < h) { back_finish(b0 + 5u, u0 + 3u, a5_3); }
-    if (b0 + 6u < bp.batch && u0 + 0u < h) { back_finish(b0 + 6u, u0 + 0u, a6_0); }
-    if (b0 + 6u < bp.batch && u0 + 1u < h) { back_finish(b0 + 6u, u0 + 1u, a6_1); }
-    if (b0 + 6u < bp.batch && u0 + 2u < h) { back_finish(b0 + 6u, u0 + 2u, a6_2); }
-    if (b0 + 6u < bp.batch && u0 + 3u < h) { back_finish(b0 + 6u, u0 + 3u, a6_3); }
-    if (b0 + 7u < bp.batch && u0 + 0u < h) { back_finish(b0 + 7u, u0 + 0u, a7_0); }
-    if (b0 + 7u < bp.batch && u0 + 1u < h) { back_finish(b0 + 7u, u0 + 1u, a7_1); }
-    if (b0 + 7u < bp.batch && u0 + 2u < h) { back_finish(b0 + 7u, u0 + 2u, a7_2); }
-    if (b0 + 7u < bp.batch && u0 + 3u < h) { back_finish(b0 + 7u, u0 + 3u, a7_3); }
-    if (b0 + 8u < bp.batch && u0 + 0u < h) { back_finish(b0 + 8u, u0 + 0u, a8_0); }
-    if (b0 + 8u < bp.batch && u0 + 1u < h) { back_finish(b0 + 8u, u0 + 1u, a8_1); }
-    if (b0 + 8u < bp.batch && u0 + 2u < h) { back_finish(b0 + 8u, u0 + 2u, a8_2); }
-    if (b0 + 8u < bp.batch && u0 + 3u < h) { back_finish(b0 + 8u, u0 + 3u, a8_3); }
-    if (b0 + 9u < bp.batch && u0 + 0u < h) { back_finish(b0 + 9u, u0 + 0u, a9_0); }
-    if (b0 + 9u < bp.batch && u0 + 1u < h) { back_finish(b0 + 9u, u0 + 1u, a9_1); }
-    if (b0 + 9u < bp.batch && u0 + 2u < h) { back_finish(b0 + 9u, u0 + 2u, a9_2); }
-    if (b0 + 9u < bp.batch && u0 + 3u < h) { back_finish(b0 + 9u, u0 + 3u, a9_3); }
-    if (b0 + 10u < bp.batch && u0 + 0u < h) { back_finish(b0 + 10u, u0 + 0u, a10_0); }
-    if (b0 + 10u < bp.batch && u0 + 1u < h) { back_finish(b0 + 10u, u0 + 1u, a10_1); }
-    if (b0 + 10u < bp.batch && u0 + 2u < h) { back_finish(b0 + 10u, u0 + 2u, a10_2); }
-    if (b0 + 10u < bp.batch && u0 + 3u < h) { back_finish(b0 + 10u, u0 + 3u, a10_3); }
-    if (b0 + 11u < bp.batch && u0 + 0u < h) { back_finish(b0 + 11u, u0 + 0u, a11_0); }
-    if (b0 + 11u < bp.batch && u0 + 1u < h) { back_finish(b0 + 11u, u0 + 1u, a11_1); }
-    if (b0 + 11u < bp.batch && u0 + 2u < h) { back_finish(b0 + 11u, u0 + 2u, a11_2); }
-    if (b0 + 11u < bp.batch && u0 + 3u < h) { back_finish(b0 + 11u, u0 + 3u, a11_3); }
-    if (b0 + 12u < bp.batch && u0 + 0u < h) { back_finish(b0 + 12u, u0 + 0u, a12_0); }
-    if (b0 + 12u < bp.batch && u0 + 1u < h) { back_finish(b0 + 12u, u0 + 1u, a12_1); }
-    if (b0 + 12u < bp.batch && u0 + 2u < h) { back_finish(b0 + 12u, u0 + 2u, a12_2); }
-    if (b0 + 12u < bp.batch && u0 + 3u < h) { back_finish(b0 + 12u, u0 + 3u, a12_3); }
-    if (b0 + 13u < bp.batch && u0 + 0u < h) { back_finish(b0 + 13u, u0 + 0u, a13_0); }
-    if (b0 + 13u < bp.batch && u0 + 1u < h) { back_finish(b0 + 13u, u0 + 1u, a13_1); }
-    if (b0 + 13u < bp.batch && u0 + 2u < h) { back_finish(b0 + 13u, u0 + 2u, a13_2); }
-    if (b0 + 13u < bp.batch && u0 + 3u < h) { back_finish(b0 + 13u, u0 + 3u, a13_3); }
-    if (b0 + 14u < bp.batch && u0 + 0u < h) { back_finish(b0 + 14u, u0 + 0u, a14_0); }
-    if (b0 + 14u < bp.batch && u0 + 1u < h) { back_finish(b0 + 14u, u0 + 1u, a14_1); }
-    if (b0 + 14u < bp.batch && u0 + 2u < h) { back_finish(b0 + 14u, u0 + 2u, a14_2); }
-    if (b0 + 14u < bp.batch && u0 + 3u < h) { back_finish(b0 + 14u, u0 + 3u, a14_3); }
-    if (b0 + 15u < bp.batch && u0 + 0u < h) { back_finish(b0 + 15u, u0 + 0u, a15_0); }
-    if (b0 + 15u < bp.batch && u0 + 1u < h) { back_finish(b0 + 15u, u0 + 1u, a15_1); }
-    if (b0 + 15u < bp.batch && u0 + 2u < h) { back_finish(b0 + 15u, u0 + 2u, a15_2); }
-    if (b0 + 15u < bp.batch && u0 + 3u < h) { back_finish(b0 + 15u, u0 + 3u, a15_3); }
-}
-
 // Persistent small-batch backward: one workgroup runs the reverse steps and the final dh0/dc0
 // pass in one dispatch (bp.step holds the number of steps), in the order and with the parities
 // the host gives the per-step dispatches; storageBarrier() separates the steps.
@@ -665,5 +489,35 @@ fn gru_seq_bwd(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) 
             back_finish(b, j, rec_dot(next_row(b, b_lengths[b]), j));
         }
         storageBarrier();
+    }
+}
+
+
+// The cell half of a reverse step on CPU adapters: the recurrent product comes from
+// `rec_product16` (recurrent.wgsl) as S partial sums, added here in split order, so the
+// result does not depend on scheduling. One row and four units per invocation.
+@group(0) @binding(7) var<storage, read> part: array<vec4<f32>>;  // [dir][S][B][ceil(H / 4)]
+
+@compute @workgroup_size(64, 1)
+fn gru_cell_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_bdir(gid.z);
+    cur_bstep = bp.step;
+    cur_parity = bp.parity;
+    cur_last = bp.last;
+    let u = gid.x;
+    let b = gid.y;
+    let units4 = (bp.hidden + 3u) / 4u;
+    if (u >= units4 || b >= bp.batch) {
+        return;
+    }
+    var rec = vec4<f32>(0.0);
+    for (var s = 0u; s < bp.splits; s++) {
+        rec += part[((gid.z * bp.splits + s) * bp.batch + b) * units4 + u];
+    }
+    for (var q = 0u; q < 4u; q++) {
+        let j = 4u * u + q;
+        if (j < bp.hidden) {
+            back_finish(b, j, rec[q]);
+        }
     }
 }

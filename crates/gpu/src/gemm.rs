@@ -55,7 +55,8 @@ impl GemmBlock {
         )
     }
 
-    /// Whether the recurrent steps use their large (16-row) variants.
+    /// Whether the recurrent steps use their CPU-adapter variants: 16-row forward steps, and
+    /// reverse steps split into a blocked product and the cell update.
     pub(crate) fn large_steps(self) -> bool {
         self == GemmBlock::B16
     }

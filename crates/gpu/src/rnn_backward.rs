@@ -1,6 +1,7 @@
-//! Backward (BPTT) of the recurrent layers, built like cuDNN's: per layer and direction one
-//! fused kernel per timestep in reverse (the recurrent product `dG·W_hh` for dh, the gate
-//! gradients, the carries), then the weight gradients as single GEMMs over all T·B rows
+//! Backward (BPTT) of the recurrent layers, built like cuDNN's: per layer the timesteps in
+//! reverse, each the recurrent product `dG·W_hh` for dh followed by the gate gradients and the
+//! carries (one fused kernel on GPUs; on CPU adapters a blocked product over k-splits, then the
+//! cell update), then the weight gradients as single GEMMs over all T·B rows
 //! (`dW_ih = dGᵀ·X`, `dW_hh = dGᵀ·H_prev`, `dX = dG·W_ih`) and column sums for the biases.
 //! The whole pass is one command encoder and one submit.
 
@@ -11,7 +12,7 @@ use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
-use crate::gemm::{GemmBlock, Out, Strided, expect_f32, gemm, pack};
+use crate::gemm::{Out, Strided, expect_f32, gemm, pack};
 use crate::pipeline::{Access, Kernel};
 use crate::record::Recorder;
 use crate::rnn::{
@@ -31,8 +32,39 @@ const COL_SUM: Kernel = Kernel {
     bindings: &[Read, ReadWrite],
 };
 
-/// The backward step kernel for a cell and blocking, with its (units, rows) per invocation and
-/// workgroup width.
+/// The recurrent product of the split reverse steps (recurrent.wgsl).
+const REC_PRODUCT: Kernel = Kernel {
+    shader: Shader::Recurrent,
+    entry: "rec_product16",
+    bindings: &[Read, Read, Read, ReadWrite],
+};
+/// W_hh rounded through f16 in its own layout, for the product with f16 weights (pack_f16.wgsl).
+const ROUND_F16: Kernel = Kernel {
+    shader: Shader::PackF16,
+    entry: "round_f16",
+    bindings: &[Read, ReadWrite],
+};
+/// Unit and row block of `rec_product16`, and its workgroup width.
+const PRODUCT_BLOCK: usize = 16;
+const PRODUCT_WG: usize = 8;
+/// Workgroups a split reverse step's product should have at least (k is split until it does),
+/// so that every core of a CPU adapter gets several.
+const PRODUCT_MIN_GROUPS: usize = 8;
+
+/// The cell half of a split reverse step: the step kernel's bindings plus the partial products.
+fn cell_kernel(cell: CellKind) -> Kernel {
+    let (shader, entry) = match cell {
+        CellKind::Lstm => (Shader::Lstm, "lstm_cell_bwd"),
+        CellKind::Gru => (Shader::Gru, "gru_cell_bwd"),
+        CellKind::RnnTanh | CellKind::RnnRelu => (Shader::Rnn, "rnn_cell_bwd"),
+    };
+    Kernel {
+        shader,
+        entry,
+        bindings: &[Read, Read, Read, Read, ReadWrite, ReadWrite, Read],
+    }
+}
+
 /// The persistent small-batch backward of a cell (see `small_batch_path`).
 fn seq_kernel(cell: CellKind) -> Kernel {
     let (shader, entry) = match cell {
@@ -47,34 +79,18 @@ fn seq_kernel(cell: CellKind) -> Kernel {
     }
 }
 
-fn step_kernel(cell: CellKind, block: GemmBlock) -> (Kernel, usize, usize, usize) {
-    // Units per invocation of the large variant (Elman kernels count unit quads).
-    let (shader, small, large, units) = match cell {
-        CellKind::Lstm => (Shader::Lstm, "lstm_step_bwd", "lstm_step_bwd16", 4),
-        CellKind::Gru => (Shader::Gru, "gru_step_bwd", "gru_step_bwd16", 4),
-        CellKind::RnnTanh | CellKind::RnnRelu => (Shader::Rnn, "rnn_step_bwd", "rnn_step_bwd16", 4),
+/// The fused reverse step of GPUs (one row and one unit per invocation: the recurrent product,
+/// then the cell update). CPU adapters split the step instead (see `rec_product16`).
+fn step_kernel(cell: CellKind) -> Kernel {
+    let (shader, entry) = match cell {
+        CellKind::Lstm => (Shader::Lstm, "lstm_step_bwd"),
+        CellKind::Gru => (Shader::Gru, "gru_step_bwd"),
+        CellKind::RnnTanh | CellKind::RnnRelu => (Shader::Rnn, "rnn_step_bwd"),
     };
-    match block.large_steps() {
-        false => (
-            Kernel {
-                shader,
-                entry: small,
-                bindings: BINDINGS,
-            },
-            1,
-            1,
-            64,
-        ),
-        true => (
-            Kernel {
-                shader,
-                entry: large,
-                bindings: BINDINGS,
-            },
-            units,
-            16,
-            64,
-        ),
+    Kernel {
+        shader,
+        entry,
+        bindings: BINDINGS,
     }
 }
 
@@ -96,11 +112,36 @@ struct BackParams {
     last: u32,
     dgh_off: u32,
     zero_row: u32,
-    _pad: u32,
+    splits: u32,
     wt_dir: u32,
     tape_dir: u32,
     dg_dir: u32,
     _pad_dir: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct RoundParams {
+    n: u32,
+    dst_off: u32,
+    _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct RecParams {
+    batch: u32,
+    hidden: u32,
+    kdim: u32,
+    k_split: u32,
+    step: u32,
+    last: u32,
+    splits: u32,
+    units4: u32,
+    dg_dir: u32,
+    dgh_off: u32,
+    zero_row: u32,
+    w_dir: u32,
 }
 
 #[repr(C)]
@@ -277,7 +318,18 @@ pub fn rnn_backward(
         // row.
         let zero_row = rows * gh * if gru { 2 } else { 1 };
         let dg_len = zero_row + gh;
-        let wt = alloc_packed(&rec, cfg.cell, h, nd)?;
+        // On CPU adapters (large blocks) each reverse step is split in two dispatches: the
+        // recurrent product dG·W_hh in 16 × 16 blocks over k-splits (`rec_product16`, W_hh in
+        // its own layout), then the cell update, which sums the splits. A fused step would
+        // hold all gates of its units, so 16 rows × 4 units: 2.5× more loaded floats per
+        // multiply-add, and llvmpipe's time follows loads. GPUs keep the fused per-unit step.
+        let persistent = small_batch_path(ctx, cfg.cell, h, nb);
+        let split = !persistent && ctx.gemm_block().large_steps();
+        let wt = if split {
+            ctx.alloc(OP, "W_hh rows", &[nd * gh * h], DType::F32)?
+        } else {
+            alloc_packed(&rec, cfg.cell, h, nd)?
+        };
         let dstate = ctx.alloc(OP, "dstate", &[nd, 2, 2, nb, h], DType::F32)?;
         rec.clear(&dstate);
         let dg = ctx.alloc(OP, "dG", &[nd * dg_len], DType::F32)?;
@@ -290,7 +342,19 @@ pub fn rnn_backward(
             let idx = layer * nd + dir;
             let sfx = RnnConfig::suffix(layer, dir);
             let w_hh = w.get(&format!("weight_hh{sfx}"))?;
-            pack_w_hh_into(&mut rec, w_hh, cfg.cell, h, true, &wt, dir * w_slots)?;
+            if split && ctx.f16_weights() {
+                let p = RoundParams {
+                    n: (gh * h) as u32,
+                    dst_off: (dir * gh * h) as u32,
+                    _pad: [0; 2],
+                };
+                let groups = (gh * h).div_ceil(64).min(4096) as u32;
+                rec.dispatch(ROUND_F16, &p, &[w_hh, &wt], [groups, 1, 1])?;
+            } else if split {
+                rec.copy(w_hh, 0, &wt, dir * gh * h, gh * h);
+            } else {
+                pack_w_hh_into(&mut rec, w_hh, cfg.cell, h, true, &wt, dir * w_slots)?;
+            }
             let st = dir * 4 * nb * h;
             if let Some(d) = upstream.dh_n {
                 rec.copy(d, idx * nb * h, &dstate, st, nb * h);
@@ -310,14 +374,43 @@ pub fn rnn_backward(
             CellKind::RnnTanh => (0, units4),
             CellKind::RnnRelu => (1, units4),
         };
-        let (kernel, per_units, per_rows, wg) = step_kernel(cfg.cell, ctx.gemm_block());
+        let kernel = step_kernel(cfg.cell);
         let kernel = for_storage(ctx, kernel);
         let gx = if by_unit(cfg.cell) { units4 } else { h };
-        let groups = [
-            gx.div_ceil(per_units * wg) as u32,
-            nb.div_ceil(per_rows) as u32,
-            nd as u32,
+        let groups = [gx.div_ceil(64) as u32, nb as u32, nd as u32];
+        // The product's grid and k-splits (see PRODUCT_MIN_GROUPS).
+        let pgroups = [
+            h.div_ceil(PRODUCT_BLOCK * PRODUCT_WG),
+            nb.div_ceil(PRODUCT_BLOCK),
         ];
+        let splits = PRODUCT_MIN_GROUPS
+            .div_ceil(pgroups[0] * pgroups[1])
+            .clamp(1, gh.div_ceil(64).max(1));
+        let k_split = gh.div_ceil(splits);
+        let part = if split {
+            Some(ctx.alloc(
+                OP,
+                "partial dG·W_hh",
+                &[nd * splits * nb * units4 * 4],
+                DType::F32,
+            )?)
+        } else {
+            None
+        };
+        let rec_params = |step: usize, last: bool| RecParams {
+            batch: nb as u32,
+            hidden: h as u32,
+            kdim: gh as u32,
+            k_split: k_split as u32,
+            step: step as u32,
+            last: last as u32,
+            splits: splits as u32,
+            units4: units4 as u32,
+            dg_dir: dg_len as u32,
+            dgh_off: dgh_off as u32,
+            zero_row: zero_row as u32,
+            w_dir: (gh * h) as u32,
+        };
         let params = |step: usize, last: bool, parity: u32| BackParams {
             batch: nb as u32,
             hidden: h as u32,
@@ -334,7 +427,7 @@ pub fn rnn_backward(
             last: last as u32,
             dgh_off: dgh_off as u32,
             zero_row: zero_row as u32,
-            _pad: 0,
+            splits: splits as u32,
             wt_dir: w_slots as u32,
             tape_dir: layout.len as u32,
             dg_dir: dg_len as u32,
@@ -342,7 +435,23 @@ pub fn rnn_backward(
         };
         let bufs: [&GpuTensor; 6] = [&wt, &tape.lengths_dev, &d_out, dtape, &dstate, &dg];
         let mut parity = 0;
-        if small_batch_path(ctx, cfg.cell, h, nb) {
+        if let Some(part) = &part {
+            let cell_k = cell_kernel(cfg.cell);
+            let cell_groups = [units4.div_ceil(64) as u32, nb as u32, nd as u32];
+            let prod_groups = [pgroups[0] as u32, pgroups[1] as u32, (nd * splits) as u32];
+            let cell_bufs: [&GpuTensor; 7] =
+                [part, &tape.lengths_dev, &d_out, dtape, &dstate, &dg, part];
+            let prod_bufs: [&GpuTensor; 4] = [&tape.lengths_dev, &dg, &wt, part];
+            // Reverse steps, then the final pass that turns the carries and dG_0 into dh0, dc0.
+            let passes = (0..max_len).rev().map(|s| (s, false)).chain([(0, true)]);
+            for (s, last) in passes {
+                rec.dispatch(REC_PRODUCT, &rec_params(s, last), &prod_bufs, prod_groups)?;
+                rec.dispatch(cell_k, &params(s, last, parity), &cell_bufs, cell_groups)?;
+                if !last {
+                    parity = 1 - parity;
+                }
+            }
+        } else if persistent {
             // One workgroup per direction runs every reverse step and the final pass (`step` =
             // count).
             let k = for_storage(ctx, seq_kernel(cfg.cell));

@@ -8,6 +8,7 @@ pub const PACK_F16: &str = include_str!("../../../shaders/pack_f16.wgsl");
 pub const LSTM: &str = include_str!("../../../shaders/lstm.wgsl");
 pub const GRU: &str = include_str!("../../../shaders/gru.wgsl");
 pub const RNN: &str = include_str!("../../../shaders/rnn.wgsl");
+pub const RECURRENT: &str = include_str!("../../../shaders/recurrent.wgsl");
 pub const EMBEDDING: &str = include_str!("../../../shaders/embedding.wgsl");
 pub const ATTENTION: &str = include_str!("../../../shaders/attention.wgsl");
 pub const LOSS: &str = include_str!("../../../shaders/loss.wgsl");
@@ -22,6 +23,7 @@ pub enum Shader {
     Lstm,
     Gru,
     Rnn,
+    Recurrent,
     Embedding,
     Attention,
     Loss,
@@ -36,12 +38,13 @@ pub enum Shader {
 }
 
 impl Shader {
-    pub const ALL: [Shader; 14] = [
+    pub const ALL: [Shader; 15] = [
         Shader::Matmul,
         Shader::Pack,
         Shader::Lstm,
         Shader::Gru,
         Shader::Rnn,
+        Shader::Recurrent,
         Shader::Embedding,
         Shader::Attention,
         Shader::Loss,
@@ -60,6 +63,7 @@ impl Shader {
             Shader::Lstm => "lstm.wgsl",
             Shader::Gru => "gru.wgsl",
             Shader::Rnn => "rnn.wgsl",
+            Shader::Recurrent => "recurrent.wgsl",
             Shader::Embedding => "embedding.wgsl",
             Shader::Attention => "attention.wgsl",
             Shader::Loss => "loss.wgsl",
@@ -79,6 +83,7 @@ impl Shader {
             Shader::Lstm => LSTM,
             Shader::Gru => GRU,
             Shader::Rnn => RNN,
+            Shader::Recurrent => RECURRENT,
             Shader::Embedding => EMBEDDING,
             Shader::Attention => ATTENTION,
             Shader::Loss => LOSS,
