@@ -124,11 +124,13 @@ fn gemm_kmajor(@builtin(global_invocation_id) gid: vec3<u32>) {
     store_row(m0 + 7u, n0, c70, c71);
 }
 
-// Variant for CPU adapters (lavapipe): a 16x16 block per invocation halves the loads per FMA.
+// Variant for CPU adapters (lavapipe), where every loaded float costs about as much as dozens of
+// multiply-adds: a 32x16 block per invocation loads 48 floats per 512 multiply-adds (an 8x8
+// block 16 per 64). 32x32 would load fewer still, but llvmpipe takes minutes to compile it.
 @compute @workgroup_size(8, 8)
-fn gemm_16(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn gemm_32x16(@builtin(global_invocation_id) gid: vec3<u32>) {
     let n0 = gid.x * 16u;
-    let m0 = gid.y * 16u;
+    let m0 = gid.y * 32u;
     if (m0 >= gp.m || n0 >= gp.n) {
         return;
     }
@@ -148,6 +150,22 @@ fn gemm_16(@builtin(global_invocation_id) gid: vec3<u32>) {
     var c13_0 = vec4<f32>(0.0); var c13_1 = vec4<f32>(0.0); var c13_2 = vec4<f32>(0.0); var c13_3 = vec4<f32>(0.0);
     var c14_0 = vec4<f32>(0.0); var c14_1 = vec4<f32>(0.0); var c14_2 = vec4<f32>(0.0); var c14_3 = vec4<f32>(0.0);
     var c15_0 = vec4<f32>(0.0); var c15_1 = vec4<f32>(0.0); var c15_2 = vec4<f32>(0.0); var c15_3 = vec4<f32>(0.0);
+    var c16_0 = vec4<f32>(0.0); var c16_1 = vec4<f32>(0.0); var c16_2 = vec4<f32>(0.0); var c16_3 = vec4<f32>(0.0);
+    var c17_0 = vec4<f32>(0.0); var c17_1 = vec4<f32>(0.0); var c17_2 = vec4<f32>(0.0); var c17_3 = vec4<f32>(0.0);
+    var c18_0 = vec4<f32>(0.0); var c18_1 = vec4<f32>(0.0); var c18_2 = vec4<f32>(0.0); var c18_3 = vec4<f32>(0.0);
+    var c19_0 = vec4<f32>(0.0); var c19_1 = vec4<f32>(0.0); var c19_2 = vec4<f32>(0.0); var c19_3 = vec4<f32>(0.0);
+    var c20_0 = vec4<f32>(0.0); var c20_1 = vec4<f32>(0.0); var c20_2 = vec4<f32>(0.0); var c20_3 = vec4<f32>(0.0);
+    var c21_0 = vec4<f32>(0.0); var c21_1 = vec4<f32>(0.0); var c21_2 = vec4<f32>(0.0); var c21_3 = vec4<f32>(0.0);
+    var c22_0 = vec4<f32>(0.0); var c22_1 = vec4<f32>(0.0); var c22_2 = vec4<f32>(0.0); var c22_3 = vec4<f32>(0.0);
+    var c23_0 = vec4<f32>(0.0); var c23_1 = vec4<f32>(0.0); var c23_2 = vec4<f32>(0.0); var c23_3 = vec4<f32>(0.0);
+    var c24_0 = vec4<f32>(0.0); var c24_1 = vec4<f32>(0.0); var c24_2 = vec4<f32>(0.0); var c24_3 = vec4<f32>(0.0);
+    var c25_0 = vec4<f32>(0.0); var c25_1 = vec4<f32>(0.0); var c25_2 = vec4<f32>(0.0); var c25_3 = vec4<f32>(0.0);
+    var c26_0 = vec4<f32>(0.0); var c26_1 = vec4<f32>(0.0); var c26_2 = vec4<f32>(0.0); var c26_3 = vec4<f32>(0.0);
+    var c27_0 = vec4<f32>(0.0); var c27_1 = vec4<f32>(0.0); var c27_2 = vec4<f32>(0.0); var c27_3 = vec4<f32>(0.0);
+    var c28_0 = vec4<f32>(0.0); var c28_1 = vec4<f32>(0.0); var c28_2 = vec4<f32>(0.0); var c28_3 = vec4<f32>(0.0);
+    var c29_0 = vec4<f32>(0.0); var c29_1 = vec4<f32>(0.0); var c29_2 = vec4<f32>(0.0); var c29_3 = vec4<f32>(0.0);
+    var c30_0 = vec4<f32>(0.0); var c30_1 = vec4<f32>(0.0); var c30_2 = vec4<f32>(0.0); var c30_3 = vec4<f32>(0.0);
+    var c31_0 = vec4<f32>(0.0); var c31_1 = vec4<f32>(0.0); var c31_2 = vec4<f32>(0.0); var c31_3 = vec4<f32>(0.0);
     let sa = gp.lda / 4u;
     let sb = gp.ldb / 4u;
     var ia = m0 / 4u;
@@ -157,6 +175,10 @@ fn gemm_16(@builtin(global_invocation_id) gid: vec3<u32>) {
         let a1 = at[ia + 1u];
         let a2 = at[ia + 2u];
         let a3 = at[ia + 3u];
+        let a4 = at[ia + 4u];
+        let a5 = at[ia + 5u];
+        let a6 = at[ia + 6u];
+        let a7 = at[ia + 7u];
         let b0 = bt[ib + 0u];
         let b1 = bt[ib + 1u];
         let b2 = bt[ib + 2u];
@@ -177,41 +199,89 @@ fn gemm_16(@builtin(global_invocation_id) gid: vec3<u32>) {
         c13_0 += a3.y * b0; c13_1 += a3.y * b1; c13_2 += a3.y * b2; c13_3 += a3.y * b3;
         c14_0 += a3.z * b0; c14_1 += a3.z * b1; c14_2 += a3.z * b2; c14_3 += a3.z * b3;
         c15_0 += a3.w * b0; c15_1 += a3.w * b1; c15_2 += a3.w * b2; c15_3 += a3.w * b3;
+        c16_0 += a4.x * b0; c16_1 += a4.x * b1; c16_2 += a4.x * b2; c16_3 += a4.x * b3;
+        c17_0 += a4.y * b0; c17_1 += a4.y * b1; c17_2 += a4.y * b2; c17_3 += a4.y * b3;
+        c18_0 += a4.z * b0; c18_1 += a4.z * b1; c18_2 += a4.z * b2; c18_3 += a4.z * b3;
+        c19_0 += a4.w * b0; c19_1 += a4.w * b1; c19_2 += a4.w * b2; c19_3 += a4.w * b3;
+        c20_0 += a5.x * b0; c20_1 += a5.x * b1; c20_2 += a5.x * b2; c20_3 += a5.x * b3;
+        c21_0 += a5.y * b0; c21_1 += a5.y * b1; c21_2 += a5.y * b2; c21_3 += a5.y * b3;
+        c22_0 += a5.z * b0; c22_1 += a5.z * b1; c22_2 += a5.z * b2; c22_3 += a5.z * b3;
+        c23_0 += a5.w * b0; c23_1 += a5.w * b1; c23_2 += a5.w * b2; c23_3 += a5.w * b3;
+        c24_0 += a6.x * b0; c24_1 += a6.x * b1; c24_2 += a6.x * b2; c24_3 += a6.x * b3;
+        c25_0 += a6.y * b0; c25_1 += a6.y * b1; c25_2 += a6.y * b2; c25_3 += a6.y * b3;
+        c26_0 += a6.z * b0; c26_1 += a6.z * b1; c26_2 += a6.z * b2; c26_3 += a6.z * b3;
+        c27_0 += a6.w * b0; c27_1 += a6.w * b1; c27_2 += a6.w * b2; c27_3 += a6.w * b3;
+        c28_0 += a7.x * b0; c28_1 += a7.x * b1; c28_2 += a7.x * b2; c28_3 += a7.x * b3;
+        c29_0 += a7.y * b0; c29_1 += a7.y * b1; c29_2 += a7.y * b2; c29_3 += a7.y * b3;
+        c30_0 += a7.z * b0; c30_1 += a7.z * b1; c30_2 += a7.z * b2; c30_3 += a7.z * b3;
+        c31_0 += a7.w * b0; c31_1 += a7.w * b1; c31_2 += a7.w * b2; c31_3 += a7.w * b3;
         ia += sa;
         ib += sb;
     }
-    store_row(m0 + 0u, n0, c0_0, c0_1);
+    store_row(m0 + 0u, n0 + 0u, c0_0, c0_1);
     store_row(m0 + 0u, n0 + 8u, c0_2, c0_3);
-    store_row(m0 + 1u, n0, c1_0, c1_1);
+    store_row(m0 + 1u, n0 + 0u, c1_0, c1_1);
     store_row(m0 + 1u, n0 + 8u, c1_2, c1_3);
-    store_row(m0 + 2u, n0, c2_0, c2_1);
+    store_row(m0 + 2u, n0 + 0u, c2_0, c2_1);
     store_row(m0 + 2u, n0 + 8u, c2_2, c2_3);
-    store_row(m0 + 3u, n0, c3_0, c3_1);
+    store_row(m0 + 3u, n0 + 0u, c3_0, c3_1);
     store_row(m0 + 3u, n0 + 8u, c3_2, c3_3);
-    store_row(m0 + 4u, n0, c4_0, c4_1);
+    store_row(m0 + 4u, n0 + 0u, c4_0, c4_1);
     store_row(m0 + 4u, n0 + 8u, c4_2, c4_3);
-    store_row(m0 + 5u, n0, c5_0, c5_1);
+    store_row(m0 + 5u, n0 + 0u, c5_0, c5_1);
     store_row(m0 + 5u, n0 + 8u, c5_2, c5_3);
-    store_row(m0 + 6u, n0, c6_0, c6_1);
+    store_row(m0 + 6u, n0 + 0u, c6_0, c6_1);
     store_row(m0 + 6u, n0 + 8u, c6_2, c6_3);
-    store_row(m0 + 7u, n0, c7_0, c7_1);
+    store_row(m0 + 7u, n0 + 0u, c7_0, c7_1);
     store_row(m0 + 7u, n0 + 8u, c7_2, c7_3);
-    store_row(m0 + 8u, n0, c8_0, c8_1);
+    store_row(m0 + 8u, n0 + 0u, c8_0, c8_1);
     store_row(m0 + 8u, n0 + 8u, c8_2, c8_3);
-    store_row(m0 + 9u, n0, c9_0, c9_1);
+    store_row(m0 + 9u, n0 + 0u, c9_0, c9_1);
     store_row(m0 + 9u, n0 + 8u, c9_2, c9_3);
-    store_row(m0 + 10u, n0, c10_0, c10_1);
+    store_row(m0 + 10u, n0 + 0u, c10_0, c10_1);
     store_row(m0 + 10u, n0 + 8u, c10_2, c10_3);
-    store_row(m0 + 11u, n0, c11_0, c11_1);
+    store_row(m0 + 11u, n0 + 0u, c11_0, c11_1);
     store_row(m0 + 11u, n0 + 8u, c11_2, c11_3);
-    store_row(m0 + 12u, n0, c12_0, c12_1);
+    store_row(m0 + 12u, n0 + 0u, c12_0, c12_1);
     store_row(m0 + 12u, n0 + 8u, c12_2, c12_3);
-    store_row(m0 + 13u, n0, c13_0, c13_1);
+    store_row(m0 + 13u, n0 + 0u, c13_0, c13_1);
     store_row(m0 + 13u, n0 + 8u, c13_2, c13_3);
-    store_row(m0 + 14u, n0, c14_0, c14_1);
+    store_row(m0 + 14u, n0 + 0u, c14_0, c14_1);
     store_row(m0 + 14u, n0 + 8u, c14_2, c14_3);
-    store_row(m0 + 15u, n0, c15_0, c15_1);
+    store_row(m0 + 15u, n0 + 0u, c15_0, c15_1);
     store_row(m0 + 15u, n0 + 8u, c15_2, c15_3);
+    store_row(m0 + 16u, n0 + 0u, c16_0, c16_1);
+    store_row(m0 + 16u, n0 + 8u, c16_2, c16_3);
+    store_row(m0 + 17u, n0 + 0u, c17_0, c17_1);
+    store_row(m0 + 17u, n0 + 8u, c17_2, c17_3);
+    store_row(m0 + 18u, n0 + 0u, c18_0, c18_1);
+    store_row(m0 + 18u, n0 + 8u, c18_2, c18_3);
+    store_row(m0 + 19u, n0 + 0u, c19_0, c19_1);
+    store_row(m0 + 19u, n0 + 8u, c19_2, c19_3);
+    store_row(m0 + 20u, n0 + 0u, c20_0, c20_1);
+    store_row(m0 + 20u, n0 + 8u, c20_2, c20_3);
+    store_row(m0 + 21u, n0 + 0u, c21_0, c21_1);
+    store_row(m0 + 21u, n0 + 8u, c21_2, c21_3);
+    store_row(m0 + 22u, n0 + 0u, c22_0, c22_1);
+    store_row(m0 + 22u, n0 + 8u, c22_2, c22_3);
+    store_row(m0 + 23u, n0 + 0u, c23_0, c23_1);
+    store_row(m0 + 23u, n0 + 8u, c23_2, c23_3);
+    store_row(m0 + 24u, n0 + 0u, c24_0, c24_1);
+    store_row(m0 + 24u, n0 + 8u, c24_2, c24_3);
+    store_row(m0 + 25u, n0 + 0u, c25_0, c25_1);
+    store_row(m0 + 25u, n0 + 8u, c25_2, c25_3);
+    store_row(m0 + 26u, n0 + 0u, c26_0, c26_1);
+    store_row(m0 + 26u, n0 + 8u, c26_2, c26_3);
+    store_row(m0 + 27u, n0 + 0u, c27_0, c27_1);
+    store_row(m0 + 27u, n0 + 8u, c27_2, c27_3);
+    store_row(m0 + 28u, n0 + 0u, c28_0, c28_1);
+    store_row(m0 + 28u, n0 + 8u, c28_2, c28_3);
+    store_row(m0 + 29u, n0 + 0u, c29_0, c29_1);
+    store_row(m0 + 29u, n0 + 8u, c29_2, c29_3);
+    store_row(m0 + 30u, n0 + 0u, c30_0, c30_1);
+    store_row(m0 + 30u, n0 + 8u, c30_2, c30_3);
+    store_row(m0 + 31u, n0 + 0u, c31_0, c31_1);
+    store_row(m0 + 31u, n0 + 8u, c31_2, c31_3);
 }
 
 // Workgroup-tiled variant for GPUs: a 64x64 tile of C per workgroup of 8x8 invocations, each

@@ -20,13 +20,13 @@ const PACK: Kernel = Kernel {
 const GEMM_BINDINGS: &[Access] = &[Access::Read, Access::Read, Access::Read, Access::ReadWrite];
 
 /// Rows of packed operands are padded to this (the largest register block).
-const BLOCK: usize = 16;
+const BLOCK: usize = 32;
 
 /// Blocking of the GEMM and step kernels, chosen per adapter (measure before changing):
 /// - `Tiled`: 64x64 workgroup-memory tiles, 8x8 per invocation; the default on GPUs, where
 ///   staging tiles in workgroup memory saves global-memory traffic.
 /// - `B8`: 8x8 per invocation straight from storage, no workgroup memory.
-/// - `B16`: 16x16 per invocation (and 16-row step kernels); the default on CPU adapters such
+/// - `B16`: 32x16 per invocation (and 16-row step kernels); the default on CPU adapters such
 ///   as lavapipe, where every loaded float costs a gather, workgroup memory included, and only
 ///   more arithmetic per loaded float helps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,13 +37,13 @@ pub enum GemmBlock {
 }
 
 impl GemmBlock {
-    /// The GEMM kernel and the side of the square each invocation computes (a workgroup covers
-    /// 8x8 invocations).
-    pub(crate) fn kernel(self) -> (Kernel, usize) {
-        let (entry, block) = match self {
-            GemmBlock::Tiled => ("gemm_tiled", 8),
-            GemmBlock::B8 => ("gemm_kmajor", 8),
-            GemmBlock::B16 => ("gemm_16", 16),
+    /// The GEMM kernel and the rows (m) and columns (n) of C each invocation computes (a
+    /// workgroup covers 8x8 invocations).
+    pub(crate) fn kernel(self) -> (Kernel, usize, usize) {
+        let (entry, bm, bn) = match self {
+            GemmBlock::Tiled => ("gemm_tiled", 8, 8),
+            GemmBlock::B8 => ("gemm_kmajor", 8, 8),
+            GemmBlock::B16 => ("gemm_32x16", 32, 16),
         };
         (
             Kernel {
@@ -51,7 +51,8 @@ impl GemmBlock {
                 entry,
                 bindings: GEMM_BINDINGS,
             },
-            block,
+            bm,
+            bn,
         )
     }
 
@@ -256,11 +257,10 @@ pub(crate) fn gemm(
     };
     // Without a bias, bind `a` again in its place (read-only twice is allowed); it is not read.
     let bias = bias.unwrap_or(&a.data);
-    let (kernel, block) = rec.ctx().gemm_block().kernel();
-    let tile = 8 * block;
+    let (kernel, bm, bn) = rec.ctx().gemm_block().kernel();
     let groups = [
-        b.rows.div_ceil(tile) as u32,
-        a.rows.div_ceil(tile) as u32,
+        b.rows.div_ceil(8 * bn) as u32,
+        a.rows.div_ceil(8 * bm) as u32,
         1,
     ];
     rec.dispatch(kernel, &params, &[&a.data, &b.data, bias, out.t], groups)
