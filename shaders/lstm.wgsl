@@ -12,10 +12,10 @@ struct StepParams {
     batch: u32,
     hidden: u32,
     step: u32,
-    reverse: u32,     // 1: time t = length - 1 - step
+    _pad_r: u32,
     y_rs_t: u32,      // y[t, b, j] at y_off + t * y_rs_t + b * y_rs_b + j
     y_rs_b: u32,
-    y_off: u32,
+    _pad_y: u32,
     save: u32,        // 1: training mode, write the tape
     tape_gates: u32,  // tape offsets (floats) of: activated gates [T*B, 4H],
     tape_hprev: u32,  //   h before the step [T*B, H],
@@ -23,7 +23,7 @@ struct StepParams {
     tape_cprev: u32,  //   c before the step [T*B, H]
     gi_dir: u32,      // per-direction strides (floats, vec4 slots for w) of gi, the packed
     w_dir: u32,       //   W_hh and the tape: one dispatch runs every direction (z), direction
-    tape_dir: u32,    //   d = reverse + z, reversed in time when odd
+    tape_dir: u32,    //   d = z, reversed in time when odd
     _pad_dir: u32,
 }
 
@@ -57,7 +57,7 @@ var<private> cur_state: u32;
 var<private> cur_tape: u32;
 
 fn set_dir(z: u32) {
-    cur_dir = p.reverse + z;
+    cur_dir = z;
     cur_gi = cur_dir * p.gi_dir;
     cur_w = cur_dir * p.w_dir;
     cur_state = cur_dir * 4u * p.batch * p.hidden;
@@ -93,7 +93,7 @@ fn finish(b: u32, j: u32, acc: vec4<f32>) {
     let h_new = o * tanh_stable(c);
     state[state_at(s_out, 0u, b, j)] = h_new;
     state[state_at(s_out, 1u, b, j)] = c;
-    y[p.y_off + cur_dir * p.hidden + t * p.y_rs_t + b * p.y_rs_b + j] = h_new;
+    y[cur_dir * p.hidden + t * p.y_rs_t + b * p.y_rs_b + j] = h_new;
     if (p.save != 0u) {
         let gb = p.tape_gates + base;
         tape[l_cur_tape + gb] = i;
@@ -345,10 +345,10 @@ struct BackParams {
     batch: u32,
     hidden: u32,
     step: u32,
-    reverse: u32,
+    _pad_r: u32,
     d_rs_t: u32,      // dy[t, b, j] at d_off + t * d_rs_t + b * d_rs_b + j
     d_rs_b: u32,
-    d_off: u32,
+    _pad_d: u32,
     parity: u32,      // which dstate slot holds the carries coming in
     tape_gates: u32,
     tape_hprev: u32,
@@ -356,11 +356,11 @@ struct BackParams {
     tape_cprev: u32,
     last: u32,        // 1: produce dh0, dc0 (no gate gradients)
     dgh_off: u32,     // offset of the recurrent-side gradients in dg (GRU: rows * 3H; else 0)
-    zero_row: u32,    // offset of a zeroed row of dg, read by rows that have no next step
+    _pad_z: u32,
     splits: u32,      // partial products per row in `part` (the split reverse steps)
     wt_dir: u32,      // per-direction strides (vec4 slots, floats) of the packed W_hh, the
     tape_dir: u32,    //   tape and dg: one dispatch runs every direction (z), direction
-    dg_dir: u32,      //   d = reverse + z, reversed in time when odd
+    dg_dir: u32,      //   d = z, reversed in time when odd
     _pad_dir: u32,
 }
 
@@ -392,7 +392,7 @@ var<private> cur_dstate: u32;
 var<private> cur_dg: u32;
 
 fn set_bdir(z: u32) {
-    cur_bdir = bp.reverse + z;
+    cur_bdir = z;
     cur_wt = cur_bdir * bp.wt_dir;
     cur_btape = cur_bdir * bp.tape_dir;
     cur_dstate = cur_bdir * 4u * bp.batch * bp.hidden;
@@ -442,7 +442,7 @@ fn back_finish(b: u32, j: u32, rec: f32) {
         t = len - 1u - cur_bstep;
     }
     let row = t * bp.batch + b;
-    let dh = carry_h + rec + d_out[bp.d_off + cur_bdir * bp.hidden + t * bp.d_rs_t + b * bp.d_rs_b + j];
+    let dh = carry_h + rec + d_out[cur_bdir * bp.hidden + t * bp.d_rs_t + b * bp.d_rs_b + j];
     let gb = bp.tape_gates + row * 4u * h + j;
     let i = b_tape[l_cur_btape + gb];
     let f = b_tape[l_cur_btape + gb + h];

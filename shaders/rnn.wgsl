@@ -7,10 +7,10 @@ struct StepParams {
     batch: u32,
     hidden: u32,
     step: u32,
-    reverse: u32,
+    _pad_r: u32,
     y_rs_t: u32,
     y_rs_b: u32,
-    y_off: u32,
+    _pad_y: u32,
     save: u32,
     tape_gates: u32,  // h after the step [T*B, H] (the activation's derivative needs only it)
     tape_hprev: u32,  // h before the step [T*B, H]
@@ -18,7 +18,7 @@ struct StepParams {
     units4: u32,      // ceil(H / 4)
     gi_dir: u32,      // per-direction strides (floats, vec4 slots for w) of gi, the packed
     w_dir: u32,       //   W_hh and the tape: one dispatch runs every direction (z), direction
-    tape_dir: u32,    //   d = reverse + z, reversed in time when odd
+    tape_dir: u32,    //   d = z, reversed in time when odd
     _pad_dir: u32,
 }
 
@@ -52,7 +52,7 @@ var<private> cur_state: u32;
 var<private> cur_tape: u32;
 
 fn set_dir(z: u32) {
-    cur_dir = p.reverse + z;
+    cur_dir = z;
     cur_gi = cur_dir * p.gi_dir;
     cur_w = cur_dir * p.w_dir;
     cur_state = cur_dir * 4u * p.batch * p.hidden;
@@ -86,7 +86,7 @@ fn finish(b: u32, u: u32, acc: vec4<f32>) {
                     h_new = tanh_stable(a);
                 }
                 state[state_at(s_out, b, j)] = h_new;
-                y[p.y_off + cur_dir * p.hidden + t * p.y_rs_t + b * p.y_rs_b + j] = h_new;
+                y[cur_dir * p.hidden + t * p.y_rs_t + b * p.y_rs_b + j] = h_new;
                 if (p.save != 0u) {
                     tape[l_cur_tape + p.tape_gates + row * h + j] = h_new;
                     tape[l_cur_tape + p.tape_hprev + row * h + j] = h_prev;
@@ -326,10 +326,10 @@ struct BackParams {
     batch: u32,
     hidden: u32,
     step: u32,
-    reverse: u32,
+    _pad_r: u32,
     d_rs_t: u32,
     d_rs_b: u32,
-    d_off: u32,
+    _pad_d: u32,
     parity: u32,
     tape_gates: u32,
     tape_hprev: u32,
@@ -337,11 +337,11 @@ struct BackParams {
     units4: u32,
     last: u32,
     dgh_off: u32,
-    zero_row: u32,
+    _pad_z: u32,
     splits: u32,      // partial products per row in `part` (the split reverse steps)
     wt_dir: u32,      // per-direction strides (vec4 slots, floats) of the packed W_hh, the
     tape_dir: u32,    //   tape and dg: one dispatch runs every direction (z), direction
-    dg_dir: u32,      //   d = reverse + z, reversed in time when odd
+    dg_dir: u32,      //   d = z, reversed in time when odd
     _pad_dir: u32,
 }
 
@@ -372,7 +372,7 @@ var<private> cur_dstate: u32;
 var<private> cur_dg: u32;
 
 fn set_bdir(z: u32) {
-    cur_bdir = bp.reverse + z;
+    cur_bdir = z;
     cur_wt = cur_bdir * bp.wt_dir;
     cur_btape = cur_bdir * bp.tape_dir;
     cur_dstate = cur_bdir * 4u * bp.batch * bp.hidden;
@@ -419,7 +419,7 @@ fn back_finish_quad(b: u32, u: u32, rec: vec4<f32>) {
             } else if (cur_bstep >= len) {
                 dstate[dstate_at(s_out, b, j)] = carry;
             } else {
-                let dh = carry + rec[q] + d_out[bp.d_off + cur_bdir * bp.hidden + t * bp.d_rs_t + b * bp.d_rs_b + j];
+                let dh = carry + rec[q] + d_out[cur_bdir * bp.hidden + t * bp.d_rs_t + b * bp.d_rs_b + j];
                 let hv = b_tape[l_cur_btape + bp.tape_gates + row * h + j];
                 var da: f32;
                 if (bp.relu != 0u) {
