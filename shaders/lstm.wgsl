@@ -13,7 +13,7 @@ struct StepParams {
     hidden: u32,
     step: u32,
     _pad_r: u32,
-    y_rs_t: u32,      // y[t, b, j] at y_off + t * y_rs_t + b * y_rs_b + j
+    y_rs_t: u32,      // y[t, b, d * H + j] at d * H + t * y_rs_t + b * y_rs_b + j
     y_rs_b: u32,
     _pad_y: u32,
     save: u32,        // 1: training mode, write the tape
@@ -346,7 +346,7 @@ struct BackParams {
     hidden: u32,
     step: u32,
     _pad_r: u32,
-    d_rs_t: u32,      // dy[t, b, j] at d_off + t * d_rs_t + b * d_rs_b + j
+    d_rs_t: u32,      // dy[t, b, d * H + j] at d * H + t * d_rs_t + b * d_rs_b + j
     d_rs_b: u32,
     _pad_d: u32,
     parity: u32,      // which dstate slot holds the carries coming in
