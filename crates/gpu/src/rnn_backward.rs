@@ -51,47 +51,44 @@ const PRODUCT_WG: usize = 8;
 /// so that every core of a CPU adapter gets several.
 const PRODUCT_MIN_GROUPS: usize = 8;
 
-/// The cell half of a split reverse step: the step kernel's bindings plus the partial products.
-fn cell_kernel(cell: CellKind) -> Kernel {
+/// The backward kernel of `cell` named by `entries` (LSTM, GRU, Elman), all in the cell's file.
+fn cell_entry(cell: CellKind, entries: [&'static str; 3], bindings: &'static [Access]) -> Kernel {
     let (shader, entry) = match cell {
-        CellKind::Lstm => (Shader::Lstm, "lstm_cell_bwd"),
-        CellKind::Gru => (Shader::Gru, "gru_cell_bwd"),
-        CellKind::RnnTanh | CellKind::RnnRelu => (Shader::Rnn, "rnn_cell_bwd"),
+        CellKind::Lstm => (Shader::Lstm, entries[0]),
+        CellKind::Gru => (Shader::Gru, entries[1]),
+        CellKind::RnnTanh | CellKind::RnnRelu => (Shader::Rnn, entries[2]),
     };
     Kernel {
         shader,
         entry,
-        bindings: &[Read, Read, Read, Read, ReadWrite, ReadWrite, Read],
+        bindings,
     }
+}
+
+/// The cell half of a split reverse step: the step kernel's bindings plus the partial products.
+fn cell_kernel(cell: CellKind) -> Kernel {
+    const CELL_BINDINGS: &[Access] = &[Read, Read, Read, Read, ReadWrite, ReadWrite, Read];
+    let entries = ["lstm_cell_bwd", "gru_cell_bwd", "rnn_cell_bwd"];
+    cell_entry(cell, entries, CELL_BINDINGS)
 }
 
 /// The persistent small-batch backward of a cell (see `small_batch_path`).
 fn seq_kernel(cell: CellKind) -> Kernel {
-    let (shader, entry) = match cell {
-        CellKind::Lstm => (Shader::Lstm, "lstm_seq_bwd"),
-        CellKind::Gru => (Shader::Gru, "gru_seq_bwd"),
-        CellKind::RnnTanh | CellKind::RnnRelu => (Shader::Rnn, "rnn_seq_bwd"),
-    };
-    Kernel {
-        shader,
-        entry,
-        bindings: BINDINGS,
-    }
+    cell_entry(
+        cell,
+        ["lstm_seq_bwd", "gru_seq_bwd", "rnn_seq_bwd"],
+        BINDINGS,
+    )
 }
 
 /// The fused reverse step of GPUs (one row and one unit per invocation: the recurrent product,
 /// then the cell update). CPU adapters split the step instead (see `rec_product16`).
 fn step_kernel(cell: CellKind) -> Kernel {
-    let (shader, entry) = match cell {
-        CellKind::Lstm => (Shader::Lstm, "lstm_step_bwd"),
-        CellKind::Gru => (Shader::Gru, "gru_step_bwd"),
-        CellKind::RnnTanh | CellKind::RnnRelu => (Shader::Rnn, "rnn_step_bwd"),
-    };
-    Kernel {
-        shader,
-        entry,
-        bindings: BINDINGS,
-    }
+    cell_entry(
+        cell,
+        ["lstm_step_bwd", "gru_step_bwd", "rnn_step_bwd"],
+        BINDINGS,
+    )
 }
 
 #[repr(C)]
@@ -325,6 +322,8 @@ pub fn rnn_backward(
         // multiply-add, and llvmpipe's time follows loads. GPUs keep the fused per-unit step.
         let persistent = small_batch_path(ctx, cfg.cell, h, nb);
         let split = !persistent && ctx.gemm_block().large_steps();
+        // W_hh for the reverse product: its PyTorch rows for the split steps, else packed
+        // transposed for the fused and persistent kernels.
         let wt = if split {
             ctx.alloc(OP, "W_hh rows", &[nd * gh * h], DType::F32)?
         } else {
