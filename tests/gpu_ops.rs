@@ -108,6 +108,8 @@ fn linear_matches_cpu() {
         (true, 1, 1, vec![1, 1]),
         (true, 17, 65, vec![3, 5, 17]),
         (false, 129, 3, vec![9, 129]),
+        // k = 300 is split into chunks on CPU adapters; the bias goes in with the first.
+        (true, 300, 20, vec![70, 300]),
     ] {
         let w = LinearWeights::<f64>::init(
             LinearConfig {

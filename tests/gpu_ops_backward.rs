@@ -132,6 +132,8 @@ fn linear_backward_matches_cpu() {
         (true, 1, 1, vec![1, 1]),
         (true, 17, 65, vec![3, 5, 17]),
         (false, 129, 3, vec![9, 129]),
+        // dW = dyᵀ·x sums over 300 rows: chunks of k on CPU adapters, later ones adding.
+        (true, 20, 7, vec![300, 20]),
     ] {
         let w = LinearWeights::<f64>::init(
             LinearConfig {
@@ -168,6 +170,27 @@ fn linear_backward_matches_cpu() {
                 &format!("linear {fi}->{fo}: grad {name}"),
                 gp.get(&name).unwrap(),
                 want.weights.get(&name).unwrap(),
+                GPU_GRAD,
+            );
+        }
+        // Accumulating into those gradients doubles them (every chunk adds, the first too).
+        gpu::linear_backward(
+            ctx,
+            &gw,
+            &ctx.upload(&x.cast()).unwrap(),
+            &ctx.upload(&dy.cast()).unwrap(),
+            Some(&got.weights),
+        )
+        .unwrap();
+        let gp = got.weights.read(ctx).unwrap();
+        for name in want.weights.names() {
+            let once = want.weights.get(&name).unwrap();
+            let twice =
+                Tensor::new(once.shape(), once.data().iter().map(|v| 2.0 * v).collect()).unwrap();
+            assert_tensor_close(
+                &format!("linear {fi}->{fo}: accumulated grad {name}"),
+                gp.get(&name).unwrap(),
+                &twice,
                 GPU_GRAD,
             );
         }

@@ -24,6 +24,10 @@ fn matmul_matches_cpu_for_sizes_off_the_tiles() {
         (17, 3, 65),
         (65, 129, 9),
         (129, 64, 130),
+        // CPU adapters' `gemm_panel`: several windows of whole 64-row panels (k = 100), and
+        // k split into chunks that fit a window, the last one partial (k = 600).
+        (200, 100, 40),
+        (70, 600, 33),
     ] {
         let a: Tensor<f64> = random(&mut rng, &[m, k], 1.0);
         let b: Tensor<f64> = random(&mut rng, &[k, n], 1.0);

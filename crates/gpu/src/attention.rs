@@ -8,7 +8,7 @@ use wgrnn_core::{AttentionConfig, Error, Result, Score};
 
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
-use crate::gemm::{Out, Strided, expect_f32, gemm, pack};
+use crate::gemm::{Out, Strided, expect_f32, gemm, pack, pack_lhs};
 use crate::pipeline::{Access, Kernel};
 use crate::record::Recorder;
 use crate::rnn_backward::col_sum;
@@ -269,7 +269,7 @@ fn project(
     wname: &str,
     out_w: usize,
 ) -> Result<GpuTensor> {
-    let xt = pack(rec, Strided::rows(x, rows, k, 0))?;
+    let xt = pack_lhs(rec, Strided::rows(x, rows, k, 0))?;
     let wt = pack(rec, Strided::rows(w.get(wname)?, out_w, k, 0))?;
     let y = rec.ctx().alloc(OP, wname, &[rows, out_w], DType::F32)?;
     gemm(rec, &xt, &wt, None, Out::rows(&y, out_w))?;
@@ -488,10 +488,10 @@ pub fn attention_backward(
             // kp = k·Wᵀ: dk = dkp·W, dW = dkpᵀ·k.
             let wt = w.get("weight")?;
             let dkey = ctx.alloc(BOP, "dkey", &[b, tk, dk], DType::F32)?;
-            let a = pack(&mut rec, Strided::rows(&dk_side, b * tk, dq, 0))?;
+            let a = pack_lhs(&mut rec, Strided::rows(&dk_side, b * tk, dq, 0))?;
             let bw = pack(&mut rec, Strided::cols(wt, dq, dk, 0))?;
             gemm(&mut rec, &a, &bw, None, Out::rows(&dkey, dk))?;
-            let at = pack(&mut rec, Strided::cols(&dk_side, b * tk, dq, 0))?;
+            let at = pack_lhs(&mut rec, Strided::cols(&dk_side, b * tk, dq, 0))?;
             let kk = pack(&mut rec, Strided::cols(input.key, b * tk, dk, 0))?;
             gemm(
                 &mut rec,
@@ -513,10 +513,10 @@ pub fn attention_backward(
                 // xa = x·Wᵀ: dx = dxa·W, dW = dxaᵀ·x.
                 let rows = b * t_len;
                 let dx = ctx.alloc(BOP, wname, &[b, t_len, d], DType::F32)?;
-                let a = pack(&mut rec, Strided::rows(side, rows, a_w, 0))?;
+                let a = pack_lhs(&mut rec, Strided::rows(side, rows, a_w, 0))?;
                 let bw = pack(&mut rec, Strided::cols(w.get(wname)?, a_w, d, 0))?;
                 gemm(&mut rec, &a, &bw, None, Out::rows(&dx, d))?;
-                let at = pack(&mut rec, Strided::cols(side, rows, a_w, 0))?;
+                let at = pack_lhs(&mut rec, Strided::cols(side, rows, a_w, 0))?;
                 let xx = pack(&mut rec, Strided::cols(x, rows, d, 0))?;
                 gemm(
                     &mut rec,

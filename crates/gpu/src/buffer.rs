@@ -15,8 +15,10 @@ pub enum DType {
     U32,
 }
 
-/// Every pooled buffer has one of these usages: storage for kernels, copies in and out.
+/// Every pooled buffer has one of these usages: storage for kernels (and uniform windows, see
+/// `Access::Window`), copies in and out.
 const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::UNIFORM)
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 const UNIFORM: wgpu::BufferUsages = wgpu::BufferUsages::UNIFORM.union(wgpu::BufferUsages::COPY_DST);

@@ -1,5 +1,6 @@
 //! Matrix products on the device: operands are first packed K-major with padded rows (one
-//! memory pass), then `gemm_kmajor` runs its 8x8 register-blocked loop with no bounds checks.
+//! memory pass), then a register-blocked kernel runs its loop with no bounds checks:
+//! `gemm_tiled` on GPUs, `gemm_panel` (left operand through uniform windows) on CPU adapters.
 //! The hoisted input projection, the linear layer and attention's projections all go through
 //! [`gemm`].
 
@@ -8,7 +9,7 @@ use wgrnn_core::{Error, Result};
 
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
-use crate::pipeline::{Access, Kernel};
+use crate::pipeline::{Access, Kernel, WINDOW_BYTES};
 use crate::record::Recorder;
 use crate::shaders::Shader;
 
@@ -18,17 +19,35 @@ const PACK: Kernel = Kernel {
     bindings: &[Access::Read, Access::ReadWrite],
 };
 const GEMM_BINDINGS: &[Access] = &[Access::Read, Access::Read, Access::Read, Access::ReadWrite];
+const GEMM_PANEL: Kernel = Kernel {
+    shader: Shader::Matmul,
+    entry: "gemm_panel",
+    bindings: &[
+        Access::Window,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+    ],
+};
 
-/// Rows of packed operands are padded to this (the largest register block).
+/// Rows of plainly packed operands are padded to this (a multiple of every register block).
 const BLOCK: usize = 32;
+/// Rows per panel of `gemm_panel`'s left operand, and its columns per invocation.
+const PANEL: usize = 64;
+const PANEL_COLS: usize = 8;
+/// `gemm_panel`'s workgroup: one SIMD vector of invocations on a CPU adapter.
+const PANEL_WG: usize = 8;
+/// Floats in one uniform window.
+const WINDOW_FLOATS: usize = (WINDOW_BYTES / 4) as usize;
 
 /// Blocking of the GEMM and step kernels, chosen per adapter (measure before changing):
 /// - `Tiled`: 64x64 workgroup-memory tiles, 8x8 per invocation; the default on GPUs, where
 ///   staging tiles in workgroup memory saves global-memory traffic.
 /// - `B8`: 8x8 per invocation straight from storage, no workgroup memory.
-/// - `B16`: 32x16 per invocation (and 16-row step kernels); the default on CPU adapters such
-///   as lavapipe, where every loaded float costs a gather, workgroup memory included, and only
-///   more arithmetic per loaded float helps.
+/// - `B16`: the default on CPU adapters such as lavapipe, where every storage load costs a loop
+///   over the SIMD lanes (workgroup memory included) and a uniform-buffer load one gather:
+///   `gemm_panel`, 64x8 per invocation with the 64-row operand read through uniform windows
+///   (and 16-row step kernels).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GemmBlock {
     Tiled,
@@ -37,23 +56,19 @@ pub enum GemmBlock {
 }
 
 impl GemmBlock {
-    /// The GEMM kernel and the rows (m) and columns (n) of C each invocation computes (a
-    /// workgroup covers 8x8 invocations).
-    pub(crate) fn kernel(self) -> (Kernel, usize, usize) {
-        let (entry, bm, bn) = match self {
-            GemmBlock::Tiled => ("gemm_tiled", 8, 8),
-            GemmBlock::B8 => ("gemm_kmajor", 8, 8),
-            GemmBlock::B16 => ("gemm_32x16", 32, 16),
+    /// The storage-only GEMM kernel, whose invocations each compute 8x8 of C in workgroups of
+    /// 8x8 invocations; `None` where `gemm_panel` runs instead.
+    fn kernel(self) -> Option<Kernel> {
+        let entry = match self {
+            GemmBlock::Tiled => "gemm_tiled",
+            GemmBlock::B8 => "gemm_kmajor",
+            GemmBlock::B16 => return None,
         };
-        (
-            Kernel {
-                shader: Shader::Matmul,
-                entry,
-                bindings: GEMM_BINDINGS,
-            },
-            bm,
-            bn,
-        )
+        Some(Kernel {
+            shader: Shader::Matmul,
+            entry,
+            bindings: GEMM_BINDINGS,
+        })
     }
 
     /// Whether the recurrent steps use their CPU-adapter variants: 16-row forward steps, and
@@ -74,6 +89,8 @@ struct PackParams {
     s_outer: u32,
     s_k: u32,
     src_off: u32,
+    pr: u32,
+    _pad: [u32; 3],
 }
 
 #[repr(C)]
@@ -91,6 +108,10 @@ struct GemmParams {
     has_bias: u32,
     c_inner: u32,
     c_rs_outer: u32,
+    m0: u32,
+    k0: u32,
+    a_stride: u32,
+    _pad: u32,
 }
 
 /// A matrix `X(r, k)` read from a device tensor with strides: element (r, k) is at
@@ -138,13 +159,36 @@ impl<'a> Strided<'a> {
     }
 }
 
-/// A packed K-major operand: `data[k * ld + r]`, rows padded to `ld` with zeros.
+/// A packed K-major operand: `data[k * ld + r]`, rows padded to `ld` with zeros; or, when
+/// `panels`, `data[(r / PANEL)·k·PANEL + k·PANEL + r % PANEL]` followed by one window of slack.
 #[derive(Clone, Debug)]
 pub(crate) struct Packed {
     pub data: GpuTensor,
     pub ld: usize,
     pub rows: usize,
     pub k: usize,
+    pub panels: bool,
+}
+
+impl Packed {
+    /// This operand as a strided matrix, to pack again in the other layout.
+    fn view(&self) -> Strided<'_> {
+        let (inner, s_outer, s_k) = if self.panels {
+            (PANEL, self.k * PANEL, PANEL)
+        } else {
+            (self.rows.max(1), 0, self.ld)
+        };
+        Strided {
+            t: &self.data,
+            rows: self.rows,
+            k: self.k,
+            inner,
+            s_inner: 1,
+            s_outer,
+            s_k,
+            off: 0,
+        }
+    }
 }
 
 fn u32_of(op: &'static str, what: &str, v: usize) -> Result<u32> {
@@ -157,11 +201,29 @@ fn u32_of(op: &'static str, what: &str, v: usize) -> Result<u32> {
     })
 }
 
+/// Packs `x` plainly K-major: any operand of [`gemm`], and the layout other kernels read.
 pub(crate) fn pack(rec: &mut Recorder<'_>, x: Strided<'_>) -> Result<Packed> {
-    let ld = x.rows.div_ceil(BLOCK).max(1) * BLOCK;
+    pack_as(rec, x, false)
+}
+
+/// Packs the left operand of [`gemm`] in the layout its kernel reads best (panels on CPU
+/// adapters), saving `gemm` a second pass. Only `gemm` may read the result.
+pub(crate) fn pack_lhs(rec: &mut Recorder<'_>, x: Strided<'_>) -> Result<Packed> {
+    let panels = rec.ctx().gemm_block().kernel().is_none();
+    pack_as(rec, x, panels)
+}
+
+fn pack_as(rec: &mut Recorder<'_>, x: Strided<'_>, panels: bool) -> Result<Packed> {
+    let ld = x.rows.div_ceil(if panels { PANEL } else { BLOCK }).max(1)
+        * if panels { PANEL } else { BLOCK };
+    let shape = if panels {
+        vec![ld * x.k + WINDOW_FLOATS]
+    } else {
+        vec![x.k.max(1), ld]
+    };
     let data = rec
         .ctx()
-        .alloc("pack", "packed operand", &[x.k.max(1), ld], DType::F32)?;
+        .alloc("pack", "packed operand", &shape, DType::F32)?;
     let params = PackParams {
         rows: u32_of("pack", "rows", x.rows)?,
         cols: u32_of("pack", "k", x.k)?,
@@ -171,6 +233,8 @@ pub(crate) fn pack(rec: &mut Recorder<'_>, x: Strided<'_>) -> Result<Packed> {
         s_outer: u32_of("pack", "stride", x.s_outer)?,
         s_k: u32_of("pack", "stride", x.s_k)?,
         src_off: u32_of("pack", "offset", x.off)?,
+        pr: if panels { PANEL as u32 } else { ld as u32 },
+        _pad: [0; 3],
     };
     // k runs over y (4 per workgroup) and, past 65535 workgroups, over z.
     let ky = x.k.div_ceil(4);
@@ -190,6 +254,7 @@ pub(crate) fn pack(rec: &mut Recorder<'_>, x: Strided<'_>) -> Result<Packed> {
         ld,
         rows: x.rows,
         k: x.k,
+        panels,
     })
 }
 
@@ -241,7 +306,7 @@ pub(crate) fn gemm(
             reason: format!("inner size {} differs from a's {}", b.k, a.k),
         });
     }
-    let params = GemmParams {
+    let mut params = GemmParams {
         m: u32_of("gemm", "m", a.rows)?,
         n: u32_of("gemm", "n", b.rows)?,
         k: u32_of("gemm", "k", a.k)?,
@@ -254,15 +319,81 @@ pub(crate) fn gemm(
         has_bias: bias.is_some() as u32,
         c_inner: out.inner.min(u32::MAX as usize).max(1) as u32,
         c_rs_outer: u32_of("gemm", "outer row stride", out.rs_outer)?,
+        m0: 0,
+        k0: 0,
+        a_stride: 0,
+        _pad: 0,
     };
+    let has_bias = bias.is_some();
     // Without a bias, bind `a` again in its place (read-only twice is allowed); it is not read.
     let bias = bias.unwrap_or(&a.data);
-    let (kernel, bm, bn) = rec.ctx().gemm_block().kernel();
-    let groups = [
-        b.rows.div_ceil(8 * bn) as u32,
-        a.rows.div_ceil(8 * bm) as u32,
-        1,
-    ];
+    let Some(kernel) = rec.ctx().gemm_block().kernel() else {
+        // `gemm_panel`: `a` in panels through the window, `b` plain.
+        let a = if a.panels {
+            a.clone()
+        } else {
+            pack_as(rec, a.view(), true)?
+        };
+        let b = if b.panels {
+            pack_as(rec, b.view(), false)?
+        } else {
+            b.clone()
+        };
+        let panels = a.ld / PANEL;
+        let k = a.k;
+        let n_groups = b.rows.div_ceil(PANEL_COLS * PANEL_WG) as u32;
+        let panel_floats = k * PANEL;
+        if panel_floats <= WINDOW_FLOATS {
+            // Whole panels per window: one dispatch per window, y over its panels.
+            let per = if k == 0 {
+                panels
+            } else {
+                WINDOW_FLOATS / panel_floats
+            };
+            params.a_stride = u32_of("gemm", "panel", panel_floats / 4)?;
+            for p0 in (0..panels).step_by(per) {
+                params.m0 = u32_of("gemm", "m", p0 * PANEL)?;
+                let groups = [n_groups, (panels - p0).min(per) as u32, 1];
+                let window = (p0 * panel_floats * 4) as u64;
+                rec.dispatch_windowed(
+                    GEMM_PANEL,
+                    &params,
+                    &[&a.data, &b.data, bias, out.t],
+                    &[window],
+                    groups,
+                )?;
+            }
+        } else {
+            // A panel per dispatch, in chunks of k that fit the window; later chunks add.
+            let chunk = WINDOW_FLOATS / PANEL;
+            for p in 0..panels {
+                params.m0 = u32_of("gemm", "m", p * PANEL)?;
+                for k0 in (0..k).step_by(chunk) {
+                    params.k0 = k0 as u32;
+                    params.k = (k - k0).min(chunk) as u32;
+                    params.accumulate = (out.accumulate || k0 > 0) as u32;
+                    params.has_bias = (has_bias && k0 == 0) as u32;
+                    let window = ((p * panel_floats + k0 * PANEL) * 4) as u64;
+                    rec.dispatch_windowed(
+                        GEMM_PANEL,
+                        &params,
+                        &[&a.data, &b.data, bias, out.t],
+                        &[window],
+                        [n_groups, 1, 1],
+                    )?;
+                }
+            }
+        }
+        return Ok(());
+    };
+    if a.panels || b.panels {
+        return Err(Error::InvalidArgument {
+            op: "gemm",
+            arg: "a, b",
+            reason: "packed in panels for another adapter's kernel".into(),
+        });
+    }
+    let groups = [b.rows.div_ceil(64) as u32, a.rows.div_ceil(64) as u32, 1];
     rec.dispatch(kernel, &params, &[&a.data, &b.data, bias, out.t], groups)
 }
 
@@ -284,7 +415,7 @@ pub fn matmul(ctx: &Context, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> 
     }
     let out = ctx.alloc("matmul", "output", &[m, n], DType::F32)?;
     let mut rec = Recorder::new(ctx, "matmul");
-    let pa = pack(&mut rec, Strided::rows(a, m, k, 0))?;
+    let pa = pack_lhs(&mut rec, Strided::rows(a, m, k, 0))?;
     let pb = pack(&mut rec, Strided::cols(b, k, n, 0))?;
     if k == 0 {
         rec.clear(&out);

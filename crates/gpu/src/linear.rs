@@ -6,7 +6,7 @@ use wgrnn_core::{Error, LinearConfig, Result};
 
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
-use crate::gemm::{Out, Strided, gemm, pack};
+use crate::gemm::{Out, Strided, gemm, pack, pack_lhs};
 use crate::record::Recorder;
 use crate::weights::GpuWeights;
 
@@ -42,7 +42,7 @@ pub fn linear_forward(
     let y = ctx.alloc(OP, "y", &shape, DType::F32)?;
     let mut rec = Recorder::new(ctx, OP);
     if rows > 0 {
-        let xt = pack(&mut rec, Strided::rows(x, rows, fi, 0))?;
+        let xt = pack_lhs(&mut rec, Strided::rows(x, rows, fi, 0))?;
         let wt = pack(&mut rec, Strided::rows(w.get("weight")?, fo, fi, 0))?;
         let bias = if cfg.bias { Some(w.get("bias")?) } else { None };
         gemm(&mut rec, &xt, &wt, bias, Out::rows(&y, fo))?;
@@ -122,10 +122,10 @@ pub fn linear_backward(
             }
         }
     } else {
-        let dy_rows = pack(&mut rec, Strided::rows(dy, rows, fo, 0))?;
+        let dy_rows = pack_lhs(&mut rec, Strided::rows(dy, rows, fo, 0))?;
         let w_cols = pack(&mut rec, Strided::cols(w.get("weight")?, fo, fi, 0))?;
         gemm(&mut rec, &dy_rows, &w_cols, None, Out::rows(&dx, fi))?;
-        let dy_t = pack(&mut rec, Strided::cols(dy, rows, fo, 0))?;
+        let dy_t = pack_lhs(&mut rec, Strided::cols(dy, rows, fo, 0))?;
         let x_t = pack(&mut rec, Strided::cols(x, rows, fi, 0))?;
         gemm(
             &mut rec,

@@ -12,12 +12,19 @@ use wgrnn_core::{Error, Result};
 use crate::context::Context;
 use crate::shaders::Shader;
 
-/// How a kernel uses one storage binding.
+/// How a kernel uses one binding after the parameter block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Access {
     Read,
     ReadWrite,
+    /// A read-only window of [`WINDOW_BYTES`] bound as a uniform buffer at a dynamic offset
+    /// chosen per dispatch. On CPU adapters a uniform load is a vector gather, where a storage
+    /// load is a per-invocation loop: several times cheaper per float.
+    Window,
 }
+
+/// The size of a [`Access::Window`] binding: WebGPU's guaranteed uniform binding size.
+pub const WINDOW_BYTES: u64 = 65536;
 
 /// A kernel: an entry point of a shader and the storage bindings after the parameter block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -91,16 +98,24 @@ impl Context {
                 count: None,
             }];
             for (i, a) in kernel.bindings.iter().enumerate() {
-                entries.push(wgpu::BindGroupLayoutEntry {
-                    binding: i as u32 + 1,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
+                let ty = match a {
+                    Access::Window => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: true,
+                        min_binding_size: std::num::NonZeroU64::new(WINDOW_BYTES),
+                    },
+                    _ => wgpu::BindingType::Buffer {
                         ty: wgpu::BufferBindingType::Storage {
                             read_only: *a == Access::Read,
                         },
                         has_dynamic_offset: false,
                         min_binding_size: None,
                     },
+                };
+                entries.push(wgpu::BindGroupLayoutEntry {
+                    binding: i as u32 + 1,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty,
                     count: None,
                 });
             }

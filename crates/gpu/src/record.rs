@@ -9,7 +9,7 @@ use wgrnn_core::{Error, Result};
 
 use crate::buffer::{GpuTensor, PooledBuffer};
 use crate::context::Context;
-use crate::pipeline::{Kernel, Pipeline};
+use crate::pipeline::{Access, Kernel, Pipeline, WINDOW_BYTES};
 
 /// Stride between parameter blocks: WebGPU's largest `min_uniform_buffer_offset_alignment`.
 const PARAM_STRIDE: usize = 256;
@@ -19,6 +19,8 @@ enum Step {
         pipeline: Arc<Pipeline>,
         offset: u32,
         buffers: Vec<Arc<PooledBuffer>>,
+        /// Byte offsets of the kernel's window bindings, in binding order.
+        windows: Vec<u32>,
         groups: [u32; 3],
     },
     Copy {
@@ -68,12 +70,86 @@ impl<'c> Recorder<'c> {
         self.dispatch_with(kernel, &[], params, buffers, groups)
     }
 
+    /// [`Recorder::dispatch`] for a kernel with [`Access::Window`] bindings: `windows` gives
+    /// each one's byte offset into its buffer, in binding order.
+    pub(crate) fn dispatch_windowed<P: bytemuck::Pod>(
+        &mut self,
+        kernel: Kernel,
+        params: &P,
+        buffers: &[&GpuTensor],
+        windows: &[u64],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        let window_bufs: Vec<&GpuTensor> = kernel
+            .bindings
+            .iter()
+            .zip(buffers)
+            .filter(|(a, _)| **a == Access::Window)
+            .map(|(_, b)| *b)
+            .collect();
+        if window_bufs.len() != windows.len() {
+            return Err(Error::InvalidArgument {
+                op: self.op,
+                arg: "windows",
+                reason: format!(
+                    "{} has {} window bindings, got {} offsets",
+                    kernel.entry,
+                    window_bufs.len(),
+                    windows.len()
+                ),
+            });
+        }
+        let align = self.ctx.limits.min_uniform_buffer_offset_alignment as u64;
+        let mut offs = Vec::with_capacity(windows.len());
+        for (b, &off) in window_bufs.iter().zip(windows) {
+            let size = b.buf.raw().size();
+            if off % align != 0 || off + WINDOW_BYTES > size {
+                return Err(Error::InvalidArgument {
+                    op: self.op,
+                    arg: "windows",
+                    reason: format!(
+                        "{}: a {WINDOW_BYTES}-byte window at byte {off} of a {size}-byte \
+                         buffer (offsets must be multiples of {align})",
+                        kernel.entry
+                    ),
+                });
+            }
+            offs.push(u32::try_from(off).map_err(|_| Error::TooLarge {
+                op: self.op,
+                arg: format!("{} window offset", kernel.entry),
+                bytes: off,
+                limit_name: "u32 dynamic offset",
+                limit: u32::MAX as u64,
+            })?);
+        }
+        self.push_dispatch(kernel, &[], params, buffers, offs, groups)
+    }
+
     pub(crate) fn dispatch_with<P: bytemuck::Pod>(
         &mut self,
         kernel: Kernel,
         constants: &[(&str, f64)],
         params: &P,
         buffers: &[&GpuTensor],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        if kernel.bindings.contains(&Access::Window) {
+            return Err(Error::InvalidArgument {
+                op: self.op,
+                arg: "windows",
+                reason: format!("{} binds windows: use dispatch_windowed", kernel.entry),
+            });
+        }
+        self.push_dispatch(kernel, constants, params, buffers, Vec::new(), groups)
+    }
+
+    fn push_dispatch<P: bytemuck::Pod>(
+        &mut self,
+        kernel: Kernel,
+        constants: &[(&str, f64)],
+        params: &P,
+        buffers: &[&GpuTensor],
+        windows: Vec<u32>,
         groups: [u32; 3],
     ) -> Result<()> {
         if buffers.len() != kernel.bindings.len() {
@@ -117,6 +193,7 @@ impl<'c> Recorder<'c> {
             pipeline,
             offset,
             buffers: buffers.iter().map(|b| b.buf.clone()).collect(),
+            windows,
             groups,
         });
         Ok(())
@@ -184,10 +261,21 @@ impl<'c> Recorder<'c> {
                                 size: std::num::NonZeroU64::new(PARAM_STRIDE as u64),
                             }),
                         }];
-                        for (i, b) in buffers.iter().enumerate() {
+                        for (i, (b, a)) in buffers.iter().zip(pipeline.kernel.bindings).enumerate()
+                        {
+                            let resource = match a {
+                                Access::Window => {
+                                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                        buffer: b.raw(),
+                                        offset: 0,
+                                        size: std::num::NonZeroU64::new(WINDOW_BYTES),
+                                    })
+                                }
+                                _ => b.raw().as_entire_binding(),
+                            };
                             entries.push(wgpu::BindGroupEntry {
                                 binding: i as u32 + 1,
-                                resource: b.raw().as_entire_binding(),
+                                resource,
                             });
                         }
                         ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -215,11 +303,15 @@ impl<'c> Recorder<'c> {
                             pipeline,
                             offset,
                             buffers,
+                            windows,
                             groups: g,
                         }) = self.steps.get(i)
                         {
+                            let mut offsets = Vec::with_capacity(1 + windows.len());
+                            offsets.push(*offset);
+                            offsets.extend_from_slice(windows);
                             pass.set_pipeline(&pipeline.pipeline);
-                            pass.set_bind_group(0, &groups[&key(pipeline, buffers)], &[*offset]);
+                            pass.set_bind_group(0, &groups[&key(pipeline, buffers)], &offsets);
                             pass.dispatch_workgroups(g[0], g[1], g[2]);
                             i += 1;
                         }

@@ -12,7 +12,7 @@ use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
-use crate::gemm::{Out, Strided, expect_f32, gemm, pack};
+use crate::gemm::{Out, Strided, expect_f32, gemm, pack, pack_lhs};
 use crate::pipeline::{Access, Kernel};
 use crate::record::Recorder;
 use crate::rnn::{
@@ -477,9 +477,9 @@ pub fn rnn_backward(
             let doff = dir * dg_len;
 
             // Weight gradients: single products over all T·B rows.
-            let dgi_t = pack(&mut rec, Strided::cols(&dg, rows, gh, doff))?;
+            let dgi_t = pack_lhs(&mut rec, Strided::cols(&dg, rows, gh, doff))?;
             let dgh_t = if gru {
-                pack(&mut rec, Strided::cols(&dg, rows, gh, doff + dgh_off))?
+                pack_lhs(&mut rec, Strided::cols(&dg, rows, gh, doff + dgh_off))?
             } else {
                 dgi_t.clone()
             };
@@ -519,7 +519,7 @@ pub fn rnn_backward(
                 )?;
             }
             // dX = dG·W_ih, the second direction adding to the first.
-            let dgi_rows = pack(&mut rec, Strided::rows(&dg, rows, gh, doff))?;
+            let dgi_rows = pack_lhs(&mut rec, Strided::rows(&dg, rows, gh, doff))?;
             let w_cols = pack(&mut rec, Strided::cols(w_ih, gh, in_w, 0))?;
             let out = if in_batch_first {
                 Out {
