@@ -19,6 +19,7 @@ struct PackParams {
     src_off: u32,
     pr: u32,        // rows per panel: dst[(m / pr) * cols * pr + k * pr + m % pr]; pr = ld is
                     // the plain layout dst[k * ld + m]
+    dst_off: u32,   // added to every dst index
 }
 
 @group(0) @binding(0) var<uniform> pp: PackParams;
@@ -37,7 +38,7 @@ fn pack_kmajor(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (m < pp.rows) {
         v = pack_src[pp.src_off + (m / pp.m_inner) * pp.s_outer + (m % pp.m_inner) * pp.s_inner + k * pp.s_k];
     }
-    pack_dst[(m / pp.pr) * pp.cols * pp.pr + k * pp.pr + m % pp.pr] = v;
+    pack_dst[pp.dst_off + (m / pp.pr) * pp.cols * pp.pr + k * pp.pr + m % pp.pr] = v;
 }
 
 struct GemmParams {

@@ -184,6 +184,25 @@ fn forward_matches_cpu_three_layers_bidirectional_uneven_lengths() {
     }
 }
 
+/// H a multiple of 4 and B·H within a uniform window: on CPU adapters the LSTM steps read
+/// h_prev through windows (one dispatch per direction, two buffers in turn); B = 19 spans a
+/// full and a partial block of 16 rows.
+#[test]
+fn forward_matches_cpu_when_h_prev_fits_a_window() {
+    for (i, cell) in CELLS.into_iter().enumerate() {
+        check(
+            &Case {
+                cfg: RnnConfig::new(cell, 6, 8).layers(2).bidirectional(true),
+                t: 5,
+                b: 19,
+                lengths: Some((0..19).map(|b| 1 + b % 5).collect()),
+                with_state: true,
+            },
+            400 + i as u64,
+        );
+    }
+}
+
 #[test]
 fn forward_matches_cpu_batch_one_single_step_no_bias() {
     for (i, cell) in CELLS.into_iter().enumerate() {

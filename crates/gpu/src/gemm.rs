@@ -9,7 +9,7 @@ use wgrnn_core::{Error, Result};
 
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
-use crate::pipeline::{Access, Kernel, WINDOW_BYTES};
+use crate::pipeline::{Access, Kernel, WINDOW_FLOATS};
 use crate::record::Recorder;
 use crate::shaders::Shader;
 
@@ -37,8 +37,6 @@ const PANEL: usize = 64;
 const PANEL_COLS: usize = 8;
 /// `gemm_panel`'s workgroup: one SIMD vector of invocations on a CPU adapter.
 const PANEL_WG: usize = 8;
-/// Floats in one uniform window.
-const WINDOW_FLOATS: usize = (WINDOW_BYTES / 4) as usize;
 
 /// Blocking of the GEMM and step kernels, chosen per adapter (measure before changing):
 /// - `Tiled`: 64x64 workgroup-memory tiles, 8x8 per invocation; the default on GPUs, where
@@ -90,7 +88,8 @@ struct PackParams {
     s_k: u32,
     src_off: u32,
     pr: u32,
-    _pad: [u32; 3],
+    dst_off: u32,
+    _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -213,9 +212,40 @@ pub(crate) fn pack_lhs(rec: &mut Recorder<'_>, x: Strided<'_>) -> Result<Packed>
     pack_as(rec, x, panels)
 }
 
+/// The row length of `rows` rows packed plainly.
+pub(crate) fn plain_ld(rows: usize) -> usize {
+    rows.div_ceil(BLOCK).max(1) * BLOCK
+}
+
+/// Packs `x` plainly K-major into `dst` from element `off` on: `dst[off + k·ld + r]`, with
+/// `ld` = [`plain_ld`] of its rows.
+pub(crate) fn pack_into(
+    rec: &mut Recorder<'_>,
+    x: Strided<'_>,
+    dst: &GpuTensor,
+    off: usize,
+) -> Result<()> {
+    let ld = plain_ld(x.rows);
+    if off + ld * x.k > dst.numel() {
+        return Err(Error::InvalidArgument {
+            op: "pack",
+            arg: "dst",
+            reason: format!(
+                "{} elements cannot hold {} from {off}",
+                dst.numel(),
+                ld * x.k
+            ),
+        });
+    }
+    pack_kernel(rec, x, dst, ld, ld, off)
+}
+
 fn pack_as(rec: &mut Recorder<'_>, x: Strided<'_>, panels: bool) -> Result<Packed> {
-    let ld = x.rows.div_ceil(if panels { PANEL } else { BLOCK }).max(1)
-        * if panels { PANEL } else { BLOCK };
+    let ld = if panels {
+        x.rows.div_ceil(PANEL).max(1) * PANEL
+    } else {
+        plain_ld(x.rows)
+    };
     let shape = if panels {
         vec![ld * x.k + WINDOW_FLOATS]
     } else {
@@ -224,6 +254,25 @@ fn pack_as(rec: &mut Recorder<'_>, x: Strided<'_>, panels: bool) -> Result<Packe
     let data = rec
         .ctx()
         .alloc("pack", "packed operand", &shape, DType::F32)?;
+    pack_kernel(rec, x, &data, ld, if panels { PANEL } else { ld }, 0)?;
+    Ok(Packed {
+        data,
+        ld,
+        rows: x.rows,
+        k: x.k,
+        panels,
+    })
+}
+
+/// `pack_kmajor` of `x` into `dst` with padded row length `ld`, `pr` rows per panel.
+fn pack_kernel(
+    rec: &mut Recorder<'_>,
+    x: Strided<'_>,
+    dst: &GpuTensor,
+    ld: usize,
+    pr: usize,
+    dst_off: usize,
+) -> Result<()> {
     let params = PackParams {
         rows: u32_of("pack", "rows", x.rows)?,
         cols: u32_of("pack", "k", x.k)?,
@@ -233,8 +282,9 @@ fn pack_as(rec: &mut Recorder<'_>, x: Strided<'_>, panels: bool) -> Result<Packe
         s_outer: u32_of("pack", "stride", x.s_outer)?,
         s_k: u32_of("pack", "stride", x.s_k)?,
         src_off: u32_of("pack", "offset", x.off)?,
-        pr: if panels { PANEL as u32 } else { ld as u32 },
-        _pad: [0; 3],
+        pr: pr as u32,
+        dst_off: u32_of("pack", "offset", dst_off)?,
+        _pad: [0; 2],
     };
     // k runs over y (4 per workgroup) and, past 65535 workgroups, over z.
     let ky = x.k.div_ceil(4);
@@ -246,16 +296,9 @@ fn pack_as(rec: &mut Recorder<'_>, x: Strided<'_>, panels: bool) -> Result<Packe
     rec.dispatch(
         PACK,
         &params,
-        &[x.t, &data],
+        &[x.t, dst],
         [ld.div_ceil(64) as u32, gy as u32, gz as u32],
-    )?;
-    Ok(Packed {
-        data,
-        ld,
-        rows: x.rows,
-        k: x.k,
-        panels,
-    })
+    )
 }
 
 /// Where and how [`gemm`] writes: `C[m, n]` at `off + (m / inner)·rs_outer + (m % inner)·rs +

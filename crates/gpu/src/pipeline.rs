@@ -25,6 +25,8 @@ pub enum Access {
 
 /// The size of a [`Access::Window`] binding: WebGPU's guaranteed uniform binding size.
 pub const WINDOW_BYTES: u64 = 65536;
+/// The f32 elements of a window.
+pub const WINDOW_FLOATS: usize = (WINDOW_BYTES / 4) as usize;
 
 /// A kernel: an entry point of a shader and the storage bindings after the parameter block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -9,8 +9,8 @@ use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
-use crate::gemm::{GemmBlock, Out, Packed, Strided, expect_f32, gemm, pack};
-use crate::pipeline::{Access, Kernel};
+use crate::gemm::{GemmBlock, Out, Packed, Strided, expect_f32, gemm, pack, pack_into, plain_ld};
+use crate::pipeline::{Access, Kernel, WINDOW_FLOATS};
 use crate::record::Recorder;
 use crate::shaders::Shader;
 use crate::weights::GpuWeights;
@@ -38,6 +38,21 @@ const LSTM_STEP: Kernel = Kernel {
     shader: Shader::Lstm,
     entry: "lstm_step",
     bindings: &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+};
+/// `lstm_step16` reading h_prev through a uniform window, writing the next one to `hout`.
+const LSTM_STEP16W: Kernel = Kernel {
+    shader: Shader::Lstm,
+    entry: "lstm_step16w",
+    bindings: &[
+        Read,
+        Read,
+        Read,
+        ReadWrite,
+        ReadWrite,
+        ReadWrite,
+        Access::Window,
+        ReadWrite,
+    ],
 };
 const GRU_STEP: Kernel = Kernel {
     shader: Shader::Gru,
@@ -273,7 +288,7 @@ struct StepParams {
     batch: u32,
     hidden: u32,
     step: u32,
-    _pad_r: u32,
+    dir0: u32,
     y_rs_t: u32,
     y_rs_b: u32,
     _pad_y: u32,
@@ -444,6 +459,34 @@ pub fn rnn_forward(
         } else {
             (step, max_len)
         };
+        // On CPU adapters the LSTM step reads h_prev through a uniform window when it fits:
+        // two buffers [dir][H·B32 padded to 64 floats] (h K-major, B rounded up to 32, as
+        // `pack` lays it out) that the steps write and read in turn.
+        let b32 = plain_ld(nb);
+        let bh_pad = (h * b32).div_ceil(64) * 64;
+        let windowed = !persistent
+            && cfg.cell == CellKind::Lstm
+            && ctx.gemm_block().large_steps()
+            && h * b32 <= WINDOW_FLOATS;
+        let (step, h_bufs) = if windowed {
+            let a = ctx.alloc(OP, "h window", &[nd * bh_pad + WINDOW_FLOATS], DType::F32)?;
+            let b = ctx.alloc(OP, "h window", &[nd * bh_pad + WINDOW_FLOATS], DType::F32)?;
+            rec.clear(&a);
+            if let Some(h0) = input.h0 {
+                // h0 [layers·dirs, B, H] → a[dir][j][b].
+                for dir in 0..nd {
+                    let idx = layer * nd + dir;
+                    let h0_rows = Strided {
+                        off: idx * nb * h,
+                        ..Strided::rows(h0, nb, h, 0)
+                    };
+                    pack_into(&mut rec, h0_rows, &a, dir * bh_pad)?;
+                }
+            }
+            (LSTM_STEP16W, Some((a, b)))
+        } else {
+            (step, None)
+        };
         let step = for_storage(ctx, step);
         let (extra1, extra2) = match cfg.cell {
             CellKind::Lstm => (layout.extra1, layout.extra2),
@@ -465,11 +508,11 @@ pub fn rnn_forward(
             None => vec![&gi, &packed, &lengths_dev, &state, &out, &tape],
         };
         for s in 0..dispatches {
-            let p = StepParams {
+            let mut p = StepParams {
                 batch: nb as u32,
                 hidden: h as u32,
                 step: if persistent { max_len } else { s } as u32,
-                _pad_r: 0,
+                dir0: 0,
                 y_rs_t: y_rs_t as u32,
                 y_rs_b: y_rs_b as u32,
                 _pad_y: 0,
@@ -483,7 +526,18 @@ pub fn rnn_forward(
                 tape_dir: check_u32(layout.len, "tape")?,
                 _pad: 0,
             };
-            rec.dispatch(step, &p, &buffers, groups)?;
+            let Some((ha, hb)) = &h_bufs else {
+                rec.dispatch(step, &p, &buffers, groups)?;
+                continue;
+            };
+            let (h_in, h_out) = if s % 2 == 0 { (ha, hb) } else { (hb, ha) };
+            let mut bufs = buffers.clone();
+            bufs.extend([h_in, h_out]);
+            for dir in 0..nd {
+                p.dir0 = dir as u32;
+                let window = (4 * dir * bh_pad) as u64;
+                rec.dispatch_windowed(step, &p, &bufs, &[window], [groups[0], groups[1], 1])?;
+            }
         }
         for dir in 0..nd {
             let idx = layer * nd + dir;
