@@ -9,7 +9,7 @@ struct StepParams {
     batch: u32,
     hidden: u32,
     step: u32,
-    _pad_r: u32,
+    dir0: u32,        // the first direction of this dispatch (windowed steps: one direction each)
     y_rs_t: u32,
     y_rs_b: u32,
     _pad_y: u32,
@@ -291,6 +291,172 @@ fn gru_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (b0 + 15u < p.batch && u0 + 1u < h) { finish(b0 + 15u, u0 + 1u, a15_1); }
     if (b0 + 15u < p.batch && u0 + 2u < h) { finish(b0 + 15u, u0 + 2u, a15_2); }
     if (b0 + 15u < p.batch && u0 + 3u < h) { finish(b0 + 15u, u0 + 3u, a15_3); }
+}
+
+// Variant of gru_step16 for CPU adapters that reads h_prev through a uniform window (a uniform
+// load is one gather there, a storage load a loop over the lanes). `hwin` holds h_prev of this
+// dispatch's direction K-major, [H][B rounded up to 32], written by the previous step to its
+// `hout` (the host swaps the two buffers every step): per k, 4 window vec4 give the 16 rows.
+// Same arithmetic in the same order as gru_step16. One dispatch per direction (`p.dir0`).
+@group(0) @binding(8) var<uniform> hwin: array<vec4<f32>, 4096>;
+@group(0) @binding(9) var<storage, read_write> hout: array<f32>;  // [dir][H·B32 padded to 64]
+
+// The slot of hout that h[b, j] goes to.
+fn hout_at(b: u32, j: u32) -> u32 {
+    let b32 = (p.batch + 31u) / 32u * 32u;
+    let stride = (p.hidden * b32 + 63u) / 64u * 64u;
+    return cur_dir * stride + j * b32 + b;
+}
+
+// finish(), then the new h (or the carried one) into hout for the next step's window.
+fn finish_w(b: u32, j: u32, acc: vec4<f32>) {
+    finish(b, j, acc);
+    hout[hout_at(b, j)] = state[state_at(1u - cur_step % 2u, b, j)];
+}
+
+@compute @workgroup_size(64, 1)
+fn gru_step16w(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_dir(gid.z + p.dir0);
+    let l_cur_w = cur_w;
+    cur_step = p.step;
+    let u0 = gid.x * 4u;
+    let b0 = gid.y * 16u;
+    let h = p.hidden;
+    if (u0 >= h || b0 >= p.batch) {
+        return;
+    }
+    // Units past the end read in-bounds stand-ins; rows past the end read the zero or stale
+    // padding of the window. Neither is stored.
+    let ulast = h - 1u;
+    let b4 = (p.batch + 31u) / 32u * 8u;
+    let w0i = min(u0 + 0u, ulast);
+    let w1i = min(u0 + 1u, ulast);
+    let w2i = min(u0 + 2u, ulast);
+    let w3i = min(u0 + 3u, ulast);
+    var a0_0 = vec4<f32>(0.0); var a0_1 = vec4<f32>(0.0); var a0_2 = vec4<f32>(0.0); var a0_3 = vec4<f32>(0.0);
+    var a1_0 = vec4<f32>(0.0); var a1_1 = vec4<f32>(0.0); var a1_2 = vec4<f32>(0.0); var a1_3 = vec4<f32>(0.0);
+    var a2_0 = vec4<f32>(0.0); var a2_1 = vec4<f32>(0.0); var a2_2 = vec4<f32>(0.0); var a2_3 = vec4<f32>(0.0);
+    var a3_0 = vec4<f32>(0.0); var a3_1 = vec4<f32>(0.0); var a3_2 = vec4<f32>(0.0); var a3_3 = vec4<f32>(0.0);
+    var a4_0 = vec4<f32>(0.0); var a4_1 = vec4<f32>(0.0); var a4_2 = vec4<f32>(0.0); var a4_3 = vec4<f32>(0.0);
+    var a5_0 = vec4<f32>(0.0); var a5_1 = vec4<f32>(0.0); var a5_2 = vec4<f32>(0.0); var a5_3 = vec4<f32>(0.0);
+    var a6_0 = vec4<f32>(0.0); var a6_1 = vec4<f32>(0.0); var a6_2 = vec4<f32>(0.0); var a6_3 = vec4<f32>(0.0);
+    var a7_0 = vec4<f32>(0.0); var a7_1 = vec4<f32>(0.0); var a7_2 = vec4<f32>(0.0); var a7_3 = vec4<f32>(0.0);
+    var a8_0 = vec4<f32>(0.0); var a8_1 = vec4<f32>(0.0); var a8_2 = vec4<f32>(0.0); var a8_3 = vec4<f32>(0.0);
+    var a9_0 = vec4<f32>(0.0); var a9_1 = vec4<f32>(0.0); var a9_2 = vec4<f32>(0.0); var a9_3 = vec4<f32>(0.0);
+    var a10_0 = vec4<f32>(0.0); var a10_1 = vec4<f32>(0.0); var a10_2 = vec4<f32>(0.0); var a10_3 = vec4<f32>(0.0);
+    var a11_0 = vec4<f32>(0.0); var a11_1 = vec4<f32>(0.0); var a11_2 = vec4<f32>(0.0); var a11_3 = vec4<f32>(0.0);
+    var a12_0 = vec4<f32>(0.0); var a12_1 = vec4<f32>(0.0); var a12_2 = vec4<f32>(0.0); var a12_3 = vec4<f32>(0.0);
+    var a13_0 = vec4<f32>(0.0); var a13_1 = vec4<f32>(0.0); var a13_2 = vec4<f32>(0.0); var a13_3 = vec4<f32>(0.0);
+    var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0); var a14_2 = vec4<f32>(0.0); var a14_3 = vec4<f32>(0.0);
+    var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
+    var iw = b0 / 4u;
+    for (var k = 0u; k < h; k++) {
+        let w0 = w_load(l_cur_w + k * h + w0i);
+        let w1 = w_load(l_cur_w + k * h + w1i);
+        let w2 = w_load(l_cur_w + k * h + w2i);
+        let w3 = w_load(l_cur_w + k * h + w3i);
+        let x0 = hwin[iw];
+        let x1 = hwin[iw + 1u];
+        let x2 = hwin[iw + 2u];
+        let x3 = hwin[iw + 3u];
+        let h0 = x0.x;
+        let h1 = x0.y;
+        let h2 = x0.z;
+        let h3 = x0.w;
+        let h4 = x1.x;
+        let h5 = x1.y;
+        let h6 = x1.z;
+        let h7 = x1.w;
+        let h8 = x2.x;
+        let h9 = x2.y;
+        let h10 = x2.z;
+        let h11 = x2.w;
+        let h12 = x3.x;
+        let h13 = x3.y;
+        let h14 = x3.z;
+        let h15 = x3.w;
+        a0_0 += h0 * w0; a0_1 += h0 * w1; a0_2 += h0 * w2; a0_3 += h0 * w3;
+        a1_0 += h1 * w0; a1_1 += h1 * w1; a1_2 += h1 * w2; a1_3 += h1 * w3;
+        a2_0 += h2 * w0; a2_1 += h2 * w1; a2_2 += h2 * w2; a2_3 += h2 * w3;
+        a3_0 += h3 * w0; a3_1 += h3 * w1; a3_2 += h3 * w2; a3_3 += h3 * w3;
+        a4_0 += h4 * w0; a4_1 += h4 * w1; a4_2 += h4 * w2; a4_3 += h4 * w3;
+        a5_0 += h5 * w0; a5_1 += h5 * w1; a5_2 += h5 * w2; a5_3 += h5 * w3;
+        a6_0 += h6 * w0; a6_1 += h6 * w1; a6_2 += h6 * w2; a6_3 += h6 * w3;
+        a7_0 += h7 * w0; a7_1 += h7 * w1; a7_2 += h7 * w2; a7_3 += h7 * w3;
+        a8_0 += h8 * w0; a8_1 += h8 * w1; a8_2 += h8 * w2; a8_3 += h8 * w3;
+        a9_0 += h9 * w0; a9_1 += h9 * w1; a9_2 += h9 * w2; a9_3 += h9 * w3;
+        a10_0 += h10 * w0; a10_1 += h10 * w1; a10_2 += h10 * w2; a10_3 += h10 * w3;
+        a11_0 += h11 * w0; a11_1 += h11 * w1; a11_2 += h11 * w2; a11_3 += h11 * w3;
+        a12_0 += h12 * w0; a12_1 += h12 * w1; a12_2 += h12 * w2; a12_3 += h12 * w3;
+        a13_0 += h13 * w0; a13_1 += h13 * w1; a13_2 += h13 * w2; a13_3 += h13 * w3;
+        a14_0 += h14 * w0; a14_1 += h14 * w1; a14_2 += h14 * w2; a14_3 += h14 * w3;
+        a15_0 += h15 * w0; a15_1 += h15 * w1; a15_2 += h15 * w2; a15_3 += h15 * w3;
+        iw += b4;
+    }
+    if (b0 + 0u < p.batch && u0 + 0u < h) { finish_w(b0 + 0u, u0 + 0u, a0_0); }
+    if (b0 + 0u < p.batch && u0 + 1u < h) { finish_w(b0 + 0u, u0 + 1u, a0_1); }
+    if (b0 + 0u < p.batch && u0 + 2u < h) { finish_w(b0 + 0u, u0 + 2u, a0_2); }
+    if (b0 + 0u < p.batch && u0 + 3u < h) { finish_w(b0 + 0u, u0 + 3u, a0_3); }
+    if (b0 + 1u < p.batch && u0 + 0u < h) { finish_w(b0 + 1u, u0 + 0u, a1_0); }
+    if (b0 + 1u < p.batch && u0 + 1u < h) { finish_w(b0 + 1u, u0 + 1u, a1_1); }
+    if (b0 + 1u < p.batch && u0 + 2u < h) { finish_w(b0 + 1u, u0 + 2u, a1_2); }
+    if (b0 + 1u < p.batch && u0 + 3u < h) { finish_w(b0 + 1u, u0 + 3u, a1_3); }
+    if (b0 + 2u < p.batch && u0 + 0u < h) { finish_w(b0 + 2u, u0 + 0u, a2_0); }
+    if (b0 + 2u < p.batch && u0 + 1u < h) { finish_w(b0 + 2u, u0 + 1u, a2_1); }
+    if (b0 + 2u < p.batch && u0 + 2u < h) { finish_w(b0 + 2u, u0 + 2u, a2_2); }
+    if (b0 + 2u < p.batch && u0 + 3u < h) { finish_w(b0 + 2u, u0 + 3u, a2_3); }
+    if (b0 + 3u < p.batch && u0 + 0u < h) { finish_w(b0 + 3u, u0 + 0u, a3_0); }
+    if (b0 + 3u < p.batch && u0 + 1u < h) { finish_w(b0 + 3u, u0 + 1u, a3_1); }
+    if (b0 + 3u < p.batch && u0 + 2u < h) { finish_w(b0 + 3u, u0 + 2u, a3_2); }
+    if (b0 + 3u < p.batch && u0 + 3u < h) { finish_w(b0 + 3u, u0 + 3u, a3_3); }
+    if (b0 + 4u < p.batch && u0 + 0u < h) { finish_w(b0 + 4u, u0 + 0u, a4_0); }
+    if (b0 + 4u < p.batch && u0 + 1u < h) { finish_w(b0 + 4u, u0 + 1u, a4_1); }
+    if (b0 + 4u < p.batch && u0 + 2u < h) { finish_w(b0 + 4u, u0 + 2u, a4_2); }
+    if (b0 + 4u < p.batch && u0 + 3u < h) { finish_w(b0 + 4u, u0 + 3u, a4_3); }
+    if (b0 + 5u < p.batch && u0 + 0u < h) { finish_w(b0 + 5u, u0 + 0u, a5_0); }
+    if (b0 + 5u < p.batch && u0 + 1u < h) { finish_w(b0 + 5u, u0 + 1u, a5_1); }
+    if (b0 + 5u < p.batch && u0 + 2u < h) { finish_w(b0 + 5u, u0 + 2u, a5_2); }
+    if (b0 + 5u < p.batch && u0 + 3u < h) { finish_w(b0 + 5u, u0 + 3u, a5_3); }
+    if (b0 + 6u < p.batch && u0 + 0u < h) { finish_w(b0 + 6u, u0 + 0u, a6_0); }
+    if (b0 + 6u < p.batch && u0 + 1u < h) { finish_w(b0 + 6u, u0 + 1u, a6_1); }
+    if (b0 + 6u < p.batch && u0 + 2u < h) { finish_w(b0 + 6u, u0 + 2u, a6_2); }
+    if (b0 + 6u < p.batch && u0 + 3u < h) { finish_w(b0 + 6u, u0 + 3u, a6_3); }
+    if (b0 + 7u < p.batch && u0 + 0u < h) { finish_w(b0 + 7u, u0 + 0u, a7_0); }
+    if (b0 + 7u < p.batch && u0 + 1u < h) { finish_w(b0 + 7u, u0 + 1u, a7_1); }
+    if (b0 + 7u < p.batch && u0 + 2u < h) { finish_w(b0 + 7u, u0 + 2u, a7_2); }
+    if (b0 + 7u < p.batch && u0 + 3u < h) { finish_w(b0 + 7u, u0 + 3u, a7_3); }
+    if (b0 + 8u < p.batch && u0 + 0u < h) { finish_w(b0 + 8u, u0 + 0u, a8_0); }
+    if (b0 + 8u < p.batch && u0 + 1u < h) { finish_w(b0 + 8u, u0 + 1u, a8_1); }
+    if (b0 + 8u < p.batch && u0 + 2u < h) { finish_w(b0 + 8u, u0 + 2u, a8_2); }
+    if (b0 + 8u < p.batch && u0 + 3u < h) { finish_w(b0 + 8u, u0 + 3u, a8_3); }
+    if (b0 + 9u < p.batch && u0 + 0u < h) { finish_w(b0 + 9u, u0 + 0u, a9_0); }
+    if (b0 + 9u < p.batch && u0 + 1u < h) { finish_w(b0 + 9u, u0 + 1u, a9_1); }
+    if (b0 + 9u < p.batch && u0 + 2u < h) { finish_w(b0 + 9u, u0 + 2u, a9_2); }
+    if (b0 + 9u < p.batch && u0 + 3u < h) { finish_w(b0 + 9u, u0 + 3u, a9_3); }
+    if (b0 + 10u < p.batch && u0 + 0u < h) { finish_w(b0 + 10u, u0 + 0u, a10_0); }
+    if (b0 + 10u < p.batch && u0 + 1u < h) { finish_w(b0 + 10u, u0 + 1u, a10_1); }
+    if (b0 + 10u < p.batch && u0 + 2u < h) { finish_w(b0 + 10u, u0 + 2u, a10_2); }
+    if (b0 + 10u < p.batch && u0 + 3u < h) { finish_w(b0 + 10u, u0 + 3u, a10_3); }
+    if (b0 + 11u < p.batch && u0 + 0u < h) { finish_w(b0 + 11u, u0 + 0u, a11_0); }
+    if (b0 + 11u < p.batch && u0 + 1u < h) { finish_w(b0 + 11u, u0 + 1u, a11_1); }
+    if (b0 + 11u < p.batch && u0 + 2u < h) { finish_w(b0 + 11u, u0 + 2u, a11_2); }
+    if (b0 + 11u < p.batch && u0 + 3u < h) { finish_w(b0 + 11u, u0 + 3u, a11_3); }
+    if (b0 + 12u < p.batch && u0 + 0u < h) { finish_w(b0 + 12u, u0 + 0u, a12_0); }
+    if (b0 + 12u < p.batch && u0 + 1u < h) { finish_w(b0 + 12u, u0 + 1u, a12_1); }
+    if (b0 + 12u < p.batch && u0 + 2u < h) { finish_w(b0 + 12u, u0 + 2u, a12_2); }
+    if (b0 + 12u < p.batch && u0 + 3u < h) { finish_w(b0 + 12u, u0 + 3u, a12_3); }
+    if (b0 + 13u < p.batch && u0 + 0u < h) { finish_w(b0 + 13u, u0 + 0u, a13_0); }
+    if (b0 + 13u < p.batch && u0 + 1u < h) { finish_w(b0 + 13u, u0 + 1u, a13_1); }
+    if (b0 + 13u < p.batch && u0 + 2u < h) { finish_w(b0 + 13u, u0 + 2u, a13_2); }
+    if (b0 + 13u < p.batch && u0 + 3u < h) { finish_w(b0 + 13u, u0 + 3u, a13_3); }
+    if (b0 + 14u < p.batch && u0 + 0u < h) { finish_w(b0 + 14u, u0 + 0u, a14_0); }
+    if (b0 + 14u < p.batch && u0 + 1u < h) { finish_w(b0 + 14u, u0 + 1u, a14_1); }
+    if (b0 + 14u < p.batch && u0 + 2u < h) { finish_w(b0 + 14u, u0 + 2u, a14_2); }
+    if (b0 + 14u < p.batch && u0 + 3u < h) { finish_w(b0 + 14u, u0 + 3u, a14_3); }
+    if (b0 + 15u < p.batch && u0 + 0u < h) { finish_w(b0 + 15u, u0 + 0u, a15_0); }
+    if (b0 + 15u < p.batch && u0 + 1u < h) { finish_w(b0 + 15u, u0 + 1u, a15_1); }
+    if (b0 + 15u < p.batch && u0 + 2u < h) { finish_w(b0 + 15u, u0 + 2u, a15_2); }
+    if (b0 + 15u < p.batch && u0 + 3u < h) { finish_w(b0 + 15u, u0 + 3u, a15_3); }
 }
 
 // Persistent small-batch path: one workgroup, every step in one dispatch (see lstm_seq).

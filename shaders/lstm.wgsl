@@ -306,17 +306,22 @@ fn lstm_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
 // Variant of lstm_step16 for CPU adapters that reads h_prev through a uniform window (a uniform
 // load is one gather there, a storage load a loop over the lanes). `hwin` holds h_prev of this
 // dispatch's direction K-major, [H][B rounded up to 32], written by the previous step to its
-// `hout` (the host swaps the two buffers every step): per k, 4 window vec4 give the 16 rows and
-// 4 storage vec4 the W_hh of 4 units. One dispatch per direction (`p.dir0`).
+// `hout` (the host swaps the two buffers every step): per k, 4 window vec4 give the 16 rows.
+// Same arithmetic in the same order as lstm_step16. One dispatch per direction (`p.dir0`).
 @group(0) @binding(7) var<uniform> hwin: array<vec4<f32>, 4096>;
 @group(0) @binding(8) var<storage, read_write> hout: array<f32>;  // [dir][H·B32 padded to 64]
+
+// The slot of hout that h[b, j] goes to.
+fn hout_at(b: u32, j: u32) -> u32 {
+    let b32 = (p.batch + 31u) / 32u * 32u;
+    let stride = (p.hidden * b32 + 63u) / 64u * 64u;
+    return cur_dir * stride + j * b32 + b;
+}
 
 // finish(), then the new h (or the carried one) into hout for the next step's window.
 fn finish_w(b: u32, j: u32, acc: vec4<f32>) {
     finish(b, j, acc);
-    let b32 = (p.batch + 31u) / 32u * 32u;
-    let stride = (p.hidden * b32 + 63u) / 64u * 64u;
-    hout[cur_dir * stride + j * b32 + b] = state[state_at(1u - cur_step % 2u, 0u, b, j)];
+    hout[hout_at(b, j)] = state[state_at(1u - cur_step % 2u, 0u, b, j)];
 }
 
 @compute @workgroup_size(64, 1)
@@ -364,22 +369,38 @@ fn lstm_step16w(@builtin(global_invocation_id) gid: vec3<u32>) {
         let x1 = hwin[iw + 1u];
         let x2 = hwin[iw + 2u];
         let x3 = hwin[iw + 3u];
-        a0_0 += x0.x * w0; a0_1 += x0.x * w1; a0_2 += x0.x * w2; a0_3 += x0.x * w3;
-        a1_0 += x0.y * w0; a1_1 += x0.y * w1; a1_2 += x0.y * w2; a1_3 += x0.y * w3;
-        a2_0 += x0.z * w0; a2_1 += x0.z * w1; a2_2 += x0.z * w2; a2_3 += x0.z * w3;
-        a3_0 += x0.w * w0; a3_1 += x0.w * w1; a3_2 += x0.w * w2; a3_3 += x0.w * w3;
-        a4_0 += x1.x * w0; a4_1 += x1.x * w1; a4_2 += x1.x * w2; a4_3 += x1.x * w3;
-        a5_0 += x1.y * w0; a5_1 += x1.y * w1; a5_2 += x1.y * w2; a5_3 += x1.y * w3;
-        a6_0 += x1.z * w0; a6_1 += x1.z * w1; a6_2 += x1.z * w2; a6_3 += x1.z * w3;
-        a7_0 += x1.w * w0; a7_1 += x1.w * w1; a7_2 += x1.w * w2; a7_3 += x1.w * w3;
-        a8_0 += x2.x * w0; a8_1 += x2.x * w1; a8_2 += x2.x * w2; a8_3 += x2.x * w3;
-        a9_0 += x2.y * w0; a9_1 += x2.y * w1; a9_2 += x2.y * w2; a9_3 += x2.y * w3;
-        a10_0 += x2.z * w0; a10_1 += x2.z * w1; a10_2 += x2.z * w2; a10_3 += x2.z * w3;
-        a11_0 += x2.w * w0; a11_1 += x2.w * w1; a11_2 += x2.w * w2; a11_3 += x2.w * w3;
-        a12_0 += x3.x * w0; a12_1 += x3.x * w1; a12_2 += x3.x * w2; a12_3 += x3.x * w3;
-        a13_0 += x3.y * w0; a13_1 += x3.y * w1; a13_2 += x3.y * w2; a13_3 += x3.y * w3;
-        a14_0 += x3.z * w0; a14_1 += x3.z * w1; a14_2 += x3.z * w2; a14_3 += x3.z * w3;
-        a15_0 += x3.w * w0; a15_1 += x3.w * w1; a15_2 += x3.w * w2; a15_3 += x3.w * w3;
+        let h0 = x0.x;
+        let h1 = x0.y;
+        let h2 = x0.z;
+        let h3 = x0.w;
+        let h4 = x1.x;
+        let h5 = x1.y;
+        let h6 = x1.z;
+        let h7 = x1.w;
+        let h8 = x2.x;
+        let h9 = x2.y;
+        let h10 = x2.z;
+        let h11 = x2.w;
+        let h12 = x3.x;
+        let h13 = x3.y;
+        let h14 = x3.z;
+        let h15 = x3.w;
+        a0_0 += h0 * w0; a0_1 += h0 * w1; a0_2 += h0 * w2; a0_3 += h0 * w3;
+        a1_0 += h1 * w0; a1_1 += h1 * w1; a1_2 += h1 * w2; a1_3 += h1 * w3;
+        a2_0 += h2 * w0; a2_1 += h2 * w1; a2_2 += h2 * w2; a2_3 += h2 * w3;
+        a3_0 += h3 * w0; a3_1 += h3 * w1; a3_2 += h3 * w2; a3_3 += h3 * w3;
+        a4_0 += h4 * w0; a4_1 += h4 * w1; a4_2 += h4 * w2; a4_3 += h4 * w3;
+        a5_0 += h5 * w0; a5_1 += h5 * w1; a5_2 += h5 * w2; a5_3 += h5 * w3;
+        a6_0 += h6 * w0; a6_1 += h6 * w1; a6_2 += h6 * w2; a6_3 += h6 * w3;
+        a7_0 += h7 * w0; a7_1 += h7 * w1; a7_2 += h7 * w2; a7_3 += h7 * w3;
+        a8_0 += h8 * w0; a8_1 += h8 * w1; a8_2 += h8 * w2; a8_3 += h8 * w3;
+        a9_0 += h9 * w0; a9_1 += h9 * w1; a9_2 += h9 * w2; a9_3 += h9 * w3;
+        a10_0 += h10 * w0; a10_1 += h10 * w1; a10_2 += h10 * w2; a10_3 += h10 * w3;
+        a11_0 += h11 * w0; a11_1 += h11 * w1; a11_2 += h11 * w2; a11_3 += h11 * w3;
+        a12_0 += h12 * w0; a12_1 += h12 * w1; a12_2 += h12 * w2; a12_3 += h12 * w3;
+        a13_0 += h13 * w0; a13_1 += h13 * w1; a13_2 += h13 * w2; a13_3 += h13 * w3;
+        a14_0 += h14 * w0; a14_1 += h14 * w1; a14_2 += h14 * w2; a14_3 += h14 * w3;
+        a15_0 += h15 * w0; a15_1 += h15 * w1; a15_2 += h15 * w2; a15_3 += h15 * w3;
         iw += b4;
     }
     if (b0 + 0u < p.batch && u0 + 0u < h) { finish_w(b0 + 0u, u0 + 0u, a0_0); }

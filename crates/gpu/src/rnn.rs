@@ -39,21 +39,6 @@ const LSTM_STEP: Kernel = Kernel {
     entry: "lstm_step",
     bindings: &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
 };
-/// `lstm_step16` reading h_prev through a uniform window, writing the next one to `hout`.
-const LSTM_STEP16W: Kernel = Kernel {
-    shader: Shader::Lstm,
-    entry: "lstm_step16w",
-    bindings: &[
-        Read,
-        Read,
-        Read,
-        ReadWrite,
-        ReadWrite,
-        ReadWrite,
-        Access::Window,
-        ReadWrite,
-    ],
-};
 const GRU_STEP: Kernel = Kernel {
     shader: Shader::Gru,
     entry: "gru_step",
@@ -82,6 +67,35 @@ fn step_kernel(cell: CellKind, block: GemmBlock) -> (Kernel, usize, usize) {
             };
             (Kernel { entry, ..base }, 4, 16)
         }
+    }
+}
+
+/// The CPU adapters' step kernel that reads h_prev through a uniform window (`*_step16w`): the
+/// step's bindings, then the window and the buffer the next h goes to.
+fn windowed_step_kernel(cell: CellKind) -> Kernel {
+    const W: Access = Access::Window;
+    match cell {
+        CellKind::Lstm => Kernel {
+            entry: "lstm_step16w",
+            bindings: &[
+                Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, W, ReadWrite,
+            ],
+            ..LSTM_STEP
+        },
+        CellKind::Gru => Kernel {
+            entry: "gru_step16w",
+            bindings: &[
+                Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, W, ReadWrite,
+            ],
+            ..GRU_STEP
+        },
+        CellKind::RnnTanh | CellKind::RnnRelu => Kernel {
+            entry: "rnn_step16w",
+            bindings: &[
+                Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, W, ReadWrite,
+            ],
+            ..RNN_STEP
+        },
     }
 }
 
@@ -459,15 +473,12 @@ pub fn rnn_forward(
         } else {
             (step, max_len)
         };
-        // On CPU adapters the LSTM step reads h_prev through a uniform window when it fits:
+        // On CPU adapters the steps read h_prev through a uniform window when it fits:
         // two buffers [dir][H·B32 padded to 64 floats] (h K-major, B rounded up to 32, as
         // `pack` lays it out) that the steps write and read in turn.
         let b32 = plain_ld(nb);
         let bh_pad = (h * b32).div_ceil(64) * 64;
-        let windowed = !persistent
-            && cfg.cell == CellKind::Lstm
-            && ctx.gemm_block().large_steps()
-            && h * b32 <= WINDOW_FLOATS;
+        let windowed = !persistent && ctx.gemm_block().large_steps() && h * b32 <= WINDOW_FLOATS;
         let (step, h_bufs) = if windowed {
             let a = ctx.alloc(OP, "h window", &[nd * bh_pad + WINDOW_FLOATS], DType::F32)?;
             let b = ctx.alloc(OP, "h window", &[nd * bh_pad + WINDOW_FLOATS], DType::F32)?;
@@ -483,7 +494,7 @@ pub fn rnn_forward(
                     pack_into(&mut rec, h0_rows, &a, dir * bh_pad)?;
                 }
             }
-            (LSTM_STEP16W, Some((a, b)))
+            (windowed_step_kernel(cfg.cell), Some((a, b)))
         } else {
             (step, None)
         };
