@@ -109,6 +109,26 @@ fn repeated_calls_do_not_grow_memory() {
             });
         }
     }
+    // GEMMs on every path of CPU adapters' gemm_panel: whole panels in one window, and k in
+    // chunks (the first with the bias, later ones accumulating), forward and backward.
+    for (fi, rows) in [(24, 40), (300, 70)] {
+        let w =
+            wgrnn::core::LinearWeights::<f32>::init(wgrnn::LinearConfig::new(fi, 20), 3).unwrap();
+        let gw = GpuWeights::upload(&ctx, &w).unwrap();
+        let x = ctx.upload(&Tensor::full([rows, fi], 0.5f32)).unwrap();
+        let dy = ctx.upload(&Tensor::full([rows, 20], 0.25f32)).unwrap();
+        let big = ctx.upload(&Tensor::full([rows, 600], 0.5f32)).unwrap();
+        let wide = ctx.upload(&Tensor::full([600, 33], 0.5f32)).unwrap();
+        assert_flat(
+            &format!("linear in={fi} rows={rows}, matmul k=600"),
+            &ctx,
+            || {
+                gpu::linear_forward(&ctx, &gw, &x).unwrap();
+                gpu::linear_backward(&ctx, &gw, &x, &dy, None).unwrap();
+                gpu::matmul(&ctx, &big, &wide).unwrap();
+            },
+        );
+    }
     // The main example's training step: embedding, bidirectional LSTM encoder, LSTM decoder,
     // attention, output layer, cross-entropy, backward through all of it, clipping and Adam.
     let (train, _) = data::generate(16, 7);
