@@ -119,7 +119,16 @@ impl Shader {
     /// the forward kernels, `wt` in the backward ones) as `vec2<u32>`, two f16 per u32, and
     /// unpack to f32 in `w_load` / `wt_load`: half the weight traffic, f32 arithmetic.
     pub fn source(self) -> String {
-        let src = format!("{COMMON}\n{}", self.file());
+        let cell = match self {
+            Shader::Lstm | Shader::LstmF16 => Some("lstm"),
+            Shader::Gru | Shader::GruF16 => Some("gru"),
+            Shader::Rnn | Shader::RnnF16 => Some("rnn"),
+            _ => None,
+        };
+        let windowed = cell
+            .map(|c| windowed_step(self.file(), c))
+            .unwrap_or_default();
+        let src = format!("{COMMON}\n{}{windowed}", self.file());
         if self == Shader::PackF16 {
             return format!("{src}\n{PACK_F16}");
         }
@@ -146,9 +155,110 @@ impl Shader {
     }
 }
 
+/// A cell's `*_step16w` kernel, derived from its `*_step16` so the two stay the same arithmetic:
+/// the 16 rows of h_prev come as 4 vec4 per k from the uniform window `hwin` (h_prev K-major,
+/// rows rounded up to 32) instead of 16 floats from `state`, the direction is `gid.z + p.dir0`,
+/// and results go through `finish_w`, which also writes the next step's window. The bindings
+/// and `finish_w` are in the cell's file. Empty if the file has no `*_step16`.
+fn windowed_step(file: &str, cell: &str) -> String {
+    let head = format!("@compute @workgroup_size(64, 1)\nfn {cell}_step16(");
+    let Some(start) = file.find(&head) else {
+        return String::new();
+    };
+    let Some(len) = file[start..].find("\n}\n") else {
+        return String::new();
+    };
+    let mut out = String::from("\n");
+    for line in file[start..start + len + 3].lines() {
+        let t = line.trim();
+        if t.starts_with("let last = ") || (t.starts_with("let r") && t.contains("state_at_h(s_in"))
+        {
+            continue;
+        }
+        if t == "let s_in = p.step % 2u;" {
+            out.push_str("    let b4 = (p.batch + 31u) / 32u * 8u;\n");
+            continue;
+        }
+        if t == "// Rows and units past the end read in-bounds stand-ins and are never stored." {
+            out.push_str(
+                "    // Units past the end read in-bounds stand-ins; rows past the end read the \
+                 zero or stale\n    // padding of the window. Neither is stored.\n",
+            );
+            continue;
+        }
+        if t.starts_with("for (var k = 0u; k < h; k++)") {
+            out.push_str("    var iw = b0 / 4u;\n");
+        }
+        if let Some(r) = t
+            .strip_prefix("let h")
+            .and_then(|rest| rest.split_once(" = state[r"))
+            .and_then(|(r, _)| r.parse::<usize>().ok())
+        {
+            if r == 0 {
+                out.push_str("        let x0 = hwin[iw];\n");
+                for q in 1..4 {
+                    out.push_str(&format!("        let x{q} = hwin[iw + {q}u];\n"));
+                }
+            }
+            let c = ["x", "y", "z", "w"][r % 4];
+            out.push_str(&format!("        let h{r} = x{}.{c};\n", r / 4));
+            continue;
+        }
+        let line = line
+            .replace(
+                &format!("fn {cell}_step16("),
+                &format!("fn {cell}_step16w("),
+            )
+            .replace("set_dir(gid.z);", "set_dir(gid.z + p.dir0);")
+            .replace("{ finish(b0", "{ finish_w(b0");
+        out.push_str(&line);
+        out.push('\n');
+        if t.contains("a15_3 += h15 * w3;") {
+            out.push_str("        iw += b4;\n");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The derived windowed kernels replace every h_prev load and every finish, and keep the
+    /// rest of the step16 kernel.
+    #[test]
+    fn windowed_steps_are_derived_whole() {
+        for (shader, cell) in [
+            (Shader::Lstm, "lstm"),
+            (Shader::Gru, "gru"),
+            (Shader::Rnn, "rnn"),
+        ] {
+            let w = windowed_step(shader.file(), cell);
+            assert!(w.contains(&format!("fn {cell}_step16w(")), "{cell}");
+            assert!(w.contains("set_dir(gid.z + p.dir0);"), "{cell}");
+            assert_eq!(w.matches("= hwin[iw").count(), 4, "{cell}");
+            assert_eq!(w.matches("{ finish_w(b0").count(), 64, "{cell}");
+            assert_eq!(w.matches("iw += b4;").count(), 1, "{cell}");
+            for gone in ["state_at_h", "state[r", "{ finish(b0", "let last", "s_in"] {
+                assert!(
+                    !w.contains(gone),
+                    "{cell}: {gone} left in the windowed kernel"
+                );
+            }
+            // Every other line is kept: 16 row offsets and `last` go, the comment gains a
+            // line, and `iw`, its 4 loads and its increment come in.
+            let src = shader.file();
+            let start = src.find(&format!("fn {cell}_step16(")).unwrap();
+            let kept = src[start..]
+                .find("\n}\n")
+                .map(|n| src[start..start + n].lines().count());
+            assert_eq!(
+                w.trim().lines().count(),
+                kept.unwrap() + 2 - 17 + 1 + 6,
+                "{cell}"
+            );
+        }
+    }
 
     /// The f16 variants really rebind and unpack both packed weight layouts: the text they
     /// substitute is still in the cell files.
