@@ -1,7 +1,8 @@
 //! Recurrent layers on the device: the timestep scheduler for Elman, LSTM and GRU.
 //!
 //! Per layer the input is packed once; per direction one GEMM computes the input projection of
-//! all T·B rows (biases folded in), then one fused step kernel per timestep runs the recurrence.
+//! all T·B rows (biases folded in), then one fused step kernel per timestep runs the recurrence
+//! (on CPU adapters, where h_prev fits a uniform window, one per timestep and direction).
 //! Every dispatch of every layer and direction goes into one command encoder and one submit.
 
 use bytemuck::{Pod, Zeroable};
