@@ -12,7 +12,7 @@ struct StepParams {
     dir0: u32,        // the first direction of this dispatch (windowed steps: one direction each)
     y_rs_t: u32,
     y_rs_b: u32,
-    _pad_y: u32,
+    row0: u32,        // the first batch row of this dispatch (windowed steps: 32 rows each)
     save: u32,
     tape_gates: u32,  // activated r, z, n [T*B, 3H]
     tape_hprev: u32,  // h before the step [T*B, H]
@@ -295,19 +295,19 @@ fn gru_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // Variant of gru_step16 for CPU adapters that reads h_prev through a uniform window (a uniform
 // load is one gather there, a storage load a loop over the lanes). `hwin` holds h_prev of this
-// dispatch's direction K-major, [H][B rounded up to 32], written by the previous step to its
+// dispatch's 32-row block K-major, [H][32], written by the previous step to its
 // `hout` (the host swaps the two buffers every step): per k, 4 window vec4 give the 16 rows.
 // Same arithmetic in the same order as gru_step16. One dispatch per direction (`p.dir0`).
 // The kernel `gru_step16w` itself is derived from `gru_step16` by the shader registry
 // (`windowed_step` in crates/gpu/src/shaders.rs) and appended to this file's module.
 @group(0) @binding(8) var<uniform> hwin: array<vec4<f32>, 4096>;
-@group(0) @binding(9) var<storage, read_write> hout: array<f32>;  // [dir][H·B32 padded to 64]
+@group(0) @binding(9) var<storage, read_write> hout: array<f32>;  // [dir][B / 32][H][32], blocks padded to 64
 
 // The slot of hout that h[b, j] goes to.
 fn hout_at(b: u32, j: u32) -> u32 {
-    let b32 = (p.batch + 31u) / 32u * 32u;
-    let stride = (p.hidden * b32 + 63u) / 64u * 64u;
-    return cur_dir * stride + j * b32 + b;
+    let blk = (p.hidden * 32u + 63u) / 64u * 64u;
+    let stride = (p.batch + 31u) / 32u * blk;
+    return cur_dir * stride + (b / 32u) * blk + j * 32u + b % 32u;
 }
 
 // finish(), then the new h (or the carried one) into hout for the next step's window.

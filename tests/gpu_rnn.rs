@@ -184,22 +184,24 @@ fn forward_matches_cpu_three_layers_bidirectional_uneven_lengths() {
     }
 }
 
-/// H a multiple of 4 and B·H within a uniform window: on CPU adapters the LSTM steps read
-/// h_prev through windows (one dispatch per direction, two buffers in turn); B = 19 spans a
-/// full and a partial block of 16 rows.
+/// On CPU adapters the steps read h_prev through uniform windows, one dispatch per direction
+/// and block of 32 rows, from two buffers in turn. B = 19 is one block of a full and a partial
+/// 16-row group; B = 37 two blocks, the second partial.
 #[test]
 fn forward_matches_cpu_when_h_prev_fits_a_window() {
     for (i, cell) in CELLS.into_iter().enumerate() {
-        check(
-            &Case {
-                cfg: RnnConfig::new(cell, 6, 8).layers(2).bidirectional(true),
-                t: 5,
-                b: 19,
-                lengths: Some((0..19).map(|b| 1 + b % 5).collect()),
-                with_state: true,
-            },
-            400 + i as u64,
-        );
+        for b in [19, 37] {
+            check(
+                &Case {
+                    cfg: RnnConfig::new(cell, 6, 7).layers(2).bidirectional(true),
+                    t: 5,
+                    b,
+                    lengths: Some((0..b).map(|r| 1 + r % 5).collect()),
+                    with_state: true,
+                },
+                400 + i as u64,
+            );
+        }
     }
 }
 

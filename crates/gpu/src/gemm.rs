@@ -213,7 +213,7 @@ pub(crate) fn pack_lhs(rec: &mut Recorder<'_>, x: Strided<'_>) -> Result<Packed>
 }
 
 /// The row length of `rows` rows packed plainly.
-pub(crate) fn plain_ld(rows: usize) -> usize {
+fn plain_ld(rows: usize) -> usize {
     rows.div_ceil(BLOCK).max(1) * BLOCK
 }
 

@@ -10,7 +10,7 @@ use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
-use crate::gemm::{GemmBlock, Out, Packed, Strided, expect_f32, gemm, pack, pack_into, plain_ld};
+use crate::gemm::{GemmBlock, Out, Packed, Strided, expect_f32, gemm, pack, pack_into};
 use crate::pipeline::{Access, Kernel, WINDOW_FLOATS};
 use crate::record::Recorder;
 use crate::shaders::Shader;
@@ -306,7 +306,7 @@ struct StepParams {
     dir0: u32,
     y_rs_t: u32,
     y_rs_b: u32,
-    _pad_y: u32,
+    row0: u32,
     save: u32,
     tape_gates: u32,
     tape_hprev: u32,
@@ -474,25 +474,30 @@ pub fn rnn_forward(
         } else {
             (step, max_len)
         };
-        // On CPU adapters the steps read h_prev through a uniform window when it fits:
-        // two buffers [dir][H·B32 padded to 64 floats] (h K-major, B rounded up to 32, as
-        // `pack` lays it out) that the steps write and read in turn.
-        let b32 = plain_ld(nb);
-        let bh_pad = (h * b32).div_ceil(64) * 64;
-        let windowed = !persistent && ctx.gemm_block().large_steps() && h * b32 <= WINDOW_FLOATS;
+        // On CPU adapters the steps read h_prev through a uniform window when a block of 32
+        // rows fits one: two buffers [dir][B / 32][H][32] (each block K-major, as `pack` lays
+        // out 32 rows, padded to 64 floats) that the steps write and read in turn, one dispatch
+        // per direction and block.
+        let blocks = nb.div_ceil(32);
+        let blk = (h * 32).div_ceil(64) * 64;
+        let stride = blocks * blk;
+        let windowed = !persistent && ctx.gemm_block().large_steps() && h * 32 <= WINDOW_FLOATS;
         let (step, h_bufs) = if windowed {
-            let a = ctx.alloc(OP, "h window", &[nd * bh_pad + WINDOW_FLOATS], DType::F32)?;
-            let b = ctx.alloc(OP, "h window", &[nd * bh_pad + WINDOW_FLOATS], DType::F32)?;
+            let a = ctx.alloc(OP, "h window", &[nd * stride + WINDOW_FLOATS], DType::F32)?;
+            let b = ctx.alloc(OP, "h window", &[nd * stride + WINDOW_FLOATS], DType::F32)?;
             rec.clear(&a);
             if let Some(h0) = input.h0 {
-                // h0 [layers·dirs, B, H] → a[dir][j][b].
+                // h0 [layers·dirs, B, H] → a[dir][b / 32][j][b % 32].
                 for dir in 0..nd {
                     let idx = layer * nd + dir;
-                    let h0_rows = Strided {
-                        off: idx * nb * h,
-                        ..Strided::rows(h0, nb, h, 0)
-                    };
-                    pack_into(&mut rec, h0_rows, &a, dir * bh_pad)?;
+                    for blk_i in 0..blocks {
+                        let rows = (nb - 32 * blk_i).min(32);
+                        let h0_rows = Strided {
+                            off: (idx * nb + 32 * blk_i) * h,
+                            ..Strided::rows(h0, rows, h, 0)
+                        };
+                        pack_into(&mut rec, h0_rows, &a, dir * stride + blk_i * blk)?;
+                    }
                 }
             }
             (windowed_step_kernel(cfg.cell), Some((a, b)))
@@ -527,7 +532,7 @@ pub fn rnn_forward(
                 dir0: 0,
                 y_rs_t: y_rs_t as u32,
                 y_rs_b: y_rs_b as u32,
-                _pad_y: 0,
+                row0: 0,
                 save: train as u32,
                 tape_gates: layout.gates as u32,
                 tape_hprev: layout.h_prev as u32,
@@ -547,8 +552,13 @@ pub fn rnn_forward(
             bufs.extend([h_in, h_out]);
             for dir in 0..nd {
                 p.dir0 = dir as u32;
-                let window = (4 * dir * bh_pad) as u64;
-                rec.dispatch_windowed(step, &p, &bufs, &[window], [groups[0], groups[1], 1])?;
+                for blk_i in 0..blocks {
+                    p.row0 = (32 * blk_i) as u32;
+                    let window = (4 * (dir * stride + blk_i * blk)) as u64;
+                    let rows = (nb - 32 * blk_i).min(32);
+                    let g = [groups[0], rows.div_ceil(16) as u32, 1];
+                    rec.dispatch_windowed(step, &p, &bufs, &[window], g)?;
+                }
             }
         }
         for dir in 0..nd {

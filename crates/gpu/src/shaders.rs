@@ -156,8 +156,9 @@ impl Shader {
 }
 
 /// A cell's `*_step16w` kernel, derived from its `*_step16` so the two stay the same arithmetic:
-/// the 16 rows of h_prev come as 4 vec4 per k from the uniform window `hwin` (h_prev K-major,
-/// rows rounded up to 32) instead of 16 floats from `state`, the direction is `gid.z + p.dir0`,
+/// the 16 rows of h_prev come as 4 vec4 per k from the uniform window `hwin` (the 32-row block
+/// `p.row0` of h_prev, K-major) instead of 16 floats from `state`, the direction is
+/// `gid.z + p.dir0`,
 /// and results go through `finish_w`, which also writes the next step's window. The bindings
 /// and `finish_w` are in the cell's file. Empty if the file has no `*_step16`.
 fn windowed_step(file: &str, cell: &str) -> String {
@@ -176,7 +177,6 @@ fn windowed_step(file: &str, cell: &str) -> String {
             continue;
         }
         if t == "let s_in = p.step % 2u;" {
-            out.push_str("    let b4 = (p.batch + 31u) / 32u * 8u;\n");
             continue;
         }
         if t == "// Rows and units past the end read in-bounds stand-ins and are never stored." {
@@ -187,7 +187,7 @@ fn windowed_step(file: &str, cell: &str) -> String {
             continue;
         }
         if t.starts_with("for (var k = 0u; k < h; k++)") {
-            out.push_str("    var iw = b0 / 4u;\n");
+            out.push_str("    var iw = (b0 % 32u) / 4u;\n");
         }
         if let Some(r) = t
             .strip_prefix("let h")
@@ -210,11 +210,12 @@ fn windowed_step(file: &str, cell: &str) -> String {
                 &format!("fn {cell}_step16w("),
             )
             .replace("set_dir(gid.z);", "set_dir(gid.z + p.dir0);")
+            .replace("let b0 = gid.y * 16u;", "let b0 = p.row0 + gid.y * 16u;")
             .replace("{ finish(b0", "{ finish_w(b0");
         out.push_str(&line);
         out.push('\n');
         if t.contains("a15_3 += h15 * w3;") {
-            out.push_str("        iw += b4;\n");
+            out.push_str("        iw += 8u;\n");
         }
     }
     out
@@ -238,15 +239,16 @@ mod tests {
             assert!(w.contains("set_dir(gid.z + p.dir0);"), "{cell}");
             assert_eq!(w.matches("= hwin[iw").count(), 4, "{cell}");
             assert_eq!(w.matches("{ finish_w(b0").count(), 64, "{cell}");
-            assert_eq!(w.matches("iw += b4;").count(), 1, "{cell}");
+            assert_eq!(w.matches("iw += 8u;").count(), 1, "{cell}");
+            assert!(w.contains("let b0 = p.row0 + gid.y * 16u;"), "{cell}");
             for gone in ["state_at_h", "state[r", "{ finish(b0", "let last", "s_in"] {
                 assert!(
                     !w.contains(gone),
                     "{cell}: {gone} left in the windowed kernel"
                 );
             }
-            // Every other line is kept: 16 row offsets and `last` go, the comment gains a
-            // line, and `iw`, its 4 loads and its increment come in.
+            // Every other line is kept: 16 row offsets, `last` and `s_in` go, the comment gains
+            // a line, and `iw`, its 4 loads and its increment come in.
             let src = shader.file();
             let start = src.find(&format!("fn {cell}_step16(")).unwrap();
             let kept = src[start..]
@@ -254,7 +256,7 @@ mod tests {
                 .map(|n| src[start..start + n].lines().count());
             assert_eq!(
                 w.trim().lines().count(),
-                kept.unwrap() + 2 - 17 + 1 + 6,
+                kept.unwrap() + 2 - 18 + 1 + 6,
                 "{cell}"
             );
         }
