@@ -295,9 +295,10 @@ fn gru_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // Variant of gru_step16 for CPU adapters that reads h_prev through a uniform window (a uniform
 // load is one gather there, a storage load a loop over the lanes). `hwin` holds h_prev of this
-// dispatch's 32-row block K-major, [H][32], written by the previous step to its
-// `hout` (the host swaps the two buffers every step): per k, 4 window vec4 give the 16 rows.
-// Same arithmetic in the same order as gru_step16. One dispatch per direction (`p.dir0`).
+// dispatch's block of 32 rows K-major, [H][32], written by the previous step to its `hout`
+// (the host swaps the two buffers every step): per k, 4 window vec4 give an invocation's 16
+// rows. Same arithmetic in the same order as gru_step16. One dispatch per direction and
+// block (`p.dir0`, `p.row0`).
 // The kernel `gru_step16w` itself is derived from `gru_step16` by the shader registry
 // (`windowed_step` in crates/gpu/src/shaders.rs) and appended to this file's module.
 @group(0) @binding(8) var<uniform> hwin: array<vec4<f32>, 4096>;
