@@ -170,21 +170,16 @@ pub(crate) struct Packed {
 }
 
 impl Packed {
-    /// This operand as a strided matrix, to pack again in the other layout.
+    /// This plainly packed operand as a strided matrix, to pack again in panels.
     fn view(&self) -> Strided<'_> {
-        let (inner, s_outer, s_k) = if self.panels {
-            (PANEL, self.k * PANEL, PANEL)
-        } else {
-            (self.rows.max(1), 0, self.ld)
-        };
         Strided {
             t: &self.data,
             rows: self.rows,
             k: self.k,
-            inner,
+            inner: self.rows.max(1),
             s_inner: 1,
-            s_outer,
-            s_k,
+            s_outer: 0,
+            s_k: self.ld,
             off: 0,
         }
     }
@@ -370,17 +365,21 @@ pub(crate) fn gemm(
     let has_bias = bias.is_some();
     // Without a bias, bind `a` again in its place (read-only twice is allowed); it is not read.
     let bias = bias.unwrap_or(&a.data);
+    if b.panels {
+        return Err(Error::InvalidArgument {
+            op: "gemm",
+            arg: "b",
+            reason: "packed in panels (pack_lhs packs left operands only)".into(),
+        });
+    }
     let Some(kernel) = rec.ctx().gemm_block().kernel() else {
-        // `gemm_panel`: `a` in panels through the window, `b` plain.
+        // `gemm_panel`: `a` in panels through the window (repacked if plain), `b` plain.
+        let repacked;
         let a = if a.panels {
-            a.clone()
+            a
         } else {
-            pack_as(rec, a.view(), true)?
-        };
-        let b = if b.panels {
-            pack_as(rec, b.view(), false)?
-        } else {
-            b.clone()
+            repacked = pack_as(rec, a.view(), true)?;
+            &repacked
         };
         let panels = a.ld / PANEL;
         let k = a.k;
@@ -429,10 +428,10 @@ pub(crate) fn gemm(
         }
         return Ok(());
     };
-    if a.panels || b.panels {
+    if a.panels {
         return Err(Error::InvalidArgument {
             op: "gemm",
-            arg: "a, b",
+            arg: "a",
             reason: "packed in panels for another adapter's kernel".into(),
         });
     }

@@ -159,8 +159,9 @@ impl Shader {
 /// the 16 rows of h_prev come as 4 vec4 per k from the uniform window `hwin` (the 32-row block
 /// `p.row0` of h_prev, K-major) instead of 16 floats from `state`, the direction is
 /// `gid.z + p.dir0`,
-/// and results go through `finish_w`, which also writes the next step's window. The bindings
-/// and `finish_w` are in the cell's file. Empty if the file has no `*_step16`.
+/// and results go through the cell file's `finish_w`, which also writes the next step's window
+/// through `hout_at`. The window and `hout` bind right after the step's last binding (`tape`).
+/// Empty if the file has no `*_step16`.
 fn windowed_step(file: &str, cell: &str) -> String {
     let head = format!("@compute @workgroup_size(64, 1)\nfn {cell}_step16(");
     let Some(start) = file.find(&head) else {
@@ -169,7 +170,36 @@ fn windowed_step(file: &str, cell: &str) -> String {
     let Some(len) = file[start..].find("\n}\n") else {
         return String::new();
     };
-    let mut out = String::from("\n");
+    // The binding after `tape`: `@group(0) @binding(N) var<storage, read_write> tape`.
+    let Some(tape) = file
+        .lines()
+        .find(|l| l.ends_with("var<storage, read_write> tape: array<f32>;"))
+        .and_then(|l| l.split("@binding(").nth(1))
+        .and_then(|r| r.split(')').next())
+        .and_then(|n| n.parse::<u32>().ok())
+    else {
+        return String::new();
+    };
+    let (win, hout) = (tape + 1, tape + 2);
+    let mut out = format!(
+        "
+// {cell}_step16 reading h_prev through a uniform window: on CPU adapters a uniform load is one
+// gather, a storage load a loop over the lanes. `hwin` holds h_prev of this dispatch's block of
+// 32 rows K-major, [H][32], written by the previous step to its `hout` (the host swaps the two
+// buffers every step): per k, 4 window vec4 give an invocation's 16 rows. One dispatch per
+// direction and block (`p.dir0`, `p.row0`).
+@group(0) @binding({win}) var<uniform> hwin: array<vec4<f32>, 4096>;
+@group(0) @binding({hout}) var<storage, read_write> hout: array<f32>;  // [dir][B / 32][H][32], blocks padded to 64
+
+// The slot of hout that h[b, j] goes to.
+fn hout_at(b: u32, j: u32) -> u32 {{
+    let blk = (p.hidden * 32u + 63u) / 64u * 64u;
+    let stride = (p.batch + 31u) / 32u * blk;
+    return cur_dir * stride + (b / 32u) * blk + j * 32u + b % 32u;
+}}
+
+"
+    );
     for line in file[start..start + len + 3].lines() {
         let t = line.trim();
         if t.starts_with("let last = ") || (t.starts_with("let r") && t.contains("state_at_h(s_in"))
@@ -236,6 +266,12 @@ mod tests {
         ] {
             let w = windowed_step(shader.file(), cell);
             assert!(w.contains(&format!("fn {cell}_step16w(")), "{cell}");
+            let win = if shader == Shader::Gru { 8 } else { 7 };
+            assert!(
+                w.contains(&format!("@binding({win}) var<uniform> hwin")),
+                "{cell}"
+            );
+            assert!(w.contains("fn hout_at("), "{cell}");
             assert!(w.contains("set_dir(gid.z + p.dir0);"), "{cell}");
             assert_eq!(w.matches("= hwin[iw").count(), 4, "{cell}");
             assert_eq!(w.matches("{ finish_w(b0").count(), 64, "{cell}");
@@ -254,8 +290,9 @@ mod tests {
             let kept = src[start..]
                 .find("\n}\n")
                 .map(|n| src[start..start + n].lines().count());
+            let kernel = &w[w.find("@compute").unwrap()..];
             assert_eq!(
-                w.trim().lines().count(),
+                kernel.trim().lines().count(),
                 kept.unwrap() + 2 - 18 + 1 + 6,
                 "{cell}"
             );
