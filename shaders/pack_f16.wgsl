@@ -13,7 +13,7 @@ fn pack_gates_f16(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // W_hh rounded to f16 and back, in its PyTorch layout, for the split reverse steps of CPU
-// adapters (rec_product16 reads f32 rows): the same values as the packed f16 the other kernels
+// adapters (rec_panel reads f32 rows): the same values as the packed f16 the other kernels
 // read, so every path computes with the same weights.
 struct RoundParams {
     n: u32,

@@ -506,7 +506,7 @@ fn rnn_seq_bwd(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) 
 
 
 // The cell half of a reverse step on CPU adapters: the recurrent product comes from
-// `rec_product16` (recurrent.wgsl) as S partial sums, added here in split order, so the
+// `rec_panel` (recurrent.wgsl) as S partial sums, added here in slot order, so the
 // result does not depend on scheduling. One row and four units per invocation.
 @group(0) @binding(7) var<storage, read> part: array<vec4<f32>>;  // [dir][S][B][ceil(H / 4)]
 

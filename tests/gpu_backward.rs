@@ -234,6 +234,34 @@ fn backward_matches_cpu_batch_one_single_step_no_bias() {
     }
 }
 
+/// The CPU adapters' reverse product works on blocks of 32 rows and on chunks of at most 512
+/// of dG's G·H columns: batches past one block (the second partial, uneven lengths in both
+/// directions) and G·H past one chunk (LSTM, H = 131: two chunks) must give the reference.
+#[test]
+fn backward_matches_cpu_across_row_blocks_and_k_chunks() {
+    let lengths: Vec<usize> = (0..37).map(|b| 1 + (b * 7) % 4).collect();
+    for (i, cell) in CELLS.into_iter().enumerate() {
+        check(
+            &Case {
+                cfg: RnnConfig::new(cell, 3, 7).bidirectional(true),
+                t: 4,
+                b: 37,
+                lengths: Some(lengths.clone()),
+            },
+            800 + i as u64,
+        );
+    }
+    check(
+        &Case {
+            cfg: RnnConfig::new(CellKind::Lstm, 3, 131),
+            t: 2,
+            b: 35,
+            lengths: None,
+        },
+        810,
+    );
+}
+
 /// A small LSTM call on the device: weights, input, lengths and upstream gradients.
 struct Small {
     w: GpuWeights<RnnConfig>,

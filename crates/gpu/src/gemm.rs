@@ -208,7 +208,7 @@ pub(crate) fn pack_lhs(rec: &mut Recorder<'_>, x: Strided<'_>) -> Result<Packed>
 }
 
 /// The row length of `rows` rows packed plainly.
-fn plain_ld(rows: usize) -> usize {
+pub(crate) fn plain_ld(rows: usize) -> usize {
     rows.div_ceil(BLOCK).max(1) * BLOCK
 }
 

@@ -1,8 +1,8 @@
 //! Backward (BPTT) of the recurrent layers, built like cuDNN's: per layer the timesteps in
 //! reverse, each the recurrent product `dG·W_hh` for dh followed by the gate gradients and the
-//! carries (one fused kernel on GPUs; on CPU adapters a blocked product over k-splits, then the
-//! cell update), then the weight gradients as single GEMMs over all T·B rows
-//! (`dW_ih = dGᵀ·X`, `dW_hh = dGᵀ·H_prev`, `dX = dG·W_ih`) and column sums for the biases.
+//! carries (one fused kernel on GPUs; on CPU adapters a blocked product that reads dG through a
+//! uniform window, then the cell update), then the weight gradients as single GEMMs over all
+//! T·B rows (`dW_ih = dGᵀ·X`, `dW_hh = dGᵀ·H_prev`, `dX = dG·W_ih`) and column sums for the biases.
 //! The whole pass is one command encoder and one submit.
 
 use std::collections::BTreeMap;
@@ -12,8 +12,8 @@ use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
-use crate::gemm::{Out, Strided, expect_f32, gemm, pack, pack_lhs};
-use crate::pipeline::{Access, Kernel};
+use crate::gemm::{Out, Strided, expect_f32, gemm, pack, pack_into, pack_lhs, plain_ld};
+use crate::pipeline::{Access, Kernel, WINDOW_FLOATS};
 use crate::record::Recorder;
 use crate::rnn::{
     GpuRnnTape, TapeLayout, alloc_packed, by_unit, for_storage, pack_w_hh_into, packed_slots,
@@ -32,21 +32,28 @@ const COL_SUM: Kernel = Kernel {
     bindings: &[Read, ReadWrite],
 };
 
-/// The recurrent product of the split reverse steps (recurrent.wgsl).
-const REC_PRODUCT: Kernel = Kernel {
+/// The dG rows of the split reverse products laid out K-major per block of 32 rows, and the
+/// product that reads them through a uniform window (recurrent.wgsl).
+const REC_GATHER: Kernel = Kernel {
     shader: Shader::Recurrent,
-    entry: "rec_product16",
-    bindings: &[Read, Read, Read, ReadWrite],
+    entry: "rec_gather",
+    bindings: &[Read, Read, ReadWrite],
 };
+const REC_PANEL: Kernel = Kernel {
+    shader: Shader::Recurrent,
+    entry: "rec_panel",
+    bindings: &[Access::Window, Read, ReadWrite],
+};
+/// Rows per block of the panel product, units per invocation, and its workgroup width.
+const PANEL_ROWS: usize = 32;
+const PANEL_UNITS: usize = 8;
+const PANEL_WG: usize = 8;
 /// W_hh rounded through f16 in its own layout, for the product with f16 weights (pack_f16.wgsl).
 const ROUND_F16: Kernel = Kernel {
     shader: Shader::PackF16,
     entry: "round_f16",
     bindings: &[Read, ReadWrite],
 };
-/// Unit and row block of `rec_product16`, and its workgroup width.
-const PRODUCT_BLOCK: usize = 16;
-const PRODUCT_WG: usize = 8;
 /// Workgroups a split reverse step's product should have at least (k is split until it does),
 /// so that every core of a CPU adapter gets several.
 const PRODUCT_MIN_GROUPS: usize = 8;
@@ -82,7 +89,7 @@ fn seq_kernel(cell: CellKind) -> Kernel {
 }
 
 /// The fused reverse step of GPUs (one row and one unit per invocation: the recurrent product,
-/// then the cell update). CPU adapters split the step instead (see `rec_product16`).
+/// then the cell update). CPU adapters split the step instead (see [`PanelPlan`]).
 fn step_kernel(cell: CellKind) -> Kernel {
     cell_entry(
         cell,
@@ -126,19 +133,31 @@ struct RoundParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct RecParams {
+struct GatherParams {
     batch: u32,
-    hidden: u32,
     kdim: u32,
-    k_split: u32,
     step: u32,
     last: u32,
-    splits: u32,
-    units4: u32,
     dg_dir: u32,
     dgh_off: u32,
-    zero_row: u32,
-    w_dir: u32,
+    blk_stride: u32,
+    dir_stride: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct PanelParams {
+    batch: u32,
+    hidden: u32,
+    row0: u32,
+    kc: u32,
+    k0: u32,
+    k_sub: u32,
+    ldw: u32,
+    w_off: u32,
+    units4: u32,
+    slot0: u32,
+    _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -148,6 +167,98 @@ struct SumParams {
     cols: u32,
     accumulate: u32,
     src_off: u32,
+}
+
+/// Geometry of the split reverse steps' product on CPU adapters: `rec_gather` lays dG out per
+/// block of 32 rows, K-major, and `rec_panel` reads it in chunks of k that fit one uniform
+/// window, each chunk split over z into slots of `part` that the cell kernels sum in order.
+struct PanelPlan {
+    blocks: usize,
+    /// Floats per block and per direction of the panel buffer (multiples of 64, so every
+    /// window offset is a multiple of 256 bytes).
+    blk_stride: usize,
+    dir_stride: usize,
+    /// k per chunk (even, so chunk offsets keep that alignment), chunks, and z per chunk.
+    kc: usize,
+    chunks: usize,
+    zs: usize,
+    kdim: usize,
+    ldw: usize,
+}
+
+impl PanelPlan {
+    fn new(nb: usize, h: usize, gh: usize) -> Self {
+        let blocks = nb.div_ceil(PANEL_ROWS);
+        let blk_stride = (gh * PANEL_ROWS).div_ceil(64) * 64;
+        let max_k = WINDOW_FLOATS / PANEL_ROWS;
+        let kc = gh.div_ceil(gh.div_ceil(max_k).max(1)).next_multiple_of(2);
+        let x_groups = h.div_ceil(PANEL_UNITS * PANEL_WG).max(1);
+        let zs = PRODUCT_MIN_GROUPS
+            .div_ceil(x_groups)
+            .clamp(1, kc.div_ceil(32).max(1));
+        Self {
+            blocks,
+            blk_stride,
+            dir_stride: blocks * blk_stride,
+            kc,
+            chunks: gh.div_ceil(kc).max(1),
+            zs,
+            kdim: gh,
+            ldw: plain_ld(h),
+        }
+    }
+
+    /// Partial products per row.
+    fn splits(&self) -> usize {
+        self.chunks * self.zs
+    }
+
+    /// One reverse step's product: a dispatch per direction, block and chunk.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        rec: &mut Recorder<'_>,
+        nb: usize,
+        h: usize,
+        nd: usize,
+        units4: usize,
+        panels: &GpuTensor,
+        wp: &GpuTensor,
+        part: &GpuTensor,
+    ) -> Result<()> {
+        let k_sub = self.kc.div_ceil(self.zs);
+        let x_groups = h.div_ceil(PANEL_UNITS * PANEL_WG) as u32;
+        for dir in 0..nd {
+            for blk in 0..self.blocks {
+                for chunk in 0..self.chunks {
+                    let k0 = chunk * self.kc;
+                    let p = PanelParams {
+                        batch: nb as u32,
+                        hidden: h as u32,
+                        row0: (blk * PANEL_ROWS) as u32,
+                        kc: self.kc.min(self.kdim - k0) as u32,
+                        k0: k0 as u32,
+                        k_sub: k_sub as u32,
+                        ldw: self.ldw as u32,
+                        w_off: (dir * self.kdim * self.ldw) as u32,
+                        units4: units4 as u32,
+                        slot0: ((dir * self.chunks + chunk) * self.zs) as u32,
+                        _pad: [0; 2],
+                    };
+                    let window =
+                        4 * (dir * self.dir_stride + blk * self.blk_stride + k0 * PANEL_ROWS);
+                    rec.dispatch_windowed(
+                        REC_PANEL,
+                        &p,
+                        &[panels, wp, part],
+                        &[window as u64],
+                        [x_groups, 1, self.zs as u32],
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Upstream gradients, on the device; an absent one counts as zero.
@@ -315,15 +426,16 @@ pub fn rnn_backward(
         // row.
         let zero_row = rows * gh * if gru { 2 } else { 1 };
         let dg_len = zero_row + gh;
-        // On CPU adapters (large blocks) each reverse step is split in two dispatches: the
-        // recurrent product dG·W_hh in 16 × 16 blocks over k-splits (`rec_product16`, W_hh in
-        // its own layout), then the cell update, which sums the splits. A fused step would
-        // hold all gates of its units, so 16 rows × 4 units: 2.5× more loaded floats per
-        // multiply-add, and llvmpipe's time follows loads. GPUs keep the fused per-unit step.
+        // On CPU adapters (large blocks) each reverse step is split: the recurrent product
+        // dG·W_hh (`rec_gather`, then `rec_panel` per direction, block of 32 rows and chunk of
+        // k, dG through a uniform window; see PanelPlan), then the cell update, which sums the
+        // partial products. A fused step would hold all gates of its units, so few rows per
+        // invocation and many more loaded floats per multiply-add, and llvmpipe's time follows
+        // loads. GPUs keep the fused per-unit step.
         let persistent = small_batch_path(ctx, cfg.cell, h, nb);
         let split = !persistent && ctx.gemm_block().large_steps();
-        // W_hh for the reverse product: its PyTorch rows for the split steps, else packed
-        // transposed for the fused and persistent kernels.
+        // W_hh for the reverse product: its PyTorch rows for the split steps (then padded, see
+        // below), else packed transposed for the fused and persistent kernels.
         let wt = if split {
             ctx.alloc(OP, "W_hh rows", &[nd * gh * h], DType::F32)?
         } else {
@@ -377,38 +489,44 @@ pub fn rnn_backward(
         let kernel = for_storage(ctx, kernel);
         let gx = if by_unit(cfg.cell) { units4 } else { h };
         let groups = [gx.div_ceil(64) as u32, nb as u32, nd as u32];
-        // The product's grid and k-splits (see PRODUCT_MIN_GROUPS).
-        let pgroups = [
-            h.div_ceil(PRODUCT_BLOCK * PRODUCT_WG),
-            nb.div_ceil(PRODUCT_BLOCK),
-        ];
-        let splits = PRODUCT_MIN_GROUPS
-            .div_ceil(pgroups[0] * pgroups[1])
-            .clamp(1, gh.div_ceil(64).max(1));
-        let k_split = gh.div_ceil(splits);
-        let part = if split {
-            Some(ctx.alloc(
+        let plan = PanelPlan::new(nb, h, gh);
+        let splits = plan.splits();
+        let product = if split {
+            let part = ctx.alloc(
                 OP,
                 "partial dG·W_hh",
                 &[nd * splits * nb * units4 * 4],
                 DType::F32,
-            )?)
+            )?;
+            let panels = ctx.alloc(
+                OP,
+                "dG panels",
+                &[nd * plan.dir_stride + WINDOW_FLOATS],
+                DType::F32,
+            )?;
+            // W_hh per direction with rows padded to ldw floats, for vec4 loads.
+            let wp = ctx.alloc(OP, "W_hh padded", &[nd * gh * plan.ldw], DType::F32)?;
+            for dir in 0..nd {
+                pack_into(
+                    &mut rec,
+                    Strided::cols(&wt, gh, h, dir * gh * h),
+                    &wp,
+                    dir * gh * plan.ldw,
+                )?;
+            }
+            Some((part, panels, wp))
         } else {
             None
         };
-        let rec_params = |step: usize, last: bool| RecParams {
+        let gather_params = |step: usize, last: bool| GatherParams {
             batch: nb as u32,
-            hidden: h as u32,
             kdim: gh as u32,
-            k_split: k_split as u32,
             step: step as u32,
             last: last as u32,
-            splits: splits as u32,
-            units4: units4 as u32,
             dg_dir: dg_len as u32,
             dgh_off: dgh_off as u32,
-            zero_row: zero_row as u32,
-            w_dir: (gh * h) as u32,
+            blk_stride: plan.blk_stride as u32,
+            dir_stride: plan.dir_stride as u32,
         };
         let params = |step: usize, last: bool, parity: u32| BackParams {
             batch: nb as u32,
@@ -434,17 +552,22 @@ pub fn rnn_backward(
         };
         let bufs: [&GpuTensor; 6] = [&wt, &tape.lengths_dev, &d_out, dtape, &dstate, &dg];
         let mut parity = 0;
-        if let Some(part) = &part {
+        if let Some((part, panels, wp)) = &product {
             let cell_k = cell_kernel(cfg.cell);
             let cell_groups = [units4.div_ceil(64) as u32, nb as u32, nd as u32];
-            let prod_groups = [pgroups[0] as u32, pgroups[1] as u32, (nd * splits) as u32];
             let cell_bufs: [&GpuTensor; 7] =
                 [part, &tape.lengths_dev, &d_out, dtape, &dstate, &dg, part];
-            let prod_bufs: [&GpuTensor; 4] = [&tape.lengths_dev, &dg, &wt, part];
+            let gather_groups = [
+                (gh * PANEL_ROWS).div_ceil(64) as u32,
+                plan.blocks as u32,
+                nd as u32,
+            ];
+            let gbufs: [&GpuTensor; 3] = [&tape.lengths_dev, &dg, panels];
             // Reverse steps, then the final pass that turns the carries and dG_0 into dh0, dc0.
             let passes = (0..max_len).rev().map(|s| (s, false)).chain([(0, true)]);
             for (s, last) in passes {
-                rec.dispatch(REC_PRODUCT, &rec_params(s, last), &prod_bufs, prod_groups)?;
+                rec.dispatch(REC_GATHER, &gather_params(s, last), &gbufs, gather_groups)?;
+                plan.record(&mut rec, nb, h, nd, units4, panels, wp, part)?;
                 rec.dispatch(cell_k, &params(s, last, parity), &cell_bufs, cell_groups)?;
                 if !last {
                     parity = 1 - parity;
