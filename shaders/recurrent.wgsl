@@ -1,18 +1,20 @@
-// The recurrent product of the reverse steps on CPU adapters, split from the cell update.
+// The recurrent product of the steps on CPU adapters, split from the cell update:
+// part[slot][b][c] = sum over the slot's k of X[b, k] * W[k, c]. Forward, X is h_prev and W is
+// W_hh^T with each unit's gates side by side (c = 4j + gate; Elman c = j), so that a vec4 of
+// part is what finish() takes. Backward, X is dG_next, the recurrent-side gate gradients (G*H
+// wide) of the step after this one (in the direction's order), or zero where a sequence has no
+// such step, and W is W_hh. The cell kernels (`*_cell_fwd`, `*_cell_bwd`) sum the S slots of a
+// row in order and finish the step.
 //
-// part[slot][b][j] = sum over the slot's k of dG_next[b, k] * W_hh[k, j], with dG_next the
-// recurrent-side gate gradients (G*H wide) of the step after this one (in the direction's
-// order), or zero where a sequence has no such step. The cell kernels (`*_cell_bwd`) sum the S
-// slots of a row in order and finish the step.
-//
-// dG comes through a uniform window (see shaders/README.md: on llvmpipe a uniform load is one
-// vector gather, a storage load a loop over the SIMD lanes). `rec_gather` first lays the rows
-// out K-major per block of 32 rows, panel[k][32] (zeros for rows with no next step and rows
-// past the batch); each `rec_panel` dispatch then binds one chunk of k (at most 512) of one
-// block as its window, and reads one direction of W_hh with rows padded to `ldw` floats. Each
-// invocation owns 32 rows x 8 units: per k, 8 vec4 of dG from the window and 2 vec4 of W_hh
-// from storage for 256 multiply-adds. z splits the chunk's k further, each z writing its own
-// slot of `part`, so that a dispatch has enough workgroups for the cores.
+// X comes through a uniform window (see shaders/README.md: on llvmpipe a uniform load is one
+// vector gather, a storage load a loop over the SIMD lanes). X is K-major per block of 32 rows,
+// panel[k][32] (16 rows for small batches, `rec_panel16`): forward the steps write h that way,
+// backward `rec_gather` lays out dG (zeros for rows with no next step and rows past the
+// batch). Each dispatch binds one chunk of k (at most 16384 / rows) of one block as its window
+// and reads one direction of W with rows padded to `ldw` floats. Each invocation owns 32 rows x
+// 8 columns: per k, 8 vec4 of X from the window and 2 vec4 of W from storage for 256
+// multiply-adds. z splits the chunk's k further, each z writing its own slot of `part`, so that
+// a dispatch has enough workgroups for the cores.
 //
 // No `if` or loop bound here reads only the parameter block (see shaders/README.md).
 
@@ -25,23 +27,27 @@ struct GatherParams {
     dgh_off: u32,
     blk_stride: u32, // floats per block of the panel buffer (a multiple of 64)
     dir_stride: u32, // floats per direction of the panel buffer
+    rows: u32,       // rows per block: 32, or 16 for `rec_panel16`
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> gp: GatherParams;
 @group(0) @binding(1) var<storage, read> g_lengths: array<u32>;
 @group(0) @binding(2) var<storage, read> g_dg: array<f32>;
-@group(0) @binding(3) var<storage, read_write> panel: array<f32>;  // [dir][block][k][32]
+@group(0) @binding(3) var<storage, read_write> panel: array<f32>;  // [dir][block][k][rows]
 
-// x: k * 32 + row within the block, y: block, z: direction.
+// x: k * rows + row within the block, y: block, z: direction.
 @compute @workgroup_size(64)
 fn rec_gather(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
-    let k = i / 32u;
+    let k = i / gp.rows;
     if (k >= gp.kdim) {
         return;
     }
     let dir = gid.z;
-    let b = gid.y * 32u + i % 32u;
+    let b = gid.y * gp.rows + i % gp.rows;
     var v = 0.0;
     if (b < gp.batch) {
         let len = g_lengths[b];
@@ -56,31 +62,31 @@ fn rec_gather(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 struct PanelParams {
     batch: u32,
-    hidden: u32,
+    cols: u32,   // columns of W (and of part)
     row0: u32,   // the window's first row
     kc: u32,     // k in the window
-    k0: u32,     // the window's first k (a row of W_hh)
+    k0: u32,     // the window's first k (a row of W)
     k_sub: u32,  // k per z
     ldw: u32,    // floats per row of wp (a multiple of 8)
     w_off: u32,  // the direction's first float in wp (a multiple of 4)
-    units4: u32, // vec4 per row of part
+    cols4: u32,  // vec4 per row of part
     slot0: u32,  // the part slot of z = 0
     _pad0: u32,
     _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> pq: PanelParams;
-@group(0) @binding(1) var<uniform> dgw: array<vec4<f32>, 4096>;  // window: [k][32]
-@group(0) @binding(2) var<storage, read> wp: array<vec4<f32>>;   // [dir][G*H][ldw]
-@group(0) @binding(3) var<storage, read_write> pout: array<vec4<f32>>;  // part: [slot][B][units4]
+@group(0) @binding(1) var<uniform> xw: array<vec4<f32>, 4096>;  // window: X[k][32] (16 for rec_panel16)
+@group(0) @binding(2) var<storage, read> wp: array<vec4<f32>>;   // W: [dir][k][ldw]
+@group(0) @binding(3) var<storage, read_write> pout: array<vec4<f32>>;  // part: [slot][B][cols4]
 
 fn panel_store(b: u32, q0: u32, slot: u32, lo: vec4<f32>, hi: vec4<f32>) {
     if (b >= pq.batch) {
         return;
     }
-    let pr = (slot * pq.batch + b) * pq.units4 + q0;
+    let pr = (slot * pq.batch + b) * pq.cols4 + q0;
     pout[pr] = lo;
-    if (q0 + 1u < pq.units4) {
+    if (q0 + 1u < pq.cols4) {
         pout[pr + 1u] = hi;
     }
 }
@@ -89,7 +95,7 @@ fn panel_store(b: u32, q0: u32, slot: u32, lo: vec4<f32>, hi: vec4<f32>) {
 @compute @workgroup_size(8)
 fn rec_panel(@builtin(global_invocation_id) gid: vec3<u32>) {
     let u0 = gid.x * 8u;
-    if (u0 >= pq.hidden) {
+    if (u0 >= pq.cols) {
         return;
     }
     var c0_0 = vec4<f32>(0.0); var c0_1 = vec4<f32>(0.0);
@@ -130,14 +136,14 @@ fn rec_panel(@builtin(global_invocation_id) gid: vec3<u32>) {
     var iw = (pq.w_off + (pq.k0 + kz0) * pq.ldw + u0) / 4u;
     var ia = kz0 * 8u;
     for (var k = kz0; k < kz1; k++) {
-        let a0 = dgw[ia + 0u];
-        let a1 = dgw[ia + 1u];
-        let a2 = dgw[ia + 2u];
-        let a3 = dgw[ia + 3u];
-        let a4 = dgw[ia + 4u];
-        let a5 = dgw[ia + 5u];
-        let a6 = dgw[ia + 6u];
-        let a7 = dgw[ia + 7u];
+        let a0 = xw[ia + 0u];
+        let a1 = xw[ia + 1u];
+        let a2 = xw[ia + 2u];
+        let a3 = xw[ia + 3u];
+        let a4 = xw[ia + 4u];
+        let a5 = xw[ia + 5u];
+        let a6 = xw[ia + 6u];
+        let a7 = xw[ia + 7u];
         let b0 = wp[iw];
         let b1 = wp[iw + 1u];
         c0_0 += a0.x * b0; c0_1 += a0.x * b1;

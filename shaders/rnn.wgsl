@@ -19,7 +19,7 @@ struct StepParams {
     gi_dir: u32,      // per-direction strides (floats, vec4 slots for w) of gi, the packed
     w_dir: u32,       //   W_hh and the tape: one dispatch runs every direction (z), direction
     tape_dir: u32,    //   d = z, reversed in time when odd
-    _pad_dir: u32,
+    splits: u32,      // partial products per accumulator in `fpart` (`*_cell_fwd`)
 }
 
 @group(0) @binding(0) var<uniform> p: StepParams;

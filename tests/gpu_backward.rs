@@ -234,9 +234,10 @@ fn backward_matches_cpu_batch_one_single_step_no_bias() {
     }
 }
 
-/// The CPU adapters' reverse product works on blocks of 32 rows and on chunks of at most 512
-/// of dG's G·H columns: batches past one block (the second partial, uneven lengths in both
-/// directions) and G·H past one chunk (LSTM, H = 131: two chunks) must give the reference.
+/// The CPU adapters' reverse product works on blocks of 32 rows (16 for batches up to 16) and
+/// on chunks of at most 512 (1,024) of dG's G·H columns: batches past one block (the second
+/// partial, uneven lengths in both directions) and G·H past one chunk (LSTM, H = 131 with 35
+/// rows and H = 260 with 3: two chunks each) must give the reference.
 #[test]
 fn backward_matches_cpu_across_row_blocks_and_k_chunks() {
     let lengths: Vec<usize> = (0..37).map(|b| 1 + (b * 7) % 4).collect();
@@ -259,6 +260,15 @@ fn backward_matches_cpu_across_row_blocks_and_k_chunks() {
             lengths: None,
         },
         810,
+    );
+    check(
+        &Case {
+            cfg: RnnConfig::new(CellKind::Lstm, 3, 260),
+            t: 2,
+            b: 3,
+            lengths: Some(vec![2, 1, 2]),
+        },
+        811,
     );
 }
 

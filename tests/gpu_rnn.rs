@@ -184,9 +184,9 @@ fn forward_matches_cpu_three_layers_bidirectional_uneven_lengths() {
     }
 }
 
-/// On CPU adapters the steps read h_prev through uniform windows, one dispatch per direction
-/// and block of 32 rows, from two buffers in turn. B = 19 is one block of a full and a partial
-/// 16-row group; B = 37 two blocks, the second partial.
+/// On CPU adapters the steps read h_prev through uniform windows, per block of 32 rows, from
+/// two buffers in turn: here as split steps (the product per direction and block, then the
+/// cell kernel). B = 19 is one partial block; B = 37 two blocks, the second partial.
 #[test]
 fn forward_matches_cpu_when_h_prev_fits_a_window() {
     for (i, cell) in CELLS.into_iter().enumerate() {
@@ -200,6 +200,27 @@ fn forward_matches_cpu_when_h_prev_fits_a_window() {
                     with_state: true,
                 },
                 400 + i as u64,
+            );
+        }
+    }
+}
+
+/// The other windowed steps on CPU adapters: fused (`*_step16w`), which LSTM and GRU take for
+/// batches of at most 16 with more than 256 units (H = 300); and past 512 units, where a block
+/// no longer fits one window, split steps over two chunks of k (H = 520), every cell.
+#[test]
+fn forward_matches_cpu_on_fused_windowed_steps_and_chunked_k() {
+    for (i, cell) in CELLS.into_iter().enumerate() {
+        for (j, (h, b)) in [(300, 5), (520, 3)].into_iter().enumerate() {
+            check(
+                &Case {
+                    cfg: RnnConfig::new(cell, 4, h).bidirectional(true),
+                    t: 3,
+                    b,
+                    lengths: Some((0..b).map(|r| 3 - r % 3).collect()),
+                    with_state: true,
+                },
+                420 + 10 * i as u64 + j as u64,
             );
         }
     }

@@ -11,6 +11,7 @@ pub mod gemm;
 pub mod linear;
 pub mod loss;
 pub mod optim;
+mod panel;
 mod pipeline;
 mod record;
 pub mod rnn;

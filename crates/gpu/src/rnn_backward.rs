@@ -12,8 +12,9 @@ use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
-use crate::gemm::{Out, Strided, expect_f32, gemm, pack, pack_into, pack_lhs, plain_ld};
-use crate::pipeline::{Access, Kernel, WINDOW_FLOATS};
+use crate::gemm::{Out, Strided, expect_f32, gemm, pack, pack_lhs};
+use crate::panel::{PanelPlan, w_hh_rows};
+use crate::pipeline::{Access, Kernel};
 use crate::record::Recorder;
 use crate::rnn::{
     GpuRnnTape, TapeLayout, alloc_packed, by_unit, for_storage, pack_w_hh_into, packed_slots,
@@ -39,25 +40,6 @@ const REC_GATHER: Kernel = Kernel {
     entry: "rec_gather",
     bindings: &[Read, Read, ReadWrite],
 };
-const REC_PANEL: Kernel = Kernel {
-    shader: Shader::Recurrent,
-    entry: "rec_panel",
-    bindings: &[Access::Window, Read, ReadWrite],
-};
-/// Rows per block of the panel product, units per invocation, and its workgroup width.
-const PANEL_ROWS: usize = 32;
-const PANEL_UNITS: usize = 8;
-const PANEL_WG: usize = 8;
-/// W_hh rounded through f16 in its own layout, for the product with f16 weights (pack_f16.wgsl).
-const ROUND_F16: Kernel = Kernel {
-    shader: Shader::PackF16,
-    entry: "round_f16",
-    bindings: &[Read, ReadWrite],
-};
-/// Workgroups a split reverse step's product should have at least (k is split until it does),
-/// so that every core of a CPU adapter gets several.
-const PRODUCT_MIN_GROUPS: usize = 8;
-
 /// The backward kernel of `cell` named by `entries` (LSTM, GRU, Elman), all in the cell's file.
 fn cell_entry(cell: CellKind, entries: [&'static str; 3], bindings: &'static [Access]) -> Kernel {
     let (shader, entry) = match cell {
@@ -89,7 +71,7 @@ fn seq_kernel(cell: CellKind) -> Kernel {
 }
 
 /// The fused reverse step of GPUs (one row and one unit per invocation: the recurrent product,
-/// then the cell update). CPU adapters split the step instead (see [`PanelPlan`]).
+/// then the cell update). CPU adapters split the step instead (see `PanelPlan`).
 fn step_kernel(cell: CellKind) -> Kernel {
     cell_entry(
         cell,
@@ -125,14 +107,6 @@ struct BackParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct RoundParams {
-    n: u32,
-    dst_off: u32,
-    _pad: [u32; 2],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
 struct GatherParams {
     batch: u32,
     kdim: u32,
@@ -142,22 +116,8 @@ struct GatherParams {
     dgh_off: u32,
     blk_stride: u32,
     dir_stride: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct PanelParams {
-    batch: u32,
-    hidden: u32,
-    row0: u32,
-    kc: u32,
-    k0: u32,
-    k_sub: u32,
-    ldw: u32,
-    w_off: u32,
-    units4: u32,
-    slot0: u32,
-    _pad: [u32; 2],
+    rows: u32,
+    _pad: [u32; 3],
 }
 
 #[repr(C)]
@@ -167,98 +127,6 @@ struct SumParams {
     cols: u32,
     accumulate: u32,
     src_off: u32,
-}
-
-/// Geometry of the split reverse steps' product on CPU adapters: `rec_gather` lays dG out per
-/// block of 32 rows, K-major, and `rec_panel` reads it in chunks of k that fit one uniform
-/// window, each chunk split over z into slots of `part` that the cell kernels sum in order.
-struct PanelPlan {
-    blocks: usize,
-    /// Floats per block and per direction of the panel buffer (multiples of 64, so every
-    /// window offset is a multiple of 256 bytes).
-    blk_stride: usize,
-    dir_stride: usize,
-    /// k per chunk (even, so chunk offsets keep that alignment), chunks, and z per chunk.
-    kc: usize,
-    chunks: usize,
-    zs: usize,
-    kdim: usize,
-    ldw: usize,
-}
-
-impl PanelPlan {
-    fn new(nb: usize, h: usize, gh: usize) -> Self {
-        let blocks = nb.div_ceil(PANEL_ROWS);
-        let blk_stride = (gh * PANEL_ROWS).div_ceil(64) * 64;
-        let max_k = WINDOW_FLOATS / PANEL_ROWS;
-        let kc = gh.div_ceil(gh.div_ceil(max_k).max(1)).next_multiple_of(2);
-        let x_groups = h.div_ceil(PANEL_UNITS * PANEL_WG).max(1);
-        let zs = PRODUCT_MIN_GROUPS
-            .div_ceil(x_groups)
-            .clamp(1, kc.div_ceil(32).max(1));
-        Self {
-            blocks,
-            blk_stride,
-            dir_stride: blocks * blk_stride,
-            kc,
-            chunks: gh.div_ceil(kc).max(1),
-            zs,
-            kdim: gh,
-            ldw: plain_ld(h),
-        }
-    }
-
-    /// Partial products per row.
-    fn splits(&self) -> usize {
-        self.chunks * self.zs
-    }
-
-    /// One reverse step's product: a dispatch per direction, block and chunk.
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        &self,
-        rec: &mut Recorder<'_>,
-        nb: usize,
-        h: usize,
-        nd: usize,
-        units4: usize,
-        panels: &GpuTensor,
-        wp: &GpuTensor,
-        part: &GpuTensor,
-    ) -> Result<()> {
-        let k_sub = self.kc.div_ceil(self.zs);
-        let x_groups = h.div_ceil(PANEL_UNITS * PANEL_WG) as u32;
-        for dir in 0..nd {
-            for blk in 0..self.blocks {
-                for chunk in 0..self.chunks {
-                    let k0 = chunk * self.kc;
-                    let p = PanelParams {
-                        batch: nb as u32,
-                        hidden: h as u32,
-                        row0: (blk * PANEL_ROWS) as u32,
-                        kc: self.kc.min(self.kdim - k0) as u32,
-                        k0: k0 as u32,
-                        k_sub: k_sub as u32,
-                        ldw: self.ldw as u32,
-                        w_off: (dir * self.kdim * self.ldw) as u32,
-                        units4: units4 as u32,
-                        slot0: ((dir * self.chunks + chunk) * self.zs) as u32,
-                        _pad: [0; 2],
-                    };
-                    let window =
-                        4 * (dir * self.dir_stride + blk * self.blk_stride + k0 * PANEL_ROWS);
-                    rec.dispatch_windowed(
-                        REC_PANEL,
-                        &p,
-                        &[panels, wp, part],
-                        &[window as u64],
-                        [x_groups, 1, self.zs as u32],
-                    )?;
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Upstream gradients, on the device; an absent one counts as zero.
@@ -453,16 +321,8 @@ pub fn rnn_backward(
             let idx = layer * nd + dir;
             let sfx = RnnConfig::suffix(layer, dir);
             let w_hh = w.get(&format!("weight_hh{sfx}"))?;
-            if split && ctx.f16_weights() {
-                let p = RoundParams {
-                    n: (gh * h) as u32,
-                    dst_off: (dir * gh * h) as u32,
-                    _pad: [0; 2],
-                };
-                let groups = (gh * h).div_ceil(64).min(4096) as u32;
-                rec.dispatch(ROUND_F16, &p, &[w_hh, &wt], [groups, 1, 1])?;
-            } else if split {
-                rec.copy(w_hh, 0, &wt, dir * gh * h, gh * h);
+            if split {
+                w_hh_rows(&mut rec, w_hh, cfg.cell, h, &wt, dir * gh * h)?;
             } else {
                 pack_w_hh_into(&mut rec, w_hh, cfg.cell, h, true, &wt, dir * w_slots)?;
             }
@@ -489,31 +349,16 @@ pub fn rnn_backward(
         let kernel = for_storage(ctx, kernel);
         let gx = if by_unit(cfg.cell) { units4 } else { h };
         let groups = [gx.div_ceil(64) as u32, nb as u32, nd as u32];
-        let plan = PanelPlan::new(nb, h, gh);
+        // The split steps' product dG·W_hh: k = G·H, columns H; blocks of 16 rows for batches
+        // that would leave most of a 32-row block empty.
+        let plan = PanelPlan::new(nb, gh, h, if nb <= 16 { 16 } else { 32 });
         let splits = plan.splits();
         let product = if split {
-            let part = ctx.alloc(
-                OP,
-                "partial dG·W_hh",
-                &[nd * splits * nb * units4 * 4],
-                DType::F32,
-            )?;
-            let panels = ctx.alloc(
-                OP,
-                "dG panels",
-                &[nd * plan.dir_stride + WINDOW_FLOATS],
-                DType::F32,
-            )?;
-            // W_hh per direction with rows padded to ldw floats, for vec4 loads.
-            let wp = ctx.alloc(OP, "W_hh padded", &[nd * gh * plan.ldw], DType::F32)?;
-            for dir in 0..nd {
-                pack_into(
-                    &mut rec,
-                    Strided::cols(&wt, gh, h, dir * gh * h),
-                    &wp,
-                    dir * gh * plan.ldw,
-                )?;
-            }
+            let part = plan.alloc_part(&rec, OP, nd)?;
+            let panels = plan.alloc_panels(&rec, OP, nd)?;
+            let wp = plan.pad_w(&mut rec, OP, nd, |dir| {
+                Strided::cols(&wt, gh, h, dir * gh * h)
+            })?;
             Some((part, panels, wp))
         } else {
             None
@@ -527,6 +372,8 @@ pub fn rnn_backward(
             dgh_off: dgh_off as u32,
             blk_stride: plan.blk_stride as u32,
             dir_stride: plan.dir_stride as u32,
+            rows: plan.rows as u32,
+            _pad: [0; 3],
         };
         let params = |step: usize, last: bool, parity: u32| BackParams {
             batch: nb as u32,
@@ -558,7 +405,7 @@ pub fn rnn_backward(
             let cell_bufs: [&GpuTensor; 7] =
                 [part, &tape.lengths_dev, &d_out, dtape, &dstate, &dg, part];
             let gather_groups = [
-                (gh * PANEL_ROWS).div_ceil(64) as u32,
+                (gh * plan.rows).div_ceil(64) as u32,
                 plan.blocks as u32,
                 nd as u32,
             ];
@@ -567,7 +414,7 @@ pub fn rnn_backward(
             let passes = (0..max_len).rev().map(|s| (s, false)).chain([(0, true)]);
             for (s, last) in passes {
                 rec.dispatch(REC_GATHER, &gather_params(s, last), &gbufs, gather_groups)?;
-                plan.record(&mut rec, nb, h, nd, units4, panels, wp, part)?;
+                plan.record(&mut rec, nd, panels, wp, part)?;
                 rec.dispatch(cell_k, &params(s, last, parity), &cell_bufs, cell_groups)?;
                 if !last {
                     parity = 1 - parity;

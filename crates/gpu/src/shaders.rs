@@ -125,9 +125,12 @@ impl Shader {
             Shader::Rnn | Shader::RnnF16 => Some("rnn"),
             _ => None,
         };
-        let windowed = cell
-            .map(|c| windowed_step(self.file(), c))
+        let mut windowed = cell
+            .map(|c| windowed_step(self.file(), c) + &split_cell_fwd(self.file(), c))
             .unwrap_or_default();
+        if self == Shader::Recurrent {
+            windowed = panel16(self.file());
+        }
         let src = format!("{COMMON}\n{}{windowed}", self.file());
         if self == Shader::PackF16 {
             return format!("{src}\n{PACK_F16}");
@@ -170,14 +173,7 @@ fn windowed_step(file: &str, cell: &str) -> String {
     let Some(len) = file[start..].find("\n}\n") else {
         return String::new();
     };
-    // The binding after `tape`: `@group(0) @binding(N) var<storage, read_write> tape`.
-    let Some(tape) = file
-        .lines()
-        .find(|l| l.ends_with("var<storage, read_write> tape: array<f32>;"))
-        .and_then(|l| l.split("@binding(").nth(1))
-        .and_then(|r| r.split(')').next())
-        .and_then(|n| n.parse::<u32>().ok())
-    else {
+    let Some(tape) = tape_binding(file) else {
         return String::new();
     };
     let (win, hout) = (tape + 1, tape + 2);
@@ -251,6 +247,114 @@ fn hout_at(b: u32, j: u32) -> u32 {{
     out
 }
 
+/// `rec_panel16`, derived from recurrent.wgsl's `rec_panel` so the two stay the same
+/// arithmetic: blocks of 16 rows for small batches, where 32-row blocks would be mostly padding.
+/// It keeps the first 16 of `rec_panel`'s rows (accumulators, multiply-adds and stores) and the
+/// first 4 window vec4 per k, and steps the window by 4 vec4 per k. Empty if the file has no
+/// `rec_panel`.
+fn panel16(file: &str) -> String {
+    let head = "@compute @workgroup_size(8)\nfn rec_panel(";
+    let Some(start) = file.find(head) else {
+        return String::new();
+    };
+    let Some(len) = file[start..].find("\n}\n") else {
+        return String::new();
+    };
+    // The row of an accumulator line (`var c5_0 = …`, `c5_0 += …`) or a store.
+    let row = |t: &str| -> Option<usize> {
+        let rest = t
+            .strip_prefix("var c")
+            .or_else(|| t.strip_prefix("panel_store(pq.row0 + "))
+            .or_else(|| t.strip_prefix('c'))?;
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    let mut out = String::from(
+        "
+// rec_panel for blocks of 16 rows (small batches, where 32-row blocks would be mostly
+// padding): the window holds X[k][16], and each invocation 16 rows x 8 columns. Derived from
+// rec_panel by the shader registry (`panel16` in crates/gpu/src/shaders.rs).
+",
+    );
+    for line in file[start..start + len + 3].lines() {
+        let t = line.trim();
+        if row(t).is_some_and(|r| r >= 16) {
+            continue;
+        }
+        if let Some(q) = t
+            .strip_prefix("let a")
+            .and_then(|r| r.split_once(" = xw[ia"))
+            .and_then(|(q, _)| q.parse::<usize>().ok())
+        {
+            if q >= 4 {
+                continue;
+            }
+        }
+        let line = line
+            .replace("fn rec_panel(", "fn rec_panel16(")
+            .replace("var ia = kz0 * 8u;", "var ia = kz0 * 4u;")
+            .replace("ia += 8u;", "ia += 4u;");
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The binding number of a cell file's `tape`: `@group(0) @binding(N) var<storage, read_write>
+/// tape`. The windowed kernels bind after it.
+fn tape_binding(file: &str) -> Option<u32> {
+    file.lines()
+        .find(|l| l.ends_with("var<storage, read_write> tape: array<f32>;"))
+        .and_then(|l| l.split("@binding(").nth(1))
+        .and_then(|r| r.split(')').next())
+        .and_then(|n| n.parse::<u32>().ok())
+}
+
+/// A cell's `*_cell_fwd`: the cell half of a split forward step on CPU adapters, whose recurrent
+/// product `rec_panel` (recurrent.wgsl) computed as `p.splits` partial sums per accumulator that
+/// `finish` takes (the gates of a unit; for Elman, four units). It sums them in slot order and
+/// finishes through `finish_w`, like `*_step16w`. `part` binds after `*_step16w`'s `hout`.
+/// Empty if the file has no `*_step16`.
+fn split_cell_fwd(file: &str, cell: &str) -> String {
+    let Some(tape) = tape_binding(file) else {
+        return String::new();
+    };
+    if !file.contains(&format!("fn {cell}_step16(")) {
+        return String::new();
+    }
+    let part = tape + 3;
+    let cols = if cell == "rnn" {
+        "p.units4"
+    } else {
+        "p.hidden"
+    };
+    format!(
+        "
+// {cell}_cell_fwd: the cell half of a split step (CPU adapters). `rec_panel` wrote the recurrent
+// product as p.splits partial sums of each accumulator finish() takes; they add here in slot
+// order. One dispatch for every direction (z).
+@group(0) @binding({part}) var<storage, read> fpart: array<vec4<f32>>;  // [dir][S][B][cols]
+
+@compute @workgroup_size(64, 1)
+fn {cell}_cell_fwd(@builtin(global_invocation_id) gid: vec3<u32>) {{
+    set_dir(gid.z);
+    cur_step = p.step;
+    let q = gid.x;
+    let b = gid.y;
+    let cols = {cols};
+    if (q >= cols || b >= p.batch) {{
+        return;
+    }}
+    var acc = vec4<f32>(0.0);
+    for (var s = 0u; s < p.splits; s++) {{
+        acc += fpart[((gid.z * p.splits + s) * p.batch + b) * cols + q];
+    }}
+    finish_w(b, q, acc);
+}}
+"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +401,29 @@ mod tests {
                 "{cell}"
             );
         }
+    }
+
+    /// The derived 16-row panel product keeps rows 0..16 of `rec_panel` whole and drops the
+    /// rest: 16 accumulator pairs, 16 multiply-add lines, 16 stores, 4 window loads per k.
+    #[test]
+    fn panel16_is_derived_whole() {
+        let src = Shader::Recurrent.file();
+        let p = panel16(src);
+        assert!(p.contains("fn rec_panel16("));
+        assert_eq!(p.matches("var c").count(), 32);
+        assert_eq!(p.matches("_0 += ").count(), 16);
+        assert_eq!(p.matches("panel_store(pq.row0 + ").count(), 16);
+        assert_eq!(p.matches("= xw[ia").count(), 4);
+        assert!(p.contains("var ia = kz0 * 4u;") && p.contains("ia += 4u;"));
+        for gone in ["c16_", "c31_", "a4 ", "a7 ", "kz0 * 8u", "ia += 8u"] {
+            assert!(!p.contains(gone), "{gone} left in rec_panel16");
+        }
+        // 16 accumulator lines, 16 multiply-add lines, 16 stores and 4 loads go.
+        let start = src.find("fn rec_panel(").unwrap();
+        let kept = src[start..].find("\n}\n").unwrap();
+        let kept = src[start..start + kept].lines().count();
+        let kernel = &p[p.find("fn rec_panel16(").unwrap()..];
+        assert_eq!(kernel.trim().lines().count(), kept + 1 - 16 * 3 - 4);
     }
 
     /// The f16 variants really rebind and unpack both packed weight layouts: the text they
