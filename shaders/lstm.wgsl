@@ -12,10 +12,10 @@ struct StepParams {
     batch: u32,
     hidden: u32,
     step: u32,
-    dir0: u32,        // the first direction of this dispatch (windowed steps: one direction each)
+    win_rows: u32,    // rows per block of the h windows of CPU adapters (32, or 16 for B <= 16)
     y_rs_t: u32,      // y[t, b, d * H + j] at d * H + t * y_rs_t + b * y_rs_b + j
     y_rs_b: u32,
-    row0: u32,        // the first batch row of this dispatch (windowed steps: 32 rows each)
+    splits: u32,      // partial products per accumulator in `fpart` (`*_cell_fwd`)
     save: u32,        // 1: training mode, write the tape
     tape_gates: u32,  // tape offsets (floats) of: activated gates [T*B, 4H],
     tape_hprev: u32,  //   h before the step [T*B, H],
@@ -24,7 +24,7 @@ struct StepParams {
     gi_dir: u32,      // per-direction strides (floats, vec4 slots for w) of gi, the packed
     w_dir: u32,       //   W_hh and the tape: one dispatch runs every direction (z), direction
     tape_dir: u32,    //   d = z, reversed in time when odd
-    splits: u32,      // partial products per accumulator in `fpart` (`*_cell_fwd`)
+    _pad_dir: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: StepParams;
@@ -141,171 +141,9 @@ fn lstm_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (b0 + 3u < p.batch) { finish(b0 + 3u, j, a3); }
 }
 
-fn state_at_h(slot: u32, b: u32) -> u32 {
-    return state_at(slot, 0u, b, 0u);
-}
-
-// Variant for CPU adapters (lavapipe), where every loaded float costs a gather: 16 batch rows x
-// 4 units per invocation (32 floats loaded per k for 256 multiply-adds instead of 8 for 16).
-// Unrolled by hand: WGSL arrays indexed in loops end up in scratch memory there.
-@compute @workgroup_size(64, 1)
-fn lstm_step16(@builtin(global_invocation_id) gid: vec3<u32>) {
-    set_dir(gid.z);
-    let l_cur_w = cur_w;
-    cur_step = p.step;
-    let u0 = gid.x * 4u;
-    let b0 = gid.y * 16u;
-    let h = p.hidden;
-    if (u0 >= h || b0 >= p.batch) {
-        return;
-    }
-    // Rows and units past the end read in-bounds stand-ins and are never stored.
-    let last = p.batch - 1u;
-    let ulast = h - 1u;
-    let s_in = p.step % 2u;
-    let r0 = state_at_h(s_in, min(b0 + 0u, last));
-    let r1 = state_at_h(s_in, min(b0 + 1u, last));
-    let r2 = state_at_h(s_in, min(b0 + 2u, last));
-    let r3 = state_at_h(s_in, min(b0 + 3u, last));
-    let r4 = state_at_h(s_in, min(b0 + 4u, last));
-    let r5 = state_at_h(s_in, min(b0 + 5u, last));
-    let r6 = state_at_h(s_in, min(b0 + 6u, last));
-    let r7 = state_at_h(s_in, min(b0 + 7u, last));
-    let r8 = state_at_h(s_in, min(b0 + 8u, last));
-    let r9 = state_at_h(s_in, min(b0 + 9u, last));
-    let r10 = state_at_h(s_in, min(b0 + 10u, last));
-    let r11 = state_at_h(s_in, min(b0 + 11u, last));
-    let r12 = state_at_h(s_in, min(b0 + 12u, last));
-    let r13 = state_at_h(s_in, min(b0 + 13u, last));
-    let r14 = state_at_h(s_in, min(b0 + 14u, last));
-    let r15 = state_at_h(s_in, min(b0 + 15u, last));
-    let w0i = min(u0 + 0u, ulast);
-    let w1i = min(u0 + 1u, ulast);
-    let w2i = min(u0 + 2u, ulast);
-    let w3i = min(u0 + 3u, ulast);
-    var a0_0 = vec4<f32>(0.0); var a0_1 = vec4<f32>(0.0); var a0_2 = vec4<f32>(0.0); var a0_3 = vec4<f32>(0.0);
-    var a1_0 = vec4<f32>(0.0); var a1_1 = vec4<f32>(0.0); var a1_2 = vec4<f32>(0.0); var a1_3 = vec4<f32>(0.0);
-    var a2_0 = vec4<f32>(0.0); var a2_1 = vec4<f32>(0.0); var a2_2 = vec4<f32>(0.0); var a2_3 = vec4<f32>(0.0);
-    var a3_0 = vec4<f32>(0.0); var a3_1 = vec4<f32>(0.0); var a3_2 = vec4<f32>(0.0); var a3_3 = vec4<f32>(0.0);
-    var a4_0 = vec4<f32>(0.0); var a4_1 = vec4<f32>(0.0); var a4_2 = vec4<f32>(0.0); var a4_3 = vec4<f32>(0.0);
-    var a5_0 = vec4<f32>(0.0); var a5_1 = vec4<f32>(0.0); var a5_2 = vec4<f32>(0.0); var a5_3 = vec4<f32>(0.0);
-    var a6_0 = vec4<f32>(0.0); var a6_1 = vec4<f32>(0.0); var a6_2 = vec4<f32>(0.0); var a6_3 = vec4<f32>(0.0);
-    var a7_0 = vec4<f32>(0.0); var a7_1 = vec4<f32>(0.0); var a7_2 = vec4<f32>(0.0); var a7_3 = vec4<f32>(0.0);
-    var a8_0 = vec4<f32>(0.0); var a8_1 = vec4<f32>(0.0); var a8_2 = vec4<f32>(0.0); var a8_3 = vec4<f32>(0.0);
-    var a9_0 = vec4<f32>(0.0); var a9_1 = vec4<f32>(0.0); var a9_2 = vec4<f32>(0.0); var a9_3 = vec4<f32>(0.0);
-    var a10_0 = vec4<f32>(0.0); var a10_1 = vec4<f32>(0.0); var a10_2 = vec4<f32>(0.0); var a10_3 = vec4<f32>(0.0);
-    var a11_0 = vec4<f32>(0.0); var a11_1 = vec4<f32>(0.0); var a11_2 = vec4<f32>(0.0); var a11_3 = vec4<f32>(0.0);
-    var a12_0 = vec4<f32>(0.0); var a12_1 = vec4<f32>(0.0); var a12_2 = vec4<f32>(0.0); var a12_3 = vec4<f32>(0.0);
-    var a13_0 = vec4<f32>(0.0); var a13_1 = vec4<f32>(0.0); var a13_2 = vec4<f32>(0.0); var a13_3 = vec4<f32>(0.0);
-    var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0); var a14_2 = vec4<f32>(0.0); var a14_3 = vec4<f32>(0.0);
-    var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
-    for (var k = 0u; k < h; k++) {
-        let w0 = w_load(l_cur_w + k * h + w0i);
-        let w1 = w_load(l_cur_w + k * h + w1i);
-        let w2 = w_load(l_cur_w + k * h + w2i);
-        let w3 = w_load(l_cur_w + k * h + w3i);
-        let h0 = state[r0 + k];
-        let h1 = state[r1 + k];
-        let h2 = state[r2 + k];
-        let h3 = state[r3 + k];
-        let h4 = state[r4 + k];
-        let h5 = state[r5 + k];
-        let h6 = state[r6 + k];
-        let h7 = state[r7 + k];
-        let h8 = state[r8 + k];
-        let h9 = state[r9 + k];
-        let h10 = state[r10 + k];
-        let h11 = state[r11 + k];
-        let h12 = state[r12 + k];
-        let h13 = state[r13 + k];
-        let h14 = state[r14 + k];
-        let h15 = state[r15 + k];
-        a0_0 += h0 * w0; a0_1 += h0 * w1; a0_2 += h0 * w2; a0_3 += h0 * w3;
-        a1_0 += h1 * w0; a1_1 += h1 * w1; a1_2 += h1 * w2; a1_3 += h1 * w3;
-        a2_0 += h2 * w0; a2_1 += h2 * w1; a2_2 += h2 * w2; a2_3 += h2 * w3;
-        a3_0 += h3 * w0; a3_1 += h3 * w1; a3_2 += h3 * w2; a3_3 += h3 * w3;
-        a4_0 += h4 * w0; a4_1 += h4 * w1; a4_2 += h4 * w2; a4_3 += h4 * w3;
-        a5_0 += h5 * w0; a5_1 += h5 * w1; a5_2 += h5 * w2; a5_3 += h5 * w3;
-        a6_0 += h6 * w0; a6_1 += h6 * w1; a6_2 += h6 * w2; a6_3 += h6 * w3;
-        a7_0 += h7 * w0; a7_1 += h7 * w1; a7_2 += h7 * w2; a7_3 += h7 * w3;
-        a8_0 += h8 * w0; a8_1 += h8 * w1; a8_2 += h8 * w2; a8_3 += h8 * w3;
-        a9_0 += h9 * w0; a9_1 += h9 * w1; a9_2 += h9 * w2; a9_3 += h9 * w3;
-        a10_0 += h10 * w0; a10_1 += h10 * w1; a10_2 += h10 * w2; a10_3 += h10 * w3;
-        a11_0 += h11 * w0; a11_1 += h11 * w1; a11_2 += h11 * w2; a11_3 += h11 * w3;
-        a12_0 += h12 * w0; a12_1 += h12 * w1; a12_2 += h12 * w2; a12_3 += h12 * w3;
-        a13_0 += h13 * w0; a13_1 += h13 * w1; a13_2 += h13 * w2; a13_3 += h13 * w3;
-        a14_0 += h14 * w0; a14_1 += h14 * w1; a14_2 += h14 * w2; a14_3 += h14 * w3;
-        a15_0 += h15 * w0; a15_1 += h15 * w1; a15_2 += h15 * w2; a15_3 += h15 * w3;
-    }
-    if (b0 + 0u < p.batch && u0 + 0u < h) { finish(b0 + 0u, u0 + 0u, a0_0); }
-    if (b0 + 0u < p.batch && u0 + 1u < h) { finish(b0 + 0u, u0 + 1u, a0_1); }
-    if (b0 + 0u < p.batch && u0 + 2u < h) { finish(b0 + 0u, u0 + 2u, a0_2); }
-    if (b0 + 0u < p.batch && u0 + 3u < h) { finish(b0 + 0u, u0 + 3u, a0_3); }
-    if (b0 + 1u < p.batch && u0 + 0u < h) { finish(b0 + 1u, u0 + 0u, a1_0); }
-    if (b0 + 1u < p.batch && u0 + 1u < h) { finish(b0 + 1u, u0 + 1u, a1_1); }
-    if (b0 + 1u < p.batch && u0 + 2u < h) { finish(b0 + 1u, u0 + 2u, a1_2); }
-    if (b0 + 1u < p.batch && u0 + 3u < h) { finish(b0 + 1u, u0 + 3u, a1_3); }
-    if (b0 + 2u < p.batch && u0 + 0u < h) { finish(b0 + 2u, u0 + 0u, a2_0); }
-    if (b0 + 2u < p.batch && u0 + 1u < h) { finish(b0 + 2u, u0 + 1u, a2_1); }
-    if (b0 + 2u < p.batch && u0 + 2u < h) { finish(b0 + 2u, u0 + 2u, a2_2); }
-    if (b0 + 2u < p.batch && u0 + 3u < h) { finish(b0 + 2u, u0 + 3u, a2_3); }
-    if (b0 + 3u < p.batch && u0 + 0u < h) { finish(b0 + 3u, u0 + 0u, a3_0); }
-    if (b0 + 3u < p.batch && u0 + 1u < h) { finish(b0 + 3u, u0 + 1u, a3_1); }
-    if (b0 + 3u < p.batch && u0 + 2u < h) { finish(b0 + 3u, u0 + 2u, a3_2); }
-    if (b0 + 3u < p.batch && u0 + 3u < h) { finish(b0 + 3u, u0 + 3u, a3_3); }
-    if (b0 + 4u < p.batch && u0 + 0u < h) { finish(b0 + 4u, u0 + 0u, a4_0); }
-    if (b0 + 4u < p.batch && u0 + 1u < h) { finish(b0 + 4u, u0 + 1u, a4_1); }
-    if (b0 + 4u < p.batch && u0 + 2u < h) { finish(b0 + 4u, u0 + 2u, a4_2); }
-    if (b0 + 4u < p.batch && u0 + 3u < h) { finish(b0 + 4u, u0 + 3u, a4_3); }
-    if (b0 + 5u < p.batch && u0 + 0u < h) { finish(b0 + 5u, u0 + 0u, a5_0); }
-    if (b0 + 5u < p.batch && u0 + 1u < h) { finish(b0 + 5u, u0 + 1u, a5_1); }
-    if (b0 + 5u < p.batch && u0 + 2u < h) { finish(b0 + 5u, u0 + 2u, a5_2); }
-    if (b0 + 5u < p.batch && u0 + 3u < h) { finish(b0 + 5u, u0 + 3u, a5_3); }
-    if (b0 + 6u < p.batch && u0 + 0u < h) { finish(b0 + 6u, u0 + 0u, a6_0); }
-    if (b0 + 6u < p.batch && u0 + 1u < h) { finish(b0 + 6u, u0 + 1u, a6_1); }
-    if (b0 + 6u < p.batch && u0 + 2u < h) { finish(b0 + 6u, u0 + 2u, a6_2); }
-    if (b0 + 6u < p.batch && u0 + 3u < h) { finish(b0 + 6u, u0 + 3u, a6_3); }
-    if (b0 + 7u < p.batch && u0 + 0u < h) { finish(b0 + 7u, u0 + 0u, a7_0); }
-    if (b0 + 7u < p.batch && u0 + 1u < h) { finish(b0 + 7u, u0 + 1u, a7_1); }
-    if (b0 + 7u < p.batch && u0 + 2u < h) { finish(b0 + 7u, u0 + 2u, a7_2); }
-    if (b0 + 7u < p.batch && u0 + 3u < h) { finish(b0 + 7u, u0 + 3u, a7_3); }
-    if (b0 + 8u < p.batch && u0 + 0u < h) { finish(b0 + 8u, u0 + 0u, a8_0); }
-    if (b0 + 8u < p.batch && u0 + 1u < h) { finish(b0 + 8u, u0 + 1u, a8_1); }
-    if (b0 + 8u < p.batch && u0 + 2u < h) { finish(b0 + 8u, u0 + 2u, a8_2); }
-    if (b0 + 8u < p.batch && u0 + 3u < h) { finish(b0 + 8u, u0 + 3u, a8_3); }
-    if (b0 + 9u < p.batch && u0 + 0u < h) { finish(b0 + 9u, u0 + 0u, a9_0); }
-    if (b0 + 9u < p.batch && u0 + 1u < h) { finish(b0 + 9u, u0 + 1u, a9_1); }
-    if (b0 + 9u < p.batch && u0 + 2u < h) { finish(b0 + 9u, u0 + 2u, a9_2); }
-    if (b0 + 9u < p.batch && u0 + 3u < h) { finish(b0 + 9u, u0 + 3u, a9_3); }
-    if (b0 + 10u < p.batch && u0 + 0u < h) { finish(b0 + 10u, u0 + 0u, a10_0); }
-    if (b0 + 10u < p.batch && u0 + 1u < h) { finish(b0 + 10u, u0 + 1u, a10_1); }
-    if (b0 + 10u < p.batch && u0 + 2u < h) { finish(b0 + 10u, u0 + 2u, a10_2); }
-    if (b0 + 10u < p.batch && u0 + 3u < h) { finish(b0 + 10u, u0 + 3u, a10_3); }
-    if (b0 + 11u < p.batch && u0 + 0u < h) { finish(b0 + 11u, u0 + 0u, a11_0); }
-    if (b0 + 11u < p.batch && u0 + 1u < h) { finish(b0 + 11u, u0 + 1u, a11_1); }
-    if (b0 + 11u < p.batch && u0 + 2u < h) { finish(b0 + 11u, u0 + 2u, a11_2); }
-    if (b0 + 11u < p.batch && u0 + 3u < h) { finish(b0 + 11u, u0 + 3u, a11_3); }
-    if (b0 + 12u < p.batch && u0 + 0u < h) { finish(b0 + 12u, u0 + 0u, a12_0); }
-    if (b0 + 12u < p.batch && u0 + 1u < h) { finish(b0 + 12u, u0 + 1u, a12_1); }
-    if (b0 + 12u < p.batch && u0 + 2u < h) { finish(b0 + 12u, u0 + 2u, a12_2); }
-    if (b0 + 12u < p.batch && u0 + 3u < h) { finish(b0 + 12u, u0 + 3u, a12_3); }
-    if (b0 + 13u < p.batch && u0 + 0u < h) { finish(b0 + 13u, u0 + 0u, a13_0); }
-    if (b0 + 13u < p.batch && u0 + 1u < h) { finish(b0 + 13u, u0 + 1u, a13_1); }
-    if (b0 + 13u < p.batch && u0 + 2u < h) { finish(b0 + 13u, u0 + 2u, a13_2); }
-    if (b0 + 13u < p.batch && u0 + 3u < h) { finish(b0 + 13u, u0 + 3u, a13_3); }
-    if (b0 + 14u < p.batch && u0 + 0u < h) { finish(b0 + 14u, u0 + 0u, a14_0); }
-    if (b0 + 14u < p.batch && u0 + 1u < h) { finish(b0 + 14u, u0 + 1u, a14_1); }
-    if (b0 + 14u < p.batch && u0 + 2u < h) { finish(b0 + 14u, u0 + 2u, a14_2); }
-    if (b0 + 14u < p.batch && u0 + 3u < h) { finish(b0 + 14u, u0 + 3u, a14_3); }
-    if (b0 + 15u < p.batch && u0 + 0u < h) { finish(b0 + 15u, u0 + 0u, a15_0); }
-    if (b0 + 15u < p.batch && u0 + 1u < h) { finish(b0 + 15u, u0 + 1u, a15_1); }
-    if (b0 + 15u < p.batch && u0 + 2u < h) { finish(b0 + 15u, u0 + 2u, a15_2); }
-    if (b0 + 15u < p.batch && u0 + 3u < h) { finish(b0 + 15u, u0 + 3u, a15_3); }
-}
-
-// The windowed step `lstm_step16w`, its bindings `hwin` and `hout` (right after `tape`) and
-// `hout_at` are generated by the shader registry (`windowed_step` in crates/gpu/src/shaders.rs)
-// from `lstm_step16`. Only `finish_w` is the cell's own:
+// The cell half of a split step on CPU adapters (`lstm_cell_fwd`), with its bindings `hout` and
+// `fpart` (right after `tape`) and `hout_at`, is generated by the shader registry
+// (`split_cell_fwd` in crates/gpu/src/shaders.rs). Only `finish_w` is the cell's own:
 // finish(), then the new h (or the carried one) into hout for the next step's window.
 fn finish_w(b: u32, j: u32, acc: vec4<f32>) {
     finish(b, j, acc);

@@ -44,11 +44,11 @@ pub fn ctx() -> &'static Context {
 pub fn blockings() -> [&'static Context; 3] {
     static TILED: OnceLock<Context> = OnceLock::new();
     static B8: OnceLock<Context> = OnceLock::new();
-    static B16: OnceLock<Context> = OnceLock::new();
+    static PANEL: OnceLock<Context> = OnceLock::new();
     [
         TILED.get_or_init(|| make(Some(GemmBlock::Tiled))),
         B8.get_or_init(|| make(Some(GemmBlock::B8))),
-        B16.get_or_init(|| make(Some(GemmBlock::B16))),
+        PANEL.get_or_init(|| make(Some(GemmBlock::Panel))),
     ]
 }
 
@@ -67,10 +67,10 @@ pub fn rnn_paths() -> [&'static Context; 4] {
 }
 
 /// Contexts that store the recurrent weights as f16: the simple step kernels (`B8`), the
-/// 16-row ones (`B16`) and the persistent kernels.
+/// split ones of CPU adapters (`Panel`) and the persistent kernels.
 pub fn f16_paths() -> [&'static Context; 3] {
     static B8: OnceLock<Context> = OnceLock::new();
-    static B16: OnceLock<Context> = OnceLock::new();
+    static PANEL: OnceLock<Context> = OnceLock::new();
     static P: OnceLock<Context> = OnceLock::new();
     let f16 = |block, limit| {
         make_with(Some(block), limit)
@@ -79,7 +79,7 @@ pub fn f16_paths() -> [&'static Context; 3] {
     };
     [
         B8.get_or_init(|| f16(GemmBlock::B8, 0)),
-        B16.get_or_init(|| f16(GemmBlock::B16, 0)),
+        PANEL.get_or_init(|| f16(GemmBlock::Panel, 0)),
         P.get_or_init(|| f16(GemmBlock::B8, usize::MAX)),
     ]
 }

@@ -185,8 +185,8 @@ fn forward_matches_cpu_three_layers_bidirectional_uneven_lengths() {
 }
 
 /// On CPU adapters the steps read h_prev through uniform windows, per block of 32 rows, from
-/// two buffers in turn: here as split steps (the product per direction and block, then the
-/// cell kernel). B = 19 is one partial block; B = 37 two blocks, the second partial.
+/// two buffers in turn (the product per direction and block, then the cell kernel). B = 19 is
+/// one partial block; B = 37 two blocks, the second partial.
 #[test]
 fn forward_matches_cpu_when_h_prev_fits_a_window() {
     for (i, cell) in CELLS.into_iter().enumerate() {
@@ -205,13 +205,13 @@ fn forward_matches_cpu_when_h_prev_fits_a_window() {
     }
 }
 
-/// The other windowed steps on CPU adapters: fused (`*_step16w`), which LSTM and GRU take for
-/// batches of at most 16 with more than 256 units (H = 300); and past 512 units, where a block
-/// no longer fits one window, split steps over two chunks of k (H = 520), every cell.
+/// The split steps of CPU adapters read h_prev in blocks of 16 rows for batches up to 16
+/// (H = 300, B = 5), and k in chunks that fit a window: 512 of 32 rows (H = 520, B = 20: two
+/// chunks), 1,024 of 16 rows (H = 1,030, B = 2: two chunks). Every cell.
 #[test]
-fn forward_matches_cpu_on_fused_windowed_steps_and_chunked_k() {
+fn forward_matches_cpu_on_16_row_blocks_and_chunked_k() {
     for (i, cell) in CELLS.into_iter().enumerate() {
-        for (j, (h, b)) in [(300, 5), (520, 3)].into_iter().enumerate() {
+        for (j, (h, b)) in [(300, 5), (520, 20), (1030, 2)].into_iter().enumerate() {
             check(
                 &Case {
                     cfg: RnnConfig::new(cell, 4, h).bidirectional(true),

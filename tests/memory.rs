@@ -89,29 +89,26 @@ fn repeated_calls_do_not_grow_memory() {
             );
         }
     }
-    // The other recurrent paths of CPU adapters: 32-row blocks of the split steps' products
-    // (B = 20; B = 4 above takes 16-row blocks backward), and the fused windowed steps (LSTM,
-    // B = 4, H = 300).
+    // The split steps of CPU adapters on 32-row blocks (B = 4 above takes 16-row blocks).
     let ctx0 = Context::new().unwrap().with_small_batch_limit(0);
-    for (h, b) in [(16, 20), (300, 4)] {
-        let cfg = RnnConfig::new(CellKind::Lstm, 12, h);
-        let w = GpuWeights::upload(&ctx0, &RnnWeights::<f32>::init(cfg, 3).unwrap()).unwrap();
-        let x = ctx0
-            .upload(&Tensor::<f32>::from_fn([5, b, 12], |i| {
-                (i as f32 * 0.37).sin()
-            }))
-            .unwrap();
-        let dy = ctx0.upload(&Tensor::<f32>::full([5, b, h], 0.1)).unwrap();
-        assert_flat(&format!("LSTM H={h} B={b}"), &ctx0, || {
-            let out = gpu::rnn_forward(&ctx0, &w, GpuRnnInput::new(&x), Mode::Training).unwrap();
-            let up = GpuRnnOutputGrads {
-                dy: Some(&dy),
-                dh_n: None,
-                dc_n: None,
-            };
-            gpu::rnn_backward(&ctx0, &w, out.tape().unwrap(), up, None).unwrap();
-        });
-    }
+    let (h, b) = (16, 20);
+    let cfg = RnnConfig::new(CellKind::Lstm, 12, h);
+    let w = GpuWeights::upload(&ctx0, &RnnWeights::<f32>::init(cfg, 3).unwrap()).unwrap();
+    let x = ctx0
+        .upload(&Tensor::<f32>::from_fn([5, b, 12], |i| {
+            (i as f32 * 0.37).sin()
+        }))
+        .unwrap();
+    let dy = ctx0.upload(&Tensor::<f32>::full([5, b, h], 0.1)).unwrap();
+    assert_flat(&format!("LSTM H={h} B={b}"), &ctx0, || {
+        let out = gpu::rnn_forward(&ctx0, &w, GpuRnnInput::new(&x), Mode::Training).unwrap();
+        let up = GpuRnnOutputGrads {
+            dy: Some(&dy),
+            dh_n: None,
+            dc_n: None,
+        };
+        gpu::rnn_backward(&ctx0, &w, out.tape().unwrap(), up, None).unwrap();
+    });
     // Every optimizer update (its kernel branches on the kind), with and without clipping.
     let p = ctx.upload(&Tensor::<f32>::full([64, 8], 0.5)).unwrap();
     let g = ctx.upload(&Tensor::<f32>::full([64, 8], 0.01)).unwrap();

@@ -208,12 +208,13 @@ impl Context {
         });
         let limits = device.limits();
         let adapter = AdapterSummary::from_info(info);
-        // `WGRNN_GEMM_BLOCK=tiled|8|16` overrides the choice by adapter type.
+        // `WGRNN_GEMM_BLOCK=tiled|8|panel` overrides the choice by adapter type (`16`, the old
+        // name of `panel`, still works).
         let block = match std::env::var("WGRNN_GEMM_BLOCK").as_deref() {
             Ok("tiled") => GemmBlock::Tiled,
             Ok("8") => GemmBlock::B8,
-            Ok("16") => GemmBlock::B16,
-            _ if info.device_type == wgpu::DeviceType::Cpu => GemmBlock::B16,
+            Ok("panel" | "16") => GemmBlock::Panel,
+            _ if info.device_type == wgpu::DeviceType::Cpu => GemmBlock::Panel,
             _ => GemmBlock::Tiled,
         };
         // `WGRNN_SMALL_BATCH=N` overrides the persistent-kernel limit (0 turns the path off).

@@ -42,15 +42,15 @@ const PANEL_WG: usize = 8;
 /// - `Tiled`: 64x64 workgroup-memory tiles, 8x8 per invocation; the default on GPUs, where
 ///   staging tiles in workgroup memory saves global-memory traffic.
 /// - `B8`: 8x8 per invocation straight from storage, no workgroup memory.
-/// - `B16`: the default on CPU adapters such as lavapipe, where every storage load costs a loop
-///   over the SIMD lanes (workgroup memory included) and a uniform-buffer load one gather:
-///   `gemm_panel`, 64x8 per invocation with the 64-row operand read through uniform windows
-///   (and 16-row step kernels).
+/// - `Panel`: the default on CPU adapters such as lavapipe, where every storage load costs a
+///   loop over the SIMD lanes (workgroup memory included) and a uniform-buffer load one gather:
+///   `gemm_panel`, 64x8 per invocation with the 64-row operand read through uniform windows,
+///   and recurrent steps split into such a product (`rec_panel`) and a cell kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GemmBlock {
     Tiled,
     B8,
-    B16,
+    Panel,
 }
 
 impl GemmBlock {
@@ -60,7 +60,7 @@ impl GemmBlock {
         let entry = match self {
             GemmBlock::Tiled => "gemm_tiled",
             GemmBlock::B8 => "gemm_kmajor",
-            GemmBlock::B16 => return None,
+            GemmBlock::Panel => return None,
         };
         Some(Kernel {
             shader: Shader::Matmul,
@@ -69,10 +69,10 @@ impl GemmBlock {
         })
     }
 
-    /// Whether the recurrent steps use their CPU-adapter variants: 16-row forward steps, and
-    /// reverse steps split into a blocked product and the cell update.
+    /// Whether the recurrent steps use their CPU-adapter variants: split into the windowed
+    /// product `rec_panel` and the cell update, forward and reverse.
     pub(crate) fn large_steps(self) -> bool {
-        self == GemmBlock::B16
+        self == GemmBlock::Panel
     }
 }
 
@@ -212,15 +212,22 @@ pub(crate) fn plain_ld(rows: usize) -> usize {
     rows.div_ceil(BLOCK).max(1) * BLOCK
 }
 
-/// Packs `x` plainly K-major into `dst` from element `off` on: `dst[off + k·ld + r]`, with
-/// `ld` = [`plain_ld`] of its rows.
+/// Packs `x` plainly K-major into `dst` from element `off` on: `dst[off + k·ld + r]`, rows
+/// `x.rows..ld` zero. `ld` must hold the rows and be a multiple of 8.
 pub(crate) fn pack_into(
     rec: &mut Recorder<'_>,
     x: Strided<'_>,
     dst: &GpuTensor,
     off: usize,
+    ld: usize,
 ) -> Result<()> {
-    let ld = plain_ld(x.rows);
+    if ld < x.rows || ld % 8 != 0 {
+        return Err(Error::InvalidArgument {
+            op: "pack",
+            arg: "ld",
+            reason: format!("{ld} cannot hold {} rows in multiples of 8", x.rows),
+        });
+    }
     if off + ld * x.k > dst.numel() {
         return Err(Error::InvalidArgument {
             op: "pack",

@@ -160,7 +160,7 @@ impl PanelPlan {
             DType::F32,
         )?;
         for dir in 0..nd {
-            pack_into(rec, view(dir), &wp, dir * self.kdim * self.ldw)?;
+            pack_into(rec, view(dir), &wp, dir * self.kdim * self.ldw, self.ldw)?;
         }
         Ok(wp)
     }

@@ -2,7 +2,7 @@
 //!
 //! Per layer the input is packed once; per direction one GEMM computes the input projection of
 //! all T·B rows (biases folded in), then one fused step kernel per timestep runs the recurrence
-//! (on CPU adapters, where h_prev fits a uniform window, one per timestep and direction).
+//! (on CPU adapters, a product that reads h_prev through uniform windows, then a cell kernel).
 //! Every dispatch of every layer and direction goes into one command encoder and one submit.
 
 use bytemuck::{Pod, Zeroable};
@@ -10,9 +10,9 @@ use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
-use crate::gemm::{GemmBlock, Out, Packed, Strided, expect_f32, gemm, pack, pack_into};
+use crate::gemm::{Out, Packed, Strided, expect_f32, gemm, pack, pack_into};
 use crate::panel::{PanelPlan, w_hh_rows};
-use crate::pipeline::{Access, Kernel, WINDOW_FLOATS};
+use crate::pipeline::{Access, Kernel};
 use crate::record::Recorder;
 use crate::shaders::Shader;
 use crate::weights::GpuWeights;
@@ -52,78 +52,37 @@ const RNN_STEP: Kernel = Kernel {
     bindings: &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
 };
 
-/// The step kernel of a cell for this adapter's blocking, and its (units, rows) per invocation.
-fn step_kernel(cell: CellKind, block: GemmBlock) -> (Kernel, usize, usize) {
-    let base = match cell {
+/// The fused per-timestep kernel of a cell (GPUs): one unit and four batch rows per invocation.
+fn step_kernel(cell: CellKind) -> Kernel {
+    match cell {
         CellKind::Lstm => LSTM_STEP,
         CellKind::Gru => GRU_STEP,
         CellKind::RnnTanh | CellKind::RnnRelu => RNN_STEP,
-    };
-    match block.large_steps() {
-        false => (base, 1, 4),
-        true => {
-            let entry = match cell {
-                CellKind::Lstm => "lstm_step16",
-                CellKind::Gru => "gru_step16",
-                CellKind::RnnTanh | CellKind::RnnRelu => "rnn_step16",
-            };
-            (Kernel { entry, ..base }, 4, 16)
-        }
     }
 }
 
-/// The CPU adapters' step kernel that reads h_prev through a uniform window (`*_step16w`): the
-/// step's bindings, then the window and the buffer the next h goes to.
-fn windowed_step_kernel(cell: CellKind) -> Kernel {
-    const W: Access = Access::Window;
-    match cell {
-        CellKind::Lstm => Kernel {
-            entry: "lstm_step16w",
-            bindings: &[
-                Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, W, ReadWrite,
-            ],
-            ..LSTM_STEP
-        },
-        CellKind::Gru => Kernel {
-            entry: "gru_step16w",
-            bindings: &[
-                Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, W, ReadWrite,
-            ],
-            ..GRU_STEP
-        },
-        CellKind::RnnTanh | CellKind::RnnRelu => Kernel {
-            entry: "rnn_step16w",
-            bindings: &[
-                Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, W, ReadWrite,
-            ],
-            ..RNN_STEP
-        },
-    }
-}
-
-/// The cell half of the CPU adapters' split step (`*_cell_fwd`): `*_step16w`'s bindings, then
-/// the partial products.
+/// The cell half of the CPU adapters' split step (`*_cell_fwd`): the fused step's bindings,
+/// then the next h window and the partial products.
 fn split_cell_kernel(cell: CellKind) -> Kernel {
-    const W: Access = Access::Window;
     match cell {
         CellKind::Lstm => Kernel {
             entry: "lstm_cell_fwd",
             bindings: &[
-                Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, W, ReadWrite, Read,
+                Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, Read,
             ],
             ..LSTM_STEP
         },
         CellKind::Gru => Kernel {
             entry: "gru_cell_fwd",
             bindings: &[
-                Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, W, ReadWrite, Read,
+                Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, Read,
             ],
             ..GRU_STEP
         },
         CellKind::RnnTanh | CellKind::RnnRelu => Kernel {
             entry: "rnn_cell_fwd",
             bindings: &[
-                Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, W, ReadWrite, Read,
+                Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, Read,
             ],
             ..RNN_STEP
         },
@@ -333,10 +292,10 @@ struct StepParams {
     batch: u32,
     hidden: u32,
     step: u32,
-    dir0: u32,
+    win_rows: u32,
     y_rs_t: u32,
     y_rs_b: u32,
-    row0: u32,
+    splits: u32,
     save: u32,
     tape_gates: u32,
     tape_hprev: u32,
@@ -345,7 +304,7 @@ struct StepParams {
     gi_dir: u32,
     w_dir: u32,
     tape_dir: u32,
-    splits: u32,
+    _pad: u32,
 }
 
 fn check_u32(v: usize, what: &str) -> Result<u32> {
@@ -450,104 +409,46 @@ pub fn rnn_forward(
         let layout = TapeLayout::new(cfg.cell, rows, h);
         let units4 = h.div_ceil(4);
         let w_slots = packed_slots(cfg.cell, h);
-        let gi = ctx.alloc(OP, "gi", &[nd, rows, gh], DType::F32)?;
-        let packed = alloc_packed(&rec, cfg.cell, h, nd)?;
-        // State slots [dir][2][h, c][B][H]; slot 0 holds h0 (and c0) before the first step.
-        let state = ctx.alloc(OP, "state", &[nd, 2, 2, nb, h], DType::F32)?;
-        rec.clear(&state);
-        let tape = if train {
-            let t = ctx.alloc(OP, "tape", &[nd * layout.len], DType::F32)?;
-            // Padded rows stay zero, so backward's GEMMs over all T·B rows can include them.
-            rec.clear(&t);
-            t
-        } else {
-            no_tape.clone()
-        };
-        let b_hn = if cfg.cell == CellKind::Gru {
-            let t = ctx.alloc(OP, "b_hn", &[nd, h], DType::F32)?;
-            if !cfg.bias {
-                rec.clear(&t);
-            }
-            Some(t)
-        } else {
-            None
-        };
-        for dir in 0..nd {
-            let idx = layer * nd + dir;
-            let sfx = RnnConfig::suffix(layer, dir);
-            input_projection(&mut rec, w, &xt, &sfx, gh, &gi, dir * rows * gh)?;
-            let w_hh = w.get(&format!("weight_hh{sfx}"))?;
-            pack_w_hh_into(&mut rec, w_hh, cfg.cell, h, false, &packed, dir * w_slots)?;
-            let st = dir * 4 * nb * h;
-            if let Some(h0) = input.h0 {
-                rec.copy(h0, idx * nb * h, &state, st, nb * h);
-            }
-            if let Some(c0) = input.c0 {
-                rec.copy(c0, idx * nb * h, &state, st + nb * h, nb * h);
-            }
-            if let (Some(t), true) = (&b_hn, cfg.bias) {
-                rec.copy(w.get(&format!("bias_hh{sfx}"))?, 2 * h, t, dir * h, h);
-            }
-        }
-        let (y_rs_t, y_rs_b) = if out_batch_first {
-            (nd * h, tl * nd * h)
-        } else {
-            (nb * nd * h, nd * h)
-        };
         let by_unit = by_unit(cfg.cell);
         let gx = if by_unit { units4 } else { h };
-        let (step, per_units, per_rows) = step_kernel(cfg.cell, ctx.gemm_block());
         // Small B·H: one persistent dispatch runs all steps (`step` = the number of steps).
+        // Otherwise GPUs run one fused step per timestep, and CPU adapters split each step in
+        // the product h_prev·W_hhᵀ (`rec_panel`, h_prev through uniform windows; see
+        // PanelPlan) and the cell update (`*_cell_fwd`).
         let persistent = small_batch_path(ctx, cfg.cell, h, nb);
-        let (step, dispatches) = if persistent {
-            (seq_kernel(cfg.cell), 1)
-        } else {
-            (step, max_len)
-        };
-        // On CPU adapters the steps read h_prev through a uniform window: two buffers
-        // [dir][B / 32][H][32] (each block of 32 rows K-major, as `pack` lays them out, padded
-        // to 64 floats) that the steps write and read in turn. Split steps (`rec_panel`, then
-        // `*_cell_fwd`; see PanelPlan) read it in chunks of k, so any H. The fused windowed
-        // steps (`*_step16w`, one dispatch per direction and block) need a block in one window;
-        // they win only for batches of at most 16 (which leave half a 32-row block empty)
-        // with more than 256 units (before that, their dispatch has one workgroup). Measured
-        // on lavapipe, 2 cores: LSTM T=50 I=128 H=512 forward, B=8 285 against 346 ms, B=16
-        // 319 against 388; B=16 H=256 187 against 120.
-        let plan = PanelPlan::new(nb, h, if by_unit { h } else { 4 * h }, 32);
-        let blocks = plan.blocks;
-        let blk = plan.blk_stride;
-        let stride = plan.dir_stride;
-        let windowed = !persistent && ctx.gemm_block().large_steps();
-        let split = windowed && (nb > 16 || gx <= 256 || h * 32 > WINDOW_FLOATS);
-        let (step, h_bufs) = if windowed {
-            let a = plan.alloc_panels(&rec, OP, nd)?;
-            let b = plan.alloc_panels(&rec, OP, nd)?;
-            rec.clear(&a);
+        let split = !persistent && ctx.gemm_block().large_steps();
+        // The split steps' h windows: two buffers [dir][B / rows][H][rows], each block of 32
+        // rows (16 for batches up to 16, which would leave most of 32 empty) K-major as `pack`
+        // lays them out, padded to 64 floats, that the steps write and read in turn. The
+        // product multiplies them by W_hhᵀ with each unit's gates side by side (GRU's three
+        // padded to four), so that each vec4 of it is one accumulator of finish(); Elman's
+        // units in order.
+        let plan = PanelPlan::new(
+            nb,
+            h,
+            if by_unit { h } else { 4 * h },
+            if nb <= 16 { 16 } else { 32 },
+        );
+        let split_bufs = if split {
+            let ha = plan.alloc_panels(&rec, OP, nd)?;
+            let hb = plan.alloc_panels(&rec, OP, nd)?;
+            rec.clear(&ha);
             if let Some(h0) = input.h0 {
-                // h0 [layers·dirs, B, H] → a[dir][b / 32][j][b % 32].
+                // h0 [layers·dirs, B, H] → ha[dir][b / rows][j][b % rows].
+                let r = plan.rows;
                 for dir in 0..nd {
                     let idx = layer * nd + dir;
-                    for blk_i in 0..blocks {
-                        let rows = (nb - 32 * blk_i).min(32);
+                    for blk in 0..plan.blocks {
+                        let rows = (nb - r * blk).min(r);
                         let h0_rows = Strided {
-                            off: (idx * nb + 32 * blk_i) * h,
+                            off: (idx * nb + r * blk) * h,
                             ..Strided::rows(h0, rows, h, 0)
                         };
-                        pack_into(&mut rec, h0_rows, &a, dir * stride + blk_i * blk)?;
+                        let off = dir * plan.dir_stride + blk * plan.blk_stride;
+                        pack_into(&mut rec, h0_rows, &ha, off, r)?;
                     }
                 }
             }
-            if split {
-                (split_cell_kernel(cfg.cell), Some((a, b)))
-            } else {
-                (windowed_step_kernel(cfg.cell), Some((a, b)))
-            }
-        } else {
-            (step, None)
-        };
-        // The split steps' product h_prev·W_hhᵀ: k = H, columns = each unit's gates side by
-        // side (GRU's three padded to four), Elman's units in order.
-        let product = if split {
             let g4 = if by_unit { 1 } else { 4 };
             let rows_w = ctx.alloc(OP, "W_hh rows", &[nd * g4 * h * h], DType::F32)?;
             if cfg.cell == CellKind::Gru {
@@ -574,9 +475,67 @@ pub fn rnn_forward(
                     }
                 }
             })?;
-            Some((wp, plan.alloc_part(&rec, OP, nd)?))
+            Some((ha, hb, wp, plan.alloc_part(&rec, OP, nd)?))
         } else {
             None
+        };
+        let gi = ctx.alloc(OP, "gi", &[nd, rows, gh], DType::F32)?;
+        // The weight binding: the packed W_hh, or on the split path (whose cell kernel reads no
+        // weights) the padded one.
+        let w_buf = match &split_bufs {
+            Some((_, _, wp, _)) => wp.clone(),
+            None => alloc_packed(&rec, cfg.cell, h, nd)?,
+        };
+        // State slots [dir][2][h, c][B][H]; slot 0 holds h0 (and c0) before the first step.
+        let state = ctx.alloc(OP, "state", &[nd, 2, 2, nb, h], DType::F32)?;
+        rec.clear(&state);
+        let tape = if train {
+            let t = ctx.alloc(OP, "tape", &[nd * layout.len], DType::F32)?;
+            // Padded rows stay zero, so backward's GEMMs over all T·B rows can include them.
+            rec.clear(&t);
+            t
+        } else {
+            no_tape.clone()
+        };
+        let b_hn = if cfg.cell == CellKind::Gru {
+            let t = ctx.alloc(OP, "b_hn", &[nd, h], DType::F32)?;
+            if !cfg.bias {
+                rec.clear(&t);
+            }
+            Some(t)
+        } else {
+            None
+        };
+        for dir in 0..nd {
+            let idx = layer * nd + dir;
+            let sfx = RnnConfig::suffix(layer, dir);
+            input_projection(&mut rec, w, &xt, &sfx, gh, &gi, dir * rows * gh)?;
+            if split_bufs.is_none() {
+                let w_hh = w.get(&format!("weight_hh{sfx}"))?;
+                pack_w_hh_into(&mut rec, w_hh, cfg.cell, h, false, &w_buf, dir * w_slots)?;
+            }
+            let st = dir * 4 * nb * h;
+            if let Some(h0) = input.h0 {
+                rec.copy(h0, idx * nb * h, &state, st, nb * h);
+            }
+            if let Some(c0) = input.c0 {
+                rec.copy(c0, idx * nb * h, &state, st + nb * h, nb * h);
+            }
+            if let (Some(t), true) = (&b_hn, cfg.bias) {
+                rec.copy(w.get(&format!("bias_hh{sfx}"))?, 2 * h, t, dir * h, h);
+            }
+        }
+        let (y_rs_t, y_rs_b) = if out_batch_first {
+            (nd * h, tl * nd * h)
+        } else {
+            (nb * nd * h, nd * h)
+        };
+        let (step, dispatches) = if persistent {
+            (seq_kernel(cfg.cell), 1)
+        } else if split {
+            (split_cell_kernel(cfg.cell), max_len)
+        } else {
+            (step_kernel(cfg.cell), max_len)
         };
         let step = for_storage(ctx, step);
         let (extra1, extra2) = match cfg.cell {
@@ -587,26 +546,24 @@ pub fn rnn_forward(
         };
         let groups = if persistent {
             [1, 1, nd as u32]
+        } else if split {
+            [gx.div_ceil(64) as u32, nb as u32, nd as u32]
         } else {
-            [
-                gx.div_ceil(64 * per_units) as u32,
-                nb.div_ceil(per_rows) as u32,
-                nd as u32,
-            ]
+            [gx.div_ceil(64) as u32, nb.div_ceil(4) as u32, nd as u32]
         };
         let buffers: Vec<&GpuTensor> = match &b_hn {
-            Some(b_hn) => vec![&gi, &packed, b_hn, &lengths_dev, &state, &out, &tape],
-            None => vec![&gi, &packed, &lengths_dev, &state, &out, &tape],
+            Some(b_hn) => vec![&gi, &w_buf, b_hn, &lengths_dev, &state, &out, &tape],
+            None => vec![&gi, &w_buf, &lengths_dev, &state, &out, &tape],
         };
         for s in 0..dispatches {
-            let mut p = StepParams {
+            let p = StepParams {
                 batch: nb as u32,
                 hidden: h as u32,
                 step: if persistent { max_len } else { s } as u32,
-                dir0: 0,
+                win_rows: plan.rows as u32,
                 y_rs_t: y_rs_t as u32,
                 y_rs_b: y_rs_b as u32,
-                row0: 0,
+                splits: plan.splits() as u32,
                 save: train as u32,
                 tape_gates: layout.gates as u32,
                 tape_hprev: layout.h_prev as u32,
@@ -615,33 +572,17 @@ pub fn rnn_forward(
                 gi_dir: check_u32(rows * gh, "gi")?,
                 w_dir: check_u32(w_slots, "packed W_hh")?,
                 tape_dir: check_u32(layout.len, "tape")?,
-                splits: 0,
+                _pad: 0,
             };
-            let Some((ha, hb)) = &h_bufs else {
+            let Some((ha, hb, wp, part)) = &split_bufs else {
                 rec.dispatch(step, &p, &buffers, groups)?;
                 continue;
             };
             let (h_in, h_out) = if s % 2 == 0 { (ha, hb) } else { (hb, ha) };
+            plan.record(&mut rec, nd, h_in, wp, part)?;
             let mut bufs = buffers.clone();
-            bufs.extend([h_in, h_out]);
-            if let Some((wp, part)) = &product {
-                plan.record(&mut rec, nd, h_in, wp, part)?;
-                bufs.push(part);
-                p.splits = plan.splits() as u32;
-                let g = [gx.div_ceil(64) as u32, nb as u32, nd as u32];
-                rec.dispatch_windowed(step, &p, &bufs, &[0], g)?;
-                continue;
-            }
-            for dir in 0..nd {
-                p.dir0 = dir as u32;
-                for blk_i in 0..blocks {
-                    p.row0 = (32 * blk_i) as u32;
-                    let window = (4 * (dir * stride + blk_i * blk)) as u64;
-                    let rows = (nb - 32 * blk_i).min(32);
-                    let g = [groups[0], rows.div_ceil(16) as u32, 1];
-                    rec.dispatch_windowed(step, &p, &bufs, &[window], g)?;
-                }
-            }
+            bufs.extend([h_out, part]);
+            rec.dispatch(step, &p, &bufs, groups)?;
         }
         for dir in 0..nd {
             let idx = layer * nd + dir;

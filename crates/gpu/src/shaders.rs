@@ -126,7 +126,7 @@ impl Shader {
             _ => None,
         };
         let mut windowed = cell
-            .map(|c| windowed_step(self.file(), c) + &split_cell_fwd(self.file(), c))
+            .map(|c| split_cell_fwd(self.file(), c))
             .unwrap_or_default();
         if self == Shader::Recurrent {
             windowed = panel16(self.file());
@@ -156,95 +156,6 @@ impl Shader {
         }
         src
     }
-}
-
-/// A cell's `*_step16w` kernel, derived from its `*_step16` so the two stay the same arithmetic:
-/// the 16 rows of h_prev come as 4 vec4 per k from the uniform window `hwin` (the 32-row block
-/// `p.row0` of h_prev, K-major) instead of 16 floats from `state`, the direction is
-/// `gid.z + p.dir0`,
-/// and results go through the cell file's `finish_w`, which also writes the next step's window
-/// through `hout_at`. The window and `hout` bind right after the step's last binding (`tape`).
-/// Empty if the file has no `*_step16`.
-fn windowed_step(file: &str, cell: &str) -> String {
-    let head = format!("@compute @workgroup_size(64, 1)\nfn {cell}_step16(");
-    let Some(start) = file.find(&head) else {
-        return String::new();
-    };
-    let Some(len) = file[start..].find("\n}\n") else {
-        return String::new();
-    };
-    let Some(tape) = tape_binding(file) else {
-        return String::new();
-    };
-    let (win, hout) = (tape + 1, tape + 2);
-    let mut out = format!(
-        "
-// {cell}_step16 reading h_prev through a uniform window: on CPU adapters a uniform load is one
-// gather, a storage load a loop over the lanes. `hwin` holds h_prev of this dispatch's block of
-// 32 rows K-major, [H][32], written by the previous step to its `hout` (the host swaps the two
-// buffers every step): per k, 4 window vec4 give an invocation's 16 rows. One dispatch per
-// direction and block (`p.dir0`, `p.row0`).
-@group(0) @binding({win}) var<uniform> hwin: array<vec4<f32>, 4096>;
-@group(0) @binding({hout}) var<storage, read_write> hout: array<f32>;  // [dir][B / 32][H][32], blocks padded to 64
-
-// The slot of hout that h[b, j] goes to.
-fn hout_at(b: u32, j: u32) -> u32 {{
-    let blk = (p.hidden * 32u + 63u) / 64u * 64u;
-    let stride = (p.batch + 31u) / 32u * blk;
-    return cur_dir * stride + (b / 32u) * blk + j * 32u + b % 32u;
-}}
-
-"
-    );
-    for line in file[start..start + len + 3].lines() {
-        let t = line.trim();
-        if t.starts_with("let last = ") || (t.starts_with("let r") && t.contains("state_at_h(s_in"))
-        {
-            continue;
-        }
-        if t == "let s_in = p.step % 2u;" {
-            continue;
-        }
-        if t == "// Rows and units past the end read in-bounds stand-ins and are never stored." {
-            out.push_str(
-                "    // Units past the end read in-bounds stand-ins; rows past the end read the \
-                 zero or stale\n    // padding of the window. Neither is stored.\n",
-            );
-            continue;
-        }
-        if t.starts_with("for (var k = 0u; k < h; k++)") {
-            out.push_str("    var iw = (b0 % 32u) / 4u;\n");
-        }
-        if let Some(r) = t
-            .strip_prefix("let h")
-            .and_then(|rest| rest.split_once(" = state[r"))
-            .and_then(|(r, _)| r.parse::<usize>().ok())
-        {
-            if r == 0 {
-                out.push_str("        let x0 = hwin[iw];\n");
-                for q in 1..4 {
-                    out.push_str(&format!("        let x{q} = hwin[iw + {q}u];\n"));
-                }
-            }
-            let c = ["x", "y", "z", "w"][r % 4];
-            out.push_str(&format!("        let h{r} = x{}.{c};\n", r / 4));
-            continue;
-        }
-        let line = line
-            .replace(
-                &format!("fn {cell}_step16("),
-                &format!("fn {cell}_step16w("),
-            )
-            .replace("set_dir(gid.z);", "set_dir(gid.z + p.dir0);")
-            .replace("let b0 = gid.y * 16u;", "let b0 = p.row0 + gid.y * 16u;")
-            .replace("{ finish(b0", "{ finish_w(b0");
-        out.push_str(&line);
-        out.push('\n');
-        if t.contains("a15_3 += h15 * w3;") {
-            out.push_str("        iw += 8u;\n");
-        }
-    }
-    out
 }
 
 /// `rec_panel16`, derived from recurrent.wgsl's `rec_panel` so the two stay the same
@@ -310,19 +221,20 @@ fn tape_binding(file: &str) -> Option<u32> {
         .and_then(|n| n.parse::<u32>().ok())
 }
 
-/// A cell's `*_cell_fwd`: the cell half of a split forward step on CPU adapters, whose recurrent
-/// product `rec_panel` (recurrent.wgsl) computed as `p.splits` partial sums per accumulator that
-/// `finish` takes (the gates of a unit; for Elman, four units). It sums them in slot order and
-/// finishes through `finish_w`, like `*_step16w`. `part` binds after `*_step16w`'s `hout`.
-/// Empty if the file has no `*_step16`.
+/// A cell's `*_cell_fwd`: the cell half of a split forward step on CPU adapters, whose
+/// recurrent product `rec_panel` (recurrent.wgsl) computed as `p.splits` partial sums per
+/// accumulator that `finish` takes (the gates of a unit; for Elman, four units). It sums them in
+/// slot order and finishes through the cell file's `finish_w`, which also writes the next step's
+/// h window through `hout_at`. `hout` and `fpart` bind right after the file's `tape`. Empty if
+/// the file has no `finish_w`.
 fn split_cell_fwd(file: &str, cell: &str) -> String {
     let Some(tape) = tape_binding(file) else {
         return String::new();
     };
-    if !file.contains(&format!("fn {cell}_step16(")) {
+    if !file.contains("fn finish_w(") {
         return String::new();
     }
-    let part = tape + 3;
+    let (hout, part) = (tape + 1, tape + 2);
     let cols = if cell == "rnn" {
         "p.units4"
     } else {
@@ -332,8 +244,18 @@ fn split_cell_fwd(file: &str, cell: &str) -> String {
         "
 // {cell}_cell_fwd: the cell half of a split step (CPU adapters). `rec_panel` wrote the recurrent
 // product as p.splits partial sums of each accumulator finish() takes; they add here in slot
-// order. One dispatch for every direction (z).
+// order. One dispatch for every direction (z). The new h also goes to `hout`, K-major per block
+// of p.win_rows rows, the window the next step's product reads.
+@group(0) @binding({hout}) var<storage, read_write> hout: array<f32>;  // [dir][B / rows][H][rows], blocks padded to 64
 @group(0) @binding({part}) var<storage, read> fpart: array<vec4<f32>>;  // [dir][S][B][cols]
+
+// The slot of hout that h[b, j] goes to.
+fn hout_at(b: u32, j: u32) -> u32 {{
+    let r = p.win_rows;
+    let blk = (p.hidden * r + 63u) / 64u * 64u;
+    let stride = (p.batch + r - 1u) / r * blk;
+    return cur_dir * stride + (b / r) * blk + j * r + b % r;
+}}
 
 @compute @workgroup_size(64, 1)
 fn {cell}_cell_fwd(@builtin(global_invocation_id) gid: vec3<u32>) {{
@@ -359,47 +281,28 @@ fn {cell}_cell_fwd(@builtin(global_invocation_id) gid: vec3<u32>) {{
 mod tests {
     use super::*;
 
-    /// The derived windowed kernels replace every h_prev load and every finish, and keep the
-    /// rest of the step16 kernel.
+    /// Every cell gets its split-step cell kernel, bound right after its `tape`.
     #[test]
-    fn windowed_steps_are_derived_whole() {
-        for (shader, cell) in [
-            (Shader::Lstm, "lstm"),
-            (Shader::Gru, "gru"),
-            (Shader::Rnn, "rnn"),
+    fn split_cell_kernels_bind_after_the_tape() {
+        for (shader, cell, tape) in [
+            (Shader::Lstm, "lstm", 6),
+            (Shader::Gru, "gru", 7),
+            (Shader::Rnn, "rnn", 6),
         ] {
-            let w = windowed_step(shader.file(), cell);
-            assert!(w.contains(&format!("fn {cell}_step16w(")), "{cell}");
-            let win = if shader == Shader::Gru { 8 } else { 7 };
-            assert!(
-                w.contains(&format!("@binding({win}) var<uniform> hwin")),
-                "{cell}"
-            );
-            assert!(w.contains("fn hout_at("), "{cell}");
-            assert!(w.contains("set_dir(gid.z + p.dir0);"), "{cell}");
-            assert_eq!(w.matches("= hwin[iw").count(), 4, "{cell}");
-            assert_eq!(w.matches("{ finish_w(b0").count(), 64, "{cell}");
-            assert_eq!(w.matches("iw += 8u;").count(), 1, "{cell}");
-            assert!(w.contains("let b0 = p.row0 + gid.y * 16u;"), "{cell}");
-            for gone in ["state_at_h", "state[r", "{ finish(b0", "let last", "s_in"] {
-                assert!(
-                    !w.contains(gone),
-                    "{cell}: {gone} left in the windowed kernel"
-                );
+            let src = shader.source();
+            let decl = format!("@group(0) @binding({tape}) var<storage, read_write> tape:");
+            assert!(src.contains(&decl), "{cell}: tape is not binding {tape}");
+            for line in [
+                format!(
+                    "@group(0) @binding({}) var<storage, read_write> hout:",
+                    tape + 1
+                ),
+                format!("@group(0) @binding({}) var<storage, read> fpart:", tape + 2),
+                format!("fn {cell}_cell_fwd("),
+                "    finish_w(b, q, acc);".to_string(),
+            ] {
+                assert!(src.contains(&line), "{cell}: no {line}");
             }
-            // Every other line is kept: 16 row offsets, `last` and `s_in` go, the comment gains
-            // a line, and `iw`, its 4 loads and its increment come in.
-            let src = shader.file();
-            let start = src.find(&format!("fn {cell}_step16(")).unwrap();
-            let kept = src[start..]
-                .find("\n}\n")
-                .map(|n| src[start..start + n].lines().count());
-            let kernel = &w[w.find("@compute").unwrap()..];
-            assert_eq!(
-                kernel.trim().lines().count(),
-                kept.unwrap() + 2 - 18 + 1 + 6,
-                "{cell}"
-            );
         }
     }
 
