@@ -1,6 +1,6 @@
 //! The recurrent product of the split steps on CPU adapters (`rec_panel` in recurrent.wgsl):
-//! `part = X·W` for the 32-row blocks of a K-major operand read through a uniform window, and
-//! `W` padded to rows of vec4. The forward steps multiply h_prev by `W_hhᵀ`, the reverse steps
+//! `part = X·W` for the 32-row (or 16-row) blocks of a K-major operand read through a uniform
+//! window, and `W` padded to rows of vec4. The forward steps multiply h_prev by `W_hhᵀ`, the reverse steps
 //! dG by `W_hh`; the cell kernels sum the partial products in slot order and finish the step.
 
 use bytemuck::{Pod, Zeroable};
@@ -215,10 +215,9 @@ impl PanelPlan {
     }
 }
 
-/// `W_hh` of one direction as the split steps compute with it: rounded through f16 when the
-/// context stores weights as f16 (the same values the other kernels unpack), else as is; GRU's
-/// three gates padded with a zero fourth, so that every unit owns one vec4 of the forward
-/// product. `dst` receives it at `off`.
+/// `W_hh` of one direction (its G·H × H floats, PyTorch layout) as the split steps compute
+/// with it: rounded through f16 when the context stores weights as f16 (the same values the
+/// other kernels unpack), else as is. `dst` receives it at `off`.
 pub(crate) fn w_hh_rows(
     rec: &mut Recorder<'_>,
     w_hh: &GpuTensor,

@@ -33,8 +33,8 @@ const COL_SUM: Kernel = Kernel {
     bindings: &[Read, ReadWrite],
 };
 
-/// The dG rows of the split reverse products laid out K-major per block of 32 rows, and the
-/// product that reads them through a uniform window (recurrent.wgsl).
+/// The dG rows of the split reverse products laid out K-major per block of rows, for the
+/// product that reads them through a uniform window (recurrent.wgsl, see `PanelPlan`).
 const REC_GATHER: Kernel = Kernel {
     shader: Shader::Recurrent,
     entry: "rec_gather",
@@ -295,8 +295,8 @@ pub fn rnn_backward(
         let zero_row = rows * gh * if gru { 2 } else { 1 };
         let dg_len = zero_row + gh;
         // On CPU adapters (large blocks) each reverse step is split: the recurrent product
-        // dG·W_hh (`rec_gather`, then `rec_panel` per direction, block of 32 rows and chunk of
-        // k, dG through a uniform window; see PanelPlan), then the cell update, which sums the
+        // dG·W_hh (`rec_gather`, then `rec_panel` per direction, block of rows and chunk of k,
+        // dG through a uniform window; see PanelPlan), then the cell update, which sums the
         // partial products. A fused step would hold all gates of its units, so few rows per
         // invocation and many more loaded floats per multiply-add, and llvmpipe's time follows
         // loads. GPUs keep the fused per-unit step.

@@ -125,13 +125,13 @@ impl Shader {
             Shader::Rnn | Shader::RnnF16 => Some("rnn"),
             _ => None,
         };
-        let mut windowed = cell
-            .map(|c| split_cell_fwd(self.file(), c))
-            .unwrap_or_default();
-        if self == Shader::Recurrent {
-            windowed = panel16(self.file());
-        }
-        let src = format!("{COMMON}\n{}{windowed}", self.file());
+        // Kernels the registry derives from others in the file (see `split_cell_fwd`, `panel16`).
+        let generated = match (self, cell) {
+            (Shader::Recurrent, _) => panel16(self.file()),
+            (_, Some(c)) => split_cell_fwd(self.file(), c),
+            _ => String::new(),
+        };
+        let src = format!("{COMMON}\n{}{generated}", self.file());
         if self == Shader::PackF16 {
             return format!("{src}\n{PACK_F16}");
         }
