@@ -128,7 +128,7 @@ impl Shader {
         // Kernels the registry derives from others in the file (see `split_cell_fwd`, `panel16`).
         let generated = match (self, cell) {
             (Shader::Recurrent, _) => panel16(self.file()),
-            (_, Some(c)) => split_cell_fwd(self.file(), c),
+            (_, Some(c)) => split_cell_fwd(self.file(), c) + &split_cell_bwd(self.file(), c),
             _ => String::new(),
         };
         let src = format!("{COMMON}\n{}{generated}", self.file());
@@ -211,14 +211,75 @@ fn panel16(file: &str) -> String {
     out
 }
 
-/// The binding number of a cell file's `tape`: `@group(0) @binding(N) var<storage, read_write>
-/// tape`. The windowed kernels bind after it.
-fn tape_binding(file: &str) -> Option<u32> {
+/// A cell's `*_cell_bwd`: the cell half of a split reverse step on CPU adapters, whose recurrent
+/// product `rec_panel` (recurrent.wgsl) computed as `bp.splits` partial sums per four units of
+/// a row. It sums them in slot order, so that the result does not depend on scheduling, and
+/// finishes the four units through the file's `back_finish_quad` (generated from `back_finish`
+/// where the file has none). `part` binds right after the file's `dg`. Empty if the file has
+/// neither.
+fn split_cell_bwd(file: &str, cell: &str) -> String {
+    let Some(dg) = binding_of(file, "var<storage, read_write> dg: array<f32>;") else {
+        return String::new();
+    };
+    let quad = if file.contains("fn back_finish_quad(") {
+        ""
+    } else if file.contains("fn back_finish(") {
+        "
+// back_finish() of the units 4u..4u+3 that exist.
+fn back_finish_quad(b: u32, u: u32, rec: vec4<f32>) {
+    for (var q = 0u; q < 4u; q++) {
+        let j = 4u * u + q;
+        if (j < bp.hidden) {
+            back_finish(b, j, rec[q]);
+        }
+    }
+}
+"
+    } else {
+        return String::new();
+    };
+    let part = dg + 1;
+    format!(
+        "
+// {cell}_cell_bwd: the cell half of a split reverse step (CPU adapters). One row and four units
+// per invocation.
+@group(0) @binding({part}) var<storage, read> part: array<vec4<f32>>;  // [dir][S][B][ceil(H / 4)]
+{quad}
+@compute @workgroup_size(64, 1)
+fn {cell}_cell_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {{
+    set_bdir(gid.z);
+    cur_bstep = bp.step;
+    cur_parity = bp.parity;
+    cur_last = bp.last;
+    let u = gid.x;
+    let b = gid.y;
+    let units4 = (bp.hidden + 3u) / 4u;
+    if (u >= units4 || b >= bp.batch) {{
+        return;
+    }}
+    var rec = vec4<f32>(0.0);
+    for (var s = 0u; s < bp.splits; s++) {{
+        rec += part[((gid.z * bp.splits + s) * bp.batch + b) * units4 + u];
+    }}
+    back_finish_quad(b, u, rec);
+}}
+"
+    )
+}
+
+/// The binding number of the declaration in `file` whose line holds `decl`.
+fn binding_of(file: &str, decl: &str) -> Option<u32> {
     file.lines()
-        .find(|l| l.ends_with("var<storage, read_write> tape: array<f32>;"))
+        .find(|l| l.starts_with("@group(0) @binding(") && l.contains(decl))
         .and_then(|l| l.split("@binding(").nth(1))
         .and_then(|r| r.split(')').next())
         .and_then(|n| n.parse::<u32>().ok())
+}
+
+/// The binding number of a cell file's `tape`: `@group(0) @binding(N) var<storage, read_write>
+/// tape`. The windowed kernels bind after it.
+fn tape_binding(file: &str) -> Option<u32> {
+    binding_of(file, "var<storage, read_write> tape: array<f32>;")
 }
 
 /// A cell's `*_cell_fwd`: the cell half of a split forward step on CPU adapters, whose
@@ -281,7 +342,8 @@ fn {cell}_cell_fwd(@builtin(global_invocation_id) gid: vec3<u32>) {{
 mod tests {
     use super::*;
 
-    /// Every cell gets its split-step cell kernel, bound right after its `tape`.
+    /// Every cell gets its split-step cell kernels: forward bound right after its `tape`,
+    /// reverse right after its `dg` (binding 6 in every cell file), with one `back_finish_quad`.
     #[test]
     fn split_cell_kernels_bind_after_the_tape() {
         for (shader, cell, tape) in [
@@ -300,9 +362,17 @@ mod tests {
                 format!("@group(0) @binding({}) var<storage, read> fpart:", tape + 2),
                 format!("fn {cell}_cell_fwd("),
                 "    finish_w(b, q, acc);".to_string(),
+                "@group(0) @binding(7) var<storage, read> part:".to_string(),
+                format!("fn {cell}_cell_bwd("),
+                "    back_finish_quad(b, u, rec);".to_string(),
             ] {
                 assert!(src.contains(&line), "{cell}: no {line}");
             }
+            assert!(
+                src.contains("@group(0) @binding(6) var<storage, read_write> dg: array<f32>;"),
+                "{cell}"
+            );
+            assert_eq!(src.matches("fn back_finish_quad(").count(), 1, "{cell}");
         }
     }
 
