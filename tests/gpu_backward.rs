@@ -449,8 +449,9 @@ fn backward_bad_inputs_are_errors() {
     assert!(e.to_string().contains("`accumulate`"), "{e}");
 }
 
-/// f16 storage of W_hh, forward and backward, on every path (simple and 16-row step kernels,
-/// persistent kernels), against the f64 reference with the same (f16-exact) weights.
+/// f16 storage of W_hh, forward and backward, on every path (the fused step kernels, the split
+/// steps of CPU adapters, the persistent kernels), against the f64 reference with the same
+/// (f16-exact) weights.
 #[test]
 fn f16_weight_storage_matches_cpu_on_every_path() {
     for ctx in f16_paths() {
