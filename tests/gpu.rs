@@ -52,6 +52,18 @@ pub fn blockings() -> [&'static Context; 3] {
     ]
 }
 
+/// The CPU adapters' blocking without subgroup kernels: where the adapter has subgroups of 8
+/// the `Panel` context of [`blockings`] runs `gemm_panel_sg`, and this one the plain
+/// `gemm_panel`, so both are tested.
+pub fn panel_without_subgroups() -> &'static Context {
+    static P: OnceLock<Context> = OnceLock::new();
+    P.get_or_init(|| {
+        make(Some(GemmBlock::Panel))
+            .with_subgroups(false)
+            .unwrap_or_else(|e| panic!("turning subgroups off: {e}"))
+    })
+}
+
 /// A context that runs every recurrent forward through the persistent small-batch kernels,
 /// whatever the shape. The contexts of [`blockings`] never do, so both paths are tested.
 pub fn persistent() -> &'static Context {

@@ -6,7 +6,7 @@ use wgrnn::gpu::{GpuRnnInput, GpuWeights, Mode, matmul};
 use wgrnn::{CellKind, RnnConfig};
 
 use crate::common::{Tolerance, assert_tensor_close, random};
-use crate::gpu::{blockings, rnn_paths};
+use crate::gpu::{blockings, panel_without_subgroups, rnn_paths};
 
 /// f32 on the device against the f64 reference: each output is a sum of up to a few hundred
 /// f32 products per step, compounded over the steps of a sequence, so allow a few hundred ulps.
@@ -35,14 +35,18 @@ fn matmul_matches_cpu_for_sizes_off_the_tiles() {
             wgrnn::cpu::gemm::Mat::new(a.data(), m, k),
             wgrnn::cpu::gemm::Mat::new(b.data(), k, n),
         );
-        for ctx in blockings() {
+        for ctx in blockings().into_iter().chain([panel_without_subgroups()]) {
             let g = matmul(
                 ctx,
                 &ctx.upload(&a.cast()).unwrap(),
                 &ctx.upload(&b.cast()).unwrap(),
             );
             let got = ctx.read(&g.unwrap()).unwrap();
-            let what = format!("matmul {m}x{k}x{n} {:?}", ctx.gemm_block());
+            let what = format!(
+                "matmul {m}x{k}x{n} {:?} subgroups {}",
+                ctx.gemm_block(),
+                ctx.subgroups()
+            );
             let want = Tensor::new([m, n], want.clone()).unwrap();
             assert_tensor_close(&what, &got, &want, GPU_F32);
         }

@@ -97,6 +97,10 @@ pub struct Context {
     /// Whether the adapter has `DownlevelFlags::SHADER_F16_IN_F32`; unknown for a device the
     /// caller made.
     f16_in_f32: Option<bool>,
+    /// Whether the device has subgroups of exactly 8 (`gemm_panel_sg`), and whether they are
+    /// used.
+    subgroups8: bool,
+    use_subgroups: bool,
 }
 
 /// Largest B·H (hidden units times batch rows, in step-kernel work items) run by the persistent
@@ -161,10 +165,16 @@ impl Context {
             return Err(Error::NoAdapter { message });
         };
         let info = adapter.get_info();
-        // Ask for everything the adapter offers: big buffers and many storage bindings.
+        // Ask for everything the adapter offers: big buffers and many storage bindings, and
+        // subgroups where they are 8 wide (the CPU adapters' GEMM uses them).
+        let subgroups = if info.subgroup_min_size == 8 && info.subgroup_max_size == 8 {
+            adapter.features() & wgpu::Features::SUBGROUP
+        } else {
+            wgpu::Features::empty()
+        };
         let desc = wgpu::DeviceDescriptor {
             label: Some("wgrnn"),
-            required_features: wgpu::Features::empty(),
+            required_features: subgroups,
             required_limits: adapter.limits(),
             ..Default::default()
         };
@@ -222,11 +232,18 @@ impl Context {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(SMALL_BATCH_LIMIT);
+        let subgroups8 = device.features().contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == 8
+            && info.subgroup_max_size == 8;
+        // `WGRNN_SUBGROUPS=0` keeps them unused.
+        let use_subgroups = subgroups8 && std::env::var("WGRNN_SUBGROUPS").as_deref() != Ok("0");
         Ok(Self {
             block,
             small_batch,
             f16_weights: false,
             f16_in_f32: None,
+            subgroups8,
+            use_subgroups,
             pool: Arc::new(BufferPool::new(device.clone())),
             pipelines: PipelineCache::default(),
             device,
@@ -310,6 +327,30 @@ impl Context {
             });
         }
         self.f16_weights = on;
+        Ok(self)
+    }
+
+    /// Whether kernels use subgroup operations: on devices with the `SUBGROUP` feature and
+    /// subgroups of exactly 8 lanes (lavapipe on AVX2), where `gemm_panel` shares its window
+    /// loads across the lanes instead of every lane gathering them.
+    pub fn subgroups(&self) -> bool {
+        self.use_subgroups
+    }
+
+    /// Turns the subgroup kernels off (or back on); asking for them on a device without
+    /// subgroups of 8 is an error.
+    pub fn with_subgroups(mut self, on: bool) -> Result<Self> {
+        if on && !self.subgroups8 {
+            return Err(Error::InvalidArgument {
+                op: "Context::with_subgroups",
+                arg: "on",
+                reason: format!(
+                    "adapter {} has no SUBGROUP feature with subgroups of 8 on this device",
+                    self.adapter
+                ),
+            });
+        }
+        self.use_subgroups = on;
         Ok(self)
     }
 

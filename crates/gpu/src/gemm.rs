@@ -29,6 +29,12 @@ const GEMM_PANEL: Kernel = Kernel {
         Access::ReadWrite,
     ],
 };
+/// `gemm_panel` sharing its window loads across a subgroup of 8 (see [`Context::subgroups`]).
+const GEMM_PANEL_SG: Kernel = Kernel {
+    shader: Shader::MatmulSubgroup,
+    entry: "gemm_panel_sg",
+    ..GEMM_PANEL
+};
 
 /// Rows of plainly packed operands are padded to this (a multiple of every register block).
 const BLOCK: usize = 32;
@@ -381,6 +387,11 @@ pub(crate) fn gemm(
     }
     let Some(kernel) = rec.ctx().gemm_block().kernel() else {
         // `gemm_panel`: `a` in panels through the window (repacked if plain), `b` plain.
+        let panel_kernel = if rec.ctx().subgroups() {
+            GEMM_PANEL_SG
+        } else {
+            GEMM_PANEL
+        };
         let repacked;
         let a = if a.panels {
             a
@@ -405,7 +416,7 @@ pub(crate) fn gemm(
                 let groups = [n_groups, (panels - p0).min(per) as u32, 1];
                 let window = (p0 * panel_floats * 4) as u64;
                 rec.dispatch_windowed(
-                    GEMM_PANEL,
+                    panel_kernel,
                     &params,
                     &[&a.data, &b.data, bias, out.t],
                     &[window],
@@ -424,7 +435,7 @@ pub(crate) fn gemm(
                     params.has_bias = (has_bias && k0 == 0) as u32;
                     let window = ((p * panel_floats + k0 * PANEL) * 4) as u64;
                     rec.dispatch_windowed(
-                        GEMM_PANEL,
+                        panel_kernel,
                         &params,
                         &[&a.data, &b.data, bias, out.t],
                         &[window],

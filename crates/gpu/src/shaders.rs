@@ -35,10 +35,12 @@ pub enum Shader {
     LstmF16,
     GruF16,
     RnnF16,
+    /// matmul.wgsl plus `gemm_panel_sg` (see [`Shader::source`]): it needs subgroups of 8.
+    MatmulSubgroup,
 }
 
 impl Shader {
-    pub const ALL: [Shader; 15] = [
+    pub const ALL: [Shader; 16] = [
         Shader::Matmul,
         Shader::Pack,
         Shader::Lstm,
@@ -54,6 +56,7 @@ impl Shader {
         Shader::LstmF16,
         Shader::GruF16,
         Shader::RnnF16,
+        Shader::MatmulSubgroup,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +76,7 @@ impl Shader {
             Shader::LstmF16 => "lstm.wgsl (f16 W_hh)",
             Shader::GruF16 => "gru.wgsl (f16 W_hh)",
             Shader::RnnF16 => "rnn.wgsl (f16 W_hh)",
+            Shader::MatmulSubgroup => "matmul.wgsl (subgroups)",
         }
     }
 
@@ -93,6 +97,7 @@ impl Shader {
             Shader::LstmF16 => LSTM,
             Shader::GruF16 => GRU,
             Shader::RnnF16 => RNN,
+            Shader::MatmulSubgroup => MATMUL,
         }
     }
 
@@ -102,6 +107,11 @@ impl Shader {
             self,
             Shader::PackF16 | Shader::LstmF16 | Shader::GruF16 | Shader::RnnF16
         )
+    }
+
+    /// Whether the module needs the `SUBGROUP` feature, with subgroups of 8.
+    pub fn needs_subgroups(self) -> bool {
+        self == Shader::MatmulSubgroup
     }
 
     /// The f16-weights variant of a cell shader, if it has one.
@@ -128,6 +138,7 @@ impl Shader {
         // Kernels the registry derives from others in the file (see `split_cell_fwd`, `panel16`).
         let generated = match (self, cell) {
             (Shader::Recurrent, _) => panel16(self.file()),
+            (Shader::MatmulSubgroup, _) => panel_subgroup(self.file()),
             (_, Some(c)) => split_cell_fwd(self.file(), c) + &split_cell_bwd(self.file(), c),
             _ => String::new(),
         };
@@ -267,6 +278,64 @@ fn {cell}_cell_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {{
     )
 }
 
+/// `gemm_panel_sg`, derived from matmul.wgsl's `gemm_panel` for CPU adapters with subgroups of
+/// 8, the width of its workgroup: instead of every invocation loading all 16 vec4 of the A panel
+/// per k from the window (each load a gather on llvmpipe), lane l loads vec4 2l and 2l + 1 and
+/// `subgroupBroadcast` hands them to the others. So every lane must stay active: columns past
+/// N read the last in-bounds block of Bt and only skip their stores (`store_row` checks n).
+/// Empty if the file has no `gemm_panel`.
+fn panel_subgroup(file: &str) -> String {
+    let head = "@compute @workgroup_size(8)\nfn gemm_panel(";
+    let Some(start) = file.find(head) else {
+        return String::new();
+    };
+    let Some(len) = file[start..].find("\n}\n") else {
+        return String::new();
+    };
+    let mut out = String::from(
+        "
+// gemm_panel for subgroups of 8: lane l loads A's vec4 2l and 2l + 1 of each k and
+// subgroupBroadcast shares them. Derived from gemm_panel by the shader registry
+// (`panel_subgroup` in crates/gpu/src/shaders.rs).
+",
+    );
+    for line in file[start..start + len + 3].lines() {
+        let t = line.trim();
+        if let Some(q) = t
+            .strip_prefix("let a")
+            .and_then(|r| r.split_once(" = panel_a[ia"))
+            .and_then(|(q, _)| q.parse::<usize>().ok())
+        {
+            if q == 0 {
+                out.push_str("        let lo = panel_a[ia + 2u * sl];\n");
+                out.push_str("        let hi = panel_a[ia + 2u * sl + 1u];\n");
+            }
+            let half = if q % 2 == 0 { "lo" } else { "hi" };
+            out.push_str(&format!(
+                "        let a{q} = subgroupBroadcast({half}, {}u);\n",
+                q / 2
+            ));
+            continue;
+        }
+        let line = line
+            .replace(
+                "fn gemm_panel(@builtin(global_invocation_id) gid: vec3<u32>, \
+                 @builtin(workgroup_id) wid: vec3<u32>) {",
+                "fn gemm_panel_sg(@builtin(global_invocation_id) gid: vec3<u32>, \
+                 @builtin(workgroup_id) wid: vec3<u32>, \
+                 @builtin(subgroup_invocation_id) sl: u32) {",
+            )
+            .replace("if (m0 >= gp.m || n0 >= gp.n) {", "if (m0 >= gp.m) {")
+            .replace(
+                "var ib = (gp.k0 * gp.ldb + n0) / 4u;",
+                "var ib = (gp.k0 * gp.ldb + min(n0, gp.ldb - 8u)) / 4u;",
+            );
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
 /// The binding number of the declaration in `file` whose line holds `decl`.
 fn binding_of(file: &str, decl: &str) -> Option<u32> {
     file.lines()
@@ -399,6 +468,25 @@ mod tests {
         assert_eq!(kernel.trim().lines().count(), kept + 1 - 16 * 3 - 4);
     }
 
+    /// The subgroup GEMM replaces each of gemm_panel's 16 window loads per k by a broadcast of
+    /// one of two per-lane loads, keeps every lane active, and keeps everything else.
+    #[test]
+    fn panel_subgroup_is_derived_whole() {
+        let src = Shader::Matmul.file();
+        let p = panel_subgroup(src);
+        assert!(p.contains("fn gemm_panel_sg("));
+        assert!(p.contains("@builtin(subgroup_invocation_id) sl: u32"));
+        assert_eq!(p.matches("= panel_a[ia").count(), 2);
+        assert_eq!(p.matches("= subgroupBroadcast(").count(), 16);
+        assert!(p.contains("if (m0 >= gp.m) {") && !p.contains("n0 >= gp.n"));
+        assert!(p.contains("min(n0, gp.ldb - 8u)"));
+        let start = src.find("fn gemm_panel(").unwrap();
+        let kept = src[start..].find("\n}\n").unwrap();
+        let kept = src[start..start + kept].lines().count();
+        let kernel = &p[p.find("fn gemm_panel_sg(").unwrap()..];
+        assert_eq!(kernel.trim().lines().count(), kept + 1 + 2);
+    }
+
     /// The f16 variants really rebind and unpack both packed weight layouts: the text they
     /// substitute is still in the cell files.
     #[test]
@@ -433,18 +521,26 @@ mod tests {
             let name = shader.name();
             let module = naga::front::wgsl::parse_str(&shader.source())
                 .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&shader.source())));
-            // Only the f16 modules may need more than the baseline.
+            // Only the f16 and subgroup modules may need more than the baseline.
             let caps = if shader.needs_f16_in_f32() {
                 naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32
+            } else if shader.needs_subgroups() {
+                naga::valid::Capabilities::SUBGROUP
             } else {
                 naga::valid::Capabilities::empty()
             };
             let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+                .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+                .subgroup_operations(naga::valid::SubgroupOperationSet::all())
                 .validate(&module)
                 .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&shader.source())));
             assert!(!module.entry_points.is_empty(), "{name}: no entry point");
 
-            let msl_opts = naga::back::msl::Options::default();
+            // Subgroup operations need MSL 2.1 and HLSL shader model 6.0.
+            let msl_opts = naga::back::msl::Options {
+                lang_version: (2, 1),
+                ..Default::default()
+            };
             for ep in &module.entry_points {
                 let pipeline = naga::back::msl::PipelineOptions {
                     entry_point: Some((ep.stage, ep.name.clone())),
@@ -454,7 +550,10 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{name} {} → MSL: {e}", ep.name));
             }
 
-            let hlsl_opts = naga::back::hlsl::Options::default();
+            let hlsl_opts = naga::back::hlsl::Options {
+                shader_model: naga::back::hlsl::ShaderModel::V6_0,
+                ..Default::default()
+            };
             let mut out = String::new();
             let pipeline_opts = naga::back::hlsl::PipelineOptions::default();
             let mut writer = naga::back::hlsl::Writer::new(&mut out, &hlsl_opts, &pipeline_opts);
