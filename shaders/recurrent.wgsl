@@ -81,7 +81,7 @@ struct PanelParams {
 @group(0) @binding(3) var<storage, read_write> pout: array<vec4<f32>>;  // part: [slot][B][cols4]
 
 fn panel_store(b: u32, q0: u32, slot: u32, lo: vec4<f32>, hi: vec4<f32>) {
-    if (b >= pq.batch) {
+    if (b >= pq.batch || q0 >= pq.cols4) {
         return;
     }
     let pr = (slot * pq.batch + b) * pq.cols4 + q0;
@@ -94,10 +94,9 @@ fn panel_store(b: u32, q0: u32, slot: u32, lo: vec4<f32>, hi: vec4<f32>) {
 // Workgroups of 8 (one SIMD vector of llvmpipe on AVX2), as `gemm_panel`.
 @compute @workgroup_size(8)
 fn rec_panel(@builtin(global_invocation_id) gid: vec3<u32>) {
+    // Columns past the end read the last in-bounds block of W and are never stored (every lane
+    // stays active: the subgroup variant broadcasts between them).
     let u0 = gid.x * 8u;
-    if (u0 >= pq.cols) {
-        return;
-    }
     var c0_0 = vec4<f32>(0.0); var c0_1 = vec4<f32>(0.0);
     var c1_0 = vec4<f32>(0.0); var c1_1 = vec4<f32>(0.0);
     var c2_0 = vec4<f32>(0.0); var c2_1 = vec4<f32>(0.0);
@@ -133,7 +132,7 @@ fn rec_panel(@builtin(global_invocation_id) gid: vec3<u32>) {
     let kz0 = min(gid.z * pq.k_sub, pq.kc);
     let kz1 = min(kz0 + pq.k_sub, pq.kc);
     let sw = pq.ldw / 4u;
-    var iw = (pq.w_off + (pq.k0 + kz0) * pq.ldw + u0) / 4u;
+    var iw = (pq.w_off + (pq.k0 + kz0) * pq.ldw + min(u0, pq.ldw - 8u)) / 4u;
     var ia = kz0 * 8u;
     for (var k = kz0; k < kz1; k++) {
         let a0 = xw[ia + 0u];

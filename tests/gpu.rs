@@ -71,11 +71,11 @@ pub fn persistent() -> &'static Context {
     P.get_or_init(|| make_with(Some(GemmBlock::B8), usize::MAX))
 }
 
-/// Every way a recurrent forward can run: each blocking's step kernels, and the persistent
-/// kernels.
-pub fn rnn_paths() -> [&'static Context; 4] {
+/// Every way a recurrent forward can run: each blocking's step kernels, the persistent
+/// kernels, and the CPU adapters' split steps without subgroups.
+pub fn rnn_paths() -> [&'static Context; 5] {
     let [a, b, c] = blockings();
-    [a, b, c, persistent()]
+    [a, b, c, persistent(), panel_without_subgroups()]
 }
 
 /// Contexts that store the recurrent weights as f16: the simple step kernels (`B8`), the

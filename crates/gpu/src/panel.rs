@@ -21,6 +21,17 @@ const REC_PANEL16: Kernel = Kernel {
     entry: "rec_panel16",
     ..REC_PANEL
 };
+/// The same with window loads shared across a subgroup of 8 (see `Context::subgroups`).
+const REC_PANEL_SG: Kernel = Kernel {
+    shader: Shader::RecurrentSubgroup,
+    entry: "rec_panel_sg",
+    ..REC_PANEL
+};
+const REC_PANEL16_SG: Kernel = Kernel {
+    shader: Shader::RecurrentSubgroup,
+    entry: "rec_panel16_sg",
+    ..REC_PANEL
+};
 /// W_hh rounded through f16 in its own layout, for products with f16 weights (pack_f16.wgsl).
 const ROUND_F16: Kernel = Kernel {
     shader: Shader::PackF16,
@@ -196,10 +207,11 @@ impl PanelPlan {
                     };
                     let window =
                         4 * (dir * self.dir_stride + blk * self.blk_stride + k0 * self.rows);
-                    let kernel = if self.rows == 16 {
-                        REC_PANEL16
-                    } else {
-                        REC_PANEL
+                    let kernel = match (self.rows == 16, rec.ctx().subgroups()) {
+                        (true, true) => REC_PANEL16_SG,
+                        (true, false) => REC_PANEL16,
+                        (false, true) => REC_PANEL_SG,
+                        (false, false) => REC_PANEL,
                     };
                     rec.dispatch_windowed(
                         kernel,

@@ -35,12 +35,14 @@ pub enum Shader {
     LstmF16,
     GruF16,
     RnnF16,
-    /// matmul.wgsl plus `gemm_panel_sg` (see [`Shader::source`]): it needs subgroups of 8.
+    /// matmul.wgsl plus `gemm_panel_sg`, recurrent.wgsl plus `rec_panel_sg` and
+    /// `rec_panel16_sg` (see [`Shader::source`]): they need subgroups of 8.
     MatmulSubgroup,
+    RecurrentSubgroup,
 }
 
 impl Shader {
-    pub const ALL: [Shader; 16] = [
+    pub const ALL: [Shader; 17] = [
         Shader::Matmul,
         Shader::Pack,
         Shader::Lstm,
@@ -57,6 +59,7 @@ impl Shader {
         Shader::GruF16,
         Shader::RnnF16,
         Shader::MatmulSubgroup,
+        Shader::RecurrentSubgroup,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +80,7 @@ impl Shader {
             Shader::GruF16 => "gru.wgsl (f16 W_hh)",
             Shader::RnnF16 => "rnn.wgsl (f16 W_hh)",
             Shader::MatmulSubgroup => "matmul.wgsl (subgroups)",
+            Shader::RecurrentSubgroup => "recurrent.wgsl (subgroups)",
         }
     }
 
@@ -98,6 +102,7 @@ impl Shader {
             Shader::GruF16 => GRU,
             Shader::RnnF16 => RNN,
             Shader::MatmulSubgroup => MATMUL,
+            Shader::RecurrentSubgroup => RECURRENT,
         }
     }
 
@@ -111,7 +116,7 @@ impl Shader {
 
     /// Whether the module needs the `SUBGROUP` feature, with subgroups of 8.
     pub fn needs_subgroups(self) -> bool {
-        self == Shader::MatmulSubgroup
+        matches!(self, Shader::MatmulSubgroup | Shader::RecurrentSubgroup)
     }
 
     /// The f16-weights variant of a cell shader, if it has one.
@@ -138,7 +143,25 @@ impl Shader {
         // Kernels the registry derives from others in the file (see `split_cell_fwd`, `panel16`).
         let generated = match (self, cell) {
             (Shader::Recurrent, _) => panel16(self.file()),
-            (Shader::MatmulSubgroup, _) => panel_subgroup(self.file()),
+            (Shader::MatmulSubgroup, _) => subgroup_variant(
+                self.file(),
+                "gemm_panel",
+                "panel_a",
+                16,
+                &[
+                    ("if (m0 >= gp.m || n0 >= gp.n) {", "if (m0 >= gp.m) {"),
+                    (
+                        "var ib = (gp.k0 * gp.ldb + n0) / 4u;",
+                        "var ib = (gp.k0 * gp.ldb + min(n0, gp.ldb - 8u)) / 4u;",
+                    ),
+                ],
+            ),
+            (Shader::RecurrentSubgroup, _) => {
+                let p16 = panel16(self.file());
+                subgroup_variant(self.file(), "rec_panel", "xw", 8, &[])
+                    + &p16
+                    + &subgroup_variant(&p16, "rec_panel16", "xw", 4, &[])
+            }
             (_, Some(c)) => split_cell_fwd(self.file(), c) + &split_cell_bwd(self.file(), c),
             _ => String::new(),
         };
@@ -278,58 +301,69 @@ fn {cell}_cell_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {{
     )
 }
 
-/// `gemm_panel_sg`, derived from matmul.wgsl's `gemm_panel` for CPU adapters with subgroups of
-/// 8, the width of its workgroup: instead of every invocation loading all 16 vec4 of the A panel
-/// per k from the window (each load a gather on llvmpipe), lane l loads vec4 2l and 2l + 1 and
-/// `subgroupBroadcast` hands them to the others. So every lane must stay active: columns past
-/// N read the last in-bounds block of Bt and only skip their stores (`store_row` checks n).
-/// Empty if the file has no `gemm_panel`.
-fn panel_subgroup(file: &str) -> String {
-    let head = "@compute @workgroup_size(8)\nfn gemm_panel(";
-    let Some(start) = file.find(head) else {
+/// The kernel `entry` of `src` (its `@compute` line through its closing brace).
+fn kernel_text<'a>(src: &'a str, entry: &str) -> Option<&'a str> {
+    let start = src.find(&format!("@compute @workgroup_size(8)\nfn {entry}("))?;
+    let len = src[start..].find("\n}\n")?;
+    Some(&src[start..start + len + 3])
+}
+
+/// The subgroup variant `{entry}_sg` of a windowed product kernel, for devices with subgroups
+/// of 8, the width of its workgroup: instead of every lane loading all `n` window vec4 per k
+/// (`let aQ = {arr}[ia + Qu];`, each a gather on llvmpipe although every lane reads the same
+/// address), lane l loads ⌈n / 8⌉ of them and `subgroupBroadcast` hands them to the others.
+/// Every lane must stay active, so the kernel may not return early by column; `replace` lists
+/// the other edits. Empty if `src` has no such kernel.
+fn subgroup_variant(
+    src: &str,
+    entry: &str,
+    arr: &str,
+    n: usize,
+    replace: &[(&str, &str)],
+) -> String {
+    let Some(kernel) = kernel_text(src, entry) else {
         return String::new();
     };
-    let Some(len) = file[start..].find("\n}\n") else {
-        return String::new();
-    };
-    let mut out = String::from(
+    let per = n.div_ceil(8);
+    let mut out = format!(
         "
-// gemm_panel for subgroups of 8: lane l loads A's vec4 2l and 2l + 1 of each k and
-// subgroupBroadcast shares them. Derived from gemm_panel by the shader registry
-// (`panel_subgroup` in crates/gpu/src/shaders.rs).
-",
+// {entry} for subgroups of 8: lane l loads {per} of the {n} window vec4 of each k and
+// subgroupBroadcast shares them. Derived from {entry} by the shader registry
+// (`subgroup_variant` in crates/gpu/src/shaders.rs).
+"
     );
-    for line in file[start..start + len + 3].lines() {
+    let load = format!(" = {arr}[ia");
+    for line in kernel.lines() {
         let t = line.trim();
         if let Some(q) = t
             .strip_prefix("let a")
-            .and_then(|r| r.split_once(" = panel_a[ia"))
+            .and_then(|r| r.split_once(load.as_str()))
             .and_then(|(q, _)| q.parse::<usize>().ok())
         {
             if q == 0 {
-                out.push_str("        let lo = panel_a[ia + 2u * sl];\n");
-                out.push_str("        let hi = panel_a[ia + 2u * sl + 1u];\n");
+                for j in 0..per {
+                    out.push_str(&format!(
+                        "        let x{j} = {arr}[ia + ({per}u * sl + {j}u) % {n}u];\n"
+                    ));
+                }
             }
-            let half = if q % 2 == 0 { "lo" } else { "hi" };
             out.push_str(&format!(
-                "        let a{q} = subgroupBroadcast({half}, {}u);\n",
-                q / 2
+                "        let a{q} = subgroupBroadcast(x{}, {}u);\n",
+                q % per,
+                q / per
             ));
             continue;
         }
-        let line = line
-            .replace(
-                "fn gemm_panel(@builtin(global_invocation_id) gid: vec3<u32>, \
-                 @builtin(workgroup_id) wid: vec3<u32>) {",
-                "fn gemm_panel_sg(@builtin(global_invocation_id) gid: vec3<u32>, \
-                 @builtin(workgroup_id) wid: vec3<u32>, \
-                 @builtin(subgroup_invocation_id) sl: u32) {",
-            )
-            .replace("if (m0 >= gp.m || n0 >= gp.n) {", "if (m0 >= gp.m) {")
-            .replace(
-                "var ib = (gp.k0 * gp.ldb + n0) / 4u;",
-                "var ib = (gp.k0 * gp.ldb + min(n0, gp.ldb - 8u)) / 4u;",
-            );
+        let mut line = line.replace(
+            &format!("fn {entry}(@builtin(global_invocation_id) gid: vec3<u32>"),
+            &format!(
+                "fn {entry}_sg(@builtin(subgroup_invocation_id) sl: u32, \
+                 @builtin(global_invocation_id) gid: vec3<u32>"
+            ),
+        );
+        for (from, to) in replace {
+            line = line.replace(from, to);
+        }
         out.push_str(&line);
         out.push('\n');
     }
@@ -468,23 +502,36 @@ mod tests {
         assert_eq!(kernel.trim().lines().count(), kept + 1 - 16 * 3 - 4);
     }
 
-    /// The subgroup GEMM replaces each of gemm_panel's 16 window loads per k by a broadcast of
-    /// one of two per-lane loads, keeps every lane active, and keeps everything else.
+    /// Each subgroup variant replaces its kernel's window loads per k by broadcasts of a few
+    /// per-lane loads, keeps every lane active, and keeps everything else.
     #[test]
-    fn panel_subgroup_is_derived_whole() {
-        let src = Shader::Matmul.file();
-        let p = panel_subgroup(src);
-        assert!(p.contains("fn gemm_panel_sg("));
-        assert!(p.contains("@builtin(subgroup_invocation_id) sl: u32"));
-        assert_eq!(p.matches("= panel_a[ia").count(), 2);
-        assert_eq!(p.matches("= subgroupBroadcast(").count(), 16);
-        assert!(p.contains("if (m0 >= gp.m) {") && !p.contains("n0 >= gp.n"));
-        assert!(p.contains("min(n0, gp.ldb - 8u)"));
-        let start = src.find("fn gemm_panel(").unwrap();
-        let kept = src[start..].find("\n}\n").unwrap();
-        let kept = src[start..start + kept].lines().count();
-        let kernel = &p[p.find("fn gemm_panel_sg(").unwrap()..];
-        assert_eq!(kernel.trim().lines().count(), kept + 1 + 2);
+    fn subgroup_variants_are_derived_whole() {
+        for (shader, entry, n, per) in [
+            (Shader::MatmulSubgroup, "gemm_panel", 16, 2),
+            (Shader::RecurrentSubgroup, "rec_panel", 8, 1),
+            (Shader::RecurrentSubgroup, "rec_panel16", 4, 1),
+        ] {
+            let src = shader.source();
+            let base = kernel_text(&src, entry).unwrap();
+            let sg = kernel_text(&src, &format!("{entry}_sg")).unwrap_or_else(|| panic!("{entry}"));
+            assert!(
+                sg.contains("@builtin(subgroup_invocation_id) sl: u32"),
+                "{entry}"
+            );
+            assert_eq!(sg.matches("= subgroupBroadcast(").count(), n, "{entry}");
+            assert_eq!(sg.matches("u * sl + ").count(), per, "{entry}");
+            assert!(!sg.contains("return;") || entry == "gemm_panel", "{entry}");
+            // n loads go, `per` loads come in; every other line is kept.
+            assert_eq!(
+                sg.lines().count(),
+                base.lines().count() - n + per + n,
+                "{entry}"
+            );
+        }
+        let src = Shader::MatmulSubgroup.source();
+        let gemm = kernel_text(&src, "gemm_panel_sg").unwrap();
+        assert!(gemm.contains("if (m0 >= gp.m) {") && !gemm.contains("n0 >= gp.n"));
+        assert!(gemm.contains("min(n0, gp.ldb - 8u)"));
     }
 
     /// The f16 variants really rebind and unpack both packed weight layouts: the text they
