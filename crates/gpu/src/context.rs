@@ -97,8 +97,8 @@ pub struct Context {
     /// Whether the adapter has `DownlevelFlags::SHADER_F16_IN_F32`; unknown for a device the
     /// caller made.
     f16_in_f32: Option<bool>,
-    /// Whether the device has subgroups of exactly 8 (`gemm_panel_sg`), and whether they are
-    /// used.
+    /// Whether the device has subgroups of exactly 8 (`gemm_panel_sg`, `rec_panel_sg`), and
+    /// whether they are used.
     subgroups8: bool,
     use_subgroups: bool,
 }
@@ -331,8 +331,9 @@ impl Context {
     }
 
     /// Whether kernels use subgroup operations: on devices with the `SUBGROUP` feature and
-    /// subgroups of exactly 8 lanes (lavapipe on AVX2), where `gemm_panel` shares its window
-    /// loads across the lanes instead of every lane gathering them.
+    /// subgroups of exactly 8 lanes (lavapipe on AVX2), where the CPU adapters' GEMM and
+    /// recurrent products share their window loads across the lanes instead of every lane
+    /// gathering them.
     pub fn subgroups(&self) -> bool {
         self.use_subgroups
     }

@@ -2,8 +2,8 @@
 //! reverse, each the recurrent product `dG·W_hh` for dh followed by the gate gradients and the
 //! carries (one fused kernel on GPUs; on CPU adapters a blocked product that reads dG through a
 //! uniform window, then the cell update), then the weight gradients as single GEMMs over all
-//! T·B rows (`dW_ih = dGᵀ·X`, `dW_hh = dGᵀ·H_prev`, `dX = dG·W_ih`) and column sums for the biases.
-//! The whole pass is one command encoder and one submit.
+//! T·B rows (`dW_ih = dGᵀ·X`, `dW_hh = dGᵀ·H_prev`, `dX = dG·W_ih`) and column sums for the
+//! biases. The whole pass is one command encoder and one submit.
 
 use std::collections::BTreeMap;
 

@@ -410,8 +410,9 @@ fn split_cell_fwd(file: &str, cell: &str) -> String {
 // product as p.splits partial sums of each accumulator finish() takes; they add here in slot
 // order. One dispatch for every direction (z). The new h also goes to `hout`, K-major per block
 // of p.win_rows rows, the window the next step's product reads.
-@group(0) @binding({hout}) var<storage, read_write> hout: array<f32>;  // [dir][B / rows][H][rows], blocks padded to 64
-@group(0) @binding({part}) var<storage, read> fpart: array<vec4<f32>>;  // [dir][S][B][cols]
+// hout: [dir][B / rows][H][rows], blocks padded to 64 floats; fpart: [dir][S][B][cols].
+@group(0) @binding({hout}) var<storage, read_write> hout: array<f32>;
+@group(0) @binding({part}) var<storage, read> fpart: array<vec4<f32>>;
 
 // The slot of hout that h[b, j] goes to.
 fn hout_at(b: u32, j: u32) -> u32 {{
