@@ -77,7 +77,7 @@ impl GemmBlock {
 
     /// Whether the recurrent steps use their CPU-adapter variants: split into the windowed
     /// product `rec_panel` and the cell update, forward and reverse.
-    pub(crate) fn large_steps(self) -> bool {
+    pub(crate) fn split_steps(self) -> bool {
         self == GemmBlock::Panel
     }
 }

@@ -93,9 +93,9 @@ pub(crate) struct PanelPlan {
 }
 
 impl PanelPlan {
-    /// `rows` is 32 or 16.
-    pub fn new(nb: usize, kdim: usize, cols: usize, rows: usize) -> Self {
-        let rows = if rows == 16 { 16 } else { 32 };
+    /// Blocks of 16 rows for batches up to 16, which would leave most of 32 empty.
+    pub fn new(nb: usize, kdim: usize, cols: usize) -> Self {
+        let rows = if nb <= 16 { 16 } else { 32 };
         let blocks = nb.div_ceil(rows);
         let blk_stride = (kdim * rows).div_ceil(64) * 64;
         let max_k = WINDOW_FLOATS / rows;

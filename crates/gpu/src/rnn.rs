@@ -416,19 +416,13 @@ pub fn rnn_forward(
         // the product h_prev·W_hhᵀ (`rec_panel`, h_prev through uniform windows; see
         // PanelPlan) and the cell update (`*_cell_fwd`).
         let persistent = small_batch_path(ctx, cfg.cell, h, nb);
-        let split = !persistent && ctx.gemm_block().large_steps();
+        let split = !persistent && ctx.gemm_block().split_steps();
         // The split steps' h windows: two buffers [dir][B / rows][H][rows], each block of 32
-        // rows (16 for batches up to 16, which would leave most of 32 empty) K-major as `pack`
-        // lays them out, padded to 64 floats, that the steps write and read in turn. The
-        // product multiplies them by W_hhᵀ with each unit's gates side by side (GRU's three
-        // padded to four), so that each vec4 of it is one accumulator of finish(); Elman's
-        // units in order.
-        let plan = PanelPlan::new(
-            nb,
-            h,
-            if by_unit { h } else { 4 * h },
-            if nb <= 16 { 16 } else { 32 },
-        );
+        // rows (16 for batches up to 16; see PanelPlan) K-major as `pack` lays them out, padded
+        // to 64 floats, that the steps write and read in turn. The product multiplies them by
+        // W_hhᵀ with each unit's gates side by side (GRU's three padded to four), so that each
+        // vec4 of it is one accumulator of finish(); Elman's units in order.
+        let plan = PanelPlan::new(nb, h, if by_unit { h } else { 4 * h });
         let split_bufs = if split {
             let ha = plan.alloc_panels(&rec, OP, nd)?;
             let hb = plan.alloc_panels(&rec, OP, nd)?;

@@ -301,7 +301,7 @@ pub fn rnn_backward(
         // invocation and many more loaded floats per multiply-add, and llvmpipe's time follows
         // loads. GPUs keep the fused per-unit step.
         let persistent = small_batch_path(ctx, cfg.cell, h, nb);
-        let split = !persistent && ctx.gemm_block().large_steps();
+        let split = !persistent && ctx.gemm_block().split_steps();
         // W_hh for the reverse product: its PyTorch rows for the split steps (then padded, see
         // below), else packed transposed for the fused and persistent kernels.
         let wt = if split {
@@ -349,9 +349,8 @@ pub fn rnn_backward(
         let kernel = for_storage(ctx, kernel);
         let gx = if by_unit(cfg.cell) { units4 } else { h };
         let groups = [gx.div_ceil(64) as u32, nb as u32, nd as u32];
-        // The split steps' product dG·W_hh: k = G·H, columns H; blocks of 16 rows for batches
-        // that would leave most of a 32-row block empty.
-        let plan = PanelPlan::new(nb, gh, h, if nb <= 16 { 16 } else { 32 });
+        // The split steps' product dG·W_hh: k = G·H, columns H.
+        let plan = PanelPlan::new(nb, gh, h);
         let splits = plan.splits();
         let product = if split {
             let part = plan.alloc_part(&rec, OP, nd)?;

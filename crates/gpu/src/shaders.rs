@@ -198,11 +198,7 @@ impl Shader {
 /// first 4 window vec4 per k, and steps the window by 4 vec4 per k. Empty if the file has no
 /// `rec_panel`.
 fn panel16(file: &str) -> String {
-    let head = "@compute @workgroup_size(8)\nfn rec_panel(";
-    let Some(start) = file.find(head) else {
-        return String::new();
-    };
-    let Some(len) = file[start..].find("\n}\n") else {
+    let Some(kernel) = kernel_text(file, "rec_panel") else {
         return String::new();
     };
     // The row of an accumulator line (`var c5_0 = …`, `c5_0 += …`) or a store.
@@ -221,7 +217,7 @@ fn panel16(file: &str) -> String {
 // rec_panel by the shader registry (`panel16` in crates/gpu/src/shaders.rs).
 ",
     );
-    for line in file[start..start + len + 3].lines() {
+    for line in kernel.lines() {
         let t = line.trim();
         if row(t).is_some_and(|r| r >= 16) {
             continue;
@@ -273,31 +269,21 @@ fn back_finish_quad(b: u32, u: u32, rec: vec4<f32>) {
         return String::new();
     };
     let part = dg + 1;
+    let kernel = slot_sum_kernel(
+        &format!("{cell}_cell_bwd"),
+        "    set_bdir(gid.z);\n    cur_bstep = bp.step;\n    cur_parity = bp.parity;\n    \
+         cur_last = bp.last;\n",
+        "bp",
+        "(bp.hidden + 3u) / 4u",
+        "part",
+        "back_finish_quad",
+    );
     format!(
         "
 // {cell}_cell_bwd: the cell half of a split reverse step (CPU adapters). One row and four units
 // per invocation.
 @group(0) @binding({part}) var<storage, read> part: array<vec4<f32>>;  // [dir][S][B][ceil(H / 4)]
-{quad}
-@compute @workgroup_size(64, 1)
-fn {cell}_cell_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {{
-    set_bdir(gid.z);
-    cur_bstep = bp.step;
-    cur_parity = bp.parity;
-    cur_last = bp.last;
-    let u = gid.x;
-    let b = gid.y;
-    let units4 = (bp.hidden + 3u) / 4u;
-    if (u >= units4 || b >= bp.batch) {{
-        return;
-    }}
-    var rec = vec4<f32>(0.0);
-    for (var s = 0u; s < bp.splits; s++) {{
-        rec += part[((gid.z * bp.splits + s) * bp.batch + b) * units4 + u];
-    }}
-    back_finish_quad(b, u, rec);
-}}
-"
+{quad}{kernel}"
     )
 }
 
@@ -370,6 +356,37 @@ fn subgroup_variant(
     out
 }
 
+/// The cell kernel of a split step: after `prologue`, for row `gid.y` and accumulator `gid.x`
+/// (of `cols`) of direction `gid.z`, the `{params}.splits` partial products in `part`
+/// (`[dir][S][B][cols]` vec4) added in slot order, then handed to `finish(b, q, acc)`.
+fn slot_sum_kernel(
+    name: &str,
+    prologue: &str,
+    params: &str,
+    cols: &str,
+    part: &str,
+    finish: &str,
+) -> String {
+    format!(
+        "
+@compute @workgroup_size(64, 1)
+fn {name}(@builtin(global_invocation_id) gid: vec3<u32>) {{
+{prologue}    let q = gid.x;
+    let b = gid.y;
+    let cols = {cols};
+    if (q >= cols || b >= {params}.batch) {{
+        return;
+    }}
+    var acc = vec4<f32>(0.0);
+    for (var s = 0u; s < {params}.splits; s++) {{
+        acc += {part}[((gid.z * {params}.splits + s) * {params}.batch + b) * cols + q];
+    }}
+    {finish}(b, q, acc);
+}}
+"
+    )
+}
+
 /// The binding number of the declaration in `file` whose line holds `decl`.
 fn binding_of(file: &str, decl: &str) -> Option<u32> {
     file.lines()
@@ -404,6 +421,14 @@ fn split_cell_fwd(file: &str, cell: &str) -> String {
     } else {
         "p.hidden"
     };
+    let kernel = slot_sum_kernel(
+        &format!("{cell}_cell_fwd"),
+        "    set_dir(gid.z);\n    cur_step = p.step;\n",
+        "p",
+        cols,
+        "fpart",
+        "finish_w",
+    );
     format!(
         "
 // {cell}_cell_fwd: the cell half of a split step (CPU adapters). `rec_panel` wrote the recurrent
@@ -421,24 +446,7 @@ fn hout_at(b: u32, j: u32) -> u32 {{
     let stride = (p.batch + r - 1u) / r * blk;
     return cur_dir * stride + (b / r) * blk + j * r + b % r;
 }}
-
-@compute @workgroup_size(64, 1)
-fn {cell}_cell_fwd(@builtin(global_invocation_id) gid: vec3<u32>) {{
-    set_dir(gid.z);
-    cur_step = p.step;
-    let q = gid.x;
-    let b = gid.y;
-    let cols = {cols};
-    if (q >= cols || b >= p.batch) {{
-        return;
-    }}
-    var acc = vec4<f32>(0.0);
-    for (var s = 0u; s < p.splits; s++) {{
-        acc += fpart[((gid.z * p.splits + s) * p.batch + b) * cols + q];
-    }}
-    finish_w(b, q, acc);
-}}
-"
+{kernel}"
     )
 }
 
@@ -468,7 +476,7 @@ mod tests {
                 "    finish_w(b, q, acc);".to_string(),
                 "@group(0) @binding(7) var<storage, read> part:".to_string(),
                 format!("fn {cell}_cell_bwd("),
-                "    back_finish_quad(b, u, rec);".to_string(),
+                "    back_finish_quad(b, q, acc);".to_string(),
             ] {
                 assert!(src.contains(&line), "{cell}: no {line}");
             }
