@@ -10,7 +10,9 @@
 //! --bidirectional), attention_dot|attention_scaleddot|attention_general|attention_additive
 //! (--batch --tq --tk --dim), embedding (--vocab --dim --batch --seq), gemm (--m --k --n).
 //! Common: --training (forward + backward), --runs N, --warmup N. `WGRNN_F16_WEIGHTS=1` runs
-//! the recurrent layers with f16 storage of W_hh (reported as "f16_weights").
+//! the recurrent layers with f16 storage of W_hh (reported as "f16_weights"),
+//! `WGRNN_WAVEFRONT=0|1` turns the layer wavefront of stacked layers off or on (reported as
+//! "wavefront"; on by default except on CPU adapters).
 
 #[path = "../benches/workloads.rs"]
 #[allow(dead_code)] // The shape lists and labels are the criterion suite's.
@@ -124,10 +126,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let rate = if w.bytes { "gbps" } else { "gflops" };
     println!(
-        "{{\"adapter\":\"{}\",\"backend\":\"{}\",\"op\":\"{op}\",\"shape\":{shape},\"mode\":\"{mode}\",\"f16_weights\":{},\"ms\":{ms:.3},\"{rate}\":{:.3}}}",
+        "{{\"adapter\":\"{}\",\"backend\":\"{}\",\"op\":\"{op}\",\"shape\":{shape},\"mode\":\"{mode}\",\"f16_weights\":{},\"wavefront\":{},\"ms\":{ms:.3},\"{rate}\":{:.3}}}",
         a.name,
         a.backend,
         ctx.f16_weights(),
+        ctx.layer_wavefront(),
         w.work / ms / 1e6
     );
     Ok(())

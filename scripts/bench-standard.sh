@@ -3,7 +3,8 @@
 # each: the figures docs/BENCHMARKS.md records. Extra arguments (e.g. --runs 3) go to each call.
 #   BENCH=path   a bench binary built elsewhere (e.g. from an older commit) instead of this tree's
 #   RUNS_LARGE   runs for B=64 T=100 I=512 H=512 (default 3; a call takes tens of seconds on lavapipe)
-#   ONLY=rnn|attention|gemm   one family only
+#   ONLY=rnn|stack|attention|gemm   one family only (stack: two-layer LSTMs, layer after layer
+#                                   and as a wavefront)
 # Environment such as WGRNN_F16_WEIGHTS=1 passes through to the bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,14 @@ if [ "$only" = all ] || [ "$only" = rnn ]; then
       "$BENCH" $cell --batch 32 --seq 50 --input 128 --hidden 256 $mode "$@"
       "$BENCH" $cell --batch 1 --seq 100 --input 128 --hidden 256 $mode "$@"
       "$BENCH" $cell --batch 64 --seq 100 --input 512 --hidden 512 $mode --runs "$large" --warmup 1
+    done
+  done
+fi
+if [ "$only" = all ] || [ "$only" = stack ]; then
+  for wave in 0 1; do
+    for mode in "" --training; do
+      WGRNN_WAVEFRONT=$wave "$BENCH" lstm --layers 2 --batch 32 --seq 50 --input 128 --hidden 256 $mode "$@"
+      WGRNN_WAVEFRONT=$wave "$BENCH" lstm --layers 2 --batch 64 --seq 100 --input 512 --hidden 512 $mode --runs "$large" --warmup 1
     done
   done
 fi

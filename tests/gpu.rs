@@ -11,9 +11,12 @@ fn make(block: Option<GemmBlock>) -> Context {
 
 /// `small_batch`: the persistent-kernel limit (0: one dispatch per step everywhere).
 fn make_with(block: Option<GemmBlock>, small_batch: usize) -> Context {
+    // The layer wavefront is the default on GPUs only; the suite runs it everywhere (and the
+    // schedule layer after layer through `without_wavefront`).
     let ctx = Context::new()
         .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
-        .with_small_batch_limit(small_batch);
+        .with_small_batch_limit(small_batch)
+        .with_layer_wavefront(true);
     let ctx = match block {
         Some(b) => ctx.with_gemm_block(b),
         None => ctx,
@@ -93,5 +96,23 @@ pub fn f16_paths() -> [&'static Context; 3] {
         B8.get_or_init(|| f16(GemmBlock::B8, 0)),
         PANEL.get_or_init(|| f16(GemmBlock::Panel, 0)),
         P.get_or_init(|| f16(GemmBlock::B8, usize::MAX)),
+    ]
+}
+
+/// The `Tiled` and `Panel` contexts of [`blockings`] with the layer wavefront off, so that
+/// stacked layers run layer after layer: both schedules must agree bit for bit.
+pub fn without_wavefront() -> [(&'static Context, &'static Context); 2] {
+    static TILED: OnceLock<Context> = OnceLock::new();
+    static PANEL: OnceLock<Context> = OnceLock::new();
+    let [tiled, _, panel] = blockings();
+    [
+        (
+            tiled,
+            TILED.get_or_init(|| make(Some(GemmBlock::Tiled)).with_layer_wavefront(false)),
+        ),
+        (
+            panel,
+            PANEL.get_or_init(|| make(Some(GemmBlock::Panel)).with_layer_wavefront(false)),
+        ),
     ]
 }

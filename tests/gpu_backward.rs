@@ -201,6 +201,41 @@ fn backward_matches_cpu_three_layers_bidirectional_uneven_lengths() {
     }
 }
 
+/// Unidirectional stacks run backward as a wavefront too: from the top layer down and from the
+/// last chunk of steps back, each layer's dX over a chunk's rows before the layer below runs
+/// that chunk. Chunks as in the forward's test; the lengths [9, 3, 7, 1] with T = 11 leave two
+/// steps no sequence reaches, which no chunk covers.
+#[test]
+fn backward_matches_cpu_on_stacked_layers_as_a_wavefront() {
+    for (i, cell) in CELLS.into_iter().enumerate() {
+        let seed = 900 + 10 * i as u64;
+        let cases = [
+            (RnnConfig::new(cell, 5, 17).layers(3), 11, 4, None),
+            (
+                RnnConfig::new(cell, 5, 17).layers(3),
+                11,
+                4,
+                Some(vec![9, 3, 7, 1]),
+            ),
+            (
+                RnnConfig::new(cell, 4, 9).layers(2).batch_first(true),
+                20,
+                3,
+                None,
+            ),
+            (
+                RnnConfig::new(cell, 3, 6).layers(2),
+                2,
+                5,
+                Some(vec![2, 1, 2, 2, 1]),
+            ),
+        ];
+        for (j, (cfg, t, b, lengths)) in cases.into_iter().enumerate() {
+            check(&Case { cfg, t, b, lengths }, seed + j as u64);
+        }
+    }
+}
+
 #[test]
 fn backward_matches_cpu_batch_one_single_step_no_bias() {
     for (i, cell) in CELLS.into_iter().enumerate() {

@@ -6,7 +6,7 @@ use wgrnn::gpu::{GpuRnnInput, GpuWeights, Mode, matmul};
 use wgrnn::{CellKind, RnnConfig};
 
 use crate::common::{Tolerance, assert_tensor_close, random};
-use crate::gpu::{blockings, panel_without_subgroups, rnn_paths};
+use crate::gpu::{blockings, panel_without_subgroups, rnn_paths, without_wavefront};
 
 /// f32 on the device against the f64 reference: each output is a sum of up to a few hundred
 /// f32 products per step, compounded over the steps of a sequence, so allow a few hundred ulps.
@@ -266,6 +266,73 @@ fn forward_matches_cpu_batch_one_single_step_no_bias() {
     }
 }
 
+/// Unidirectional stacks run as a wavefront over layers × time: a layer's chunk of steps
+/// (⌈T/8⌉) goes beside the next chunk of the layer below, after its own input projection over
+/// the chunk's rows. T = 11 makes six chunks of two steps, the last of one; the longest of the
+/// lengths [9, 3, 7, 1] nine steps in five chunks; T = 20 seven chunks of three; T = 2 two of
+/// one. Every cell, 2 and 3 layers, batch-first output, with and without initial states.
+#[test]
+fn forward_matches_cpu_on_stacked_layers_as_a_wavefront() {
+    for (i, cell) in CELLS.into_iter().enumerate() {
+        let seed = 700 + 10 * i as u64;
+        let cases = [
+            (RnnConfig::new(cell, 5, 17).layers(3), 11, 4, None, true),
+            (
+                RnnConfig::new(cell, 5, 17).layers(3),
+                11,
+                4,
+                Some(vec![9, 3, 7, 1]),
+                false,
+            ),
+            (
+                RnnConfig::new(cell, 4, 9).layers(2).batch_first(true),
+                20,
+                3,
+                None,
+                true,
+            ),
+            (
+                RnnConfig::new(cell, 3, 6).layers(2),
+                2,
+                5,
+                Some(vec![2, 1, 2, 2, 1]),
+                true,
+            ),
+        ];
+        for (j, (cfg, t, b, lengths, with_state)) in cases.into_iter().enumerate() {
+            let case = Case {
+                cfg,
+                t,
+                b,
+                lengths,
+                with_state,
+            };
+            check(&case, seed + j as u64);
+        }
+    }
+}
+
+/// The wavefront only reorders independent work (each output is computed by the same kernels
+/// over the same sums), so its forward and backward agree bit for bit with layer after layer,
+/// on the GPUs' kernels and the split steps of CPU adapters.
+#[test]
+fn wavefront_matches_layer_after_layer_bit_for_bit() {
+    for (wave, plain) in without_wavefront() {
+        assert!(wave.layer_wavefront() && !plain.layer_wavefront());
+        let block = wave.gemm_block();
+        for cell in CELLS {
+            let cfg = RnnConfig::new(cell, 5, 19).layers(3).batch_first(true);
+            let call = Call::new(cfg, 10, 3, &[10, 4, 7], 78);
+            assert_same_bits(
+                &format!("{cell:?} {block:?}"),
+                ["wavefront", "layer after layer"],
+                &call.run(wave),
+                &call.run(plain),
+            );
+        }
+    }
+}
+
 /// The persistent kernels run the same per-unit arithmetic in the same order as the per-step
 /// kernels of the 8×8 blocking, so on one adapter their outputs and gradients agree bit for bit.
 #[test]
@@ -273,51 +340,89 @@ fn persistent_path_matches_the_per_step_path_bit_for_bit() {
     let [_, per_step, _] = blockings();
     let persistent = crate::gpu::persistent();
     assert_eq!(per_step.gemm_block(), persistent.gemm_block());
-    let mut rng = SplitMix64::new(77);
     for cell in CELLS {
         let cfg = RnnConfig::new(cell, 5, 19).layers(2).bidirectional(true);
-        let (t, b) = (6, 3);
-        let lengths = [6, 2, 4];
+        let b = 3;
         assert!(!wgrnn::gpu::small_batch_path(per_step, cell, 19, b));
         assert!(wgrnn::gpu::small_batch_path(persistent, cell, 19, b));
-        let w = RnnWeights::<f32>::init(cfg.clone(), 3).unwrap();
-        let x: Tensor<f32> = random(&mut rng, &[t, b, 5], 1.0);
-        let h0: Tensor<f32> = random(&mut rng, &cfg.state_shape(b), 0.5);
-        let dy: Tensor<f32> = random(&mut rng, &[t, b, 2 * 19], 1.0);
-        let run = |ctx: &wgrnn::gpu::Context| {
-            let gw = GpuWeights::upload(ctx, &w).unwrap();
-            let (gx, gh0) = (ctx.upload(&x).unwrap(), ctx.upload(&h0).unwrap());
-            let mut input = GpuRnnInput::new(&gx).h0(&gh0).lengths(&lengths);
-            if cell == CellKind::Lstm {
-                input = input.c0(&gh0);
-            }
-            let out = wgrnn::gpu::rnn_forward(ctx, &gw, input, Mode::Training).unwrap();
-            let mut all = ctx.read(&out.y).unwrap().into_data();
-            all.extend(ctx.read(&out.h_n).unwrap().into_data());
-            if let Some(c) = &out.c_n {
-                all.extend(ctx.read(c).unwrap().into_data());
-            }
-            let gdy = ctx.upload(&dy).unwrap();
-            let up = wgrnn::gpu::GpuRnnOutputGrads {
-                dy: Some(&gdy),
-                ..Default::default()
-            };
-            let g = wgrnn::gpu::rnn_backward(ctx, &gw, out.tape().unwrap(), up, None).unwrap();
-            all.extend(ctx.read(&g.dx).unwrap().into_data());
-            all.extend(ctx.read(&g.dh0).unwrap().into_data());
-            for t in g.weights.read(ctx).unwrap().tensors().values() {
-                all.extend(t.data().iter().copied());
-            }
-            all
+        let call = Call::new(cfg, 6, b, &[6, 2, 4], 77);
+        assert_same_bits(
+            &format!("{cell:?}"),
+            ["persistent", "per-step"],
+            &call.run(persistent),
+            &call.run(per_step),
+        );
+    }
+}
+
+/// One training call's inputs (h0 doubling as c0) and upstream gradient dy.
+struct Call {
+    w: RnnWeights<f32>,
+    x: Tensor<f32>,
+    h0: Tensor<f32>,
+    dy: Tensor<f32>,
+    lengths: Vec<usize>,
+}
+
+impl Call {
+    fn new(cfg: RnnConfig, t: usize, b: usize, lengths: &[usize], seed: u64) -> Self {
+        let mut rng = SplitMix64::new(seed);
+        let dims = wgrnn::core::RnnDims {
+            seq_len: t,
+            batch: b,
         };
-        let (want, got) = (run(per_step), run(persistent));
-        assert_eq!(got.len(), want.len());
-        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert!(
-                g.to_bits() == w.to_bits(),
-                "{cell:?}: output {i}: persistent {g}, per-step {w}"
-            );
+        let x_shape = if cfg.batch_first {
+            [b, t, cfg.input_size]
+        } else {
+            [t, b, cfg.input_size]
+        };
+        Self {
+            x: random(&mut rng, &x_shape, 1.0),
+            h0: random(&mut rng, &cfg.state_shape(b), 0.5),
+            dy: random(&mut rng, &cfg.output_shape(dims), 1.0),
+            w: RnnWeights::init(cfg, seed).unwrap(),
+            lengths: lengths.to_vec(),
         }
+    }
+
+    /// Forward outputs, then every gradient, in a fixed order.
+    fn run(&self, ctx: &wgrnn::gpu::Context) -> Vec<f32> {
+        let gw = GpuWeights::upload(ctx, &self.w).unwrap();
+        let (gx, gh0) = (ctx.upload(&self.x).unwrap(), ctx.upload(&self.h0).unwrap());
+        let mut input = GpuRnnInput::new(&gx).h0(&gh0).lengths(&self.lengths);
+        if self.w.config().cell == CellKind::Lstm {
+            input = input.c0(&gh0);
+        }
+        let out = wgrnn::gpu::rnn_forward(ctx, &gw, input, Mode::Training).unwrap();
+        let mut all = ctx.read(&out.y).unwrap().into_data();
+        all.extend(ctx.read(&out.h_n).unwrap().into_data());
+        if let Some(c) = &out.c_n {
+            all.extend(ctx.read(c).unwrap().into_data());
+        }
+        let gdy = ctx.upload(&self.dy).unwrap();
+        let up = wgrnn::gpu::GpuRnnOutputGrads {
+            dy: Some(&gdy),
+            ..Default::default()
+        };
+        let g = wgrnn::gpu::rnn_backward(ctx, &gw, out.tape().unwrap(), up, None).unwrap();
+        all.extend(ctx.read(&g.dx).unwrap().into_data());
+        all.extend(ctx.read(&g.dh0).unwrap().into_data());
+        for t in g.weights.read(ctx).unwrap().tensors().values() {
+            all.extend(t.data().iter().copied());
+        }
+        all
+    }
+}
+
+fn assert_same_bits(what: &str, names: [&str; 2], got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: output lengths");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            g.to_bits() == w.to_bits(),
+            "{what}: output {i}: {} {g}, {} {w}",
+            names[0],
+            names[1]
+        );
     }
 }
 

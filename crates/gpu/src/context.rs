@@ -101,6 +101,7 @@ pub struct Context {
     /// whether they are used.
     subgroups8: bool,
     use_subgroups: bool,
+    wavefront: bool,
 }
 
 /// Largest B·H (hidden units times batch rows, in step-kernel work items) run by the persistent
@@ -237,6 +238,14 @@ impl Context {
             && info.subgroup_max_size == 8;
         // `WGRNN_SUBGROUPS=0` keeps them unused.
         let use_subgroups = subgroups8 && std::env::var("WGRNN_SUBGROUPS").as_deref() != Ok("0");
+        // The layer wavefront on devices that can run two dispatches at once; a CPU adapter
+        // runs one at a time, each over all its cores, so there the chunked input projections
+        // would only cost (measured: 4 % slower on lavapipe). `WGRNN_WAVEFRONT=0|1` overrides.
+        let wavefront = match std::env::var("WGRNN_WAVEFRONT").as_deref() {
+            Ok("0") => false,
+            Ok("1") => true,
+            _ => info.device_type != wgpu::DeviceType::Cpu,
+        };
         Ok(Self {
             block,
             small_batch,
@@ -244,6 +253,7 @@ impl Context {
             f16_in_f32: None,
             subgroups8,
             use_subgroups,
+            wavefront,
             pool: Arc::new(BufferPool::new(device.clone())),
             pipelines: PipelineCache::default(),
             device,
@@ -353,6 +363,20 @@ impl Context {
         }
         self.use_subgroups = on;
         Ok(self)
+    }
+
+    /// Whether unidirectional stacks of recurrent layers run as a wavefront over layers × time:
+    /// each layer's steps recorded beside those of the layer below, a few steps behind, so
+    /// that the device can run them together. On by default except on CPU adapters, which run
+    /// one dispatch at a time (`WGRNN_WAVEFRONT=0|1` overrides the default).
+    pub fn layer_wavefront(&self) -> bool {
+        self.wavefront
+    }
+
+    /// The same context with the layer wavefront on or off; both give bit-identical results.
+    pub fn with_layer_wavefront(mut self, on: bool) -> Self {
+        self.wavefront = on;
+        self
     }
 
     /// Waits for all submitted work, then reports any error the device raised meanwhile.

@@ -3,14 +3,16 @@
 //! Per layer the input is packed once; per direction one GEMM computes the input projection of
 //! all T·B rows (biases folded in), then one fused step kernel per timestep runs the recurrence
 //! (on CPU adapters, a product that reads h_prev through uniform windows, then a cell kernel).
-//! Every dispatch of every layer and direction goes into one command encoder and one submit.
+//! Unidirectional stacks can run as a wavefront instead (see `wavefront_chunk`): chunks of
+//! steps, each with its own input projection, each layer a chunk behind the one below. Every
+//! dispatch of every layer and direction goes into one command encoder and one submit.
 
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
-use crate::gemm::{Out, Packed, Strided, expect_f32, gemm, pack, pack_into};
+use crate::gemm::{Out, Packed, Strided, expect_f32, gemm, pack, pack_into, pack_lhs};
 use crate::panel::{PanelPlan, w_hh_rows};
 use crate::pipeline::{Access, Kernel};
 use crate::record::Recorder;
@@ -176,8 +178,8 @@ pub struct GpuRnnTape {
     pub(crate) dims: RnnDims,
     pub(crate) lengths: Vec<usize>,
     pub(crate) lengths_dev: GpuTensor,
-    /// The input of each layer, packed K-major as the input projection read it.
-    pub(crate) layer_xt: Vec<Packed>,
+    /// The input of each layer, as backward reads it.
+    pub(crate) layer_in: Vec<LayerInput>,
     /// Tape of each layer: per direction d, sections as in [`TapeLayout`] from float
     /// `d · layout.len` on.
     pub(crate) layers: Vec<GpuTensor>,
@@ -369,27 +371,36 @@ pub fn rnn_forward(
     // Stand-in for the tape in inference mode (the step kernels bind one either way).
     let no_tape = ctx.alloc(OP, "tape", &[4], DType::F32)?;
 
-    let mut inp = input.x.clone();
-    let mut inp_batch_first = cfg.batch_first;
-    let mut layer_xt = Vec::new();
-    let mut tapes = Vec::new();
+    // Unidirectional stacks of per-step layers run as a wavefront over layers × time (see
+    // `wavefront_chunk`); otherwise layer after layer.
+    let persistent = small_batch_path(ctx, cfg.cell, h, nb);
+    let chunk = wavefront_chunk(ctx, cfg, persistent, max_len);
+    let mut runs: Vec<LayerRun> = Vec::with_capacity(cfg.num_layers);
+    let mut layer_in = Vec::new();
     for layer in 0..cfg.num_layers {
         let in_w = cfg.layer_input_size(layer);
         let last = layer + 1 == cfg.num_layers;
-        let out_batch_first = last && cfg.batch_first;
-        let out_shape = if out_batch_first {
-            [nb, tl, nd * h]
-        } else {
-            [tl, nb, nd * h]
-        };
-        let out = ctx.alloc(OP, "y", &out_shape, DType::F32)?;
-        if padded {
-            rec.clear(&out);
-        }
-        // The layer input, packed K-major once for both directions. Row m = t·B + b.
-        let x_view = if inp_batch_first {
-            Strided {
-                t: &inp,
+        let run = LayerRun::new(
+            &mut rec,
+            w,
+            &input,
+            LayerGeom {
+                layer,
+                dims,
+                max_len,
+                out_batch_first: last && cfg.batch_first,
+                padded,
+                train,
+                persistent,
+            },
+            &lengths_dev,
+            &no_tape,
+        )?;
+        // The layer input, row m = t·B + b: the call's x (maybe batch-first), or the previous
+        // layer's output (always sequence-major).
+        let x_view = match runs.last() {
+            None if cfg.batch_first => Strided {
+                t: input.x,
                 rows,
                 k: in_w,
                 inner: nb,
@@ -397,220 +408,87 @@ pub fn rnn_forward(
                 s_outer: in_w,
                 s_k: 1,
                 off: 0,
-            }
+            },
+            None => Strided::rows(input.x, rows, in_w, 0),
+            Some(prev) => Strided::rows(&prev.out, rows, in_w, 0),
+        };
+        // The projection over all rows: the first layer's always (it waits for nothing), the
+        // others' unless the wavefront projects them chunk by chunk.
+        let xt = if layer == 0 && train {
+            // Packed plainly K-major, as backward's dW_ih = dGᵀ·X reads it too (the caller may
+            // reuse x).
+            let xt = pack(&mut rec, x_view)?;
+            layer_in.push(LayerInput::packed(&xt));
+            Some(xt)
         } else {
-            Strided::rows(&inp, rows, in_w, 0)
+            if let (Some(prev), true) = (runs.last(), train) {
+                layer_in.push(LayerInput::rows(&prev.out, in_w));
+            }
+            let whole = layer == 0 || chunk.is_none();
+            whole.then(|| pack_lhs(&mut rec, x_view)).transpose()?
         };
-        let xt = pack(&mut rec, x_view)?;
-        // Every direction of the layer lives in one tensor per kind (gi, packed W_hh, state,
-        // tape, b_hn), so each step is one dispatch over all directions (z = direction): the
-        // two directions of a bidirectional layer overlap instead of running one after the
-        // other.
-        let layout = TapeLayout::new(cfg.cell, rows, h);
-        let units4 = h.div_ceil(4);
-        let w_slots = packed_slots(cfg.cell, h);
-        let by_unit = by_unit(cfg.cell);
-        let gx = if by_unit { units4 } else { h };
-        // Small B·H: one persistent dispatch runs all steps (`step` = the number of steps).
-        // Otherwise GPUs run one fused step per timestep, and CPU adapters split each step in
-        // the product h_prev·W_hhᵀ (`rec_panel`, h_prev through uniform windows; see
-        // PanelPlan) and the cell update (`*_cell_fwd`).
-        let persistent = small_batch_path(ctx, cfg.cell, h, nb);
-        let split = !persistent && ctx.gemm_block().split_steps();
-        // The split steps' h windows: two buffers [dir][B / rows][H][rows], each block of 32
-        // rows (16 for batches up to 16; see PanelPlan) K-major as `pack` lays them out, padded
-        // to 64 floats, that the steps write and read in turn. The product multiplies them by
-        // W_hhᵀ with each unit's gates side by side (GRU's three padded to four), so that each
-        // vec4 of it is one accumulator of finish(); Elman's units in order.
-        let plan = PanelPlan::new(nb, h, if by_unit { h } else { 4 * h });
-        let split_bufs = if split {
-            let ha = plan.alloc_panels(&rec, OP, nd)?;
-            let hb = plan.alloc_panels(&rec, OP, nd)?;
-            rec.clear(&ha);
-            if let Some(h0) = input.h0 {
-                // h0 [layers·dirs, B, H] → ha[dir][b / rows][j][b % rows].
-                let r = plan.rows;
-                for dir in 0..nd {
-                    let idx = layer * nd + dir;
-                    for blk in 0..plan.blocks {
-                        let rows = (nb - r * blk).min(r);
-                        let h0_rows = Strided {
-                            off: (idx * nb + r * blk) * h,
-                            ..Strided::rows(h0, rows, h, 0)
-                        };
-                        let off = dir * plan.dir_stride + blk * plan.blk_stride;
-                        pack_into(&mut rec, h0_rows, &ha, off, r)?;
-                    }
-                }
-            }
-            let g4 = if by_unit { 1 } else { 4 };
-            let rows_w = ctx.alloc(OP, "W_hh rows", &[nd * g4 * h * h], DType::F32)?;
-            if cfg.cell == CellKind::Gru {
-                rec.clear(&rows_w);
-            }
-            for dir in 0..nd {
-                let w_hh = w.get(&format!("weight_hh{}", RnnConfig::suffix(layer, dir)))?;
-                w_hh_rows(&mut rec, w_hh, cfg.cell, h, &rows_w, dir * g4 * h * h)?;
-            }
-            let wp = plan.pad_w(&mut rec, OP, nd, |dir| {
-                if by_unit {
-                    Strided::rows(&rows_w, h, h, dir * h * h)
-                } else {
-                    // Column 4j + g is row g·H + j of W_hh.
-                    Strided {
-                        t: &rows_w,
-                        rows: 4 * h,
-                        k: h,
-                        inner: 4,
-                        s_inner: h * h,
-                        s_outer: h,
-                        s_k: 1,
-                        off: dir * 4 * h * h,
-                    }
-                }
-            })?;
-            Some((ha, hb, wp, plan.alloc_part(&rec, OP, nd)?))
-        } else {
-            None
-        };
-        let gi = ctx.alloc(OP, "gi", &[nd, rows, gh], DType::F32)?;
-        // The weight binding: the packed W_hh, or on the split path (whose cell kernel reads no
-        // weights) the padded one.
-        let w_buf = match &split_bufs {
-            Some((_, _, wp, _)) => wp.clone(),
-            None => alloc_packed(&rec, cfg.cell, h, nd)?,
-        };
-        // State slots [dir][2][h, c][B][H]; slot 0 holds h0 (and c0) before the first step.
-        let state = ctx.alloc(OP, "state", &[nd, 2, 2, nb, h], DType::F32)?;
-        rec.clear(&state);
-        let tape = if train {
-            let t = ctx.alloc(OP, "tape", &[nd * layout.len], DType::F32)?;
-            // Padded rows stay zero, so backward's GEMMs over all T·B rows can include them.
-            rec.clear(&t);
-            t
-        } else {
-            no_tape.clone()
-        };
-        let b_hn = if cfg.cell == CellKind::Gru {
-            let t = ctx.alloc(OP, "b_hn", &[nd, h], DType::F32)?;
-            if !cfg.bias {
-                rec.clear(&t);
-            }
-            Some(t)
-        } else {
-            None
-        };
-        for dir in 0..nd {
-            let idx = layer * nd + dir;
-            let sfx = RnnConfig::suffix(layer, dir);
-            input_projection(&mut rec, w, &xt, &sfx, gh, &gi, dir * rows * gh)?;
-            if split_bufs.is_none() {
-                let w_hh = w.get(&format!("weight_hh{sfx}"))?;
-                pack_w_hh_into(&mut rec, w_hh, cfg.cell, h, false, &w_buf, dir * w_slots)?;
-            }
-            let st = dir * 4 * nb * h;
-            if let Some(h0) = input.h0 {
-                rec.copy(h0, idx * nb * h, &state, st, nb * h);
-            }
-            if let Some(c0) = input.c0 {
-                rec.copy(c0, idx * nb * h, &state, st + nb * h, nb * h);
-            }
-            if let (Some(t), true) = (&b_hn, cfg.bias) {
-                rec.copy(w.get(&format!("bias_hh{sfx}"))?, 2 * h, t, dir * h, h);
+        if let Some(xt) = xt {
+            run.project(&mut rec, &xt, 0)?;
+        }
+        if chunk.is_none() {
+            for s in 0..run.dispatches {
+                run.step(&mut rec, s)?;
             }
         }
-        let (y_rs_t, y_rs_b) = if out_batch_first {
-            (nd * h, tl * nd * h)
-        } else {
-            (nb * nd * h, nd * h)
-        };
-        let (step, dispatches) = if persistent {
-            (seq_kernel(cfg.cell), 1)
-        } else if split {
-            (split_cell_kernel(cfg.cell), max_len)
-        } else {
-            (step_kernel(cfg.cell), max_len)
-        };
-        let step = for_storage(ctx, step);
-        let (extra1, extra2) = match cfg.cell {
-            CellKind::Lstm => (layout.extra1, layout.extra2),
-            CellKind::Gru => (layout.extra1, 0),
-            CellKind::RnnTanh => (0, units4),
-            CellKind::RnnRelu => (1, units4),
-        };
-        let groups = if persistent {
-            [1, 1, nd as u32]
-        } else if split {
-            [gx.div_ceil(64) as u32, nb as u32, nd as u32]
-        } else {
-            [gx.div_ceil(64) as u32, nb.div_ceil(4) as u32, nd as u32]
-        };
-        let buffers: Vec<&GpuTensor> = match &b_hn {
-            Some(b_hn) => vec![&gi, &w_buf, b_hn, &lengths_dev, &state, &out, &tape],
-            None => vec![&gi, &w_buf, &lengths_dev, &state, &out, &tape],
-        };
-        for s in 0..dispatches {
-            let p = StepParams {
-                batch: nb as u32,
-                hidden: h as u32,
-                step: if persistent { max_len } else { s } as u32,
-                win_rows: plan.rows as u32,
-                y_rs_t: y_rs_t as u32,
-                y_rs_b: y_rs_b as u32,
-                splits: plan.splits() as u32,
-                save: train as u32,
-                tape_gates: layout.gates as u32,
-                tape_hprev: layout.h_prev as u32,
-                extra1: extra1 as u32,
-                extra2: extra2 as u32,
-                gi_dir: check_u32(rows * gh, "gi")?,
-                w_dir: check_u32(w_slots, "packed W_hh")?,
-                tape_dir: check_u32(layout.len, "tape")?,
-                _pad: 0,
-            };
-            let Some((ha, hb, wp, part)) = &split_bufs else {
-                rec.dispatch(step, &p, &buffers, groups)?;
-                continue;
-            };
-            let (h_in, h_out) = if s % 2 == 0 { (ha, hb) } else { (hb, ha) };
-            plan.record(&mut rec, nd, h_in, wp, part)?;
-            let mut bufs = buffers.clone();
-            bufs.extend([h_out, part]);
-            rec.dispatch(step, &p, &bufs, groups)?;
-        }
-        for dir in 0..nd {
-            let idx = layer * nd + dir;
-            // Slot max_len % 2 holds every sequence's state after its last valid step.
-            let fin = dir * 4 * nb * h + (max_len % 2) * 2 * nb * h;
-            rec.copy(&state, fin, &h_n, idx * nb * h, nb * h);
-            if let Some(c_n) = &c_n {
-                rec.copy(&state, fin + nb * h, c_n, idx * nb * h, nb * h);
-            }
-        }
-        if train {
-            tapes.push(tape);
-        }
-        if train {
-            layer_xt.push(xt);
-        }
-        inp = out;
-        inp_batch_first = out_batch_first;
+        runs.push(run);
     }
+    if let Some(chunk) = chunk {
+        // Wave v: layer l runs the steps of chunk v - l. Before its steps, the chunk's input
+        // projection, whose rows the layer below finished in wave v - 1. Within a wave the
+        // layers' steps alternate: layer l's step t and layer l + 1's step t - chunk touch no
+        // common buffer, so a GPU runs them together (each layer's next step waits for both).
+        let chunks = max_len.div_ceil(chunk);
+        let span = |c: usize| c * chunk..((c + 1) * chunk).min(max_len);
+        for wave in 0..chunks + runs.len() - 1 {
+            let live = |l: usize| wave.checked_sub(l).filter(|&c| c < chunks);
+            for l in 1..runs.len() {
+                if let Some(c) = live(l) {
+                    let ts = span(c);
+                    let in_w = cfg.layer_input_size(l);
+                    let view =
+                        Strided::rows(&runs[l - 1].out, ts.len() * nb, in_w, ts.start * nb * in_w);
+                    let xt = pack_lhs(&mut rec, view)?;
+                    runs[l].project(&mut rec, &xt, ts.start * nb)?;
+                }
+            }
+            for i in 0..chunk {
+                for (l, run) in runs.iter().enumerate() {
+                    if let Some(t) = live(l).map(|c| c * chunk + i).filter(|&t| t < max_len) {
+                        run.step(&mut rec, t)?;
+                    }
+                }
+            }
+        }
+    }
+    for run in &runs {
+        run.finish(&mut rec, &h_n, c_n.as_ref());
+    }
+    let tapes: Vec<GpuTensor> = runs.iter().map(|r| r.tape.clone()).collect();
+    let y = runs.pop().map(|r| r.out).ok_or_else(no_layers)?;
     rec.submit()?;
     let tape = train.then(|| GpuRnnTape {
         config: cfg.clone(),
         dims,
         lengths,
         lengths_dev,
-        layer_xt,
+        layer_in,
         layers: tapes,
     });
-    Ok(GpuRnnOutput {
-        y: inp,
-        h_n,
-        c_n,
-        tape,
-    })
+    Ok(GpuRnnOutput { y, h_n, c_n, tape })
+}
+
+/// The error for a configuration without layers (which validation rejects before any call).
+pub(crate) fn no_layers() -> Error {
+    Error::InvalidConfig {
+        config: "RnnConfig",
+        field: "num_layers",
+        reason: "must be at least 1".into(),
+    }
 }
 
 /// Elman cells pack four units to a vec4; LSTM and GRU pack the gates of one unit.
@@ -682,50 +560,402 @@ pub(crate) fn pack_w_hh_into(
     )
 }
 
-/// `gi = X·W_ihᵀ + b` over all T·B rows, with `b = b_ih + b_hh` (GRU: without `b_hn`), written
-/// into `gi` from float `gi_off` on (a direction's part of the layer's tensor).
-fn input_projection(
+/// `W_ih` of one direction packed as the input projection's right operand, and its bias
+/// `b = b_ih + b_hh` (GRU: without `b_hn`, which the cell applies inside the reset gate).
+fn projection_weights(
     rec: &mut Recorder<'_>,
     w: &GpuWeights<RnnConfig>,
-    xt: &Packed,
     sfx: &str,
-    gh: usize,
-    gi: &GpuTensor,
-    gi_off: usize,
-) -> Result<()> {
+    in_w: usize,
+) -> Result<(Packed, Option<GpuTensor>)> {
     let ctx = rec.ctx();
     let cfg = w.config();
+    let gh = cfg.cell.gates() * cfg.hidden_size;
     let w_ih = w.get(&format!("weight_ih{sfx}"))?;
-    let wt = pack(rec, Strided::rows(w_ih, gh, xt.k, 0))?;
-    let bias = if cfg.bias {
-        let folded = ctx.alloc(OP, "bias", &[gh], DType::F32)?;
-        let skip_from = if cfg.cell == CellKind::Gru {
-            2 * cfg.hidden_size
-        } else {
-            gh
-        };
-        let bp = BiasParams {
-            n: gh as u32,
-            skip_from: skip_from as u32,
-            _pad: [0; 2],
-        };
-        let (b_ih, b_hh) = (
-            w.get(&format!("bias_ih{sfx}"))?,
-            w.get(&format!("bias_hh{sfx}"))?,
-        );
-        rec.dispatch(
-            FOLD_BIAS,
-            &bp,
-            &[b_ih, b_hh, &folded],
-            [gh.div_ceil(64) as u32, 1, 1],
-        )?;
-        Some(folded)
+    let wt = pack(rec, Strided::rows(w_ih, gh, in_w, 0))?;
+    if !cfg.bias {
+        return Ok((wt, None));
+    }
+    let folded = ctx.alloc(OP, "bias", &[gh], DType::F32)?;
+    let skip_from = if cfg.cell == CellKind::Gru {
+        2 * cfg.hidden_size
     } else {
-        None
+        gh
     };
-    let out = Out {
-        off: gi_off,
-        ..Out::rows(gi, gh)
+    let bp = BiasParams {
+        n: gh as u32,
+        skip_from: skip_from as u32,
+        _pad: [0; 2],
     };
-    gemm(rec, xt, &wt, bias.as_ref(), out)
+    let (b_ih, b_hh) = (
+        w.get(&format!("bias_ih{sfx}"))?,
+        w.get(&format!("bias_hh{sfx}"))?,
+    );
+    rec.dispatch(
+        FOLD_BIAS,
+        &bp,
+        &[b_ih, b_hh, &folded],
+        [gh.div_ceil(64) as u32, 1, 1],
+    )?;
+    Ok((wt, Some(folded)))
+}
+
+/// Steps per chunk of the layer wavefront, or `None` where layers run one after another: for
+/// unidirectional stacks of per-step layers. A bidirectional layer's reverse direction starts
+/// at each sequence's last step, so it needs all of the layer below first; a persistent layer
+/// is one dispatch. About eight chunks per sequence: each chunk of a layer waits for the same
+/// chunk of the layer below, so a stack of L layers takes about T + (L - 1)·T/8 steps' time
+/// instead of L·T where a device runs two layers' steps together, while each chunk's input
+/// projection stays one GEMM over its T/8·B rows. [`Context::layer_wavefront`] says where it
+/// runs (not on CPU adapters by default); both schedules give bit-identical results.
+pub(crate) fn wavefront_chunk(
+    ctx: &Context,
+    cfg: &RnnConfig,
+    persistent: bool,
+    max_len: usize,
+) -> Option<usize> {
+    let on = ctx.layer_wavefront() && cfg.num_layers > 1 && !cfg.bidirectional && !persistent;
+    on.then(|| max_len.div_ceil(WAVE_CHUNKS).max(1))
+}
+
+/// Chunks per sequence of the layer wavefront (see [`wavefront_chunk`]).
+const WAVE_CHUNKS: usize = 8;
+
+/// A layer's input as backward's `dW_ih = dGᵀ·X` reads it: X(r, f) = `t[f·s_f + r·s_r]`.
+#[derive(Clone, Debug)]
+pub(crate) struct LayerInput {
+    pub t: GpuTensor,
+    pub s_f: usize,
+    pub s_r: usize,
+}
+
+impl LayerInput {
+    fn packed(p: &Packed) -> Self {
+        Self {
+            t: p.data.clone(),
+            s_f: p.ld,
+            s_r: 1,
+        }
+    }
+
+    fn rows(t: &GpuTensor, width: usize) -> Self {
+        Self {
+            t: t.clone(),
+            s_f: 1,
+            s_r: width,
+        }
+    }
+}
+
+/// Where a layer sits in its call.
+struct LayerGeom {
+    layer: usize,
+    dims: RnnDims,
+    max_len: usize,
+    out_batch_first: bool,
+    padded: bool,
+    train: bool,
+    persistent: bool,
+}
+
+/// One layer of a forward call: its buffers, input projection and steps, recorded in any
+/// order that respects the data (see [`wavefront_chunk`]).
+struct LayerRun {
+    layer: usize,
+    out: GpuTensor,
+    gi: GpuTensor,
+    state: GpuTensor,
+    tape: GpuTensor,
+    /// Per direction: `W_ih` packed as the projection's right operand, and the folded bias.
+    proj: Vec<(Packed, Option<GpuTensor>)>,
+    kernel: Kernel,
+    groups: [u32; 3],
+    params: StepParams,
+    buffers: Vec<GpuTensor>,
+    /// The split steps' two h windows, padded `W_hh` and partial products.
+    split: Option<[GpuTensor; 4]>,
+    plan: PanelPlan,
+    /// Step dispatches: one per step, or one persistent dispatch (`step` = the step count).
+    dispatches: usize,
+    persistent: bool,
+    nd: usize,
+    nb: usize,
+    h: usize,
+    rows: usize,
+    gh: usize,
+    max_len: usize,
+}
+
+impl LayerRun {
+    /// Allocates the layer's buffers and records what comes before its first step: `W_hh` in
+    /// the steps' layout, `W_ih` and the biases for the projection, the initial states.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        rec: &mut Recorder<'_>,
+        w: &GpuWeights<RnnConfig>,
+        input: &GpuRnnInput<'_>,
+        geom: LayerGeom,
+        lengths_dev: &GpuTensor,
+        no_tape: &GpuTensor,
+    ) -> Result<Self> {
+        let ctx = rec.ctx();
+        let cfg = w.config();
+        let LayerGeom {
+            layer,
+            dims,
+            max_len,
+            out_batch_first,
+            padded,
+            train,
+            persistent,
+        } = geom;
+        let (tl, nb) = (dims.seq_len, dims.batch);
+        let (h, g, nd) = (cfg.hidden_size, cfg.cell.gates(), cfg.num_directions());
+        let gh = g * h;
+        let rows = tl * nb;
+        let in_w = cfg.layer_input_size(layer);
+        let out_shape = if out_batch_first {
+            [nb, tl, nd * h]
+        } else {
+            [tl, nb, nd * h]
+        };
+        let out = ctx.alloc(OP, "y", &out_shape, DType::F32)?;
+        if padded {
+            rec.clear(&out);
+        }
+        // Every direction of the layer lives in one tensor per kind (gi, packed W_hh, state,
+        // tape, b_hn), so each step is one dispatch over all directions (z = direction): the
+        // two directions of a bidirectional layer overlap instead of running one after the
+        // other.
+        let layout = TapeLayout::new(cfg.cell, rows, h);
+        let units4 = h.div_ceil(4);
+        let w_slots = packed_slots(cfg.cell, h);
+        let by_unit = by_unit(cfg.cell);
+        let gx = if by_unit { units4 } else { h };
+        // Small B·H: one persistent dispatch runs all steps (`step` = the number of steps).
+        // Otherwise GPUs run one fused step per timestep, and CPU adapters split each step in
+        // the product h_prev·W_hhᵀ (`rec_panel`, h_prev through uniform windows; see
+        // PanelPlan) and the cell update (`*_cell_fwd`).
+        let split = !persistent && ctx.gemm_block().split_steps();
+        // The split steps' h windows: two buffers [dir][B / rows][H][rows], each block of 32
+        // rows (16 for batches up to 16; see PanelPlan) K-major as `pack` lays them out, padded
+        // to 64 floats, that the steps write and read in turn. The product multiplies them by
+        // W_hhᵀ with each unit's gates side by side (GRU's three padded to four), so that each
+        // vec4 of it is one accumulator of finish(); Elman's units in order.
+        let plan = PanelPlan::new(nb, h, if by_unit { h } else { 4 * h });
+        let split_bufs = if split {
+            let ha = plan.alloc_panels(rec, OP, nd)?;
+            let hb = plan.alloc_panels(rec, OP, nd)?;
+            rec.clear(&ha);
+            if let Some(h0) = input.h0 {
+                // h0 [layers·dirs, B, H] → ha[dir][b / rows][j][b % rows].
+                let r = plan.rows;
+                for dir in 0..nd {
+                    let idx = layer * nd + dir;
+                    for blk in 0..plan.blocks {
+                        let rows = (nb - r * blk).min(r);
+                        let h0_rows = Strided {
+                            off: (idx * nb + r * blk) * h,
+                            ..Strided::rows(h0, rows, h, 0)
+                        };
+                        let off = dir * plan.dir_stride + blk * plan.blk_stride;
+                        pack_into(rec, h0_rows, &ha, off, r)?;
+                    }
+                }
+            }
+            let g4 = if by_unit { 1 } else { 4 };
+            let rows_w = ctx.alloc(OP, "W_hh rows", &[nd * g4 * h * h], DType::F32)?;
+            if cfg.cell == CellKind::Gru {
+                rec.clear(&rows_w);
+            }
+            for dir in 0..nd {
+                let w_hh = w.get(&format!("weight_hh{}", RnnConfig::suffix(layer, dir)))?;
+                w_hh_rows(rec, w_hh, cfg.cell, h, &rows_w, dir * g4 * h * h)?;
+            }
+            let wp = plan.pad_w(rec, OP, nd, |dir| {
+                if by_unit {
+                    Strided::rows(&rows_w, h, h, dir * h * h)
+                } else {
+                    // Column 4j + g is row g·H + j of W_hh.
+                    Strided {
+                        t: &rows_w,
+                        rows: 4 * h,
+                        k: h,
+                        inner: 4,
+                        s_inner: h * h,
+                        s_outer: h,
+                        s_k: 1,
+                        off: dir * 4 * h * h,
+                    }
+                }
+            })?;
+            let part = plan.alloc_part(rec, OP, nd)?;
+            Some([ha, hb, wp, part])
+        } else {
+            None
+        };
+        let gi = ctx.alloc(OP, "gi", &[nd, rows, gh], DType::F32)?;
+        // The weight binding: the packed W_hh, or on the split path (whose cell kernel reads no
+        // weights) the padded one.
+        let w_buf = match &split_bufs {
+            Some([_, _, wp, _]) => wp.clone(),
+            None => alloc_packed(rec, cfg.cell, h, nd)?,
+        };
+        // State slots [dir][2][h, c][B][H]; slot 0 holds h0 (and c0) before the first step.
+        let state = ctx.alloc(OP, "state", &[nd, 2, 2, nb, h], DType::F32)?;
+        rec.clear(&state);
+        let tape = if train {
+            let t = ctx.alloc(OP, "tape", &[nd * layout.len], DType::F32)?;
+            // Padded rows stay zero, so backward's GEMMs over all T·B rows can include them.
+            rec.clear(&t);
+            t
+        } else {
+            no_tape.clone()
+        };
+        let b_hn = if cfg.cell == CellKind::Gru {
+            let t = ctx.alloc(OP, "b_hn", &[nd, h], DType::F32)?;
+            if !cfg.bias {
+                rec.clear(&t);
+            }
+            Some(t)
+        } else {
+            None
+        };
+        let mut proj = Vec::with_capacity(nd);
+        for dir in 0..nd {
+            let idx = layer * nd + dir;
+            let sfx = RnnConfig::suffix(layer, dir);
+            proj.push(projection_weights(rec, w, &sfx, in_w)?);
+            if split_bufs.is_none() {
+                let w_hh = w.get(&format!("weight_hh{sfx}"))?;
+                pack_w_hh_into(rec, w_hh, cfg.cell, h, false, &w_buf, dir * w_slots)?;
+            }
+            let st = dir * 4 * nb * h;
+            if let Some(h0) = input.h0 {
+                rec.copy(h0, idx * nb * h, &state, st, nb * h);
+            }
+            if let Some(c0) = input.c0 {
+                rec.copy(c0, idx * nb * h, &state, st + nb * h, nb * h);
+            }
+            if let (Some(t), true) = (&b_hn, cfg.bias) {
+                rec.copy(w.get(&format!("bias_hh{sfx}"))?, 2 * h, t, dir * h, h);
+            }
+        }
+        let (y_rs_t, y_rs_b) = if out_batch_first {
+            (nd * h, tl * nd * h)
+        } else {
+            (nb * nd * h, nd * h)
+        };
+        let (kernel, dispatches) = if persistent {
+            (seq_kernel(cfg.cell), 1)
+        } else if split {
+            (split_cell_kernel(cfg.cell), max_len)
+        } else {
+            (step_kernel(cfg.cell), max_len)
+        };
+        let kernel = for_storage(ctx, kernel);
+        let (extra1, extra2) = match cfg.cell {
+            CellKind::Lstm => (layout.extra1, layout.extra2),
+            CellKind::Gru => (layout.extra1, 0),
+            CellKind::RnnTanh => (0, units4),
+            CellKind::RnnRelu => (1, units4),
+        };
+        let groups = if persistent {
+            [1, 1, nd as u32]
+        } else if split {
+            [gx.div_ceil(64) as u32, nb as u32, nd as u32]
+        } else {
+            [gx.div_ceil(64) as u32, nb.div_ceil(4) as u32, nd as u32]
+        };
+        let mut buffers = vec![gi.clone(), w_buf];
+        buffers.extend(b_hn);
+        buffers.extend([
+            lengths_dev.clone(),
+            state.clone(),
+            out.clone(),
+            tape.clone(),
+        ]);
+        let params = StepParams {
+            batch: nb as u32,
+            hidden: h as u32,
+            step: 0,
+            win_rows: plan.rows as u32,
+            y_rs_t: y_rs_t as u32,
+            y_rs_b: y_rs_b as u32,
+            splits: plan.splits() as u32,
+            save: train as u32,
+            tape_gates: layout.gates as u32,
+            tape_hprev: layout.h_prev as u32,
+            extra1: extra1 as u32,
+            extra2: extra2 as u32,
+            gi_dir: check_u32(rows * gh, "gi")?,
+            w_dir: check_u32(w_slots, "packed W_hh")?,
+            tape_dir: check_u32(layout.len, "tape")?,
+            _pad: 0,
+        };
+        Ok(Self {
+            layer,
+            out,
+            gi,
+            state,
+            tape,
+            proj,
+            kernel,
+            groups,
+            params,
+            buffers,
+            split: split_bufs,
+            plan,
+            dispatches,
+            persistent,
+            nd,
+            nb,
+            h,
+            rows,
+            gh,
+            max_len,
+        })
+    }
+
+    /// `gi = X·W_ihᵀ + b` for the rows of packed `xt`, which are the layer's rows `r0..` (for
+    /// every direction).
+    fn project(&self, rec: &mut Recorder<'_>, xt: &Packed, r0: usize) -> Result<()> {
+        for (dir, (wt, bias)) in self.proj.iter().enumerate() {
+            let out = Out {
+                off: (dir * self.rows + r0) * self.gh,
+                ..Out::rows(&self.gi, self.gh)
+            };
+            gemm(rec, xt, wt, bias.as_ref(), out)?;
+        }
+        Ok(())
+    }
+
+    /// Step `s` (all steps, for the persistent kernel's one dispatch).
+    fn step(&self, rec: &mut Recorder<'_>, s: usize) -> Result<()> {
+        let p = StepParams {
+            step: if self.persistent { self.max_len } else { s } as u32,
+            ..self.params
+        };
+        let mut bufs: Vec<&GpuTensor> = self.buffers.iter().collect();
+        if let Some([ha, hb, wp, part]) = &self.split {
+            let (h_in, h_out) = if s % 2 == 0 { (ha, hb) } else { (hb, ha) };
+            self.plan.record(rec, self.nd, h_in, wp, part)?;
+            bufs.extend([h_out, part]);
+        }
+        rec.dispatch(self.kernel, &p, &bufs, self.groups)
+    }
+
+    /// Copies the final states out: slot `max_len % 2` holds every sequence's state after its
+    /// last valid step.
+    fn finish(&self, rec: &mut Recorder<'_>, h_n: &GpuTensor, c_n: Option<&GpuTensor>) {
+        let (nb, h) = (self.nb, self.h);
+        for dir in 0..self.nd {
+            let idx = self.layer * self.nd + dir;
+            let fin = dir * 4 * nb * h + (self.max_len % 2) * 2 * nb * h;
+            rec.copy(&self.state, fin, h_n, idx * nb * h, nb * h);
+            if let Some(c_n) = c_n {
+                rec.copy(&self.state, fin + nb * h, c_n, idx * nb * h, nb * h);
+            }
+        }
+    }
 }

@@ -3,7 +3,9 @@
 //! carries (one fused kernel on GPUs; on CPU adapters a blocked product that reads dG through a
 //! uniform window, then the cell update), then the weight gradients as single GEMMs over all
 //! T·B rows (`dW_ih = dGᵀ·X`, `dW_hh = dGᵀ·H_prev`, `dX = dG·W_ih`) and column sums for the
-//! biases. The whole pass is one command encoder and one submit.
+//! biases. Unidirectional stacks can run as a wavefront, as in the forward: each layer's dX
+//! over a chunk of steps, then the layer below's reverse steps over that chunk, beside the next
+//! chunk of the layer above. The whole pass is one command encoder and one submit.
 
 use std::collections::BTreeMap;
 
@@ -12,13 +14,13 @@ use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
-use crate::gemm::{Out, Strided, expect_f32, gemm, pack, pack_lhs};
+use crate::gemm::{Out, Packed, Strided, expect_f32, gemm, pack, pack_lhs};
 use crate::panel::{PanelPlan, w_hh_rows};
 use crate::pipeline::{Access, Kernel};
 use crate::record::Recorder;
 use crate::rnn::{
-    GpuRnnTape, TapeLayout, alloc_packed, by_unit, for_storage, pack_w_hh_into, packed_slots,
-    small_batch_path,
+    GpuRnnTape, TapeLayout, alloc_packed, by_unit, for_storage, no_layers, pack_w_hh_into,
+    packed_slots, small_batch_path, wavefront_chunk,
 };
 use crate::shaders::Shader;
 use crate::weights::GpuWeights;
@@ -202,11 +204,8 @@ pub fn rnn_backward(
         seq_len: tl,
         batch: nb,
     } = tape.dims;
-    let (h, g, nd) = (cfg.hidden_size, cfg.cell.gates(), cfg.num_directions());
-    let gh = g * h;
-    let rows = tl * nb;
+    let h = cfg.hidden_size;
     let lstm = cfg.cell.has_cell_state();
-    let gru = cfg.cell == CellKind::Gru;
     let state_shape = cfg.state_shape(nb);
     let y_shape = cfg.output_shape(tape.dims);
     if let Some(dy) = upstream.dy {
@@ -249,7 +248,7 @@ pub fn rnn_backward(
     };
     let add = accumulate.is_some();
 
-    let mut d_out = match upstream.dy {
+    let d_top = match upstream.dy {
         Some(dy) => dy.clone(),
         None => {
             let z = ctx.alloc(OP, "dy", &y_shape, DType::F32)?;
@@ -257,30 +256,173 @@ pub fn rnn_backward(
             z
         }
     };
-    let mut d_out_batch_first = cfg.batch_first;
-    let mut dx = None;
+    // As in the forward, unidirectional stacks of per-step layers run as a wavefront (see
+    // `wavefront_chunk`), here from the top layer down and from the last step back.
+    let persistent = small_batch_path(ctx, cfg.cell, h, nb);
+    let chunk = wavefront_chunk(ctx, cfg, persistent, max_len);
+    // From the top layer down: each reads the gradient of its output from the layer above.
+    let mut runs: Vec<LayerBack> = Vec::with_capacity(cfg.num_layers);
     for layer in (0..cfg.num_layers).rev() {
+        let (d_out, d_out_batch_first) = match runs.last() {
+            None => (d_top.clone(), cfg.batch_first),
+            Some(above) => (above.d_inp.clone(), false),
+        };
+        let run = LayerBack::new(
+            &mut rec,
+            w,
+            tape,
+            upstream,
+            BackGeom {
+                layer,
+                d_out,
+                d_out_batch_first,
+                persistent,
+                max_len,
+            },
+        )?;
+        if chunk.is_none() {
+            run.all_steps(&mut rec)?;
+            run.weight_grads(&mut rec, &grads, add)?;
+            run.dx(&mut rec, 0..tl)?;
+        }
+        runs.push(run);
+    }
+    if let Some(chunk) = chunk {
+        // Wave v: the k-th layer from the top runs its reverse steps over the (v - k)-th chunk
+        // from the end. Before them, the layer above's dX over the chunk's rows, whose dG it
+        // finished in wave v - 1. Within a wave the layers' steps alternate (see rnn_forward).
+        let chunks = max_len.div_ceil(chunk);
+        let span = |c: usize| c * chunk..((c + 1) * chunk).min(max_len);
+        for wave in 0..chunks + runs.len() - 1 {
+            let live = |k: usize| {
+                wave.checked_sub(k)
+                    .filter(|&v| v < chunks)
+                    .map(|v| chunks - 1 - v)
+            };
+            for k in 1..runs.len() {
+                if let Some(c) = live(k) {
+                    runs[k - 1].dx(&mut rec, span(c))?;
+                }
+            }
+            for i in 0..chunk {
+                for (k, run) in runs.iter().enumerate() {
+                    if let Some(ts) = live(k).map(span).filter(|ts| i < ts.len()) {
+                        run.step(&mut rec, ts.end - 1 - i, false)?;
+                    }
+                }
+            }
+            // A layer past its first step: the pass that turns its carries into dh0, dc0, then
+            // its weight gradients.
+            for (k, run) in runs.iter().enumerate() {
+                if live(k) == Some(0) {
+                    run.step(&mut rec, 0, true)?;
+                    run.weight_grads(&mut rec, &grads, add)?;
+                }
+            }
+        }
+        if let Some(bottom) = runs.last() {
+            bottom.dx(&mut rec, 0..tl)?;
+        }
+    }
+    for run in &runs {
+        run.finish(&mut rec, &dh0, dc0.as_ref());
+    }
+    let dx = runs.pop().map(|r| r.d_inp).ok_or_else(no_layers)?;
+    rec.submit()?;
+    Ok(GpuRnnGrads {
+        dx,
+        dh0,
+        dc0,
+        weights: grads,
+    })
+}
+
+/// Where a layer sits in its backward call.
+struct BackGeom {
+    layer: usize,
+    /// The gradient of the layer's output, and whether it is batch-first.
+    d_out: GpuTensor,
+    d_out_batch_first: bool,
+    persistent: bool,
+    max_len: usize,
+}
+
+/// One layer of a backward call: its buffers, reverse steps, weight gradients and dX, recorded
+/// in any order that respects the data (see `wavefront_chunk`).
+struct LayerBack<'t> {
+    layer: usize,
+    cfg: RnnConfig,
+    tape: &'t GpuRnnTape,
+    /// The gradient of the layer's input: dX of the call for the first layer.
+    d_inp: GpuTensor,
+    in_batch_first: bool,
+    /// The layer's input as the B operand of dW_ih = dGᵀ·X.
+    x_rows: Packed,
+    dstate: GpuTensor,
+    dg: GpuTensor,
+    dg_len: usize,
+    dgh_off: usize,
+    kernel: Kernel,
+    groups: [u32; 3],
+    params: BackParams,
+    bufs: [GpuTensor; 6],
+    /// The split steps' partial products, dG blocks and padded `W_hh`.
+    product: Option<[GpuTensor; 3]>,
+    plan: PanelPlan,
+    gather: GatherParams,
+    persistent: bool,
+    max_len: usize,
+    /// Per direction: `W_ih` packed as dX's right operand.
+    w_cols: Vec<Packed>,
+}
+
+impl<'t> LayerBack<'t> {
+    fn new(
+        rec: &mut Recorder<'_>,
+        w: &GpuWeights<RnnConfig>,
+        tape: &'t GpuRnnTape,
+        upstream: GpuRnnOutputGrads<'_>,
+        geom: BackGeom,
+    ) -> Result<Self> {
+        let ctx = rec.ctx();
+        let cfg = w.config();
+        let BackGeom {
+            layer,
+            d_out,
+            d_out_batch_first,
+            persistent,
+            max_len,
+        } = geom;
+        let RnnDims {
+            seq_len: tl,
+            batch: nb,
+        } = tape.dims;
+        let (h, g, nd) = (cfg.hidden_size, cfg.cell.gates(), cfg.num_directions());
+        let gh = g * h;
+        let rows = tl * nb;
+        let gru = cfg.cell == CellKind::Gru;
         let in_w = cfg.layer_input_size(layer);
-        let first = layer == 0;
-        let in_batch_first = first && cfg.batch_first;
+        let in_batch_first = layer == 0 && cfg.batch_first;
         let in_shape = if in_batch_first {
             [nb, tl, in_w]
         } else {
             [tl, nb, in_w]
         };
+        // The wavefront writes the rows of a layer's dX only up to the longest sequence, but
+        // the reverse steps read no row past a sequence's length.
         let d_inp = ctx.alloc(OP, "dx", &in_shape, DType::F32)?;
-        let xt = &tape.layer_xt[layer];
-        // X as the B operand of dW_ih = dGᵀ·X: X(k, r) read from the packed Xt[k][r].
+        let xin = &tape.layer_in[layer];
+        // X as the B operand of dW_ih = dGᵀ·X: rows f, k = the T·B rows.
         let x_rows = pack(
-            &mut rec,
+            rec,
             Strided {
-                t: &xt.data,
+                t: &xin.t,
                 rows: in_w,
                 k: rows,
                 inner: in_w,
-                s_inner: xt.ld,
+                s_inner: xin.s_f,
                 s_outer: 0,
-                s_k: 1,
+                s_k: xin.s_r,
                 off: 0,
             },
         )?;
@@ -300,14 +442,13 @@ pub fn rnn_backward(
         // partial products. A fused step would hold all gates of its units, so few rows per
         // invocation and many more loaded floats per multiply-add, and llvmpipe's time follows
         // loads. GPUs keep the fused per-unit step.
-        let persistent = small_batch_path(ctx, cfg.cell, h, nb);
         let split = !persistent && ctx.gemm_block().split_steps();
         // W_hh for the reverse product: its PyTorch rows for the split steps (then padded, see
         // below), else packed transposed for the fused and persistent kernels.
         let wt = if split {
             ctx.alloc(OP, "W_hh rows", &[nd * gh * h], DType::F32)?
         } else {
-            alloc_packed(&rec, cfg.cell, h, nd)?
+            alloc_packed(rec, cfg.cell, h, nd)?
         };
         let dstate = ctx.alloc(OP, "dstate", &[nd, 2, 2, nb, h], DType::F32)?;
         rec.clear(&dstate);
@@ -317,15 +458,18 @@ pub fn rnn_backward(
         // The layer's tape: direction d's sections start at d · layout.len.
         let dtape = &tape.layers[layer];
         let layout = TapeLayout::new(cfg.cell, rows, h);
+        let mut w_cols = Vec::with_capacity(nd);
         for dir in 0..nd {
             let idx = layer * nd + dir;
             let sfx = RnnConfig::suffix(layer, dir);
             let w_hh = w.get(&format!("weight_hh{sfx}"))?;
             if split {
-                w_hh_rows(&mut rec, w_hh, cfg.cell, h, &wt, dir * gh * h)?;
+                w_hh_rows(rec, w_hh, cfg.cell, h, &wt, dir * gh * h)?;
             } else {
-                pack_w_hh_into(&mut rec, w_hh, cfg.cell, h, true, &wt, dir * w_slots)?;
+                pack_w_hh_into(rec, w_hh, cfg.cell, h, true, &wt, dir * w_slots)?;
             }
+            let w_ih = w.get(&format!("weight_ih{sfx}"))?;
+            w_cols.push(pack(rec, Strided::cols(w_ih, gh, in_w, 0))?);
             let st = dir * 4 * nb * h;
             if let Some(d) = upstream.dh_n {
                 rec.copy(d, idx * nb * h, &dstate, st, nb * h);
@@ -345,28 +489,38 @@ pub fn rnn_backward(
             CellKind::RnnTanh => (0, units4),
             CellKind::RnnRelu => (1, units4),
         };
-        let kernel = step_kernel(cfg.cell);
-        let kernel = for_storage(ctx, kernel);
-        let gx = if by_unit(cfg.cell) { units4 } else { h };
-        let groups = [gx.div_ceil(64) as u32, nb as u32, nd as u32];
         // The split steps' product dG·W_hh: k = G·H, columns H.
         let plan = PanelPlan::new(nb, gh, h);
         let splits = plan.splits();
         let product = if split {
-            let part = plan.alloc_part(&rec, OP, nd)?;
-            let panels = plan.alloc_panels(&rec, OP, nd)?;
-            let wp = plan.pad_w(&mut rec, OP, nd, |dir| {
-                Strided::cols(&wt, gh, h, dir * gh * h)
-            })?;
-            Some((part, panels, wp))
+            let part = plan.alloc_part(rec, OP, nd)?;
+            let panels = plan.alloc_panels(rec, OP, nd)?;
+            let wp = plan.pad_w(rec, OP, nd, |dir| Strided::cols(&wt, gh, h, dir * gh * h))?;
+            Some([part, panels, wp])
         } else {
             None
         };
-        let gather_params = |step: usize, last: bool| GatherParams {
+        let (kernel, groups) = if split {
+            let groups = [units4.div_ceil(64) as u32, nb as u32, nd as u32];
+            (cell_kernel(cfg.cell), groups)
+        } else if persistent {
+            // One workgroup per direction runs every reverse step and the final pass.
+            (seq_kernel(cfg.cell), [1, 1, nd as u32])
+        } else {
+            let gx = if by_unit(cfg.cell) { units4 } else { h };
+            let groups = [gx.div_ceil(64) as u32, nb as u32, nd as u32];
+            (step_kernel(cfg.cell), groups)
+        };
+        let kernel = if split {
+            kernel
+        } else {
+            for_storage(ctx, kernel)
+        };
+        let gather = GatherParams {
             batch: nb as u32,
             kdim: gh as u32,
-            step: step as u32,
-            last: last as u32,
+            step: 0,
+            last: 0,
             dg_dir: dg_len as u32,
             dgh_off: dgh_off as u32,
             blk_stride: plan.blk_stride as u32,
@@ -374,20 +528,20 @@ pub fn rnn_backward(
             rows: plan.rows as u32,
             _pad: [0; 3],
         };
-        let params = |step: usize, last: bool, parity: u32| BackParams {
+        let params = BackParams {
             batch: nb as u32,
             hidden: h as u32,
-            step: step as u32,
+            step: 0,
             _pad_r: 0,
             d_rs_t: d_rs_t as u32,
             d_rs_b: d_rs_b as u32,
             _pad_d: 0,
-            parity,
+            parity: 0,
             tape_gates: layout.gates as u32,
             tape_hprev: layout.h_prev as u32,
             extra1: extra1 as u32,
             extra2: extra2 as u32,
-            last: last as u32,
+            last: 0,
             dgh_off: dgh_off as u32,
             _pad_z: 0,
             splits: splits as u32,
@@ -396,104 +550,165 @@ pub fn rnn_backward(
             dg_dir: dg_len as u32,
             _pad_dir: 0,
         };
-        let bufs: [&GpuTensor; 6] = [&wt, &tape.lengths_dev, &d_out, dtape, &dstate, &dg];
-        let mut parity = 0;
-        if let Some((part, panels, wp)) = &product {
-            let cell_k = cell_kernel(cfg.cell);
-            let cell_groups = [units4.div_ceil(64) as u32, nb as u32, nd as u32];
-            let cell_bufs: [&GpuTensor; 7] =
-                [part, &tape.lengths_dev, &d_out, dtape, &dstate, &dg, part];
-            let gather_groups = [
-                (gh * plan.rows).div_ceil(64) as u32,
-                plan.blocks as u32,
-                nd as u32,
-            ];
-            let gbufs: [&GpuTensor; 3] = [&tape.lengths_dev, &dg, panels];
-            // Reverse steps, then the final pass that turns the carries and dG_0 into dh0, dc0.
-            let passes = (0..max_len).rev().map(|s| (s, false)).chain([(0, true)]);
-            for (s, last) in passes {
-                rec.dispatch(REC_GATHER, &gather_params(s, last), &gbufs, gather_groups)?;
-                plan.record(&mut rec, nd, panels, wp, part)?;
-                rec.dispatch(cell_k, &params(s, last, parity), &cell_bufs, cell_groups)?;
-                if !last {
-                    parity = 1 - parity;
-                }
-            }
-        } else if persistent {
-            // One workgroup per direction runs every reverse step and the final pass (`step` =
-            // count).
-            let k = for_storage(ctx, seq_kernel(cfg.cell));
-            rec.dispatch(k, &params(max_len, false, 0), &bufs, [1, 1, nd as u32])?;
-            parity = (max_len % 2) as u32;
-        } else {
-            for s in (0..max_len).rev() {
-                rec.dispatch(kernel, &params(s, false, parity), &bufs, groups)?;
-                parity = 1 - parity;
-            }
-            // One more dispatch turns the carries and dG of step 0 into dh0, dc0.
-            rec.dispatch(kernel, &params(0, true, parity), &bufs, groups)?;
-        }
-        for dir in 0..nd {
-            let idx = layer * nd + dir;
-            let sfx = RnnConfig::suffix(layer, dir);
-            let w_ih = w.get(&format!("weight_ih{sfx}"))?;
-            let fin = dir * 4 * nb * h + (1 - parity as usize) * 2 * nb * h;
-            rec.copy(&dstate, fin, &dh0, idx * nb * h, nb * h);
-            if let Some(dc0) = &dc0 {
-                rec.copy(&dstate, fin + nb * h, dc0, idx * nb * h, nb * h);
-            }
-            let layout = layout.at(dir * layout.len);
-            let doff = dir * dg_len;
+        // The split path's cell kernel binds the partial products where the others bind W_hh.
+        let first = match &product {
+            Some([part, _, _]) => part.clone(),
+            None => wt.clone(),
+        };
+        let bufs = [
+            first,
+            tape.lengths_dev.clone(),
+            d_out,
+            dtape.clone(),
+            dstate.clone(),
+            dg.clone(),
+        ];
+        Ok(Self {
+            layer,
+            cfg: cfg.clone(),
+            tape,
+            d_inp,
+            in_batch_first,
+            x_rows,
+            dstate,
+            dg,
+            dg_len,
+            dgh_off,
+            kernel,
+            groups,
+            params,
+            bufs,
+            product,
+            plan,
+            gather,
+            persistent,
+            max_len,
+            w_cols,
+        })
+    }
 
-            // Weight gradients: single products over all T·B rows.
-            let dgi_t = pack_lhs(&mut rec, Strided::cols(&dg, rows, gh, doff))?;
-            let dgh_t = if gru {
-                pack_lhs(&mut rec, Strided::cols(&dg, rows, gh, doff + dgh_off))?
+    /// The reverse step over time `s`, or with `last` the final pass that turns the carries
+    /// and dG of step 0 into dh0, dc0. Steps run from `max_len - 1` down, alternating the
+    /// dstate slots.
+    fn step(&self, rec: &mut Recorder<'_>, s: usize, last: bool) -> Result<()> {
+        let parity = if last {
+            self.max_len % 2
+        } else {
+            (self.max_len - 1 - s) % 2
+        };
+        let p = BackParams {
+            step: s as u32,
+            last: last as u32,
+            parity: parity as u32,
+            ..self.params
+        };
+        let bufs: Vec<&GpuTensor> = self.bufs.iter().collect();
+        let Some([part, panels, wp]) = &self.product else {
+            return rec.dispatch(self.kernel, &p, &bufs, self.groups);
+        };
+        let nd = self.cfg.num_directions();
+        let gather = GatherParams {
+            step: s as u32,
+            last: last as u32,
+            ..self.gather
+        };
+        let gather_groups = [
+            (self.gather.kdim as usize * self.plan.rows).div_ceil(64) as u32,
+            self.plan.blocks as u32,
+            nd as u32,
+        ];
+        let gbufs = [&self.tape.lengths_dev, &self.dg, panels];
+        rec.dispatch(REC_GATHER, &gather, &gbufs, gather_groups)?;
+        self.plan.record(rec, nd, panels, wp, part)?;
+        let mut cell_bufs = bufs;
+        cell_bufs.push(part);
+        rec.dispatch(self.kernel, &p, &cell_bufs, self.groups)
+    }
+
+    /// Every reverse step and the final pass, layer after layer.
+    fn all_steps(&self, rec: &mut Recorder<'_>) -> Result<()> {
+        if self.persistent {
+            // `step` = the step count.
+            let p = BackParams {
+                step: self.max_len as u32,
+                ..self.params
+            };
+            let bufs: Vec<&GpuTensor> = self.bufs.iter().collect();
+            return rec.dispatch(self.kernel, &p, &bufs, self.groups);
+        }
+        for s in (0..self.max_len).rev() {
+            self.step(rec, s, false)?;
+        }
+        self.step(rec, 0, true)
+    }
+
+    /// Weight gradients, single products over all T·B rows, and the biases' column sums.
+    fn weight_grads(
+        &self,
+        rec: &mut Recorder<'_>,
+        grads: &GpuWeights<RnnConfig>,
+        add: bool,
+    ) -> Result<()> {
+        let cfg = &self.cfg;
+        let (h, nd) = (cfg.hidden_size, cfg.num_directions());
+        let gh = cfg.cell.gates() * h;
+        let rows = self.tape.dims.seq_len * self.tape.dims.batch;
+        let in_w = cfg.layer_input_size(self.layer);
+        let dtape = &self.tape.layers[self.layer];
+        let layout = TapeLayout::new(cfg.cell, rows, h);
+        for dir in 0..nd {
+            let sfx = RnnConfig::suffix(self.layer, dir);
+            let layout = layout.at(dir * layout.len);
+            let doff = dir * self.dg_len;
+            let dgi_t = pack_lhs(rec, Strided::cols(&self.dg, rows, gh, doff))?;
+            let dgh_t = if cfg.cell == CellKind::Gru {
+                pack_lhs(rec, Strided::cols(&self.dg, rows, gh, doff + self.dgh_off))?
             } else {
                 dgi_t.clone()
             };
             gemm(
-                &mut rec,
+                rec,
                 &dgi_t,
-                &x_rows,
+                &self.x_rows,
                 None,
                 Out::rows(grads.get(&format!("weight_ih{sfx}"))?, in_w).accumulate(add),
             )?;
-            let h_prev = pack(&mut rec, Strided::cols(dtape, rows, h, layout.h_prev))?;
+            let h_prev = pack(rec, Strided::cols(dtape, rows, h, layout.h_prev))?;
             gemm(
-                &mut rec,
+                rec,
                 &dgh_t,
                 &h_prev,
                 None,
                 Out::rows(grads.get(&format!("weight_hh{sfx}"))?, h).accumulate(add),
             )?;
             if cfg.bias {
-                col_sum(
-                    &mut rec,
-                    &dg,
-                    doff,
-                    rows,
-                    gh,
-                    grads.get(&format!("bias_ih{sfx}"))?,
-                    add,
-                )?;
-                col_sum(
-                    &mut rec,
-                    &dg,
-                    doff + dgh_off,
-                    rows,
-                    gh,
-                    grads.get(&format!("bias_hh{sfx}"))?,
-                    add,
-                )?;
+                let b_ih = grads.get(&format!("bias_ih{sfx}"))?;
+                col_sum(rec, &self.dg, doff, rows, gh, b_ih, add)?;
+                let b_hh = grads.get(&format!("bias_hh{sfx}"))?;
+                col_sum(rec, &self.dg, doff + self.dgh_off, rows, gh, b_hh, add)?;
             }
-            // dX = dG·W_ih, the second direction adding to the first.
-            let dgi_rows = pack_lhs(&mut rec, Strided::rows(&dg, rows, gh, doff))?;
-            let w_cols = pack(&mut rec, Strided::cols(w_ih, gh, in_w, 0))?;
-            let out = if in_batch_first {
+        }
+        Ok(())
+    }
+
+    /// dX = dG·W_ih over the times `ts`, the second direction adding to the first.
+    fn dx(&self, rec: &mut Recorder<'_>, ts: std::ops::Range<usize>) -> Result<()> {
+        let cfg = &self.cfg;
+        let RnnDims {
+            seq_len: tl,
+            batch: nb,
+        } = self.tape.dims;
+        let gh = cfg.cell.gates() * cfg.hidden_size;
+        let in_w = cfg.layer_input_size(self.layer);
+        let (r0, n) = (ts.start * nb, ts.len() * nb);
+        for (dir, w_cols) in self.w_cols.iter().enumerate() {
+            let doff = dir * self.dg_len;
+            let dgi_rows = pack_lhs(rec, Strided::rows(&self.dg, n, gh, doff + r0 * gh))?;
+            let out = if self.in_batch_first {
+                // Row t·B + b at b·T·in_w + t·in_w.
                 Out {
-                    t: &d_inp,
-                    off: 0,
+                    t: &self.d_inp,
+                    off: ts.start * in_w,
                     rs: tl * in_w,
                     cs: 1,
                     inner: nb,
@@ -501,27 +716,28 @@ pub fn rnn_backward(
                     accumulate: dir > 0,
                 }
             } else {
-                Out::rows(&d_inp, in_w).accumulate(dir > 0)
+                Out {
+                    off: r0 * in_w,
+                    ..Out::rows(&self.d_inp, in_w).accumulate(dir > 0)
+                }
             };
-            gemm(&mut rec, &dgi_rows, &w_cols, None, out)?;
+            gemm(rec, &dgi_rows, w_cols, None, out)?;
         }
-        if first {
-            dx = Some(d_inp);
-        } else {
-            d_out = d_inp;
-            d_out_batch_first = false;
+        Ok(())
+    }
+
+    /// Copies dh0 (and dc0) out of the final pass's dstate slot.
+    fn finish(&self, rec: &mut Recorder<'_>, dh0: &GpuTensor, dc0: Option<&GpuTensor>) {
+        let nb = self.tape.dims.batch;
+        let (h, nd) = (self.cfg.hidden_size, self.cfg.num_directions());
+        let parity = self.max_len % 2;
+        for dir in 0..nd {
+            let idx = self.layer * nd + dir;
+            let fin = dir * 4 * nb * h + (1 - parity) * 2 * nb * h;
+            rec.copy(&self.dstate, fin, dh0, idx * nb * h, nb * h);
+            if let Some(dc0) = dc0 {
+                rec.copy(&self.dstate, fin + nb * h, dc0, idx * nb * h, nb * h);
+            }
         }
     }
-    rec.submit()?;
-    let dx = dx.ok_or_else(|| Error::InvalidConfig {
-        config: "RnnConfig",
-        field: "num_layers",
-        reason: "must be at least 1".into(),
-    })?;
-    Ok(GpuRnnGrads {
-        dx,
-        dh0,
-        dc0,
-        weights: grads,
-    })
 }
