@@ -426,6 +426,26 @@ fn assert_same_bits(what: &str, names: [&str; 2], got: &[f32], want: &[f32]) {
     }
 }
 
+/// A CPU adapter runs the persistent kernels' one workgroup on one core, so it takes that path
+/// only for the smallest steps, and never the layer wavefront, which needs a device that runs
+/// two dispatches at once. (Unless the environment overrides them.)
+#[test]
+fn small_batch_path_and_wavefront_defaults_follow_the_adapter() {
+    let ctx = wgrnn::gpu::Context::new().unwrap();
+    let cpu = ctx.adapter().device_type == "Cpu";
+    if std::env::var_os("WGRNN_SMALL_BATCH").is_none() {
+        let want = if cpu {
+            wgrnn::gpu::CPU_SMALL_BATCH_LIMIT
+        } else {
+            wgrnn::gpu::SMALL_BATCH_LIMIT
+        };
+        assert_eq!(ctx.small_batch_limit(), want, "{}", ctx.adapter());
+    }
+    if std::env::var_os("WGRNN_WAVEFRONT").is_none() {
+        assert_eq!(ctx.layer_wavefront(), !cpu, "{}", ctx.adapter());
+    }
+}
+
 #[test]
 fn small_batch_path_is_chosen_by_shape() {
     let ctx = wgrnn::gpu::Context::new()

@@ -23,7 +23,9 @@ pub use attention::{
     GpuAttentionGrads, GpuAttentionInput, GpuAttentionOutput, attention_backward, attention_forward,
 };
 pub use buffer::{DType, GpuTensor, PoolStats};
-pub use context::{AdapterSummary, Context, ContextOptions, SMALL_BATCH_LIMIT};
+pub use context::{
+    AdapterSummary, CPU_SMALL_BATCH_LIMIT, Context, ContextOptions, SMALL_BATCH_LIMIT,
+};
 pub use elementwise::{add, axpby, axpy_into, concat, narrow};
 pub use embedding::{GpuIds, embedding_backward, embedding_forward, upload_ids};
 pub use gemm::{GemmBlock, matmul};
