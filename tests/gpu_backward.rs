@@ -236,6 +236,22 @@ fn backward_matches_cpu_on_stacked_layers_as_a_wavefront() {
     }
 }
 
+/// A long sequence, past what CPU adapters let one invocation loop (see the forward's test).
+#[test]
+fn backward_matches_cpu_on_a_long_sequence() {
+    for (i, cell) in [CellKind::Lstm, CellKind::Gru].into_iter().enumerate() {
+        check(
+            &Case {
+                cfg: RnnConfig::new(cell, 3, 32),
+                t: 2100,
+                b: 1,
+                lengths: None,
+            },
+            630 + i as u64,
+        );
+    }
+}
+
 #[test]
 fn backward_matches_cpu_batch_one_single_step_no_bias() {
     for (i, cell) in CELLS.into_iter().enumerate() {
@@ -269,10 +285,12 @@ fn backward_matches_cpu_batch_one_single_step_no_bias() {
     }
 }
 
-/// The CPU adapters' reverse product works on blocks of 32 rows (16 for batches up to 16) and
-/// on chunks of at most 512 (1,024) of dG's G·H columns: batches past one block (the second
-/// partial, uneven lengths in both directions) and G·H past one chunk (LSTM, H = 131 with 35
-/// rows and H = 260 with 3: two chunks each) must give the reference.
+/// The CPU adapters' reverse product works on blocks of 32 rows (or of the fewest of 16, 8 and
+/// 4 that hold a smaller batch) and on chunks of dG's G·H columns that fit a window: 512 for
+/// 32 rows, 1,024 for 16, 2,048 for 8, 4,096 for 4. Batches past one block (the second
+/// partial, uneven lengths in both directions), and G·H past one chunk for every block height
+/// (LSTM: H = 131 with 35 rows, H = 260 with 12, H = 520 with 6, H = 1,030 with 3: two chunks
+/// each) must give the reference.
 #[test]
 fn backward_matches_cpu_across_row_blocks_and_k_chunks() {
     let lengths: Vec<usize> = (0..37).map(|b| 1 + (b * 7) % 4).collect();
@@ -287,24 +305,20 @@ fn backward_matches_cpu_across_row_blocks_and_k_chunks() {
             800 + i as u64,
         );
     }
-    check(
-        &Case {
-            cfg: RnnConfig::new(CellKind::Lstm, 3, 131),
-            t: 2,
-            b: 35,
-            lengths: None,
-        },
-        810,
-    );
-    check(
-        &Case {
-            cfg: RnnConfig::new(CellKind::Lstm, 3, 260),
-            t: 2,
-            b: 3,
-            lengths: Some(vec![2, 1, 2]),
-        },
-        811,
-    );
+    for (j, (h, b)) in [(131, 35), (260, 12), (520, 6), (1030, 3)]
+        .into_iter()
+        .enumerate()
+    {
+        check(
+            &Case {
+                cfg: RnnConfig::new(CellKind::Lstm, 3, h),
+                t: 2,
+                b,
+                lengths: Some((0..b).map(|r| 2 - r % 2).collect()),
+            },
+            810 + j as u64,
+        );
+    }
 }
 
 /// A small LSTM call on the device: weights, input, lengths and upstream gradients.

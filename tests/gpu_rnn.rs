@@ -209,13 +209,18 @@ fn forward_matches_cpu_when_h_prev_fits_a_window() {
     }
 }
 
-/// The split steps of CPU adapters read h_prev in blocks of 16 rows for batches up to 16
-/// (H = 300, B = 5), and k in chunks that fit a window: 512 of 32 rows (H = 520, B = 20: two
-/// chunks), 1,024 of 16 rows (H = 1,030, B = 2: two chunks). Every cell.
+/// The split steps of CPU adapters read h_prev in blocks of 32 rows, or of the fewest of 16, 8
+/// and 4 that hold the batch (H = 300 with B = 12, 7 and 3), and k in chunks that fit a window:
+/// 512 of 32 rows (H = 520, B = 20: two chunks), 1,024 of 16 (H = 1,030, B = 10: two chunks),
+/// 2,048 of 8 (Elman, H = 2,050, B = 6: two chunks). Every cell; bidirectional, uneven lengths.
 #[test]
-fn forward_matches_cpu_on_16_row_blocks_and_chunked_k() {
+fn forward_matches_cpu_on_small_row_blocks_and_chunked_k() {
     for (i, cell) in CELLS.into_iter().enumerate() {
-        for (j, (h, b)) in [(300, 5), (520, 20), (1030, 2)].into_iter().enumerate() {
+        let mut shapes = vec![(300, 12), (300, 7), (300, 3), (520, 20), (1030, 10)];
+        if matches!(cell, CellKind::RnnTanh) {
+            shapes.push((2050, 6));
+        }
+        for (j, (h, b)) in shapes.into_iter().enumerate() {
             check(
                 &Case {
                     cfg: RnnConfig::new(cell, 4, h).bidirectional(true),
@@ -227,6 +232,26 @@ fn forward_matches_cpu_on_16_row_blocks_and_chunked_k() {
                 420 + 10 * i as u64 + j as u64,
             );
         }
+    }
+}
+
+/// A long sequence: CPU adapters end an invocation's loops after 65,535 iterations
+/// (`CPU_LOOP_LIMIT`), which the persistent kernels (one invocation looping over every step)
+/// would pass at T = 2,100 with H = 32, so there the per-step kernels must run instead. Every
+/// path, the persistent context included.
+#[test]
+fn forward_matches_cpu_on_a_long_sequence() {
+    for (i, cell) in [CellKind::Lstm, CellKind::Gru].into_iter().enumerate() {
+        check(
+            &Case {
+                cfg: RnnConfig::new(cell, 3, 32),
+                t: 2100,
+                b: 1,
+                lengths: None,
+                with_state: true,
+            },
+            330 + i as u64,
+        );
     }
 }
 

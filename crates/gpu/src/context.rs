@@ -102,12 +102,19 @@ pub struct Context {
     subgroups8: bool,
     use_subgroups: bool,
     wavefront: bool,
+    loop_limit: Option<u64>,
 }
 
 /// Largest B·H (hidden units times batch rows, in step-kernel work items) run by the persistent
 /// small-batch kernels by default on GPUs: one workgroup of 256 invocations then does at most
 /// four items per step, and saving a dispatch per step outweighs the lost parallelism.
 pub const SMALL_BATCH_LIMIT: usize = 1024;
+
+/// Loop iterations after which llvmpipe (lavapipe's compiler, Mesa's gallivm) silently ends
+/// an invocation's loops: one counter per invocation, shared by all its loops and not reset
+/// when a loop starts again (`LP_MAX_TGSI_LOOP_ITERATIONS`). Assumed of every CPU adapter (see
+/// [`Context::loop_limit`]).
+pub const CPU_LOOP_LIMIT: u64 = 65_535;
 
 /// The same limit on CPU adapters, which run a workgroup on one core and load storage one lane
 /// at a time: there the split steps (uniform windows, every core) win from about 32 items on
@@ -257,7 +264,9 @@ impl Context {
             Ok("1") => true,
             _ => info.device_type != wgpu::DeviceType::Cpu,
         };
+        let loop_limit = (info.device_type == wgpu::DeviceType::Cpu).then_some(CPU_LOOP_LIMIT);
         Ok(Self {
+            loop_limit,
             block,
             small_batch,
             f16_weights: false,
@@ -389,6 +398,15 @@ impl Context {
     pub fn with_layer_wavefront(mut self, on: bool) -> Self {
         self.wavefront = on;
         self
+    }
+
+    /// The most loop iterations one invocation may run on this adapter, if it has such a limit:
+    /// [`CPU_LOOP_LIMIT`] on CPU adapters, whose compiler ends longer loops early without an
+    /// error. Kernels whose loops grow with the input (the persistent kernels over the
+    /// timesteps, reductions over rows or classes) are split or laid out so that no invocation
+    /// reaches it.
+    pub fn loop_limit(&self) -> Option<u64> {
+        self.loop_limit
     }
 
     /// Waits for all submitted work, then reports any error the device raised meanwhile.

@@ -219,7 +219,8 @@ pub(crate) fn plain_ld(rows: usize) -> usize {
 }
 
 /// Packs `x` plainly K-major into `dst` from element `off` on: `dst[off + k·ld + r]`, rows
-/// `x.rows..ld` zero. `ld` must hold the rows and be a multiple of 8.
+/// `x.rows..ld` zero. `ld` must hold the rows and be a multiple of 4, so that rows stay whole
+/// vec4 (the split steps' h windows of 4-row blocks; GEMM operands use multiples of 8).
 pub(crate) fn pack_into(
     rec: &mut Recorder<'_>,
     x: Strided<'_>,
@@ -227,11 +228,11 @@ pub(crate) fn pack_into(
     off: usize,
     ld: usize,
 ) -> Result<()> {
-    if ld < x.rows || ld % 8 != 0 {
+    if ld < x.rows || ld % 4 != 0 {
         return Err(Error::InvalidArgument {
             op: "pack",
             arg: "ld",
-            reason: format!("{ld} cannot hold {} rows in multiples of 8", x.rows),
+            reason: format!("{ld} cannot hold {} rows in multiples of 4", x.rows),
         });
     }
     if off + ld * x.k > dst.numel() {

@@ -24,7 +24,8 @@ pub use attention::{
 };
 pub use buffer::{DType, GpuTensor, PoolStats};
 pub use context::{
-    AdapterSummary, CPU_SMALL_BATCH_LIMIT, Context, ContextOptions, SMALL_BATCH_LIMIT,
+    AdapterSummary, CPU_LOOP_LIMIT, CPU_SMALL_BATCH_LIMIT, Context, ContextOptions,
+    SMALL_BATCH_LIMIT,
 };
 pub use elementwise::{add, axpby, axpy_into, concat, narrow};
 pub use embedding::{GpuIds, embedding_backward, embedding_forward, upload_ids};

@@ -1,5 +1,5 @@
 //! The recurrent product of the split steps on CPU adapters (`rec_panel` in recurrent.wgsl):
-//! `part = X·W` for the 32-row (or 16-row) blocks of a K-major operand read through a uniform
+//! `part = X·W` for the 32-row (or 16, 8, 4-row) blocks of a K-major operand read through a uniform
 //! window, and `W` padded to rows of vec4. The forward steps multiply h_prev by `W_hhᵀ`, the
 //! reverse steps dG by `W_hh`; the cell kernels sum the partial products in slot order and
 //! finish the step. With subgroups of 8 the `_sg` variants share the window loads.
@@ -11,28 +11,37 @@ use crate::buffer::{DType, GpuTensor};
 use crate::gemm::{Strided, pack_into, plain_ld};
 use crate::pipeline::{Access, Kernel, WINDOW_FLOATS};
 use crate::record::Recorder;
-use crate::shaders::Shader;
+use crate::shaders::{DERIVED_PANEL_ROWS, Shader};
 
 const REC_PANEL: Kernel = Kernel {
     shader: Shader::Recurrent,
     entry: "rec_panel",
     bindings: &[Access::Window, Access::Read, Access::ReadWrite],
 };
-const REC_PANEL16: Kernel = Kernel {
-    entry: "rec_panel16",
-    ..REC_PANEL
-};
-/// The same with window loads shared across a subgroup of 8 (see `Context::subgroups`).
-const REC_PANEL_SG: Kernel = Kernel {
-    shader: Shader::RecurrentSubgroup,
-    entry: "rec_panel_sg",
-    ..REC_PANEL
-};
-const REC_PANEL16_SG: Kernel = Kernel {
-    shader: Shader::RecurrentSubgroup,
-    entry: "rec_panel16_sg",
-    ..REC_PANEL
-};
+/// `rec_panel` or its derivation for `rows`-row blocks (see `panel_rows` in shaders.rs), with
+/// window loads shared across a subgroup of 8 when `subgroups` (see `Context::subgroups`).
+fn panel_kernel(rows: usize, subgroups: bool) -> Kernel {
+    let entry = match (rows, subgroups) {
+        (32, false) => "rec_panel",
+        (32, true) => "rec_panel_sg",
+        (16, false) => "rec_panel16",
+        (16, true) => "rec_panel16_sg",
+        (8, false) => "rec_panel8",
+        (8, true) => "rec_panel8_sg",
+        (_, false) => "rec_panel4",
+        (_, true) => "rec_panel4_sg",
+    };
+    let shader = if subgroups {
+        Shader::RecurrentSubgroup
+    } else {
+        Shader::Recurrent
+    };
+    Kernel {
+        shader,
+        entry,
+        ..REC_PANEL
+    }
+}
 /// W_hh rounded through f16 in its own layout, for products with f16 weights (pack_f16.wgsl).
 const ROUND_F16: Kernel = Kernel {
     shader: Shader::PackF16,
@@ -70,8 +79,8 @@ struct RoundParams {
     _pad: [u32; 2],
 }
 
-/// Geometry of one split-step product: `nb` rows in blocks of `rows` (32, or 16 with
-/// `rec_panel16`), each block K-major (`[k][rows]`, blocks `blk_stride` floats apart,
+/// Geometry of one split-step product: `nb` rows in blocks of `rows` (32, or 16, 8, 4 with
+/// `rec_panel16` …), each block K-major (`[k][rows]`, blocks `blk_stride` floats apart,
 /// directions `dir_stride`), read in chunks of k that fit one uniform window, each chunk split
 /// over z into slots of `part`: `part[dir][slot][b][cols4]` (vec4).
 pub(crate) struct PanelPlan {
@@ -93,9 +102,13 @@ pub(crate) struct PanelPlan {
 }
 
 impl PanelPlan {
-    /// Blocks of 16 rows for batches up to 16, which would leave most of 32 empty.
+    /// Blocks of 32 rows, or of the fewest of 16, 8 and 4 that hold a smaller batch.
     pub fn new(nb: usize, kdim: usize, cols: usize) -> Self {
-        let rows = if nb <= 16 { 16 } else { 32 };
+        let rows = DERIVED_PANEL_ROWS
+            .into_iter()
+            .rev()
+            .find(|&r| nb <= r)
+            .unwrap_or(32);
         let blocks = nb.div_ceil(rows);
         let blk_stride = (kdim * rows).div_ceil(64) * 64;
         let max_k = WINDOW_FLOATS / rows;
@@ -208,12 +221,7 @@ impl PanelPlan {
                     };
                     let window =
                         4 * (dir * self.dir_stride + blk * self.blk_stride + k0 * self.rows);
-                    let kernel = match (self.rows == 16, rec.ctx().subgroups()) {
-                        (true, true) => REC_PANEL16_SG,
-                        (true, false) => REC_PANEL16,
-                        (false, true) => REC_PANEL_SG,
-                        (false, false) => REC_PANEL,
-                    };
+                    let kernel = panel_kernel(self.rows, rec.ctx().subgroups());
                     rec.dispatch_windowed(
                         kernel,
                         &p,

@@ -116,7 +116,8 @@ fn seq_kernel(cell: CellKind) -> Kernel {
 
 /// Whether a forward (and its backward) of `cell` with hidden size `hidden` on a batch of
 /// `batch` takes the persistent small-batch path on `ctx`: when its step has at most
-/// [`Context::small_batch_limit`] work items (B·H, or B·⌈H/4⌉ for Elman cells).
+/// [`Context::small_batch_limit`] work items (B·H, or B·⌈H/4⌉ for Elman cells), and, on an
+/// adapter with a [`Context::loop_limit`], when the sequence is short enough for it.
 pub fn small_batch_path(ctx: &Context, cell: CellKind, hidden: usize, batch: usize) -> bool {
     let items = if by_unit(cell) {
         hidden.div_ceil(4)
@@ -124,6 +125,33 @@ pub fn small_batch_path(ctx: &Context, cell: CellKind, hidden: usize, batch: usi
         hidden
     };
     batch.saturating_mul(items) <= ctx.small_batch_limit()
+}
+
+/// Whether a call of `steps` timesteps runs the persistent kernels: [`small_batch_path`], and
+/// on an adapter with a loop limit, every invocation's loop iterations under it. An invocation
+/// runs ⌈items / 256⌉ work items per step, each a loop over H (plus a few), forward and
+/// reverse; past the limit the per-step kernels run instead.
+pub(crate) fn persistent_path(
+    ctx: &Context,
+    cell: CellKind,
+    hidden: usize,
+    batch: usize,
+    steps: usize,
+) -> bool {
+    if !small_batch_path(ctx, cell, hidden, batch) {
+        return false;
+    }
+    let Some(limit) = ctx.loop_limit() else {
+        return true;
+    };
+    let items = if by_unit(cell) {
+        hidden.div_ceil(4)
+    } else {
+        hidden
+    };
+    let per_invocation = batch.saturating_mul(items).div_ceil(256) as u64;
+    let trips = (steps as u64 + 1) * (per_invocation * (hidden as u64 + 8) + 1);
+    trips < limit
 }
 
 /// Whether a forward call keeps what backward needs.
@@ -373,7 +401,7 @@ pub fn rnn_forward(
 
     // Unidirectional stacks of per-step layers run as a wavefront over layers × time (see
     // `wavefront_chunk`); otherwise layer after layer.
-    let persistent = small_batch_path(ctx, cfg.cell, h, nb);
+    let persistent = persistent_path(ctx, cfg.cell, h, nb, max_len);
     let chunk = wavefront_chunk(ctx, cfg, persistent, max_len);
     let mut runs: Vec<LayerRun> = Vec::with_capacity(cfg.num_layers);
     let mut layer_in = Vec::new();
@@ -738,7 +766,7 @@ impl LayerRun {
         // PanelPlan) and the cell update (`*_cell_fwd`).
         let split = !persistent && ctx.gemm_block().split_steps();
         // The split steps' h windows: two buffers [dir][B / rows][H][rows], each block of 32
-        // rows (16 for batches up to 16; see PanelPlan) K-major as `pack` lays them out, padded
+        // rows (16, 8 or 4 for smaller batches; see PanelPlan) K-major as `pack` lays them out, padded
         // to 64 floats, that the steps write and read in turn. The product multiplies them by
         // W_hhᵀ with each unit's gates side by side (GRU's three padded to four), so that each
         // vec4 of it is one accumulator of finish(); Elman's units in order.

@@ -20,7 +20,7 @@ use crate::pipeline::{Access, Kernel};
 use crate::record::Recorder;
 use crate::rnn::{
     GpuRnnTape, TapeLayout, alloc_packed, by_unit, for_storage, no_layers, pack_w_hh_into,
-    packed_slots, small_batch_path, wavefront_chunk,
+    packed_slots, persistent_path, wavefront_chunk,
 };
 use crate::shaders::Shader;
 use crate::weights::GpuWeights;
@@ -63,7 +63,7 @@ fn cell_kernel(cell: CellKind) -> Kernel {
     cell_entry(cell, entries, CELL_BINDINGS)
 }
 
-/// The persistent small-batch backward of a cell (see `small_batch_path`).
+/// The persistent small-batch backward of a cell (see `persistent_path`).
 fn seq_kernel(cell: CellKind) -> Kernel {
     cell_entry(
         cell,
@@ -258,7 +258,7 @@ pub fn rnn_backward(
     };
     // As in the forward, unidirectional stacks of per-step layers run as a wavefront (see
     // `wavefront_chunk`), here from the top layer down and from the last step back.
-    let persistent = small_batch_path(ctx, cfg.cell, h, nb);
+    let persistent = persistent_path(ctx, cfg.cell, h, nb, max_len);
     let chunk = wavefront_chunk(ctx, cfg, persistent, max_len);
     // From the top layer down: each reads the gradient of its output from the layer above.
     let mut runs: Vec<LayerBack> = Vec::with_capacity(cfg.num_layers);

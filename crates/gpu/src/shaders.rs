@@ -36,7 +36,7 @@ pub enum Shader {
     GruF16,
     RnnF16,
     /// matmul.wgsl plus `gemm_panel_sg`, recurrent.wgsl plus `rec_panel_sg` and
-    /// `rec_panel16_sg` (see [`Shader::source`]): they need subgroups of 8.
+    /// `rec_panel16_sg` … `rec_panel4_sg` (see [`Shader::source`]): they need subgroups of 8.
     MatmulSubgroup,
     RecurrentSubgroup,
 }
@@ -140,9 +140,9 @@ impl Shader {
             Shader::Rnn | Shader::RnnF16 => Some("rnn"),
             _ => None,
         };
-        // Kernels the registry derives from others in the file (see `split_cell_fwd`, `panel16`).
+        // Kernels the registry derives from others in the file (see `split_cell_fwd`, `panel_rows`).
         let generated = match (self, cell) {
-            (Shader::Recurrent, _) => panel16(self.file()),
+            (Shader::Recurrent, _) => derived_panels(self.file(), false),
             (Shader::MatmulSubgroup, _) => subgroup_variant(
                 self.file(),
                 "gemm_panel",
@@ -157,10 +157,8 @@ impl Shader {
                 ],
             ),
             (Shader::RecurrentSubgroup, _) => {
-                let p16 = panel16(self.file());
                 subgroup_variant(self.file(), "rec_panel", "xw", 8, &[])
-                    + &p16
-                    + &subgroup_variant(&p16, "rec_panel16", "xw", 4, &[])
+                    + &derived_panels(self.file(), true)
             }
             (_, Some(c)) => split_cell_fwd(self.file(), c) + &split_cell_bwd(self.file(), c),
             _ => String::new(),
@@ -192,12 +190,16 @@ impl Shader {
     }
 }
 
-/// `rec_panel16`, derived from recurrent.wgsl's `rec_panel` so the two stay the same
-/// arithmetic: blocks of 16 rows for small batches, where 32-row blocks would be mostly padding.
-/// It keeps the first 16 of `rec_panel`'s rows (accumulators, multiply-adds and stores) and the
-/// first 4 window vec4 per k, and steps the window by 4 vec4 per k. Empty if the file has no
-/// `rec_panel`.
-fn panel16(file: &str) -> String {
+/// Block heights of the derived panel products (`rec_panel16`, `rec_panel8`, `rec_panel4`):
+/// smaller batches than `rec_panel`'s 32 rows would leave most of its block empty.
+pub(crate) const DERIVED_PANEL_ROWS: [usize; 3] = [16, 8, 4];
+
+/// `rec_panel{rows}`, derived from recurrent.wgsl's `rec_panel` so that they stay the same
+/// arithmetic: blocks of `rows` (16, 8 or 4) rows for small batches, where 32-row blocks would
+/// be mostly padding. It keeps the first `rows` of `rec_panel`'s rows (accumulators,
+/// multiply-adds and stores) and the first `rows / 4` window vec4 per k, and steps the window
+/// by `rows / 4` vec4 per k. Empty if the file has no `rec_panel`.
+fn panel_rows(file: &str, rows: usize) -> String {
     let Some(kernel) = kernel_text(file, "rec_panel") else {
         return String::new();
     };
@@ -210,16 +212,17 @@ fn panel16(file: &str) -> String {
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
         digits.parse().ok()
     };
-    let mut out = String::from(
+    let vec4s = rows / 4;
+    let mut out = format!(
         "
-// rec_panel for blocks of 16 rows (small batches, where 32-row blocks would be mostly
-// padding): the window holds X[k][16], and each invocation 16 rows x 8 columns. Derived from
-// rec_panel by the shader registry (`panel16` in crates/gpu/src/shaders.rs).
-",
+// rec_panel for blocks of {rows} rows (small batches, where 32-row blocks would be mostly
+// padding): the window holds X[k][{rows}], and each invocation {rows} rows x 8 columns. Derived
+// from rec_panel by the shader registry (`panel_rows` in crates/gpu/src/shaders.rs).
+"
     );
     for line in kernel.lines() {
         let t = line.trim();
-        if row(t).is_some_and(|r| r >= 16) {
+        if row(t).is_some_and(|r| r >= rows) {
             continue;
         }
         if let Some(q) = t
@@ -227,16 +230,31 @@ fn panel16(file: &str) -> String {
             .and_then(|r| r.split_once(" = xw[ia"))
             .and_then(|(q, _)| q.parse::<usize>().ok())
         {
-            if q >= 4 {
+            if q >= vec4s {
                 continue;
             }
         }
         let line = line
-            .replace("fn rec_panel(", "fn rec_panel16(")
-            .replace("var ia = kz0 * 8u;", "var ia = kz0 * 4u;")
-            .replace("ia += 8u;", "ia += 4u;");
+            .replace("fn rec_panel(", &format!("fn rec_panel{rows}("))
+            .replace("var ia = kz0 * 8u;", &format!("var ia = kz0 * {vec4s}u;"))
+            .replace("ia += 8u;", &format!("ia += {vec4s}u;"));
         out.push_str(&line);
         out.push('\n');
+    }
+    out
+}
+
+/// Every derived panel product of `file` (see [`panel_rows`]), with their subgroup variants
+/// when `subgroups`.
+fn derived_panels(file: &str, subgroups: bool) -> String {
+    let mut out = String::new();
+    for rows in DERIVED_PANEL_ROWS {
+        let p = panel_rows(file, rows);
+        if subgroups {
+            out += &subgroup_variant(&p, &format!("rec_panel{rows}"), "xw", rows / 4, &[]);
+        } else {
+            out += &p;
+        }
     }
     out
 }
@@ -488,27 +506,39 @@ mod tests {
         }
     }
 
-    /// The derived 16-row panel product keeps rows 0..16 of `rec_panel` whole and drops the
-    /// rest: 16 accumulator pairs, 16 multiply-add lines, 16 stores, 4 window loads per k.
+    /// Each derived panel product keeps rows 0..R of `rec_panel` whole and drops the rest: R
+    /// accumulator pairs, R multiply-add lines, R stores, R / 4 window loads per k.
     #[test]
-    fn panel16_is_derived_whole() {
+    fn panel_rows_are_derived_whole() {
         let src = Shader::Recurrent.file();
-        let p = panel16(src);
-        assert!(p.contains("fn rec_panel16("));
-        assert_eq!(p.matches("var c").count(), 32);
-        assert_eq!(p.matches("_0 += ").count(), 16);
-        assert_eq!(p.matches("panel_store(pq.row0 + ").count(), 16);
-        assert_eq!(p.matches("= xw[ia").count(), 4);
-        assert!(p.contains("var ia = kz0 * 4u;") && p.contains("ia += 4u;"));
-        for gone in ["c16_", "c31_", "a4 ", "a7 ", "kz0 * 8u", "ia += 8u"] {
-            assert!(!p.contains(gone), "{gone} left in rec_panel16");
-        }
-        // 16 accumulator lines, 16 multiply-add lines, 16 stores and 4 loads go.
         let start = src.find("fn rec_panel(").unwrap();
         let kept = src[start..].find("\n}\n").unwrap();
         let kept = src[start..start + kept].lines().count();
-        let kernel = &p[p.find("fn rec_panel16(").unwrap()..];
-        assert_eq!(kernel.trim().lines().count(), kept + 1 - 16 * 3 - 4);
+        for rows in DERIVED_PANEL_ROWS {
+            let p = panel_rows(src, rows);
+            let q = rows / 4;
+            assert!(p.contains(&format!("fn rec_panel{rows}(")));
+            assert_eq!(p.matches("var c").count(), 2 * rows, "{rows}");
+            assert_eq!(p.matches("_0 += ").count(), rows, "{rows}");
+            assert_eq!(p.matches("panel_store(pq.row0 + ").count(), rows, "{rows}");
+            assert_eq!(p.matches("= xw[ia").count(), q, "{rows}");
+            assert!(p.contains(&format!("var ia = kz0 * {q}u;")), "{rows}");
+            assert!(p.contains(&format!("ia += {q}u;")), "{rows}");
+            for gone in [
+                format!("c{rows}_"),
+                "c31_".into(),
+                format!("a{q} "),
+                "a7 ".into(),
+                "kz0 * 8u".into(),
+                "ia += 8u".into(),
+            ] {
+                assert!(!p.contains(&gone), "{gone} left in rec_panel{rows}");
+            }
+            // 32 - R accumulator lines, multiply-add lines and stores, and 8 - R / 4 loads go.
+            let kernel = &p[p.find(&format!("fn rec_panel{rows}(")).unwrap()..];
+            let gone = (32 - rows) * 3 + 8 - q;
+            assert_eq!(kernel.trim().lines().count(), kept + 1 - gone, "{rows}");
+        }
     }
 
     /// Each subgroup variant replaces its kernel's window loads per k by broadcasts of a few
@@ -519,9 +549,15 @@ mod tests {
             (Shader::MatmulSubgroup, "gemm_panel", 16, 2),
             (Shader::RecurrentSubgroup, "rec_panel", 8, 1),
             (Shader::RecurrentSubgroup, "rec_panel16", 4, 1),
+            (Shader::RecurrentSubgroup, "rec_panel8", 2, 1),
+            (Shader::RecurrentSubgroup, "rec_panel4", 1, 1),
         ] {
             let src = shader.source();
-            let base = kernel_text(&src, entry).unwrap();
+            let plain = match shader {
+                Shader::MatmulSubgroup => Shader::Matmul.source(),
+                _ => Shader::Recurrent.source(),
+            };
+            let base = kernel_text(&plain, entry).unwrap_or_else(|| panic!("{entry}"));
             let sg = kernel_text(&src, &format!("{entry}_sg")).unwrap_or_else(|| panic!("{entry}"));
             assert!(
                 sg.contains("@builtin(subgroup_invocation_id) sl: u32"),
