@@ -4,6 +4,12 @@
 // (0 for an ignored target, marked on the device as 0xFFFFFFFF). `ce_reduce` sums the rows in
 // one workgroup in a fixed order (strided partial sums, then a fixed tree), so the loss is
 // bit-identical run to run: loss = sum(nll) / count, 0 when every target is ignored.
+//
+// `ce_rows` and `log_softmax_rows` give each row one invocation, which loops over its classes
+// three times. For many classes (see WIDE_CLASSES in crates/gpu/src/loss.rs) the `_wide` kernels
+// give each row a workgroup of 64 instead: invocation i takes classes i, i + 64, …, and a fixed
+// tree combines the partial maxima and sums. Wide rows spread over the workgroup on GPUs, and no
+// invocation loops over all the classes, which a CPU adapter's loop limit would cut short.
 
 struct RowParams {
     rows: u32,
@@ -39,6 +45,63 @@ fn ce_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let base = r * rp.classes;
     let lse = row_lse(base);
+    let t = targets[r];
+    var nll = 0.0;
+    var counted = 0.0;
+    if (t != IGNORED && t < rp.classes) {
+        nll = lse - logits[base + t];
+        counted = 1.0;
+    }
+    row_out[r] = lse;
+    row_out[rp.rows + r] = nll;
+    row_out[2u * rp.rows + r] = counted;
+}
+
+var<workgroup> row_part: array<f32, 64>;
+
+// The tree over `row_part` (left half combined with right half, halving); every invocation gets
+// the total. `is_max` combines by max instead of addition. Called by the whole workgroup.
+fn row_combine(i: u32, v: f32, is_max: bool) -> f32 {
+    row_part[i] = v;
+    workgroupBarrier();
+    for (var w = 32u; w > 0u; w = w / 2u) {
+        if (i < w) {
+            let o = row_part[i + w];
+            row_part[i] = select(row_part[i] + o, max(row_part[i], o), is_max);
+        }
+        workgroupBarrier();
+    }
+    let total = row_part[0];
+    workgroupBarrier();
+    return total;
+}
+
+// row_lse() by the workgroup (invocation i takes classes i, i + 64, …).
+fn row_lse_wide(i: u32, base: u32) -> f32 {
+    var m = logits[base];
+    for (var c = i; c < rp.classes; c += 64u) {
+        m = max(m, logits[base + c]);
+    }
+    m = row_combine(i, m, true);
+    var s = 0.0;
+    for (var c = i; c < rp.classes; c += 64u) {
+        s += exp(logits[base + c] - m);
+    }
+    return m + log(row_combine(i, s, false));
+}
+
+// ce_rows with one workgroup per row: row = x + 65535·y.
+@compute @workgroup_size(64)
+fn ce_rows_wide(@builtin(local_invocation_index) i: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let r = wid.x + wid.y * 65535u;
+    if (r >= rp.rows) {
+        return;
+    }
+    let base = r * rp.classes;
+    let lse = row_lse_wide(i, base);
+    if (i != 0u) {
+        return;
+    }
     let t = targets[r];
     var nll = 0.0;
     var counted = 0.0;
@@ -97,6 +160,23 @@ fn log_softmax_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
     let base = r * rp.classes;
     let lse = row_lse(base);
     for (var c = 0u; c < rp.classes; c++) {
+        log_probs[base + c] = logits[base + c] - lse;
+    }
+}
+
+// log_softmax_rows with one workgroup per row: row = x + 65535·y.
+@compute @workgroup_size(64)
+fn log_softmax_rows_wide(
+    @builtin(local_invocation_index) i: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let r = wid.x + wid.y * 65535u;
+    if (r >= rp.rows) {
+        return;
+    }
+    let base = r * rp.classes;
+    let lse = row_lse_wide(i, base);
+    for (var c = i; c < rp.classes; c += 64u) {
         log_probs[base + c] = logits[base + c] - lse;
     }
 }

@@ -77,7 +77,7 @@ fn optim_step(@builtin(global_invocation_id) gid: vec3<u32>) {
 struct SumParams {
     n: u32,
     slot: u32,
-    _pad0: u32,
+    off: u32,       // the segment's first element
     _pad1: u32,
 }
 
@@ -87,14 +87,16 @@ struct SumParams {
 
 var<workgroup> part: array<f32, 256>;
 
-// partials[slot] = sum of squares of one gradient tensor: strided partial sums, then a fixed
-// tree, so the norm is bit-reproducible.
+// partials[slot] = sum of squares of one segment of a gradient tensor (the host cuts tensors
+// into segments of at most 256·16384 elements, so no invocation loops more than 16384 times,
+// well under a CPU adapter's loop limit): strided partial sums, then a fixed tree, so the norm
+// is bit-reproducible.
 @compute @workgroup_size(256)
 fn sumsq(@builtin(local_invocation_id) lid: vec3<u32>) {
     let i = lid.x;
     var s = 0.0;
     for (var k = i; k < sp.n; k += 256u) {
-        let v = sq_src[k];
+        let v = sq_src[sp.off + k];
         s += v * v;
     }
     part[i] = s;

@@ -137,11 +137,14 @@ fn linear_matches_cpu() {
     }
 }
 
+/// Rows of up to 4,096 classes take one invocation each, wider ones a workgroup (5,000 and
+/// 70,000 classes here), which CPU adapters need: they end an invocation's loops after 65,535
+/// iterations.
 #[test]
 fn cross_entropy_matches_cpu_and_is_bit_reproducible() {
     let ctx = ctx();
     let mut rng = SplitMix64::new(7);
-    for (n, c) in [(1, 1), (3, 5), (130, 65)] {
+    for (n, c) in [(1, 1), (3, 5), (130, 65), (70, 5_000), (3, 70_000)] {
         let logits: Tensor<f64> = random(&mut rng, &[n, c], 4.0);
         let targets = Tensor::from_fn([n], |i| {
             if i % 7 == 3 {
@@ -502,4 +505,58 @@ fn narrow_and_concat_along_the_first_axis() {
     let e = gpu::concat(ctx, &[&head, &other]).unwrap_err().to_string();
     assert!(e.contains("parts") && e.contains("[1, 4, 6]"), "{e}");
     assert!(gpu::concat(ctx, &[]).is_err());
+}
+
+/// CPU adapters end an invocation's loops after `Context::loop_limit` iterations without an
+/// error, so calls that would loop that long are refused there, naming the argument: one id
+/// 70,000 times in an embedding backward, 22,000 keys in attention (its softmax loops three
+/// times over them), k = 70,000 in the storage GEMM kernels. Adapters without a limit run them.
+#[test]
+fn loops_past_the_adapter_limit_are_refused_or_run() {
+    let ctx = ctx();
+    let limited = ctx.loop_limit().is_some();
+    let check = |what: &str, arg_want: &str, r: Result<(), Error>| match (limited, r) {
+        (
+            true,
+            Err(Error::LoopLimit {
+                arg, trips, limit, ..
+            }),
+        ) => {
+            assert_eq!(arg, arg_want, "{what}");
+            assert!(trips >= limit, "{what}: {trips} trips, limit {limit}");
+        }
+        (false, Ok(())) => {}
+        (_, other) => panic!("{what}: loop limit {:?}, got {other:?}", ctx.loop_limit()),
+    };
+
+    let n = 70_000;
+    let cfg = EmbeddingConfig::new(3, 1);
+    let gw = GpuWeights::upload(ctx, &EmbeddingWeights::<f32>::init(cfg, 1).unwrap()).unwrap();
+    let ids = upload_ids(ctx, &Tensor::from_fn([n], |_| 2), 3).unwrap();
+    let dy = ctx
+        .upload(&Tensor::new([n, 1], vec![1.0f32; n]).unwrap())
+        .unwrap();
+    let r = gpu::embedding_backward(ctx, &gw, &ids, &dy, None).map(|_| ());
+    check("embedding backward", "ids", r);
+
+    let tk = 22_000;
+    let cfg = AttentionConfig::new(Score::Dot, 1);
+    let gw = GpuWeights::upload(ctx, &AttentionWeights::<f32>::init(cfg, 1).unwrap()).unwrap();
+    let q = ctx
+        .upload(&Tensor::new([1, 1, 1], vec![0.5f32]).unwrap())
+        .unwrap();
+    let k = ctx
+        .upload(&Tensor::new([1, tk, 1], vec![0.1f32; tk]).unwrap())
+        .unwrap();
+    let r = gpu::attention_forward(ctx, &gw, GpuAttentionInput::new(&q, &k, &k)).map(|_| ());
+    check("attention", "key", r);
+
+    let b8 = crate::gpu::blockings()[1];
+    let a = b8
+        .upload(&Tensor::new([1, n], vec![1.0f32; n]).unwrap())
+        .unwrap();
+    let b = b8
+        .upload(&Tensor::new([n, 1], vec![1.0f32; n]).unwrap())
+        .unwrap();
+    check("B8 matmul", "k", gpu::matmul(b8, &a, &b).map(|_| ()));
 }

@@ -134,6 +134,9 @@ fn linear_backward_matches_cpu() {
         (false, 129, 3, vec![9, 129]),
         // dW = dyᵀ·x sums over 300 rows: chunks of k on CPU adapters, later ones adding.
         (true, 20, 7, vec![300, 20]),
+        // 70,000 rows: the bias column sums run in chunks of rows, each invocation looping
+        // far less than the 65,535 iterations a CPU adapter allows.
+        (true, 2, 3, vec![70_000, 2]),
     ] {
         let w = LinearWeights::<f64>::init(
             LinearConfig {

@@ -119,6 +119,38 @@ fn device_updates_match_the_reference() {
     }
 }
 
+/// The gradient norm of a tensor of 5,000,000 elements: summed in two segments (at most
+/// 4,194,304 elements per dispatch, so that no invocation loops past a CPU adapter's limit).
+#[test]
+fn grad_norm_spans_segments_of_a_large_tensor() {
+    let ctx = ctx();
+    let n = 5_000_000;
+    let mut rng = SplitMix64::new(41);
+    let g: Vec<f64> = random::<f64>(&mut rng, &[n], 1.0).into_data();
+    let v = ctx
+        .upload(&Tensor::new([n], vec![0.0f32; n]).unwrap())
+        .unwrap();
+    let gg = ctx
+        .upload(&Tensor::new([n], g.clone()).unwrap().cast())
+        .unwrap();
+    let mut opt = GpuOptimizer::new(ctx, OptimizerConfig::sgd(0.1, 0.0), &[&v])
+        .unwrap()
+        .with_clip_grad_norm(1.0);
+    opt.step(ctx, &[(&v, &gg)]).unwrap();
+    // The reference norm of the f32 values the device holds.
+    let want = g
+        .iter()
+        .map(|&x| (x as f32 as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let got = opt.last_grad_norm(ctx).unwrap() as f64;
+    // f32 sums of 16,384 squares per invocation, then a tree: a few ulps per level.
+    assert!(
+        (got - want).abs() < 1e-5 * want,
+        "norm {got} vs {want} over {n} elements"
+    );
+}
+
 #[test]
 fn zero_grad_and_accumulation_through_params() {
     let ctx = ctx();

@@ -104,6 +104,19 @@ pub enum Error {
         limit: u64,
     },
 
+    /// One shader invocation would loop more often than the adapter runs a loop: CPU adapters
+    /// (lavapipe) end longer loops early without an error, so the call is refused instead.
+    #[error(
+        "{op}: `{arg}` makes one invocation loop {trips} times, over this adapter's limit of \
+         {limit} iterations (its compiler ends longer loops early)"
+    )]
+    LoopLimit {
+        op: &'static str,
+        arg: &'static str,
+        trips: u64,
+        limit: u64,
+    },
+
     /// Reading or writing a file failed.
     #[error("{path}: {message}")]
     Io { path: String, message: String },

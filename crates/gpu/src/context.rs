@@ -409,6 +409,20 @@ impl Context {
         self.loop_limit
     }
 
+    /// An error if one invocation of `op` would loop `trips` times (because of `arg`), at or
+    /// past this adapter's loop limit.
+    pub(crate) fn check_loop(&self, op: &'static str, arg: &'static str, trips: u64) -> Result<()> {
+        match self.loop_limit {
+            Some(limit) if trips >= limit => Err(Error::LoopLimit {
+                op,
+                arg,
+                trips,
+                limit,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Waits for all submitted work, then reports any error the device raised meanwhile.
     pub fn sync(&self) -> Result<()> {
         self.device

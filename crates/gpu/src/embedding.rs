@@ -44,6 +44,8 @@ pub struct GpuIds {
     ids: GpuTensor,
     vocab: usize,
     distinct: Vec<u32>,
+    /// Occurrences of each distinct id (the length of its segment).
+    runs: Vec<u32>,
     order: GpuTensor,
     starts: GpuTensor,
     seg_ids: GpuTensor,
@@ -84,7 +86,9 @@ pub fn upload_ids(ctx: &Context, ids: &Tensor<i64>, vocab: usize) -> Result<GpuI
         }
     }
     starts.push(order.len() as u32);
+    let runs = starts.windows(2).map(|w| w[1] - w[0]).collect();
     Ok(GpuIds {
+        runs,
         ids: ctx.upload_u32(ids.shape(), &out)?,
         vocab,
         order: ctx.upload_u32(&[order.len()], &order)?,
@@ -196,6 +200,14 @@ pub fn embedding_backward(
     let skip = cfg
         .padding_idx
         .and_then(|p| ids.distinct.iter().position(|&id| id as usize == p));
+    // An invocation sums the rows of one id in a loop; refuse an id more frequent than a CPU
+    // adapter's loop limit (the padding row, never summed, aside).
+    let most = (0..n)
+        .filter(|&k| Some(k) != skip)
+        .map(|k| ids.runs[k])
+        .max()
+        .unwrap_or(0);
+    ctx.check_loop(BOP, "ids", most as u64 + 8)?;
     let ranges: Vec<(usize, usize)> = match skip {
         Some(k) => vec![(0, k), (k + 1, n)],
         None => vec![(0, n)],

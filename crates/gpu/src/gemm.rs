@@ -454,6 +454,13 @@ pub(crate) fn gemm(
             reason: "packed in panels for another adapter's kernel".into(),
         });
     }
+    // The storage kernels loop over all of k (`gemm_tiled` in steps of 8, each 11 iterations);
+    // `gemm_panel` above takes k in window-sized chunks.
+    let trips = match rec.ctx().gemm_block() {
+        GemmBlock::Tiled => 11 * a.k.div_ceil(8) as u64 + 72,
+        _ => a.k as u64 + 72,
+    };
+    rec.ctx().check_loop("gemm", "k", trips)?;
     let groups = [b.rows.div_ceil(64) as u32, a.rows.div_ceil(64) as u32, 1];
     rec.dispatch(kernel, &params, &[&a.data, &b.data, bias, out.t], groups)
 }

@@ -37,6 +37,40 @@ const LOG_SOFTMAX: Kernel = Kernel {
     bindings: &[Access::Read, Access::ReadWrite],
 };
 
+/// Classes beyond which a row is one workgroup of 64 (`ce_rows_wide`, `log_softmax_rows_wide`)
+/// instead of one invocation: an invocation loops three times over its row, and CPU adapters
+/// end an invocation's loops after 65,535 iterations ([`crate::CPU_LOOP_LIMIT`]), so this stays
+/// well inside that; beyond it GPUs gain from spreading the row too. On lavapipe one invocation
+/// per row is much faster where it is safe (8,192 rows of 100 classes: 7 ms against 54).
+const WIDE_CLASSES: usize = 4096;
+
+/// The row kernel for `classes` (narrow or wide, see [`WIDE_CLASSES`]) and its workgroups.
+fn row_kernel(
+    narrow: Kernel,
+    wide: &'static str,
+    rows: usize,
+    classes: usize,
+) -> (Kernel, [u32; 3]) {
+    let (kernel, per_group) = if classes > WIDE_CLASSES {
+        (
+            Kernel {
+                entry: wide,
+                ..narrow
+            },
+            1,
+        )
+    } else {
+        (narrow, 64)
+    };
+    let g = rows.div_ceil(per_group);
+    let groups = if g > 65535 {
+        [65535, g.div_ceil(65535) as u32, 1]
+    } else {
+        [g as u32, 1, 1]
+    };
+    (kernel, groups)
+}
+
 /// Device marker of an ignored target.
 pub const IGNORED: u32 = u32::MAX;
 
@@ -98,15 +132,6 @@ fn rows_and_classes(op: &'static str, logits: &GpuTensor) -> Result<(usize, usiz
     }
 }
 
-fn row_groups(rows: usize) -> [u32; 3] {
-    let g = rows.div_ceil(64);
-    if g > 65535 {
-        [65535, g.div_ceil(65535) as u32, 1]
-    } else {
-        [g as u32, 1, 1]
-    }
-}
-
 /// Mean softmax cross-entropy of `logits [..., C]` against `targets [...]` (u32 on the device,
 /// see [`upload_targets`]), reduced in a fixed order so the result is bit-reproducible.
 pub fn cross_entropy(
@@ -133,7 +158,8 @@ pub fn cross_entropy(
         _pad: [0; 2],
     };
     let mut rec = Recorder::new(ctx, OP);
-    rec.dispatch(ROWS, &p, &[logits, targets, &rows], row_groups(n))?;
+    let (kernel, groups) = row_kernel(ROWS, "ce_rows_wide", n, c);
+    rec.dispatch(kernel, &p, &[logits, targets, &rows], groups)?;
     rec.dispatch(REDUCE, &p, &[&rows, &loss], [1, 1, 1])?;
     rec.submit()?;
     Ok(GpuCrossEntropy { loss, rows })
@@ -149,7 +175,8 @@ pub fn log_softmax(ctx: &Context, logits: &GpuTensor) -> Result<GpuTensor> {
         _pad: [0; 2],
     };
     let mut rec = Recorder::new(ctx, "gpu log_softmax");
-    rec.dispatch(LOG_SOFTMAX, &p, &[logits, &out], row_groups(n))?;
+    let (kernel, groups) = row_kernel(LOG_SOFTMAX, "log_softmax_rows_wide", n, c);
+    rec.dispatch(kernel, &p, &[logits, &out], groups)?;
     rec.submit()?;
     Ok(out)
 }

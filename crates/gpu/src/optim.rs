@@ -54,8 +54,13 @@ struct StepParams {
 struct SumParams {
     n: u32,
     slot: u32,
-    _pad: [u32; 2],
+    off: u32,
+    _pad: u32,
 }
+
+/// Elements per `sumsq` dispatch: 16,384 per invocation of its workgroup of 256, far below the
+/// loop limit of CPU adapters ([`crate::CPU_LOOP_LIMIT`]).
+const SUMSQ_SEGMENT: usize = 256 * 16_384;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -151,7 +156,9 @@ impl GpuOptimizer {
             sizes.push(p.numel());
         }
         let clip = ctx.upload(&wgrnn_core::Tensor::new([2], vec![1.0, 0.0])?)?;
-        let partials = ctx.zeros(&[params.len().max(1)])?;
+        // One partial sum per segment of every tensor.
+        let segments: usize = sizes.iter().map(|n| n.div_ceil(SUMSQ_SEGMENT).max(1)).sum();
+        let partials = ctx.zeros(&[segments.max(1)])?;
         Ok(Self {
             config,
             t: 0,
@@ -219,16 +226,22 @@ impl GpuOptimizer {
         }
         let mut rec = Recorder::new(ctx, OP);
         if let Some(max_norm) = self.max_grad_norm {
-            for (slot, (_, g)) in params.iter().enumerate() {
-                let sp = SumParams {
-                    n: g.numel() as u32,
-                    slot: slot as u32,
-                    _pad: [0; 2],
-                };
-                rec.dispatch(SUMSQ, &sp, &[g, &self.partials], [1, 1, 1])?;
+            let mut slot = 0;
+            for (_, g) in params {
+                let n = g.numel();
+                for off in (0..n.max(1)).step_by(SUMSQ_SEGMENT) {
+                    let sp = SumParams {
+                        n: (n - off).min(SUMSQ_SEGMENT) as u32,
+                        slot,
+                        off: off as u32,
+                        _pad: 0,
+                    };
+                    rec.dispatch(SUMSQ, &sp, &[g, &self.partials], [1, 1, 1])?;
+                    slot += 1;
+                }
             }
             let cp = ClipParams {
-                count: params.len() as u32,
+                count: slot,
                 max_norm: max_norm as f32,
                 _pad: [0; 2],
             };
