@@ -289,9 +289,11 @@ fn shuffle<T>(v: &mut [T], rng: &mut SplitMix64) {
 
 fn fmt_time(d: Duration) -> String {
     let s = d.as_secs_f64();
-    if s < 60.0 {
+    if s < 59.95 {
         format!("{s:.1} s")
     } else {
-        format!("{}m{:02.0}s", (s / 60.0) as u64, s % 60.0)
+        // Round to whole seconds first, so that 119.6 s reads 2m00s, not 1m60s.
+        let whole = s.round() as u64;
+        format!("{}m{:02}s", whole / 60, whole % 60)
     }
 }
