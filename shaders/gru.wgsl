@@ -9,7 +9,7 @@ struct StepParams {
     batch: u32,
     hidden: u32,
     step: u32,
-    win_rows: u32,    // rows per block of the h windows of CPU adapters (32, or 16, 8, 4 for small B)
+    win_rows: u32,    // rows per block of the h windows of CPU adapters (32; 16, 8, 4 for small B)
     y_rs_t: u32,
     y_rs_b: u32,
     splits: u32,      // partial products per accumulator in `fpart` (`*_cell_fwd`)

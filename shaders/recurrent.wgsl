@@ -8,9 +8,9 @@
 //
 // X comes through a uniform window (see shaders/README.md: on llvmpipe a uniform load is one
 // vector gather, a storage load a loop over the SIMD lanes). X is K-major per block of 32 rows,
-// panel[k][32] (16, 8 or 4 rows for small batches, `rec_panel16` …): forward the steps write h that way,
-// backward `rec_gather` lays out dG (zeros for rows with no next step and rows past the
-// batch). Each dispatch binds one chunk of k (at most 16384 / rows) of one block as its window
+// panel[k][32] (16, 8 or 4 rows for small batches, `rec_panel16` …): forward the steps write h
+// that way, backward `rec_gather` lays out dG (zeros for rows with no next step and rows past
+// the batch). Each dispatch binds one chunk of k (at most 16384 / rows) of one block as its window
 // and reads one direction of W with rows padded to `ldw` floats. Each invocation owns 32 rows x
 // 8 columns: per k, 8 vec4 of X from the window and 2 vec4 of W from storage for 256
 // multiply-adds. z splits the chunk's k further, each z writing its own slot of `part`, so that
@@ -27,7 +27,7 @@ struct GatherParams {
     dgh_off: u32,
     blk_stride: u32, // floats per block of the panel buffer (a multiple of 64)
     dir_stride: u32, // floats per direction of the panel buffer
-    rows: u32,       // rows per block: 32, or 16, 8, 4 for `rec_panel16`, `rec_panel8`, `rec_panel4`
+    rows: u32,       // rows per block: 32, or 16, 8, 4 (`rec_panel16`, `rec_panel8`, …)
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
@@ -76,7 +76,7 @@ struct PanelParams {
 }
 
 @group(0) @binding(0) var<uniform> pq: PanelParams;
-@group(0) @binding(1) var<uniform> xw: array<vec4<f32>, 4096>;  // window: X[k][32] (or [k][16], …)
+@group(0) @binding(1) var<uniform> xw: array<vec4<f32>, 4096>;  // window: X[k][rows]
 @group(0) @binding(2) var<storage, read> wp: array<vec4<f32>>;   // W: [dir][k][ldw]
 @group(0) @binding(3) var<storage, read_write> pout: array<vec4<f32>>;  // part: [slot][B][cols4]
 

@@ -321,7 +321,8 @@ impl Context {
     }
 
     /// The same context with another small-batch limit: 0 never takes the persistent path,
-    /// `usize::MAX` always does. Both paths give the same results.
+    /// `usize::MAX` always does (within the [`Context::loop_limit`]). The persistent kernels
+    /// give the same results as the fused per-step kernels.
     pub fn with_small_batch_limit(mut self, items: usize) -> Self {
         self.small_batch = items;
         self

@@ -1,6 +1,6 @@
 //! The recurrent product of the split steps on CPU adapters (`rec_panel` in recurrent.wgsl):
-//! `part = X·W` for the 32-row (or 16, 8, 4-row) blocks of a K-major operand read through a uniform
-//! window, and `W` padded to rows of vec4. The forward steps multiply h_prev by `W_hhᵀ`, the
+//! `part = X·W` for the 32-row (or 16-, 8-, 4-row) blocks of a K-major operand read through a
+//! uniform window, and `W` padded to rows of vec4. The forward steps multiply h_prev by `W_hhᵀ`, the
 //! reverse steps dG by `W_hh`; the cell kernels sum the partial products in slot order and
 //! finish the step. With subgroups of 8 the `_sg` variants share the window loads.
 

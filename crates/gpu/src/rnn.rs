@@ -115,9 +115,10 @@ fn seq_kernel(cell: CellKind) -> Kernel {
 }
 
 /// Whether a forward (and its backward) of `cell` with hidden size `hidden` on a batch of
-/// `batch` takes the persistent small-batch path on `ctx`: when its step has at most
-/// [`Context::small_batch_limit`] work items (B·H, or B·⌈H/4⌉ for Elman cells), and, on an
-/// adapter with a [`Context::loop_limit`], when the sequence is short enough for it.
+/// `batch` takes the persistent small-batch path on `ctx` by shape: when its step has at most
+/// [`Context::small_batch_limit`] work items (B·H, or B·⌈H/4⌉ for Elman cells). On an adapter
+/// with a [`Context::loop_limit`], a call whose sequence is too long for that limit runs the
+/// per-step kernels all the same.
 pub fn small_batch_path(ctx: &Context, cell: CellKind, hidden: usize, batch: usize) -> bool {
     let items = if by_unit(cell) {
         hidden.div_ceil(4)
@@ -717,7 +718,6 @@ struct LayerRun {
 impl LayerRun {
     /// Allocates the layer's buffers and records what comes before its first step: `W_hh` in
     /// the steps' layout, `W_ih` and the biases for the projection, the initial states.
-    #[allow(clippy::too_many_arguments)]
     fn new(
         rec: &mut Recorder<'_>,
         w: &GpuWeights<RnnConfig>,
@@ -766,10 +766,10 @@ impl LayerRun {
         // PanelPlan) and the cell update (`*_cell_fwd`).
         let split = !persistent && ctx.gemm_block().split_steps();
         // The split steps' h windows: two buffers [dir][B / rows][H][rows], each block of 32
-        // rows (16, 8 or 4 for smaller batches; see PanelPlan) K-major as `pack` lays them out, padded
-        // to 64 floats, that the steps write and read in turn. The product multiplies them by
-        // W_hhᵀ with each unit's gates side by side (GRU's three padded to four), so that each
-        // vec4 of it is one accumulator of finish(); Elman's units in order.
+        // rows (16, 8 or 4 for smaller batches; see PanelPlan) K-major as `pack` lays them out,
+        // padded to 64 floats, that the steps write and read in turn. The product multiplies
+        // them by W_hhᵀ with each unit's gates side by side (GRU's three padded to four), so
+        // that each vec4 of it is one accumulator of finish(); Elman's units in order.
         let plan = PanelPlan::new(nb, h, if by_unit { h } else { 4 * h });
         let split_bufs = if split {
             let ha = plan.alloc_panels(rec, OP, nd)?;

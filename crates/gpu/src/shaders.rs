@@ -140,7 +140,7 @@ impl Shader {
             Shader::Rnn | Shader::RnnF16 => Some("rnn"),
             _ => None,
         };
-        // Kernels the registry derives from others in the file (see `split_cell_fwd`, `panel_rows`).
+        // Kernels the registry derives from others in the file (`split_cell_fwd`, `panel_rows`).
         let generated = match (self, cell) {
             (Shader::Recurrent, _) => derived_panels(self.file(), false),
             (Shader::MatmulSubgroup, _) => subgroup_variant(
