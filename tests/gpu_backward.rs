@@ -499,8 +499,8 @@ fn backward_bad_inputs_are_errors() {
 }
 
 /// f16 storage of W_hh, forward and backward, on every path (the fused step kernels, the split
-/// steps of CPU adapters, the persistent kernels), against the f64 reference with the same
-/// (f16-exact) weights.
+/// steps of CPU adapters, the persistent kernels; a unidirectional stack also as a wavefront),
+/// against the f64 reference with the same (f16-exact) weights.
 #[test]
 fn f16_weight_storage_matches_cpu_on_every_path() {
     for ctx in f16_paths() {
@@ -524,6 +524,16 @@ fn f16_weight_storage_matches_cpu_on_every_path() {
                     lengths: None,
                 },
                 710 + i as u64,
+            );
+            check_on(
+                ctx,
+                &Case {
+                    cfg: RnnConfig::new(cell, 4, 9).layers(2),
+                    t: 9,
+                    b: 3,
+                    lengths: Some(vec![9, 4, 7]),
+                },
+                720 + i as u64,
             );
         }
     }

@@ -510,7 +510,8 @@ fn narrow_and_concat_along_the_first_axis() {
 /// CPU adapters end an invocation's loops after `Context::loop_limit` iterations without an
 /// error, so calls that would loop that long are refused there, naming the argument: one id
 /// 70,000 times in an embedding backward, 22,000 keys in attention (its softmax loops three
-/// times over them), k = 70,000 in the storage GEMM kernels. Adapters without a limit run them.
+/// times over them), k = 70,000 in the storage GEMM kernels, 4,200,000 rows of cross-entropy
+/// (summed 64 to a workgroup). Adapters without a limit run them.
 #[test]
 fn loops_past_the_adapter_limit_are_refused_or_run() {
     let ctx = ctx();
@@ -559,4 +560,17 @@ fn loops_past_the_adapter_limit_are_refused_or_run() {
         .upload(&Tensor::new([n, 1], vec![1.0f32; n]).unwrap())
         .unwrap();
     check("B8 matmul", "k", gpu::matmul(b8, &a, &b).map(|_| ()));
+
+    let rows = 4_200_000;
+    let logits = ctx
+        .upload(&Tensor::new([rows, 1], vec![0.0f32; rows]).unwrap())
+        .unwrap();
+    let targets = upload_targets(
+        ctx,
+        &Tensor::new([rows], vec![0i64; rows]).unwrap(),
+        1,
+        None,
+    );
+    let r = gpu::cross_entropy(ctx, &logits, &targets.unwrap()).map(|_| ());
+    check("cross-entropy", "logits", r);
 }

@@ -157,6 +157,8 @@ pub fn cross_entropy(
         classes: c as u32,
         _pad: [0; 2],
     };
+    // `ce_reduce` sums the rows in one workgroup of 64, each invocation every 64th row.
+    ctx.check_loop(OP, "logits", n.div_ceil(64) as u64 + 8)?;
     let mut rec = Recorder::new(ctx, OP);
     let (kernel, groups) = row_kernel(ROWS, "ce_rows_wide", n, c);
     rec.dispatch(kernel, &p, &[logits, targets, &rows], groups)?;
