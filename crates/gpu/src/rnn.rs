@@ -397,8 +397,6 @@ pub fn rnn_forward(
     } else {
         None
     };
-    // Stand-in for the tape in inference mode (the step kernels bind one either way).
-    let no_tape = ctx.alloc(OP, "tape", &[4], DType::F32)?;
 
     // Unidirectional stacks of per-step layers run as a wavefront over layers × time (see
     // `wavefront_chunk`); otherwise layer after layer.
@@ -423,7 +421,6 @@ pub fn rnn_forward(
                 persistent,
             },
             &lengths_dev,
-            &no_tape,
         )?;
         // The layer input, row m = t·B + b: the call's x (maybe batch-first), or the previous
         // layer's output (always sequence-major).
@@ -724,7 +721,6 @@ impl LayerRun {
         input: &GpuRnnInput<'_>,
         geom: LayerGeom,
         lengths_dev: &GpuTensor,
-        no_tape: &GpuTensor,
     ) -> Result<Self> {
         let ctx = rec.ctx();
         let cfg = w.config();
@@ -838,7 +834,10 @@ impl LayerRun {
             rec.clear(&t);
             t
         } else {
-            no_tape.clone()
+            // A stand-in (the step kernels bind a tape either way), one per layer: layers that
+            // shared a writable buffer could not run together in the wavefront, since the
+            // driver orders every use of a read-write buffer after the one before.
+            ctx.alloc(OP, "tape", &[4], DType::F32)?
         };
         let b_hn = if cfg.cell == CellKind::Gru {
             let t = ctx.alloc(OP, "b_hn", &[nd, h], DType::F32)?;
