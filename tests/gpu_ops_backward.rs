@@ -20,6 +20,10 @@ fn embedding_backward_matches_cpu_with_repeats_and_padding() {
         (1, 1, vec![3], None),
         (13, 6, vec![5, 4], Some(2)),
         (65, 129, vec![9, 17], Some(0)),
+        // 350,000 positions over 5 ids, about 70,000 each, past a CPU adapter's loop limit of
+        // 65,535: each id's run is summed in segments of at most 16,384, later segments adding
+        // in later dispatches (five rounds), the padding id's skipped in every round.
+        (7, 2, vec![350_000], Some(1)),
     ] {
         let cfg = EmbeddingConfig::new(v, d).padding_idx(pad);
         let w = EmbeddingWeights::<f64>::init(cfg, 3).unwrap();

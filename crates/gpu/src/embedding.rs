@@ -37,16 +37,23 @@ struct GatherParams {
     _pad: u32,
 }
 
+/// Positions of one id summed by one invocation of the backward at most: far below the loop
+/// limit of CPU adapters ([`crate::CPU_LOOP_LIMIT`]).
+const SEGMENT: usize = 16_384;
+
 /// Token ids on the device, with what a deterministic backward needs: the positions sorted by
-/// id (stably) and the segment of each distinct id, computed once on the host at upload.
+/// id (stably), and each id's run of them cut in segments of at most [`SEGMENT`], computed once
+/// on the host at upload. Segments go round by round: round r holds the r-th segment of every
+/// id that has one, in id order, so no id appears twice in a round.
 #[derive(Clone, Debug)]
 pub struct GpuIds {
     ids: GpuTensor,
     vocab: usize,
-    distinct: Vec<u32>,
-    /// Occurrences of each distinct id (the length of its segment).
-    runs: Vec<u32>,
+    /// The id of each segment, and where each round's segments start (and the last ends).
+    seg_host: Vec<u32>,
+    rounds: Vec<usize>,
     order: GpuTensor,
+    /// Segment u covers `order[starts[2u]..starts[2u + 1]]`.
     starts: GpuTensor,
     seg_ids: GpuTensor,
 }
@@ -74,27 +81,37 @@ pub fn upload_ids(ctx: &Context, ids: &Tensor<i64>, vocab: usize) -> Result<GpuI
         }
         out.push(id as u32);
     }
-    // Stable sort of positions by id: each distinct id becomes one contiguous segment.
+    // Stable sort of positions by id: each distinct id's positions become one contiguous run.
     let mut order: Vec<u32> = (0..out.len() as u32).collect();
     order.sort_by_key(|&p| out[p as usize]);
-    let mut starts = Vec::new();
-    let mut distinct = Vec::new();
+    let mut runs: Vec<(u32, usize, usize)> = Vec::new();
     for (i, &p) in order.iter().enumerate() {
-        if distinct.last() != Some(&out[p as usize]) {
-            distinct.push(out[p as usize]);
-            starts.push(i as u32);
+        let id = out[p as usize];
+        match runs.last_mut() {
+            Some((last, _, end)) if *last == id => *end = i + 1,
+            _ => runs.push((id, i, i + 1)),
         }
     }
-    starts.push(order.len() as u32);
-    let runs = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    let (mut seg_host, mut starts, mut rounds) = (Vec::new(), Vec::new(), vec![0]);
+    let longest = runs.iter().map(|&(_, b, e)| e - b).max().unwrap_or(0);
+    for r in 0..longest.div_ceil(SEGMENT) {
+        for &(id, begin, end) in &runs {
+            let b = begin + r * SEGMENT;
+            if b < end {
+                seg_host.push(id);
+                starts.extend([b as u32, (b + SEGMENT).min(end) as u32]);
+            }
+        }
+        rounds.push(seg_host.len());
+    }
     Ok(GpuIds {
-        runs,
         ids: ctx.upload_u32(ids.shape(), &out)?,
         vocab,
         order: ctx.upload_u32(&[order.len()], &order)?,
         starts: ctx.upload_u32(&[starts.len()], &starts)?,
-        seg_ids: ctx.upload_u32(&[distinct.len()], &distinct)?,
-        distinct,
+        seg_ids: ctx.upload_u32(&[seg_host.len()], &seg_host)?,
+        seg_host,
+        rounds,
     })
 }
 
@@ -194,43 +211,38 @@ pub fn embedding_backward(
     if accumulate.is_none() {
         rec.clear(g);
     }
-    // The padding row's segment (if present) is skipped: the segments before it, then those
-    // after, as two dispatches over the same buffers.
-    let n = ids.distinct.len();
-    let skip = cfg
-        .padding_idx
-        .and_then(|p| ids.distinct.iter().position(|&id| id as usize == p));
-    // An invocation sums the rows of one id in a loop; refuse an id more frequent than a CPU
-    // adapter's loop limit (the padding row, never summed, aside).
-    let most = (0..n)
-        .filter(|&k| Some(k) != skip)
-        .map(|k| ids.runs[k])
-        .max()
-        .unwrap_or(0);
-    ctx.check_loop(BOP, "ids", most as u64 + 8)?;
-    let ranges: Vec<(usize, usize)> = match skip {
-        Some(k) => vec![(0, k), (k + 1, n)],
-        None => vec![(0, n)],
-    };
-    for (lo, hi) in ranges.into_iter().filter(|(lo, hi)| hi > lo) {
-        let p = ScatterParams {
-            segments: (hi - lo) as u32,
-            dim: d as u32,
-            accumulate: accumulate.is_some() as u32,
-            first: lo as u32,
+    // Round by round (each adding to the sums of the rounds before); within a round the
+    // padding row's segment (if present) is skipped: the segments before it, then those after,
+    // as two dispatches over the same buffers.
+    for (r, w) in ids.rounds.windows(2).enumerate() {
+        let (first, last) = (w[0], w[1]);
+        let skip = cfg
+            .padding_idx
+            .and_then(|p| (first..last).find(|&u| ids.seg_host[u] as usize == p));
+        let ranges: Vec<(usize, usize)> = match skip {
+            Some(k) => vec![(first, k), (k + 1, last)],
+            None => vec![(first, last)],
         };
-        let uy = (hi - lo).div_ceil(4);
-        let (gy, gz) = if uy > 65535 {
-            (65535, uy.div_ceil(65535))
-        } else {
-            (uy, 1)
-        };
-        rec.dispatch(
-            SCATTER,
-            &p,
-            &[dy, &ids.order, &ids.starts, &ids.seg_ids, g],
-            [d.div_ceil(64) as u32, gy as u32, gz as u32],
-        )?;
+        for (lo, hi) in ranges.into_iter().filter(|(lo, hi)| hi > lo) {
+            let p = ScatterParams {
+                segments: (hi - lo) as u32,
+                dim: d as u32,
+                accumulate: (accumulate.is_some() || r > 0) as u32,
+                first: lo as u32,
+            };
+            let uy = (hi - lo).div_ceil(4);
+            let (gy, gz) = if uy > 65535 {
+                (65535, uy.div_ceil(65535))
+            } else {
+                (uy, 1)
+            };
+            rec.dispatch(
+                SCATTER,
+                &p,
+                &[dy, &ids.order, &ids.starts, &ids.seg_ids, g],
+                [d.div_ceil(64) as u32, gy as u32, gz as u32],
+            )?;
+        }
     }
     rec.submit()?;
     Ok(grads)
