@@ -37,14 +37,8 @@ fn row_lse(base: u32) -> f32 {
     return m + log(s);
 }
 
-@compute @workgroup_size(64)
-fn ce_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let r = gid.x + gid.y * 65535u * 64u;
-    if (r >= rp.rows) {
-        return;
-    }
-    let base = r * rp.classes;
-    let lse = row_lse(base);
+// Row r's outputs given its log-sum-exp: lse, nll (0 for an ignored target) and counted.
+fn write_row(r: u32, base: u32, lse: f32) {
     let t = targets[r];
     var nll = 0.0;
     var counted = 0.0;
@@ -55,6 +49,17 @@ fn ce_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
     row_out[r] = lse;
     row_out[rp.rows + r] = nll;
     row_out[2u * rp.rows + r] = counted;
+}
+
+@compute @workgroup_size(64)
+fn ce_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let r = gid.x + gid.y * 65535u * 64u;
+    if (r >= rp.rows) {
+        return;
+    }
+    let base = r * rp.classes;
+    let lse = row_lse(base);
+    write_row(r, base, lse);
 }
 
 var<workgroup> row_part: array<f32, 64>;
@@ -102,16 +107,7 @@ fn ce_rows_wide(@builtin(local_invocation_index) i: u32, @builtin(workgroup_id) 
     if (i != 0u) {
         return;
     }
-    let t = targets[r];
-    var nll = 0.0;
-    var counted = 0.0;
-    if (t != IGNORED && t < rp.classes) {
-        nll = lse - logits[base + t];
-        counted = 1.0;
-    }
-    row_out[r] = lse;
-    row_out[rp.rows + r] = nll;
-    row_out[2u * rp.rows + r] = counted;
+    write_row(r, base, lse);
 }
 
 @group(0) @binding(1) var<storage, read> rows_in: array<f32>;
