@@ -38,20 +38,25 @@ const LOG_SOFTMAX: Kernel = Kernel {
 };
 
 /// Classes beyond which a row is one workgroup of 64 (`ce_rows_wide`, `log_softmax_rows_wide`)
-/// instead of one invocation: an invocation loops three times over its row, and CPU adapters
-/// end an invocation's loops after 65,535 iterations ([`crate::CPU_LOOP_LIMIT`]), so this stays
-/// well inside that; beyond it GPUs gain from spreading the row too. On lavapipe one invocation
-/// per row is much faster where it is safe (8,192 rows of 100 classes: 7 ms against 54).
+/// instead of one invocation on GPUs, which gain from spreading a wide row.
 const WIDE_CLASSES: usize = 4096;
 
-/// The row kernel for `classes` (narrow or wide, see [`WIDE_CLASSES`]) and its workgroups.
+/// The row kernel for `classes` and its workgroups: one invocation per row, or for wide rows a
+/// workgroup. On an adapter with a loop limit (CPU adapters) one invocation per row is much
+/// faster (lavapipe, 8,192 rows of 100 classes: 7 ms against 54; 2,048 rows of 10,000: 157
+/// against 189), so it stays until its three loops over the row would reach the limit.
 fn row_kernel(
+    ctx: &Context,
     narrow: Kernel,
     wide: &'static str,
     rows: usize,
     classes: usize,
 ) -> (Kernel, [u32; 3]) {
-    let (kernel, per_group) = if classes > WIDE_CLASSES {
+    let widest_narrow = match ctx.loop_limit() {
+        Some(limit) => (limit as usize - 64) / 3,
+        None => WIDE_CLASSES,
+    };
+    let (kernel, per_group) = if classes > widest_narrow {
         (
             Kernel {
                 entry: wide,
@@ -160,7 +165,7 @@ pub fn cross_entropy(
     // `ce_reduce` sums the rows in one workgroup of 64, each invocation every 64th row.
     ctx.check_loop(OP, "logits", n.div_ceil(64) as u64 + 8)?;
     let mut rec = Recorder::new(ctx, OP);
-    let (kernel, groups) = row_kernel(ROWS, "ce_rows_wide", n, c);
+    let (kernel, groups) = row_kernel(ctx, ROWS, "ce_rows_wide", n, c);
     rec.dispatch(kernel, &p, &[logits, targets, &rows], groups)?;
     rec.dispatch(REDUCE, &p, &[&rows, &loss], [1, 1, 1])?;
     rec.submit()?;
@@ -177,7 +182,7 @@ pub fn log_softmax(ctx: &Context, logits: &GpuTensor) -> Result<GpuTensor> {
         _pad: [0; 2],
     };
     let mut rec = Recorder::new(ctx, "gpu log_softmax");
-    let (kernel, groups) = row_kernel(LOG_SOFTMAX, "log_softmax_rows_wide", n, c);
+    let (kernel, groups) = row_kernel(ctx, LOG_SOFTMAX, "log_softmax_rows_wide", n, c);
     rec.dispatch(kernel, &p, &[logits, &out], groups)?;
     rec.submit()?;
     Ok(out)
