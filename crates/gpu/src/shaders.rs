@@ -2,6 +2,9 @@
 
 /// The shared prelude (activation functions), prepended to every file.
 pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
+/// The cell files' prelude (per-direction bookkeeping), placed after [`COMMON`] in the
+/// modules of lstm.wgsl, gru.wgsl and rnn.wgsl.
+pub const CELL: &str = include_str!("../../../shaders/cell.wgsl");
 pub const MATMUL: &str = include_str!("../../../shaders/matmul.wgsl");
 pub const PACK: &str = include_str!("../../../shaders/pack.wgsl");
 pub const PACK_F16: &str = include_str!("../../../shaders/pack_f16.wgsl");
@@ -130,7 +133,7 @@ impl Shader {
         }
     }
 
-    /// The full module source: prelude + file. The f16 variants rebind the packed W_hh (`w` in
+    /// The full module source: prelude(s) + file. The f16 variants rebind the packed W_hh (`w` in
     /// the forward kernels, `wt` in the backward ones) as `vec2<u32>`, two f16 per u32, and
     /// unpack to f32 in `w_load` / `wt_load`: half the weight traffic, f32 arithmetic.
     pub fn source(self) -> String {
@@ -163,7 +166,8 @@ impl Shader {
             (_, Some(c)) => split_cell_fwd(self.file(), c) + &split_cell_bwd(self.file(), c),
             _ => String::new(),
         };
-        let src = format!("{COMMON}\n{}{generated}", self.file());
+        let prelude = if cell.is_some() { CELL } else { "" };
+        let src = format!("{COMMON}\n{prelude}\n{}{generated}", self.file());
         if self == Shader::PackF16 {
             return format!("{src}\n{PACK_F16}");
         }
