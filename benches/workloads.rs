@@ -257,7 +257,7 @@ pub fn embedding<'c>(ctx: &'c Context, s: EmbeddingShape, training: bool) -> Res
         work,
         bytes: true,
         run: Box::new(move || {
-            let y = embedding_forward(ctx, &w, ids.tensor())?;
+            let y = embedding_forward(ctx, &w, &ids)?;
             if training {
                 embedding_backward(ctx, &w, &ids, &dy, None)?;
             }

@@ -26,8 +26,7 @@ fn embedding_matches_cpu() {
         let ids = Tensor::from_fn(shape.clone(), |_| rng.below(v) as i64);
         let want = embedding_forward(&w, &ids).unwrap();
         let gw = GpuWeights::upload(ctx, &w).unwrap();
-        let got =
-            gpu::embedding_forward(ctx, &gw, upload_ids(ctx, &ids, v).unwrap().tensor()).unwrap();
+        let got = gpu::embedding_forward(ctx, &gw, &upload_ids(ctx, &ids, v).unwrap()).unwrap();
         // A gather copies bits: exact.
         assert_eq!(ctx.read(&got).unwrap(), want, "V={v} D={d}");
     }
@@ -140,7 +139,9 @@ fn linear_matches_cpu() {
 /// Narrow rows take one invocation each, wide ones a workgroup: past 4,096 classes on GPUs,
 /// past about 21,800 on CPU adapters, which end an invocation's loops after 65,535 iterations
 /// and need it there (40,000 and 70,000 classes). 5,000 and 21,000 classes take the GPUs' wide
-/// kernel and the CPU adapters' narrow one.
+/// kernel and the CPU adapters' narrow one. 1,300,000 classes is near the widest row the
+/// workgroup kernel runs on CPU adapters (its loops take 3·⌈C/64⌉ + 12 trips, 60,951 here);
+/// it fails if the bound they are checked against is too loose.
 #[test]
 fn cross_entropy_matches_cpu_and_is_bit_reproducible() {
     let ctx = ctx();
@@ -153,6 +154,7 @@ fn cross_entropy_matches_cpu_and_is_bit_reproducible() {
         (3, 21_000),
         (3, 40_000),
         (3, 70_000),
+        (1, 1_300_000),
     ] {
         let logits: Tensor<f64> = random(&mut rng, &[n, c], 4.0);
         let targets = Tensor::from_fn([n], |i| {
@@ -321,7 +323,19 @@ fn bad_inputs_are_errors() {
     assert!(e.to_string().contains("`h0`"), "{e}");
     let ids = ctx.upload_u32(&[5, 2, 3], &[0; 30]).unwrap();
     let e = gpu::rnn_forward(ctx, &w, GpuRnnInput::new(&ids), Mode::Inference).unwrap_err();
-    assert!(e.to_string().contains("f32"), "{e}");
+    assert!(
+        e.to_string().contains("`x`") && e.to_string().contains("f32"),
+        "{e}"
+    );
+    // u32 operands of a product (the bits of 1.0 here) are refused, not read as floats.
+    let one_bits = ctx.upload_u32(&[1, 1], &[0x3f80_0000]).unwrap();
+    let e = gpu::matmul(ctx, &one_bits, &one_bits)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`a`") && e.contains("f32") && e.contains("[1, 1]"),
+        "{e}"
+    );
 
     let e = upload_ids(ctx, &Tensor::new([3], vec![0, 7, 2]).unwrap(), 7).unwrap_err();
     assert_eq!(
@@ -352,8 +366,13 @@ fn bad_inputs_are_errors() {
         &EmbeddingWeights::<f32>::init(EmbeddingConfig::new(4, 2), 0).unwrap(),
     )
     .unwrap();
-    let e = gpu::embedding_forward(ctx, &emb, &x).unwrap_err();
-    assert!(e.to_string().contains("u32"), "{e}");
+    // Ids checked against a larger vocabulary: id 9 names no row of this 4-row table.
+    let wide_ids = upload_ids(ctx, &Tensor::new([2], vec![1, 9]).unwrap(), 10).unwrap();
+    let e = gpu::embedding_forward(ctx, &emb, &wide_ids).unwrap_err();
+    assert!(
+        e.to_string().contains("`ids`") && e.to_string().contains("vocabulary 10"),
+        "{e}"
+    );
 
     let att = GpuWeights::upload(
         ctx,
@@ -390,8 +409,22 @@ fn bad_inputs_are_errors() {
     );
 
     let logits = ctx.zeros(&[3, 4]).unwrap();
-    let e = gpu::cross_entropy(ctx, &logits, &ctx.upload_u32(&[2], &[0, 1]).unwrap()).unwrap_err();
+    let two = upload_targets(ctx, &Tensor::new([2], vec![0, 1]).unwrap(), 4, None).unwrap();
+    let e = gpu::cross_entropy(ctx, &logits, &two).unwrap_err();
     assert!(e.to_string().contains("`targets`"), "{e}");
+    // Targets checked against another class count: a target of 7 would be no class of these
+    // logits and must not be dropped in silence.
+    let seven = Tensor::new([3], vec![0, 7, 1]).unwrap();
+    let other = upload_targets(ctx, &seven, 10, None).unwrap();
+    let e = gpu::cross_entropy(ctx, &logits, &other).unwrap_err();
+    assert!(
+        e.to_string().contains("`targets`") && e.to_string().contains("10 classes"),
+        "{e}"
+    );
+    let good = upload_targets(ctx, &Tensor::new([3], vec![0, 3, 1]).unwrap(), 4, None).unwrap();
+    let ce = gpu::cross_entropy(ctx, &logits, &good).unwrap();
+    let e = gpu::cross_entropy_backward(ctx, &logits, &other, &ce, 1.0).unwrap_err();
+    assert!(e.to_string().contains("10 classes"), "{e}");
 
     // A tensor over the device's binding limit is refused before anything is allocated.
     let limit = ctx.limits().max_storage_buffer_binding_size as usize;
@@ -519,8 +552,8 @@ fn narrow_and_concat_along_the_first_axis() {
 /// CPU adapters end an invocation's loops after `Context::loop_limit` iterations without an
 /// error, so calls that would loop that long are refused there, naming the argument: 22,000
 /// keys in attention (its softmax loops three times over them), k = 70,000 in the storage GEMM
-/// kernels, 4,200,000 rows of cross-entropy (summed 64 to a workgroup). Adapters without a
-/// limit run them.
+/// kernels, 4,200,000 rows of cross-entropy (summed 64 to a workgroup), rows of 1,500,000
+/// classes (a workgroup loops 3·⌈C/64⌉ + 12 times over one). Adapters without a limit run them.
 #[test]
 fn loops_past_the_adapter_limit_are_refused_or_run() {
     let ctx = ctx();
@@ -573,4 +606,58 @@ fn loops_past_the_adapter_limit_are_refused_or_run() {
     );
     let r = gpu::cross_entropy(ctx, &logits, &targets.unwrap()).map(|_| ());
     check("cross-entropy", "logits", r);
+
+    let classes = 1_500_000;
+    let logits = ctx
+        .upload(&Tensor::new([1, classes], vec![0.0f32; classes]).unwrap())
+        .unwrap();
+    let r = gpu::log_softmax(ctx, &logits).map(|_| ());
+    check("log_softmax, wide row", "logits", r);
+    let targets = upload_targets(ctx, &Tensor::new([1], vec![3]).unwrap(), classes, None);
+    let r = gpu::cross_entropy(ctx, &logits, &targets.unwrap()).map(|_| ());
+    check("cross-entropy, wide row", "logits", r);
+}
+
+/// The recurrent step kernels put the batch along a dispatch's y axis: 4 rows per workgroup in
+/// the fused forward steps, 1 in the split steps and every reverse step. A batch past that is
+/// refused up front, naming `x` and its shape; training is held to the reverse steps' bound.
+/// Just inside the fused steps' bound, inference runs and matches the CPU reference.
+#[test]
+fn batches_past_the_dispatch_limit_are_refused() {
+    let cfg = RnnConfig::new(CellKind::Gru, 1, 1);
+    let w = RnnWeights::<f64>::init(cfg.clone(), 3).unwrap();
+    for ctx in crate::gpu::blockings() {
+        let max = ctx.limits().max_compute_workgroups_per_dimension as usize;
+        let gw = GpuWeights::upload(ctx, &w.cast::<f32>()).unwrap();
+        let split = ctx.gemm_block() == gpu::GemmBlock::Panel;
+        let fused = if split { max } else { 4 * max };
+        for (b, mode, ok) in [
+            (max, Mode::Training, true),
+            (max + 1, Mode::Training, false),
+            (fused + 1, Mode::Inference, false),
+            (fused, Mode::Inference, true),
+        ] {
+            let x: Tensor<f64> = Tensor::from_fn([2, b, 1], |i| ((i % 7) as f64 - 3.0) / 4.0);
+            let gx = ctx.upload(&x.cast()).unwrap();
+            let what = format!("{:?} B={b} {mode:?}", ctx.gemm_block());
+            match gpu::rnn_forward(ctx, &gw, GpuRnnInput::new(&gx), mode) {
+                Ok(out) if ok => {
+                    let want = wgrnn::cpu::rnn_forward(&w, wgrnn::cpu::RnnInput::new(&x));
+                    assert_tensor_close(
+                        &what,
+                        &ctx.read(&out.y).unwrap(),
+                        &want.unwrap().y,
+                        GPU_F32,
+                    );
+                }
+                Err(Error::TooLarge {
+                    arg, size, unit, ..
+                }) if !ok => {
+                    assert!(arg.contains("x [2, "), "{what}: {arg}");
+                    assert_eq!((size, unit), (b as u64, "batch rows"), "{what}");
+                }
+                other => panic!("{what}: want ok = {ok}, got {:?}", other.map(|_| ())),
+            }
+        }
+    }
 }

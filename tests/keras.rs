@@ -285,7 +285,7 @@ fn check_embedding_gpu(name: &str, file: &SafetensorsFile) {
     let gw = wgrnn::gpu::GpuWeights::upload(ctx, &w).unwrap();
     let ids = wgrnn::gpu::upload_ids(ctx, &file.ids("ids").unwrap(), cfg.num_embeddings).unwrap();
     let t = |n: &str| file.real::<f32>(n).unwrap();
-    let y = wgrnn::gpu::embedding_forward(ctx, &gw, ids.tensor()).unwrap();
+    let y = wgrnn::gpu::embedding_forward(ctx, &gw, &ids).unwrap();
     assert_tensor_close(
         &format!("{name} gpu: y"),
         &ctx.read(&y).unwrap(),

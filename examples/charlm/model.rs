@@ -170,7 +170,7 @@ impl Model {
         state: Option<&(GpuTensor, GpuTensor)>,
     ) -> Result<(GpuTensor, (GpuTensor, GpuTensor))> {
         let ids = upload_ids(ctx, x, self.cfg.vocab)?;
-        let e = gpu::embedding_forward(ctx, &self.emb.value, ids.tensor())?;
+        let e = gpu::embedding_forward(ctx, &self.emb.value, &ids)?;
         let mut input = GpuRnnInput::new(&e);
         if let Some((h, c)) = state {
             input = input.h0(h).c0(c);
@@ -202,7 +202,7 @@ impl Model {
         self.out.zero_grad(ctx)?;
         let ids = upload_ids(ctx, x, v)?;
         let targets = upload_targets(ctx, y, v, None)?;
-        let e = gpu::embedding_forward(ctx, &self.emb.value, ids.tensor())?;
+        let e = gpu::embedding_forward(ctx, &self.emb.value, &ids)?;
         let r = gpu::rnn_forward(ctx, &self.lstm.value, GpuRnnInput::new(&e), Mode::Training)?;
         let logits = gpu::linear_forward(ctx, &self.out.value, &r.y)?;
         let ce = gpu::cross_entropy(ctx, &logits, &targets)?;

@@ -241,14 +241,14 @@ impl Model {
         let dec_ids = upload_ids(ctx, &batch.dec_inputs, vout)?;
         let targets = upload_targets(ctx, &batch.targets, vout, None)?;
         // Forward.
-        let enc_x = gpu::embedding_forward(ctx, &self.enc_emb.value, enc_ids.tensor())?;
+        let enc_x = gpu::embedding_forward(ctx, &self.enc_emb.value, &enc_ids)?;
         let enc = gpu::rnn_forward(
             ctx,
             &self.encoder.value,
             GpuRnnInput::new(&enc_x).lengths(&batch.lengths),
             Mode::Training,
         )?;
-        let dec_x = gpu::embedding_forward(ctx, &self.dec_emb.value, dec_ids.tensor())?;
+        let dec_x = gpu::embedding_forward(ctx, &self.dec_emb.value, &dec_ids)?;
         let h0 = self.bridge(ctx, &enc.h_n)?;
         let c0 = self.bridge(ctx, enc.c_n.as_ref().expect("LSTM has c_n"))?;
         let dec = gpu::rnn_forward(
@@ -340,7 +340,7 @@ impl Model {
         let b = batch.lengths.len();
         let vout = data::output_vocab();
         let enc_ids = upload_ids(ctx, &batch.inputs, data::input_vocab())?;
-        let enc_x = gpu::embedding_forward(ctx, &self.enc_emb.value, enc_ids.tensor())?;
+        let enc_x = gpu::embedding_forward(ctx, &self.enc_emb.value, &enc_ids)?;
         let enc = gpu::rnn_forward(
             ctx,
             &self.encoder.value,
@@ -354,7 +354,7 @@ impl Model {
         let mut weights = Vec::new();
         for _ in 0..TARGET_LEN {
             let ids = upload_ids(ctx, &Tensor::new([b, 1], tokens.clone())?, vout)?;
-            let x = gpu::embedding_forward(ctx, &self.dec_emb.value, ids.tensor())?;
+            let x = gpu::embedding_forward(ctx, &self.dec_emb.value, &ids)?;
             let dec = gpu::rnn_forward(
                 ctx,
                 &self.decoder.value,

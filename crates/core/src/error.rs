@@ -11,6 +11,14 @@ pub fn fmt_shape(shape: &[usize]) -> String {
     format!("[{}]", parts.join(", "))
 }
 
+/// A shape's element count for messages; a count past `usize` is said as such.
+fn fmt_numel(shape: &[usize]) -> String {
+    match crate::tensor::checked_numel(shape) {
+        Some(n) => n.to_string(),
+        None => "more than usize::MAX".to_string(),
+    }
+}
+
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum Error {
     /// A configuration field is out of its domain (a zero size, an attention dimension missing…).
@@ -35,7 +43,11 @@ pub enum Error {
     },
 
     /// A tensor was built from a buffer whose length does not match its shape.
-    #[error("tensor of shape {} needs {} elements, got {len}", fmt_shape(shape), shape.iter().product::<usize>())]
+    #[error(
+        "tensor of shape {} needs {} elements, got {len}",
+        fmt_shape(shape),
+        fmt_numel(shape)
+    )]
     DataLength { shape: Vec<usize>, len: usize },
 
     /// A sequence length is zero or longer than the sequence.
@@ -94,12 +106,15 @@ pub enum Error {
     #[error("GPU device error in {op}: {message}")]
     Device { op: &'static str, message: String },
 
-    /// A buffer would exceed what the device allows.
-    #[error("{op}: `{arg}` needs {bytes} bytes, over the device limit {limit_name} = {limit}")]
+    /// A size would exceed what the device (or a u32 index) allows: a buffer's bytes, a
+    /// dispatch's workgroups, an element count.
+    #[error("{op}: `{arg}` needs {size} {unit}, over the limit {limit_name} = {limit}")]
     TooLarge {
         op: &'static str,
         arg: String,
-        bytes: u64,
+        size: u64,
+        /// What `size` counts: "bytes", "workgroups", "elements", …
+        unit: &'static str,
         limit_name: &'static str,
         limit: u64,
     },

@@ -42,11 +42,16 @@ impl<T> Tensor<T> {
     }
 }
 
+/// The element count of `shape`, or `None` where the product overflows `usize`.
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
 impl<T: Copy> Tensor<T> {
     /// Builds a tensor; the buffer length must equal the product of the shape.
     pub fn new(shape: impl Into<Vec<usize>>, data: Vec<T>) -> Result<Self> {
         let shape = shape.into();
-        if shape.iter().product::<usize>() != data.len() {
+        if checked_numel(&shape) != Some(data.len()) {
             return Err(Error::DataLength {
                 shape,
                 len: data.len(),
@@ -55,19 +60,22 @@ impl<T: Copy> Tensor<T> {
         Ok(Self { shape, data })
     }
 
+    /// A tensor of `value`. Like `vec!`, panics (capacity overflow) when the shape holds more
+    /// elements than memory can, rather than wrapping the count around.
     pub fn full(shape: impl Into<Vec<usize>>, value: T) -> Self {
         let shape = shape.into();
-        let n = shape.iter().product();
+        let n = checked_numel(&shape).unwrap_or(usize::MAX);
         Self {
             shape,
             data: vec![value; n],
         }
     }
 
-    /// Builds a tensor from a function of the flat index.
+    /// Builds a tensor from a function of the flat index. Panics as [`Tensor::full`] does
+    /// when the shape's element count overflows.
     pub fn from_fn(shape: impl Into<Vec<usize>>, f: impl FnMut(usize) -> T) -> Self {
         let shape = shape.into();
-        let n = shape.iter().product();
+        let n = checked_numel(&shape).unwrap_or(usize::MAX);
         Self {
             shape,
             data: (0..n).map(f).collect(),

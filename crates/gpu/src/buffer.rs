@@ -225,7 +225,8 @@ impl Context {
             return Err(Error::TooLarge {
                 op,
                 arg: arg.to_string(),
-                bytes,
+                size: bytes,
+                unit: "bytes",
                 limit_name: "max_storage_buffer_binding_size",
                 limit,
             });
@@ -244,7 +245,8 @@ impl Context {
         let too_large = || Error::TooLarge {
             op,
             arg: arg.to_string(),
-            bytes: u64::MAX,
+            size: u64::MAX,
+            unit: "bytes",
             limit_name: "u64 byte count",
             limit: u64::MAX,
         };

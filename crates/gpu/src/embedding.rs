@@ -115,21 +115,34 @@ pub fn upload_ids(ctx: &Context, ids: &Tensor<i64>, vocab: usize) -> Result<GpuI
     })
 }
 
-/// `y[..., :] = weight[ids[...], :]`, `y` of shape `ids.shape() + [D]`. `ids` are u32 on the
-/// device (see [`upload_ids`]); an id out of range yields a zero row, never an out-of-bounds read.
+impl GpuIds {
+    /// Checks that these ids were checked against the table's vocabulary.
+    fn check_vocab(&self, op: &'static str, cfg: &EmbeddingConfig) -> Result<()> {
+        if self.vocab != cfg.num_embeddings {
+            return Err(Error::InvalidArgument {
+                op,
+                arg: "ids",
+                reason: format!(
+                    "were checked against vocabulary {}, the table has {} rows of {}",
+                    self.vocab, cfg.num_embeddings, cfg.embedding_dim
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `y[..., :] = weight[ids[...], :]`, `y` of shape `ids.shape() + [D]`. `ids` come from
+/// [`upload_ids`] with the table's vocabulary, so every id names a row (the kernel still
+/// bounds its reads: an id out of range would yield a zero row, never an out-of-bounds read).
 pub fn embedding_forward(
     ctx: &Context,
     w: &GpuWeights<EmbeddingConfig>,
-    ids: &GpuTensor,
+    ids: &GpuIds,
 ) -> Result<GpuTensor> {
     let cfg = w.config();
-    if ids.dtype() != DType::U32 {
-        return Err(Error::InvalidArgument {
-            op: OP,
-            arg: "ids",
-            reason: "must be u32 (see upload_ids)".into(),
-        });
-    }
+    ids.check_vocab(OP, cfg)?;
+    let ids = ids.tensor();
     let (rows, d) = (ids.numel(), cfg.embedding_dim);
     let mut shape = ids.shape().to_vec();
     shape.push(d);
@@ -178,16 +191,7 @@ pub fn embedding_backward(
 ) -> Result<GpuWeights<EmbeddingConfig>> {
     const BOP: &str = "gpu embedding_backward";
     let cfg = w.config();
-    if ids.vocab != cfg.num_embeddings {
-        return Err(Error::InvalidArgument {
-            op: BOP,
-            arg: "ids",
-            reason: format!(
-                "were checked against vocabulary {}, the table has {}",
-                ids.vocab, cfg.num_embeddings
-            ),
-        });
-    }
+    ids.check_vocab(BOP, cfg)?;
     let d = cfg.embedding_dim;
     let mut want = ids.ids.shape().to_vec();
     want.push(d);

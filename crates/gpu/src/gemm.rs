@@ -195,7 +195,8 @@ fn u32_of(op: &'static str, what: &str, v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::TooLarge {
         op,
         arg: what.into(),
-        bytes: v as u64,
+        size: v as u64,
+        unit: "elements",
         limit_name: "u32 index",
         limit: u32::MAX as u64,
     })
@@ -481,6 +482,8 @@ pub fn matmul(ctx: &Context, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> 
     if k2 != k {
         return Err(Error::shape("matmul", "b", &[k, n], b.shape()));
     }
+    expect_f32("matmul", "a", a, &[m, k])?;
+    expect_f32("matmul", "b", b, &[k, n])?;
     let out = ctx.alloc("matmul", "output", &[m, n], DType::F32)?;
     let mut rec = Recorder::new(ctx, "matmul");
     let pa = pack_lhs(&mut rec, Strided::rows(a, m, k, 0))?;
@@ -497,15 +500,15 @@ pub fn matmul(ctx: &Context, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> 
 /// Checks a device tensor's element type and shape.
 pub(crate) fn expect_f32(
     op: &'static str,
-    arg: &str,
+    arg: &'static str,
     t: &GpuTensor,
     shape: &[usize],
 ) -> Result<()> {
     if t.dtype() != DType::F32 {
         return Err(Error::InvalidArgument {
             op,
-            arg: "tensor",
-            reason: format!("`{arg}` must be f32"),
+            arg,
+            reason: format!("must be f32, is {:?} of shape {:?}", t.dtype(), t.shape()),
         });
     }
     if t.shape() != shape {

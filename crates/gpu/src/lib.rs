@@ -32,7 +32,7 @@ pub use embedding::{GpuIds, embedding_backward, embedding_forward, upload_ids};
 pub use gemm::{GemmBlock, matmul};
 pub use linear::{GpuLinearGrads, linear_backward, linear_forward};
 pub use loss::{
-    GpuCrossEntropy, cross_entropy, cross_entropy_backward, log_softmax, upload_targets,
+    GpuCrossEntropy, GpuTargets, cross_entropy, cross_entropy_backward, log_softmax, upload_targets,
 };
 pub use optim::{GpuOptimizer, GpuParams};
 pub use rnn::{GpuRnnInput, GpuRnnOutput, GpuRnnTape, Mode, rnn_forward, small_batch_path};

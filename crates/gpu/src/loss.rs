@@ -44,19 +44,23 @@ const WIDE_CLASSES: usize = 4096;
 /// The row kernel for `classes` and its workgroups: one invocation per row, or for wide rows a
 /// workgroup. On an adapter with a loop limit (CPU adapters) one invocation per row is much
 /// faster (lavapipe, 8,192 rows of 100 classes: 7 ms against 54; 2,048 rows of 10,000: 157
-/// against 189), so it stays until its three loops over the row would reach the limit.
+/// against 189), so it stays until its three loops over the row would reach the limit. Past
+/// that the workgroup's three loops over every 64th class must stay under it too.
 fn row_kernel(
     ctx: &Context,
+    op: &'static str,
     narrow: Kernel,
     wide: &'static str,
     rows: usize,
     classes: usize,
-) -> (Kernel, [u32; 3]) {
+) -> Result<(Kernel, [u32; 3])> {
     let widest_narrow = match ctx.loop_limit() {
         Some(limit) => (limit as usize - 64) / 3,
         None => WIDE_CLASSES,
     };
     let (kernel, per_group) = if classes > widest_narrow {
+        // Three strided loops over the row and two trees of six levels each.
+        ctx.check_loop(op, "logits", 3 * classes.div_ceil(64) as u64 + 16)?;
         (
             Kernel {
                 entry: wide,
@@ -73,7 +77,7 @@ fn row_kernel(
     } else {
         [g as u32, 1, 1]
     };
-    (kernel, groups)
+    Ok((kernel, groups))
 }
 
 /// Device marker of an ignored target.
@@ -87,6 +91,47 @@ struct RowParams {
     _pad: [u32; 2],
 }
 
+/// Class targets on the device (u32, ignored ones as [`IGNORED`]) with the class count they
+/// were checked against, which [`cross_entropy`] compares with the logits' C: a target outside
+/// the logits' classes is an error at upload, never a row the kernel skips in silence.
+#[derive(Clone, Debug)]
+pub struct GpuTargets {
+    targets: GpuTensor,
+    classes: usize,
+}
+
+impl GpuTargets {
+    /// The targets as a u32 device tensor.
+    pub fn tensor(&self) -> &GpuTensor {
+        &self.targets
+    }
+
+    /// The class count every target was checked against.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// Checks these targets against `logits [..., C]`: shape `[...]` and `C` classes.
+    fn check(&self, op: &'static str, logits: &GpuTensor, c: usize) -> Result<()> {
+        let lead = &logits.shape()[..logits.shape().len() - 1];
+        if self.targets.shape() != lead {
+            return Err(Error::shape(op, "targets", lead, self.targets.shape()));
+        }
+        if self.classes != c {
+            return Err(Error::InvalidArgument {
+                op,
+                arg: "targets",
+                reason: format!(
+                    "were checked against {} classes, the logits {:?} have {c}",
+                    self.classes,
+                    logits.shape()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Uploads class targets after checking each lies in `0..classes` or equals `ignore_index`
 /// (stored as [`IGNORED`]).
 pub fn upload_targets(
@@ -94,12 +139,12 @@ pub fn upload_targets(
     targets: &Tensor<i64>,
     classes: usize,
     ignore_index: Option<i64>,
-) -> Result<GpuTensor> {
+) -> Result<GpuTargets> {
     let mut out = Vec::with_capacity(targets.numel());
     for (index, &id) in targets.data().iter().enumerate() {
         if Some(id) == ignore_index {
             out.push(IGNORED);
-        } else if id < 0 || id as u64 >= classes as u64 {
+        } else if id < 0 || id as u64 >= classes as u64 || id >= IGNORED as i64 {
             return Err(Error::IdOutOfRange {
                 op: "upload_targets",
                 arg: "targets",
@@ -111,7 +156,10 @@ pub fn upload_targets(
             out.push(id as u32);
         }
     }
-    ctx.upload_u32(targets.shape(), &out)
+    Ok(GpuTargets {
+        targets: ctx.upload_u32(targets.shape(), &out)?,
+        classes,
+    })
 }
 
 /// Result of [`cross_entropy`]: device scalars, read only when asked.
@@ -137,24 +185,16 @@ fn rows_and_classes(op: &'static str, logits: &GpuTensor) -> Result<(usize, usiz
     }
 }
 
-/// Mean softmax cross-entropy of `logits [..., C]` against `targets [...]` (u32 on the device,
-/// see [`upload_targets`]), reduced in a fixed order so the result is bit-reproducible.
+/// Mean softmax cross-entropy of `logits [..., C]` against `targets [...]` (see
+/// [`upload_targets`]), reduced in a fixed order so the result is bit-reproducible.
 pub fn cross_entropy(
     ctx: &Context,
     logits: &GpuTensor,
-    targets: &GpuTensor,
+    targets: &GpuTargets,
 ) -> Result<GpuCrossEntropy> {
     let (n, c) = rows_and_classes(OP, logits)?;
-    if targets.dtype() != DType::U32
-        || targets.shape() != &logits.shape()[..logits.shape().len() - 1]
-    {
-        return Err(Error::shape(
-            OP,
-            "targets",
-            &logits.shape()[..logits.shape().len() - 1],
-            targets.shape(),
-        ));
-    }
+    targets.check(OP, logits, c)?;
+    let targets = targets.tensor();
     let rows = ctx.alloc(OP, "rows", &[3, n], DType::F32)?;
     let loss = ctx.alloc(OP, "loss", &[2], DType::F32)?;
     let p = RowParams {
@@ -165,7 +205,7 @@ pub fn cross_entropy(
     // `ce_reduce` sums the rows in one workgroup of 64, each invocation every 64th row.
     ctx.check_loop(OP, "logits", n.div_ceil(64) as u64 + 8)?;
     let mut rec = Recorder::new(ctx, OP);
-    let (kernel, groups) = row_kernel(ctx, ROWS, "ce_rows_wide", n, c);
+    let (kernel, groups) = row_kernel(ctx, OP, ROWS, "ce_rows_wide", n, c)?;
     rec.dispatch(kernel, &p, &[logits, targets, &rows], groups)?;
     rec.dispatch(REDUCE, &p, &[&rows, &loss], [1, 1, 1])?;
     rec.submit()?;
@@ -182,7 +222,14 @@ pub fn log_softmax(ctx: &Context, logits: &GpuTensor) -> Result<GpuTensor> {
         _pad: [0; 2],
     };
     let mut rec = Recorder::new(ctx, "gpu log_softmax");
-    let (kernel, groups) = row_kernel(ctx, LOG_SOFTMAX, "log_softmax_rows_wide", n, c);
+    let (kernel, groups) = row_kernel(
+        ctx,
+        "gpu log_softmax",
+        LOG_SOFTMAX,
+        "log_softmax_rows_wide",
+        n,
+        c,
+    )?;
     rec.dispatch(kernel, &p, &[logits, &out], groups)?;
     rec.submit()?;
     Ok(out)
@@ -203,22 +250,14 @@ struct BackParams {
 pub fn cross_entropy_backward(
     ctx: &Context,
     logits: &GpuTensor,
-    targets: &GpuTensor,
+    targets: &GpuTargets,
     forward: &GpuCrossEntropy,
     dloss: f32,
 ) -> Result<GpuTensor> {
     const BOP: &str = "gpu cross_entropy_backward";
     let (n, c) = rows_and_classes(BOP, logits)?;
-    if targets.dtype() != DType::U32
-        || targets.shape() != &logits.shape()[..logits.shape().len() - 1]
-    {
-        return Err(Error::shape(
-            BOP,
-            "targets",
-            &logits.shape()[..logits.shape().len() - 1],
-            targets.shape(),
-        ));
-    }
+    targets.check(BOP, logits, c)?;
+    let targets = targets.tensor();
     if forward.rows.shape() != [3, n] {
         return Err(Error::shape(
             BOP,

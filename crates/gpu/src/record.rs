@@ -117,7 +117,8 @@ impl<'c> Recorder<'c> {
             offs.push(u32::try_from(off).map_err(|_| Error::TooLarge {
                 op: self.op,
                 arg: format!("{} window offset", kernel.entry),
-                bytes: off,
+                size: off,
+                unit: "bytes",
                 limit_name: "u32 dynamic offset",
                 limit: u32::MAX as u64,
             })?);
@@ -168,8 +169,13 @@ impl<'c> Recorder<'c> {
         if let Some(&g) = groups.iter().find(|g| **g > max) {
             return Err(Error::TooLarge {
                 op: self.op,
-                arg: format!("{} workgroups", kernel.entry),
-                bytes: g as u64,
+                arg: format!(
+                    "{} over buffers of shapes {:?}",
+                    kernel.entry,
+                    buffers.iter().map(|b| b.shape()).collect::<Vec<_>>()
+                ),
+                size: g as u64,
+                unit: "workgroups in one dimension",
                 limit_name: "max_compute_workgroups_per_dimension",
                 limit: max as u64,
             });

@@ -338,11 +338,37 @@ struct StepParams {
     _pad: u32,
 }
 
+/// Refuses a batch larger than the step kernels can dispatch: they put `rows_per_group` batch
+/// rows in each workgroup along y (4 in the fused forward steps; 1 in the split steps and in
+/// every reverse step), which the device bounds by `max_compute_workgroups_per_dimension`.
+pub(crate) fn check_batch(
+    ctx: &Context,
+    op: &'static str,
+    x_shape: &[usize],
+    batch: usize,
+    rows_per_group: usize,
+) -> Result<()> {
+    let limit = ctx.limits().max_compute_workgroups_per_dimension as usize * rows_per_group;
+    if batch > limit {
+        return Err(Error::TooLarge {
+            op,
+            arg: format!("x {x_shape:?}"),
+            size: batch as u64,
+            unit: "batch rows",
+            limit_name: "the step kernels' batch (max_compute_workgroups_per_dimension × rows \
+                         per workgroup)",
+            limit: limit as u64,
+        });
+    }
+    Ok(())
+}
+
 fn check_u32(v: usize, what: &str) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::TooLarge {
         op: OP,
         arg: what.into(),
-        bytes: 4 * v as u64,
+        size: v as u64,
+        unit: "elements",
         limit_name: "u32 index",
         limit: u32::MAX as u64,
     })
@@ -376,6 +402,14 @@ pub fn rnn_forward(
     if let Some(c0) = input.c0 {
         expect_f32(OP, "c0", c0, &state_shape)?;
     }
+    // Training is held to the reverse steps' bound, so that its backward can run.
+    let train = mode == Mode::Training;
+    let fused_rows = if ctx.gemm_block().split_steps() || train {
+        1
+    } else {
+        4
+    };
+    check_batch(ctx, OP, input.x.shape(), nb, fused_rows)?;
     let lengths = input
         .lengths
         .map_or_else(|| vec![tl; nb], <[usize]>::to_vec);
@@ -384,7 +418,6 @@ pub fn rnn_forward(
     let (h, g, nd) = (cfg.hidden_size, cfg.cell.gates(), cfg.num_directions());
     let gh = g * h;
     let rows = tl * nb;
-    let train = mode == Mode::Training;
     let lstm = cfg.cell.has_cell_state();
     let _ = check_u32(nd * rows * (gh + 3 * h), "tape")?;
 
