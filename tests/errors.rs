@@ -1,10 +1,12 @@
 //! Every error the public API promises: bad configs, wrong shapes, bad lengths, out-of-range ids.
 //! Each is an `Err` naming the op and argument, never a panic.
 
-use wgrnn::core::{AttentionWeights, EmbeddingWeights, LinearWeights, RnnWeights, TensorMap};
+use wgrnn::core::{
+    AttentionWeights, EmbeddingWeights, LinearWeights, OptimizerConfig, RnnWeights, TensorMap,
+};
 use wgrnn::cpu::{
-    AttentionInput, GradcheckOptions, RnnInput, RnnOutputGrads, attention_backward,
-    attention_forward, cross_entropy, cross_entropy_backward, embedding_backward,
+    AttentionInput, GradcheckOptions, Optimizer, RnnInput, RnnOutputGrads, attention_backward,
+    attention_forward, clip_grad_norm, cross_entropy, cross_entropy_backward, embedding_backward,
     embedding_forward, gradcheck, linear_backward, linear_forward, log_softmax, rnn_backward,
     rnn_forward, rnn_forward_train,
 };
@@ -78,6 +80,107 @@ fn tensor_data_must_match_its_shape() {
             len: 5
         }
     );
+}
+
+/// A shape whose element count overflows `usize` is a length error, not a wrapped count that
+/// would let an empty buffer pass for a huge tensor.
+#[test]
+fn tensor_shapes_past_usize_are_refused() {
+    let huge = [1usize << 40, 1 << 40, 1];
+    let e = err_mentions(
+        Tensor::<f32>::new(huge, vec![]),
+        &["more than usize::MAX", "got 0"],
+    );
+    assert!(matches!(e, Error::DataLength { len: 0, .. }), "{e}");
+    let e = Tensor::new([2, 3], vec![1.0f32; 6])
+        .unwrap()
+        .reshape(huge)
+        .unwrap_err();
+    assert!(matches!(e, Error::DataLength { len: 6, .. }), "{e}");
+}
+
+/// Hyper-parameters outside what `torch.optim` accepts are refused when the optimizer is made
+/// or its rate changed: each would make every update NaN or climb the loss.
+#[test]
+fn optimizer_configs_out_of_domain() {
+    let adam = |beta1, beta2, eps| OptimizerConfig::Adam {
+        lr: 1e-3,
+        beta1,
+        beta2,
+        eps,
+        weight_decay: 0.0,
+        decoupled: false,
+    };
+    let sgd = |lr, momentum, dampening, nesterov| OptimizerConfig::Sgd {
+        lr,
+        momentum,
+        dampening,
+        weight_decay: 0.0,
+        nesterov,
+    };
+    for (cfg, field) in [
+        (adam(1.0, 0.999, 1e-8), "beta1"),
+        (adam(0.9, -0.1, 1e-8), "beta2"),
+        (adam(0.9, 0.999, f64::NAN), "eps"),
+        (OptimizerConfig::adam(-1e-3), "lr"),
+        (OptimizerConfig::adam(f64::NAN), "lr"),
+        (sgd(0.1, -0.5, 0.0, false), "momentum"),
+        (sgd(0.1, 0.0, 0.0, true), "nesterov"),
+        (sgd(0.1, 0.9, 0.1, true), "nesterov"),
+        (
+            OptimizerConfig::RmsProp {
+                lr: 1e-2,
+                alpha: -0.9,
+                eps: 1e-8,
+                weight_decay: 0.0,
+                momentum: 0.0,
+            },
+            "alpha",
+        ),
+    ] {
+        let e = err_mentions(cfg.validate(), &[field]);
+        assert!(matches!(e, Error::InvalidConfig { .. }), "{e}");
+        err_mentions(Optimizer::<f64>::new(cfg, &[2]), &[field]);
+    }
+    for cfg in [
+        OptimizerConfig::adam(1e-3),
+        OptimizerConfig::adamw(1e-3),
+        OptimizerConfig::rmsprop(1e-2),
+        sgd(0.1, 0.9, 0.0, true),
+        sgd(0.0, 0.0, 0.5, false),
+    ] {
+        cfg.validate().unwrap();
+    }
+    err_mentions(OptimizerConfig::adam(1e-3).with_lr(-1.0), &["lr", "-1"]);
+    assert_eq!(
+        OptimizerConfig::sgd(0.1, 0.0).with_lr(0.5).unwrap(),
+        OptimizerConfig::sgd(0.5, 0.0)
+    );
+    err_mentions(clip_grad_norm::<f64>(&mut [], -1.0), &["max_norm", "-1"]);
+}
+
+/// A step whose later parameter has the wrong size changes nothing: not the parameters before
+/// it, not the momentum, not the step count.
+#[test]
+fn optimizer_step_checks_every_size_before_updating() {
+    let mut opt = Optimizer::<f64>::new(OptimizerConfig::sgd(0.1, 0.9), &[2, 2]).unwrap();
+    let (mut p0, mut p1) = (vec![1.0, 2.0], vec![3.0, 4.0, 5.0]);
+    let (g0, g1) = (vec![1.0, 1.0], vec![1.0, 1.0, 1.0]);
+    let e = err_mentions(
+        opt.step(&mut [&mut p0, &mut p1], &[&g0, &g1]),
+        &["params[1]", "[3]", "[2]"],
+    );
+    assert!(matches!(e, Error::Shape { .. }), "{e}");
+    assert_eq!((p0.as_slice(), opt.t), (&[1.0, 2.0][..], 0));
+    let mut p1 = vec![3.0, 4.0];
+    err_mentions(
+        opt.step(&mut [&mut p0, &mut p1], &[&g0, &g1]),
+        &["grads[1]", "[3]", "[2]"],
+    );
+    assert_eq!((p0.as_slice(), opt.t), (&[1.0, 2.0][..], 0));
+    // With sizes right, the first step takes the momentum buffer as the gradient (b = g).
+    opt.step(&mut [&mut p0, &mut p1], &[&g0, &g0]).unwrap();
+    assert_eq!((p0.as_slice(), opt.t), (&[0.9, 1.9][..], 1));
 }
 
 #[test]

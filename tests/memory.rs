@@ -122,7 +122,7 @@ fn repeated_calls_do_not_grow_memory() {
         for clip in [None, Some(1.0)] {
             let mut opt = GpuOptimizer::new(&ctx, cfg, &[&p]).unwrap();
             if let Some(c) = clip {
-                opt = opt.with_clip_grad_norm(c);
+                opt = opt.with_clip_grad_norm(c).unwrap();
             }
             assert_flat(&format!("{name} clip {clip:?}"), &ctx, || {
                 opt.step(&ctx, &[(&p, &g)]).unwrap();

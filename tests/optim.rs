@@ -75,9 +75,9 @@ fn device_updates_match_the_reference() {
             let mut opt =
                 GpuOptimizer::new(ctx, config, &values.iter().collect::<Vec<_>>()).unwrap();
             if let Some(c) = clip {
-                opt = opt.with_clip_grad_norm(c);
+                opt = opt.with_clip_grad_norm(c).unwrap();
             }
-            let mut reference = Optimizer::<f64>::new(config, &sizes);
+            let mut reference = Optimizer::<f64>::new(config, &sizes).unwrap();
             for step in 0..3 {
                 let mut grads: Vec<Vec<f64>> = sizes
                     .iter()
@@ -95,7 +95,7 @@ fn device_updates_match_the_reference() {
                 if let Some(c) = clip {
                     let mut gs: Vec<&mut [f64]> =
                         grads.iter_mut().map(|g| g.as_mut_slice()).collect();
-                    let norm = clip_grad_norm(&mut gs, c);
+                    let norm = clip_grad_norm(&mut gs, c).unwrap();
                     let got = opt.last_grad_norm(ctx).unwrap();
                     assert!(
                         (got as f64 - norm).abs() < 1e-5 * norm,
@@ -135,7 +135,8 @@ fn grad_norm_spans_segments_of_a_large_tensor() {
         .unwrap();
     let mut opt = GpuOptimizer::new(ctx, OptimizerConfig::sgd(0.1, 0.0), &[&v])
         .unwrap()
-        .with_clip_grad_norm(1.0);
+        .with_clip_grad_norm(1.0)
+        .unwrap();
     opt.step(ctx, &[(&v, &gg)]).unwrap();
     // The reference norm of the f32 values the device holds.
     let want = g
@@ -301,4 +302,35 @@ fn optimizer_rejects_mismatched_parameters() {
     assert!(e.to_string().contains("made for 1"), "{e}");
     let e = opt.step(ctx, &[(&a, &b)]).unwrap_err();
     assert!(e.to_string().contains("expected 4"), "{e}");
+    // One buffer as both value and gradient: refused by name, not left to the device's
+    // validation, and no step is counted.
+    let e = opt.step(ctx, &[(&a, &a)]).unwrap_err();
+    assert!(e.to_string().contains("same buffer"), "{e}");
+    assert_eq!(opt.steps(), 0);
+}
+
+/// The device optimizer checks its config as the host one does, when made, when its rate
+/// changes (keeping the old rate on error) and for a clipping bound.
+#[test]
+fn optimizer_rejects_configs_out_of_domain() {
+    let ctx = ctx();
+    let a = ctx.zeros(&[4]).unwrap();
+    let bad = OptimizerConfig::Adam {
+        lr: 1e-3,
+        beta1: 1.0,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        decoupled: false,
+    };
+    let e = GpuOptimizer::new(ctx, bad, &[&a]).err().expect("beta1 = 1");
+    assert!(e.to_string().contains("beta1"), "{e}");
+    let mut opt = GpuOptimizer::new(ctx, OptimizerConfig::adam(1e-3), &[&a]).unwrap();
+    let e = opt.set_lr(f64::NAN).unwrap_err();
+    assert!(e.to_string().contains("lr"), "{e}");
+    assert_eq!(*opt.config(), OptimizerConfig::adam(1e-3));
+    opt.set_lr(2e-3).unwrap();
+    assert_eq!(*opt.config(), OptimizerConfig::adam(2e-3));
+    let e = opt.with_clip_grad_norm(-1.0).err().expect("negative bound");
+    assert!(e.to_string().contains("max_norm"), "{e}");
 }

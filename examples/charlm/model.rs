@@ -151,7 +151,7 @@ impl Model {
             .flat_map(|m| m.values())
             .collect();
         let opt = GpuOptimizer::new(ctx, OptimizerConfig::adam(cfg.lr), &values)?
-            .with_clip_grad_norm(5.0);
+            .with_clip_grad_norm(5.0)?;
         Ok(Self {
             cfg,
             emb,

@@ -181,7 +181,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let done = (epoch - 1) * steps_per_epoch + step;
             let cosine =
                 0.5 * (1.0 + (std::f64::consts::PI * done as f64 / total_steps as f64).cos());
-            model.set_lr(args.lr * (0.05 + 0.95 * cosine));
+            model.set_lr(args.lr * (0.05 + 0.95 * cosine))?;
             pending.push(model.train_step(&ctx, batch)?);
             // Reading a loss waits for the device; read a few steps at a time.
             if pending.len() == 8 || step + 1 == steps_per_epoch {

@@ -158,7 +158,7 @@ impl Model {
             OptimizerConfig::adam(cfg.lr),
             &values.iter().collect::<Vec<_>>(),
         )?
-        .with_clip_grad_norm(5.0);
+        .with_clip_grad_norm(5.0)?;
         Ok(Self {
             cfg,
             enc_emb,
@@ -173,8 +173,8 @@ impl Model {
     }
 
     /// Sets the optimizer's learning rate (for a schedule).
-    pub fn set_lr(&mut self, lr: f64) {
-        self.opt.set_lr(lr);
+    pub fn set_lr(&mut self, lr: f64) -> Result<()> {
+        self.opt.set_lr(lr)
     }
 
     /// (value, gradient) of every parameter, in the optimizer's order (handles share storage).

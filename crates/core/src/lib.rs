@@ -16,7 +16,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use io::{LoadOptions, SafetensorsFile, StoredTensor};
-pub use optim::{OptimizerConfig, clip_coefficient};
+pub use optim::{OptimizerConfig, clip_coefficient, validate_max_norm};
 pub use real::Real;
 pub use rng::SplitMix64;
 pub use tensor::{Tensor, TensorMap};

@@ -1,5 +1,7 @@
 //! Optimizer settings, with PyTorch's names, defaults and update rules (`torch.optim`).
 
+use crate::error::{Error, Result};
+
 /// Which update rule, with its hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum OptimizerConfig {
@@ -81,6 +83,89 @@ impl OptimizerConfig {
         }
     }
 
+    /// Checks the hyper-parameters as `torch.optim` does: rates, ε, weight decay and momentum
+    /// ≥ 0, Adam's β in [0, 1), RMSprop's α ≥ 0, Nesterov only with momentum and no dampening.
+    /// NaN fails every check. Outside these, updates are NaN (β1 = 1 divides by 1 − β1ᵗ = 0) or
+    /// climb instead of descend (lr < 0).
+    pub fn validate(&self) -> Result<()> {
+        let field = |field: &'static str, value: f64, ok: bool, domain: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::InvalidConfig {
+                    config: "OptimizerConfig",
+                    field,
+                    reason: format!("is {value}, must be {domain}"),
+                })
+            }
+        };
+        let non_negative = |name, v: f64| field(name, v, v >= 0.0, "≥ 0");
+        let unit = |name, v: f64| field(name, v, (0.0..1.0).contains(&v), "in [0, 1)");
+        match *self {
+            OptimizerConfig::Sgd {
+                lr,
+                momentum,
+                dampening,
+                weight_decay,
+                nesterov,
+            } => {
+                non_negative("lr", lr)?;
+                non_negative("momentum", momentum)?;
+                field("dampening", dampening, dampening.is_finite(), "finite")?;
+                non_negative("weight_decay", weight_decay)?;
+                if nesterov && (momentum <= 0.0 || dampening != 0.0) {
+                    return Err(Error::InvalidConfig {
+                        config: "OptimizerConfig",
+                        field: "nesterov",
+                        reason: format!(
+                            "needs momentum > 0 and dampening 0, has momentum {momentum} and \
+                             dampening {dampening}"
+                        ),
+                    });
+                }
+                Ok(())
+            }
+            OptimizerConfig::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                ..
+            } => {
+                non_negative("lr", lr)?;
+                unit("beta1", beta1)?;
+                unit("beta2", beta2)?;
+                non_negative("eps", eps)?;
+                non_negative("weight_decay", weight_decay)
+            }
+            OptimizerConfig::RmsProp {
+                lr,
+                alpha,
+                eps,
+                weight_decay,
+                momentum,
+            } => {
+                non_negative("lr", lr)?;
+                non_negative("alpha", alpha)?;
+                non_negative("eps", eps)?;
+                non_negative("weight_decay", weight_decay)?;
+                non_negative("momentum", momentum)
+            }
+        }
+    }
+
+    /// The same rule with another learning rate (a schedule's step), checked.
+    pub fn with_lr(mut self, new_lr: f64) -> Result<Self> {
+        match &mut self {
+            OptimizerConfig::Sgd { lr, .. }
+            | OptimizerConfig::Adam { lr, .. }
+            | OptimizerConfig::RmsProp { lr, .. } => *lr = new_lr,
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
     /// Number of state tensors kept per parameter (momentum buffers, moments).
     pub fn state_slots(&self) -> usize {
         match *self {
@@ -88,6 +173,20 @@ impl OptimizerConfig {
             OptimizerConfig::Adam { .. } => 2,
             OptimizerConfig::RmsProp { momentum, .. } => 1 + (momentum != 0.0) as usize,
         }
+    }
+}
+
+/// Checks a global-norm clipping bound: ≥ 0 (a negative one would flip every gradient) and not
+/// NaN.
+pub fn validate_max_norm(max_norm: f64) -> Result<()> {
+    if max_norm >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig {
+            config: "gradient clipping",
+            field: "max_norm",
+            reason: format!("is {max_norm}, must be ≥ 0"),
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! The optimizers' update rules on the host: the reference the device kernels are tested against.
 
-use wgrnn_core::{Error, OptimizerConfig, Real, Result, clip_coefficient};
+use wgrnn_core::{Error, OptimizerConfig, Real, Result, clip_coefficient, validate_max_norm};
 
 /// An optimizer over a fixed list of parameter tensors, with its per-parameter state.
 #[derive(Clone, Debug)]
@@ -10,23 +10,29 @@ pub struct Optimizer<T> {
     pub t: u64,
     /// Per parameter, `state_slots` buffers of its size.
     state: Vec<Vec<Vec<T>>>,
+    /// The parameters' sizes, as made.
+    sizes: Vec<usize>,
 }
 
 impl<T: Real> Optimizer<T> {
-    /// State for parameters of the given sizes (all zero, as PyTorch starts).
-    pub fn new(config: OptimizerConfig, sizes: &[usize]) -> Self {
+    /// State for parameters of the given sizes (all zero, as PyTorch starts); an error if the
+    /// config is out of its domain ([`OptimizerConfig::validate`]).
+    pub fn new(config: OptimizerConfig, sizes: &[usize]) -> Result<Self> {
+        config.validate()?;
         let slots = config.state_slots();
-        Self {
+        Ok(Self {
             config,
             t: 0,
+            sizes: sizes.to_vec(),
             state: sizes
                 .iter()
                 .map(|&n| vec![vec![T::zero(); n]; slots])
                 .collect(),
-        }
+        })
     }
 
-    /// One update of every parameter from its gradient.
+    /// One update of every parameter from its gradient. Every size is checked before anything
+    /// changes, so an error leaves the parameters, the state and the step count as they were.
     pub fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]) -> Result<()> {
         if params.len() != self.state.len() || grads.len() != params.len() {
             return Err(Error::InvalidArgument {
@@ -40,17 +46,21 @@ impl<T: Real> Optimizer<T> {
                 ),
             });
         }
+        for (i, ((p, g), &n)) in params.iter().zip(grads).zip(&self.sizes).enumerate() {
+            for (arg, len) in [("params", p.len()), ("grads", g.len())] {
+                if len != n {
+                    return Err(Error::shape(
+                        "optimizer step",
+                        format!("{arg}[{i}]"),
+                        &[n],
+                        &[len],
+                    ));
+                }
+            }
+        }
         self.t += 1;
         let f = T::from_f64;
         for ((p, g), st) in params.iter_mut().zip(grads).zip(&mut self.state) {
-            if p.len() != g.len() || st.iter().any(|s| s.len() != p.len()) {
-                return Err(Error::shape(
-                    "optimizer step",
-                    "grad",
-                    &[p.len()],
-                    &[g.len()],
-                ));
-            }
             for i in 0..p.len() {
                 let mut gi = g[i];
                 match self.config {
@@ -120,8 +130,9 @@ impl<T: Real> Optimizer<T> {
 }
 
 /// Global-norm clipping in place (`torch.nn.utils.clip_grad_norm_`); returns the total norm
-/// before clipping.
-pub fn clip_grad_norm<T: Real>(grads: &mut [&mut [T]], max_norm: f64) -> f64 {
+/// before clipping, or an error for a negative or NaN `max_norm` (nothing is changed then).
+pub fn clip_grad_norm<T: Real>(grads: &mut [&mut [T]], max_norm: f64) -> Result<f64> {
+    validate_max_norm(max_norm)?;
     let total = grads
         .iter()
         .flat_map(|g| g.iter())
@@ -132,5 +143,5 @@ pub fn clip_grad_norm<T: Real>(grads: &mut [&mut [T]], max_norm: f64) -> f64 {
     for g in grads.iter_mut() {
         g.iter_mut().for_each(|v| *v *= c);
     }
-    total
+    Ok(total)
 }

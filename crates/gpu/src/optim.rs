@@ -4,6 +4,7 @@
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{
     Error, LoadOptions, OptimizerConfig, ParamLayout, Result, SafetensorsFile, Weights,
+    validate_max_norm,
 };
 
 use crate::buffer::{DType, GpuTensor};
@@ -147,7 +148,9 @@ pub struct GpuOptimizer {
 
 impl GpuOptimizer {
     /// State for `params` (values), zeroed as PyTorch starts.
+    /// An error if the config is out of its domain ([`OptimizerConfig::validate`]).
     pub fn new(ctx: &Context, config: OptimizerConfig, params: &[&GpuTensor]) -> Result<Self> {
+        config.validate()?;
         let slots = config.state_slots().max(1);
         let mut state = Vec::with_capacity(params.len());
         let mut sizes = Vec::with_capacity(params.len());
@@ -179,19 +182,19 @@ impl GpuOptimizer {
         self.t
     }
 
-    /// Changes the learning rate (a schedule); the rule and its state stay.
-    pub fn set_lr(&mut self, new_lr: f64) {
-        match &mut self.config {
-            OptimizerConfig::Sgd { lr, .. }
-            | OptimizerConfig::Adam { lr, .. }
-            | OptimizerConfig::RmsProp { lr, .. } => *lr = new_lr,
-        }
+    /// Changes the learning rate (a schedule); the rule and its state stay. A negative or NaN
+    /// rate is an error and changes nothing.
+    pub fn set_lr(&mut self, new_lr: f64) -> Result<()> {
+        self.config = self.config.with_lr(new_lr)?;
+        Ok(())
     }
 
-    /// Clip the global gradient norm to `max_norm` before every step.
-    pub fn with_clip_grad_norm(mut self, max_norm: f64) -> Self {
+    /// Clip the global gradient norm to `max_norm` before every step; an error for a negative
+    /// or NaN bound.
+    pub fn with_clip_grad_norm(mut self, max_norm: f64) -> Result<Self> {
+        validate_max_norm(max_norm)?;
         self.max_grad_norm = Some(max_norm);
-        self
+        Ok(self)
     }
 
     /// One update of every parameter from its gradient, recorded in one submit.
@@ -220,6 +223,18 @@ impl GpuOptimizer {
                         "parameter {i}: value {:?} and gradient {:?}, expected {n} f32 elements each",
                         v.shape(),
                         g.shape()
+                    ),
+                });
+            }
+            // The step binds the gradient read-only and the value read-write: one buffer in
+            // both is a device validation error.
+            if v.same_buffer(g) {
+                return Err(Error::InvalidArgument {
+                    op: OP,
+                    arg: "params",
+                    reason: format!(
+                        "parameter {i}: value and gradient are the same buffer, shape {:?}",
+                        v.shape()
                     ),
                 });
             }
