@@ -188,11 +188,12 @@ fn prepare(
     }
     let (dq, dk, dv) = (cfg.query_size, cfg.key_size, cfg.value_size);
     // Per invocation: the softmax loops three times over the keys, the products and their
-    // gradients once over the queries, keys or features.
-    ctx.check_loop(op, "key", 3 * tk as u64 + 8)?;
-    ctx.check_loop(op, "query", tq as u64 + 8)?;
+    // gradients once over the queries, keys or features, then store an 8 × 8 block in 8
+    // loops of 8 (`bmm_store`).
+    ctx.check_loop(op, "key", 3 * tk as u64 + 72)?;
+    ctx.check_loop(op, "query", tq as u64 + 72)?;
     let widest = dq.max(dk).max(dv).max(cfg.attn_size);
-    ctx.check_loop(op, "config", widest as u64 + 8)?;
+    ctx.check_loop(op, "config", widest as u64 + 72)?;
     expect_f32(op, "query", input.query, &[b, tq, dq])?;
     expect_f32(op, "key", input.key, &[b, tk, dk])?;
     expect_f32(op, "value", input.value, &[b, tk, dv])?;

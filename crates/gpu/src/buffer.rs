@@ -53,6 +53,35 @@ pub(crate) struct BufferPool {
 pub const DEFAULT_IDLE_CAP: u64 = 1 << 30;
 
 /// The size class of a request: a multiple of 256 bytes and of 1/8 of its power of two.
+/// A tensor of `bytes` is bound whole, as a buffer of the next 16-byte multiple, and its
+/// kernels index its f32 elements with u32: both must fit. (Binding limits of 2³¹ − 1 bytes are
+/// common, so the rounding matters at the edge; Metal allows buffers of more than 2³² floats,
+/// which a u32 index would wrap around in.)
+fn check_binding_size(op: &'static str, arg: &str, bytes: u64, limit: u64) -> Result<()> {
+    let buffer = bytes.max(16).next_multiple_of(16);
+    if buffer > limit {
+        return Err(Error::TooLarge {
+            op,
+            arg: arg.to_string(),
+            size: buffer,
+            unit: "bytes",
+            limit_name: "max_storage_buffer_binding_size",
+            limit,
+        });
+    }
+    if bytes / 4 > u32::MAX as u64 {
+        return Err(Error::TooLarge {
+            op,
+            arg: arg.to_string(),
+            size: bytes / 4,
+            unit: "elements",
+            limit_name: "u32 element index",
+            limit: u32::MAX as u64,
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn round_size(bytes: u64) -> u64 {
     let b = bytes.max(16);
     let step = (b.next_power_of_two() / 8).max(256);
@@ -217,21 +246,7 @@ impl Context {
     }
 
     fn check_binding(&self, op: &'static str, arg: &str, bytes: u64) -> Result<()> {
-        let limit = self
-            .limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size);
-        if bytes > limit {
-            return Err(Error::TooLarge {
-                op,
-                arg: arg.to_string(),
-                size: bytes,
-                unit: "bytes",
-                limit_name: "max_storage_buffer_binding_size",
-                limit,
-            });
-        }
-        Ok(())
+        check_binding_size(op, arg, bytes, self.binding_limit())
     }
 
     /// An uninitialised device tensor (its contents are whatever the pooled buffer held).
@@ -395,5 +410,32 @@ impl Context {
     /// returned beyond it are released.
     pub fn set_pool_idle_cap(&self, bytes: u64) {
         self.pool.idle_cap.store(bytes, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The limits a tensor's size is held to: its buffer (a 16-byte multiple) within the
+    /// binding limit, and its element count within a u32 index.
+    #[test]
+    fn binding_sizes_count_the_rounding_and_the_index() {
+        let common = (1u64 << 31) - 1;
+        assert!(check_binding_size("t", "x", common - 15, common).is_ok());
+        // 2³¹ − 12 bytes is 536,870,909 floats: its 2³¹-byte buffer would not bind.
+        let e = check_binding_size("t", "x", common - 11, common).unwrap_err();
+        assert!(
+            matches!(e, Error::TooLarge { unit: "bytes", size, .. } if size == 1 << 31),
+            "{e}"
+        );
+        let metal = 1u64 << 40;
+        assert!(check_binding_size("t", "x", 4 * u32::MAX as u64, metal).is_ok());
+        let e = check_binding_size("t", "x", 4 * (u32::MAX as u64 + 1), metal).unwrap_err();
+        assert!(
+            matches!(e, Error::TooLarge { unit: "elements", size, .. } if size == 1 << 32),
+            "{e}"
+        );
+        assert!(check_binding_size("t", "x", 0, 16).is_ok());
     }
 }

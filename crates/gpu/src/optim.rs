@@ -239,6 +239,10 @@ impl GpuOptimizer {
                 });
             }
         }
+        if self.max_grad_norm.is_some() {
+            // `clip_coef` adds the partial sums, one per segment of every gradient, in one loop.
+            ctx.check_loop(OP, "params", self.partials.numel() as u64 + 8)?;
+        }
         let mut rec = Recorder::new(ctx, OP);
         if let Some(max_norm) = self.max_grad_norm {
             let mut slot = 0;
