@@ -58,7 +58,7 @@ impl RnnShape {
     }
 }
 
-/// ENGINEERING.md §5's recurrent shapes (seq-major, f32), or tiny ones for a smoke run.
+/// The standard recurrent shapes (seq-major, f32), or tiny ones for a smoke run.
 pub fn rnn_shapes(small: bool) -> Vec<RnnShape> {
     if small {
         vec![RnnShape::new(2, 3, 4, 8), RnnShape::new(1, 3, 4, 8)]

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs the bench CLI over every standard shape of ENGINEERING.md §5 and prints one JSON line
-# each: the figures docs/BENCHMARKS.md records. Extra arguments (e.g. --runs 3) go to each call.
+# Runs the bench CLI over every standard shape (LSTM and GRU at B=32 T=50 I=128 H=256,
+# B=1 T=100 I=128 H=256 and B=64 T=100 I=512 H=512; attention at B=32 Tq=Tk=64 D=256; GEMM
+# 1024³) and prints one JSON line each: the figures docs/BENCHMARKS.md records. Extra arguments
+# (e.g. --runs 3) go to each call but the B=64 T=100 I=512 H=512 ones, which take RUNS_LARGE.
 #   BENCH=path   a bench binary built elsewhere (e.g. from an older commit) instead of this tree's
 #   RUNS_LARGE   runs for B=64 T=100 I=512 H=512 (default 3; a call takes tens of seconds on lavapipe)
 #   ONLY=rnn|stack|attention|gemm   one family only (stack: two-layer LSTMs, layer after layer

@@ -93,7 +93,9 @@ pub fn iso(days: i64) -> String {
 
 /// Whether a date is held out: one date in ten, by a hash of the day, never trained on.
 pub fn held_out(days: i64) -> bool {
-    SplitMix64::new(days as u64 ^ 0xD47E).next_u64() % 10 == 0
+    SplitMix64::new(days as u64 ^ 0xD47E)
+        .next_u64()
+        .is_multiple_of(10)
 }
 
 /// Characters the inputs may contain, in id order after the padding id 0.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch's cuDNN LSTM at one shape, timed like wgrnn's bench CLI: one JSON line.
 
-The comparison ENGINEERING.md §5 and issue 6 ask for on a real GPU: fp32, TF32 off, sequence-major
+The comparison with cuDNN on a real GPU: fp32, TF32 off, sequence-major
 input, median of N runs after warm-up, each run ending with a device sync. Forward only
 ("inference", under no_grad) or forward + backward ("training", gradients of sum(y) with
 respect to the input and every parameter). Not part of the build or the tests; run it on a

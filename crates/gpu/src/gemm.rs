@@ -229,7 +229,7 @@ pub(crate) fn pack_into(
     off: usize,
     ld: usize,
 ) -> Result<()> {
-    if ld < x.rows || ld % 4 != 0 {
+    if ld < x.rows || !ld.is_multiple_of(4) {
         return Err(Error::InvalidArgument {
             op: "pack",
             arg: "ld",

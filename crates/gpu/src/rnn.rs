@@ -998,7 +998,11 @@ impl LayerRun {
         };
         let mut bufs: Vec<&GpuTensor> = self.buffers.iter().collect();
         if let Some([ha, hb, wp, part]) = &self.split {
-            let (h_in, h_out) = if s % 2 == 0 { (ha, hb) } else { (hb, ha) };
+            let (h_in, h_out) = if s.is_multiple_of(2) {
+                (ha, hb)
+            } else {
+                (hb, ha)
+            };
             self.plan.record(rec, self.nd, h_in, wp, part)?;
             bufs.extend([h_out, part]);
         }
