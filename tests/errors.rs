@@ -400,6 +400,47 @@ fn linear_and_loss_shapes_and_targets() {
     err_mentions(log_softmax(&z(&[2, 0])), &["log_softmax", "class"]);
 }
 
+/// Options under which a finite difference cannot be judged are refused: a step of 0, inf or
+/// NaN, a floor of 0 (two exact zeros would compare as 0/0), a sample of 0 entries.
+#[test]
+fn gradcheck_options_out_of_domain() {
+    let mut inputs = TensorMap::new();
+    inputs.insert("a".to_string(), Tensor::<f64>::zeros([2]));
+    let grads = inputs.clone();
+    let run = |opts| gradcheck(&inputs, &grads, |_| Ok(0.0), opts);
+    let base = GradcheckOptions::default();
+    for (opts, field) in [
+        (GradcheckOptions { eps: 0.0, ..base }, "eps"),
+        (
+            GradcheckOptions {
+                eps: f64::NAN,
+                ..base
+            },
+            "eps",
+        ),
+        (
+            GradcheckOptions {
+                eps: f64::INFINITY,
+                ..base
+            },
+            "eps",
+        ),
+        (GradcheckOptions { floor: 0.0, ..base }, "floor"),
+        (
+            GradcheckOptions {
+                max_per_tensor: Some(0),
+                ..base
+            },
+            "max_per_tensor",
+        ),
+    ] {
+        let e = err_mentions(run(opts), &[field]);
+        assert!(matches!(e, Error::InvalidConfig { .. }), "{e}");
+    }
+    let report = run(base).unwrap();
+    assert_eq!((report.worst_rel_error, report.checked), (0.0, 2));
+}
+
 #[test]
 fn gradcheck_needs_every_analytic_gradient() {
     let mut inputs = TensorMap::new();

@@ -205,3 +205,124 @@ fn missing_misshaped_and_mistyped_tensors_are_named() {
         "{err}"
     );
 }
+
+/// A file built by hand: the 8-byte header length, the JSON header, then `data`.
+fn raw_file(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// What a malformed file's error says: the name given twice (the format forbids it, and a
+/// parser that keeps the last would load the wrong tensor), or the tensor whose shape, dtype and
+/// offsets disagree.
+#[test]
+fn malformed_headers_are_refused_by_name() {
+    let twice = raw_file(
+        r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"a":{"dtype":"F16","shape":[8],"data_offsets":[0,16]}}"#,
+        &[0; 16],
+    );
+    let e = SafetensorsFile::from_bytes(&twice).unwrap_err().to_string();
+    assert!(e.contains("`a` appears twice"), "{e}");
+
+    let short = raw_file(
+        r#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}}"#,
+        &[0; 16],
+    );
+    let e = SafetensorsFile::from_bytes(&short).unwrap_err().to_string();
+    assert!(e.contains("`w`") && e.contains("needs 12 bytes"), "{e}");
+
+    let past_end = raw_file(
+        r#"{"v":{"dtype":"F32","shape":[8],"data_offsets":[0,32]}}"#,
+        &[0; 16],
+    );
+    let e = SafetensorsFile::from_bytes(&past_end)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`v`") && e.contains("16 bytes of data"), "{e}");
+
+    // A well-formed file of the same kind still loads.
+    let good = raw_file(
+        r#"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#,
+        &[0; 16],
+    );
+    assert_eq!(
+        SafetensorsFile::from_bytes(&good).unwrap().tensors["w"].shape,
+        [4]
+    );
+}
+
+/// Stored tensors whose bytes disagree with their shape, and a name no reader could load back,
+/// are errors naming the tensor; what is written is little-endian on every host.
+#[test]
+fn stored_tensors_are_checked_and_portable() {
+    let t = StoredTensor {
+        dtype: safetensors::Dtype::F32,
+        shape: vec![2],
+        bytes: vec![0; 9],
+    };
+    let e = t.to_real::<f32>("p").unwrap_err().to_string();
+    assert!(
+        e.contains("`p`") && e.contains("needs 8 bytes, has 9"),
+        "{e}"
+    );
+    let ids = StoredTensor {
+        dtype: safetensors::Dtype::I64,
+        shape: vec![2],
+        bytes: vec![0; 15],
+    };
+    let e = ids.to_ids("ids").unwrap_err().to_string();
+    assert!(e.contains("`ids`") && e.contains("needs 16 bytes"), "{e}");
+
+    let v = Tensor::new([2], vec![1.5f32, -2.0]).unwrap();
+    let le: Vec<u8> = [1.5f32, -2.0]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    assert_eq!(StoredTensor::from_real(&v).bytes, le);
+    let le64: Vec<u8> = [1.5f64, -2.0]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    assert_eq!(StoredTensor::from_real(&v.cast::<f64>()).bytes, le64);
+
+    let mut f = SafetensorsFile::default();
+    f.insert_real("__metadata__", &v);
+    let e = f.to_bytes().unwrap_err().to_string();
+    assert!(e.contains("__metadata__"), "{e}");
+}
+
+/// A config whose sizes overflow usize is refused before any shape is computed from it, when
+/// initialised and when loaded.
+#[test]
+fn configs_past_usize_are_refused() {
+    for (cfg, field) in [
+        (
+            RnnConfig::new(CellKind::Lstm, 1, usize::MAX / 2),
+            "hidden_size",
+        ),
+        (
+            RnnConfig::new(CellKind::Gru, 1, usize::MAX / 4 + 1),
+            "hidden_size",
+        ),
+        (
+            RnnConfig::new(CellKind::RnnTanh, 3, 4).layers(usize::MAX),
+            "num_layers",
+        ),
+        (
+            RnnConfig::new(CellKind::Lstm, usize::MAX - 1, 4),
+            "input_size",
+        ),
+    ] {
+        let e = RnnWeights::<f32>::init(cfg.clone(), 0).unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidConfig { field: f, .. } if f == field),
+            "{cfg:?}: {e}"
+        );
+        let e =
+            RnnWeights::<f32>::from_file(cfg, &SafetensorsFile::default(), &LoadOptions::default())
+                .unwrap_err();
+        assert!(e.to_string().contains("usize"), "{e}");
+    }
+}

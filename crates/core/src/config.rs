@@ -135,7 +135,39 @@ impl RnnConfig {
     pub fn validate(&self) -> Result<()> {
         nonzero("RnnConfig", "input_size", self.input_size)?;
         nonzero("RnnConfig", "hidden_size", self.hidden_size)?;
-        nonzero("RnnConfig", "num_layers", self.num_layers)
+        nonzero("RnnConfig", "num_layers", self.num_layers)?;
+        // Every size derived from the config (G·H, D·H, each weight's element count, the total
+        // parameter count) must be countable, or the products behind shapes would wrap around.
+        // The field named is the first whose size makes a count overflow.
+        let (h, d) = (self.hidden_size, self.num_directions());
+        let per_dir = |gh: usize, input: usize| {
+            gh.checked_mul(input.checked_add(h)?.checked_add(2)?)?
+                .checked_mul(d)
+        };
+        let gh = self.cell.gates().checked_mul(h);
+        let upper = gh.and_then(|gh| per_dir(gh, d.checked_mul(h)?));
+        let first = gh.and_then(|gh| per_dir(gh, self.input_size));
+        let total = first
+            .zip(upper)
+            .and_then(|(f, u)| f.checked_add(u.checked_mul(self.num_layers - 1)?));
+        let field = if upper.is_none() {
+            "hidden_size"
+        } else if first.is_none() {
+            "input_size"
+        } else if total.is_none() {
+            "num_layers"
+        } else {
+            return Ok(());
+        };
+        Err(Error::InvalidConfig {
+            config: "RnnConfig",
+            field,
+            reason: format!(
+                "makes more parameters than usize counts (input_size {}, hidden_size {h}, {} \
+                 layers, {d} direction(s))",
+                self.input_size, self.num_layers
+            ),
+        })
     }
 
     pub fn num_directions(&self) -> usize {

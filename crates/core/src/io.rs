@@ -1,10 +1,12 @@
 //! safetensors reading and writing. Files written here load in PyTorch with
 //! `safetensors.torch.load_file`, and files PyTorch writes with `save_file` load here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
 use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use crate::error::{Error, Result};
 use crate::real::Real;
@@ -57,8 +59,27 @@ fn chunks<const N: usize>(bytes: &[u8]) -> impl Iterator<Item = [u8; N]> + '_ {
 }
 
 impl StoredTensor {
+    /// Checks that the bytes hold exactly the shape's elements of `size` bytes each (the fields
+    /// are public, so a hand-built tensor may disagree).
+    fn check_bytes(&self, name: &str, size: usize) -> Result<()> {
+        let want = crate::tensor::checked_numel(&self.shape).and_then(|n| n.checked_mul(size));
+        if want != Some(self.bytes.len()) {
+            return Err(Error::Safetensors(format!(
+                "tensor `{name}`: {:?} of shape {:?} needs {} bytes, has {}",
+                self.dtype,
+                self.shape,
+                want.map_or("more than usize::MAX".into(), |n| n.to_string()),
+                self.bytes.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// Reads a float tensor (f16, bf16, f32 or f64 on disk) as `T`.
     pub fn to_real<T: Real>(&self, name: &str) -> Result<Tensor<T>> {
+        if let Some(size) = float_size(self.dtype) {
+            self.check_bytes(name, size)?;
+        }
         let data: Vec<T> = match self.dtype {
             Dtype::F32 => chunks::<4>(&self.bytes)
                 .map(|b| T::from_f64(f32::from_le_bytes(b) as f64))
@@ -85,6 +106,9 @@ impl StoredTensor {
 
     /// Reads an integer tensor (i32, i64, u32 or u8 on disk) as i64, for token ids and lengths.
     pub fn to_ids(&self, name: &str) -> Result<Tensor<i64>> {
+        if let Some(size) = int_size(self.dtype) {
+            self.check_bytes(name, size)?;
+        }
         let data: Vec<i64> = match self.dtype {
             Dtype::I64 => chunks::<8>(&self.bytes).map(i64::from_le_bytes).collect(),
             Dtype::I32 => chunks::<4>(&self.bytes)
@@ -105,11 +129,24 @@ impl StoredTensor {
         Tensor::new(self.shape.clone(), data)
     }
 
+    /// Stores `t` as f32 or f64 (`T`'s own type), little-endian whatever the host's order.
     pub fn from_real<T: Real>(t: &Tensor<T>) -> Self {
+        let bytes = match T::DTYPE {
+            Dtype::F32 => t
+                .data()
+                .iter()
+                .flat_map(|v| (v.as_f64() as f32).to_le_bytes())
+                .collect(),
+            _ => t
+                .data()
+                .iter()
+                .flat_map(|v| v.as_f64().to_le_bytes())
+                .collect(),
+        };
         Self {
             dtype: T::DTYPE,
             shape: t.shape().to_vec(),
-            bytes: bytemuck::cast_slice(t.data()).to_vec(),
+            bytes,
         }
     }
 
@@ -133,9 +170,123 @@ fn st_err(e: safetensors::SafeTensorError) -> Error {
     Error::Safetensors(e.to_string())
 }
 
+/// Bytes per element of the float dtypes `to_real` reads.
+fn float_size(dtype: Dtype) -> Option<usize> {
+    match dtype {
+        Dtype::F16 | Dtype::BF16 => Some(2),
+        Dtype::F32 => Some(4),
+        Dtype::F64 => Some(8),
+        _ => None,
+    }
+}
+
+/// Bytes per element of the integer dtypes `to_ids` reads.
+fn int_size(dtype: Dtype) -> Option<usize> {
+    match dtype {
+        Dtype::U8 => Some(1),
+        Dtype::I32 | Dtype::U32 => Some(4),
+        Dtype::I64 => Some(8),
+        _ => None,
+    }
+}
+
+/// The entry names of a safetensors header, refusing one that appears twice.
+struct HeaderNames;
+
+impl<'de> Deserialize<'de> for HeaderNames {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Names;
+        impl<'de> Visitor<'de> for Names {
+            type Value = HeaderNames;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a safetensors header (a JSON object)")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<HeaderNames, A::Error> {
+                let mut seen = HashSet::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    map.next_value::<IgnoredAny>()?;
+                    if !seen.insert(name.clone()) {
+                        return Err(de::Error::custom(format!(
+                            "`{name}` appears twice in the header"
+                        )));
+                    }
+                }
+                Ok(HeaderNames)
+            }
+        }
+        d.deserialize_map(Names)
+    }
+}
+
+/// The header's JSON text, if the file is long enough to hold the length it declares.
+fn header_text(bytes: &[u8]) -> Option<&[u8]> {
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    bytes.get(8..8usize.checked_add(usize::try_from(n).ok()?)?)
+}
+
+/// For a header the parser refused as inconsistent: the first tensor whose dtype, shape and
+/// data offsets disagree with each other or with the data's length, said in full.
+fn describe_invalid(bytes: &[u8]) -> Option<String> {
+    let text = header_text(bytes)?;
+    let data_len = bytes.len() - 8 - text.len();
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(text).ok()?;
+    for (name, entry) in header.iter().filter(|(n, _)| *n != "__metadata__") {
+        let dtype = entry.get("dtype")?.as_str()?;
+        let size = match dtype {
+            "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" => 1,
+            "F16" | "BF16" | "I16" | "U16" => 2,
+            "F32" | "I32" | "U32" => 4,
+            "F64" | "I64" | "U64" => 8,
+            _ => return Some(format!("tensor `{name}`: unknown dtype {dtype}")),
+        };
+        let shape: Option<Vec<usize>> = entry
+            .get("shape")?
+            .as_array()?
+            .iter()
+            .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+            .collect();
+        let offsets: Option<Vec<usize>> = entry
+            .get("data_offsets")?
+            .as_array()?
+            .iter()
+            .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+            .collect();
+        let (Some(shape), Some(offsets)) = (shape, offsets) else {
+            return Some(format!("tensor `{name}`: shape or data_offsets not counts"));
+        };
+        let &[begin, end] = offsets.as_slice() else {
+            return Some(format!(
+                "tensor `{name}`: data_offsets {offsets:?} are not [begin, end]"
+            ));
+        };
+        let need = crate::tensor::checked_numel(&shape).and_then(|n| n.checked_mul(size));
+        if end < begin || end > data_len || need != Some(end - begin) {
+            return Some(format!(
+                "tensor `{name}`: {dtype} of shape {shape:?} needs {} bytes, its data_offsets \
+                 [{begin}, {end}] span {} of the {data_len} bytes of data",
+                need.map_or("more than usize::MAX".into(), |n| n.to_string()),
+                end.saturating_sub(begin)
+            ));
+        }
+    }
+    None
+}
+
 impl SafetensorsFile {
+    /// Parses a whole file. A malformed one is an error that says what is wrong: a name given
+    /// twice, or the tensor whose dtype, shape and offsets disagree.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let st = SafeTensors::deserialize(bytes).map_err(st_err)?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| match describe_invalid(bytes) {
+            Some(what) => Error::Safetensors(format!("{what} ({e})")),
+            None => st_err(e),
+        })?;
+        if let Some(text) = header_text(bytes) {
+            serde_json::from_slice::<HeaderNames>(text)
+                .map_err(|e| Error::Safetensors(format!("header: {e}")))?;
+        }
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
         let tensors = st
             .iter()
@@ -166,6 +317,13 @@ impl SafetensorsFile {
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        // The header keeps its metadata under this key: a tensor of that name would make a
+        // file no reader accepts.
+        if self.tensors.contains_key("__metadata__") {
+            return Err(Error::Safetensors(
+                "a tensor may not be named `__metadata__`, the header's metadata key".into(),
+            ));
+        }
         let views = self
             .tensors
             .iter()

@@ -146,14 +146,16 @@ impl<C: ParamLayout, T: Real> Weights<C, T> {
     pub fn from_file(config: C, file: &SafetensorsFile, opts: &LoadOptions) -> Result<Self> {
         // Only names under the prefix are converted; other tensors (ids, other layers) may be
         // of any dtype and are left alone.
+        config.validate()?;
+        let wanted: std::collections::HashSet<String> = config
+            .param_specs()
+            .iter()
+            .map(|s| format!("{}{}", opts.prefix, s.name))
+            .collect();
         let mut tensors = TensorMap::new();
         for (name, stored) in &file.tensors {
             if name.starts_with(&opts.prefix) {
-                if config
-                    .param_specs()
-                    .iter()
-                    .any(|s| format!("{}{}", opts.prefix, s.name) == *name)
-                {
+                if wanted.contains(name) {
                     tensors.insert(name.clone(), stored.to_real(name)?);
                 } else if opts.strict {
                     return Err(Error::UnknownTensor {

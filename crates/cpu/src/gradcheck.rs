@@ -63,6 +63,26 @@ pub fn gradcheck<F>(
 where
     F: FnMut(&TensorMap<f64>) -> Result<f64>,
 {
+    // A step of 0, inf or NaN gives NaN differences, and a floor of 0 judges two exact zeros
+    // by 0/0: the report would read as a failure with nothing wrong.
+    let bad = |field: &'static str, value: String, domain: &str| Error::InvalidConfig {
+        config: "GradcheckOptions",
+        field,
+        reason: format!("is {value}, must be {domain}"),
+    };
+    if !(opts.eps.is_finite() && opts.eps > 0.0) {
+        return Err(bad("eps", opts.eps.to_string(), "finite and > 0"));
+    }
+    if !(opts.floor.is_finite() && opts.floor > 0.0) {
+        return Err(bad("floor", opts.floor.to_string(), "finite and > 0"));
+    }
+    if opts.max_per_tensor == Some(0) {
+        return Err(bad(
+            "max_per_tensor",
+            "Some(0)".into(),
+            "None or at least 1",
+        ));
+    }
     let mut report = GradcheckReport {
         worst_rel_error: 0.0,
         param: String::new(),
@@ -86,9 +106,7 @@ where
             ));
         }
         let n = t.numel();
-        let step = opts
-            .max_per_tensor
-            .map_or(1, |m| n.div_ceil(m.max(1)).max(1));
+        let step = opts.max_per_tensor.map_or(1, |m| n.div_ceil(m).max(1));
         for i in (0..n).step_by(step) {
             let orig = t.data()[i];
             let mut at = |v: f64| -> Result<f64> {
