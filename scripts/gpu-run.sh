@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# What a lent GPU machine runs for docs/BENCHMARKS.md (see "Measuring on a lent GPU" there):
+# What a GPU machine runs for docs/BENCHMARKS.md (see "Measuring on a GPU machine" there):
 # wgrnn's standard shapes with a bench binary built elsewhere, then PyTorch's cuDNN LSTM and
 # GRU at the shapes the targets name. Writes JSON lines to $OUT/gpu.jsonl (or ./gpu.jsonl).
-#   BENCH=path      the bench CLI to run (default .gpu/bench, carried by the device call)
+#   BENCH=path      the bench CLI to run (default .gpu/bench, copied with the checkout)
 #   ONLY=...        passed to scripts/bench-standard.sh (default: every family, stacks included)
 #   CUDNN=0         skip the PyTorch runs
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-.}/gpu.jsonl
 : > "$out"
-# A bare machine may lack the Vulkan loader: unpack the carried packages (see the device
-# README) where none is installed.
+# A bare machine may lack the Vulkan loader: unpack the packages copied into .gl/ where none is
+# installed.
 if ! ldconfig -p | grep -q libvulkan && ls .gl/*.deb >/dev/null 2>&1; then
   for f in .gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
