@@ -124,6 +124,7 @@ fn optimizer_configs_out_of_domain() {
         (adam(0.9, 0.999, f64::NAN), "eps"),
         (OptimizerConfig::adam(-1e-3), "lr"),
         (OptimizerConfig::adam(f64::NAN), "lr"),
+        (OptimizerConfig::adam(f64::INFINITY), "lr"),
         (sgd(0.1, -0.5, 0.0, false), "momentum"),
         (sgd(0.1, 0.0, 0.0, true), "nesterov"),
         (sgd(0.1, 0.9, 0.1, true), "nesterov"),

@@ -258,7 +258,7 @@ fn checkpoint_round_trip_gives_identical_outputs() {
             .contains_key("encoder.rnn.weight_hh_l0_reverse")
     );
 
-    let fresh = GpuWeights::upload(ctx, &RnnWeights::<f32>::zeros(cfg).unwrap()).unwrap();
+    let fresh = GpuWeights::upload(ctx, &RnnWeights::<f32>::zeros(cfg.clone()).unwrap()).unwrap();
     fresh
         .load_from(
             ctx,
@@ -290,6 +290,38 @@ fn checkpoint_round_trip_gives_identical_outputs() {
     assert!(e.to_string().contains("decoder.rnn.weight_ih_l0"), "{e}");
     let c = rnn_forward(ctx, &fresh, GpuRnnInput::new(&x), Mode::Inference).unwrap();
     assert_eq!(bits(&a.y), bits(&c.y));
+
+    // Loading is strict under the prefix, as PyTorch's load_state_dict is: the bidirectional
+    // checkpoint has reverse weights that a unidirectional module would drop in silence.
+    let uni = GpuWeights::upload(
+        ctx,
+        &RnnWeights::<f32>::zeros(cfg.clone().bidirectional(false)).unwrap(),
+    )
+    .unwrap();
+    let e = uni
+        .load_from(
+            ctx,
+            &SafetensorsFile::from_bytes(&bytes).unwrap(),
+            "encoder.rnn.",
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("_reverse"), "{e}");
+}
+
+/// A module too large for the device is refused before its weights are built on the host: an
+/// LSTM of hidden size 100,000 would need 160 GB there first.
+#[test]
+fn params_too_large_for_the_device_are_refused_before_the_host_builds_them() {
+    let ctx = ctx();
+    let cfg = RnnConfig::new(CellKind::Lstm, 1, 100_000);
+    let e = GpuParams::init(ctx, cfg, 0).unwrap_err();
+    assert!(
+        matches!(&e, wgrnn::Error::TooLarge { arg, .. } if arg.contains("weight_hh_l0")),
+        "{e}"
+    );
+    let small = GpuParams::init(ctx, RnnConfig::new(CellKind::Gru, 3, 4), 5).unwrap();
+    let want = RnnWeights::<f32>::init(RnnConfig::new(CellKind::Gru, 3, 4), 5).unwrap();
+    assert_eq!(small.value.read(ctx).unwrap(), want);
 }
 
 #[test]

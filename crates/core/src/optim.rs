@@ -84,8 +84,9 @@ impl OptimizerConfig {
     }
 
     /// Checks the hyper-parameters as `torch.optim` does: rates, ε, weight decay and momentum
-    /// ≥ 0, Adam's β in [0, 1), RMSprop's α ≥ 0, Nesterov only with momentum and no dampening.
-    /// NaN fails every check. Outside these, updates are NaN (β1 = 1 divides by 1 − β1ᵗ = 0) or
+    /// ≥ 0, Adam's β in [0, 1), RMSprop's α ≥ 0, Nesterov only with momentum and no dampening;
+    /// and finite (an infinite rate gives NaN parameters at the first step). NaN fails every
+    /// check. Outside these, updates are NaN (β1 = 1 divides by 1 − β1ᵗ = 0) or
     /// climb instead of descend (lr < 0).
     pub fn validate(&self) -> Result<()> {
         let field = |field: &'static str, value: f64, ok: bool, domain: &str| {
@@ -99,7 +100,7 @@ impl OptimizerConfig {
                 })
             }
         };
-        let non_negative = |name, v: f64| field(name, v, v >= 0.0, "≥ 0");
+        let non_negative = |name, v: f64| field(name, v, v.is_finite() && v >= 0.0, "finite, ≥ 0");
         let unit = |name, v: f64| field(name, v, (0.0..1.0).contains(&v), "in [0, 1)");
         match *self {
             OptimizerConfig::Sgd {

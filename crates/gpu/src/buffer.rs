@@ -82,6 +82,10 @@ fn check_binding_size(op: &'static str, arg: &str, bytes: u64, limit: u64) -> Re
     Ok(())
 }
 
+fn numel_of(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+}
+
 pub(crate) fn round_size(bytes: u64) -> u64 {
     let b = bytes.max(16);
     let step = (b.next_power_of_two() / 8).max(256);
@@ -249,6 +253,28 @@ impl Context {
         check_binding_size(op, arg, bytes, self.binding_limit())
     }
 
+    /// Whether a 4-byte tensor of `shape` fits this device (its binding limit and a u32
+    /// element index): the check every allocation makes, for callers that want it before
+    /// building the tensor on the host, where a size past the device could exhaust memory.
+    pub fn check_fits(&self, arg: &str, shape: &[usize]) -> Result<()> {
+        let bytes = numel_of(shape)
+            .and_then(|n| (n as u64).checked_mul(4))
+            .ok_or_else(|| Error::TooLarge {
+                op: "check_fits",
+                arg: format!("{arg} {shape:?}"),
+                size: u64::MAX,
+                unit: "bytes",
+                limit_name: "u64 byte count",
+                limit: u64::MAX,
+            })?;
+        check_binding_size(
+            "check_fits",
+            &format!("{arg} {shape:?}"),
+            bytes,
+            self.binding_limit(),
+        )
+    }
+
     /// An uninitialised device tensor (its contents are whatever the pooled buffer held).
     pub(crate) fn alloc(
         &self,
@@ -265,10 +291,7 @@ impl Context {
             limit_name: "u64 byte count",
             limit: u64::MAX,
         };
-        let n = shape
-            .iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .ok_or_else(too_large)?;
+        let n = numel_of(shape).ok_or_else(too_large)?;
         let exact = (n as u64).checked_mul(4).ok_or_else(too_large)?;
         self.check_binding(op, arg, exact)?;
         // Near the binding limit the size class falls back to the exact size (16-byte multiple).

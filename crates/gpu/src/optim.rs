@@ -88,6 +88,14 @@ impl<C: ParamLayout> GpuParams<C> {
         Ok(Self { value, grad })
     }
 
+    /// Parameters initialised from `seed` as [`GpuWeights::init`] does (checked against the
+    /// device before anything is built on the host), with zeroed gradients.
+    pub fn init(ctx: &Context, config: C, seed: u64) -> Result<Self> {
+        let value = GpuWeights::init(ctx, config.clone(), seed)?;
+        let grad = GpuWeights::upload(ctx, &Weights::zeros(config)?)?;
+        Ok(Self { value, grad })
+    }
+
     /// Zeroes every gradient (one submit).
     pub fn zero_grad(&self, ctx: &Context) -> Result<()> {
         let mut rec = Recorder::new(ctx, "zero_grad");
@@ -119,12 +127,17 @@ impl<C: ParamLayout> GpuWeights<C> {
     }
 
     /// Overwrites these tensors, in place, with the ones under `prefix` in a checkpoint; names
-    /// and shapes are checked first, so a bad file changes nothing.
+    /// and shapes are checked first, so a bad file changes nothing. Strict under the prefix, as
+    /// PyTorch's `load_state_dict` is by default: a tensor there that the config does not name
+    /// (a second layer, a reverse direction) is an error, not a weight dropped in silence.
     pub fn load_from(&self, ctx: &Context, file: &SafetensorsFile, prefix: &str) -> Result<()> {
         let w = Weights::<C, f32>::from_file(
             self.config().clone(),
             file,
-            &LoadOptions::with_prefix(prefix),
+            &LoadOptions {
+                prefix: prefix.to_string(),
+                strict: true,
+            },
         )?;
         for (name, t) in self.tensors() {
             ctx.queue

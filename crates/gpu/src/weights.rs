@@ -16,6 +16,18 @@ pub struct GpuWeights<C> {
 }
 
 impl<C: ParamLayout> GpuWeights<C> {
+    /// Weights initialised as PyTorch initialises them (the config's `Init`, from `seed`) and
+    /// uploaded. Every tensor is checked against the device's limits before any is built on
+    /// the host, so a config too large for the device is an error, not an allocation that
+    /// exhausts host memory.
+    pub fn init(ctx: &Context, config: C, seed: u64) -> Result<Self> {
+        config.validate()?;
+        for spec in config.param_specs() {
+            ctx.check_fits(&spec.name, &spec.shape)?;
+        }
+        Self::upload(ctx, &Weights::init(config, seed)?)
+    }
+
     pub fn upload(ctx: &Context, w: &Weights<C, f32>) -> Result<Self> {
         let tensors = w
             .tensors()
