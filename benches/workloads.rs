@@ -2,9 +2,9 @@
 //! CLI (`examples/bench.rs`): each builds its inputs on the device once and returns a closure
 //! that records and submits one call (forward, or forward + backward), plus its FLOP count.
 
-use wgrnn::core::{AttentionWeights, EmbeddingWeights, RnnWeights, SplitMix64, Tensor};
+use wgrnn::core::{SplitMix64, Tensor};
 use wgrnn::gpu::{
-    Context, GpuAttentionInput, GpuRnnInput, GpuRnnOutputGrads, GpuWeights, Mode,
+    Context, GpuAttentionInput, GpuRnnInput, GpuRnnOutputGrads, GpuTensor, GpuWeights, Mode,
     attention_backward, attention_forward, embedding_backward, embedding_forward, matmul,
     rnn_backward, rnn_forward, upload_ids,
 };
@@ -19,8 +19,13 @@ pub struct Workload<'c> {
     pub run: Box<dyn FnMut() -> Result<()> + 'c>,
 }
 
-fn random(rng: &mut SplitMix64, shape: &[usize]) -> Tensor<f32> {
-    Tensor::from_fn(shape.to_vec(), |_| rng.uniform(-1.0, 1.0) as f32)
+/// A device tensor of uniform values in [−1, 1), checked against the device before it is built
+/// on the host (a shape past the device is an error, not an allocation that exhausts memory).
+fn random(ctx: &Context, rng: &mut SplitMix64, shape: &[usize]) -> Result<GpuTensor> {
+    ctx.check_fits("input", shape)?;
+    ctx.upload(&Tensor::from_fn(shape.to_vec(), |_| {
+        rng.uniform(-1.0, 1.0) as f32
+    }))
 }
 
 /// Recurrent shape: batch, sequence length, input size, hidden size.
@@ -82,9 +87,9 @@ pub fn rnn<'c>(
     let cfg = RnnConfig::new(cell, s.i, s.h)
         .layers(s.layers)
         .bidirectional(s.bidirectional);
-    let w = GpuWeights::upload(ctx, &RnnWeights::<f32>::init(cfg.clone(), 1)?)?;
-    let x = ctx.upload(&random(&mut rng, &[s.t, s.b, s.i]))?;
-    let dy = ctx.upload(&random(&mut rng, &[s.t, s.b, cfg.output_size()]))?;
+    let w = GpuWeights::init(ctx, cfg.clone(), 1)?;
+    let x = random(ctx, &mut rng, &[s.t, s.b, s.i])?;
+    let dy = random(ctx, &mut rng, &[s.t, s.b, cfg.output_size()])?;
     let mode = if training {
         Mode::Training
     } else {
@@ -169,13 +174,10 @@ pub fn attention<'c>(
     training: bool,
 ) -> Result<Workload<'c>> {
     let mut rng = SplitMix64::new(2);
-    let w = GpuWeights::upload(
-        ctx,
-        &AttentionWeights::<f32>::init(AttentionConfig::new(score, s.d), 1)?,
-    )?;
-    let q = ctx.upload(&random(&mut rng, &[s.b, s.tq, s.d]))?;
-    let k = ctx.upload(&random(&mut rng, &[s.b, s.tk, s.d]))?;
-    let dctx = ctx.upload(&random(&mut rng, &[s.b, s.tq, s.d]))?;
+    let w = GpuWeights::init(ctx, AttentionConfig::new(score, s.d), 1)?;
+    let q = random(ctx, &mut rng, &[s.b, s.tq, s.d])?;
+    let k = random(ctx, &mut rng, &[s.b, s.tk, s.d])?;
+    let dctx = random(ctx, &mut rng, &[s.b, s.tq, s.d])?;
     let (b, tq, tk, d) = (s.b as f64, s.tq as f64, s.tk as f64, s.d as f64);
     // Scores and context: 2·B·Tq·Tk·D each; general projects the keys (2·B·Tk·D²), additive
     // both sides (2·B·(Tq+Tk)·D·A with A = D) and then adds, tanh and v· per pair (≈ 3·A).
@@ -238,13 +240,11 @@ pub fn embedding_shapes(small: bool) -> Vec<EmbeddingShape> {
 /// Lookup of `[T, B]` random ids (and the deterministic segmented backward).
 pub fn embedding<'c>(ctx: &'c Context, s: EmbeddingShape, training: bool) -> Result<Workload<'c>> {
     let mut rng = SplitMix64::new(3);
-    let w = GpuWeights::upload(
-        ctx,
-        &EmbeddingWeights::<f32>::init(EmbeddingConfig::new(s.vocab, s.dim), 1)?,
-    )?;
+    let w = GpuWeights::init(ctx, EmbeddingConfig::new(s.vocab, s.dim), 1)?;
+    ctx.check_fits("ids", &[s.t, s.b])?;
     let ids = Tensor::from_fn(vec![s.t, s.b], |_| rng.below(s.vocab) as i64);
     let ids = upload_ids(ctx, &ids, s.vocab)?;
-    let dy = ctx.upload(&random(&mut rng, &[s.t, s.b, s.dim]))?;
+    let dy = random(ctx, &mut rng, &[s.t, s.b, s.dim])?;
     // Bytes read and written: a row per id forward; backward reads each dy row and writes the
     // whole table's gradient.
     let rows = (s.t * s.b * s.dim * 4) as f64;
@@ -278,8 +278,8 @@ pub fn gemm_shapes(small: bool) -> Vec<[usize; 3]> {
 /// `A [m, k] · B [k, n]` (packing included, as a caller of `matmul` pays it).
 pub fn gemm(ctx: &Context, [m, k, n]: [usize; 3]) -> Result<Workload<'_>> {
     let mut rng = SplitMix64::new(4);
-    let a = ctx.upload(&random(&mut rng, &[m, k]))?;
-    let b = ctx.upload(&random(&mut rng, &[k, n]))?;
+    let a = random(ctx, &mut rng, &[m, k])?;
+    let b = random(ctx, &mut rng, &[k, n])?;
     Ok(Workload {
         work: 2.0 * (m * k * n) as f64,
         bytes: false,

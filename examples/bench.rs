@@ -29,20 +29,58 @@ fn arg(args: &[String], name: &str, default: usize) -> Result<usize, String> {
         None => Ok(default),
         Some(i) => {
             let v = args.get(i + 1).ok_or(format!("{name} needs a value"))?;
-            v.parse()
-                .map_err(|_| format!("{name} takes a positive number, got {v:?}"))
+            match v.parse() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!("{name} takes a positive number, got {v:?}")),
+            }
         }
     }
 }
 
+/// The usage line: the module documentation's list of ops and flags.
+const USAGE: &str = "usage: bench OP [flags]
+  lstm | gru | rnn_tanh | rnn_relu   --batch --seq --input --hidden --layers [--bidirectional]
+  attention_dot | attention_scaleddot | attention_general | attention_additive
+                                     --batch --tq --tk --dim
+  embedding                          --vocab --dim --batch --seq
+  gemm                               --m --k --n
+  every op                           [--training] --runs N --warmup N
+Every value is a positive integer. Prints one JSON line: adapter, backend, op, shape, mode,
+median ms of the runs after the warm-ups, GFLOP/s (GB/s for embedding).";
+
+/// Refuses an argument that `op` does not take: a mistyped flag (`--hiden 8`) would otherwise
+/// run the default shape under the asked one's name.
+fn check_flags(op: &str, args: &[String]) -> Result<(), String> {
+    let values: &[&str] = match op {
+        "gemm" => &["--m", "--k", "--n"],
+        "embedding" => &["--vocab", "--dim", "--batch", "--seq"],
+        o if o.starts_with("attention_") => &["--batch", "--tq", "--tk", "--dim"],
+        _ => &["--batch", "--seq", "--input", "--hidden", "--layers"],
+    };
+    let switches: &[&str] = if op.starts_with("attention_") || op == "gemm" || op == "embedding" {
+        &["--training"]
+    } else {
+        &["--training", "--bidirectional"]
+    };
+    let mut rest = args.iter();
+    while let Some(a) = rest.next() {
+        if values.contains(&a.as_str()) || a == "--runs" || a == "--warmup" {
+            rest.next();
+        } else if !switches.contains(&a.as_str()) {
+            return Err(format!("{op} does not take {a:?}\n{USAGE}"));
+        }
+    }
+    Ok(())
+}
+
 /// Median wall time in ms of one call, each run ending with a device sync.
 fn time(ctx: &Context, warmup: usize, runs: usize, w: &mut Workload) -> wgrnn::Result<f64> {
-    for _ in 0..warmup.max(1) {
+    for _ in 0..warmup {
         (w.run)()?;
     }
     ctx.sync()?;
     let mut ms = Vec::with_capacity(runs);
-    for _ in 0..runs.max(1) {
+    for _ in 0..runs {
         let t = Instant::now();
         (w.run)()?;
         ctx.sync()?;
@@ -61,7 +99,12 @@ fn main() {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let op = args.first().cloned().unwrap_or_else(|| "lstm".into());
+    check_flags(&op, args.get(1..).unwrap_or_default())?;
     let (warmup, runs) = (arg(&args, "--warmup", 2)?, arg(&args, "--runs", 5)?);
     let training = args.iter().any(|a| a == "--training");
     let ctx = Context::new()?;

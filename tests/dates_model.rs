@@ -127,6 +127,26 @@ fn checkpoint_of_another_architecture_is_an_error() {
         err.contains("missing tensor `encoder.weight_ih_l0_reverse`"),
         "{err}"
     );
+    // The other way round nothing is missing, but the attention weights and the encoder's
+    // reverse direction would be dropped: an error naming the first tensor no module takes.
+    let f = with.checkpoint(ctx).unwrap();
+    let err = without.load(ctx, &f).unwrap_err().to_string();
+    assert!(err.contains("unexpected tensor `attention."), "{err}");
+    // With attention on both sides, a bidirectional checkpoint into a unidirectional encoder
+    // is refused under the encoder's prefix.
+    let uni = Model::new(
+        ctx,
+        ModelConfig {
+            bidirectional: false,
+            ..small(Some(Score::General), 1)
+        },
+    )
+    .unwrap();
+    let err = uni.load(ctx, &f).unwrap_err().to_string();
+    assert!(
+        err.contains("encoder.") && err.contains("_reverse"),
+        "{err}"
+    );
 }
 
 fn png_size(path: &std::path::Path) -> (u32, u32) {

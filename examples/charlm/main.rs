@@ -42,16 +42,16 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     layers: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 0.005)]
+    #[arg(long, default_value_t = 0.005, allow_negative_numbers = true)]
     lr: f64,
     /// Fraction of the text, at its end, held out for perplexity.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     holdout: f64,
     /// Seed of the initial weights, the window order and the sampling.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Sampling temperature: below 1 is more conservative, above 1 more adventurous.
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
     temperature: f64,
     /// Characters sampled after each epoch and at the end.
     #[arg(long, default_value_t = 200)]
@@ -88,17 +88,29 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         .into());
     }
     let n = corpus.ids.len();
-    let split = n - ((n as f64 * a.holdout) as usize).max(a.seq_len + 1).min(n);
+    let window = a.seq_len.saturating_add(1);
+    let split = n - ((n as f64 * a.holdout) as usize).max(window).min(n);
     let (train, held) = corpus.ids.split_at(split);
-    if train.len() < a.seq_len + 1 || held.len() < a.seq_len + 1 {
+    if train.len() < window || held.len() < window {
         return Err(format!(
             "{} has {n} characters: too few for training and held-out windows of {} (--seq-len) \
              with --holdout {}",
             a.text.display(),
-            a.seq_len + 1,
+            window,
             a.holdout
         )
         .into());
+    }
+    // The checkpoint's directory is made now, so that a path that cannot be written fails
+    // before the training rather than after it.
+    if let Some(dir) = a.save.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "--save {}: cannot create {}: {e}",
+                a.save.display(),
+                dir.display()
+            )
+        })?;
     }
     let ctx = Context::new()?;
     let ad = ctx.adapter();
@@ -122,11 +134,29 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         },
     )?;
     if let Some(p) = &a.load {
-        m.load(&ctx, &SafetensorsFile::read(p)?, &corpus.vocab)?;
+        SafetensorsFile::read(p)
+            .and_then(|f| m.load(&ctx, &f, &corpus.vocab))
+            .map_err(|e| {
+                format!(
+                    "--load {}: {e} (a checkpoint loads into a model made with the same \
+                     --embed, --hidden and --layers)",
+                    p.display()
+                )
+            })?;
         println!("loaded {}", p.display());
     }
     let prime = match &a.prime {
-        Some(p) => corpus.encode(p)?,
+        Some(p) => {
+            if let Some(c) = p.chars().find(|c| corpus.vocab.binary_search(c).is_err()) {
+                return Err(format!(
+                    "--prime {p:?}: character {c:?} does not occur in {}, so the model has no \
+                     id for it",
+                    a.text.display()
+                )
+                .into());
+            }
+            corpus.encode(p)?
+        }
         None => corpus.ids[..corpus.ids.len().min(16)].to_vec(),
     };
     if prime.is_empty() {
@@ -140,8 +170,9 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         perplexity(&ctx, &m, held, t, a.batch)?
     );
     for epoch in 1..=a.epochs {
-        // Non-overlapping windows from a random offset, in a random order.
-        let offset = rng.below(t);
+        // Non-overlapping windows from a random offset, in a random order. The offset leaves
+        // room for one window at least (a training part of t + 1 characters has one).
+        let offset = rng.below(t.min(train.len() - t));
         let mut starts: Vec<usize> = (offset..train.len() - t).step_by(t).collect();
         for i in (1..starts.len()).rev() {
             starts.swap(i, rng.below(i + 1));
@@ -186,9 +217,6 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         corpus.decode(&prime),
         corpus.decode(&s)
     );
-    if let Some(dir) = a.save.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
     m.checkpoint(&ctx, &corpus.vocab)?.write(&a.save)?;
     println!("wrote {}", a.save.display());
     Ok(())

@@ -3,9 +3,7 @@
 
 use std::path::Path;
 
-use wgrnn::core::{
-    EmbeddingWeights, LinearWeights, RnnWeights, SafetensorsFile, SplitMix64, Tensor,
-};
+use wgrnn::core::{SafetensorsFile, SplitMix64, Tensor};
 use wgrnn::gpu::{
     self, Context, GpuOptimizer, GpuParams, GpuRnnInput, GpuRnnOutputGrads, GpuTensor, Mode,
     upload_ids, upload_targets,
@@ -127,24 +125,18 @@ pub fn batch(ids: &[i64], starts: &[usize], t: usize) -> Result<(Tensor<i64>, Te
 
 impl Model {
     pub fn new(ctx: &Context, cfg: ModelConfig) -> Result<Self> {
-        let s = cfg.seed;
-        let emb = GpuParams::new(
+        // Each module's seed is the run's plus its index (wrapping: any u64 seed works), and
+        // GpuParams::init checks each tensor against the device before building it.
+        let seed = |k: u64| cfg.seed.wrapping_add(k);
+        let emb = GpuParams::init(ctx, EmbeddingConfig::new(cfg.vocab, cfg.embed), seed(0))?;
+        let lstm = GpuParams::init(
             ctx,
-            &EmbeddingWeights::init(EmbeddingConfig::new(cfg.vocab, cfg.embed), s)?,
+            RnnConfig::new(CellKind::Lstm, cfg.embed, cfg.hidden)
+                .layers(cfg.layers)
+                .batch_first(true),
+            seed(1),
         )?;
-        let lstm = GpuParams::new(
-            ctx,
-            &RnnWeights::init(
-                RnnConfig::new(CellKind::Lstm, cfg.embed, cfg.hidden)
-                    .layers(cfg.layers)
-                    .batch_first(true),
-                s + 1,
-            )?,
-        )?;
-        let out = GpuParams::new(
-            ctx,
-            &LinearWeights::init(LinearConfig::new(cfg.hidden, cfg.vocab), s + 2)?,
-        )?;
+        let out = GpuParams::init(ctx, LinearConfig::new(cfg.hidden, cfg.vocab), seed(2))?;
         let values: Vec<&GpuTensor> = [&emb.value.tensors(), &lstm.value.tensors()]
             .into_iter()
             .chain([&out.value.tensors()])
@@ -277,14 +269,20 @@ impl Model {
 
     /// Loads a checkpoint written for the same alphabet and sizes.
     pub fn load(&self, ctx: &Context, f: &SafetensorsFile, vocab: &[char]) -> Result<()> {
-        let saved: Option<Vec<char>> = f.meta("vocab").map(|s| s.chars().collect());
-        if saved.as_deref() != Some(vocab) {
+        let Some(saved) = f.meta("vocab").map(|s| s.chars().collect::<Vec<char>>()) else {
+            return Err(Error::InvalidArgument {
+                op: "charlm load",
+                arg: "checkpoint",
+                reason: "is not a charlm checkpoint (it has no `vocab` metadata)".into(),
+            });
+        };
+        if saved != vocab {
             return Err(Error::InvalidArgument {
                 op: "charlm load",
                 arg: "checkpoint",
                 reason: format!(
                     "was trained on a different alphabet ({} characters, this text has {})",
-                    saved.map_or(0, |s| s.len()),
+                    saved.len(),
                     vocab.len()
                 ),
             });

@@ -58,7 +58,7 @@ struct Args {
     #[arg(long, default_value_t = 16)]
     embed: usize,
     /// Adam's peak learning rate, cosine-decayed to a twentieth of it over the run.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
     lr: f64,
     /// Attention score.
     #[arg(long, value_enum, default_value_t = AttentionKind::Luong)]
@@ -96,6 +96,19 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
+    // Output directories are made now, so that a path that cannot be written fails before the
+    // training rather than after it.
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("--out {}: cannot create it: {e}", args.out.display()))?;
+    if let Some(dir) = args
+        .save
+        .as_deref()
+        .and_then(|s| s.parent())
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("--save: cannot create {}: {e}", dir.display()))?;
+    }
     let start = Instant::now();
     let ctx = Context::new()?;
     let a = ctx.adapter();
@@ -130,7 +143,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut model = Model::new(&ctx, cfg)?;
     if let Some(path) = &args.load {
-        model.load(&ctx, &SafetensorsFile::read(path)?)?;
+        SafetensorsFile::read(path)
+            .and_then(|f| model.load(&ctx, &f))
+            .map_err(|e| {
+                format!(
+                    "--load {}: {e} (a checkpoint loads into a model made with the same \
+                     --hidden, --embed, --attention and encoder flags)",
+                    path.display()
+                )
+            })?;
         println!("loaded {}", path.display());
     }
     let cfg = model.cfg;
@@ -207,7 +228,6 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let train_time = train_start.elapsed();
 
-    std::fs::create_dir_all(&args.out)?;
     let show: Vec<Example> = held.iter().take(4).cloned().collect();
     let show_batch = Batch::new(&show)?;
     let (pred, weights) = model.greedy(&ctx, &show_batch)?;
@@ -217,12 +237,14 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         println!("  {:32} -> {p}  ({mark})", format!("{:?}", e.input));
     }
     let curves_png = args.out.join("curves.png");
-    plots::curves(&curves_png, &curve, &name)?;
+    plots::curves(&curves_png, &curve, &name)
+        .map_err(|e| format!("{}: {e}", curves_png.display()))?;
     println!("wrote {}", curves_png.display());
     if !weights.is_empty() {
         let png = args.out.join("attention.png");
         let t_in = show_batch.inputs.shape()[1];
-        plots::attention(&png, &show, &pred, &weights, t_in)?;
+        plots::attention(&png, &show, &pred, &weights, t_in)
+            .map_err(|e| format!("{}: {e}", png.display()))?;
         println!("wrote {}", png.display());
     }
     let save = args
@@ -231,7 +253,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| args.out.join("dates.safetensors"));
     model.checkpoint(&ctx)?.write(&save)?;
     println!("wrote {}", save.display());
-    let final_acc = curve.epochs.last().map_or(0.0, |e| e.1);
+    // With no epoch run (`--epochs 0`, say to score a loaded checkpoint), score it now.
+    let final_acc = match curve.epochs.last() {
+        Some(e) => e.1,
+        None => exact_match(&ctx, &model, &held, &held_batches)?,
+    };
     println!(
         "done: held-out exact match {:.2}% after {} epochs; training {}, total {}",
         100.0 * final_acc,
@@ -269,7 +295,7 @@ fn bucketed(
     rng: &mut SplitMix64,
 ) -> wgrnn::Result<Vec<Batch>> {
     shuffle(train, rng);
-    for window in train.chunks_mut(32 * batch) {
+    for window in train.chunks_mut(batch.saturating_mul(32)) {
         window.sort_by_key(|e| e.input.chars().count());
     }
     let mut batches = train

@@ -5,9 +5,7 @@
 //! Without attention the output layer sees the decoder state alone (the plain seq2seq
 //! baseline).
 
-use wgrnn::core::{
-    AttentionWeights, EmbeddingWeights, LinearWeights, RnnWeights, SafetensorsFile, Tensor,
-};
+use wgrnn::core::{SafetensorsFile, Tensor};
 use wgrnn::gpu::{
     self, Context, GpuAttentionInput, GpuOptimizer, GpuParams, GpuRnnInput, GpuRnnOutputGrads,
     GpuTensor, Mode, upload_ids, upload_targets,
@@ -89,53 +87,45 @@ impl Model {
     pub fn new(ctx: &Context, cfg: ModelConfig) -> Result<Self> {
         let (e, h, s) = (cfg.embed, cfg.hidden, cfg.seed);
         let (vin, vout) = (data::input_vocab(), data::output_vocab());
-        let enc_emb = GpuParams::new(
+        // Each module's seed is the run's plus its index (wrapping: any u64 seed works).
+        let seed = |k: u64| s.wrapping_add(k);
+        // GpuParams::init checks each tensor against the device before building it on the
+        // host, so sizes too large for the device are an error rather than an abort.
+        let enc_emb = GpuParams::init(
             ctx,
-            &EmbeddingWeights::init(EmbeddingConfig::new(vin, e).padding_idx(Some(0)), s)?,
+            EmbeddingConfig::new(vin, e).padding_idx(Some(0)),
+            seed(0),
         )?;
-        let dec_emb = GpuParams::new(
-            ctx,
-            &EmbeddingWeights::init(EmbeddingConfig::new(vout, e), s + 1)?,
-        )?;
+        let dec_emb = GpuParams::init(ctx, EmbeddingConfig::new(vout, e), seed(1))?;
         let rnn = || RnnConfig::new(CellKind::Lstm, e, h).batch_first(true);
-        let encoder = GpuParams::new(
-            ctx,
-            &RnnWeights::init(rnn().bidirectional(cfg.bidirectional), s + 2)?,
-        )?;
-        let decoder = GpuParams::new(ctx, &RnnWeights::init(rnn(), s + 3)?)?;
+        let encoder = GpuParams::init(ctx, rnn().bidirectional(cfg.bidirectional), seed(2))?;
+        let decoder = GpuParams::init(ctx, rnn(), seed(3))?;
         // Width of the encoder outputs: the keys and values of the attention.
         let enc_w = if cfg.bidirectional { 2 * h } else { h };
         let attention = match cfg.attention {
-            Some(score) => Some(GpuParams::new(
+            Some(score) => Some(GpuParams::init(
                 ctx,
-                &AttentionWeights::init(
-                    AttentionConfig {
-                        key_size: enc_w,
-                        value_size: enc_w,
-                        ..AttentionConfig::new(score, h)
-                    },
-                    s + 4,
-                )?,
+                AttentionConfig {
+                    key_size: enc_w,
+                    value_size: enc_w,
+                    ..AttentionConfig::new(score, h)
+                },
+                seed(4),
             )?),
             None => None,
         };
         let out_ctx = match cfg.attention {
-            Some(_) => Some(GpuParams::new(
+            Some(_) => Some(GpuParams::init(
                 ctx,
-                &LinearWeights::init(
-                    LinearConfig {
-                        bias: false,
-                        ..LinearConfig::new(enc_w, vout)
-                    },
-                    s + 5,
-                )?,
+                LinearConfig {
+                    bias: false,
+                    ..LinearConfig::new(enc_w, vout)
+                },
+                seed(5),
             )?),
             None => None,
         };
-        let out_h = GpuParams::new(
-            ctx,
-            &LinearWeights::init(LinearConfig::new(h, vout), s + 6)?,
-        )?;
+        let out_h = GpuParams::init(ctx, LinearConfig::new(h, vout), seed(6))?;
         // The optimizer's parameter order is `pairs()`'s.
         let mut values: Vec<GpuTensor> = Vec::new();
         for p in [
@@ -431,7 +421,29 @@ impl Model {
         Ok(f)
     }
 
+    /// Loads a checkpoint of this model. A tensor that no module of it takes (attention weights
+    /// into a model without attention, say) is an error rather than a weight left out.
     pub fn load(&self, ctx: &Context, f: &SafetensorsFile) -> Result<()> {
+        let mut modules = vec![
+            "enc_embedding.",
+            "dec_embedding.",
+            "encoder.",
+            "decoder.",
+            "out_hidden.",
+        ];
+        if self.attention.is_some() {
+            modules.extend(["attention.", "out_context."]);
+        }
+        if let Some(extra) = f
+            .tensors
+            .keys()
+            .find(|n| !modules.iter().any(|m| n.starts_with(m)))
+        {
+            return Err(wgrnn::Error::UnknownTensor {
+                op: "dates load",
+                name: extra.clone(),
+            });
+        }
         self.enc_emb.value.load_from(ctx, f, "enc_embedding.")?;
         self.dec_emb.value.load_from(ctx, f, "dec_embedding.")?;
         self.encoder.value.load_from(ctx, f, "encoder.")?;
