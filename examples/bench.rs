@@ -44,7 +44,7 @@ const USAGE: &str = "usage: bench OP [flags]
                                      --batch --tq --tk --dim
   embedding                          --vocab --dim --batch --seq
   gemm                               --m --k --n
-  every op                           [--training] --runs N --warmup N
+  every op                           --runs N --warmup N; all but gemm [--training]
 Every value is a positive integer. Prints one JSON line: adapter, backend, op, shape, mode,
 median ms of the runs after the warm-ups, GFLOP/s (GB/s for embedding).";
 
@@ -57,10 +57,11 @@ fn check_flags(op: &str, args: &[String]) -> Result<(), String> {
         o if o.starts_with("attention_") => &["--batch", "--tq", "--tk", "--dim"],
         _ => &["--batch", "--seq", "--input", "--hidden", "--layers"],
     };
-    let switches: &[&str] = if op.starts_with("attention_") || op == "gemm" || op == "embedding" {
-        &["--training"]
-    } else {
-        &["--training", "--bidirectional"]
+    let switches: &[&str] = match op {
+        "gemm" => &[],
+        "embedding" => &["--training"],
+        o if o.starts_with("attention_") => &["--training"],
+        _ => &["--training", "--bidirectional"],
     };
     let mut rest = args.iter();
     while let Some(a) = rest.next() {

@@ -373,6 +373,9 @@ fn bad_inputs_are_errors() {
         e.to_string().contains("`ids`") && e.to_string().contains("vocabulary 10"),
         "{e}"
     );
+    // Ids checked against fewer rows name rows of the table all the same.
+    let narrow_ids = upload_ids(ctx, &Tensor::new([2], vec![1, 2]).unwrap(), 3).unwrap();
+    gpu::embedding_forward(ctx, &emb, &narrow_ids).unwrap();
 
     let att = GpuWeights::upload(
         ctx,
@@ -425,6 +428,9 @@ fn bad_inputs_are_errors() {
     let ce = gpu::cross_entropy(ctx, &logits, &good).unwrap();
     let e = gpu::cross_entropy_backward(ctx, &logits, &other, &ce, 1.0).unwrap_err();
     assert!(e.to_string().contains("10 classes"), "{e}");
+    // Targets checked against fewer classes are classes of these logits all the same.
+    let fewer = upload_targets(ctx, &Tensor::new([3], vec![0, 2, 1]).unwrap(), 3, None).unwrap();
+    gpu::cross_entropy_backward(ctx, &logits, &fewer, &ce, 1.0).unwrap();
 
     // A tensor over the device's binding limit is refused before anything is allocated.
     let limit = ctx.limits().max_storage_buffer_binding_size as usize;
@@ -552,8 +558,10 @@ fn narrow_and_concat_along_the_first_axis() {
 /// CPU adapters end an invocation's loops after `Context::loop_limit` iterations without an
 /// error, so calls that would loop that long are refused there, naming the argument: 22,000
 /// keys in attention (its softmax loops three times over them), k = 70,000 in the storage GEMM
-/// kernels, 4,200,000 rows of cross-entropy (summed 64 to a workgroup), rows of 1,500,000
-/// classes (a workgroup loops 3·⌈C/64⌉ + 12 times over one). Adapters without a limit run them.
+/// kernels, 4,200,000 rows of cross-entropy (summed 64 to a workgroup), a log-softmax row of
+/// 1,500,000 classes (a workgroup loops 3·⌈C/64⌉ + 12 times over it) and a cross-entropy row of
+/// 2,200,000 (2·⌈C/64⌉ + 12: it has no third loop, so 1,500,000 classes run there, with the
+/// exact loss ln C of equal logits). Adapters without a limit run them all.
 #[test]
 fn loops_past_the_adapter_limit_are_refused_or_run() {
     let ctx = ctx();
@@ -607,14 +615,25 @@ fn loops_past_the_adapter_limit_are_refused_or_run() {
     let r = gpu::cross_entropy(ctx, &logits, &targets.unwrap()).map(|_| ());
     check("cross-entropy", "logits", r);
 
-    let classes = 1_500_000;
-    let logits = ctx
-        .upload(&Tensor::new([1, classes], vec![0.0f32; classes]).unwrap())
-        .unwrap();
+    let row = |classes: usize| {
+        let logits = ctx
+            .upload(&Tensor::new([1, classes], vec![0.0f32; classes]).unwrap())
+            .unwrap();
+        let t = upload_targets(ctx, &Tensor::new([1], vec![3]).unwrap(), classes, None);
+        (logits, t.unwrap())
+    };
+    let (logits, targets) = row(1_500_000);
     let r = gpu::log_softmax(ctx, &logits).map(|_| ());
     check("log_softmax, wide row", "logits", r);
-    let targets = upload_targets(ctx, &Tensor::new([1], vec![3]).unwrap(), classes, None);
-    let r = gpu::cross_entropy(ctx, &logits, &targets.unwrap()).map(|_| ());
+    let ce = gpu::cross_entropy(ctx, &logits, &targets).unwrap();
+    let loss = ctx.read(&ce.loss).unwrap().data()[0] as f64;
+    let want = (1_500_000f64).ln();
+    assert!(
+        (loss - want).abs() < 1e-5 * want,
+        "cross-entropy over 1,500,000 equal logits: got {loss}, want ln C = {want}"
+    );
+    let (logits, targets) = row(2_200_000);
+    let r = gpu::cross_entropy(ctx, &logits, &targets).map(|_| ());
     check("cross-entropy, wide row", "logits", r);
 }
 

@@ -306,6 +306,19 @@ fn checkpoint_round_trip_gives_identical_outputs() {
         )
         .unwrap_err();
     assert!(e.to_string().contains("_reverse"), "{e}");
+    // load_with and a lenient prefix take the forward direction and leave the rest, as
+    // PyTorch's strict=False does.
+    uni.load_with(
+        ctx,
+        &SafetensorsFile::from_bytes(&bytes).unwrap(),
+        &wgrnn::core::LoadOptions::with_prefix("encoder.rnn."),
+    )
+    .unwrap();
+    let fwd = ctx.read(uni.get("weight_hh_l0").unwrap()).unwrap();
+    assert_eq!(
+        fwd,
+        ctx.read(params.value.get("weight_hh_l0").unwrap()).unwrap()
+    );
 }
 
 /// A module too large for the device is refused before its weights are built on the host: an

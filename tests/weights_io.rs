@@ -325,4 +325,12 @@ fn configs_past_usize_are_refused() {
                 .unwrap_err();
         assert!(e.to_string().contains("usize"), "{e}");
     }
+    // Other modules' tensors are counted before they are built: an embedding of 2⁴⁰ × 2⁴⁰.
+    let huge = wgrnn::EmbeddingConfig::new(1 << 40, 1 << 40);
+    let e = wgrnn::core::EmbeddingWeights::<f32>::init(huge.clone(), 0).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidConfig { field: "sizes", reason, .. } if reason.contains("`weight`")),
+        "{e}"
+    );
+    assert!(wgrnn::core::EmbeddingWeights::<f32>::zeros(huge).is_err());
 }

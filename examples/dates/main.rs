@@ -182,7 +182,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .map(Batch::new)
         .collect::<wgrnn::Result<Vec<_>>>()?;
     let steps_per_epoch = train.len().div_ceil(args.batch);
-    let total_steps = (steps_per_epoch * args.epochs).max(1);
+    let total_steps = steps_per_epoch.saturating_mul(args.epochs).max(1);
     let mut rng = SplitMix64::new(args.seed ^ 0x5eed);
     let mut curve = plots::Curves::default();
     let train_start = Instant::now();

@@ -140,8 +140,9 @@ impl RnnConfig {
         // parameter count) must be countable, or the products behind shapes would wrap around.
         // The field named is the first whose size makes a count overflow.
         let (h, d) = (self.hidden_size, self.num_directions());
+        let biases = if self.bias { 2 } else { 0 };
         let per_dir = |gh: usize, input: usize| {
-            gh.checked_mul(input.checked_add(h)?.checked_add(2)?)?
+            gh.checked_mul(input.checked_add(h)?.checked_add(biases)?)?
                 .checked_mul(d)
         };
         let gh = self.cell.gates().checked_mul(h);

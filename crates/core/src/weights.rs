@@ -80,11 +80,30 @@ pub type AttentionWeights<T> = Weights<AttentionConfig, T>;
 pub type LinearWeights<T> = Weights<LinearConfig, T>;
 pub type EmbeddingWeights<T> = Weights<EmbeddingConfig, T>;
 
+/// Refuses a config with a tensor whose element count overflows usize (an embedding of 2⁴⁰ ×
+/// 2⁴⁰, say), before anything is built from it.
+fn check_counts<C: ParamLayout>(config: &C) -> Result<()> {
+    for spec in config.param_specs() {
+        if crate::tensor::checked_numel(&spec.shape).is_none() {
+            return Err(Error::InvalidConfig {
+                config: C::OP,
+                field: "sizes",
+                reason: format!(
+                    "make `{}` of shape {:?}, more elements than usize counts",
+                    spec.name, spec.shape
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl<C: ParamLayout, T: Real> Weights<C, T> {
     /// Random init from a seed, with PyTorch's distributions (see each config's `param_specs`).
     /// The generator is SplitMix64, so a seed gives the same weights everywhere.
     pub fn init(config: C, seed: u64) -> Result<Self> {
         config.validate()?;
+        check_counts(&config)?;
         let mut rng = SplitMix64::new(seed);
         let mut tensors = TensorMap::new();
         for spec in config.param_specs() {
@@ -103,6 +122,7 @@ impl<C: ParamLayout, T: Real> Weights<C, T> {
     /// Every parameter zero: the starting point of a gradient accumulator.
     pub fn zeros(config: C) -> Result<Self> {
         config.validate()?;
+        check_counts(&config)?;
         let tensors = config
             .param_specs()
             .into_iter()

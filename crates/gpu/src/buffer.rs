@@ -52,7 +52,6 @@ pub(crate) struct BufferPool {
 /// Default cap on the bytes idle buffers may hold.
 pub const DEFAULT_IDLE_CAP: u64 = 1 << 30;
 
-/// The size class of a request: a multiple of 256 bytes and of 1/8 of its power of two.
 /// A tensor of `bytes` is bound whole, as a buffer of the next 16-byte multiple, and its
 /// kernels index its f32 elements with u32: both must fit. (Binding limits of 2³¹ − 1 bytes are
 /// common, so the rounding matters at the edge; Metal allows buffers of more than 2³² floats,
@@ -82,10 +81,7 @@ fn check_binding_size(op: &'static str, arg: &str, bytes: u64, limit: u64) -> Re
     Ok(())
 }
 
-fn numel_of(shape: &[usize]) -> Option<usize> {
-    shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
-}
-
+/// The size class of a request: a multiple of 256 bytes and of 1/8 of its power of two.
 pub(crate) fn round_size(bytes: u64) -> u64 {
     let b = bytes.max(16);
     let step = (b.next_power_of_two() / 8).max(256);
@@ -257,15 +253,12 @@ impl Context {
     /// element index): the check every allocation makes, for callers that want it before
     /// building the tensor on the host, where a size past the device could exhaust memory.
     pub fn check_fits(&self, arg: &str, shape: &[usize]) -> Result<()> {
-        let bytes = numel_of(shape)
+        let bytes = wgrnn_core::tensor::checked_numel(shape)
             .and_then(|n| (n as u64).checked_mul(4))
-            .ok_or_else(|| Error::TooLarge {
+            .ok_or_else(|| Error::InvalidArgument {
                 op: "check_fits",
-                arg: format!("{arg} {shape:?}"),
-                size: u64::MAX,
-                unit: "bytes",
-                limit_name: "u64 byte count",
-                limit: u64::MAX,
+                arg: "shape",
+                reason: format!("{arg} {shape:?} holds more bytes than u64 counts"),
             })?;
         check_binding_size(
             "check_fits",
@@ -291,7 +284,7 @@ impl Context {
             limit_name: "u64 byte count",
             limit: u64::MAX,
         };
-        let n = numel_of(shape).ok_or_else(too_large)?;
+        let n = wgrnn_core::tensor::checked_numel(shape).ok_or_else(too_large)?;
         let exact = (n as u64).checked_mul(4).ok_or_else(too_large)?;
         self.check_binding(op, arg, exact)?;
         // Near the binding limit the size class falls back to the exact size (16-byte multiple).

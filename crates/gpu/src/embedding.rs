@@ -116,14 +116,15 @@ pub fn upload_ids(ctx: &Context, ids: &Tensor<i64>, vocab: usize) -> Result<GpuI
 }
 
 impl GpuIds {
-    /// Checks that these ids were checked against the table's vocabulary.
+    /// Checks that these ids were checked against at most the table's rows (a smaller
+    /// vocabulary names rows of the table too).
     fn check_vocab(&self, op: &'static str, cfg: &EmbeddingConfig) -> Result<()> {
-        if self.vocab != cfg.num_embeddings {
+        if self.vocab > cfg.num_embeddings {
             return Err(Error::InvalidArgument {
                 op,
                 arg: "ids",
                 reason: format!(
-                    "were checked against vocabulary {}, the table has {} rows of {}",
+                    "were checked against vocabulary {}, more than the table's {} rows of {}",
                     self.vocab, cfg.num_embeddings, cfg.embedding_dim
                 ),
             });

@@ -45,12 +45,12 @@ const WIDE_CLASSES: usize = 4096;
 /// workgroup. On an adapter with a loop limit (CPU adapters) one invocation per row is much
 /// faster (lavapipe, 8,192 rows of 100 classes: 7 ms against 54; 2,048 rows of 10,000: 157
 /// against 189), so it stays until its three loops over the row would reach the limit. Past
-/// that the workgroup's three loops over every 64th class must stay under it too.
+/// that the workgroup's `wide_loops` loops over every 64th class (2 for cross-entropy's
+/// log-sum-exp, 3 for log-softmax, which also writes the row) must stay under it too.
 fn row_kernel(
     ctx: &Context,
     op: &'static str,
-    narrow: Kernel,
-    wide: &'static str,
+    (narrow, wide, wide_loops): (Kernel, &'static str, u64),
     rows: usize,
     classes: usize,
 ) -> Result<(Kernel, [u32; 3])> {
@@ -59,8 +59,8 @@ fn row_kernel(
         None => WIDE_CLASSES,
     };
     let (kernel, per_group) = if classes > widest_narrow {
-        // Three strided loops over the row and two trees of six levels each.
-        ctx.check_loop(op, "logits", 3 * classes.div_ceil(64) as u64 + 16)?;
+        // The strided loops over the row and two trees of six levels each.
+        ctx.check_loop(op, "logits", wide_loops * classes.div_ceil(64) as u64 + 16)?;
         (
             Kernel {
                 entry: wide,
@@ -92,8 +92,8 @@ struct RowParams {
 }
 
 /// Class targets on the device (u32, ignored ones as [`IGNORED`]) with the class count they
-/// were checked against, which [`cross_entropy`] compares with the logits' C: a target outside
-/// the logits' classes is an error at upload, never a row the kernel skips in silence.
+/// were checked against, which [`cross_entropy`] holds to at most the logits' C: a target
+/// outside the logits' classes is an error, never a row the kernel skips in silence.
 #[derive(Clone, Debug)]
 pub struct GpuTargets {
     targets: GpuTensor,
@@ -117,12 +117,13 @@ impl GpuTargets {
         if self.targets.shape() != lead {
             return Err(Error::shape(op, "targets", lead, self.targets.shape()));
         }
-        if self.classes != c {
+        // Targets checked against fewer classes are classes of these logits too.
+        if self.classes > c {
             return Err(Error::InvalidArgument {
                 op,
                 arg: "targets",
                 reason: format!(
-                    "were checked against {} classes, the logits {:?} have {c}",
+                    "were checked against {} classes, more than the {c} of the logits {:?}",
                     self.classes,
                     logits.shape()
                 ),
@@ -205,7 +206,7 @@ pub fn cross_entropy(
     // `ce_reduce` sums the rows in one workgroup of 64, each invocation every 64th row.
     ctx.check_loop(OP, "logits", n.div_ceil(64) as u64 + 8)?;
     let mut rec = Recorder::new(ctx, OP);
-    let (kernel, groups) = row_kernel(ctx, OP, ROWS, "ce_rows_wide", n, c)?;
+    let (kernel, groups) = row_kernel(ctx, OP, (ROWS, "ce_rows_wide", 2), n, c)?;
     rec.dispatch(kernel, &p, &[logits, targets, &rows], groups)?;
     rec.dispatch(REDUCE, &p, &[&rows, &loss], [1, 1, 1])?;
     rec.submit()?;
@@ -225,8 +226,7 @@ pub fn log_softmax(ctx: &Context, logits: &GpuTensor) -> Result<GpuTensor> {
     let (kernel, groups) = row_kernel(
         ctx,
         "gpu log_softmax",
-        LOG_SOFTMAX,
-        "log_softmax_rows_wide",
+        (LOG_SOFTMAX, "log_softmax_rows_wide", 3),
         n,
         c,
     )?;

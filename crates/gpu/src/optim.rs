@@ -131,14 +131,22 @@ impl<C: ParamLayout> GpuWeights<C> {
     /// PyTorch's `load_state_dict` is by default: a tensor there that the config does not name
     /// (a second layer, a reverse direction) is an error, not a weight dropped in silence.
     pub fn load_from(&self, ctx: &Context, file: &SafetensorsFile, prefix: &str) -> Result<()> {
-        let w = Weights::<C, f32>::from_file(
-            self.config().clone(),
-            file,
-            &LoadOptions {
-                prefix: prefix.to_string(),
-                strict: true,
-            },
-        )?;
+        let opts = LoadOptions {
+            prefix: prefix.to_string(),
+            strict: true,
+        };
+        self.load_with(ctx, file, &opts)
+    }
+
+    /// [`GpuWeights::load_from`] with explicit options: `LoadOptions::with_prefix` ignores
+    /// tensors under the prefix that the config does not name (PyTorch's `strict=False`).
+    pub fn load_with(
+        &self,
+        ctx: &Context,
+        file: &SafetensorsFile,
+        opts: &LoadOptions,
+    ) -> Result<()> {
+        let w = Weights::<C, f32>::from_file(self.config().clone(), file, opts)?;
         for (name, t) in self.tensors() {
             ctx.queue
                 .write_buffer(t.raw(), 0, bytemuck::cast_slice(w.get(name)?.data()));
