@@ -10,7 +10,7 @@ use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
 use crate::gemm::{Out, Strided, expect_f32, gemm, pack, pack_lhs};
 use crate::pipeline::{Access, Kernel};
-use crate::record::Recorder;
+use crate::record::{Recorder, fold_x};
 use crate::rnn_backward::col_sum;
 use crate::shaders::Shader;
 use crate::weights::GpuWeights;
@@ -284,12 +284,7 @@ fn project(
 }
 
 fn row_groups(rows: usize) -> [u32; 3] {
-    let g = rows.div_ceil(64);
-    if g > 65535 {
-        [65535, g.div_ceil(65535) as u32, 1]
-    } else {
-        [g as u32, 1, 1]
-    }
+    fold_x(rows.div_ceil(64))
 }
 
 /// Attention with the CPU reference's semantics (`wgrnn_cpu::attention_forward`).

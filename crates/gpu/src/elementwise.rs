@@ -6,7 +6,7 @@ use wgrnn_core::{Error, Result};
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
 use crate::pipeline::{Access, Kernel};
-use crate::record::Recorder;
+use crate::record::{Recorder, fold_x};
 use crate::shaders::Shader;
 
 const AXPBY: Kernel = Kernel {
@@ -44,12 +44,7 @@ fn check(op: &'static str, x: &GpuTensor, y: &GpuTensor) -> Result<()> {
 }
 
 fn groups(n: usize) -> [u32; 3] {
-    let g = n.div_ceil(64);
-    if g > 65535 {
-        [65535, g.div_ceil(65535) as u32, 1]
-    } else {
-        [g as u32, 1, 1]
-    }
+    fold_x(n.div_ceil(64))
 }
 
 /// `a·x + b·y` into a new tensor.

@@ -6,7 +6,7 @@ use wgrnn_core::{EmbeddingConfig, Error, Result, Tensor};
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
 use crate::pipeline::{Access, Kernel};
-use crate::record::Recorder;
+use crate::record::{Recorder, fold_y};
 use crate::shaders::Shader;
 use crate::weights::GpuWeights;
 
@@ -155,17 +155,11 @@ pub fn embedding_forward(
         vocab: cfg.num_embeddings as u32,
         _pad: 0,
     };
-    let ry = rows.div_ceil(4);
-    let (gy, gz) = if ry > 65535 {
-        (65535, ry.div_ceil(65535))
-    } else {
-        (ry, 1)
-    };
     rec.dispatch(
         GATHER,
         &p,
         &[w.get("weight")?, ids, &y],
-        [d.div_ceil(64) as u32, gy as u32, gz as u32],
+        fold_y(d.div_ceil(64), rows.div_ceil(4)),
     )?;
     rec.submit()?;
     Ok(y)
@@ -235,17 +229,11 @@ pub fn embedding_backward(
                 accumulate: (accumulate.is_some() || r > 0) as u32,
                 first: lo as u32,
             };
-            let uy = (hi - lo).div_ceil(4);
-            let (gy, gz) = if uy > 65535 {
-                (65535, uy.div_ceil(65535))
-            } else {
-                (uy, 1)
-            };
             rec.dispatch(
                 SCATTER,
                 &p,
                 &[dy, &ids.order, &ids.starts, &ids.seg_ids, g],
-                [d.div_ceil(64) as u32, gy as u32, gz as u32],
+                fold_y(d.div_ceil(64), (hi - lo).div_ceil(4)),
             )?;
         }
     }

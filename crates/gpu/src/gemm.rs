@@ -10,7 +10,7 @@ use wgrnn_core::{Error, Result};
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
 use crate::pipeline::{Access, Kernel, WINDOW_FLOATS};
-use crate::record::Recorder;
+use crate::record::{Recorder, fold_y};
 use crate::shaders::Shader;
 
 const PACK: Kernel = Kernel {
@@ -296,18 +296,12 @@ fn pack_kernel(
         dst_off: u32_of("pack", "offset", dst_off)?,
         _pad: [0; 2],
     };
-    // k runs over y (4 per workgroup) and, past 65535 workgroups, over z.
-    let ky = x.k.div_ceil(4);
-    let (gy, gz) = if ky > 65535 {
-        (65535, ky.div_ceil(65535))
-    } else {
-        (ky, 1)
-    };
+    // k runs over y (4 per workgroup) and, past FOLD workgroups, over z.
     rec.dispatch(
         PACK,
         &params,
         &[x.t, dst],
-        [ld.div_ceil(64) as u32, gy as u32, gz as u32],
+        fold_y(ld.div_ceil(64), x.k.div_ceil(4)),
     )
 }
 

@@ -6,7 +6,7 @@ use wgrnn_core::{Error, Result, Tensor};
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
 use crate::pipeline::{Access, Kernel};
-use crate::record::Recorder;
+use crate::record::{Recorder, fold_x, fold_y};
 use crate::shaders::Shader;
 
 const OP: &str = "gpu cross_entropy";
@@ -71,13 +71,7 @@ fn row_kernel(
     } else {
         (narrow, 64)
     };
-    let g = rows.div_ceil(per_group);
-    let groups = if g > 65535 {
-        [65535, g.div_ceil(65535) as u32, 1]
-    } else {
-        [g as u32, 1, 1]
-    };
-    Ok((kernel, groups))
+    Ok((kernel, fold_x(rows.div_ceil(per_group))))
 }
 
 /// Device marker of an ignored target.
@@ -281,18 +275,12 @@ pub fn cross_entropy_backward(
         dloss,
         _pad: 0,
     };
-    let ry = n.div_ceil(4);
-    let (gy, gz) = if ry > 65535 {
-        (65535, ry.div_ceil(65535))
-    } else {
-        (ry, 1)
-    };
     let mut rec = Recorder::new(ctx, BOP);
     rec.dispatch(
         BACKWARD,
         &p,
         &[logits, targets, &forward.rows, &forward.loss, &out],
-        [c.div_ceil(64) as u32, gy as u32, gz as u32],
+        fold_y(c.div_ceil(64), n.div_ceil(4)),
     )?;
     rec.submit()?;
     Ok(out)

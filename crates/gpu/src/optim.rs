@@ -10,7 +10,7 @@ use wgrnn_core::{
 use crate::buffer::{DType, GpuTensor};
 use crate::context::Context;
 use crate::pipeline::{Access, Kernel};
-use crate::record::Recorder;
+use crate::record::{Recorder, fold_x};
 use crate::shaders::Shader;
 use crate::weights::GpuWeights;
 
@@ -357,17 +357,11 @@ impl GpuOptimizer {
         };
         for ((v, g), st) in params.iter().zip(&self.state) {
             let n = v.numel();
-            let groups = n.div_ceil(64);
-            let groups = if groups > 65535 {
-                [65535, groups.div_ceil(65535) as u32, 1]
-            } else {
-                [groups as u32, 1, 1]
-            };
             rec.dispatch(
                 STEP,
                 &StepParams { n: n as u32, ..sp },
                 &[g, &self.clip, v, st],
-                groups,
+                fold_x(n.div_ceil(64)),
             )?;
         }
         rec.submit()?;

@@ -11,6 +11,25 @@ use crate::buffer::{GpuTensor, PooledBuffer};
 use crate::context::Context;
 use crate::pipeline::{Access, Kernel, Pipeline, WINDOW_BYTES};
 
+/// The stride at which kernels fold a long dispatch axis over the next one (`x + 65535·y` in
+/// WGSL): the smallest `max_compute_workgroups_per_dimension` a device may have.
+pub(crate) const FOLD: usize = 65_535;
+
+/// Workgroups `[x, y, 1]` for `n` along x, folded over y past [`FOLD`].
+pub(crate) fn fold_x(n: usize) -> [u32; 3] {
+    if n > FOLD {
+        [FOLD as u32, n.div_ceil(FOLD) as u32, 1]
+    } else {
+        [n as u32, 1, 1]
+    }
+}
+
+/// Workgroups `[x, y, z]` for `y` along y, folded over z past [`FOLD`].
+pub(crate) fn fold_y(x: usize, y: usize) -> [u32; 3] {
+    let [y, z, _] = fold_x(y);
+    [x as u32, y, z]
+}
+
 /// Stride between parameter blocks: WebGPU's largest `min_uniform_buffer_offset_alignment`.
 const PARAM_STRIDE: usize = 256;
 
@@ -341,5 +360,22 @@ impl<'c> Recorder<'c> {
             ctx.queue.submit([enc.finish()]);
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Past FOLD workgroups an axis continues on the next one, which the kernels read back as
+    /// `x + FOLD·y`: every index below the count is covered once the shader bounds-checks.
+    #[test]
+    fn long_axes_fold_at_the_kernels_stride() {
+        assert_eq!(fold_x(0), [0, 1, 1]);
+        assert_eq!(fold_x(FOLD), [FOLD as u32, 1, 1]);
+        assert_eq!(fold_x(FOLD + 1), [FOLD as u32, 2, 1]);
+        assert_eq!(fold_x(3 * FOLD), [FOLD as u32, 3, 1]);
+        assert_eq!(fold_y(7, 70_000), [7, FOLD as u32, 2]);
+        assert_eq!(fold_y(7, 5), [7, 5, 1]);
     }
 }
