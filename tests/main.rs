@@ -3,6 +3,7 @@
 mod attention;
 mod charlm;
 mod common;
+mod contexts;
 mod dates_data;
 mod dates_model;
 mod embedding;

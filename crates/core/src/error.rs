@@ -132,12 +132,34 @@ pub enum Error {
         limit: u64,
     },
 
+    /// A device object (tensor, weights, ids, targets, tape, optimizer state) was given to a
+    /// context other than the one that made it. Buffers of two devices cannot be mixed: the
+    /// call is refused before anything is recorded.
+    #[error(
+        "{op}: `{arg}` ({what}) belongs to another context; device objects work only with the \
+         context that made them"
+    )]
+    ForeignContext {
+        op: &'static str,
+        arg: String,
+        what: String,
+    },
+
     /// Reading or writing a file failed.
     #[error("{path}: {message}")]
     Io { path: String, message: String },
 }
 
 impl Error {
+    /// The error for a device object of another context.
+    pub fn foreign(op: &'static str, arg: impl Into<String>, what: impl Into<String>) -> Self {
+        Error::ForeignContext {
+            op,
+            arg: arg.into(),
+            what: what.into(),
+        }
+    }
+
     /// Shape error helper used by every op's argument checks.
     pub fn shape(
         op: &'static str,

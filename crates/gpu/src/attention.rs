@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{AttentionConfig, Error, Result, Score};
 
-use crate::buffer::{DType, GpuTensor};
+use crate::buffer::{DType, GpuTensor, OnContext};
 use crate::context::Context;
 use crate::gemm::{Out, Strided, expect_f32, gemm, pack, pack_lhs};
 use crate::pipeline::{Access, Kernel};
 use crate::record::{Recorder, fold_x};
 use crate::rnn_backward::col_sum;
 use crate::shaders::Shader;
-use crate::weights::GpuWeights;
+use crate::weights::{GpuWeights, check_accumulator};
 
 use Access::{Read, ReadWrite};
 
@@ -163,6 +163,10 @@ fn prepare(
     input: &GpuAttentionInput<'_>,
 ) -> Result<Prepared> {
     let ctx = rec.ctx();
+    w.check_context(ctx, op, "w")?;
+    input.query.check_context(ctx, op, "query")?;
+    input.key.check_context(ctx, op, "key")?;
+    input.value.check_context(ctx, op, "value")?;
     let cfg = w.config();
     cfg.validate()?;
     let rank3 = |arg: &'static str, t: &GpuTensor| -> Result<[usize; 3]> {
@@ -360,18 +364,11 @@ pub fn attention_backward(
     accumulate: Option<&GpuWeights<AttentionConfig>>,
 ) -> Result<GpuAttentionGrads> {
     let cfg = w.config();
-    if let Some(acc) = accumulate {
-        if acc.config() != cfg {
-            return Err(Error::InvalidArgument {
-                op: BOP,
-                arg: "accumulate",
-                reason: format!(
-                    "config {:?} differs from the weights' {cfg:?}",
-                    acc.config()
-                ),
-            });
-        }
-    }
+    check_accumulator(ctx, BOP, w, accumulate)?;
+    output.context.check_context(ctx, BOP, "output.context")?;
+    output.weights.check_context(ctx, BOP, "output.weights")?;
+    d_context.check_context(ctx, BOP, "d_context")?;
+    d_weights.check_context(ctx, BOP, "d_weights")?;
     let mut rec = Recorder::new(ctx, BOP);
     let Prepared {
         b,

@@ -236,6 +236,52 @@ impl GpuTensor {
     pub fn same_buffer(&self, other: &GpuTensor) -> bool {
         Arc::ptr_eq(&self.buf, &other.buf)
     }
+
+    /// Whether `ctx` made this tensor. A tensor works only with its own context: wgpu resources
+    /// of another device would name other buffers there, so every op refuses a foreign one.
+    pub fn belongs_to(&self, ctx: &Context) -> bool {
+        self.buf.belongs_to(ctx)
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "{} tensor of shape {}",
+            match self.dtype {
+                DType::F32 => "f32",
+                DType::U32 => "u32",
+            },
+            wgrnn_core::error::fmt_shape(&self.shape)
+        )
+    }
+}
+
+impl PooledBuffer {
+    /// Each context owns one pool, so the pool a buffer returns to names its context.
+    pub(crate) fn belongs_to(&self, ctx: &Context) -> bool {
+        Arc::ptr_eq(&self.pool, &ctx.pool)
+    }
+}
+
+/// Device objects made by one context: every public op checks its arguments with this before
+/// recording, so a foreign object is an error naming the argument.
+pub(crate) trait OnContext {
+    fn check_context(&self, ctx: &Context, op: &'static str, arg: &str) -> Result<()>;
+}
+
+impl OnContext for GpuTensor {
+    fn check_context(&self, ctx: &Context, op: &'static str, arg: &str) -> Result<()> {
+        if self.belongs_to(ctx) {
+            Ok(())
+        } else {
+            Err(Error::foreign(op, arg, self.describe()))
+        }
+    }
+}
+
+impl<T: OnContext> OnContext for Option<&T> {
+    fn check_context(&self, ctx: &Context, op: &'static str, arg: &str) -> Result<()> {
+        self.map_or(Ok(()), |t| t.check_context(ctx, op, arg))
+    }
 }
 
 impl Context {
@@ -389,6 +435,7 @@ impl Context {
 
     /// Copies a device tensor back to the host (waits for all submitted work).
     pub fn read(&self, t: &GpuTensor) -> Result<Tensor<f32>> {
+        t.check_context(self, "read", "tensor")?;
         if t.dtype != DType::F32 {
             return Err(Error::InvalidArgument {
                 op: "read",
@@ -401,6 +448,7 @@ impl Context {
     }
 
     pub fn read_u32(&self, t: &GpuTensor) -> Result<Tensor<u32>> {
+        t.check_context(self, "read_u32", "tensor")?;
         if t.dtype != DType::U32 {
             return Err(Error::InvalidArgument {
                 op: "read_u32",

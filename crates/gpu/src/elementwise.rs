@@ -3,7 +3,7 @@
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{Error, Result};
 
-use crate::buffer::{DType, GpuTensor};
+use crate::buffer::{DType, GpuTensor, OnContext};
 use crate::context::Context;
 use crate::pipeline::{Access, Kernel};
 use crate::record::{Recorder, fold_x};
@@ -29,7 +29,14 @@ struct AxpbyParams {
     _pad: u32,
 }
 
-fn check(op: &'static str, x: &GpuTensor, y: &GpuTensor) -> Result<()> {
+fn check(
+    ctx: &Context,
+    op: &'static str,
+    (xn, x): (&str, &GpuTensor),
+    (yn, y): (&str, &GpuTensor),
+) -> Result<()> {
+    x.check_context(ctx, op, xn)?;
+    y.check_context(ctx, op, yn)?;
     if x.dtype() != DType::F32 || y.dtype() != DType::F32 {
         return Err(Error::InvalidArgument {
             op,
@@ -38,7 +45,7 @@ fn check(op: &'static str, x: &GpuTensor, y: &GpuTensor) -> Result<()> {
         });
     }
     if x.shape() != y.shape() {
-        return Err(Error::shape(op, "y", x.shape(), y.shape()));
+        return Err(Error::shape(op, yn.to_string(), x.shape(), y.shape()));
     }
     Ok(())
 }
@@ -50,7 +57,7 @@ fn groups(n: usize) -> [u32; 3] {
 /// `a·x + b·y` into a new tensor.
 pub fn axpby(ctx: &Context, a: f32, x: &GpuTensor, b: f32, y: &GpuTensor) -> Result<GpuTensor> {
     const OP: &str = "gpu axpby";
-    check(OP, x, y)?;
+    check(ctx, OP, ("x", x), ("y", y))?;
     let out = ctx.alloc(OP, "out", x.shape(), DType::F32)?;
     let mut rec = Recorder::new(ctx, OP);
     let p = AxpbyParams {
@@ -72,7 +79,7 @@ pub fn add(ctx: &Context, x: &GpuTensor, y: &GpuTensor) -> Result<GpuTensor> {
 /// `acc += a·x` in place.
 pub fn axpy_into(ctx: &Context, acc: &GpuTensor, a: f32, x: &GpuTensor) -> Result<()> {
     const OP: &str = "gpu axpy_into";
-    check(OP, x, acc)?;
+    check(ctx, OP, ("x", x), ("acc", acc))?;
     if x.same_buffer(acc) {
         return Err(Error::InvalidArgument {
             op: OP,
@@ -95,6 +102,7 @@ pub fn axpy_into(ctx: &Context, acc: &GpuTensor, a: f32, x: &GpuTensor) -> Resul
 /// example one direction's `h_n[d]` of a bidirectional layer).
 pub fn narrow(ctx: &Context, x: &GpuTensor, start: usize, len: usize) -> Result<GpuTensor> {
     const OP: &str = "gpu narrow";
+    x.check_context(ctx, OP, "x")?;
     let Some((&rows, rest)) = x.shape().split_first() else {
         return Err(Error::InvalidArgument {
             op: OP,
@@ -126,6 +134,9 @@ pub fn narrow(ctx: &Context, x: &GpuTensor, start: usize, len: usize) -> Result<
 /// must agree (the inverse of [`narrow`]).
 pub fn concat(ctx: &Context, parts: &[&GpuTensor]) -> Result<GpuTensor> {
     const OP: &str = "gpu concat";
+    for (i, p) in parts.iter().enumerate() {
+        p.check_context(ctx, OP, &format!("parts[{i}]"))?;
+    }
     let Some(first) = parts.first() else {
         return Err(Error::InvalidArgument {
             op: OP,

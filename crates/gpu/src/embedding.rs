@@ -3,12 +3,12 @@
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{EmbeddingConfig, Error, Result, Tensor};
 
-use crate::buffer::{DType, GpuTensor};
+use crate::buffer::{DType, GpuTensor, OnContext};
 use crate::context::Context;
 use crate::pipeline::{Access, Kernel};
 use crate::record::{Recorder, fold_y};
 use crate::shaders::Shader;
-use crate::weights::GpuWeights;
+use crate::weights::{GpuWeights, check_accumulator};
 
 const OP: &str = "gpu embedding_forward";
 const SCATTER: Kernel = Kernel {
@@ -62,6 +62,15 @@ impl GpuIds {
     /// The ids as a u32 device tensor (what [`embedding_forward`] reads).
     pub fn tensor(&self) -> &GpuTensor {
         &self.ids
+    }
+}
+
+impl OnContext for GpuIds {
+    fn check_context(&self, ctx: &Context, op: &'static str, arg: &str) -> Result<()> {
+        for t in [&self.ids, &self.order, &self.starts, &self.seg_ids] {
+            t.check_context(ctx, op, arg)?;
+        }
+        Ok(())
     }
 }
 
@@ -141,6 +150,8 @@ pub fn embedding_forward(
     w: &GpuWeights<EmbeddingConfig>,
     ids: &GpuIds,
 ) -> Result<GpuTensor> {
+    w.check_context(ctx, OP, "w")?;
+    ids.check_context(ctx, OP, "ids")?;
     let cfg = w.config();
     ids.check_vocab(OP, cfg)?;
     let ids = ids.tensor();
@@ -185,6 +196,10 @@ pub fn embedding_backward(
     accumulate: Option<&GpuWeights<EmbeddingConfig>>,
 ) -> Result<GpuWeights<EmbeddingConfig>> {
     const BOP: &str = "gpu embedding_backward";
+    w.check_context(ctx, BOP, "w")?;
+    ids.check_context(ctx, BOP, "ids")?;
+    dy.check_context(ctx, BOP, "dy")?;
+    check_accumulator(ctx, BOP, w, accumulate)?;
     let cfg = w.config();
     ids.check_vocab(BOP, cfg)?;
     let d = cfg.embedding_dim;
@@ -192,14 +207,7 @@ pub fn embedding_backward(
     want.push(d);
     crate::gemm::expect_f32(BOP, "dy", dy, &want)?;
     let grads = match accumulate {
-        Some(acc) if acc.config() == cfg => acc.clone(),
-        Some(acc) => {
-            return Err(Error::InvalidArgument {
-                op: BOP,
-                arg: "accumulate",
-                reason: format!("config {:?} differs from {cfg:?}", acc.config()),
-            });
-        }
+        Some(acc) => acc.clone(),
         None => {
             let g = ctx.alloc(BOP, "weight", &[cfg.num_embeddings, d], DType::F32)?;
             GpuWeights::from_parts(cfg.clone(), [("weight".to_string(), g)].into())

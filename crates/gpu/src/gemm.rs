@@ -7,7 +7,7 @@
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{Error, Result};
 
-use crate::buffer::{DType, GpuTensor};
+use crate::buffer::{DType, GpuTensor, OnContext};
 use crate::context::Context;
 use crate::pipeline::{Access, Kernel, WINDOW_FLOATS};
 use crate::record::{Recorder, fold_y};
@@ -462,6 +462,8 @@ pub(crate) fn gemm(
 
 /// `A·B` for row-major `a [M, K]` and `b [K, N]`, in one submission.
 pub fn matmul(ctx: &Context, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
+    a.check_context(ctx, "matmul", "a")?;
+    b.check_context(ctx, "matmul", "b")?;
     let (&[m, k], &[k2, n]) = (a.shape(), b.shape()) else {
         return Err(Error::InvalidArgument {
             op: "matmul",

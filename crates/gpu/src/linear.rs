@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use wgrnn_core::{Error, LinearConfig, Result};
 
-use crate::buffer::{DType, GpuTensor};
+use crate::buffer::{DType, GpuTensor, OnContext};
 use crate::context::Context;
 use crate::gemm::{Out, Strided, gemm, pack, pack_lhs};
 use crate::record::Recorder;
-use crate::weights::GpuWeights;
+use crate::weights::{GpuWeights, check_accumulator};
 
 const OP: &str = "gpu linear_forward";
 
@@ -18,6 +18,8 @@ pub fn linear_forward(
     w: &GpuWeights<LinearConfig>,
     x: &GpuTensor,
 ) -> Result<GpuTensor> {
+    w.check_context(ctx, OP, "w")?;
+    x.check_context(ctx, OP, "x")?;
     let cfg = w.config();
     let (fi, fo) = (cfg.in_features, cfg.out_features);
     let rows = match x.shape().split_last() {
@@ -68,6 +70,10 @@ pub fn linear_backward(
     accumulate: Option<&GpuWeights<LinearConfig>>,
 ) -> Result<GpuLinearGrads> {
     const BOP: &str = "gpu linear_backward";
+    w.check_context(ctx, BOP, "w")?;
+    x.check_context(ctx, BOP, "x")?;
+    dy.check_context(ctx, BOP, "dy")?;
+    check_accumulator(ctx, BOP, w, accumulate)?;
     let cfg = w.config();
     let (fi, fo) = (cfg.in_features, cfg.out_features);
     let rows = match x.shape().split_last() {
@@ -92,14 +98,7 @@ pub fn linear_backward(
     }
     crate::gemm::expect_f32(BOP, "dy", dy, &y_shape)?;
     let grads = match accumulate {
-        Some(acc) if acc.config() == cfg => acc.clone(),
-        Some(acc) => {
-            return Err(Error::InvalidArgument {
-                op: BOP,
-                arg: "accumulate",
-                reason: format!("config {:?} differs from {cfg:?}", acc.config()),
-            });
-        }
+        Some(acc) => acc.clone(),
         None => {
             let mut m = BTreeMap::new();
             for spec in cfg.param_specs() {

@@ -3,7 +3,7 @@
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{Error, Result, Tensor};
 
-use crate::buffer::{DType, GpuTensor};
+use crate::buffer::{DType, GpuTensor, OnContext};
 use crate::context::Context;
 use crate::pipeline::{Access, Kernel};
 use crate::record::{Recorder, fold_x, fold_y};
@@ -187,6 +187,8 @@ pub fn cross_entropy(
     logits: &GpuTensor,
     targets: &GpuTargets,
 ) -> Result<GpuCrossEntropy> {
+    logits.check_context(ctx, OP, "logits")?;
+    targets.tensor().check_context(ctx, OP, "targets")?;
     let (n, c) = rows_and_classes(OP, logits)?;
     targets.check(OP, logits, c)?;
     let targets = targets.tensor();
@@ -209,6 +211,7 @@ pub fn cross_entropy(
 
 /// Log-softmax over the last axis.
 pub fn log_softmax(ctx: &Context, logits: &GpuTensor) -> Result<GpuTensor> {
+    logits.check_context(ctx, "gpu log_softmax", "logits")?;
     let (n, c) = rows_and_classes("gpu log_softmax", logits)?;
     let out = ctx.alloc("gpu log_softmax", "out", logits.shape(), DType::F32)?;
     let p = RowParams {
@@ -249,6 +252,10 @@ pub fn cross_entropy_backward(
     dloss: f32,
 ) -> Result<GpuTensor> {
     const BOP: &str = "gpu cross_entropy_backward";
+    logits.check_context(ctx, BOP, "logits")?;
+    targets.tensor().check_context(ctx, BOP, "targets")?;
+    forward.loss.check_context(ctx, BOP, "forward.loss")?;
+    forward.rows.check_context(ctx, BOP, "forward.rows")?;
     let (n, c) = rows_and_classes(BOP, logits)?;
     targets.check(BOP, logits, c)?;
     let targets = targets.tensor();

@@ -7,7 +7,7 @@ use wgrnn_core::{
     validate_max_norm,
 };
 
-use crate::buffer::{DType, GpuTensor};
+use crate::buffer::{DType, GpuTensor, OnContext};
 use crate::context::Context;
 use crate::pipeline::{Access, Kernel};
 use crate::record::{Recorder, fold_x};
@@ -98,6 +98,7 @@ impl<C: ParamLayout> GpuParams<C> {
 
     /// Zeroes every gradient (one submit).
     pub fn zero_grad(&self, ctx: &Context) -> Result<()> {
+        self.grad.check_context(ctx, "zero_grad", "grad")?;
         let mut rec = Recorder::new(ctx, "zero_grad");
         for t in self.grad.tensors().values() {
             rec.clear(t);
@@ -120,6 +121,7 @@ impl<C: ParamLayout> GpuWeights<C> {
     /// Adds these tensors to a checkpoint under `prefix` (PyTorch `state_dict` names, e.g.
     /// `encoder.rnn.weight_ih_l0`).
     pub fn save_into(&self, ctx: &Context, file: &mut SafetensorsFile, prefix: &str) -> Result<()> {
+        self.check_context(ctx, "save_into", "weights")?;
         for (name, t) in self.tensors() {
             file.insert_real(format!("{prefix}{name}"), &ctx.read(t)?);
         }
@@ -146,6 +148,7 @@ impl<C: ParamLayout> GpuWeights<C> {
         file: &SafetensorsFile,
         opts: &LoadOptions,
     ) -> Result<()> {
+        self.check_context(ctx, "load_with", "weights")?;
         let w = Weights::<C, f32>::from_file(self.config().clone(), file, opts)?;
         for (name, t) in self.tensors() {
             ctx.queue
@@ -155,13 +158,17 @@ impl<C: ParamLayout> GpuWeights<C> {
     }
 }
 
-/// An optimizer over a fixed list of parameters; its state lives on the device.
+/// An optimizer over a fixed set of parameters; its state lives on the device. The state of
+/// each parameter is found by the parameter's storage (the tensor itself), never by its
+/// position in a call, so pairs may come in any order but each parameter exactly once.
 pub struct GpuOptimizer {
     config: OptimizerConfig,
     t: u64,
     max_grad_norm: Option<f64>,
+    /// The parameters given at creation (shared handles of their storage), and each one's
+    /// state: `params[i]` owns `state[i]`.
+    params: Vec<GpuTensor>,
     state: Vec<GpuTensor>,
-    sizes: Vec<usize>,
     /// [coefficient, total norm] of the last step (coefficient 1 without clipping).
     clip: GpuTensor,
     partials: GpuTensor,
@@ -170,25 +177,49 @@ pub struct GpuOptimizer {
 impl GpuOptimizer {
     /// State for `params` (values), zeroed as PyTorch starts.
     /// An error if the config is out of its domain ([`OptimizerConfig::validate`]).
+    /// A parameter of another context, of another dtype, or given twice (the same storage) is
+    /// an error.
     pub fn new(ctx: &Context, config: OptimizerConfig, params: &[&GpuTensor]) -> Result<Self> {
         config.validate()?;
+        const NEW: &str = "gpu optimizer new";
+        for (i, p) in params.iter().enumerate() {
+            p.check_context(ctx, NEW, &format!("params[{i}]"))?;
+            if p.dtype() != DType::F32 {
+                return Err(Error::InvalidArgument {
+                    op: NEW,
+                    arg: "params",
+                    reason: format!("params[{i}] is {}, must be f32", p.describe()),
+                });
+            }
+            if let Some(j) = params[..i].iter().position(|q| q.same_buffer(p)) {
+                return Err(Error::InvalidArgument {
+                    op: NEW,
+                    arg: "params",
+                    reason: format!(
+                        "params[{i}] ({}) is params[{j}] again: each parameter once",
+                        p.describe()
+                    ),
+                });
+            }
+        }
         let slots = config.state_slots().max(1);
         let mut state = Vec::with_capacity(params.len());
-        let mut sizes = Vec::with_capacity(params.len());
         for p in params {
             state.push(ctx.zeros(&[slots * p.numel()])?);
-            sizes.push(p.numel());
         }
         let clip = ctx.upload(&wgrnn_core::Tensor::new([2], vec![1.0, 0.0])?)?;
         // One partial sum per segment of every tensor.
-        let segments: usize = sizes.iter().map(|n| n.div_ceil(SUMSQ_SEGMENT).max(1)).sum();
+        let segments: usize = params
+            .iter()
+            .map(|p| p.numel().div_ceil(SUMSQ_SEGMENT).max(1))
+            .sum();
         let partials = ctx.zeros(&[segments.max(1)])?;
         Ok(Self {
             config,
             t: 0,
             max_grad_norm: None,
+            params: params.iter().map(|&p| p.clone()).collect(),
             state,
-            sizes,
             clip,
             partials,
         })
@@ -218,48 +249,12 @@ impl GpuOptimizer {
         Ok(self)
     }
 
-    /// One update of every parameter from its gradient, recorded in one submit.
+    /// One update of every parameter from its gradient, recorded in one submit. `params` holds
+    /// each parameter of the optimizer exactly once, as (value, gradient), in any order: the
+    /// state is matched by the value's storage. The update is the same whatever the order.
     pub fn step(&mut self, ctx: &Context, params: &[(&GpuTensor, &GpuTensor)]) -> Result<()> {
-        if params.len() != self.state.len() {
-            return Err(Error::InvalidArgument {
-                op: OP,
-                arg: "params",
-                reason: format!(
-                    "{} given, the optimizer was made for {}",
-                    params.len(),
-                    self.state.len()
-                ),
-            });
-        }
-        for (i, ((v, g), &n)) in params.iter().zip(&self.sizes).enumerate() {
-            if v.numel() != n
-                || g.numel() != n
-                || v.dtype() != DType::F32
-                || g.dtype() != DType::F32
-            {
-                return Err(Error::InvalidArgument {
-                    op: OP,
-                    arg: "params",
-                    reason: format!(
-                        "parameter {i}: value {:?} and gradient {:?}, expected {n} f32 elements each",
-                        v.shape(),
-                        g.shape()
-                    ),
-                });
-            }
-            // The step binds the gradient read-only and the value read-write: one buffer in
-            // both is a device validation error.
-            if v.same_buffer(g) {
-                return Err(Error::InvalidArgument {
-                    op: OP,
-                    arg: "params",
-                    reason: format!(
-                        "parameter {i}: value and gradient are the same buffer, shape {:?}",
-                        v.shape()
-                    ),
-                });
-            }
-        }
+        let params = self.match_params(ctx, params)?;
+        let params = params.as_slice();
         if self.max_grad_norm.is_some() {
             // `clip_coef` adds the partial sums, one per segment of every gradient, in one loop.
             ctx.check_loop(OP, "params", self.partials.numel() as u64 + 8)?;
@@ -369,9 +364,95 @@ impl GpuOptimizer {
         Ok(())
     }
 
+    /// The (value, gradient) pairs of a step in the order of the optimizer's parameters, after
+    /// checking that each parameter comes once, with a gradient of its size, all on `ctx`.
+    fn match_params<'p>(
+        &self,
+        ctx: &Context,
+        params: &[(&'p GpuTensor, &'p GpuTensor)],
+    ) -> Result<Vec<(&'p GpuTensor, &'p GpuTensor)>> {
+        let bad = |reason: String| Error::InvalidArgument {
+            op: OP,
+            arg: "params",
+            reason,
+        };
+        if !self.clip.belongs_to(ctx) {
+            return Err(Error::foreign(
+                OP,
+                "ctx",
+                "an optimizer made by another context",
+            ));
+        }
+        if params.len() != self.params.len() {
+            let missing: Vec<String> = (self.params.iter().enumerate())
+                .filter(|(_, p)| !params.iter().any(|(v, _)| v.same_buffer(p)))
+                .map(|(k, p)| format!("parameter {k} ({})", p.describe()))
+                .collect();
+            return Err(bad(format!(
+                "{} given, the optimizer was made for {}{}",
+                params.len(),
+                self.params.len(),
+                if missing.is_empty() {
+                    String::new()
+                } else {
+                    format!("; missing {}", missing.join(", "))
+                }
+            )));
+        }
+        let mut slots: Vec<Option<(&GpuTensor, &GpuTensor)>> = vec![None; self.params.len()];
+        for (i, &(v, g)) in params.iter().enumerate() {
+            v.check_context(ctx, OP, &format!("params[{i}].0 (value)"))?;
+            g.check_context(ctx, OP, &format!("params[{i}].1 (gradient)"))?;
+            let Some(k) = self.params.iter().position(|p| p.same_buffer(v)) else {
+                return Err(bad(format!(
+                    "params[{i}]: value {} is not a parameter of this optimizer",
+                    v.describe()
+                )));
+            };
+            if slots[k].is_some() {
+                return Err(bad(format!(
+                    "params[{i}]: value {} was given already: each parameter once",
+                    v.describe()
+                )));
+            }
+            let n = self.params[k].numel();
+            if v.numel() != n || g.numel() != n || g.dtype() != DType::F32 {
+                return Err(bad(format!(
+                    "params[{i}]: value {:?} and gradient {}, expected {n} f32 elements each",
+                    v.shape(),
+                    g.describe()
+                )));
+            }
+            // The step binds the gradient read-only and values read-write: a gradient that is
+            // a parameter's storage is a device validation error, or a silent race.
+            if v.same_buffer(g) {
+                return Err(bad(format!(
+                    "params[{i}]: value and gradient are the same buffer, shape {:?}",
+                    v.shape()
+                )));
+            }
+            if let Some(j) = self.params.iter().position(|p| p.same_buffer(g)) {
+                return Err(bad(format!(
+                    "params[{i}]: the gradient {} is the same buffer as parameter {j}",
+                    g.describe()
+                )));
+            }
+            slots[k] = Some((v, g));
+        }
+        // As many pairs as parameters, each matched to a different one: every slot is filled.
+        Ok(slots.into_iter().flatten().collect())
+    }
+
     /// The global gradient norm of the last step, before clipping (reads back; 0 if not
     /// clipping, since the norm is only computed for clipping).
     pub fn last_grad_norm(&self, ctx: &Context) -> Result<f32> {
+        if !self.clip.belongs_to(ctx) {
+            return Err(Error::foreign(
+                "last_grad_norm",
+                "ctx",
+                "an optimizer made by another context",
+            ));
+        }
         Ok(ctx.read(&self.clip)?.data()[1])
     }
 }

@@ -61,6 +61,9 @@ pub(crate) struct Recorder<'c> {
     op: &'static str,
     steps: Vec<Step>,
     params: Vec<u8>,
+    /// A copy or clear of another context's tensor, refused at submit: the last line of
+    /// defence behind every op's named argument checks.
+    foreign: Option<Error>,
 }
 
 impl<'c> Recorder<'c> {
@@ -70,6 +73,7 @@ impl<'c> Recorder<'c> {
             op,
             steps: Vec::new(),
             params: Vec::new(),
+            foreign: None,
         }
     }
 
@@ -184,6 +188,17 @@ impl<'c> Recorder<'c> {
                 ),
             });
         }
+        if let Some((i, b)) = buffers
+            .iter()
+            .enumerate()
+            .find(|(_, b)| !b.belongs_to(self.ctx))
+        {
+            return Err(Error::foreign(
+                self.op,
+                format!("{} binding {}", kernel.entry, i + 1),
+                b.describe(),
+            ));
+        }
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
         if let Some(&g) = groups.iter().find(|g| **g > max) {
             return Err(Error::TooLarge {
@@ -233,6 +248,8 @@ impl<'c> Recorder<'c> {
         dst_off: usize,
         count: usize,
     ) {
+        self.note_foreign("copy source", src);
+        self.note_foreign("copy destination", dst);
         if count > 0 {
             self.steps.push(Step::Copy {
                 src: src.buf.clone(),
@@ -246,6 +263,7 @@ impl<'c> Recorder<'c> {
 
     /// Zeroes a whole tensor's buffer.
     pub(crate) fn clear(&mut self, t: &GpuTensor) {
+        self.note_foreign("cleared tensor", t);
         let bytes = t.raw().size();
         self.steps.push(Step::Clear {
             buf: t.buf.clone(),
@@ -254,8 +272,17 @@ impl<'c> Recorder<'c> {
         });
     }
 
+    fn note_foreign(&mut self, what: &str, t: &GpuTensor) {
+        if self.foreign.is_none() && !t.belongs_to(self.ctx) {
+            self.foreign = Some(Error::foreign(self.op, what, t.describe()));
+        }
+    }
+
     /// Encodes everything into one command buffer and submits it once.
     pub(crate) fn submit(self) -> Result<()> {
+        if let Some(e) = self.foreign {
+            return Err(e);
+        }
         let ctx = self.ctx;
         ctx.scoped(self.op, || {
             let uniforms = ctx.alloc_uniform(self.params.len().max(PARAM_STRIDE) as u64)?;

@@ -10,7 +10,7 @@
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
-use crate::buffer::{DType, GpuTensor};
+use crate::buffer::{DType, GpuTensor, OnContext};
 use crate::context::Context;
 use crate::gemm::{Out, Packed, Strided, expect_f32, gemm, pack, pack_into, pack_lhs};
 use crate::panel::{PanelPlan, w_hh_rows};
@@ -214,6 +214,19 @@ pub struct GpuRnnTape {
     pub(crate) layers: Vec<GpuTensor>,
 }
 
+impl OnContext for GpuRnnTape {
+    fn check_context(&self, ctx: &Context, op: &'static str, arg: &str) -> Result<()> {
+        self.lengths_dev.check_context(ctx, op, arg)?;
+        for t in &self.layers {
+            t.check_context(ctx, op, arg)?;
+        }
+        for l in &self.layer_in {
+            l.t.check_context(ctx, op, arg)?;
+        }
+        Ok(())
+    }
+}
+
 impl GpuRnnTape {
     pub fn config(&self) -> &RnnConfig {
         &self.config
@@ -382,6 +395,10 @@ pub fn rnn_forward(
     input: GpuRnnInput<'_>,
     mode: Mode,
 ) -> Result<GpuRnnOutput> {
+    w.check_context(ctx, OP, "w")?;
+    input.x.check_context(ctx, OP, "x")?;
+    input.h0.check_context(ctx, OP, "h0")?;
+    input.c0.check_context(ctx, OP, "c0")?;
     let cfg = w.config();
     let dims = cfg.check_inputs(
         OP,

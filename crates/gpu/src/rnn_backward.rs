@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
-use crate::buffer::{DType, GpuTensor};
+use crate::buffer::{DType, GpuTensor, OnContext};
 use crate::context::Context;
 use crate::gemm::{Out, Packed, Strided, expect_f32, gemm, pack, pack_lhs};
 use crate::panel::{PanelPlan, w_hh_rows};
@@ -23,7 +23,7 @@ use crate::rnn::{
     packed_slots, persistent_path, wavefront_chunk,
 };
 use crate::shaders::Shader;
-use crate::weights::GpuWeights;
+use crate::weights::{GpuWeights, check_accumulator};
 
 use Access::{Read, ReadWrite};
 
@@ -188,6 +188,11 @@ pub fn rnn_backward(
     upstream: GpuRnnOutputGrads<'_>,
     accumulate: Option<&GpuWeights<RnnConfig>>,
 ) -> Result<GpuRnnGrads> {
+    w.check_context(ctx, OP, "w")?;
+    tape.check_context(ctx, OP, "tape")?;
+    upstream.dy.check_context(ctx, OP, "dy")?;
+    upstream.dh_n.check_context(ctx, OP, "dh_n")?;
+    upstream.dc_n.check_context(ctx, OP, "dc_n")?;
     let cfg = w.config();
     if *cfg != tape.config {
         return Err(Error::InvalidArgument {
@@ -196,18 +201,7 @@ pub fn rnn_backward(
             reason: format!("config {cfg:?} differs from the tape's {:?}", tape.config),
         });
     }
-    if let Some(acc) = accumulate {
-        if acc.config() != cfg {
-            return Err(Error::InvalidArgument {
-                op: OP,
-                arg: "accumulate",
-                reason: format!(
-                    "config {:?} differs from the weights' {cfg:?}",
-                    acc.config()
-                ),
-            });
-        }
-    }
+    check_accumulator(ctx, OP, w, accumulate)?;
     let RnnDims {
         seq_len: tl,
         batch: nb,

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use wgrnn_core::{Error, LoadOptions, ParamLayout, Result, Weights};
 
-use crate::buffer::GpuTensor;
+use crate::buffer::{GpuTensor, OnContext};
 use crate::context::Context;
 
 /// The parameters of one op in device memory, in PyTorch's layout and names. Ops repack them as
@@ -42,6 +42,7 @@ impl<C: ParamLayout> GpuWeights<C> {
 
     /// Copies the parameters back to the host.
     pub fn read(&self, ctx: &Context) -> Result<Weights<C, f32>> {
+        self.check_context(ctx, "read", "weights")?;
         let tensors = self
             .tensors
             .iter()
@@ -69,4 +70,59 @@ impl<C: ParamLayout> GpuWeights<C> {
     pub fn tensors(&self) -> &BTreeMap<String, GpuTensor> {
         &self.tensors
     }
+}
+
+impl<C> GpuWeights<C> {
+    /// Whether `ctx` made every tensor of this set (see [`GpuTensor::belongs_to`]).
+    pub fn belongs_to(&self, ctx: &Context) -> bool {
+        self.tensors.values().all(|t| t.belongs_to(ctx))
+    }
+}
+
+impl<C> OnContext for GpuWeights<C> {
+    fn check_context(&self, ctx: &Context, op: &'static str, arg: &str) -> Result<()> {
+        for (name, t) in &self.tensors {
+            t.check_context(ctx, op, &format!("{arg}.{name}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The checks of a backward's `accumulate` argument: the weights' config, the context, and no
+/// tensor shared with the weights themselves (the gradient would be added into the values).
+pub(crate) fn check_accumulator<C: ParamLayout + PartialEq>(
+    ctx: &Context,
+    op: &'static str,
+    w: &GpuWeights<C>,
+    acc: Option<&GpuWeights<C>>,
+) -> Result<()> {
+    let Some(acc) = acc else {
+        return Ok(());
+    };
+    if acc.config() != w.config() {
+        return Err(Error::InvalidArgument {
+            op,
+            arg: "accumulate",
+            reason: format!(
+                "config {:?} differs from the weights' {:?}",
+                acc.config(),
+                w.config()
+            ),
+        });
+    }
+    acc.check_context(ctx, op, "accumulate")?;
+    for (name, g) in &acc.tensors {
+        if let Some((wname, _)) = w.tensors.iter().find(|(_, v)| v.same_buffer(g)) {
+            return Err(Error::InvalidArgument {
+                op,
+                arg: "accumulate",
+                reason: format!(
+                    "tensor `{name}` shares storage with the weights' `{wname}` (shape {:?}): \
+                     pass the gradients, not the weights",
+                    g.shape()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
