@@ -5,7 +5,8 @@
 // invocation owns an 8x8 block of C and, per k, reads two vec4 of At and two of Bt and does an
 // 8x8 outer product. No bounds checks run inside the k loop; only the store is guarded.
 // `pack_kmajor` produces such operands from any strided matrix, zero-filling the padding, either
-// plainly K-major or in panels of 64 rows (see `gemm_panel`).
+// plainly K-major or in panels of 64 rows (see `gemm_panel`); `pack_kmajor_masked` also zeroes
+// the padded steps of sequences (RNN lengths, masked attention keys).
 
 struct PackParams {
     // Logical matrix A(m, k) = src[src_off + (m / m_inner) * s_outer + (m % m_inner) * s_inner + k * s_k]
@@ -20,11 +21,29 @@ struct PackParams {
     pr: u32,        // rows per panel: dst[(m / pr) * cols * pr + k * pr + m % pr]; pr = ld is
                     // the plain layout dst[k * ld + m]
     dst_off: u32,   // added to every dst index
+    // `pack_kmajor_masked` only: the sequence row q (m, or k when mask_on_k) is step t of
+    // sequence s, q = t * seq_n + s (seq_outer = 0) or q = s * seq_n + t (seq_outer = 1), and
+    // holds data only where t < pack_len[s].
+    mask_on_k: u32,
+    seq_n: u32,
+    seq_outer: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> pp: PackParams;
 @group(0) @binding(1) var<storage, read> pack_src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> pack_dst: array<f32>;
+@group(0) @binding(3) var<storage, read> pack_len: array<u32>;
+
+fn pack_at(m: u32, k: u32) -> f32 {
+    return pack_src[pp.src_off + (m / pp.m_inner) * pp.s_outer + (m % pp.m_inner) * pp.s_inner + k * pp.s_k];
+}
+
+fn pack_store(m: u32, k: u32, v: f32) {
+    pack_dst[pp.dst_off + (m / pp.pr) * pp.cols * pp.pr + k * pp.pr + m % pp.pr] = v;
+}
 
 // dst[k * ld + m] = A(m, k) for m < M, 0 for M <= m < ld (or the panel layout, see `pr`).
 @compute @workgroup_size(64, 4)
@@ -36,9 +55,31 @@ fn pack_kmajor(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     var v = 0.0;
     if (m < pp.rows) {
-        v = pack_src[pp.src_off + (m / pp.m_inner) * pp.s_outer + (m % pp.m_inner) * pp.s_inner + k * pp.s_k];
+        v = pack_at(m, k);
     }
-    pack_dst[pp.dst_off + (m / pp.pr) * pp.cols * pp.pr + k * pp.pr + m % pp.pr] = v;
+    pack_store(m, k, v);
+}
+
+// pack_kmajor writing 0 for the padded steps of sequences (see PackParams) without reading
+// them: whatever a caller left there (NaN, Inf) never reaches a product, where 0 * NaN would
+// spread it over the whole result.
+@compute @workgroup_size(64, 4)
+fn pack_kmajor_masked(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let m = gid.x;
+    let k = gid.y + gid.z * 65535u * 4u;
+    if (m >= pp.ld || k >= pp.cols) {
+        return;
+    }
+    let q = select(m, k, pp.mask_on_k != 0u);
+    let n = max(pp.seq_n, 1u);
+    let t = select(q / n, q % n, pp.seq_outer != 0u);
+    let s = select(q % n, q / n, pp.seq_outer != 0u);
+    let len = pack_len[min(s, arrayLength(&pack_len) - 1u)];
+    var v = 0.0;
+    if (m < pp.rows && t < len) {
+        v = pack_at(m, k);
+    }
+    pack_store(m, k, v);
 }
 
 struct GemmParams {

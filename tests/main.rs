@@ -16,5 +16,6 @@ mod gpu_rnn;
 mod keras;
 mod linear_loss;
 mod optim;
+mod padding;
 mod rnn;
 mod weights_io;

@@ -18,6 +18,11 @@ const PACK: Kernel = Kernel {
     entry: "pack_kmajor",
     bindings: &[Access::Read, Access::ReadWrite],
 };
+const PACK_MASKED: Kernel = Kernel {
+    entry: "pack_kmajor_masked",
+    bindings: &[Access::Read, Access::ReadWrite, Access::Read],
+    ..PACK
+};
 const GEMM_BINDINGS: &[Access] = &[Access::Read, Access::Read, Access::Read, Access::ReadWrite];
 const GEMM_PANEL: Kernel = Kernel {
     shader: Shader::Matmul,
@@ -95,7 +100,10 @@ struct PackParams {
     src_off: u32,
     pr: u32,
     dst_off: u32,
-    _pad: [u32; 2],
+    mask_on_k: u32,
+    seq_n: u32,
+    seq_outer: u32,
+    _pad: [u32; 3],
 }
 
 #[repr(C)]
@@ -164,6 +172,18 @@ impl<'a> Strided<'a> {
     }
 }
 
+/// Which rows of a [`Strided`] matrix are padding, to pack as zeros without reading them: the
+/// sequence row q (the matrix row, or with `on_k` the summed index) is step t of sequence s,
+/// `q = t·seq_n + s` (sequence-major, `seq_outer` false) or `q = s·seq_n + t`, and is data only
+/// where `t < lens[s]` (`lens`: u32 per sequence).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SeqMask<'a> {
+    pub lens: &'a GpuTensor,
+    pub seq_n: usize,
+    pub seq_outer: bool,
+    pub on_k: bool,
+}
+
 /// A packed K-major operand: `data[k * ld + r]`, rows padded to `ld` with zeros; or, when
 /// `panels`, `data[(r / PANEL)·k·PANEL + k·PANEL + r % PANEL]` followed by one window of slack.
 #[derive(Clone, Debug)]
@@ -204,14 +224,32 @@ fn u32_of(op: &'static str, what: &str, v: usize) -> Result<u32> {
 
 /// Packs `x` plainly K-major: any operand of [`gemm`], and the layout other kernels read.
 pub(crate) fn pack(rec: &mut Recorder<'_>, x: Strided<'_>) -> Result<Packed> {
-    pack_as(rec, x, false)
+    pack_as(rec, x, false, None)
+}
+
+/// [`pack`] with the rows (or columns) that `mask` marks as padding zero.
+pub(crate) fn pack_masked(
+    rec: &mut Recorder<'_>,
+    x: Strided<'_>,
+    mask: SeqMask<'_>,
+) -> Result<Packed> {
+    pack_as(rec, x, false, Some(mask))
 }
 
 /// Packs the left operand of [`gemm`] in the layout its kernel reads best (panels on CPU
 /// adapters), saving `gemm` a second pass. Only `gemm` may read the result.
 pub(crate) fn pack_lhs(rec: &mut Recorder<'_>, x: Strided<'_>) -> Result<Packed> {
+    pack_lhs_masked(rec, x, None)
+}
+
+/// [`pack_lhs`] with the rows (or columns) that `mask` marks as padding zero.
+pub(crate) fn pack_lhs_masked(
+    rec: &mut Recorder<'_>,
+    x: Strided<'_>,
+    mask: Option<SeqMask<'_>>,
+) -> Result<Packed> {
     let panels = rec.ctx().gemm_block().kernel().is_none();
-    pack_as(rec, x, panels)
+    pack_as(rec, x, panels, mask)
 }
 
 /// The row length of `rows` rows packed plainly.
@@ -247,10 +285,15 @@ pub(crate) fn pack_into(
             ),
         });
     }
-    pack_kernel(rec, x, dst, ld, ld, off)
+    pack_kernel(rec, x, dst, ld, ld, off, None)
 }
 
-fn pack_as(rec: &mut Recorder<'_>, x: Strided<'_>, panels: bool) -> Result<Packed> {
+fn pack_as(
+    rec: &mut Recorder<'_>,
+    x: Strided<'_>,
+    panels: bool,
+    mask: Option<SeqMask<'_>>,
+) -> Result<Packed> {
     let ld = if panels {
         x.rows.div_ceil(PANEL).max(1) * PANEL
     } else {
@@ -264,7 +307,7 @@ fn pack_as(rec: &mut Recorder<'_>, x: Strided<'_>, panels: bool) -> Result<Packe
     let data = rec
         .ctx()
         .alloc("pack", "packed operand", &shape, DType::F32)?;
-    pack_kernel(rec, x, &data, ld, if panels { PANEL } else { ld }, 0)?;
+    pack_kernel(rec, x, &data, ld, if panels { PANEL } else { ld }, 0, mask)?;
     Ok(Packed {
         data,
         ld,
@@ -274,7 +317,8 @@ fn pack_as(rec: &mut Recorder<'_>, x: Strided<'_>, panels: bool) -> Result<Packe
     })
 }
 
-/// `pack_kmajor` of `x` into `dst` with padded row length `ld`, `pr` rows per panel.
+/// `pack_kmajor` of `x` into `dst` with padded row length `ld`, `pr` rows per panel; with a
+/// mask `pack_kmajor_masked`, so that calls without padding pay for no length lookup.
 fn pack_kernel(
     rec: &mut Recorder<'_>,
     x: Strided<'_>,
@@ -282,6 +326,7 @@ fn pack_kernel(
     ld: usize,
     pr: usize,
     dst_off: usize,
+    mask: Option<SeqMask<'_>>,
 ) -> Result<()> {
     let params = PackParams {
         rows: u32_of("pack", "rows", x.rows)?,
@@ -294,15 +339,17 @@ fn pack_kernel(
         src_off: u32_of("pack", "offset", x.off)?,
         pr: pr as u32,
         dst_off: u32_of("pack", "offset", dst_off)?,
-        _pad: [0; 2],
+        mask_on_k: mask.is_some_and(|m| m.on_k) as u32,
+        seq_n: u32_of("pack", "sequences", mask.map_or(0, |m| m.seq_n))?,
+        seq_outer: mask.is_some_and(|m| m.seq_outer) as u32,
+        _pad: [0; 3],
     };
     // k runs over y (4 per workgroup) and, past FOLD workgroups, over z.
-    rec.dispatch(
-        PACK,
-        &params,
-        &[x.t, dst],
-        fold_y(ld.div_ceil(64), x.k.div_ceil(4)),
-    )
+    let groups = fold_y(ld.div_ceil(64), x.k.div_ceil(4));
+    match mask {
+        None => rec.dispatch(PACK, &params, &[x.t, dst], groups),
+        Some(m) => rec.dispatch(PACK_MASKED, &params, &[x.t, dst, m.lens], groups),
+    }
 }
 
 /// Where and how [`gemm`] writes: `C[m, n]` at `off + (m / inner)·rs_outer + (m % inner)·rs +
@@ -392,7 +439,7 @@ pub(crate) fn gemm(
         let a = if a.panels {
             a
         } else {
-            repacked = pack_as(rec, a.view(), true)?;
+            repacked = pack_as(rec, a.view(), true, None)?;
             &repacked
         };
         let panels = a.ld / PANEL;

@@ -12,7 +12,10 @@ use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
 use crate::buffer::{DType, GpuTensor, OnContext};
 use crate::context::Context;
-use crate::gemm::{Out, Packed, Strided, expect_f32, gemm, pack, pack_into, pack_lhs};
+use crate::gemm::{
+    Out, Packed, SeqMask, Strided, expect_f32, gemm, pack, pack_into, pack_lhs, pack_lhs_masked,
+    pack_masked,
+};
 use crate::panel::{PanelPlan, w_hh_rows};
 use crate::pipeline::{Access, Kernel};
 use crate::record::Recorder;
@@ -490,10 +493,22 @@ pub fn rnn_forward(
         };
         // The projection over all rows: the first layer's always (it waits for nothing), the
         // others' unless the wavefront projects them chunk by chunk.
+        // The call's padded steps are packed as zeros, so that nothing they hold reaches a
+        // product (backward's dW_ih sums over every row); the layers above read outputs that
+        // are zero there already.
+        let mask = (layer == 0 && padded).then_some(SeqMask {
+            lens: &lengths_dev,
+            seq_n: nb,
+            seq_outer: false,
+            on_k: false,
+        });
         let xt = if layer == 0 && train {
             // Packed plainly K-major, as backward's dW_ih = dGᵀ·X reads it too (the caller may
             // reuse x).
-            let xt = pack(&mut rec, x_view)?;
+            let xt = match mask {
+                Some(m) => pack_masked(&mut rec, x_view, m)?,
+                None => pack(&mut rec, x_view)?,
+            };
             layer_in.push(LayerInput::packed(&xt));
             Some(xt)
         } else {
@@ -501,7 +516,9 @@ pub fn rnn_forward(
                 layer_in.push(LayerInput::rows(&prev.out, in_w));
             }
             let whole = layer == 0 || chunk.is_none();
-            whole.then(|| pack_lhs(&mut rec, x_view)).transpose()?
+            whole
+                .then(|| pack_lhs_masked(&mut rec, x_view, mask))
+                .transpose()?
         };
         if let Some(xt) = xt {
             run.project(&mut rec, &xt, 0)?;
