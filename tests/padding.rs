@@ -4,12 +4,12 @@
 //! kernels never read such positions, so both runs compute exactly the same numbers: any
 //! difference at all is padding leaking in.
 
-use wgrnn::core::{EmbeddingWeights, RnnWeights, SplitMix64, Tensor};
+use wgrnn::core::{AttentionWeights, EmbeddingWeights, RnnWeights, SplitMix64, Tensor};
 use wgrnn::gpu::{
-    self, Context, GpuRnnInput, GpuRnnOutputGrads, GpuTensor, GpuWeights, Mode, upload_ids,
-    upload_targets,
+    self, Context, GpuAttentionInput, GpuRnnInput, GpuRnnOutputGrads, GpuTensor, GpuWeights, Mode,
+    upload_ids, upload_targets,
 };
-use wgrnn::{CellKind, EmbeddingConfig, RnnConfig};
+use wgrnn::{AttentionConfig, CellKind, EmbeddingConfig, RnnConfig, Score};
 
 use crate::common::random;
 use crate::gpu::{
@@ -195,6 +195,111 @@ rnn_padding_tests! {
     rnn_f16_fused_steps: f16_paths()[0];
     rnn_f16_split_steps: f16_paths()[1];
     rnn_f16_persistent: f16_paths()[2];
+}
+
+fn attention_config(score: Score) -> AttentionConfig {
+    let d = 5;
+    let dot = matches!(score, Score::Dot | Score::ScaledDot);
+    AttentionConfig {
+        score,
+        query_size: d,
+        key_size: if dot { d } else { d + 1 },
+        value_size: d + 2,
+        attn_size: if dot { 0 } else { d + 3 },
+    }
+}
+
+/// Keys, values and the upstream dweights poisoned at masked keys, against zeros there.
+fn attention_padding_on(ctx: &Context) {
+    let (b, tq, tk) = (3, 4, 11);
+    let lens = [11, 4, 1];
+    for (i, score) in [
+        Score::Dot,
+        Score::ScaledDot,
+        Score::General,
+        Score::Additive,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let cfg = attention_config(score);
+        let seed = 3100 + i as u64;
+        let w = AttentionWeights::<f32>::init(cfg.clone(), seed).unwrap();
+        let gw = GpuWeights::upload(ctx, &w).unwrap();
+        let mut rng = SplitMix64::new(seed);
+        let q = random::<f32>(&mut rng, &[b, tq, cfg.query_size], 1.0);
+        let k = random::<f32>(&mut rng, &[b, tk, cfg.key_size], 1.0);
+        let v = random::<f32>(&mut rng, &[b, tk, cfg.value_size], 1.0);
+        let dctx = random::<f32>(&mut rng, &[b, tq, cfg.value_size], 1.0);
+        let dw = random::<f32>(&mut rng, &[b, tq, tk], 1.0);
+        // Key j of batch bb, for rows of keys (`per_b` = tk) or of weights (`per_b` = tq·tk).
+        let masked = |width: usize, per_b: usize| {
+            move |i: usize| (i / width) % tk >= lens[(i / width) / per_b]
+        };
+        let [k0, k_bad] = zeroed_and_poisoned(&k, masked(cfg.key_size, tk));
+        let [v0, v_bad] = zeroed_and_poisoned(&v, masked(cfg.value_size, tk));
+        let [dw0, dw_bad] = zeroed_and_poisoned(&dw, masked(1, tq * tk));
+        let run = |k: &Tensor<f32>, v: &Tensor<f32>, dw: &Tensor<f32>| {
+            let up = |t: &Tensor<f32>| ctx.upload(t).unwrap();
+            let (gq, gk, gv, gdctx, gdw) = (up(&q), up(k), up(v), up(&dctx), up(dw));
+            let input = GpuAttentionInput::new(&gq, &gk, &gv).key_lengths(&lens);
+            let out = gpu::attention_forward(ctx, &gw, input).unwrap();
+            let g =
+                gpu::attention_backward(ctx, &gw, input, &out, &gdctx, Some(&gdw), None).unwrap();
+            let mut r = vec![
+                ("context".to_string(), read(ctx, &out.context)),
+                ("weights".to_string(), read(ctx, &out.weights)),
+                ("dquery".to_string(), read(ctx, &g.dquery)),
+                ("dkey".to_string(), read(ctx, &g.dkey)),
+                ("dvalue".to_string(), read(ctx, &g.dvalue)),
+            ];
+            let host = g.weights.read(ctx).unwrap();
+            for name in host.names() {
+                r.push((
+                    format!("grad {name}"),
+                    host.get(&name).unwrap().data().to_vec(),
+                ));
+            }
+            r
+        };
+        let want = run(&k0, &v0, &dw0);
+        let got = run(&k_bad, &v_bad, &dw_bad);
+        let what = format!("{score:?} lens={lens:?} {:?}", ctx.gemm_block());
+        for ((name, g), (_, w)) in got.iter().zip(&want) {
+            assert_same(&format!("{what}: {name}"), g, w);
+        }
+        // Masked keys get no weight and no gradient.
+        assert_zero_at(&format!("{what}: weights"), &got[1].1, masked(1, tq * tk));
+        assert_zero_at(
+            &format!("{what}: dkey"),
+            &got[3].1,
+            masked(cfg.key_size, tk),
+        );
+        assert_zero_at(
+            &format!("{what}: dvalue"),
+            &got[4].1,
+            masked(cfg.value_size, tk),
+        );
+    }
+}
+
+/// One named test per GEMM path of attention's projections.
+macro_rules! attention_padding_tests {
+    ($($name:ident: $ctx:expr;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                attention_padding_on($ctx);
+            }
+        )*
+    };
+}
+
+attention_padding_tests! {
+    attention_tiled: blockings()[0];
+    attention_b8: blockings()[1];
+    attention_panel: blockings()[2];
+    attention_panel_without_subgroups: panel_without_subgroups();
 }
 
 /// Logits poisoned at rows with ignored targets, against zeros there: loss, count and dlogits.

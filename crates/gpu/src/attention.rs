@@ -8,7 +8,9 @@ use wgrnn_core::{AttentionConfig, Error, Result, Score};
 
 use crate::buffer::{DType, GpuTensor, OnContext};
 use crate::context::Context;
-use crate::gemm::{Out, Strided, expect_f32, gemm, pack, pack_lhs};
+use crate::gemm::{
+    Out, SeqMask, Strided, expect_f32, gemm, pack, pack_lhs, pack_lhs_masked, pack_masked,
+};
 use crate::pipeline::{Access, Kernel};
 use crate::record::{Recorder, fold_x};
 use crate::rnn_backward::col_sum;
@@ -150,6 +152,8 @@ struct Prepared {
     tq: usize,
     tk: usize,
     lens: GpuTensor,
+    /// Whether some key is masked, so that packs of `key` zero the masked rows.
+    masked: bool,
     qs: GpuTensor,
     ks: GpuTensor,
     v_add: GpuTensor,
@@ -220,7 +224,17 @@ fn prepare(
             l.iter().map(|&v| v as u32).collect()
         }
     };
+    let masked = lens.iter().any(|&l| l as usize != tk);
     let lens = ctx.upload_u32(&[b], &lens)?;
+    // Masked keys are packed as zeros for the projections, so that nothing a caller left there
+    // reaches a product: backward's dW = dkᵀ·k sums over every key, masked ones with dk = 0,
+    // and 0·NaN is NaN.
+    let key_mask = masked.then_some(SeqMask {
+        lens: &lens,
+        seq_n: tk,
+        seq_outer: true,
+        on_k: false,
+    });
     let (qs, ks, width, v_add) = match cfg.score {
         Score::Dot | Score::ScaledDot => (
             input.query.clone(),
@@ -230,14 +244,14 @@ fn prepare(
         ),
         Score::General => (
             input.query.clone(),
-            project(rec, w, input.key, b * tk, dk, "weight", dq)?,
+            project(rec, w, input.key, key_mask, b * tk, dk, "weight", dq)?,
             dq,
             input.query.clone(),
         ),
         Score::Additive => {
             let a = cfg.attn_size;
-            let qa = project(rec, w, input.query, b * tq, dq, "w_query", a)?;
-            let ka = project(rec, w, input.key, b * tk, dk, "w_key", a)?;
+            let qa = project(rec, w, input.query, None, b * tq, dq, "w_query", a)?;
+            let ka = project(rec, w, input.key, key_mask, b * tk, dk, "w_key", a)?;
             (qa, ka, a, w.get("v")?.clone())
         }
     };
@@ -263,6 +277,7 @@ fn prepare(
         tq,
         tk,
         lens,
+        masked,
         qs,
         ks,
         v_add,
@@ -270,17 +285,19 @@ fn prepare(
     })
 }
 
-/// `x [rows, k] · W[out_w, k]ᵀ` for the parameter `wname`.
+/// `x [rows, k] · W[out_w, k]ᵀ` for the parameter `wname`, the rows `mask` marks as zeros.
+#[allow(clippy::too_many_arguments)]
 fn project(
     rec: &mut Recorder<'_>,
     w: &GpuWeights<AttentionConfig>,
     x: &GpuTensor,
+    mask: Option<SeqMask<'_>>,
     rows: usize,
     k: usize,
     wname: &str,
     out_w: usize,
 ) -> Result<GpuTensor> {
-    let xt = pack_lhs(rec, Strided::rows(x, rows, k, 0))?;
+    let xt = pack_lhs_masked(rec, Strided::rows(x, rows, k, 0), mask)?;
     let wt = pack(rec, Strided::rows(w.get(wname)?, out_w, k, 0))?;
     let y = rec.ctx().alloc(OP, wname, &[rows, out_w], DType::F32)?;
     gemm(rec, &xt, &wt, None, Out::rows(&y, out_w))?;
@@ -307,6 +324,7 @@ pub fn attention_forward(
         ks,
         v_add,
         p,
+        ..
     } = prepare(&mut rec, OP, w, &input)?;
     let dv = w.config().value_size;
     let weights = ctx.alloc(OP, "weights", &[b, tq, tk], DType::F32)?;
@@ -375,11 +393,28 @@ pub fn attention_backward(
         tq,
         tk,
         lens,
+        masked,
         qs,
         ks,
         v_add,
         mut p,
     } = prepare(&mut rec, BOP, w, &input)?;
+    // The key as dW = dkᵀ·k reads it, K-major with the keys summed over: masked ones zero (see
+    // `prepare`).
+    let key_cols = |rec: &mut Recorder<'_>| {
+        let view = Strided::cols(input.key, b * tk, cfg.key_size, 0);
+        let mask = SeqMask {
+            lens: &lens,
+            seq_n: tk,
+            seq_outer: true,
+            on_k: true,
+        };
+        if masked {
+            pack_masked(rec, view, mask)
+        } else {
+            pack(rec, view)
+        }
+    };
     let (dq, dk, dv, width) = (
         cfg.query_size,
         cfg.key_size,
@@ -491,7 +526,7 @@ pub fn attention_backward(
             let bw = pack(&mut rec, Strided::cols(wt, dq, dk, 0))?;
             gemm(&mut rec, &a, &bw, None, Out::rows(&dkey, dk))?;
             let at = pack_lhs(&mut rec, Strided::cols(&dk_side, b * tk, dq, 0))?;
-            let kk = pack(&mut rec, Strided::cols(input.key, b * tk, dk, 0))?;
+            let kk = key_cols(&mut rec)?;
             gemm(
                 &mut rec,
                 &at,
@@ -507,7 +542,8 @@ pub fn attention_backward(
                             x: &GpuTensor,
                             t_len: usize,
                             d: usize,
-                            wname: &str|
+                            wname: &str,
+                            is_key: bool|
              -> Result<GpuTensor> {
                 // xa = x·Wᵀ: dx = dxa·W, dW = dxaᵀ·x.
                 let rows = b * t_len;
@@ -516,7 +552,11 @@ pub fn attention_backward(
                 let bw = pack(&mut rec, Strided::cols(w.get(wname)?, a_w, d, 0))?;
                 gemm(&mut rec, &a, &bw, None, Out::rows(&dx, d))?;
                 let at = pack_lhs(&mut rec, Strided::cols(side, rows, a_w, 0))?;
-                let xx = pack(&mut rec, Strided::cols(x, rows, d, 0))?;
+                let xx = if is_key {
+                    key_cols(&mut rec)?
+                } else {
+                    pack(&mut rec, Strided::cols(x, rows, d, 0))?
+                };
                 gemm(
                     &mut rec,
                     &at,
@@ -526,8 +566,8 @@ pub fn attention_backward(
                 )?;
                 Ok(dx)
             };
-            let dquery = back(&dq_side, input.query, tq, dq, "w_query")?;
-            let dkey = back(&dk_side, input.key, tk, dk, "w_key")?;
+            let dquery = back(&dq_side, input.query, tq, dq, "w_query", false)?;
+            let dkey = back(&dk_side, input.key, tk, dk, "w_key", true)?;
             if let Some(part) = &dv_part {
                 col_sum(&mut rec, part, 0, b * tq, width, grads.get("v")?, add)?;
             }
