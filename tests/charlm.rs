@@ -64,6 +64,7 @@ fn full_loss(ctx: &wgrnn::gpu::Context, m: &Model, c: &Corpus, t: usize) -> f32 
 
 #[test]
 fn short_training_run_lowers_the_loss() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let text = TEXT.repeat(4);
     let c = Corpus::new(&text).unwrap();
@@ -91,6 +92,7 @@ fn short_training_run_lowers_the_loss() {
 
 #[test]
 fn checkpoint_round_trip_and_sampling_are_reproducible() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let c = Corpus::new(TEXT).unwrap();
     let mut m = Model::new(ctx, config(&c, 1)).unwrap();

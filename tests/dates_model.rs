@@ -19,6 +19,7 @@ fn loss(ctx: &wgrnn::gpu::Context, t: &wgrnn::gpu::GpuTensor) -> f32 {
 
 #[test]
 fn training_lowers_the_loss_with_and_without_attention() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let (train, _) = data::generate(32, 3);
     let batch = Batch::new(&train).unwrap();
@@ -71,6 +72,7 @@ fn small(attention: Option<Score>, seed: u64) -> ModelConfig {
 
 #[test]
 fn checkpoint_round_trip_reproduces_decoding_bit_for_bit() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let (train, held) = data::generate(48, 11);
     let batch = Batch::new(&train[..16]).unwrap();
@@ -117,6 +119,7 @@ fn checkpoint_round_trip_reproduces_decoding_bit_for_bit() {
 
 #[test]
 fn checkpoint_of_another_architecture_is_an_error() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let with = Model::new(ctx, small(Some(Score::General), 1)).unwrap();
     let without = Model::new(ctx, small(None, 1)).unwrap();

@@ -1,9 +1,10 @@
 //! The shared GPU contexts of the suite. A missing adapter fails every GPU test: nothing is
-//! skipped, in CI or elsewhere (on a machine without a GPU, install Mesa's lavapipe).
+//! skipped, in CI or elsewhere (on a machine without a GPU, install Mesa's lavapipe). Every
+//! getter asks for the test's [`crate::validation::watch`], so no Vulkan validation error is lost.
 
 use std::sync::OnceLock;
 
-use wgrnn::gpu::{Context, GemmBlock};
+use wgrnn::gpu::{Context, ContextOptions, GemmBlock};
 
 fn make(block: Option<GemmBlock>) -> Context {
     make_with(block, 0)
@@ -22,10 +23,11 @@ fn make_with(block: Option<GemmBlock>, small_batch: usize) -> Context {
         None => ctx,
     };
     eprintln!(
-        "GPU tests run on {} with {:?} blocking, small-batch limit {}",
+        "GPU tests run on {} with {:?} blocking, small-batch limit {}, instance flags {:?}",
         ctx.adapter(),
         ctx.gemm_block(),
-        ctx.small_batch_limit()
+        ctx.small_batch_limit(),
+        ContextOptions::from_env().flags
     );
     ctx
 }
@@ -35,6 +37,7 @@ fn make_with(block: Option<GemmBlock>, small_batch: usize) -> Context {
 /// [`blockings`] with that blocking, so no kernel is compiled twice (lavapipe takes seconds to
 /// compile the large-block kernels).
 pub fn ctx() -> &'static Context {
+    crate::validation::assert_watched();
     static DEFAULT: OnceLock<GemmBlock> = OnceLock::new();
     let default = *DEFAULT.get_or_init(|| make(None).gemm_block());
     blockings()
@@ -45,6 +48,7 @@ pub fn ctx() -> &'static Context {
 
 /// One context per blocking, so every kernel variant is checked on any adapter.
 pub fn blockings() -> [&'static Context; 3] {
+    crate::validation::assert_watched();
     static TILED: OnceLock<Context> = OnceLock::new();
     static B8: OnceLock<Context> = OnceLock::new();
     static PANEL: OnceLock<Context> = OnceLock::new();
@@ -59,6 +63,7 @@ pub fn blockings() -> [&'static Context; 3] {
 /// the `Panel` context of [`blockings`] runs `gemm_panel_sg`, and this one the plain
 /// `gemm_panel`, so both are tested.
 pub fn panel_without_subgroups() -> &'static Context {
+    crate::validation::assert_watched();
     static P: OnceLock<Context> = OnceLock::new();
     P.get_or_init(|| {
         make(Some(GemmBlock::Panel))
@@ -70,6 +75,7 @@ pub fn panel_without_subgroups() -> &'static Context {
 /// A context that runs every recurrent forward through the persistent small-batch kernels,
 /// whatever the shape. The contexts of [`blockings`] never do, so both paths are tested.
 pub fn persistent() -> &'static Context {
+    crate::validation::assert_watched();
     static P: OnceLock<Context> = OnceLock::new();
     P.get_or_init(|| make_with(Some(GemmBlock::B8), usize::MAX))
 }
@@ -84,6 +90,7 @@ pub fn rnn_paths() -> [&'static Context; 5] {
 /// Contexts that store the recurrent weights as f16: the simple step kernels (`B8`), the
 /// split ones of CPU adapters (`Panel`) and the persistent kernels.
 pub fn f16_paths() -> [&'static Context; 3] {
+    crate::validation::assert_watched();
     static B8: OnceLock<Context> = OnceLock::new();
     static PANEL: OnceLock<Context> = OnceLock::new();
     static P: OnceLock<Context> = OnceLock::new();
@@ -102,6 +109,7 @@ pub fn f16_paths() -> [&'static Context; 3] {
 /// The `Tiled` and `Panel` contexts of [`blockings`] with the layer wavefront off, so that
 /// stacked layers run layer after layer: both schedules must agree bit for bit.
 pub fn without_wavefront() -> [(&'static Context, &'static Context); 2] {
+    crate::validation::assert_watched();
     static TILED: OnceLock<Context> = OnceLock::new();
     static PANEL: OnceLock<Context> = OnceLock::new();
     let [tiled, _, panel] = blockings();
@@ -115,4 +123,39 @@ pub fn without_wavefront() -> [(&'static Context, &'static Context); 2] {
             PANEL.get_or_init(|| make(Some(GemmBlock::Panel)).with_layer_wavefront(false)),
         ),
     ]
+}
+
+/// Prints the adapter the suite runs on (CI shows it for each Vulkan implementation) and checks
+/// that it is the one `WGPU_ADAPTER_NAME` names: a run meant for one driver never runs on another.
+#[test]
+fn the_adapter_is_the_one_the_environment_names() {
+    let _watch = crate::validation::watch();
+    let adapter = ctx().adapter().to_string();
+    println!("adapter: {adapter}");
+    if let Ok(name) = std::env::var("WGPU_ADAPTER_NAME") {
+        assert!(
+            adapter.to_lowercase().contains(&name.to_lowercase()),
+            "adapter {adapter:?}, WGPU_ADAPTER_NAME={name:?}"
+        );
+    }
+}
+
+/// `Context::new` builds its instance with these flags, so `WGPU_VALIDATION` reaches wgpu (CI
+/// runs with it at 0 and at 1).
+#[test]
+fn context_options_take_instance_flags_from_the_environment() {
+    let want = match std::env::var("WGPU_VALIDATION").as_deref() {
+        Err(_) => cfg!(debug_assertions),
+        Ok("0") => false,
+        Ok(_) => true,
+    };
+    let got = ContextOptions::from_env()
+        .flags
+        .contains(wgpu::InstanceFlags::VALIDATION);
+    assert_eq!(
+        got,
+        want,
+        "validation flag, WGPU_VALIDATION={:?}",
+        std::env::var("WGPU_VALIDATION")
+    );
 }

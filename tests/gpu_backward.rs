@@ -158,6 +158,7 @@ fn check(case: &Case, seed: u64) {
 
 #[test]
 fn backward_matches_cpu_on_odd_sizes() {
+    let _watch = crate::validation::watch();
     for (i, cell) in CELLS.into_iter().enumerate() {
         for (j, (inp, hid, t, b)) in [(1, 1, 1, 1), (3, 17, 4, 3), (17, 65, 3, 5), (5, 129, 2, 2)]
             .into_iter()
@@ -178,6 +179,7 @@ fn backward_matches_cpu_on_odd_sizes() {
 
 #[test]
 fn backward_matches_cpu_three_layers_bidirectional_uneven_lengths() {
+    let _watch = crate::validation::watch();
     for (i, cell) in CELLS.into_iter().enumerate() {
         let cfg = RnnConfig::new(cell, 5, 17).layers(3).bidirectional(true);
         check(
@@ -207,6 +209,7 @@ fn backward_matches_cpu_three_layers_bidirectional_uneven_lengths() {
 /// steps no sequence reaches, which no chunk covers.
 #[test]
 fn backward_matches_cpu_on_stacked_layers_as_a_wavefront() {
+    let _watch = crate::validation::watch();
     for (i, cell) in CELLS.into_iter().enumerate() {
         let seed = 900 + 10 * i as u64;
         let cases = [
@@ -239,6 +242,7 @@ fn backward_matches_cpu_on_stacked_layers_as_a_wavefront() {
 /// A long sequence, past what CPU adapters let one invocation loop (see the forward's test).
 #[test]
 fn backward_matches_cpu_on_a_long_sequence() {
+    let _watch = crate::validation::watch();
     for (i, cell) in [CellKind::Lstm, CellKind::Gru].into_iter().enumerate() {
         check(
             &Case {
@@ -254,6 +258,7 @@ fn backward_matches_cpu_on_a_long_sequence() {
 
 #[test]
 fn backward_matches_cpu_batch_one_single_step_no_bias() {
+    let _watch = crate::validation::watch();
     for (i, cell) in CELLS.into_iter().enumerate() {
         check(
             &Case {
@@ -293,6 +298,7 @@ fn backward_matches_cpu_batch_one_single_step_no_bias() {
 /// each) must give the reference.
 #[test]
 fn backward_matches_cpu_across_row_blocks_and_k_chunks() {
+    let _watch = crate::validation::watch();
     let lengths: Vec<usize> = (0..37).map(|b| 1 + (b * 7) % 4).collect();
     for (i, cell) in CELLS.into_iter().enumerate() {
         check(
@@ -368,6 +374,7 @@ fn bits(ctx: &Context, t: &wgrnn::gpu::GpuTensor) -> Vec<u32> {
 
 #[test]
 fn gradients_are_bit_identical_across_calls() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let s = small(ctx);
     let (a, b) = (grads(ctx, &s, None), grads(ctx, &s, None));
@@ -384,6 +391,7 @@ fn gradients_are_bit_identical_across_calls() {
 
 #[test]
 fn gradients_accumulate_into_given_tensors() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let s = small(ctx);
     let once = grads(ctx, &s, None).weights.read(ctx).unwrap();
@@ -417,6 +425,7 @@ fn gradients_accumulate_into_given_tensors() {
 /// 1,000 forward+backward calls of one shape leave the pool's allocation count unchanged.
 #[test]
 fn pool_does_not_grow_over_training_calls() {
+    let _watch = crate::validation::watch();
     // A context of its own, so parallel tests do not disturb the count; small blocks, whose
     // kernels compile fast, since only allocations matter here.
     let ctx = Context::new()
@@ -443,6 +452,7 @@ fn pool_does_not_grow_over_training_calls() {
 
 #[test]
 fn backward_bad_inputs_are_errors() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let s = small(ctx);
     let inference =
@@ -503,6 +513,7 @@ fn backward_bad_inputs_are_errors() {
 /// against the f64 reference with the same (f16-exact) weights.
 #[test]
 fn f16_weight_storage_matches_cpu_on_every_path() {
+    let _watch = crate::validation::watch();
     for ctx in f16_paths() {
         for (i, cell) in CELLS.into_iter().enumerate() {
             check_on(
@@ -543,6 +554,7 @@ fn f16_weight_storage_matches_cpu_on_every_path() {
 /// output differs from the f32 one, by no more than the rounding can explain.
 #[test]
 fn f16_weight_storage_rounds_the_recurrent_weights() {
+    let _watch = crate::validation::watch();
     let [_, f16, _] = f16_paths();
     let f32_ctx = ctx();
     let cfg = RnnConfig::new(CellKind::Lstm, 8, 32);

@@ -19,6 +19,7 @@ use crate::gpu_rnn::GPU_F32;
 
 #[test]
 fn embedding_matches_cpu() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     for (v, d, shape) in [(1, 1, vec![1]), (13, 6, vec![5, 4]), (65, 129, vec![3, 17])] {
         let w = EmbeddingWeights::<f32>::init(EmbeddingConfig::new(v, d), 3).unwrap();
@@ -34,6 +35,7 @@ fn embedding_matches_cpu() {
 
 #[test]
 fn attention_matches_cpu_for_every_score() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     for (i, score) in [
         Score::Dot,
@@ -102,6 +104,7 @@ fn attention_matches_cpu_for_every_score() {
 
 #[test]
 fn linear_matches_cpu() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     for (bias, fi, fo, shape) in [
         (true, 1, 1, vec![1, 1]),
@@ -144,6 +147,7 @@ fn linear_matches_cpu() {
 /// it fails if the bound they are checked against is too loose.
 #[test]
 fn cross_entropy_matches_cpu_and_is_bit_reproducible() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let mut rng = SplitMix64::new(7);
     for (n, c) in [
@@ -197,6 +201,7 @@ fn cross_entropy_matches_cpu_and_is_bit_reproducible() {
 
 #[test]
 fn recurrent_forward_is_bit_reproducible() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let cfg = RnnConfig::new(CellKind::Lstm, 7, 33)
         .layers(2)
@@ -229,6 +234,7 @@ fn recurrent_forward_is_bit_reproducible() {
 /// 10,000 calls of one shape allocate nothing after the first: the pool serves every buffer.
 #[test]
 fn pool_does_not_grow_over_repeated_calls() {
+    let _watch = crate::validation::watch();
     // A context of its own, so parallel tests do not disturb the count; small blocks, whose
     // kernels compile fast, since only allocations matter here.
     let ctx = Context::new()
@@ -267,7 +273,9 @@ fn pool_does_not_grow_over_repeated_calls() {
 /// A trainer that owns its device hands it in; wgrnn runs on it.
 #[test]
 fn runs_on_an_injected_device() {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let _watch = crate::validation::watch();
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let adapter =
         pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
             .expect("adapter");
@@ -284,6 +292,7 @@ fn runs_on_an_injected_device() {
 
 #[test]
 fn bad_inputs_are_errors() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let cfg = RnnConfig::new(CellKind::Lstm, 3, 4);
     let w = GpuWeights::upload(ctx, &RnnWeights::<f32>::init(cfg, 0).unwrap()).unwrap();
@@ -451,6 +460,7 @@ fn bad_inputs_are_errors() {
 /// allocates nothing; and the idle cap releases what the pool may not keep.
 #[test]
 fn pool_serves_varying_shapes_and_respects_its_cap() {
+    let _watch = crate::validation::watch();
     let ctx = Context::new()
         .unwrap()
         .with_gemm_block(wgrnn::gpu::GemmBlock::B8);
@@ -485,6 +495,7 @@ fn pool_serves_varying_shapes_and_respects_its_cap() {
 
 #[test]
 fn elementwise_combinations() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let mut rng = SplitMix64::new(11);
     let x: Tensor<f32> = random(&mut rng, &[3, 67], 1.0);
@@ -517,6 +528,7 @@ fn elementwise_combinations() {
 
 #[test]
 fn narrow_and_concat_along_the_first_axis() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let x = Tensor::from_fn(vec![3, 4, 5], |i| i as f32 + 0.25);
     let gx = ctx.upload(&x).unwrap();
@@ -564,6 +576,7 @@ fn narrow_and_concat_along_the_first_axis() {
 /// exact loss ln C of equal logits). Adapters without a limit run them all.
 #[test]
 fn loops_past_the_adapter_limit_are_refused_or_run() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let limited = ctx.loop_limit().is_some();
     let check = |what: &str, arg_want: &str, r: Result<(), Error>| match (limited, r) {
@@ -643,6 +656,7 @@ fn loops_past_the_adapter_limit_are_refused_or_run() {
 /// Just inside the fused steps' bound, inference runs and matches the CPU reference.
 #[test]
 fn batches_past_the_dispatch_limit_are_refused() {
+    let _watch = crate::validation::watch();
     let cfg = RnnConfig::new(CellKind::Gru, 1, 1);
     let w = RnnWeights::<f64>::init(cfg.clone(), 3).unwrap();
     for ctx in crate::gpu::blockings() {

@@ -15,6 +15,7 @@ use crate::gpu_backward::GPU_GRAD;
 
 #[test]
 fn embedding_backward_matches_cpu_with_repeats_and_padding() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     for (v, d, shape, pad) in [
         (1, 1, vec![3], None),
@@ -49,6 +50,7 @@ fn embedding_backward_matches_cpu_with_repeats_and_padding() {
 
 #[test]
 fn attention_backward_matches_cpu_for_every_score() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     for (i, score) in [
         Score::Dot,
@@ -131,6 +133,7 @@ fn attention_backward_matches_cpu_for_every_score() {
 
 #[test]
 fn linear_backward_matches_cpu() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     for (bias, fi, fo, shape) in [
         (true, 1, 1, vec![1, 1]),
@@ -208,6 +211,7 @@ fn linear_backward_matches_cpu() {
 /// end, compared with the same chain on the CPU.
 #[test]
 fn forward_loss_backward_chain_stays_on_device() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let cfg = LinearConfig::new(7, 11);
     let w = LinearWeights::<f64>::init(cfg, 8).unwrap();
@@ -250,6 +254,7 @@ fn forward_loss_backward_chain_stays_on_device() {
 
 #[test]
 fn op_backward_bad_inputs_are_errors() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let emb = GpuWeights::upload(
         ctx,

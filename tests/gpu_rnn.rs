@@ -17,6 +17,7 @@ pub const GPU_F32: Tolerance = Tolerance {
 
 #[test]
 fn matmul_matches_cpu_for_sizes_off_the_tiles() {
+    let _watch = crate::validation::watch();
     let mut rng = SplitMix64::new(1);
     for (m, k, n) in [
         (1, 1, 1),
@@ -144,6 +145,7 @@ const CELLS: [CellKind; 4] = [
 
 #[test]
 fn forward_matches_cpu_on_odd_sizes() {
+    let _watch = crate::validation::watch();
     for (i, cell) in CELLS.into_iter().enumerate() {
         for (j, (inp, hid, t, b)) in [(1, 1, 1, 1), (3, 17, 4, 3), (17, 65, 3, 5), (5, 129, 2, 2)]
             .into_iter()
@@ -163,6 +165,7 @@ fn forward_matches_cpu_on_odd_sizes() {
 
 #[test]
 fn forward_matches_cpu_three_layers_bidirectional_uneven_lengths() {
+    let _watch = crate::validation::watch();
     for (i, cell) in CELLS.into_iter().enumerate() {
         let cfg = RnnConfig::new(cell, 5, 17).layers(3).bidirectional(true);
         check(
@@ -193,6 +196,7 @@ fn forward_matches_cpu_three_layers_bidirectional_uneven_lengths() {
 /// one partial block; B = 37 two blocks, the second partial.
 #[test]
 fn forward_matches_cpu_when_h_prev_fits_a_window() {
+    let _watch = crate::validation::watch();
     for (i, cell) in CELLS.into_iter().enumerate() {
         for b in [19, 37] {
             check(
@@ -215,6 +219,7 @@ fn forward_matches_cpu_when_h_prev_fits_a_window() {
 /// 2,048 of 8 (Elman, H = 2,050, B = 6: two chunks). Every cell; bidirectional, uneven lengths.
 #[test]
 fn forward_matches_cpu_on_small_row_blocks_and_chunked_k() {
+    let _watch = crate::validation::watch();
     for (i, cell) in CELLS.into_iter().enumerate() {
         let mut shapes = vec![(300, 12), (300, 7), (300, 3), (520, 20), (1030, 10)];
         if matches!(cell, CellKind::RnnTanh) {
@@ -241,6 +246,7 @@ fn forward_matches_cpu_on_small_row_blocks_and_chunked_k() {
 /// path, the persistent context included.
 #[test]
 fn forward_matches_cpu_on_a_long_sequence() {
+    let _watch = crate::validation::watch();
     for (i, cell) in [CellKind::Lstm, CellKind::Gru].into_iter().enumerate() {
         check(
             &Case {
@@ -257,6 +263,7 @@ fn forward_matches_cpu_on_a_long_sequence() {
 
 #[test]
 fn forward_matches_cpu_batch_one_single_step_no_bias() {
+    let _watch = crate::validation::watch();
     for (i, cell) in CELLS.into_iter().enumerate() {
         check(
             &Case {
@@ -298,6 +305,7 @@ fn forward_matches_cpu_batch_one_single_step_no_bias() {
 /// one. Every cell, 2 and 3 layers, batch-first output, with and without initial states.
 #[test]
 fn forward_matches_cpu_on_stacked_layers_as_a_wavefront() {
+    let _watch = crate::validation::watch();
     for (i, cell) in CELLS.into_iter().enumerate() {
         let seed = 700 + 10 * i as u64;
         let cases = [
@@ -342,6 +350,7 @@ fn forward_matches_cpu_on_stacked_layers_as_a_wavefront() {
 /// on the GPUs' kernels and the split steps of CPU adapters.
 #[test]
 fn wavefront_matches_layer_after_layer_bit_for_bit() {
+    let _watch = crate::validation::watch();
     for (wave, plain) in without_wavefront() {
         assert!(wave.layer_wavefront() && !plain.layer_wavefront());
         let block = wave.gemm_block();
@@ -362,6 +371,7 @@ fn wavefront_matches_layer_after_layer_bit_for_bit() {
 /// kernels of the 8×8 blocking, so on one adapter their outputs and gradients agree bit for bit.
 #[test]
 fn persistent_path_matches_the_per_step_path_bit_for_bit() {
+    let _watch = crate::validation::watch();
     let [_, per_step, _] = blockings();
     let persistent = crate::gpu::persistent();
     assert_eq!(per_step.gemm_block(), persistent.gemm_block());
@@ -456,6 +466,7 @@ fn assert_same_bits(what: &str, names: [&str; 2], got: &[f32], want: &[f32]) {
 /// two dispatches at once. (Unless the environment overrides them.)
 #[test]
 fn small_batch_path_and_wavefront_defaults_follow_the_adapter() {
+    let _watch = crate::validation::watch();
     let ctx = wgrnn::gpu::Context::new().unwrap();
     let cpu = ctx.adapter().device_type == "Cpu";
     if std::env::var_os("WGRNN_SMALL_BATCH").is_none() {
@@ -473,6 +484,7 @@ fn small_batch_path_and_wavefront_defaults_follow_the_adapter() {
 
 #[test]
 fn small_batch_path_is_chosen_by_shape() {
+    let _watch = crate::validation::watch();
     let ctx = wgrnn::gpu::Context::new()
         .unwrap()
         .with_small_batch_limit(wgrnn::gpu::SMALL_BATCH_LIMIT);

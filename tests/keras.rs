@@ -363,6 +363,7 @@ fn check_attention_gpu(name: &str, file: &SafetensorsFile) {
 
 #[test]
 fn gpu_matches_every_keras_fixture() {
+    let _watch = crate::validation::watch();
     for (name, file) in &fixtures() {
         match meta(name, file, "kind") {
             "rnn" => check_rnn_gpu(name, file),
@@ -376,6 +377,7 @@ fn gpu_matches_every_keras_fixture() {
 /// The GPU backward against every recurrent fixture's `grad.*` tensors.
 #[test]
 fn gpu_gradients_match_every_keras_rnn_fixture() {
+    let _watch = crate::validation::watch();
     let ctx = crate::gpu::ctx();
     for (name, file) in fixtures()
         .iter()

@@ -18,4 +18,5 @@ mod linear_loss;
 mod optim;
 mod padding;
 mod rnn;
+mod validation;
 mod weights_io;

@@ -56,6 +56,7 @@ fn configs() -> Vec<OptimizerConfig> {
 
 #[test]
 fn device_updates_match_the_reference() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let sizes = [1, 17, 130];
     for (ci, config) in configs().into_iter().enumerate() {
@@ -123,6 +124,7 @@ fn device_updates_match_the_reference() {
 /// 4,194,304 elements per dispatch, so that no invocation loops past a CPU adapter's limit).
 #[test]
 fn grad_norm_spans_segments_of_a_large_tensor() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let n = 5_000_000;
     let mut rng = SplitMix64::new(41);
@@ -154,6 +156,7 @@ fn grad_norm_spans_segments_of_a_large_tensor() {
 
 #[test]
 fn zero_grad_and_accumulation_through_params() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let cfg = RnnConfig::new(CellKind::Gru, 3, 4);
     let params = GpuParams::new(ctx, &RnnWeights::<f32>::init(cfg, 1).unwrap()).unwrap();
@@ -214,6 +217,7 @@ fn zero_grad_and_accumulation_through_params() {
 
 #[test]
 fn checkpoint_round_trip_gives_identical_outputs() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let cfg = RnnConfig::new(CellKind::Lstm, 3, 5).bidirectional(true);
     let params = GpuParams::new(ctx, &RnnWeights::<f32>::init(cfg.clone(), 4).unwrap()).unwrap();
@@ -325,6 +329,7 @@ fn checkpoint_round_trip_gives_identical_outputs() {
 /// LSTM of hidden size 100,000 would need 160 GB there first.
 #[test]
 fn params_too_large_for_the_device_are_refused_before_the_host_builds_them() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let cfg = RnnConfig::new(CellKind::Lstm, 1, 100_000);
     let e = GpuParams::init(ctx, cfg, 0).unwrap_err();
@@ -339,6 +344,7 @@ fn params_too_large_for_the_device_are_refused_before_the_host_builds_them() {
 
 #[test]
 fn optimizer_rejects_mismatched_parameters() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let a = ctx.zeros(&[4]).unwrap();
     let b = ctx.zeros(&[5]).unwrap();
@@ -358,6 +364,7 @@ fn optimizer_rejects_mismatched_parameters() {
 /// changes (keeping the old rate on error) and for a clipping bound.
 #[test]
 fn optimizer_rejects_configs_out_of_domain() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let a = ctx.zeros(&[4]).unwrap();
     let bad = OptimizerConfig::Adam {

@@ -11,12 +11,16 @@ use crate::pipeline::PipelineCache;
 
 /// Where to find an adapter. [`ContextOptions::from_env`] reads `WGPU_BACKEND` (e.g. `vulkan`,
 /// `metal`, `dx12`), `WGPU_ADAPTER_NAME` (a case-insensitive substring of the adapter name) and
-/// `WGPU_POWER_PREF` (`high`, the default, or `low`).
+/// `WGPU_POWER_PREF` (`high`, the default, or `low`), and the instance flags from wgpu's own
+/// variables (`WGPU_VALIDATION`, `WGPU_DEBUG`, `WGPU_GPU_BASED_VALIDATION`…), so that a user
+/// can turn the Vulkan validation layer on (or off in a debug build) without a code change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContextOptions {
     pub backends: wgpu::Backends,
     pub adapter_name: Option<String>,
     pub power: wgpu::PowerPreference,
+    /// wgpu's default follows the build: validation and debug labels in debug builds only.
+    pub flags: wgpu::InstanceFlags,
 }
 
 impl Default for ContextOptions {
@@ -25,6 +29,7 @@ impl Default for ContextOptions {
             backends: wgpu::Backends::PRIMARY,
             adapter_name: None,
             power: wgpu::PowerPreference::HighPerformance,
+            flags: wgpu::InstanceFlags::default(),
         }
     }
 }
@@ -38,6 +43,7 @@ impl ContextOptions {
                 .ok()
                 .filter(|s| !s.is_empty()),
             power: wgpu::PowerPreference::from_env().unwrap_or(d.power),
+            flags: d.flags.with_env(),
         }
     }
 }
@@ -146,6 +152,7 @@ impl Context {
     pub fn with_options(opts: &ContextOptions) -> Result<Self> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends: opts.backends,
+            flags: opts.flags,
             ..wgpu::InstanceDescriptor::new_without_display_handle()
         });
         let adapters = pollster::block_on(instance.enumerate_adapters(opts.backends));
