@@ -46,6 +46,7 @@ fn filled(ctx: &Context, v: f32, n: usize) -> GpuTensor {
 /// accumulator aliased another tensor of the local context and `axpy_into` wrote into it.
 #[test]
 fn a_foreign_tensor_never_aliases_a_local_one() {
+    let _watch = crate::validation::watch();
     let (a, b) = two();
     let ta: Vec<GpuTensor> = (0..12).map(|k| filled(a, k as f32, 8)).collect();
     let tb: Vec<GpuTensor> = (0..12).map(|k| filled(b, 100.0 + k as f32, 8)).collect();
@@ -75,6 +76,7 @@ fn a_foreign_tensor_never_aliases_a_local_one() {
 
 #[test]
 fn recurrent_calls_refuse_foreign_weights_inputs_and_tapes() {
+    let _watch = crate::validation::watch();
     let (a, b) = two();
     let mut rng = SplitMix64::new(3);
     let cfg = RnnConfig::new(CellKind::Lstm, 3, 4);
@@ -131,6 +133,7 @@ fn recurrent_calls_refuse_foreign_weights_inputs_and_tapes() {
 
 #[test]
 fn layer_ops_refuse_foreign_objects() {
+    let _watch = crate::validation::watch();
     let (a, b) = two();
     let mut rng = SplitMix64::new(5);
     let lin = LinearWeights::<f32>::init(LinearConfig::new(3, 2), 1).unwrap();
@@ -230,6 +233,7 @@ fn layer_ops_refuse_foreign_objects() {
 
 #[test]
 fn an_optimizer_refuses_parameters_of_another_context() {
+    let _watch = crate::validation::watch();
     let (a, b) = two();
     let cfg = RnnConfig::new(CellKind::Gru, 2, 3);
     let pa = GpuParams::init(a, cfg.clone(), 1).unwrap();
@@ -258,6 +262,7 @@ fn an_optimizer_refuses_parameters_of_another_context() {
 /// of the same steps given in one order throughout.
 #[test]
 fn optimizer_state_follows_the_parameter_not_its_position() {
+    let _watch = crate::validation::watch();
     let (ctx, _) = two();
     let mut rng = SplitMix64::new(11);
     let init: Vec<Tensor<f32>> = (0..2).map(|_| random(&mut rng, &[6], 1.0)).collect();
@@ -289,6 +294,7 @@ fn optimizer_state_follows_the_parameter_not_its_position() {
 
 #[test]
 fn optimizer_refuses_unknown_repeated_and_missing_parameters() {
+    let _watch = crate::validation::watch();
     let (ctx, _) = two();
     let [p, q, r] = [0.0f32, 1.0, 2.0].map(|v| filled(ctx, v, 4));
     let g = filled(ctx, 0.5, 4);
@@ -324,6 +330,7 @@ fn optimizer_refuses_unknown_repeated_and_missing_parameters() {
 /// values: every backward refuses it.
 #[test]
 fn accumulating_into_the_weights_is_refused() {
+    let _watch = crate::validation::watch();
     let (ctx, _) = two();
     let mut rng = SplitMix64::new(13);
     let cfg = RnnConfig::new(CellKind::RnnTanh, 2, 3);

@@ -178,6 +178,7 @@ macro_rules! rnn_padding_tests {
         $(
             #[test]
             fn $name() {
+                let _watch = crate::validation::watch();
                 rnn_padding_on($ctx);
             }
         )*
@@ -289,6 +290,7 @@ macro_rules! attention_padding_tests {
         $(
             #[test]
             fn $name() {
+                let _watch = crate::validation::watch();
                 attention_padding_on($ctx);
             }
         )*
@@ -333,12 +335,14 @@ fn cross_entropy_padding(classes: usize) {
 
 #[test]
 fn cross_entropy_rows_per_invocation() {
+    let _watch = crate::validation::watch();
     cross_entropy_padding(13);
 }
 
 /// Past every adapter's narrow-row limit: one workgroup per row.
 #[test]
 fn cross_entropy_rows_per_workgroup() {
+    let _watch = crate::validation::watch();
     cross_entropy_padding(30_000);
 }
 
@@ -346,6 +350,7 @@ fn cross_entropy_rows_per_workgroup() {
 /// gradients equal those of the run with zeros there.
 #[test]
 fn embedding_padding_id() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let (v, d, n) = (9, 6, 40);
     let w =
