@@ -126,6 +126,48 @@ fn optimizer_configs_out_of_domain() {
         (OptimizerConfig::adam(f64::NAN), "lr"),
         (OptimizerConfig::adam(f64::INFINITY), "lr"),
         (sgd(0.1, -0.5, 0.0, false), "momentum"),
+        // Valid in f64 but not in f32, the precision the device updates in: 1e39 is infinite
+        // there, 1e-50 is 0, 0.999999999 rounds to 1, and lr / (1 − β1) or lr · wd overflow.
+        (OptimizerConfig::adam(1e39), "lr"),
+        (OptimizerConfig::sgd(1e39, 0.0), "lr"),
+        (OptimizerConfig::sgd(1e-50, 0.0), "lr"),
+        (sgd(0.1, 1e39, 0.0, false), "momentum"),
+        (sgd(0.1, 0.9, -1e39, false), "dampening"),
+        (adam(0.9, 0.999, 1e-50), "eps"),
+        (adam(0.999_999_999, 0.999, 1e-8), "beta1"),
+        (adam(0.9, 0.999_999_999, 1e-8), "beta2"),
+        (
+            OptimizerConfig::Adam {
+                lr: 1e33,
+                beta1: 0.999_999,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.0,
+                decoupled: false,
+            },
+            "lr / (1 - beta1)",
+        ),
+        (
+            OptimizerConfig::Adam {
+                lr: 1e30,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 1e10,
+                decoupled: true,
+            },
+            "lr * weight_decay",
+        ),
+        (
+            OptimizerConfig::RmsProp {
+                lr: 1e-2,
+                alpha: 0.99,
+                eps: 1e-50,
+                weight_decay: 0.0,
+                momentum: 0.0,
+            },
+            "eps",
+        ),
         (sgd(0.1, 0.0, 0.0, true), "nesterov"),
         (sgd(0.1, 0.9, 0.1, true), "nesterov"),
         (
@@ -158,6 +200,21 @@ fn optimizer_configs_out_of_domain() {
         OptimizerConfig::sgd(0.5, 0.0)
     );
     err_mentions(clip_grad_norm::<f64>(&mut [], -1.0), &["max_norm", "-1"]);
+    err_mentions(
+        OptimizerConfig::adam(1e-3).with_lr(1e39),
+        &["lr", "finite in f32"],
+    );
+    for bound in [1e39, 1e-50, f64::INFINITY] {
+        err_mentions(clip_grad_norm::<f64>(&mut [], bound), &["max_norm", "f32"]);
+    }
+    // The edges of f32 itself are still valid.
+    OptimizerConfig::sgd(f32::MAX as f64, 0.0)
+        .validate()
+        .unwrap();
+    OptimizerConfig::adam(f32::MIN_POSITIVE as f64)
+        .validate()
+        .unwrap();
+    clip_grad_norm::<f64>(&mut [], 0.0).unwrap();
 }
 
 /// A step whose later parameter has the wrong size changes nothing: not the parameters before

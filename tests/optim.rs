@@ -386,3 +386,38 @@ fn optimizer_rejects_configs_out_of_domain() {
     let e = opt.with_clip_grad_norm(-1.0).err().expect("negative bound");
     assert!(e.to_string().contains("max_norm"), "{e}");
 }
+
+/// Rates valid in f64 but not in the device's f32 made NaN parameters after two steps; they
+/// are refused when the optimizer is made, when its rate changes and for a clipping bound.
+#[test]
+fn optimizer_rejects_configs_that_overflow_or_vanish_in_f32() {
+    let ctx = ctx();
+    let a = ctx.zeros(&[4]).unwrap();
+    for (cfg, field) in [
+        (OptimizerConfig::adam(1e39), "lr"),
+        (OptimizerConfig::sgd(1e39, 0.0), "lr"),
+        (
+            OptimizerConfig::Adam {
+                lr: 1e-3,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-50,
+                weight_decay: 0.0,
+                decoupled: false,
+            },
+            "eps",
+        ),
+    ] {
+        let e = GpuOptimizer::new(ctx, cfg, &[&a]).err().expect(field);
+        assert!(e.to_string().contains(field), "{e}");
+    }
+    let mut opt = GpuOptimizer::new(ctx, OptimizerConfig::adam(1e-3), &[&a]).unwrap();
+    let e = opt.set_lr(1e39).unwrap_err();
+    assert!(e.to_string().contains("lr"), "{e}");
+    assert_eq!(*opt.config(), OptimizerConfig::adam(1e-3));
+    let e = opt
+        .with_clip_grad_norm(1e-50)
+        .err()
+        .expect("bound 0 in f32");
+    assert!(e.to_string().contains("max_norm"), "{e}");
+}

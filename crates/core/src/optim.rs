@@ -84,24 +84,18 @@ impl OptimizerConfig {
     }
 
     /// Checks the hyper-parameters as `torch.optim` does: rates, ε, weight decay and momentum
-    /// ≥ 0, Adam's β in [0, 1), RMSprop's α ≥ 0, Nesterov only with momentum and no dampening;
-    /// and finite (an infinite rate gives NaN parameters at the first step). NaN fails every
-    /// check. Outside these, updates are NaN (β1 = 1 divides by 1 − β1ᵗ = 0) or
+    /// ≥ 0, Adam's β in [0, 1), RMSprop's α ≥ 0, Nesterov only with momentum and no dampening.
+    /// NaN fails every check. Outside these, updates are NaN (β1 = 1 divides by 1 − β1ᵗ = 0) or
     /// climb instead of descend (lr < 0).
+    ///
+    /// The checks hold in f32, the precision the device updates in: every value must be finite
+    /// there (lr = 1e39 is infinite in f32 and makes NaN parameters), a non-zero value must not
+    /// vanish there (ε = 1e-50 is 0 in f32, and devices may flush subnormals to 0), β must stay
+    /// below 1 once rounded, and the products the kernels form from them alone (Adam's
+    /// lr / (1 − β1) at the first step, AdamW's lr · wd) must be finite in f32.
     pub fn validate(&self) -> Result<()> {
-        let field = |field: &'static str, value: f64, ok: bool, domain: &str| {
-            if ok {
-                Ok(())
-            } else {
-                Err(Error::InvalidConfig {
-                    config: "OptimizerConfig",
-                    field,
-                    reason: format!("is {value}, must be {domain}"),
-                })
-            }
-        };
-        let non_negative = |name, v: f64| field(name, v, v.is_finite() && v >= 0.0, "finite, ≥ 0");
-        let unit = |name, v: f64| field(name, v, (0.0..1.0).contains(&v), "in [0, 1)");
+        let non_negative = |name, v: f64| check(name, v, v >= 0.0, "≥ 0");
+        let unit = |name, v: f64| check(name, v, v >= 0.0 && (v as f32) < 1.0, "in [0, 1) in f32");
         match *self {
             OptimizerConfig::Sgd {
                 lr,
@@ -112,11 +106,11 @@ impl OptimizerConfig {
             } => {
                 non_negative("lr", lr)?;
                 non_negative("momentum", momentum)?;
-                field("dampening", dampening, dampening.is_finite(), "finite")?;
+                check("dampening", dampening, true, "finite")?;
                 non_negative("weight_decay", weight_decay)?;
                 if nesterov && (momentum <= 0.0 || dampening != 0.0) {
                     return Err(Error::InvalidConfig {
-                        config: "OptimizerConfig",
+                        config: CONFIG,
                         field: "nesterov",
                         reason: format!(
                             "needs momentum > 0 and dampening 0, has momentum {momentum} and \
@@ -132,13 +126,19 @@ impl OptimizerConfig {
                 beta2,
                 eps,
                 weight_decay,
-                ..
+                decoupled,
             } => {
                 non_negative("lr", lr)?;
                 unit("beta1", beta1)?;
                 unit("beta2", beta2)?;
                 non_negative("eps", eps)?;
-                non_negative("weight_decay", weight_decay)
+                non_negative("weight_decay", weight_decay)?;
+                // The first step's bias correction is the largest: 1 − β1ᵗ grows with t.
+                product("lr", "lr / (1 - beta1)", lr / (1.0 - beta1))?;
+                if decoupled {
+                    product("lr", "lr * weight_decay", lr * weight_decay)?;
+                }
+                Ok(())
             }
             OptimizerConfig::RmsProp {
                 lr,
@@ -177,16 +177,57 @@ impl OptimizerConfig {
     }
 }
 
-/// Checks a global-norm clipping bound: ≥ 0 (a negative one would flip every gradient) and not
-/// NaN.
+const CONFIG: &str = "OptimizerConfig";
+
+/// Whether `v` keeps its meaning as an f32: finite, and 0 only if it was 0 (not subnormal).
+fn in_f32(v: f64) -> bool {
+    let f = v as f32;
+    f.is_finite() && (v == 0.0 || f.abs() >= f32::MIN_POSITIVE)
+}
+
+/// `field` is `value`: an error unless `ok` holds and the value survives the cast to f32
+/// (finite, and non-zero if it was non-zero: devices may flush subnormals to 0).
+fn check(field: &'static str, value: f64, ok: bool, domain: &str) -> Result<()> {
+    if ok && in_f32(value) {
+        return Ok(());
+    }
+    Err(Error::InvalidConfig {
+        config: CONFIG,
+        field,
+        reason: format!(
+            "is {value}, must be {domain}, finite in f32 and not below f32's smallest normal \
+             {:e} unless 0",
+            f32::MIN_POSITIVE
+        ),
+    })
+}
+
+/// A product of hyper-parameters that a kernel forms: finite in f32, or the update is NaN.
+fn product(field: &'static str, what: &str, value: f64) -> Result<()> {
+    if (value as f32).is_finite() {
+        return Ok(());
+    }
+    Err(Error::InvalidConfig {
+        config: CONFIG,
+        field,
+        reason: format!("gives {what} = {value}, which overflows f32"),
+    })
+}
+
+/// Checks a global-norm clipping bound: ≥ 0 (a negative one would flip every gradient), not
+/// NaN, and usable in f32 as the device clips in f32 (finite; a non-zero bound that rounds to 0
+/// there would zero every gradient).
 pub fn validate_max_norm(max_norm: f64) -> Result<()> {
-    if max_norm >= 0.0 {
+    if max_norm >= 0.0 && in_f32(max_norm) {
         Ok(())
     } else {
         Err(Error::InvalidConfig {
             config: "gradient clipping",
             field: "max_norm",
-            reason: format!("is {max_norm}, must be ≥ 0"),
+            reason: format!(
+                "is {max_norm}, must be ≥ 0, finite in f32 and not below {:e} unless 0",
+                f32::MIN_POSITIVE
+            ),
         })
     }
 }
