@@ -25,7 +25,7 @@ fn random(ctx: &Context, rng: &mut SplitMix64, shape: &[usize]) -> Result<GpuTen
     ctx.check_fits("input", shape)?;
     ctx.upload(&Tensor::from_fn(shape.to_vec(), |_| {
         rng.uniform(-1.0, 1.0) as f32
-    }))
+    })?)
 }
 
 /// Recurrent shape: batch, sequence length, input size, hidden size.
@@ -242,7 +242,7 @@ pub fn embedding<'c>(ctx: &'c Context, s: EmbeddingShape, training: bool) -> Res
     let mut rng = SplitMix64::new(3);
     let w = GpuWeights::init(ctx, EmbeddingConfig::new(s.vocab, s.dim), 1)?;
     ctx.check_fits("ids", &[s.t, s.b])?;
-    let ids = Tensor::from_fn(vec![s.t, s.b], |_| rng.below(s.vocab) as i64);
+    let ids = Tensor::from_fn(vec![s.t, s.b], |_| rng.below(s.vocab) as i64)?;
     let ids = upload_ids(ctx, &ids, s.vocab)?;
     let dy = random(ctx, &mut rng, &[s.t, s.b, s.dim])?;
     // Bytes read and written: a row per id forward; backward reads each dy row and writes the

@@ -11,7 +11,7 @@ use wgrnn::cpu::{
 };
 use wgrnn::{CellKind, RnnConfig};
 
-fn random(rng: &mut SplitMix64, shape: &[usize]) -> Tensor<f64> {
+fn random(rng: &mut SplitMix64, shape: &[usize]) -> wgrnn::Result<Tensor<f64>> {
     Tensor::from_fn(shape.to_vec(), |_| rng.uniform(-1.0, 1.0))
 }
 
@@ -24,7 +24,7 @@ fn main() -> wgrnn::Result<()> {
     let lengths = [12, 7, 9, 3];
     let w = RnnWeights::<f64>::init(cfg.clone(), 42)?;
     let mut rng = SplitMix64::new(7);
-    let x = random(&mut rng, &[t, b, cfg.input_size]);
+    let x = random(&mut rng, &[t, b, cfg.input_size])?;
     let input = RnnInput::new(&x).lengths(&lengths);
 
     let (out, tape) = rnn_forward_train(&w, input)?;
@@ -37,8 +37,8 @@ fn main() -> wgrnn::Result<()> {
         out.h_n.shape()
     );
 
-    let dy = random(&mut rng, out.y.shape());
-    let dh_n = random(&mut rng, out.h_n.shape());
+    let dy = random(&mut rng, out.y.shape())?;
+    let dh_n = random(&mut rng, out.h_n.shape())?;
     let g = rnn_backward(
         &w,
         &tape,

@@ -74,4 +74,5 @@ pub fn assert_tensor_close<T: Real, U: Real>(
 /// Uniform random tensor in [-scale, scale).
 pub fn random<T: Real>(rng: &mut SplitMix64, shape: &[usize], scale: f64) -> Tensor<T> {
     Tensor::from_fn(shape.to_vec(), |_| T::from_f64(rng.uniform(-scale, scale)))
+        .expect("a small test shape fits in memory")
 }

@@ -10,7 +10,7 @@ use crate::common::random;
 const GRADCHECK_REL: f64 = 1e-6;
 
 fn ids(rng: &mut SplitMix64, shape: &[usize], vocab: usize) -> Tensor<i64> {
-    Tensor::from_fn(shape.to_vec(), |_| rng.below(vocab) as i64)
+    Tensor::from_fn(shape.to_vec(), |_| rng.below(vocab) as i64).unwrap()
 }
 
 #[test]

@@ -15,7 +15,7 @@ use wgrnn::{
 };
 
 fn z(shape: &[usize]) -> Tensor<f32> {
-    Tensor::zeros(shape.to_vec())
+    Tensor::zeros(shape.to_vec()).unwrap()
 }
 
 /// Asserts `r` is an error whose message mentions every word of `needles`.
@@ -463,7 +463,7 @@ fn linear_and_loss_shapes_and_targets() {
 #[test]
 fn gradcheck_options_out_of_domain() {
     let mut inputs = TensorMap::new();
-    inputs.insert("a".to_string(), Tensor::<f64>::zeros([2]));
+    inputs.insert("a".to_string(), Tensor::<f64>::zeros([2]).unwrap());
     let grads = inputs.clone();
     let run = |opts| gradcheck(&inputs, &grads, |_| Ok(0.0), opts);
     let base = GradcheckOptions::default();
@@ -502,7 +502,7 @@ fn gradcheck_options_out_of_domain() {
 #[test]
 fn gradcheck_needs_every_analytic_gradient() {
     let mut inputs = TensorMap::new();
-    inputs.insert("a".to_string(), Tensor::<f64>::zeros([2]));
+    inputs.insert("a".to_string(), Tensor::<f64>::zeros([2]).unwrap());
     let e = err_mentions(
         gradcheck(
             &inputs,
@@ -514,9 +514,40 @@ fn gradcheck_needs_every_analytic_gradient() {
     );
     assert!(matches!(e, Error::MissingTensor { .. }));
     let mut wrong = TensorMap::new();
-    wrong.insert("a".to_string(), Tensor::<f64>::zeros([3]));
+    wrong.insert("a".to_string(), Tensor::<f64>::zeros([3]).unwrap());
     err_mentions(
         gradcheck(&inputs, &wrong, |_| Ok(0.0), GradcheckOptions::default()),
         &["`a`", "[3]", "[2]"],
     );
+}
+
+/// Shapes past the host's memory are errors naming what they were for, not an aborted process
+/// (`vec!` aborts on a failed allocation). Each asks for far more than any host has: 4 TiB,
+/// 128 GiB and 160 GB.
+#[test]
+fn host_allocations_past_memory_are_errors() {
+    let e = err_mentions(
+        Tensor::<f32>::zeros([1 << 40]),
+        &["Tensor::full", "[1099511627776]"],
+    );
+    assert!(
+        matches!(e, Error::OutOfMemory { bytes, .. } if bytes == 1 << 42),
+        "{e}"
+    );
+    err_mentions(
+        Tensor::from_fn([1 << 40, 1 << 30], |i| i as f64),
+        &["Tensor::from_fn", "shape"],
+    );
+    let e = err_mentions(
+        EmbeddingWeights::<f32>::init(EmbeddingConfig::new(1 << 33, 4), 0),
+        &["weight"],
+    );
+    assert!(matches!(e, Error::OutOfMemory { .. }), "{e}");
+    for r in [
+        RnnWeights::<f32>::init(RnnConfig::new(CellKind::Lstm, 100_000, 100_000), 0),
+        RnnWeights::<f32>::zeros(RnnConfig::new(CellKind::Lstm, 100_000, 100_000)),
+    ] {
+        let e = err_mentions(r, &["weight_ih_l0", "[400000, 100000]"]);
+        assert!(matches!(e, Error::OutOfMemory { .. }), "{e}");
+    }
 }

@@ -409,7 +409,8 @@ fn gradients_accumulate_into_given_tensors() {
         let got = ctx.read(acc.get(&name).unwrap()).unwrap();
         let twice = Tensor::from_fn(got.shape().to_vec(), |i| {
             2.0 * once.get(&name).unwrap().data()[i]
-        });
+        })
+        .unwrap();
         assert_tensor_close(
             &format!("accumulated {name}"),
             &got,

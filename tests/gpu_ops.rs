@@ -24,7 +24,7 @@ fn embedding_matches_cpu() {
     for (v, d, shape) in [(1, 1, vec![1]), (13, 6, vec![5, 4]), (65, 129, vec![3, 17])] {
         let w = EmbeddingWeights::<f32>::init(EmbeddingConfig::new(v, d), 3).unwrap();
         let mut rng = SplitMix64::new(4);
-        let ids = Tensor::from_fn(shape.clone(), |_| rng.below(v) as i64);
+        let ids = Tensor::from_fn(shape.clone(), |_| rng.below(v) as i64).unwrap();
         let want = embedding_forward(&w, &ids).unwrap();
         let gw = GpuWeights::upload(ctx, &w).unwrap();
         let got = gpu::embedding_forward(ctx, &gw, &upload_ids(ctx, &ids, v).unwrap()).unwrap();
@@ -167,7 +167,8 @@ fn cross_entropy_matches_cpu_and_is_bit_reproducible() {
             } else {
                 rng.below(c) as i64
             }
-        });
+        })
+        .unwrap();
         let want = cross_entropy(&logits, &targets, Some(-100)).unwrap();
         let gl = ctx.upload(&logits.cast()).unwrap();
         let gt = upload_targets(ctx, &targets, c, Some(-100)).unwrap();
@@ -530,7 +531,7 @@ fn elementwise_combinations() {
 fn narrow_and_concat_along_the_first_axis() {
     let _watch = crate::validation::watch();
     let ctx = ctx();
-    let x = Tensor::from_fn(vec![3, 4, 5], |i| i as f32 + 0.25);
+    let x = Tensor::from_fn(vec![3, 4, 5], |i| i as f32 + 0.25).unwrap();
     let gx = ctx.upload(&x).unwrap();
     // Copies are exact: each part is the host slice bit for bit.
     let parts: Vec<_> = (0..3)
@@ -670,7 +671,8 @@ fn batches_past_the_dispatch_limit_are_refused() {
             (fused + 1, Mode::Inference, false),
             (fused, Mode::Inference, true),
         ] {
-            let x: Tensor<f64> = Tensor::from_fn([2, b, 1], |i| ((i % 7) as f64 - 3.0) / 4.0);
+            let x: Tensor<f64> =
+                Tensor::from_fn([2, b, 1], |i| ((i % 7) as f64 - 3.0) / 4.0).unwrap();
             let gx = ctx.upload(&x.cast()).unwrap();
             let what = format!("{:?} B={b} {mode:?}", ctx.gemm_block());
             match gpu::rnn_forward(ctx, &gw, GpuRnnInput::new(&gx), mode) {

@@ -30,7 +30,7 @@ fn embedding_backward_matches_cpu_with_repeats_and_padding() {
         let w = EmbeddingWeights::<f64>::init(cfg, 3).unwrap();
         let mut rng = SplitMix64::new(4);
         // Few distinct ids, so most repeat; the padding id appears too.
-        let ids = Tensor::from_fn(shape.clone(), |_| rng.below(v.min(5)) as i64);
+        let ids = Tensor::from_fn(shape.clone(), |_| rng.below(v.min(5)) as i64).unwrap();
         let dy: Tensor<f64> = random(&mut rng, &[shape.iter().product::<usize>() * d], 1.0)
             .reshape([shape.clone(), vec![d]].concat())
             .unwrap();
@@ -223,7 +223,8 @@ fn forward_loss_backward_chain_stays_on_device() {
         } else {
             rng.below(11) as i64
         }
-    });
+    })
+    .unwrap();
     let logits = wgrnn::cpu::linear_forward(&w, &x).unwrap();
     let dlogits = cross_entropy_backward(&logits, &targets, Some(-100), 1.0).unwrap();
     let want = linear_backward(&w, &x, &dlogits).unwrap();

@@ -68,11 +68,11 @@ fn repeated_calls_do_not_grow_memory() {
             let cfg = RnnConfig::new(cell, 12, 16).bidirectional(true);
             let w = GpuWeights::upload(&ctx, &RnnWeights::<f32>::init(cfg, 3).unwrap()).unwrap();
             let x = ctx
-                .upload(&Tensor::<f32>::from_fn([5, 4, 12], |i| {
-                    (i as f32 * 0.37).sin()
-                }))
+                .upload(&Tensor::<f32>::from_fn([5, 4, 12], |i| (i as f32 * 0.37).sin()).unwrap())
                 .unwrap();
-            let dy = ctx.upload(&Tensor::<f32>::full([5, 4, 32], 0.1)).unwrap();
+            let dy = ctx
+                .upload(&Tensor::<f32>::full([5, 4, 32], 0.1).unwrap())
+                .unwrap();
             assert_flat(
                 &format!("{cell:?} small-batch limit {small_batch}"),
                 &ctx,
@@ -95,11 +95,11 @@ fn repeated_calls_do_not_grow_memory() {
     let cfg = RnnConfig::new(CellKind::Lstm, 12, h);
     let w = GpuWeights::upload(&ctx0, &RnnWeights::<f32>::init(cfg, 3).unwrap()).unwrap();
     let x = ctx0
-        .upload(&Tensor::<f32>::from_fn([5, b, 12], |i| {
-            (i as f32 * 0.37).sin()
-        }))
+        .upload(&Tensor::<f32>::from_fn([5, b, 12], |i| (i as f32 * 0.37).sin()).unwrap())
         .unwrap();
-    let dy = ctx0.upload(&Tensor::<f32>::full([5, b, h], 0.1)).unwrap();
+    let dy = ctx0
+        .upload(&Tensor::<f32>::full([5, b, h], 0.1).unwrap())
+        .unwrap();
     assert_flat(&format!("LSTM H={h} B={b}"), &ctx0, || {
         let out = gpu::rnn_forward(&ctx0, &w, GpuRnnInput::new(&x), Mode::Training).unwrap();
         let up = GpuRnnOutputGrads {
@@ -110,8 +110,12 @@ fn repeated_calls_do_not_grow_memory() {
         gpu::rnn_backward(&ctx0, &w, out.tape().unwrap(), up, None).unwrap();
     });
     // Every optimizer update (its kernel branches on the kind), with and without clipping.
-    let p = ctx.upload(&Tensor::<f32>::full([64, 8], 0.5)).unwrap();
-    let g = ctx.upload(&Tensor::<f32>::full([64, 8], 0.01)).unwrap();
+    let p = ctx
+        .upload(&Tensor::<f32>::full([64, 8], 0.5).unwrap())
+        .unwrap();
+    let g = ctx
+        .upload(&Tensor::<f32>::full([64, 8], 0.01).unwrap())
+        .unwrap();
     for (name, cfg) in [
         ("sgd", OptimizerConfig::sgd(0.1, 0.0)),
         ("sgd momentum", OptimizerConfig::sgd(0.1, 0.9)),
@@ -135,10 +139,18 @@ fn repeated_calls_do_not_grow_memory() {
         let w =
             wgrnn::core::LinearWeights::<f32>::init(wgrnn::LinearConfig::new(fi, 20), 3).unwrap();
         let gw = GpuWeights::upload(&ctx, &w).unwrap();
-        let x = ctx.upload(&Tensor::full([rows, fi], 0.5f32)).unwrap();
-        let dy = ctx.upload(&Tensor::full([rows, 20], 0.25f32)).unwrap();
-        let big = ctx.upload(&Tensor::full([rows, 600], 0.5f32)).unwrap();
-        let wide = ctx.upload(&Tensor::full([600, 33], 0.5f32)).unwrap();
+        let x = ctx
+            .upload(&Tensor::full([rows, fi], 0.5f32).unwrap())
+            .unwrap();
+        let dy = ctx
+            .upload(&Tensor::full([rows, 20], 0.25f32).unwrap())
+            .unwrap();
+        let big = ctx
+            .upload(&Tensor::full([rows, 600], 0.5f32).unwrap())
+            .unwrap();
+        let wide = ctx
+            .upload(&Tensor::full([600, 33], 0.5f32).unwrap())
+            .unwrap();
         assert_flat(
             &format!("linear in={fi} rows={rows}, matmul k=600"),
             &ctx,

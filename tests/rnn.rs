@@ -240,7 +240,7 @@ fn defaults_and_batch_first_agree_with_explicit_forms() {
         let w = RnnWeights::<f64>::init(cfg.clone(), 80 + i as u64).unwrap();
         let mut rng = SplitMix64::new(90 + i as u64);
         let x: Tensor<f64> = random(&mut rng, &[4, 2, 3], 1.0);
-        let zeros = Tensor::zeros(cfg.state_shape(2));
+        let zeros = Tensor::zeros(cfg.state_shape(2)).unwrap();
         let implicit = rnn_forward(&w, RnnInput::new(&x)).unwrap();
         let mut explicit = RnnInput::new(&x).h0(&zeros).lengths(&[4, 4]);
         if cell == CellKind::Lstm {

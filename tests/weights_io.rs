@@ -164,7 +164,7 @@ fn missing_misshaped_and_mistyped_tensors_are_named() {
     assert!(err.to_string().contains("bias_hh_l1_reverse"));
 
     let mut misshaped = full.clone();
-    misshaped.insert_real("weight_hh_l0", &Tensor::<f32>::zeros([16, 5]));
+    misshaped.insert_real("weight_hh_l0", &Tensor::<f32>::zeros([16, 5]).unwrap());
     let err = RnnWeights::<f32>::from_file(lstm(), &misshaped, &LoadOptions::strict()).unwrap_err();
     assert_eq!(err, Error::shape("rnn", "weight_hh_l0", &[16, 4], &[16, 5]));
     assert_eq!(
@@ -173,7 +173,7 @@ fn missing_misshaped_and_mistyped_tensors_are_named() {
     );
 
     let mut unknown = full.clone();
-    unknown.insert_real("weight_ih_l2", &Tensor::<f32>::zeros([16, 8]));
+    unknown.insert_real("weight_ih_l2", &Tensor::<f32>::zeros([16, 8]).unwrap());
     let err = RnnWeights::<f32>::from_file(lstm(), &unknown, &LoadOptions::strict()).unwrap_err();
     assert_eq!(
         err,

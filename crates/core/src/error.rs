@@ -145,6 +145,15 @@ pub enum Error {
         what: String,
     },
 
+    /// The host could not allocate a buffer: a shape (or a count in a file) asks for more
+    /// memory than the system grants. Refused instead of aborting the process.
+    #[error("{op}: `{arg}` needs {bytes} bytes of host memory, more than could be allocated")]
+    OutOfMemory {
+        op: &'static str,
+        arg: String,
+        bytes: u64,
+    },
+
     /// Reading or writing a file failed.
     #[error("{path}: {message}")]
     Io { path: String, message: String },

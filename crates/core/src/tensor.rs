@@ -47,6 +47,38 @@ pub fn checked_numel(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
 }
 
+/// `shape`'s elements as `f` of the flat index, in a buffer reserved fallibly: a shape from the
+/// caller may ask for more than the host has, and `vec!` would abort the process then.
+pub fn try_filled<T>(
+    op: &'static str,
+    arg: &str,
+    shape: &[usize],
+    f: impl FnMut(usize) -> T,
+) -> Result<Vec<T>> {
+    let arg = format!("{arg} {}", crate::error::fmt_shape(shape));
+    let Some(n) = checked_numel(shape) else {
+        return Err(Error::OutOfMemory {
+            op,
+            arg,
+            bytes: u64::MAX,
+        });
+    };
+    let mut v = try_with_capacity(op, &arg, n)?;
+    v.extend((0..n).map(f));
+    Ok(v)
+}
+
+/// An empty vector with room for exactly `n` elements, or [`Error::OutOfMemory`].
+pub fn try_with_capacity<T>(op: &'static str, arg: &str, n: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| Error::OutOfMemory {
+        op,
+        arg: arg.to_string(),
+        bytes: (n as u64).saturating_mul(std::mem::size_of::<T>() as u64),
+    })?;
+    Ok(v)
+}
+
 impl<T: Copy> Tensor<T> {
     /// Builds a tensor; the buffer length must equal the product of the shape.
     pub fn new(shape: impl Into<Vec<usize>>, data: Vec<T>) -> Result<Self> {
@@ -60,26 +92,18 @@ impl<T: Copy> Tensor<T> {
         Ok(Self { shape, data })
     }
 
-    /// A tensor of `value`. Like `vec!`, panics (capacity overflow) when the shape holds more
-    /// elements than memory can, rather than wrapping the count around.
-    pub fn full(shape: impl Into<Vec<usize>>, value: T) -> Self {
+    /// A tensor of `value`; an error ([`Error::OutOfMemory`]) when the host cannot hold it.
+    pub fn full(shape: impl Into<Vec<usize>>, value: T) -> Result<Self> {
         let shape = shape.into();
-        let n = checked_numel(&shape).unwrap_or(usize::MAX);
-        Self {
-            shape,
-            data: vec![value; n],
-        }
+        let data = try_filled("Tensor::full", "shape", &shape, |_| value)?;
+        Ok(Self { shape, data })
     }
 
-    /// Builds a tensor from a function of the flat index. Panics as [`Tensor::full`] does
-    /// when the shape's element count overflows.
-    pub fn from_fn(shape: impl Into<Vec<usize>>, f: impl FnMut(usize) -> T) -> Self {
+    /// Builds a tensor from a function of the flat index; an error as [`Tensor::full`] gives.
+    pub fn from_fn(shape: impl Into<Vec<usize>>, f: impl FnMut(usize) -> T) -> Result<Self> {
         let shape = shape.into();
-        let n = checked_numel(&shape).unwrap_or(usize::MAX);
-        Self {
-            shape,
-            data: (0..n).map(f).collect(),
-        }
+        let data = try_filled("Tensor::from_fn", "shape", &shape, f)?;
+        Ok(Self { shape, data })
     }
 
     /// Same data, another shape of the same element count.
@@ -110,7 +134,8 @@ impl<T: Copy> Tensor<T> {
 }
 
 impl<T: Real> Tensor<T> {
-    pub fn zeros(shape: impl Into<Vec<usize>>) -> Self {
+    /// A tensor of zeros; an error as [`Tensor::full`] gives.
+    pub fn zeros(shape: impl Into<Vec<usize>>) -> Result<Self> {
         Self::full(shape, T::zero())
     }
 

@@ -8,7 +8,10 @@ use crate::error::{Error, Result};
 use crate::io::{LoadOptions, SafetensorsFile};
 use crate::real::Real;
 use crate::rng::SplitMix64;
-use crate::tensor::{Tensor, TensorMap};
+use crate::tensor::{Tensor, TensorMap, try_filled};
+
+const OP_INIT: &str = "Weights::init";
+const OP_ZEROS: &str = "Weights::zeros";
 
 /// A config that knows its parameters.
 pub trait ParamLayout: Clone + std::fmt::Debug {
@@ -107,12 +110,13 @@ impl<C: ParamLayout, T: Real> Weights<C, T> {
         let mut rng = SplitMix64::new(seed);
         let mut tensors = TensorMap::new();
         for spec in config.param_specs() {
-            let t = Tensor::from_fn(spec.shape, |_| {
+            let data = try_filled(OP_INIT, &spec.name, &spec.shape, |_| {
                 T::from_f64(match spec.init {
                     Init::Uniform(b) => rng.uniform(-b, b),
                     Init::Normal(s) => s * rng.normal(),
                 })
-            });
+            })?;
+            let t = Tensor::new(spec.shape, data)?;
             tensors.insert(spec.name, t);
         }
         config.after_init(&mut tensors);
@@ -126,8 +130,11 @@ impl<C: ParamLayout, T: Real> Weights<C, T> {
         let tensors = config
             .param_specs()
             .into_iter()
-            .map(|s| (s.name, Tensor::zeros(s.shape)))
-            .collect();
+            .map(|s| {
+                let data = try_filled(OP_ZEROS, &s.name, &s.shape, |_| T::zero())?;
+                Ok((s.name, Tensor::new(s.shape, data)?))
+            })
+            .collect::<Result<_>>()?;
         Ok(Self { config, tensors })
     }
 

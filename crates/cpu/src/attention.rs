@@ -243,8 +243,8 @@ pub fn attention_backward<T: Real>(
     let mut gparams: TensorMap<T> = cfg
         .param_specs()
         .into_iter()
-        .map(|s| (s.name, Tensor::zeros(s.shape)))
-        .collect();
+        .map(|s| Ok((s.name, Tensor::zeros(s.shape)?)))
+        .collect::<Result<_>>()?;
     for bi in 0..b {
         let q = &input.query.data()[bi * tq * dq..(bi + 1) * tq * dq];
         let k = &input.key.data()[bi * tk * dk..(bi + 1) * tk * dk];

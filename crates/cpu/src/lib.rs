@@ -23,3 +23,13 @@ pub use rnn::{
     RnnGrads, RnnInput, RnnOutput, RnnOutputGrads, RnnTape, rnn_backward, rnn_forward,
     rnn_forward_train,
 };
+
+/// A zeroed buffer of `shape`'s elements, or an error naming `arg` where the host cannot hold
+/// it: shapes come from the caller, and `vec!` would abort the process.
+pub(crate) fn zeroed<T: wgrnn_core::Real>(
+    op: &'static str,
+    arg: &str,
+    shape: &[usize],
+) -> wgrnn_core::Result<Vec<T>> {
+    wgrnn_core::tensor::try_filled(op, arg, shape, |_| T::zero())
+}

@@ -15,6 +15,7 @@ use wgrnn_core::{
 };
 
 use crate::gemm::{Mat, add_row_bias, col_sums_acc, gemm, gemm_acc};
+use crate::zeroed;
 
 const OP: &str = "rnn";
 
@@ -191,10 +192,13 @@ fn forward<T: Real>(
     let (h, g, nd) = (cfg.hidden_size, cfg.cell.gates(), cfg.num_directions());
     let gh_w = g * h;
     let lstm = cfg.cell.has_cell_state();
+    let gru = cfg.cell == CellKind::Gru;
+    // A tape holds every timestep when training, none at inference.
+    let tape_t = |keep: bool| if keep { tl } else { 0 };
 
     let mut inp = to_seq_major(input.x, cfg.batch_first)?;
-    let mut h_n = Tensor::zeros(cfg.state_shape(nb));
-    let mut c_n = Tensor::zeros(cfg.state_shape(nb));
+    let mut h_n = Tensor::zeros(cfg.state_shape(nb))?;
+    let mut c_n = Tensor::zeros(cfg.state_shape(nb))?;
     let mut tape = RnnTape {
         config: cfg.clone(),
         dims,
@@ -205,7 +209,7 @@ fn forward<T: Real>(
 
     for layer in 0..cfg.num_layers {
         let in_w = cfg.layer_input_size(layer);
-        let mut out = vec![T::zero(); tl * nb * nd * h];
+        let mut out = zeroed(OP, "y", &[tl, nb, nd * h])?;
         for dir in 0..nd {
             let dw = w.direction(layer, dir)?;
             let idx = layer * nd + dir;
@@ -227,18 +231,11 @@ fn forward<T: Real>(
                 |t| t.data()[state.clone()].to_vec(),
             );
             let mut dt = DirectionTape {
-                gates: vec![T::zero(); if save { tl * nb * gh_w } else { 0 }],
-                h_prev: vec![T::zero(); if save { tl * nb * h } else { 0 }],
-                c_prev: vec![T::zero(); if save && lstm { tl * nb * h } else { 0 }],
-                c: vec![T::zero(); if save && lstm { tl * nb * h } else { 0 }],
-                hn_lin: vec![
-                    T::zero();
-                    if save && cfg.cell == CellKind::Gru {
-                        tl * nb * h
-                    } else {
-                        0
-                    }
-                ],
+                gates: zeroed(OP, "tape gates", &[tape_t(save), nb, gh_w])?,
+                h_prev: zeroed(OP, "tape h", &[tape_t(save), nb, h])?,
+                c_prev: zeroed(OP, "tape c", &[tape_t(save && lstm), nb, h])?,
+                c: zeroed(OP, "tape c", &[tape_t(save && lstm), nb, h])?,
+                hn_lin: zeroed(OP, "tape n", &[tape_t(save && gru), nb, h])?,
             };
             for s in 0..tl {
                 for (bi, &len) in lengths.iter().enumerate() {
@@ -379,16 +376,16 @@ pub fn rnn_backward<T: Real>(
 
     let mut d_out = match grads.dy {
         Some(dy) => to_seq_major(dy, cfg.batch_first)?,
-        None => vec![T::zero(); tl * nb * nd * h],
+        None => zeroed(BOP, "dy", &[tl, nb, nd * h])?,
     };
-    let mut dh0 = Tensor::zeros(state_shape.clone());
-    let mut dc0 = Tensor::zeros(state_shape);
+    let mut dh0 = Tensor::zeros(state_shape.clone())?;
+    let mut dc0 = Tensor::zeros(state_shape)?;
     let mut wgrads = TensorMap::new();
 
     for layer in (0..cfg.num_layers).rev() {
         let in_w = cfg.layer_input_size(layer);
         let inp = &tape.layer_inputs[layer];
-        let mut d_inp = vec![T::zero(); tl * nb * in_w];
+        let mut d_inp = zeroed(BOP, "dx", &[tl, nb, in_w])?;
         for dir in 0..nd {
             let dw = w.direction(layer, dir)?;
             let idx = layer * nd + dir;
@@ -404,8 +401,8 @@ pub fn rnn_backward<T: Real>(
             );
             // Gradients of the pre-activations, as seen by W_ih (dgi) and by W_hh (dgh). They
             // differ only for GRU's n gate, whose recurrent part is scaled by r.
-            let mut dgi = vec![T::zero(); tl * nb * gh_w];
-            let mut dgh = vec![T::zero(); tl * nb * gh_w];
+            let mut dgi = zeroed(BOP, "gate gradients", &[tl, nb, gh_w])?;
+            let mut dgh = zeroed(BOP, "gate gradients", &[tl, nb, gh_w])?;
             for s in (0..tl).rev() {
                 for (bi, &len) in tape.lengths.iter().enumerate() {
                     if s >= len {
