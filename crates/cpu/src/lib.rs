@@ -1,10 +1,19 @@
 //! The reference implementation of wgrnn: every op forward and backward, generic over f32 and
 //! f64, written for clarity and checked against finite differences and Keras. The GPU engine is
 //! tested against it and mirrors its API.
+//!
+//! The matrix helpers of `gemm` are not part of it: they trust the sizes their callers checked,
+//! and outside the crate a short buffer read out of bounds.
+//!
+//! ```compile_fail
+//! let m = wgrnn_cpu::gemm::Mat::new(&[0.0f64; 4], 2, 2);
+//! ```
 
 pub mod attention;
 pub mod embedding;
-pub mod gemm;
+// The matrix helpers trust their callers' sizes (checked once per op, not per product), so
+// they stay inside the crate.
+pub(crate) mod gemm;
 pub mod gradcheck;
 pub mod linear;
 pub mod loss;
