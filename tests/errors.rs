@@ -551,3 +551,23 @@ fn host_allocations_past_memory_are_errors() {
         assert!(matches!(e, Error::OutOfMemory { .. }), "{e}");
     }
 }
+
+/// An empty device tensor may carry any extent; stacking, slicing or multiplying such shapes
+/// overflowed the row and element counts (a panic with overflow checks, a wrapped count
+/// without).
+#[test]
+fn device_shape_arithmetic_past_usize_is_an_error() {
+    use wgrnn::gpu::{concat, matmul};
+    let ctx = crate::gpu::ctx();
+    let empty = ctx.zeros(&[0]).unwrap();
+    let tall = empty.reshaped([usize::MAX, 0]).unwrap();
+    let e = err_mentions(concat(ctx, &[&tall, &tall]), &["concat", "rows"]);
+    assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+    let wide = empty.reshaped([0, usize::MAX, 2]).unwrap();
+    assert_eq!(wide.numel(), 0);
+    err_mentions(concat(ctx, &[&wide]), &["concat", "per row"]);
+    let a = empty.reshaped([usize::MAX, 0]).unwrap();
+    let b = empty.reshaped([0, 3]).unwrap();
+    let e = err_mentions(matmul(ctx, &a, &b), &["matmul", "a rows", "u32::MAX"]);
+    assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+}

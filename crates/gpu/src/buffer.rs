@@ -209,7 +209,12 @@ impl GpuTensor {
     }
 
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        // An empty tensor's other axes may multiply past usize ([0, usize::MAX, 2]).
+        if self.shape.contains(&0) {
+            0
+        } else {
+            self.shape.iter().product()
+        }
     }
 
     /// The same storage under another shape of equal element count.

@@ -121,13 +121,26 @@ pub fn narrow(ctx: &Context, x: &GpuTensor, start: usize, len: usize) -> Result<
             ),
         });
     }
-    let row: usize = rest.iter().product();
+    let row = row_len(OP, "x", x.shape())?;
     let shape: Vec<usize> = std::iter::once(len).chain(rest.iter().copied()).collect();
     let out = ctx.alloc(OP, "out", &shape, x.dtype())?;
     let mut rec = Recorder::new(ctx, OP);
     rec.copy(x, start * row, &out, 0, len * row);
     rec.submit()?;
     Ok(out)
+}
+
+/// Elements per row along the first axis of `shape`: an error where the product overflows, as
+/// it can for an empty tensor reshaped to `[0, usize::MAX, 2]`.
+fn row_len(op: &'static str, arg: &str, shape: &[usize]) -> Result<usize> {
+    wgrnn_core::tensor::checked_numel(&shape[1..]).ok_or_else(|| Error::TooLarge {
+        op,
+        arg: format!("{arg} of shape {shape:?} (elements per row)"),
+        size: u64::MAX,
+        unit: "elements",
+        limit_name: "usize::MAX",
+        limit: usize::MAX as u64,
+    })
 }
 
 /// `parts` stacked along their first axis into a new tensor; the other axes and the dtype
@@ -162,9 +175,16 @@ pub fn concat(ctx: &Context, parts: &[&GpuTensor]) -> Result<GpuTensor> {
                 .collect();
             return Err(Error::shape(OP, "parts", &want, p.shape()));
         }
-        rows += p.shape()[0];
+        rows = usize::checked_add(rows, p.shape()[0]).ok_or_else(|| Error::TooLarge {
+            op: OP,
+            arg: "parts (rows)".into(),
+            size: u64::MAX,
+            unit: "rows",
+            limit_name: "usize::MAX",
+            limit: usize::MAX as u64,
+        })?;
     }
-    let row: usize = rest.iter().product();
+    let row = row_len(OP, "parts[0]", first.shape())?;
     let shape: Vec<usize> = std::iter::once(rows).chain(rest.iter().copied()).collect();
     let out = ctx.alloc(OP, "out", &shape, first.dtype())?;
     let mut rec = Recorder::new(ctx, OP);

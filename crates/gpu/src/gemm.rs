@@ -525,6 +525,19 @@ pub fn matmul(ctx: &Context, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> 
     if k2 != k {
         return Err(Error::shape("matmul", "b", &[k, n], b.shape()));
     }
+    // Empty tensors may carry any extent; the kernels index and pad every axis in u32.
+    for (arg, d) in [("a rows", m), ("k", k), ("b columns", n)] {
+        if d > u32::MAX as usize {
+            return Err(Error::TooLarge {
+                op: "matmul",
+                arg: format!("{arg} of a {:?}, b {:?}", a.shape(), b.shape()),
+                size: d as u64,
+                unit: "elements",
+                limit_name: "u32::MAX",
+                limit: u32::MAX as u64,
+            });
+        }
+    }
     expect_f32("matmul", "a", a, &[m, k])?;
     expect_f32("matmul", "b", b, &[k, n])?;
     let out = ctx.alloc("matmul", "output", &[m, n], DType::F32)?;
