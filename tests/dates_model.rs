@@ -8,6 +8,8 @@ mod model;
 #[path = "../examples/dates/plots.rs"]
 mod plots;
 
+// `model` reaches the examples' shared checks as `super::checks`.
+use crate::checks;
 use model::{Batch, Model, ModelConfig};
 use wgrnn::Score;
 
@@ -113,6 +115,64 @@ fn checkpoint_round_trip_reproduces_decoding_bit_for_bit() {
         assert_eq!(
             f.tensors.contains_key("attention.w_query"),
             attention.is_some()
+        );
+    }
+}
+
+/// `--load` of a checkpoint holding NaN or an f64 past f32's range is refused by tensor name:
+/// `dates --lr 1e39` saved NaN weights, which a later `--load` took in without a word.
+#[test]
+fn checkpoint_with_non_finite_values_is_an_error() {
+    let ctx = ctx();
+    let m = Model::new(ctx, small(Some(Score::General), 1)).unwrap();
+    let f = m.checkpoint(ctx).unwrap();
+    m.load(ctx, &f).unwrap();
+    let name = "decoder.weight_hh_l0";
+    let mut nan = f.clone();
+    let mut t = nan.real::<f32>(name).unwrap();
+    t.data_mut()[3] = f32::NAN;
+    nan.insert_real(name, &t);
+    let err = m.load(ctx, &nan).unwrap_err().to_string();
+    assert!(err.contains(name) && err.contains("NaN"), "{err}");
+    let mut huge = f.clone();
+    let mut t = huge.real::<f64>(name).unwrap();
+    t.data_mut()[0] = 1e39;
+    huge.insert_real(name, &t);
+    let err = m.load(ctx, &huge).unwrap_err().to_string();
+    assert!(err.contains(name) && err.contains("inf"), "{err}");
+}
+
+/// A `--save` path that cannot be written fails before the training; the probe leaves no file
+/// behind, and an existing file keeps its contents until the run writes it.
+#[test]
+fn save_paths_are_checked_before_training() {
+    let dir = std::env::temp_dir().join(format!("wgrnn-dates-save-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let err = checks::check_writable(&dir).unwrap_err().to_string();
+    assert!(err.contains("is a directory"), "{err}");
+    let err = checks::check_writable(&dir.join("no/such/dir/w.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot be written"), "{err}");
+    let fresh = dir.join("fresh.safetensors");
+    checks::check_writable(&fresh).unwrap();
+    assert!(!fresh.exists(), "the check left {}", fresh.display());
+    let old = dir.join("old.safetensors");
+    std::fs::write(&old, b"keep").unwrap();
+    checks::check_writable(&old).unwrap();
+    assert_eq!(std::fs::read(&old).unwrap(), b"keep");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A NaN or infinite loss stops the run with an error that says where.
+#[test]
+fn non_finite_losses_stop_training() {
+    assert_eq!(checks::finite_loss(1, 0, 2.5).unwrap(), 2.5);
+    for bad in [f64::NAN, f64::INFINITY] {
+        let err = checks::finite_loss(2, 7, bad).unwrap_err().to_string();
+        assert!(
+            err.contains("epoch 2, step 7") && err.contains("nothing was saved"),
+            "{err}"
         );
     }
 }

@@ -2,6 +2,8 @@
 
 mod attention;
 mod charlm;
+#[path = "../examples/shared/checks.rs"]
+mod checks;
 mod common;
 mod contexts;
 mod dates_data;

@@ -5,6 +5,9 @@
 
 #![cfg(target_os = "linux")]
 
+#[path = "../examples/shared/checks.rs"]
+#[allow(dead_code)]
+mod checks;
 #[path = "../examples/dates/data.rs"]
 #[allow(dead_code)]
 mod data;

@@ -4,6 +4,8 @@
 //!
 //! `cargo run --release --example dates` (add `-- --help` for the flags).
 
+#[path = "../shared/checks.rs"]
+mod checks;
 mod data;
 mod model;
 mod plots;
@@ -109,6 +111,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("--save: cannot create {}: {e}", dir.display()))?;
     }
+    let save = args
+        .save
+        .clone()
+        .unwrap_or_else(|| args.out.join("dates.safetensors"));
+    checks::check_writable(&save)?;
     let start = Instant::now();
     let ctx = Context::new()?;
     let a = ctx.adapter();
@@ -206,8 +213,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             pending.push(model.train_step(&ctx, batch)?);
             // Reading a loss waits for the device; read a few steps at a time.
             if pending.len() == 8 || step + 1 == steps_per_epoch {
-                for l in pending.drain(..) {
-                    let v = ctx.read(&l)?.data()[0] as f64;
+                let first = step + 1 - pending.len();
+                for (k, l) in pending.drain(..).enumerate() {
+                    let v = checks::finite_loss(epoch, first + k, ctx.read(&l)?.data()[0] as f64)?;
                     curve.step_loss.push(v);
                     sum += v;
                     count += 1;
@@ -247,10 +255,6 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| format!("{}: {e}", png.display()))?;
         println!("wrote {}", png.display());
     }
-    let save = args
-        .save
-        .clone()
-        .unwrap_or_else(|| args.out.join("dates.safetensors"));
     model.checkpoint(&ctx)?.write(&save)?;
     println!("wrote {}", save.display());
     // With no epoch run (`--epochs 0`, say to score a loaded checkpoint), score it now.

@@ -423,7 +423,10 @@ impl Model {
 
     /// Loads a checkpoint of this model. A tensor that no module of it takes (attention weights
     /// into a model without attention, say) is an error rather than a weight left out.
+    /// Values are checked before any module changes: NaN or infinity is an error naming the
+    /// tensor.
     pub fn load(&self, ctx: &Context, f: &SafetensorsFile) -> Result<()> {
+        super::checks::finite_checkpoint(f)?;
         let mut modules = vec![
             "enc_embedding.",
             "dec_embedding.",
