@@ -5,6 +5,8 @@
 #[allow(dead_code)]
 mod model;
 
+// `model` reaches the examples' shared checks as `super::checks`.
+use crate::checks;
 use model::{Corpus, Model, ModelConfig, batch};
 use wgrnn::core::{SafetensorsFile, SplitMix64};
 
@@ -38,13 +40,59 @@ fn unusable_texts_are_clear_errors() {
         if name != "missing.txt" {
             std::fs::write(&path, bytes).unwrap();
         }
-        let err = Corpus::from_file(&path).unwrap_err().to_string();
+        let err = Corpus::from_file(&path, 1 << 20).unwrap_err().to_string();
         assert!(
             err.contains(want) && err.contains("--text") && err.contains(name),
             "{name}: got {err:?}, want it to name --text, the file and {want:?}"
         );
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The text is read up to a cap: /dev/zero took memory without end; a file of exactly the
+/// cap is still read.
+#[test]
+fn texts_past_the_byte_cap_are_refused() {
+    let dir = std::env::temp_dir().join(format!("wgrnn-charlm-cap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ten.txt");
+    std::fs::write(&path, "abcabcabca").unwrap();
+    let err = Corpus::from_file(&path, 9).unwrap_err().to_string();
+    assert!(err.contains("--max-text-bytes 9"), "{err}");
+    assert_eq!(Corpus::from_file(&path, 10).unwrap().ids.len(), 10);
+    let zero = std::path::Path::new("/dev/zero");
+    if zero.exists() {
+        let err = Corpus::from_file(zero, 1 << 16).unwrap_err().to_string();
+        assert!(err.contains("longer than --max-text-bytes"), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A model past the host's memory is refused whole before any tensor is built: 10⁶ layers
+/// need about 2 TB, which one small tensor at a time filled memory until the process died.
+#[test]
+fn models_past_memory_are_refused_before_building() {
+    let c = Corpus::new(TEXT).unwrap();
+    let huge = ModelConfig {
+        layers: 1_000_000,
+        hidden: 128,
+        ..config(&c, 1)
+    };
+    let bytes = model::model_bytes(&huge).unwrap();
+    assert!(bytes > 1 << 40, "{bytes}");
+    let err = match Model::new(ctx(), huge) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a model of {bytes} bytes was built"),
+    };
+    assert!(
+        err.contains("--layers 1000000") && err.contains(&bytes.to_string()),
+        "{err}"
+    );
+    // value, gradient and two moments of the one-layer model's parameters, in f32
+    let small = config(&c, 1);
+    let (v, e, h) = (small.vocab as u64, 8, 32);
+    let params = v * e + (4 * h * (e + h) + 8 * h) + (v * h + v);
+    assert_eq!(model::model_bytes(&small), Some(params * 16));
 }
 
 #[test]
@@ -135,4 +183,31 @@ fn checkpoint_round_trip_and_sampling_are_reproducible() {
     let small = Model::new(ctx, config(&c2, 1)).unwrap();
     let err = small.load(ctx, &f, &c2.vocab).unwrap_err().to_string();
     assert!(err.contains("different alphabet"), "{err}");
+    // One of the same size names the characters that differ.
+    let c3 = Corpus::new(&TEXT.replace('m', "z")).unwrap();
+    assert_eq!(c3.vocab.len(), c.vocab.len());
+    let err = other.load(ctx, &f, &c3.vocab).unwrap_err().to_string();
+    assert!(
+        err.contains(r#"only the checkpoint has "m", only this text has "z""#),
+        "{err}"
+    );
+
+    // A checkpoint with a NaN or a value past f32 is refused by tensor name, before any
+    // module changes.
+    for (bad, name) in [
+        (f32::NAN, "decoder.bias"),
+        (f32::INFINITY, "lstm.weight_hh_l0"),
+    ] {
+        let mut broken = f.clone();
+        let mut t = broken.real::<f32>(name).unwrap();
+        t.data_mut()[1] = bad;
+        broken.insert_real(name, &t);
+        let err = other.load(ctx, &broken, &c.vocab).unwrap_err().to_string();
+        assert!(err.contains(name), "{err}");
+        assert_eq!(
+            logits(&other).data(),
+            want.data(),
+            "a refused load changed the model"
+        );
+    }
 }

@@ -3,6 +3,8 @@
 //!
 //! `cargo run --release --example charlm -- --text FILE` (add `--help` for the flags).
 
+#[path = "../shared/checks.rs"]
+mod checks;
 mod model;
 
 use std::path::PathBuf;
@@ -65,6 +67,9 @@ struct Args {
     /// Where to save the trained weights (the alphabet is stored in its metadata).
     #[arg(long, default_value = "out/charlm/charlm.safetensors")]
     save: PathBuf,
+    /// Longest text read, in bytes (64 MiB by default); a longer file is an error.
+    #[arg(long, default_value_t = 64 << 20)]
+    max_text_bytes: u64,
 }
 
 fn main() {
@@ -75,7 +80,7 @@ fn main() {
 }
 
 fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let corpus = Corpus::from_file(&a.text)?;
+    let corpus = Corpus::from_file(&a.text, a.max_text_bytes)?;
     if a.seq_len == 0 || a.batch == 0 || a.hidden == 0 || a.embed == 0 || a.layers == 0 {
         return Err("--seq-len, --batch, --embed, --hidden and --layers must be positive".into());
     }
@@ -112,6 +117,7 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             )
         })?;
     }
+    checks::check_writable(&a.save)?;
     let ctx = Context::new()?;
     let ad = ctx.adapter();
     println!("adapter: {} ({}, {})", ad.name, ad.backend, ad.device_type);
@@ -192,8 +198,9 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             let (x, y) = batch(train, chunk, t)?;
             pending.push(m.train_step(&ctx, &x, &y)?);
             if pending.len() == 8 || i + 1 == steps {
-                for l in pending.drain(..) {
-                    sum += ctx.read(&l)?.data()[0] as f64;
+                let first = i + 1 - pending.len();
+                for (k, l) in pending.drain(..).enumerate() {
+                    sum += checks::finite_loss(epoch, first + k, ctx.read(&l)?.data()[0] as f64)?;
                     count += 1;
                 }
                 bar.set_message(format!("loss {:.4}", sum / count as f64));

@@ -1,6 +1,7 @@
 //! A character-level LSTM language model trained on the device: character embedding → LSTM
 //! (one or more layers) → output layer → softmax cross-entropy on the next character.
 
+use std::io::Read;
 use std::path::Path;
 
 use wgrnn::core::{SafetensorsFile, SplitMix64, Tensor};
@@ -43,14 +44,28 @@ impl Corpus {
         Ok(Self { vocab, ids })
     }
 
-    /// Reads a UTF-8 file; a missing, unreadable, non-UTF-8, empty or single-character file
-    /// is an error naming the path.
-    pub fn from_file(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::InvalidArgument {
+    /// Reads a UTF-8 file of at most `max_bytes`; a missing, unreadable, longer, non-UTF-8,
+    /// empty or single-character file is an error naming the path. The cap bounds the memory
+    /// a path such as /dev/zero would otherwise take without end.
+    pub fn from_file(path: &Path, max_bytes: u64) -> Result<Self> {
+        let err = |reason: String| Error::InvalidArgument {
             op: "charlm",
             arg: "--text",
-            reason: format!("cannot read {}: {e}", path.display()),
-        })?;
+            reason,
+        };
+        let file = std::fs::File::open(path)
+            .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+        let mut bytes = Vec::new();
+        // One byte past the cap tells a file of exactly `max_bytes` from a longer one.
+        file.take(max_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(err(format!(
+                "{} is longer than --max-text-bytes {max_bytes}",
+                path.display()
+            )));
+        }
         let text = String::from_utf8(bytes).map_err(|e| Error::InvalidArgument {
             op: "charlm",
             arg: "--text",
@@ -123,8 +138,50 @@ pub fn batch(ids: &[i64], starts: &[usize], t: usize) -> Result<(Tensor<i64>, Te
     ))
 }
 
+/// Bytes the model keeps in f32 on the device: each parameter's value, gradient and Adam's two
+/// moments; `None` past u64.
+pub fn model_bytes(cfg: &ModelConfig) -> Option<u64> {
+    let rnn = RnnConfig::new(CellKind::Lstm, cfg.embed, cfg.hidden).layers(cfg.layers);
+    let specs = EmbeddingConfig::new(cfg.vocab, cfg.embed)
+        .param_specs()
+        .into_iter()
+        .chain(rnn.param_specs())
+        .chain(LinearConfig::new(cfg.hidden, cfg.vocab).param_specs());
+    let mut params = 0u64;
+    for s in specs {
+        let n = s
+            .shape
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d as u64))?;
+        params = params.checked_add(n)?;
+    }
+    params.checked_mul(4 * 4)
+}
+
+/// Refuses a model larger than the host can reserve, before any tensor is built: built one
+/// small tensor at a time (100,000 layers, say), it would fill memory until the process is
+/// killed. Where the adapter runs on the CPU the device memory is this memory; the probe
+/// reserves without touching a page.
+fn check_total(cfg: &ModelConfig) -> Result<()> {
+    let bytes = model_bytes(cfg).unwrap_or(u64::MAX);
+    let fits = usize::try_from(bytes).is_ok_and(|n| Vec::<u8>::new().try_reserve_exact(n).is_ok());
+    if fits {
+        return Ok(());
+    }
+    Err(Error::OutOfMemory {
+        op: "charlm",
+        arg: format!(
+            "a model of --embed {} --hidden {} --layers {} (values, gradients and Adam moments)",
+            cfg.embed, cfg.hidden, cfg.layers
+        ),
+        bytes,
+    })
+}
+
 impl Model {
+    /// The model with its optimizer; a total size the host cannot hold is an error first.
     pub fn new(ctx: &Context, cfg: ModelConfig) -> Result<Self> {
+        check_total(&cfg)?;
         // Each module's seed is the run's plus its index (wrapping: any u64 seed works), and
         // GpuParams::init checks each tensor against the device before building it.
         let seed = |k: u64| cfg.seed.wrapping_add(k);
@@ -268,7 +325,10 @@ impl Model {
     }
 
     /// Loads a checkpoint written for the same alphabet and sizes.
+    /// Values are checked before any module changes: NaN or infinity is an error naming the
+    /// tensor.
     pub fn load(&self, ctx: &Context, f: &SafetensorsFile, vocab: &[char]) -> Result<()> {
+        super::checks::finite_checkpoint(f)?;
         let Some(saved) = f.meta("vocab").map(|s| s.chars().collect::<Vec<char>>()) else {
             return Err(Error::InvalidArgument {
                 op: "charlm load",
@@ -277,13 +337,19 @@ impl Model {
             });
         };
         if saved != vocab {
+            let only = |a: &[char], b: &[char]| -> String {
+                a.iter().filter(|c| !b.contains(c)).collect()
+            };
             return Err(Error::InvalidArgument {
                 op: "charlm load",
                 arg: "checkpoint",
                 reason: format!(
-                    "was trained on a different alphabet ({} characters, this text has {})",
+                    "was trained on a different alphabet ({} characters, this text has {}): \
+                     only the checkpoint has {:?}, only this text has {:?}",
                     saved.len(),
-                    vocab.len()
+                    vocab.len(),
+                    only(&saved, vocab),
+                    only(vocab, &saved)
                 ),
             });
         }
