@@ -9,70 +9,23 @@
 //! ops: lstm, gru, rnn_tanh, rnn_relu (flags --batch --seq --input --hidden --layers
 //! --bidirectional), attention_dot|attention_scaleddot|attention_general|attention_additive
 //! (--batch --tq --tk --dim), embedding (--vocab --dim --batch --seq), gemm (--m --k --n).
-//! Common: --training (forward + backward), --runs N, --warmup N. `WGRNN_F16_WEIGHTS=1` runs
+//! Common: --training (forward + backward), --runs N (≥ 1), --warmup N (≥ 0). `WGRNN_F16_WEIGHTS=1` runs
 //! the recurrent layers with f16 storage of W_hh (reported as "f16_weights"),
 //! `WGRNN_WAVEFRONT=0|1` turns the layer wavefront of stacked layers off or on (reported as
 //! "wavefront"; on by default except on CPU adapters).
 
+#[path = "shared/bench_flags.rs"]
+mod bench_flags;
 #[path = "../benches/workloads.rs"]
 #[allow(dead_code)] // The shape lists and labels are the criterion suite's.
 mod workloads;
 
 use std::time::Instant;
 
+use bench_flags::{USAGE, arg, check_flags, split_op};
 use wgrnn::CellKind;
 use wgrnn::gpu::Context;
 use workloads::{AttentionShape, EmbeddingShape, RnnShape, SCORES, Workload};
-
-fn arg(args: &[String], name: &str, default: usize) -> Result<usize, String> {
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => {
-            let v = args.get(i + 1).ok_or(format!("{name} needs a value"))?;
-            match v.parse() {
-                Ok(n) if n > 0 => Ok(n),
-                _ => Err(format!("{name} takes a positive number, got {v:?}")),
-            }
-        }
-    }
-}
-
-/// The usage line: the module documentation's list of ops and flags.
-const USAGE: &str = "usage: bench OP [flags]
-  lstm | gru | rnn_tanh | rnn_relu   --batch --seq --input --hidden --layers [--bidirectional]
-  attention_dot | attention_scaleddot | attention_general | attention_additive
-                                     --batch --tq --tk --dim
-  embedding                          --vocab --dim --batch --seq
-  gemm                               --m --k --n
-  every op                           --runs N --warmup N; all but gemm [--training]
-Every value is a positive integer. Prints one JSON line: adapter, backend, op, shape, mode,
-median ms of the runs after the warm-ups, GFLOP/s (GB/s for embedding).";
-
-/// Refuses an argument that `op` does not take: a mistyped flag (`--hiden 8`) would otherwise
-/// run the default shape under the asked one's name.
-fn check_flags(op: &str, args: &[String]) -> Result<(), String> {
-    let values: &[&str] = match op {
-        "gemm" => &["--m", "--k", "--n"],
-        "embedding" => &["--vocab", "--dim", "--batch", "--seq"],
-        o if o.starts_with("attention_") => &["--batch", "--tq", "--tk", "--dim"],
-        _ => &["--batch", "--seq", "--input", "--hidden", "--layers"],
-    };
-    let switches: &[&str] = match op {
-        "gemm" => &[],
-        "embedding" => &["--training"],
-        o if o.starts_with("attention_") => &["--training"],
-        _ => &["--training", "--bidirectional"],
-    };
-    let mut rest = args.iter();
-    while let Some(a) = rest.next() {
-        if values.contains(&a.as_str()) || a == "--runs" || a == "--warmup" {
-            rest.next();
-        } else if !switches.contains(&a.as_str()) {
-            return Err(format!("{op} does not take {a:?}\n{USAGE}"));
-        }
-    }
-    Ok(())
-}
 
 /// Median wall time in ms of one call, each run ending with a device sync.
 fn time(ctx: &Context, warmup: usize, runs: usize, w: &mut Workload) -> wgrnn::Result<f64> {
@@ -104,25 +57,26 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         println!("{USAGE}");
         return Ok(());
     }
-    let op = args.first().cloned().unwrap_or_else(|| "lstm".into());
-    check_flags(&op, args.get(1..).unwrap_or_default())?;
-    let (warmup, runs) = (arg(&args, "--warmup", 2)?, arg(&args, "--runs", 5)?);
+    let (op, flags) = split_op(&args);
+    check_flags(op, flags)?;
+    let (warmup, runs) = (arg(&args, "--warmup", 2, 0)?, arg(&args, "--runs", 5, 1)?);
+    let op = op.to_string();
     let training = args.iter().any(|a| a == "--training");
     let ctx = Context::new()?;
     let (shape, mut w) = if op == "gemm" {
         let s = [
-            arg(&args, "--m", 1024)?,
-            arg(&args, "--k", 1024)?,
-            arg(&args, "--n", 1024)?,
+            arg(&args, "--m", 1024, 1)?,
+            arg(&args, "--k", 1024, 1)?,
+            arg(&args, "--n", 1024, 1)?,
         ];
         let shape = format!("{{\"m\":{},\"k\":{},\"n\":{}}}", s[0], s[1], s[2]);
         (shape, workloads::gemm(&ctx, s)?)
     } else if op == "embedding" {
         let s = EmbeddingShape {
-            vocab: arg(&args, "--vocab", 10_000)?,
-            dim: arg(&args, "--dim", 256)?,
-            b: arg(&args, "--batch", 32)?,
-            t: arg(&args, "--seq", 50)?,
+            vocab: arg(&args, "--vocab", 10_000, 1)?,
+            dim: arg(&args, "--dim", 256, 1)?,
+            b: arg(&args, "--batch", 32, 1)?,
+            t: arg(&args, "--seq", 50, 1)?,
         };
         let shape = format!(
             "{{\"vocab\":{},\"dim\":{},\"batch\":{},\"seq\":{}}}",
@@ -135,10 +89,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             .find(|s| format!("{s:?}").eq_ignore_ascii_case(score))
             .ok_or(format!("unknown attention score {score:?}"))?;
         let s = AttentionShape {
-            b: arg(&args, "--batch", 32)?,
-            tq: arg(&args, "--tq", 64)?,
-            tk: arg(&args, "--tk", 64)?,
-            d: arg(&args, "--dim", 256)?,
+            b: arg(&args, "--batch", 32, 1)?,
+            tq: arg(&args, "--tq", 64, 1)?,
+            tk: arg(&args, "--tk", 64, 1)?,
+            d: arg(&args, "--dim", 256, 1)?,
         };
         let shape = format!(
             "{{\"batch\":{},\"tq\":{},\"tk\":{},\"dim\":{}}}",
@@ -148,11 +102,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         let cell = CellKind::from_name(&op).ok_or(format!("unknown op {op:?}"))?;
         let s = RnnShape {
-            b: arg(&args, "--batch", 32)?,
-            t: arg(&args, "--seq", 50)?,
-            i: arg(&args, "--input", 128)?,
-            h: arg(&args, "--hidden", 256)?,
-            layers: arg(&args, "--layers", 1)?,
+            b: arg(&args, "--batch", 32, 1)?,
+            t: arg(&args, "--seq", 50, 1)?,
+            i: arg(&args, "--input", 128, 1)?,
+            h: arg(&args, "--hidden", 256, 1)?,
+            layers: arg(&args, "--layers", 1, 1)?,
             bidirectional: args.iter().any(|a| a == "--bidirectional"),
         };
         let shape = format!(

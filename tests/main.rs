@@ -1,6 +1,7 @@
 //! The parity suite: one binary, a module per op family.
 
 mod attention;
+mod bench_cli;
 mod charlm;
 #[path = "../examples/shared/checks.rs"]
 mod checks;
