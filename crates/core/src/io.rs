@@ -10,7 +10,9 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor}
 
 use crate::error::{Error, Result};
 use crate::real::Real;
-use crate::tensor::{Tensor, TensorMap};
+use crate::tensor::{Tensor, TensorMap, try_with_capacity};
+
+const OP_READ: &str = "safetensors read";
 
 /// How a weight set is picked out of a file or map.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -77,55 +79,51 @@ impl StoredTensor {
 
     /// Reads a float tensor (f16, bf16, f32 or f64 on disk) as `T`.
     pub fn to_real<T: Real>(&self, name: &str) -> Result<Tensor<T>> {
-        if let Some(size) = float_size(self.dtype) {
-            self.check_bytes(name, size)?;
-        }
-        let data: Vec<T> = match self.dtype {
-            Dtype::F32 => chunks::<4>(&self.bytes)
-                .map(|b| T::from_f64(f32::from_le_bytes(b) as f64))
-                .collect(),
-            Dtype::F64 => chunks::<8>(&self.bytes)
-                .map(|b| T::from_f64(f64::from_le_bytes(b)))
-                .collect(),
-            Dtype::F16 => chunks::<2>(&self.bytes)
-                .map(|b| T::from_f64(half::f16::from_le_bytes(b).to_f64()))
-                .collect(),
-            Dtype::BF16 => chunks::<2>(&self.bytes)
-                .map(|b| T::from_f64(half::bf16::from_le_bytes(b).to_f64()))
-                .collect(),
-            other => {
-                return Err(Error::Dtype {
-                    name: name.into(),
-                    expected: "a float type (F16, BF16, F32, F64)",
-                    got: format!("{other:?}"),
-                });
-            }
+        let Some(size) = float_size(self.dtype) else {
+            return Err(Error::Dtype {
+                name: name.into(),
+                expected: "a float type (F16, BF16, F32, F64)",
+                got: format!("{:?}", self.dtype),
+            });
         };
+        self.check_bytes(name, size)?;
+        // f16 on disk doubles in f32 and quadruples in f64: reserved fallibly, by name.
+        let mut data: Vec<T> = try_with_capacity(OP_READ, name, self.bytes.len() / size)?;
+        let b = &self.bytes;
+        match self.dtype {
+            Dtype::F32 => {
+                data.extend(chunks::<4>(b).map(|c| T::from_f64(f32::from_le_bytes(c) as f64)))
+            }
+            Dtype::F64 => data.extend(chunks::<8>(b).map(|c| T::from_f64(f64::from_le_bytes(c)))),
+            Dtype::F16 => data
+                .extend(chunks::<2>(b).map(|c| T::from_f64(half::f16::from_le_bytes(c).to_f64()))),
+            // BF16, the one float dtype left.
+            _ => data
+                .extend(chunks::<2>(b).map(|c| T::from_f64(half::bf16::from_le_bytes(c).to_f64()))),
+        }
         Tensor::new(self.shape.clone(), data)
     }
 
     /// Reads an integer tensor (i32, i64, u32 or u8 on disk) as i64, for token ids and lengths.
     pub fn to_ids(&self, name: &str) -> Result<Tensor<i64>> {
-        if let Some(size) = int_size(self.dtype) {
-            self.check_bytes(name, size)?;
-        }
-        let data: Vec<i64> = match self.dtype {
-            Dtype::I64 => chunks::<8>(&self.bytes).map(i64::from_le_bytes).collect(),
-            Dtype::I32 => chunks::<4>(&self.bytes)
-                .map(|b| i32::from_le_bytes(b) as i64)
-                .collect(),
-            Dtype::U32 => chunks::<4>(&self.bytes)
-                .map(|b| u32::from_le_bytes(b) as i64)
-                .collect(),
-            Dtype::U8 => self.bytes.iter().map(|&b| b as i64).collect(),
-            other => {
-                return Err(Error::Dtype {
-                    name: name.into(),
-                    expected: "an integer type (I64, I32, U32, U8)",
-                    got: format!("{other:?}"),
-                });
-            }
+        let Some(size) = int_size(self.dtype) else {
+            return Err(Error::Dtype {
+                name: name.into(),
+                expected: "an integer type (I64, I32, U32, U8)",
+                got: format!("{:?}", self.dtype),
+            });
         };
+        self.check_bytes(name, size)?;
+        // u8 on disk grows eightfold as i64: reserved fallibly, by name.
+        let mut data: Vec<i64> = try_with_capacity(OP_READ, name, self.bytes.len() / size)?;
+        let b = &self.bytes;
+        match self.dtype {
+            Dtype::I64 => data.extend(chunks::<8>(b).map(i64::from_le_bytes)),
+            Dtype::I32 => data.extend(chunks::<4>(b).map(|c| i32::from_le_bytes(c) as i64)),
+            Dtype::U32 => data.extend(chunks::<4>(b).map(|c| u32::from_le_bytes(c) as i64)),
+            // U8, the one integer dtype left.
+            _ => data.extend(b.iter().map(|&c| c as i64)),
+        }
         Tensor::new(self.shape.clone(), data)
     }
 
@@ -292,14 +290,16 @@ impl SafetensorsFile {
         let tensors = st
             .iter()
             .map(|(name, view)| {
+                let mut bytes = try_with_capacity(OP_READ, name, view.data().len())?;
+                bytes.extend_from_slice(view.data());
                 let stored = StoredTensor {
                     dtype: view.dtype(),
                     shape: view.shape().to_vec(),
-                    bytes: view.data().to_vec(),
+                    bytes,
                 };
-                (name.to_string(), stored)
+                Ok((name.to_string(), stored))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let metadata = header
             .metadata()
             .as_ref()
