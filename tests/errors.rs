@@ -571,3 +571,19 @@ fn device_shape_arithmetic_past_usize_is_an_error() {
     let e = err_mentions(matmul(ctx, &a, &b), &["matmul", "a rows", "u32::MAX"]);
     assert!(matches!(e, Error::TooLarge { .. }), "{e}");
 }
+
+/// Outputs whose size is the product of two of the caller's extents are bounded by neither
+/// input: 2²¹ ids of a 2²⁰-wide table, or 2²¹ rows through a 1 → 2²⁰ layer, ask for 8 TiB
+/// from inputs of a few MiB. Errors, not an aborted process.
+#[test]
+fn reference_outputs_past_memory_are_errors() {
+    let wide = 1 << 20;
+    let table = EmbeddingWeights::<f32>::init(EmbeddingConfig::new(1, wide), 0).unwrap();
+    let ids = Tensor::new([1 << 21], vec![0i64; 1 << 21]).unwrap();
+    let e = err_mentions(embedding_forward(&table, &ids), &["embedding", "output"]);
+    assert!(matches!(e, Error::OutOfMemory { bytes, .. } if bytes == 1 << 43), "{e}");
+    let layer = LinearWeights::<f32>::init(LinearConfig::new(1, wide), 0).unwrap();
+    let x = z(&[1 << 21, 1]);
+    let e = err_mentions(linear_forward(&layer, &x), &["gemm", "[2097152, 1048576]"]);
+    assert!(matches!(e, Error::OutOfMemory { .. }), "{e}");
+}

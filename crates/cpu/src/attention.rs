@@ -138,17 +138,17 @@ fn projected<T: Real>(
             gemm(
                 Mat::new(k, tk, cfg.key_size),
                 Mat::new(w.get("weight")?.data(), cfg.query_size, cfg.key_size).t(),
-            ),
+            )?,
         ),
         Score::Additive => (
             gemm(
                 Mat::new(q, tq, cfg.query_size),
                 Mat::new(w.get("w_query")?.data(), cfg.attn_size, cfg.query_size).t(),
-            ),
+            )?,
             gemm(
                 Mat::new(k, tk, cfg.key_size),
                 Mat::new(w.get("w_key")?.data(), cfg.attn_size, cfg.key_size).t(),
-            ),
+            )?,
         ),
     })
 }
@@ -257,7 +257,7 @@ pub fn attention_backward<T: Real>(
             Mat::new(dctx, tq, dv),
             &mut gv[bi * tk * dv..(bi + 1) * tk * dv],
         );
-        let mut da = gemm(Mat::new(dctx, tq, dv), Mat::new(v, tk, dv).t());
+        let mut da = gemm(Mat::new(dctx, tq, dv), Mat::new(v, tk, dv).t())?;
         if let Some(dw) = d_weights {
             da.iter_mut()
                 .zip(&dw.data()[bi * tq * tk..(bi + 1) * tq * tk])
@@ -282,7 +282,7 @@ pub fn attention_backward<T: Real>(
                 ds.iter_mut().for_each(|x| *x *= sc);
                 // s = q·kpᵀ: dq = ds·kp, dkp = dsᵀ·q.
                 gemm_acc(Mat::new(&ds, tq, tk), Mat::new(&kp, tk, width), gq_b);
-                let dkp = gemm(Mat::new(&ds, tq, tk).t(), Mat::new(q, tq, dq));
+                let dkp = gemm(Mat::new(&ds, tq, tk).t(), Mat::new(q, tq, dq))?;
                 if cfg.score == Score::General {
                     // kp = k·Wᵀ: dk = dkp·W, dW = dkpᵀ·k.
                     gemm_acc(
@@ -333,11 +333,11 @@ pub fn attention_backward<T: Real>(
                 };
                 acc(
                     "w_query",
-                    gemm(Mat::new(&dqa, tq, att).t(), Mat::new(q, tq, dq)),
+                    gemm(Mat::new(&dqa, tq, att).t(), Mat::new(q, tq, dq))?,
                 )?;
                 acc(
                     "w_key",
-                    gemm(Mat::new(&dka, tk, att).t(), Mat::new(k, tk, dk)),
+                    gemm(Mat::new(&dka, tk, att).t(), Mat::new(k, tk, dk))?,
                 )?;
                 acc("v", dva)?;
             }

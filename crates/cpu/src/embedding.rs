@@ -29,13 +29,14 @@ pub fn embedding_forward<T: Real>(w: &EmbeddingWeights<T>, ids: &Tensor<i64>) ->
     check_ids("embedding", ids, cfg.num_embeddings)?;
     let d = cfg.embedding_dim;
     let table = w.get("weight")?.data();
-    let mut y = Vec::with_capacity(ids.numel() * d);
-    for &id in ids.data() {
-        let r = id as usize;
-        y.extend_from_slice(&table[r * d..(r + 1) * d]);
-    }
+    // ids × D may be far larger than the ids or the table: reserved fallibly.
     let mut shape = ids.shape().to_vec();
     shape.push(d);
+    let mut y: Vec<T> = crate::zeroed("embedding", "output", &shape)?;
+    for (&id, row) in ids.data().iter().zip(y.chunks_exact_mut(d.max(1))) {
+        let r = id as usize;
+        row.copy_from_slice(&table[r * d..(r + 1) * d]);
+    }
     Tensor::new(shape, y)
 }
 

@@ -2,7 +2,7 @@
 //! shapes the GPU path uses (hoisted input projection, weight gradients over all T·B rows), so the
 //! two can be read side by side.
 
-use wgrnn_core::Real;
+use wgrnn_core::{Real, Result};
 
 /// A row-major matrix view, optionally read transposed.
 #[derive(Clone, Copy, Debug)]
@@ -74,11 +74,12 @@ pub fn gemm_acc<T: Real>(a: Mat<'_, T>, b: Mat<'_, T>, out: &mut [T]) {
     }
 }
 
-/// `a · b` into a new buffer.
-pub fn gemm<T: Real>(a: Mat<'_, T>, b: Mat<'_, T>) -> Vec<T> {
-    let mut out = vec![T::zero(); a.shape().0 * b.shape().1];
+/// `a · b` into a new buffer, reserved fallibly: its size is the product of two of the
+/// caller's extents, which neither operand's size bounds.
+pub fn gemm<T: Real>(a: Mat<'_, T>, b: Mat<'_, T>) -> Result<Vec<T>> {
+    let mut out = crate::zeroed("gemm", "product", &[a.shape().0, b.shape().1])?;
     gemm_acc(a, b, &mut out);
-    out
+    Ok(out)
 }
 
 /// Adds `bias` to every row of `out` (rows of width `bias.len()`).
@@ -109,11 +110,20 @@ mod tests {
         let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let b = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
         let want = [4.0, 5.0, 10.0, 11.0];
-        assert_eq!(gemm(Mat::new(&a, 2, 3), Mat::new(&b, 3, 2)), want);
+        assert_eq!(gemm(Mat::new(&a, 2, 3), Mat::new(&b, 3, 2)).unwrap(), want);
         let at = [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]; // aᵀ stored 3×2
         let bt = [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]; // bᵀ stored 2×3
-        assert_eq!(gemm(Mat::new(&at, 3, 2).t(), Mat::new(&b, 3, 2)), want);
-        assert_eq!(gemm(Mat::new(&a, 2, 3), Mat::new(&bt, 2, 3).t()), want);
-        assert_eq!(gemm(Mat::new(&at, 3, 2).t(), Mat::new(&bt, 2, 3).t()), want);
+        assert_eq!(
+            gemm(Mat::new(&at, 3, 2).t(), Mat::new(&b, 3, 2)).unwrap(),
+            want
+        );
+        assert_eq!(
+            gemm(Mat::new(&a, 2, 3), Mat::new(&bt, 2, 3).t()).unwrap(),
+            want
+        );
+        assert_eq!(
+            gemm(Mat::new(&at, 3, 2).t(), Mat::new(&bt, 2, 3).t()).unwrap(),
+            want
+        );
     }
 }

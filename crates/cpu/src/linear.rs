@@ -43,7 +43,7 @@ pub fn linear_forward<T: Real>(w: &LinearWeights<T>, x: &Tensor<T>) -> Result<Te
     let mut y = gemm(
         Mat::new(x.data(), n, cfg.in_features),
         Mat::new(w.get("weight")?.data(), cfg.out_features, cfg.in_features).t(),
-    );
+    )?;
     if cfg.bias {
         add_row_bias(&mut y, w.get("bias")?.data());
     }
@@ -63,8 +63,8 @@ pub fn linear_backward<T: Real>(
     let dx = gemm(
         Mat::new(dy.data(), n, fo),
         Mat::new(w.get("weight")?.data(), fo, fi),
-    );
-    let dw = gemm(Mat::new(dy.data(), n, fo).t(), Mat::new(x.data(), n, fi));
+    )?;
+    let dw = gemm(Mat::new(dy.data(), n, fo).t(), Mat::new(x.data(), n, fi))?;
     let mut m = TensorMap::new();
     m.insert("weight".into(), Tensor::new([fo, fi], dw)?);
     if cfg.bias {

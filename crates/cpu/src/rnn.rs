@@ -217,7 +217,7 @@ fn forward<T: Real>(
             let mut gi = gemm(
                 Mat::new(&inp, tl * nb, in_w),
                 Mat::new(dw.weight_ih.data(), gh_w, in_w).t(),
-            );
+            )?;
             if let Some(b) = dw.bias_ih {
                 add_row_bias(&mut gi, b.data());
             }
@@ -248,7 +248,7 @@ fn forward<T: Real>(
                     let mut ghh = gemm(
                         Mat::new(hp, 1, h),
                         Mat::new(dw.weight_hh.data(), gh_w, h).t(),
-                    );
+                    )?;
                     if let Some(b) = dw.bias_hh {
                         add_row_bias(&mut ghh, b.data());
                     }
@@ -483,11 +483,11 @@ pub fn rnn_backward<T: Real>(
             // Weight gradients as single products over all T·B rows.
             let sfx = RnnConfig::suffix(layer, dir);
             let rows = tl * nb;
-            let dw_ih = gemm(Mat::new(&dgi, rows, gh_w).t(), Mat::new(inp, rows, in_w));
+            let dw_ih = gemm(Mat::new(&dgi, rows, gh_w).t(), Mat::new(inp, rows, in_w))?;
             let dw_hh = gemm(
                 Mat::new(&dgh, rows, gh_w).t(),
                 Mat::new(&dt.h_prev, rows, h),
-            );
+            )?;
             wgrads.insert(format!("weight_ih{sfx}"), Tensor::new([gh_w, in_w], dw_ih)?);
             wgrads.insert(format!("weight_hh{sfx}"), Tensor::new([gh_w, h], dw_hh)?);
             if cfg.bias {
