@@ -68,31 +68,36 @@ fn texts_past_the_byte_cap_are_refused() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A model past the host's memory is refused whole before any tensor is built: 10⁶ layers
-/// need about 2 TB, which one small tensor at a time filled memory until the process died.
+/// A model past the host's memory is refused whole before any tensor is built: built one small
+/// tensor at a time, 100,000 layers filled memory until the process died. 10⁸ layers need
+/// about 190 TiB, past a 48-bit address space, so no overcommit policy grants the probe.
 #[test]
 fn models_past_memory_are_refused_before_building() {
     let c = Corpus::new(TEXT).unwrap();
     let huge = ModelConfig {
-        layers: 1_000_000,
+        layers: 100_000_000,
         hidden: 128,
         ..config(&c, 1)
     };
     let bytes = model::model_bytes(&huge).unwrap();
-    assert!(bytes > 1 << 40, "{bytes}");
+    assert!(bytes > 1 << 47, "{bytes}");
     let err = match Model::new(ctx(), huge) {
         Err(e) => e.to_string(),
         Ok(_) => panic!("a model of {bytes} bytes was built"),
     };
     assert!(
-        err.contains("--layers 1000000") && err.contains(&bytes.to_string()),
+        err.contains("--layers 100000000") && err.contains(&bytes.to_string()),
         "{err}"
     );
-    // value, gradient and two moments of the one-layer model's parameters, in f32
+    // value, gradient and two moments of every parameter, in f32, for one and three layers
     let small = config(&c, 1);
     let (v, e, h) = (small.vocab as u64, 8, 32);
-    let params = v * e + (4 * h * (e + h) + 8 * h) + (v * h + v);
-    assert_eq!(model::model_bytes(&small), Some(params * 16));
+    let ends = v * e + (v * h + v);
+    let layer = |input: u64| 4 * h * (input + h) + 8 * h;
+    assert_eq!(model::model_bytes(&small), Some((ends + layer(e)) * 16));
+    let three = ModelConfig { layers: 3, ..small };
+    let want = (ends + layer(e) + 2 * layer(h)) * 16;
+    assert_eq!(model::model_bytes(&three), Some(want));
 }
 
 #[test]

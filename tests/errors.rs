@@ -522,16 +522,16 @@ fn gradcheck_needs_every_analytic_gradient() {
 }
 
 /// Shapes past the host's memory are errors naming what they were for, not an aborted process
-/// (`vec!` aborts on a failed allocation). Each asks for far more than any host has: 4 TiB,
-/// 128 GiB and 160 GB.
+/// (`vec!` aborts on a failed allocation). Each asks for more than the 128 TiB of a 48-bit
+/// address space, so that no overcommit policy grants it and then runs out while filling it.
 #[test]
 fn host_allocations_past_memory_are_errors() {
     let e = err_mentions(
-        Tensor::<f32>::zeros([1 << 40]),
-        &["Tensor::full", "[1099511627776]"],
+        Tensor::<f32>::zeros([1 << 47]),
+        &["Tensor::full", "[140737488355328]"],
     );
     assert!(
-        matches!(e, Error::OutOfMemory { bytes, .. } if bytes == 1 << 42),
+        matches!(e, Error::OutOfMemory { bytes, .. } if bytes == 1 << 49),
         "{e}"
     );
     err_mentions(
@@ -539,15 +539,15 @@ fn host_allocations_past_memory_are_errors() {
         &["Tensor::from_fn", "shape"],
     );
     let e = err_mentions(
-        EmbeddingWeights::<f32>::init(EmbeddingConfig::new(1 << 33, 4), 0),
+        EmbeddingWeights::<f32>::init(EmbeddingConfig::new(1 << 46, 4), 0),
         &["weight"],
     );
     assert!(matches!(e, Error::OutOfMemory { .. }), "{e}");
     for r in [
-        RnnWeights::<f32>::init(RnnConfig::new(CellKind::Lstm, 100_000, 100_000), 0),
-        RnnWeights::<f32>::zeros(RnnConfig::new(CellKind::Lstm, 100_000, 100_000)),
+        RnnWeights::<f32>::init(RnnConfig::new(CellKind::Lstm, 1 << 23, 1 << 23), 0),
+        RnnWeights::<f32>::zeros(RnnConfig::new(CellKind::Lstm, 1 << 23, 1 << 23)),
     ] {
-        let e = err_mentions(r, &["weight_ih_l0", "[400000, 100000]"]);
+        let e = err_mentions(r, &["weight_ih_l0", "[33554432, 8388608]"]);
         assert!(matches!(e, Error::OutOfMemory { .. }), "{e}");
     }
 }
@@ -573,17 +573,20 @@ fn device_shape_arithmetic_past_usize_is_an_error() {
 }
 
 /// Outputs whose size is the product of two of the caller's extents are bounded by neither
-/// input: 2²¹ ids of a 2²⁰-wide table, or 2²¹ rows through a 1 → 2²⁰ layer, ask for 8 TiB
-/// from inputs of a few MiB. Errors, not an aborted process.
+/// input: 2²² ids of a 2²⁴-wide table, or 2²² rows through a 1 → 2²⁴ layer, ask for 256 TiB
+/// (past a 48-bit address space) from inputs of tens of MiB. Errors, not an aborted process.
 #[test]
 fn reference_outputs_past_memory_are_errors() {
-    let wide = 1 << 20;
+    let wide = 1 << 24;
     let table = EmbeddingWeights::<f32>::init(EmbeddingConfig::new(1, wide), 0).unwrap();
-    let ids = Tensor::new([1 << 21], vec![0i64; 1 << 21]).unwrap();
+    let ids = Tensor::new([1 << 22], vec![0i64; 1 << 22]).unwrap();
     let e = err_mentions(embedding_forward(&table, &ids), &["embedding", "output"]);
-    assert!(matches!(e, Error::OutOfMemory { bytes, .. } if bytes == 1 << 43), "{e}");
+    assert!(
+        matches!(e, Error::OutOfMemory { bytes, .. } if bytes == 1 << 48),
+        "{e}"
+    );
     let layer = LinearWeights::<f32>::init(LinearConfig::new(1, wide), 0).unwrap();
-    let x = z(&[1 << 21, 1]);
-    let e = err_mentions(linear_forward(&layer, &x), &["gemm", "[2097152, 1048576]"]);
+    let x = z(&[1 << 22, 1]);
+    let e = err_mentions(linear_forward(&layer, &x), &["gemm", "[4194304, 16777216]"]);
     assert!(matches!(e, Error::OutOfMemory { .. }), "{e}");
 }

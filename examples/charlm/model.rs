@@ -139,23 +139,26 @@ pub fn batch(ids: &[i64], starts: &[usize], t: usize) -> Result<(Tensor<i64>, Te
 }
 
 /// Bytes the model keeps in f32 on the device: each parameter's value, gradient and Adam's two
-/// moments; `None` past u64.
+/// moments; `None` past u64. Counted from one and two LSTM layers (every layer past the first
+/// has the same tensors), so that a huge `--layers` costs nothing to count.
 pub fn model_bytes(cfg: &ModelConfig) -> Option<u64> {
-    let rnn = RnnConfig::new(CellKind::Lstm, cfg.embed, cfg.hidden).layers(cfg.layers);
-    let specs = EmbeddingConfig::new(cfg.vocab, cfg.embed)
-        .param_specs()
-        .into_iter()
-        .chain(rnn.param_specs())
-        .chain(LinearConfig::new(cfg.hidden, cfg.vocab).param_specs());
-    let mut params = 0u64;
-    for s in specs {
-        let n = s
-            .shape
-            .iter()
-            .try_fold(1u64, |n, &d| n.checked_mul(d as u64))?;
-        params = params.checked_add(n)?;
-    }
-    params.checked_mul(4 * 4)
+    let params = |specs: Vec<wgrnn::core::ParamSpec>| -> Option<u64> {
+        specs.iter().try_fold(0u64, |sum, s| {
+            let n = s
+                .shape
+                .iter()
+                .try_fold(1u64, |n, &d| n.checked_mul(d as u64))?;
+            sum.checked_add(n)
+        })
+    };
+    let lstm = |layers| RnnConfig::new(CellKind::Lstm, cfg.embed, cfg.hidden).layers(layers);
+    let first = params(lstm(1).param_specs())?;
+    let later = params(lstm(2).param_specs())? - first;
+    let rnn = first.checked_add(later.checked_mul(cfg.layers.saturating_sub(1) as u64)?)?;
+    let ends = params(EmbeddingConfig::new(cfg.vocab, cfg.embed).param_specs())?.checked_add(
+        params(LinearConfig::new(cfg.hidden, cfg.vocab).param_specs())?,
+    )?;
+    rnn.checked_add(ends)?.checked_mul(4 * 4)
 }
 
 /// Refuses a model larger than the host can reserve, before any tensor is built: built one
