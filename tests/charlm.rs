@@ -73,6 +73,7 @@ fn texts_past_the_byte_cap_are_refused() {
 /// about 190 TiB, past a 48-bit address space, so no overcommit policy grants the probe.
 #[test]
 fn models_past_memory_are_refused_before_building() {
+    let _watch = crate::validation::watch();
     let c = Corpus::new(TEXT).unwrap();
     let huge = ModelConfig {
         layers: 100_000_000,

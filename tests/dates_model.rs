@@ -123,6 +123,7 @@ fn checkpoint_round_trip_reproduces_decoding_bit_for_bit() {
 /// `dates --lr 1e39` saved NaN weights, which a later `--load` took in without a word.
 #[test]
 fn checkpoint_with_non_finite_values_is_an_error() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let m = Model::new(ctx, small(Some(Score::General), 1)).unwrap();
     let f = m.checkpoint(ctx).unwrap();

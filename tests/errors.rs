@@ -557,6 +557,7 @@ fn host_allocations_past_memory_are_errors() {
 /// without).
 #[test]
 fn device_shape_arithmetic_past_usize_is_an_error() {
+    let _watch = crate::validation::watch();
     use wgrnn::gpu::{concat, matmul};
     let ctx = crate::gpu::ctx();
     let empty = ctx.zeros(&[0]).unwrap();

@@ -391,6 +391,7 @@ fn optimizer_rejects_configs_out_of_domain() {
 /// are refused when the optimizer is made, when its rate changes and for a clipping bound.
 #[test]
 fn optimizer_rejects_configs_that_overflow_or_vanish_in_f32() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let a = ctx.zeros(&[4]).unwrap();
     for (cfg, field) in [

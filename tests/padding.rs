@@ -31,6 +31,7 @@ fn zeroed_and_poisoned(t: &Tensor<f32>, padded: impl Fn(usize) -> bool) -> [Tens
                 if padded(i) { bad(i) } else { t.data()[i] }
             },
         )
+        .unwrap()
     };
     [pick(|_| 0.0), pick(poison)]
 }
@@ -315,7 +316,8 @@ fn cross_entropy_padding(classes: usize) {
         } else {
             rng.below(classes) as i64
         }
-    });
+    })
+    .unwrap();
     let ignored = |i: usize| targets.data()[i / classes] == -100;
     let logits = random::<f32>(&mut rng, &[rows, classes], 3.0);
     let [l0, l_bad] = zeroed_and_poisoned(&logits, ignored);
@@ -357,7 +359,7 @@ fn embedding_padding_id() {
         EmbeddingWeights::<f32>::init(EmbeddingConfig::new(v, d).padding_idx(Some(2)), 5).unwrap();
     let gw = GpuWeights::upload(ctx, &w).unwrap();
     let mut rng = SplitMix64::new(3300);
-    let ids = Tensor::from_fn([n], |_| rng.below(5) as i64);
+    let ids = Tensor::from_fn([n], |_| rng.below(5) as i64).unwrap();
     let gids = upload_ids(ctx, &ids, v).unwrap();
     let dy = random::<f32>(&mut rng, &[n, d], 1.0);
     let [dy0, dy_bad] = zeroed_and_poisoned(&dy, |i| ids.data()[i / d] == 2);
