@@ -18,8 +18,8 @@ fn pack_gates_f16(@builtin(global_invocation_id) gid: vec3<u32>) {
 struct RoundParams {
     n: u32,
     dst_off: u32,
+    src_off: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> rnd: RoundParams;
@@ -28,6 +28,6 @@ struct RoundParams {
 @compute @workgroup_size(64)
 fn round_f16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
     for (var i = gid.x; i < rnd.n; i += nw.x * 64u) {
-        rounded[rnd.dst_off + i] = unpack2x16float(pack2x16float(vec2<f32>(w_hh[i], 0.0))).x;
+        rounded[rnd.dst_off + i] = unpack2x16float(pack2x16float(vec2<f32>(w_hh[rnd.src_off + i], 0.0))).x;
     }
 }

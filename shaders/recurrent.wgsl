@@ -11,7 +11,8 @@
 // panel[k][32] (16, 8 or 4 rows for small batches, `rec_panel16` …): forward the steps write h
 // that way, backward `rec_gather` lays out dG (zeros for rows with no next step and rows past
 // the batch). Each dispatch binds one chunk of k (at most 16384 / rows) of one block as its window
-// and reads one direction of W with rows padded to `ldw` floats. Each invocation owns 32 rows x
+// and reads one chunk of columns of one direction of W, rows padded to `ldw` floats: each chunk
+// is its own buffer, so that padding W never takes it past a binding. Each invocation owns 32 rows x
 // 8 columns: per k, 8 vec4 of X from the window and 2 vec4 of W from storage for 256
 // multiply-adds. z splits the chunk's k further, each z writing its own slot of `part`, so that
 // a dispatch has enough workgroups for the cores.
@@ -62,7 +63,7 @@ fn rec_gather(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 struct PanelParams {
     batch: u32,
-    cols: u32,   // columns of W (and of part)
+    cols: u32,   // columns of this chunk of W
     row0: u32,   // the window's first row
     kc: u32,     // k in the window
     k0: u32,     // the window's first k (a row of W)
@@ -71,8 +72,8 @@ struct PanelParams {
     w_off: u32,  // the direction's first float in wp (a multiple of 4)
     cols4: u32,  // vec4 per row of part
     slot0: u32,  // the part slot of z = 0
-    _pad0: u32,
-    _pad1: u32,
+    q_base: u32, // the chunk's first vec4 in a row of part
+    chunk4: u32, // vec4 of the chunk's columns
 }
 
 @group(0) @binding(0) var<uniform> pq: PanelParams;
@@ -81,12 +82,12 @@ struct PanelParams {
 @group(0) @binding(3) var<storage, read_write> pout: array<vec4<f32>>;  // part: [slot][B][cols4]
 
 fn panel_store(b: u32, q0: u32, slot: u32, lo: vec4<f32>, hi: vec4<f32>) {
-    if (b >= pq.batch || q0 >= pq.cols4) {
+    if (b >= pq.batch || q0 >= pq.chunk4) {
         return;
     }
-    let pr = (slot * pq.batch + b) * pq.cols4 + q0;
+    let pr = (slot * pq.batch + b) * pq.cols4 + pq.q_base + q0;
     pout[pr] = lo;
-    if (q0 + 1u < pq.cols4) {
+    if (q0 + 1u < pq.chunk4) {
         pout[pr + 1u] = hi;
     }
 }

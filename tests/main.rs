@@ -17,6 +17,7 @@ mod gpu_ops;
 mod gpu_ops_backward;
 mod gpu_rnn;
 mod keras;
+mod large_models;
 mod linear_loss;
 mod optim;
 mod padding;

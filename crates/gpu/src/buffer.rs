@@ -290,7 +290,7 @@ impl<T: OnContext> OnContext for Option<&T> {
 }
 
 impl Context {
-    fn binding_limit(&self) -> u64 {
+    pub(crate) fn binding_limit(&self) -> u64 {
         self.limits
             .max_storage_buffer_binding_size
             .min(self.limits.max_buffer_size)

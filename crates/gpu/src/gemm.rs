@@ -42,7 +42,7 @@ const GEMM_PANEL_SG: Kernel = Kernel {
 };
 
 /// Rows of plainly packed operands are padded to this (a multiple of every register block).
-const BLOCK: usize = 32;
+pub(crate) const BLOCK: usize = 32;
 /// Rows per panel of `gemm_panel`'s left operand, and its columns per invocation.
 const PANEL: usize = 64;
 const PANEL_COLS: usize = 8;

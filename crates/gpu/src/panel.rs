@@ -5,10 +5,13 @@
 //! finish the step. With subgroups of 8 the `_sg` variants share the window loads.
 
 use bytemuck::{Pod, Zeroable};
-use wgrnn_core::{CellKind, Result};
+use std::ops::Range;
+
+use wgrnn_core::{Error, Result};
 
 use crate::buffer::{DType, GpuTensor};
-use crate::gemm::{Strided, pack_into, plain_ld};
+use crate::context::Context;
+use crate::gemm::{BLOCK, plain_ld};
 use crate::pipeline::{Access, Kernel, WINDOW_FLOATS};
 use crate::record::Recorder;
 use crate::shaders::{DERIVED_PANEL_ROWS, Shader};
@@ -68,7 +71,8 @@ struct PanelParams {
     w_off: u32,
     cols4: u32,
     slot0: u32,
-    _pad: [u32; 2],
+    q_base: u32,
+    chunk4: u32,
 }
 
 #[repr(C)]
@@ -76,7 +80,18 @@ struct PanelParams {
 struct RoundParams {
     n: u32,
     dst_off: u32,
-    _pad: [u32; 2],
+    src_off: u32,
+    _pad: u32,
+}
+
+/// One chunk of columns of a direction's padded `W`: columns `col0..col0 + cols` of it, rows
+/// padded to `ldw` floats, in a buffer of its own.
+pub(crate) struct WChunk {
+    pub dir: usize,
+    pub col0: usize,
+    pub cols: usize,
+    pub ldw: usize,
+    pub w: GpuTensor,
 }
 
 /// Geometry of one split-step product: `nb` rows in blocks of `rows` (32, or 16, 8, 4 with
@@ -97,8 +112,8 @@ pub(crate) struct PanelPlan {
     zs: usize,
     pub kdim: usize,
     pub cols: usize,
-    /// Floats per row of the padded `W` (a multiple of 32).
-    pub ldw: usize,
+    /// Floats per row of `W` padded whole (a multiple of the GEMMs' block).
+    ldw: usize,
 }
 
 impl PanelPlan {
@@ -169,63 +184,97 @@ impl PanelPlan {
         )
     }
 
-    /// `W` (kdim × cols, row `k` = `W(k, ·)`) of every direction, rows padded to `ldw`:
-    /// `view(dir)` gives direction `dir`'s `Wᵀ` as a strided matrix (cols × kdim).
-    pub fn pad_w<'a>(
+    /// Columns per chunk of the padded `W`: all of them, or the most multiples of the GEMMs'
+    /// block (so that only the last chunk pads) whose `kdim` rows fit one binding.
+    fn chunk_cols(&self, ctx: &Context, op: &'static str) -> Result<usize> {
+        let row_bytes = (self.kdim.max(1) * 4) as u64;
+        let blocks = ctx.binding_limit() / (row_bytes * BLOCK as u64);
+        if blocks == 0 {
+            return Err(Error::TooLarge {
+                op,
+                arg: "padded recurrent weights".into(),
+                size: row_bytes * BLOCK as u64,
+                unit: "bytes per chunk of columns",
+                limit_name: "max_storage_buffer_binding_size",
+                limit: ctx.binding_limit(),
+            });
+        }
+        Ok(self.ldw.min(blocks as usize * BLOCK))
+    }
+
+    /// `W` (kdim × cols, row `k` = `W(k, ·)`) of every direction in chunks of columns, rows
+    /// padded: `fill(rec, dir, cols, dst, ldw)` packs columns `cols` of direction `dir` into
+    /// `dst` (`dst[k·ldw + c - cols.start]`). One buffer for all of `W` would bind more than
+    /// `W` itself (the padding, and every direction at once), past the limit for the largest
+    /// models that fit the device.
+    pub fn pad_w(
         &self,
         rec: &mut Recorder<'_>,
         op: &'static str,
         nd: usize,
-        view: impl Fn(usize) -> Strided<'a>,
-    ) -> Result<GpuTensor> {
-        let wp = rec.ctx().alloc(
-            op,
-            "padded recurrent weights",
-            &[nd * self.kdim * self.ldw],
-            DType::F32,
-        )?;
+        mut fill: impl FnMut(&mut Recorder<'_>, usize, Range<usize>, &GpuTensor, usize) -> Result<()>,
+    ) -> Result<Vec<WChunk>> {
+        let step = self.chunk_cols(rec.ctx(), op)?;
+        let mut chunks = Vec::new();
         for dir in 0..nd {
-            pack_into(rec, view(dir), &wp, dir * self.kdim * self.ldw, self.ldw)?;
+            for col0 in (0..self.cols).step_by(step) {
+                let cols = step.min(self.cols - col0);
+                let ldw = plain_ld(cols);
+                let w = rec.ctx().alloc(
+                    op,
+                    "padded recurrent weights",
+                    &[self.kdim * ldw],
+                    DType::F32,
+                )?;
+                fill(rec, dir, col0..col0 + cols, &w, ldw)?;
+                chunks.push(WChunk {
+                    dir,
+                    col0,
+                    cols,
+                    ldw,
+                    w,
+                });
+            }
         }
-        Ok(wp)
+        Ok(chunks)
     }
 
-    /// One step's product: a dispatch per direction, block and chunk; `panels` holds the
-    /// windowed operand of this step.
+    /// One step's product: a dispatch per direction, block, chunk of k and chunk of `W`'s
+    /// columns; `panels` holds the windowed operand of this step.
     pub fn record(
         &self,
         rec: &mut Recorder<'_>,
-        nd: usize,
         panels: &GpuTensor,
-        wp: &GpuTensor,
+        wp: &[WChunk],
         part: &GpuTensor,
     ) -> Result<()> {
         let k_sub = self.kc.div_ceil(self.zs);
-        let x_groups = self.cols.div_ceil(PANEL_COLS * PANEL_WG) as u32;
-        for dir in 0..nd {
+        let kernel = panel_kernel(self.rows, rec.ctx().subgroups());
+        for c in wp {
+            let x_groups = c.cols.div_ceil(PANEL_COLS * PANEL_WG) as u32;
             for blk in 0..self.blocks {
                 for chunk in 0..self.chunks {
                     let k0 = chunk * self.kc;
                     let p = PanelParams {
                         batch: self.nb as u32,
-                        cols: self.cols as u32,
+                        cols: c.cols as u32,
                         row0: (blk * self.rows) as u32,
                         kc: self.kc.min(self.kdim - k0) as u32,
                         k0: k0 as u32,
                         k_sub: k_sub as u32,
-                        ldw: self.ldw as u32,
-                        w_off: (dir * self.kdim * self.ldw) as u32,
+                        ldw: c.ldw as u32,
+                        w_off: 0,
                         cols4: self.cols4() as u32,
-                        slot0: ((dir * self.chunks + chunk) * self.zs) as u32,
-                        _pad: [0; 2],
+                        slot0: ((c.dir * self.chunks + chunk) * self.zs) as u32,
+                        q_base: (c.col0 / 4) as u32,
+                        chunk4: c.cols.div_ceil(4) as u32,
                     };
                     let window =
-                        4 * (dir * self.dir_stride + blk * self.blk_stride + k0 * self.rows);
-                    let kernel = panel_kernel(self.rows, rec.ctx().subgroups());
+                        4 * (c.dir * self.dir_stride + blk * self.blk_stride + k0 * self.rows);
                     rec.dispatch_windowed(
                         kernel,
                         &p,
-                        &[panels, wp, part],
+                        &[panels, &c.w, part],
                         &[window as u64],
                         [x_groups, 1, self.zs as u32],
                     )?;
@@ -236,28 +285,28 @@ impl PanelPlan {
     }
 }
 
-/// `W_hh` of one direction (its G·H × H floats, PyTorch layout) as the split steps compute
-/// with it: rounded through f16 when the context stores weights as f16 (the same values the
-/// other kernels unpack), else as is. `dst` receives it at `off`.
+/// `n` floats of `W_hh` from `src_off` on, as the split steps compute with them: rounded
+/// through f16 when the context stores weights as f16 (the same values the other kernels
+/// unpack), else as they are. `dst` receives them at `off`.
 pub(crate) fn w_hh_rows(
     rec: &mut Recorder<'_>,
     w_hh: &GpuTensor,
-    cell: CellKind,
-    h: usize,
+    src_off: usize,
+    n: usize,
     dst: &GpuTensor,
     off: usize,
 ) -> Result<()> {
-    let n = cell.gates() * h * h;
     if rec.ctx().f16_weights() {
         let p = RoundParams {
             n: n as u32,
             dst_off: off as u32,
-            _pad: [0; 2],
+            src_off: src_off as u32,
+            _pad: 0,
         };
         let groups = n.div_ceil(64).min(4096) as u32;
         rec.dispatch(ROUND_F16, &p, &[w_hh, dst], [groups, 1, 1])
     } else {
-        rec.copy(w_hh, 0, dst, off, n);
+        rec.copy(w_hh, src_off, dst, off, n);
         Ok(())
     }
 }

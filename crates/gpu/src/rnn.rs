@@ -16,7 +16,7 @@ use crate::gemm::{
     Out, Packed, SeqMask, Strided, expect_f32, gemm, pack, pack_into, pack_lhs, pack_lhs_masked,
     pack_masked,
 };
-use crate::panel::{PanelPlan, w_hh_rows};
+use crate::panel::{PanelPlan, WChunk, w_hh_rows};
 use crate::pipeline::{Access, Kernel};
 use crate::record::Recorder;
 use crate::shaders::Shader;
@@ -135,14 +135,9 @@ pub fn small_batch_path(ctx: &Context, cell: CellKind, hidden: usize, batch: usi
 /// on an adapter with a loop limit, every invocation's loop iterations under it. An invocation
 /// runs ⌈items / 256⌉ work items per step, each a loop over H (plus a few), forward and
 /// reverse; past the limit the per-step kernels run instead.
-pub(crate) fn persistent_path(
-    ctx: &Context,
-    cell: CellKind,
-    hidden: usize,
-    batch: usize,
-    steps: usize,
-) -> bool {
-    if !small_batch_path(ctx, cell, hidden, batch) {
+pub(crate) fn persistent_path(ctx: &Context, cfg: &RnnConfig, batch: usize, steps: usize) -> bool {
+    let (cell, hidden) = (cfg.cell, cfg.hidden_size);
+    if !small_batch_path(ctx, cell, hidden, batch) || !packed_fits(ctx, cfg) {
         return false;
     }
     let Some(limit) = ctx.loop_limit() else {
@@ -156,6 +151,21 @@ pub(crate) fn persistent_path(
     let per_invocation = batch.saturating_mul(items).div_ceil(256) as u64;
     let trips = (steps as u64 + 1) * (per_invocation * (hidden as u64 + 8) + 1);
     trips < limit
+}
+
+/// Whether the packed `W_hh` of the fused and persistent kernels fits one binding: it holds
+/// every direction of a layer, and a GRU's three gates padded to four, so it can be larger
+/// than the model's own tensors; where it does not fit, the split steps run instead.
+pub(crate) fn packed_fits(ctx: &Context, cfg: &RnnConfig) -> bool {
+    let slots = cfg.num_directions() * packed_slots(cfg.cell, cfg.hidden_size);
+    let floats = slots * if ctx.f16_weights() { 2 } else { 4 };
+    ctx.check_fits("packed W_hh", &[floats]).is_ok()
+}
+
+/// Whether a call's per-step layers run the split steps: on CPU adapters, and wherever the
+/// fused kernels' packed `W_hh` does not fit (see [`packed_fits`]).
+pub(crate) fn split_path(ctx: &Context, cfg: &RnnConfig, persistent: bool) -> bool {
+    !persistent && (ctx.gemm_block().split_steps() || !packed_fits(ctx, cfg))
 }
 
 /// Whether a forward call keeps what backward needs.
@@ -424,16 +434,17 @@ pub fn rnn_forward(
     }
     // Training is held to the reverse steps' bound, so that its backward can run.
     let train = mode == Mode::Training;
-    let fused_rows = if ctx.gemm_block().split_steps() || train {
+    let lengths = input
+        .lengths
+        .map_or_else(|| vec![tl; nb], <[usize]>::to_vec);
+    let max_len = lengths.iter().copied().max().unwrap_or(tl);
+    let persistent = persistent_path(ctx, cfg, nb, max_len);
+    let fused_rows = if split_path(ctx, cfg, persistent) || train {
         1
     } else {
         4
     };
     check_batch(ctx, OP, input.x.shape(), nb, fused_rows)?;
-    let lengths = input
-        .lengths
-        .map_or_else(|| vec![tl; nb], <[usize]>::to_vec);
-    let max_len = lengths.iter().copied().max().unwrap_or(tl);
     let padded = lengths.iter().any(|&l| l < tl);
     let (h, g, nd) = (cfg.hidden_size, cfg.cell.gates(), cfg.num_directions());
     let gh = g * h;
@@ -453,7 +464,6 @@ pub fn rnn_forward(
 
     // Unidirectional stacks of per-step layers run as a wavefront over layers × time (see
     // `wavefront_chunk`); otherwise layer after layer.
-    let persistent = persistent_path(ctx, cfg.cell, h, nb, max_len);
     let chunk = wavefront_chunk(ctx, cfg, persistent, max_len);
     let mut runs: Vec<LayerRun> = Vec::with_capacity(cfg.num_layers);
     let mut layer_in = Vec::new();
@@ -740,6 +750,60 @@ impl LayerInput {
     }
 }
 
+/// The split steps' two h windows, padded `W_hh` and partial products.
+struct SplitBufs {
+    ha: GpuTensor,
+    hb: GpuTensor,
+    wp: Vec<WChunk>,
+    part: GpuTensor,
+}
+
+/// `W_hh` of every direction of `layer` as the split steps' product reads it (see
+/// [`PanelPlan::pad_w`]): column `4j + g` of a chunk is row `g·H + j` of `W_hh` (a GRU's fourth
+/// column zero), Elman's column `j` row `j`. Each chunk is gathered from `W_hh` (rounded
+/// through f16 where weights are stored so) into a buffer no larger than the chunk, then
+/// padded.
+fn split_w_hh(
+    rec: &mut Recorder<'_>,
+    w: &GpuWeights<RnnConfig>,
+    layer: usize,
+    plan: &PanelPlan,
+) -> Result<Vec<WChunk>> {
+    let cfg = w.config();
+    let (h, g) = (cfg.hidden_size, cfg.cell.gates());
+    let g4 = if by_unit(cfg.cell) { 1 } else { 4 };
+    let mut rows: Option<GpuTensor> = None;
+    plan.pad_w(rec, OP, cfg.num_directions(), |rec, dir, cols, dst, ldw| {
+        let w_hh = w.get(&format!("weight_hh{}", RnnConfig::suffix(layer, dir)))?;
+        let (u0, units) = (cols.start / g4, cols.len() / g4);
+        let n = g4 * units * h;
+        let tmp = match rows.take() {
+            Some(t) if t.numel() >= n => t,
+            _ => rec.ctx().alloc(OP, "W_hh rows", &[n], DType::F32)?,
+        };
+        if g < g4 {
+            rec.clear(&tmp);
+        }
+        for gate in 0..g {
+            let src = (gate * h + u0) * h;
+            w_hh_rows(rec, w_hh, src, units * h, &tmp, gate * units * h)?;
+        }
+        let view = Strided {
+            t: &tmp,
+            rows: g4 * units,
+            k: h,
+            inner: g4,
+            s_inner: units * h,
+            s_outer: h,
+            s_k: 1,
+            off: 0,
+        };
+        pack_into(rec, view, dst, 0, ldw)?;
+        rows = Some(tmp);
+        Ok(())
+    })
+}
+
 /// Where a layer sits in its call.
 struct LayerGeom {
     layer: usize,
@@ -765,8 +829,7 @@ struct LayerRun {
     groups: [u32; 3],
     params: StepParams,
     buffers: Vec<GpuTensor>,
-    /// The split steps' two h windows, padded `W_hh` and partial products.
-    split: Option<[GpuTensor; 4]>,
+    split: Option<SplitBufs>,
     plan: PanelPlan,
     /// Step dispatches: one per step, or one persistent dispatch (`step` = the step count).
     dispatches: usize,
@@ -827,7 +890,7 @@ impl LayerRun {
         // Otherwise GPUs run one fused step per timestep, and CPU adapters split each step in
         // the product h_prev·W_hhᵀ (`rec_panel`, h_prev through uniform windows; see
         // PanelPlan) and the cell update (`*_cell_fwd`).
-        let split = !persistent && ctx.gemm_block().split_steps();
+        let split = split_path(ctx, cfg, persistent);
         // The split steps' h windows: two buffers [dir][B / rows][H][rows], each block of 32
         // rows (16, 8 or 4 for smaller batches; see PanelPlan) K-major as `pack` lays them out,
         // padded to 64 floats, that the steps write and read in turn. The product multiplies
@@ -854,42 +917,17 @@ impl LayerRun {
                     }
                 }
             }
-            let g4 = if by_unit { 1 } else { 4 };
-            let rows_w = ctx.alloc(OP, "W_hh rows", &[nd * g4 * h * h], DType::F32)?;
-            if cfg.cell == CellKind::Gru {
-                rec.clear(&rows_w);
-            }
-            for dir in 0..nd {
-                let w_hh = w.get(&format!("weight_hh{}", RnnConfig::suffix(layer, dir)))?;
-                w_hh_rows(rec, w_hh, cfg.cell, h, &rows_w, dir * g4 * h * h)?;
-            }
-            let wp = plan.pad_w(rec, OP, nd, |dir| {
-                if by_unit {
-                    Strided::rows(&rows_w, h, h, dir * h * h)
-                } else {
-                    // Column 4j + g is row g·H + j of W_hh.
-                    Strided {
-                        t: &rows_w,
-                        rows: 4 * h,
-                        k: h,
-                        inner: 4,
-                        s_inner: h * h,
-                        s_outer: h,
-                        s_k: 1,
-                        off: dir * 4 * h * h,
-                    }
-                }
-            })?;
+            let wp = split_w_hh(rec, w, layer, &plan)?;
             let part = plan.alloc_part(rec, OP, nd)?;
-            Some([ha, hb, wp, part])
+            Some(SplitBufs { ha, hb, wp, part })
         } else {
             None
         };
         let gi = ctx.alloc(OP, "gi", &[nd, rows, gh], DType::F32)?;
         // The weight binding: the packed W_hh, or on the split path (whose cell kernel reads no
         // weights) the padded one.
-        let w_buf = match &split_bufs {
-            Some([_, _, wp, _]) => wp.clone(),
+        let w_buf = match split_bufs.as_ref().and_then(|b| b.wp.first()) {
+            Some(c) => c.w.clone(),
             None => alloc_packed(rec, cfg.cell, h, nd)?,
         };
         // State slots [dir][2][h, c][B][H]; slot 0 holds h0 (and c0) before the first step.
@@ -1031,13 +1069,13 @@ impl LayerRun {
             ..self.params
         };
         let mut bufs: Vec<&GpuTensor> = self.buffers.iter().collect();
-        if let Some([ha, hb, wp, part]) = &self.split {
+        if let Some(SplitBufs { ha, hb, wp, part }) = &self.split {
             let (h_in, h_out) = if s.is_multiple_of(2) {
                 (ha, hb)
             } else {
                 (hb, ha)
             };
-            self.plan.record(rec, self.nd, h_in, wp, part)?;
+            self.plan.record(rec, h_in, wp, part)?;
             bufs.extend([h_out, part]);
         }
         rec.dispatch(self.kernel, &p, &bufs, self.groups)

@@ -14,13 +14,13 @@ use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
 use crate::buffer::{DType, GpuTensor, OnContext};
 use crate::context::Context;
-use crate::gemm::{Out, Packed, Strided, expect_f32, gemm, pack, pack_lhs};
-use crate::panel::{PanelPlan, w_hh_rows};
+use crate::gemm::{Out, Packed, Strided, expect_f32, gemm, pack, pack_into, pack_lhs};
+use crate::panel::{PanelPlan, WChunk, w_hh_rows};
 use crate::pipeline::{Access, Kernel};
 use crate::record::Recorder;
 use crate::rnn::{
     GpuRnnTape, TapeLayout, alloc_packed, by_unit, for_storage, no_layers, pack_w_hh_into,
-    packed_slots, persistent_path, wavefront_chunk,
+    packed_slots, persistent_path, split_path, wavefront_chunk,
 };
 use crate::shaders::Shader;
 use crate::weights::{GpuWeights, check_accumulator};
@@ -206,7 +206,6 @@ pub fn rnn_backward(
         seq_len: tl,
         batch: nb,
     } = tape.dims;
-    let h = cfg.hidden_size;
     let lstm = cfg.cell.has_cell_state();
     let state_shape = cfg.state_shape(nb);
     let y_shape = cfg.output_shape(tape.dims);
@@ -260,7 +259,7 @@ pub fn rnn_backward(
     };
     // As in the forward, unidirectional stacks of per-step layers run as a wavefront (see
     // `wavefront_chunk`), here from the top layer down and from the last step back.
-    let persistent = persistent_path(ctx, cfg.cell, h, nb, max_len);
+    let persistent = persistent_path(ctx, cfg, nb, max_len);
     let chunk = wavefront_chunk(ctx, cfg, persistent, max_len);
     // From the top layer down: each reads the gradient of its output from the layer above.
     let mut runs: Vec<LayerBack> = Vec::with_capacity(cfg.num_layers);
@@ -369,13 +368,49 @@ struct LayerBack<'t> {
     params: BackParams,
     bufs: [GpuTensor; 6],
     /// The split steps' partial products, dG blocks and padded `W_hh`.
-    product: Option<[GpuTensor; 3]>,
+    product: Option<(GpuTensor, GpuTensor, Vec<WChunk>)>,
     plan: PanelPlan,
     gather: GatherParams,
     persistent: bool,
     max_len: usize,
     /// Per direction: `W_ih` packed as dX's right operand.
     w_cols: Vec<Packed>,
+}
+
+/// `W_hh` of every direction of `layer` as the split reverse steps' product dG·W_hh reads it:
+/// its PyTorch rows (k = G·H) in chunks of columns (see [`PanelPlan::pad_w`]), rounded through
+/// f16 where weights are stored so, in a copy no larger than one direction's `W_hh`.
+fn split_w_hh(
+    rec: &mut Recorder<'_>,
+    w: &GpuWeights<RnnConfig>,
+    layer: usize,
+    plan: &PanelPlan,
+) -> Result<Vec<WChunk>> {
+    let cfg = w.config();
+    let (h, gh) = (cfg.hidden_size, cfg.cell.gates() * cfg.hidden_size);
+    let mut rounded: Option<(usize, GpuTensor)> = None;
+    plan.pad_w(rec, OP, cfg.num_directions(), |rec, dir, cols, dst, ldw| {
+        let w_hh = w.get(&format!("weight_hh{}", RnnConfig::suffix(layer, dir)))?;
+        let src = if rec.ctx().f16_weights() {
+            if rounded.as_ref().is_none_or(|(d, _)| *d != dir) {
+                let t = match rounded.take() {
+                    Some((_, t)) => t,
+                    None => rec.ctx().alloc(OP, "W_hh rows", &[gh * h], DType::F32)?,
+                };
+                w_hh_rows(rec, w_hh, 0, gh * h, &t, 0)?;
+                rounded = Some((dir, t));
+            }
+            rounded.as_ref().map_or(w_hh, |(_, t)| t)
+        } else {
+            w_hh
+        };
+        let view = Strided {
+            rows: cols.len(),
+            inner: cols.len(),
+            ..Strided::cols(src, gh, h, cols.start)
+        };
+        pack_into(rec, view, dst, 0, ldw)
+    })
 }
 
 impl<'t> LayerBack<'t> {
@@ -444,13 +479,13 @@ impl<'t> LayerBack<'t> {
         // partial products. A fused step would hold all gates of its units, so few rows per
         // invocation and many more loaded floats per multiply-add, and llvmpipe's time follows
         // loads. GPUs keep the fused per-unit step.
-        let split = !persistent && ctx.gemm_block().split_steps();
-        // W_hh for the reverse product: its PyTorch rows for the split steps (then padded, see
-        // below), else packed transposed for the fused and persistent kernels.
+        let split = split_path(ctx, cfg, persistent);
+        // W_hh for the fused and persistent kernels' reverse product, packed transposed (the
+        // split steps pad its PyTorch rows instead, see below).
         let wt = if split {
-            ctx.alloc(OP, "W_hh rows", &[nd * gh * h], DType::F32)?
+            None
         } else {
-            alloc_packed(rec, cfg.cell, h, nd)?
+            Some(alloc_packed(rec, cfg.cell, h, nd)?)
         };
         let dstate = ctx.alloc(OP, "dstate", &[nd, 2, 2, nb, h], DType::F32)?;
         rec.clear(&dstate);
@@ -464,11 +499,9 @@ impl<'t> LayerBack<'t> {
         for dir in 0..nd {
             let idx = layer * nd + dir;
             let sfx = RnnConfig::suffix(layer, dir);
-            let w_hh = w.get(&format!("weight_hh{sfx}"))?;
-            if split {
-                w_hh_rows(rec, w_hh, cfg.cell, h, &wt, dir * gh * h)?;
-            } else {
-                pack_w_hh_into(rec, w_hh, cfg.cell, h, true, &wt, dir * w_slots)?;
+            if let Some(wt) = &wt {
+                let w_hh = w.get(&format!("weight_hh{sfx}"))?;
+                pack_w_hh_into(rec, w_hh, cfg.cell, h, true, wt, dir * w_slots)?;
             }
             let w_ih = w.get(&format!("weight_ih{sfx}"))?;
             w_cols.push(pack(rec, Strided::cols(w_ih, gh, in_w, 0))?);
@@ -494,13 +527,15 @@ impl<'t> LayerBack<'t> {
         // The split steps' product dG·W_hh: k = G·H, columns H.
         let plan = PanelPlan::new(nb, gh, h);
         let splits = plan.splits();
-        let product = if split {
-            let part = plan.alloc_part(rec, OP, nd)?;
-            let panels = plan.alloc_panels(rec, OP, nd)?;
-            let wp = plan.pad_w(rec, OP, nd, |dir| Strided::cols(&wt, gh, h, dir * gh * h))?;
-            Some([part, panels, wp])
-        } else {
-            None
+        // The split path's cell kernel binds the partial products where the others bind W_hh.
+        let (first, product) = match wt {
+            Some(wt) => (wt, None),
+            None => {
+                let part = plan.alloc_part(rec, OP, nd)?;
+                let panels = plan.alloc_panels(rec, OP, nd)?;
+                let wp = split_w_hh(rec, w, layer, &plan)?;
+                (part.clone(), Some((part, panels, wp)))
+            }
         };
         let (kernel, groups) = if split {
             let groups = [units4.div_ceil(64) as u32, nb as u32, nd as u32];
@@ -552,11 +587,6 @@ impl<'t> LayerBack<'t> {
             dg_dir: dg_len as u32,
             _pad_dir: 0,
         };
-        // The split path's cell kernel binds the partial products where the others bind W_hh.
-        let first = match &product {
-            Some([part, _, _]) => part.clone(),
-            None => wt.clone(),
-        };
         let bufs = [
             first,
             tape.lengths_dev.clone(),
@@ -605,7 +635,7 @@ impl<'t> LayerBack<'t> {
             ..self.params
         };
         let bufs: Vec<&GpuTensor> = self.bufs.iter().collect();
-        let Some([part, panels, wp]) = &self.product else {
+        let Some((part, panels, wp)) = &self.product else {
             return rec.dispatch(self.kernel, &p, &bufs, self.groups);
         };
         let nd = self.cfg.num_directions();
@@ -621,7 +651,7 @@ impl<'t> LayerBack<'t> {
         ];
         let gbufs = [&self.tape.lengths_dev, &self.dg, panels];
         rec.dispatch(REC_GATHER, &gather, &gbufs, gather_groups)?;
-        self.plan.record(rec, nd, panels, wp, part)?;
+        self.plan.record(rec, panels, wp, part)?;
         let mut cell_bufs = bufs;
         cell_bufs.push(part);
         rec.dispatch(self.kernel, &p, &cell_bufs, self.groups)
