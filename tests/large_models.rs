@@ -1,5 +1,6 @@
 //! Models at the edge of the device's binding limit: a model whose own tensors fit must run
-//! forward and backward on every path, whatever the engine repacks its weights into.
+//! forward and backward on every path, whatever the engine repacks its weights into; one that
+//! cannot is refused at init, naming the limit and the buffer.
 
 use wgrnn::core::{RnnWeights, SplitMix64, Tensor};
 use wgrnn::cpu::{RnnInput, RnnOutputGrads, rnn_backward, rnn_forward_train};
@@ -132,4 +133,86 @@ fn lstm_2890_runs_and_trains_on_the_fused_and_persistent_paths() {
     let [tiled, _, _] = blockings();
     check_on(tiled, &lstm_2890(), 35);
     check_on(persistent(), &lstm_2890(), 36);
+}
+
+/// The largest bytes one tensor may bind on `ctx`, as the allocator counts them (see
+/// `check_binding_size`: the binding limit, or the buffer limit where lower).
+fn binding_limit(ctx: &Context) -> u64 {
+    let l = ctx.limits();
+    l.max_storage_buffer_binding_size.min(l.max_buffer_size)
+}
+
+/// The largest hidden size of `cell` (input 1) whose `weight_hh`, G·H² f32 rounded up to 16
+/// bytes, fits one binding of `ctx`.
+fn largest_hidden(ctx: &Context, cell: CellKind) -> usize {
+    let fits =
+        |h: u64| (cell.gates() as u64 * h * h * 4).next_multiple_of(16) <= binding_limit(ctx);
+    let mut h = ((binding_limit(ctx) / (4 * cell.gates() as u64)) as f64).sqrt() as u64 + 1;
+    while !fits(h) {
+        h -= 1;
+    }
+    h as usize
+}
+
+/// At the largest GRU and LSTM that the device holds, forward and backward run and match the
+/// reference; one unit more, init refuses `weight_hh` itself.
+#[test]
+fn largest_gru_and_lstm_run_and_one_unit_more_is_refused_at_init() {
+    let ctx = ctx();
+    for (cell, seed) in [(CellKind::Gru, 41), (CellKind::Lstm, 42)] {
+        let h = largest_hidden(ctx, cell);
+        eprintln!("{cell:?}: largest hidden size {h}");
+        check_on(ctx, &RnnConfig::new(cell, 1, h), seed);
+        let e = GpuParams::init(ctx, RnnConfig::new(cell, 1, h + 1), seed).unwrap_err();
+        match e {
+            wgrnn::Error::TooLarge { arg, limit, .. } => {
+                assert!(
+                    arg.starts_with("weight_hh_l0"),
+                    "{cell:?} H={}: {arg}",
+                    h + 1
+                );
+                assert_eq!(limit, binding_limit(ctx));
+            }
+            other => panic!("{cell:?} H={}: {other}", h + 1),
+        }
+    }
+}
+
+/// An input so wide that `weight_ih` ([1, I]) fits while its copy packed for the input
+/// projection ([I, 32]: the rows of a one-unit Elman cell padded to the GEMMs' block) does
+/// not: init refuses it, naming the packed copy and the limit, instead of making weights that
+/// no forward can use; `GpuParams::new` and the forward refuse it alike.
+#[test]
+fn an_input_whose_packed_copy_cannot_bind_is_refused_at_init() {
+    let ctx = ctx();
+    let input = (binding_limit(ctx) / 4 / 32 + 1) as usize;
+    let cfg = RnnConfig::new(CellKind::RnnTanh, input, 1);
+    let check = |e: wgrnn::Error, what: &str| match e {
+        wgrnn::Error::TooLarge {
+            arg, limit_name, ..
+        } => {
+            assert!(
+                arg.contains("weight_ih_l0") && arg.contains("input projection"),
+                "{what}: {arg}"
+            );
+            assert_eq!(limit_name, "max_storage_buffer_binding_size", "{what}");
+        }
+        other => panic!("{what}: {other}"),
+    };
+    check(
+        GpuParams::init(ctx, cfg.clone(), 5).unwrap_err(),
+        "GpuParams::init",
+    );
+    check(
+        wgrnn::gpu::GpuWeights::init(ctx, cfg.clone(), 5).unwrap_err(),
+        "GpuWeights::init",
+    );
+    let w = RnnWeights::<f32>::init(cfg, 5).unwrap();
+    check(GpuParams::new(ctx, &w).unwrap_err(), "GpuParams::new");
+    let gw = wgrnn::gpu::GpuWeights::upload(ctx, &w).unwrap();
+    let x = ctx
+        .upload(&Tensor::new([1, 1, input], vec![0.5f32; input]).unwrap())
+        .unwrap();
+    let e = wgrnn::gpu::rnn_forward(ctx, &gw, GpuRnnInput::new(&x), Mode::Inference).unwrap_err();
+    check(e, "rnn_forward");
 }

@@ -304,19 +304,19 @@ impl Context {
     /// element index): the check every allocation makes, for callers that want it before
     /// building the tensor on the host, where a size past the device could exhaust memory.
     pub fn check_fits(&self, arg: &str, shape: &[usize]) -> Result<()> {
+        self.check_fits_in("check_fits", arg, shape)
+    }
+
+    /// [`Context::check_fits`] for `op`, which names the caller in the error.
+    pub(crate) fn check_fits_in(&self, op: &'static str, arg: &str, shape: &[usize]) -> Result<()> {
         let bytes = wgrnn_core::tensor::checked_numel(shape)
             .and_then(|n| (n as u64).checked_mul(4))
             .ok_or_else(|| Error::InvalidArgument {
-                op: "check_fits",
+                op,
                 arg: "shape",
                 reason: format!("{arg} {shape:?} holds more bytes than u64 counts"),
             })?;
-        check_binding_size(
-            "check_fits",
-            &format!("{arg} {shape:?}"),
-            bytes,
-            self.binding_limit(),
-        )
+        check_binding_size(op, &format!("{arg} {shape:?}"), bytes, self.binding_limit())
     }
 
     /// An uninitialised device tensor (its contents are whatever the pooled buffer held).

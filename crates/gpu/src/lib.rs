@@ -37,4 +37,4 @@ pub use loss::{
 pub use optim::{GpuOptimizer, GpuParams};
 pub use rnn::{GpuRnnInput, GpuRnnOutput, GpuRnnTape, Mode, rnn_forward, small_batch_path};
 pub use rnn_backward::{GpuRnnGrads, GpuRnnOutputGrads, rnn_backward};
-pub use weights::GpuWeights;
+pub use weights::{DeviceLayout, GpuWeights};

@@ -12,7 +12,7 @@ use crate::context::Context;
 use crate::pipeline::{Access, Kernel};
 use crate::record::{Recorder, fold_x};
 use crate::shaders::Shader;
-use crate::weights::GpuWeights;
+use crate::weights::{DeviceLayout, GpuWeights};
 
 use Access::{Read, ReadWrite};
 
@@ -80,9 +80,11 @@ pub struct GpuParams<C> {
     pub grad: GpuWeights<C>,
 }
 
-impl<C: ParamLayout> GpuParams<C> {
-    /// Uploads `w` and zeroed gradients.
+impl<C: DeviceLayout> GpuParams<C> {
+    /// Uploads `w` and zeroed gradients, once the buffers the ops make from them are known to
+    /// fit ([`DeviceLayout::check_device`]).
     pub fn new(ctx: &Context, w: &Weights<C, f32>) -> Result<Self> {
+        w.config().check_device(ctx)?;
         let value = GpuWeights::upload(ctx, w)?;
         let grad = GpuWeights::upload(ctx, &Weights::zeros(w.config().clone())?)?;
         Ok(Self { value, grad })
@@ -95,7 +97,9 @@ impl<C: ParamLayout> GpuParams<C> {
         let grad = GpuWeights::upload(ctx, &Weights::zeros(config)?)?;
         Ok(Self { value, grad })
     }
+}
 
+impl<C: ParamLayout> GpuParams<C> {
     /// Zeroes every gradient (one submit).
     pub fn zero_grad(&self, ctx: &Context) -> Result<()> {
         self.grad.check_context(ctx, "zero_grad", "grad")?;

@@ -13,8 +13,8 @@ use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 use crate::buffer::{DType, GpuTensor, OnContext};
 use crate::context::Context;
 use crate::gemm::{
-    Out, Packed, SeqMask, Strided, expect_f32, gemm, pack, pack_into, pack_lhs, pack_lhs_masked,
-    pack_masked,
+    BLOCK, Out, Packed, SeqMask, Strided, expect_f32, gemm, pack, pack_into, pack_lhs,
+    pack_lhs_masked, pack_masked, plain_ld,
 };
 use crate::panel::{PanelPlan, WChunk, w_hh_rows};
 use crate::pipeline::{Access, Kernel};
@@ -166,6 +166,30 @@ pub(crate) fn packed_fits(ctx: &Context, cfg: &RnnConfig) -> bool {
 /// fused kernels' packed `W_hh` does not fit (see [`packed_fits`]).
 pub(crate) fn split_path(ctx: &Context, cfg: &RnnConfig, persistent: bool) -> bool {
     !persistent && (ctx.gemm_block().split_steps() || !packed_fits(ctx, cfg))
+}
+
+/// Checks, for `op`, every buffer that forward or backward makes from the weights of `cfg`
+/// beyond the model's own tensors and that no path avoids: `W_ih` packed as the input
+/// projection's operand (rows padded to the GEMMs' block) and as dX's, and the narrowest chunk
+/// of the split steps' padded `W_hh` (see `PanelPlan::pad_w`). The fused kernels' packed
+/// `W_hh` needs no check: where it does not fit, the split steps run (see [`packed_fits`]).
+/// Buffers that grow with T·B are checked at each call against `x`.
+pub(crate) fn check_weight_buffers(ctx: &Context, op: &'static str, cfg: &RnnConfig) -> Result<()> {
+    let gh = cfg.cell.gates() * cfg.hidden_size;
+    for layer in 0..cfg.num_layers {
+        let in_w = cfg.layer_input_size(layer);
+        let name = format!("weight_ih{}", RnnConfig::suffix(layer, 0));
+        let proj = format!("`{name}` packed for the input projection");
+        ctx.check_fits_in(op, &proj, &[in_w, plain_ld(gh)])?;
+        ctx.check_fits_in(
+            op,
+            &format!("`{name}` packed for dx"),
+            &[gh, plain_ld(in_w)],
+        )?;
+    }
+    // The reverse steps' chunks hold G·H rows (the forward's H).
+    let chunk = "a column chunk of the split steps' padded W_hh";
+    ctx.check_fits_in(op, chunk, &[gh, BLOCK])
 }
 
 /// Whether a forward call keeps what backward needs.
@@ -413,6 +437,7 @@ pub fn rnn_forward(
     input.h0.check_context(ctx, OP, "h0")?;
     input.c0.check_context(ctx, OP, "c0")?;
     let cfg = w.config();
+    check_weight_buffers(ctx, OP, cfg)?;
     let dims = cfg.check_inputs(
         OP,
         input.x.shape(),

@@ -19,8 +19,8 @@ use crate::panel::{PanelPlan, WChunk, w_hh_rows};
 use crate::pipeline::{Access, Kernel};
 use crate::record::Recorder;
 use crate::rnn::{
-    GpuRnnTape, TapeLayout, alloc_packed, by_unit, for_storage, no_layers, pack_w_hh_into,
-    packed_slots, persistent_path, split_path, wavefront_chunk,
+    GpuRnnTape, TapeLayout, alloc_packed, by_unit, check_weight_buffers, for_storage, no_layers,
+    pack_w_hh_into, packed_slots, persistent_path, split_path, wavefront_chunk,
 };
 use crate::shaders::Shader;
 use crate::weights::{GpuWeights, check_accumulator};
@@ -194,6 +194,7 @@ pub fn rnn_backward(
     upstream.dh_n.check_context(ctx, OP, "dh_n")?;
     upstream.dc_n.check_context(ctx, OP, "dc_n")?;
     let cfg = w.config();
+    check_weight_buffers(ctx, OP, cfg)?;
     if *cfg != tape.config {
         return Err(Error::InvalidArgument {
             op: OP,

@@ -2,7 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use wgrnn_core::{Error, LoadOptions, ParamLayout, Result, Weights};
+use wgrnn_core::{
+    AttentionConfig, EmbeddingConfig, Error, LinearConfig, LoadOptions, ParamLayout, Result,
+    RnnConfig, Weights,
+};
 
 use crate::buffer::{GpuTensor, OnContext};
 use crate::context::Context;
@@ -15,19 +18,44 @@ pub struct GpuWeights<C> {
     tensors: BTreeMap<String, GpuTensor>,
 }
 
-impl<C: ParamLayout> GpuWeights<C> {
+/// A config whose weights the device ops also hold in buffers of their own (repacked, padded):
+/// [`DeviceLayout::check_device`] checks those against the device, so that weights that can be
+/// made can also be used.
+pub trait DeviceLayout: ParamLayout {
+    /// An error naming the buffer and the limit where an op's buffer made from these weights
+    /// would not fit `ctx`; the default: no such buffer.
+    fn check_device(&self, _ctx: &Context) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl DeviceLayout for RnnConfig {
+    fn check_device(&self, ctx: &Context) -> Result<()> {
+        crate::rnn::check_weight_buffers(ctx, "GpuWeights", self)
+    }
+}
+
+impl DeviceLayout for AttentionConfig {}
+impl DeviceLayout for LinearConfig {}
+impl DeviceLayout for EmbeddingConfig {}
+
+impl<C: DeviceLayout> GpuWeights<C> {
     /// Weights initialised as PyTorch initialises them (the config's `Init`, from `seed`) and
-    /// uploaded. Every tensor is checked against the device's limits before any is built on
-    /// the host, so a config too large for the device is an error, not an allocation that
-    /// exhausts host memory.
+    /// uploaded. Every tensor, and every buffer the ops make from them
+    /// ([`DeviceLayout::check_device`]), is checked against the device's limits before any is
+    /// built on the host, so a config too large for the device is an error, not an allocation
+    /// that exhausts host memory or a model that cannot run.
     pub fn init(ctx: &Context, config: C, seed: u64) -> Result<Self> {
         config.validate()?;
         for spec in config.param_specs() {
             ctx.check_fits(&spec.name, &spec.shape)?;
         }
+        config.check_device(ctx)?;
         Self::upload(ctx, &Weights::init(config, seed)?)
     }
+}
 
+impl<C: ParamLayout> GpuWeights<C> {
     pub fn upload(ctx: &Context, w: &Weights<C, f32>) -> Result<Self> {
         let tensors = w
             .tensors()
