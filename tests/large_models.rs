@@ -111,11 +111,13 @@ fn check_on(ctx: &Context, cfg: &RnnConfig, seed: u64) {
 /// The default context: on CPU adapters the split steps, whose product reads `W_hh` repacked.
 #[test]
 fn gru_3300_runs_and_trains_on_the_default_context() {
+    let _watch = crate::validation::watch();
     check_on(ctx(), &gru_3300(), 31);
 }
 
 #[test]
 fn lstm_2890_runs_and_trains_on_the_default_context() {
+    let _watch = crate::validation::watch();
     check_on(ctx(), &lstm_2890(), 32);
 }
 
@@ -123,6 +125,7 @@ fn lstm_2890_runs_and_trains_on_the_default_context() {
 /// per unit (a GRU's three gates padded to four).
 #[test]
 fn gru_3300_runs_and_trains_on_the_fused_and_persistent_paths() {
+    let _watch = crate::validation::watch();
     let [tiled, _, _] = blockings();
     check_on(tiled, &gru_3300(), 33);
     check_on(persistent(), &gru_3300(), 34);
@@ -130,6 +133,7 @@ fn gru_3300_runs_and_trains_on_the_fused_and_persistent_paths() {
 
 #[test]
 fn lstm_2890_runs_and_trains_on_the_fused_and_persistent_paths() {
+    let _watch = crate::validation::watch();
     let [tiled, _, _] = blockings();
     check_on(tiled, &lstm_2890(), 35);
     check_on(persistent(), &lstm_2890(), 36);
@@ -158,6 +162,7 @@ fn largest_hidden(ctx: &Context, cell: CellKind) -> usize {
 /// reference; one unit more, init refuses `weight_hh` itself.
 #[test]
 fn largest_gru_and_lstm_run_and_one_unit_more_is_refused_at_init() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     for (cell, seed) in [(CellKind::Gru, 41), (CellKind::Lstm, 42)] {
         let h = largest_hidden(ctx, cell);
@@ -184,6 +189,7 @@ fn largest_gru_and_lstm_run_and_one_unit_more_is_refused_at_init() {
 /// no forward can use; `GpuParams::new` and the forward refuse it alike.
 #[test]
 fn an_input_whose_packed_copy_cannot_bind_is_refused_at_init() {
+    let _watch = crate::validation::watch();
     let ctx = ctx();
     let input = (binding_limit(ctx) / 4 / 32 + 1) as usize;
     let cfg = RnnConfig::new(CellKind::RnnTanh, input, 1);
