@@ -267,3 +267,47 @@ fn an_input_whose_packed_copy_cannot_bind_is_refused_at_init() {
     let e = wgrnn::gpu::rnn_forward(ctx, &gw, GpuRnnInput::new(&x), Mode::Inference).unwrap_err();
     check(e, "rnn_forward");
 }
+
+/// A dense layer whose weight `[out, 1]` fits while what its products pack from it does not:
+/// the output gradient of one row, packed as a left operand (64 rows per panel on CPU
+/// adapters, whatever the batch), and the weight packed for the input gradient (`[out, 32]`:
+/// one column padded to the GEMM block). Init refuses it, naming the packed operand; at one
+/// output fewer than that edge, forward and backward run.
+#[test]
+fn a_dense_layer_whose_packed_operands_cannot_bind_is_refused_at_init() {
+    let _watch = crate::validation::watch();
+    let ctx = capped();
+    // The panel is 64 rows, followed by the 64 KiB (16,384-float) uniform window CPU adapters
+    // read it through.
+    let edge = ((binding_limit(ctx) / 4 - 16_384) / 64) as usize;
+    let e = GpuParams::init(ctx, wgrnn::LinearConfig::new(1, edge + 1), 3).unwrap_err();
+    match e {
+        wgrnn::Error::TooLarge { arg, limit, .. } => {
+            assert!(arg.contains("as wide as `weight`"), "{arg}");
+            assert_eq!(limit, binding_limit(ctx));
+        }
+        other => panic!("{other}"),
+    }
+    let p = GpuParams::init(ctx, wgrnn::LinearConfig::new(1, edge), 3).unwrap();
+    let x = ctx
+        .upload(&Tensor::new([1, 1], vec![0.5f32]).unwrap())
+        .unwrap();
+    let y = wgrnn::gpu::linear_forward(ctx, &p.value, &x).unwrap();
+    let g = wgrnn::gpu::linear_backward(ctx, &p.value, &x, &y, None).unwrap();
+    // dW = dyᵀ·x with dy = y = W·x + b: row j of dW is 0.5·(0.5·W[j] + b[j]), within f32
+    // rounding of two products and a sum of O(1) values.
+    let w = p.value.read(ctx).unwrap();
+    let (wv, bv) = (
+        w.get("weight").unwrap().data(),
+        w.get("bias").unwrap().data(),
+    );
+    let dw = ctx.read(g.weights.get("weight").unwrap()).unwrap();
+    for j in [0, edge / 2, edge - 1] {
+        let want = 0.5 * (0.5 * wv[j] + bv[j]);
+        let got = dw.data()[j];
+        assert!(
+            (got - want).abs() <= 1e-6,
+            "dW[{j}]: got {got}, want {want}"
+        );
+    }
+}

@@ -252,6 +252,12 @@ pub(crate) fn pack_lhs_masked(
     pack_as(rec, x, panels, mask)
 }
 
+/// The floats of the smallest left operand of width `k` ([`pack_lhs`] of one row): on CPU
+/// adapters one panel of 64 rows and the uniform window read past its end, whatever the batch.
+pub(crate) fn lhs_min_floats(k: usize) -> usize {
+    PANEL.saturating_mul(k).saturating_add(WINDOW_FLOATS)
+}
+
 /// The row length of `rows` rows packed plainly.
 pub(crate) fn plain_ld(rows: usize) -> usize {
     rows.div_ceil(BLOCK).max(1) * BLOCK

@@ -9,6 +9,7 @@ use wgrnn_core::{
 
 use crate::buffer::{GpuTensor, OnContext};
 use crate::context::Context;
+use crate::gemm::{lhs_min_floats, plain_ld};
 
 /// The parameters of one op in device memory, in PyTorch's layout and names. Ops repack them as
 /// their kernels need on every call, so an optimizer can update these tensors in place.
@@ -35,8 +36,35 @@ impl DeviceLayout for RnnConfig {
     }
 }
 
-impl DeviceLayout for AttentionConfig {}
-impl DeviceLayout for LinearConfig {}
+/// The dense and attention products pack each weight matrix `[r, c]` both ways, forward and
+/// for the gradients: `[c, r]` and `[r, c]` with the packed axis padded to the GEMM block; and
+/// their left operands, activations or gradients as wide as `r` or `c`, take a panel of rows
+/// even for a batch of one (`lhs_min_floats`).
+fn check_packed_matrices<C: ParamLayout>(ctx: &Context, op: &'static str, cfg: &C) -> Result<()> {
+    for spec in cfg.param_specs() {
+        if let [r, c] = spec.shape[..] {
+            let name = &spec.name;
+            ctx.check_fits_in(op, &format!("`{name}` packed by rows"), &[c, plain_ld(r)])?;
+            let by_cols = format!("`{name}` packed by columns");
+            ctx.check_fits_in(op, &by_cols, &[r, plain_ld(c)])?;
+            let lhs = format!("a left operand as wide as `{name}` (one row, packed)");
+            ctx.check_fits_in(op, &lhs, &[lhs_min_floats(r.max(c))])?;
+        }
+    }
+    Ok(())
+}
+
+impl DeviceLayout for AttentionConfig {
+    fn check_device(&self, ctx: &Context) -> Result<()> {
+        check_packed_matrices(ctx, "GpuWeights", self)
+    }
+}
+
+impl DeviceLayout for LinearConfig {
+    fn check_device(&self, ctx: &Context) -> Result<()> {
+        check_packed_matrices(ctx, "GpuWeights", self)
+    }
+}
 impl DeviceLayout for EmbeddingConfig {}
 
 impl<C: DeviceLayout> GpuWeights<C> {
