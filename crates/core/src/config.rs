@@ -338,7 +338,7 @@ pub enum Score {
     ScaledDot,
     /// Luong general: qᵀ·W·k with `weight` [Dq, Dk].
     General,
-    /// Bahdanau additive: vᵀ·tanh(W_q q + W_k k) with `w_query` [A, Dq], `w_key` [A, Dk], `v` [A].
+    /// Bahdanau additive: vᵀ·tanh(W_q q + W_k k) with `w_query` `[A, Dq]`, `w_key` `[A, Dk]`, `v` `[A]`.
     Additive,
 }
 
@@ -461,7 +461,7 @@ impl LinearConfig {
         nonzero("LinearConfig", "out_features", self.out_features)
     }
 
-    /// `weight` [out, in] and `bias` [out], both U(−1/√in, 1/√in) as PyTorch initialises them.
+    /// `weight` `[out, in]` and `bias` `[out]`, both U(−1/√in, 1/√in) as PyTorch initialises them.
     pub fn param_specs(&self) -> Vec<ParamSpec> {
         let init = Init::Uniform(1.0 / (self.in_features as f64).sqrt());
         let mut specs = vec![ParamSpec {

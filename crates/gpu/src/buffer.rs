@@ -475,7 +475,7 @@ impl Context {
         self.pool.trim();
     }
 
-    /// Caps the bytes idle pooled buffers may hold (default [`DEFAULT_IDLE_CAP`]); buffers
+    /// Caps the bytes idle pooled buffers may hold (default 1 GiB); buffers
     /// returned beyond it are released.
     pub fn set_pool_idle_cap(&self, bytes: u64) {
         self.pool.idle_cap.store(bytes, Ordering::Relaxed);

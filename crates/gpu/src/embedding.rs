@@ -42,7 +42,7 @@ struct GatherParams {
 const SEGMENT: usize = 16_384;
 
 /// Token ids on the device, with what a deterministic backward needs: the positions sorted by
-/// id (stably), and each id's run of them cut in segments of at most [`SEGMENT`], computed once
+/// id (stably), and each id's run of them cut in segments of at most 16,384, computed once
 /// on the host at upload. Segments go round by round: round r holds the r-th segment of every
 /// id that has one, in id order, so no id appears twice in a round.
 #[derive(Clone, Debug)]

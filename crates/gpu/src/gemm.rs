@@ -2,7 +2,7 @@
 //! memory pass), then a register-blocked kernel runs its loop with no bounds checks:
 //! `gemm_tiled` on GPUs, `gemm_panel` (left operand through uniform windows) on CPU adapters.
 //! The hoisted input projection, the linear layer and attention's projections all go through
-//! [`gemm`].
+//! `gemm`.
 
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{Error, Result};

@@ -290,7 +290,7 @@ pub struct GpuRnnOutput {
 }
 
 impl GpuRnnOutput {
-    /// The tape for [`crate::rnn_backward`]; an error if the forward ran in inference mode.
+    /// The tape for [`crate::rnn_backward()`]; an error if the forward ran in inference mode.
     pub fn tape(&self) -> Result<&GpuRnnTape> {
         self.tape.as_ref().ok_or(Error::InvalidArgument {
             op: "gpu rnn_backward",
