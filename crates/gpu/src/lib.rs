@@ -2,30 +2,17 @@
 //! configs and weight names, device tensors instead of host ones. Every call records all its
 //! dispatches into one command encoder and submits once; nothing is read back unless asked.
 
-pub mod attention;
-mod buffer;
-mod context;
-pub mod elementwise;
-pub mod embedding;
-pub mod gemm;
-pub mod linear;
-pub mod loss;
-pub mod optim;
-mod panel;
-mod pipeline;
-mod record;
-pub mod rnn;
-pub mod rnn_backward;
-pub mod shaders;
-mod weights;
+mod ops;
+mod runtime;
+
+// The op modules under their public paths.
+pub use ops::matmul as gemm;
+pub use ops::rnn::backward as rnn_backward;
+pub use ops::{attention, elementwise, embedding, linear, loss, optim, rnn};
+pub use runtime::shaders;
 
 pub use attention::{
     GpuAttentionGrads, GpuAttentionInput, GpuAttentionOutput, attention_backward, attention_forward,
-};
-pub use buffer::{DType, GpuTensor, PoolStats};
-pub use context::{
-    AdapterSummary, CPU_LOOP_LIMIT, CPU_SMALL_BATCH_LIMIT, Context, ContextOptions,
-    SMALL_BATCH_LIMIT,
 };
 pub use elementwise::{add, axpby, axpy_into, concat, narrow};
 pub use embedding::{GpuIds, embedding_backward, embedding_forward, upload_ids};
@@ -37,4 +24,9 @@ pub use loss::{
 pub use optim::{GpuOptimizer, GpuParams};
 pub use rnn::{GpuRnnInput, GpuRnnOutput, GpuRnnTape, Mode, rnn_forward, small_batch_path};
 pub use rnn_backward::{GpuRnnGrads, GpuRnnOutputGrads, rnn_backward};
-pub use weights::{DeviceLayout, GpuWeights};
+pub use runtime::buffer::{DType, GpuTensor, PoolStats};
+pub use runtime::context::{
+    AdapterSummary, CPU_LOOP_LIMIT, CPU_SMALL_BATCH_LIMIT, Context, ContextOptions,
+    SMALL_BATCH_LIMIT,
+};
+pub use runtime::weights::{DeviceLayout, GpuWeights};

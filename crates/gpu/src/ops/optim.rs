@@ -7,12 +7,12 @@ use wgrnn_core::{
     validate_max_norm,
 };
 
-use crate::buffer::{DType, GpuTensor, OnContext};
-use crate::context::Context;
-use crate::pipeline::{Access, Kernel};
-use crate::record::{Recorder, fold_x};
-use crate::shaders::Shader;
-use crate::weights::{DeviceLayout, GpuWeights};
+use crate::runtime::buffer::{DType, GpuTensor, OnContext};
+use crate::runtime::context::Context;
+use crate::runtime::pipeline::{Access, Kernel};
+use crate::runtime::record::{Recorder, fold_x};
+use crate::runtime::shaders::Shader;
+use crate::runtime::weights::{DeviceLayout, GpuWeights};
 
 use Access::{Read, ReadWrite};
 

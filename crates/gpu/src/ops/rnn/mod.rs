@@ -7,20 +7,22 @@
 //! steps, each with its own input projection, each layer a chunk behind the one below. Every
 //! dispatch of every layer and direction goes into one command encoder and one submit.
 
+pub mod backward;
+
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
-use crate::buffer::{DType, GpuTensor, OnContext};
-use crate::context::Context;
-use crate::gemm::{
+use crate::ops::matmul::{
     BLOCK, Out, Packed, SeqMask, Strided, expect_f32, gemm, pack, pack_into, pack_lhs,
     pack_lhs_masked, pack_masked, plain_ld,
 };
-use crate::panel::{PanelPlan, WChunk, w_hh_rows};
-use crate::pipeline::{Access, Kernel};
-use crate::record::Recorder;
-use crate::shaders::Shader;
-use crate::weights::GpuWeights;
+use crate::ops::recurrent::{PanelPlan, WChunk, w_hh_rows};
+use crate::runtime::buffer::{DType, GpuTensor, OnContext};
+use crate::runtime::context::Context;
+use crate::runtime::pipeline::{Access, Kernel};
+use crate::runtime::record::Recorder;
+use crate::runtime::shaders::Shader;
+use crate::runtime::weights::GpuWeights;
 
 use Access::{Read, ReadWrite};
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use wgrnn_core::{Error, Result, Tensor};
 
-use crate::context::Context;
+use crate::runtime::context::Context;
 
 /// Element type of a device tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -12,18 +12,18 @@ use std::collections::BTreeMap;
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
-use crate::buffer::{DType, GpuTensor, OnContext};
-use crate::context::Context;
-use crate::gemm::{Out, Packed, Strided, expect_f32, gemm, pack, pack_into, pack_lhs};
-use crate::panel::{PanelPlan, WChunk, w_hh_rows};
-use crate::pipeline::{Access, Kernel};
-use crate::record::Recorder;
-use crate::rnn::{
+use crate::ops::matmul::{Out, Packed, Strided, expect_f32, gemm, pack, pack_into, pack_lhs};
+use crate::ops::recurrent::{PanelPlan, WChunk, w_hh_rows};
+use crate::ops::rnn::{
     GpuRnnTape, TapeLayout, alloc_packed, by_unit, check_weight_buffers, for_storage, no_layers,
     pack_w_hh_into, packed_slots, persistent_path, split_path, wavefront_chunk,
 };
-use crate::shaders::Shader;
-use crate::weights::{GpuWeights, check_accumulator};
+use crate::runtime::buffer::{DType, GpuTensor, OnContext};
+use crate::runtime::context::Context;
+use crate::runtime::pipeline::{Access, Kernel};
+use crate::runtime::record::Recorder;
+use crate::runtime::shaders::Shader;
+use crate::runtime::weights::{GpuWeights, check_accumulator};
 
 use Access::{Read, ReadWrite};
 

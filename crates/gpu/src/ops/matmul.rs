@@ -7,11 +7,11 @@
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{Error, Result};
 
-use crate::buffer::{DType, GpuTensor, OnContext};
-use crate::context::Context;
-use crate::pipeline::{Access, Kernel, WINDOW_FLOATS};
-use crate::record::{Recorder, fold_y};
-use crate::shaders::Shader;
+use crate::runtime::buffer::{DType, GpuTensor, OnContext};
+use crate::runtime::context::Context;
+use crate::runtime::pipeline::{Access, Kernel, WINDOW_FLOATS};
+use crate::runtime::record::{Recorder, fold_y};
+use crate::runtime::shaders::Shader;
 
 const PACK: Kernel = Kernel {
     shader: Shader::Matmul,

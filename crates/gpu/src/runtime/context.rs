@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use wgrnn_core::{Error, Result};
 
-use crate::buffer::BufferPool;
-use crate::gemm::GemmBlock;
-use crate::pipeline::PipelineCache;
+use crate::ops::matmul::GemmBlock;
+use crate::runtime::buffer::BufferPool;
+use crate::runtime::pipeline::PipelineCache;
 
 /// Where to find an adapter. [`ContextOptions::from_env`] reads `WGPU_BACKEND` (e.g. `vulkan`,
 /// `metal`, `dx12`), `WGPU_ADAPTER_NAME` (a case-insensitive substring of the adapter name) and

@@ -6,16 +6,16 @@ use std::collections::BTreeMap;
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{AttentionConfig, Error, Result, Score};
 
-use crate::buffer::{DType, GpuTensor, OnContext};
-use crate::context::Context;
-use crate::gemm::{
+use crate::ops::matmul::{
     Out, SeqMask, Strided, expect_f32, gemm, pack, pack_lhs, pack_lhs_masked, pack_masked,
 };
-use crate::pipeline::{Access, Kernel};
-use crate::record::{Recorder, fold_x};
-use crate::rnn_backward::col_sum;
-use crate::shaders::Shader;
-use crate::weights::{GpuWeights, check_accumulator};
+use crate::ops::rnn::backward::col_sum;
+use crate::runtime::buffer::{DType, GpuTensor, OnContext};
+use crate::runtime::context::Context;
+use crate::runtime::pipeline::{Access, Kernel};
+use crate::runtime::record::{Recorder, fold_x};
+use crate::runtime::shaders::Shader;
+use crate::runtime::weights::{GpuWeights, check_accumulator};
 
 use Access::{Read, ReadWrite};
 

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use wgrnn_core::{Error, LinearConfig, Result};
 
-use crate::buffer::{DType, GpuTensor, OnContext};
-use crate::context::Context;
-use crate::gemm::{Out, Strided, gemm, pack, pack_lhs};
-use crate::record::Recorder;
-use crate::weights::{GpuWeights, check_accumulator};
+use crate::ops::matmul::{Out, Strided, gemm, pack, pack_lhs};
+use crate::runtime::buffer::{DType, GpuTensor, OnContext};
+use crate::runtime::context::Context;
+use crate::runtime::record::Recorder;
+use crate::runtime::weights::{GpuWeights, check_accumulator};
 
 const OP: &str = "gpu linear_forward";
 
@@ -96,7 +96,7 @@ pub fn linear_backward(
     if let Some(l) = y_shape.last_mut() {
         *l = fo;
     }
-    crate::gemm::expect_f32(BOP, "dy", dy, &y_shape)?;
+    crate::ops::matmul::expect_f32(BOP, "dy", dy, &y_shape)?;
     let grads = match accumulate {
         Some(acc) => acc.clone(),
         None => {
@@ -134,7 +134,7 @@ pub fn linear_backward(
             Out::rows(grads.get("weight")?, fi).accumulate(add),
         )?;
         if cfg.bias {
-            crate::rnn_backward::col_sum(&mut rec, dy, 0, rows, fo, grads.get("bias")?, add)?;
+            crate::ops::rnn::backward::col_sum(&mut rec, dy, 0, rows, fo, grads.get("bias")?, add)?;
         }
     }
     rec.submit()?;

@@ -3,11 +3,11 @@
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{Error, Result, Tensor};
 
-use crate::buffer::{DType, GpuTensor, OnContext};
-use crate::context::Context;
-use crate::pipeline::{Access, Kernel};
-use crate::record::{Recorder, fold_x, fold_y};
-use crate::shaders::Shader;
+use crate::runtime::buffer::{DType, GpuTensor, OnContext};
+use crate::runtime::context::Context;
+use crate::runtime::pipeline::{Access, Kernel};
+use crate::runtime::record::{Recorder, fold_x, fold_y};
+use crate::runtime::shaders::Shader;
 
 const OP: &str = "gpu cross_entropy";
 const ROWS: Kernel = Kernel {

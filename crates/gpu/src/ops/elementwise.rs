@@ -3,11 +3,11 @@
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{Error, Result};
 
-use crate::buffer::{DType, GpuTensor, OnContext};
-use crate::context::Context;
-use crate::pipeline::{Access, Kernel};
-use crate::record::{Recorder, fold_x};
-use crate::shaders::Shader;
+use crate::runtime::buffer::{DType, GpuTensor, OnContext};
+use crate::runtime::context::Context;
+use crate::runtime::pipeline::{Access, Kernel};
+use crate::runtime::record::{Recorder, fold_x};
+use crate::runtime::shaders::Shader;
 
 const AXPBY: Kernel = Kernel {
     shader: Shader::Elementwise,

@@ -7,9 +7,9 @@ use wgrnn_core::{
     RnnConfig, Weights,
 };
 
-use crate::buffer::{GpuTensor, OnContext};
-use crate::context::Context;
-use crate::gemm::{lhs_min_floats, plain_ld};
+use crate::ops::matmul::{lhs_min_floats, plain_ld};
+use crate::runtime::buffer::{GpuTensor, OnContext};
+use crate::runtime::context::Context;
 
 /// The parameters of one op in device memory, in PyTorch's layout and names. Ops repack them as
 /// their kernels need on every call, so an optimizer can update these tensors in place.
@@ -32,7 +32,7 @@ pub trait DeviceLayout: ParamLayout {
 
 impl DeviceLayout for RnnConfig {
     fn check_device(&self, ctx: &Context) -> Result<()> {
-        crate::rnn::check_weight_buffers(ctx, "GpuWeights", self)
+        crate::ops::rnn::check_weight_buffers(ctx, "GpuWeights", self)
     }
 }
 

@@ -9,12 +9,12 @@ use std::ops::Range;
 
 use wgrnn_core::{Error, Result};
 
-use crate::buffer::{DType, GpuTensor};
-use crate::context::Context;
-use crate::gemm::{BLOCK, plain_ld};
-use crate::pipeline::{Access, Kernel, WINDOW_FLOATS};
-use crate::record::Recorder;
-use crate::shaders::{DERIVED_PANEL_ROWS, Shader};
+use crate::ops::matmul::{BLOCK, plain_ld};
+use crate::runtime::buffer::{DType, GpuTensor};
+use crate::runtime::context::Context;
+use crate::runtime::pipeline::{Access, Kernel, WINDOW_FLOATS};
+use crate::runtime::record::Recorder;
+use crate::runtime::shaders::{DERIVED_PANEL_ROWS, Shader};
 
 const REC_PANEL: Kernel = Kernel {
     shader: Shader::Recurrent,

@@ -1,22 +1,22 @@
 //! The kernel source registry: every WGSL file of `shaders/`, each with the shared prelude.
 
 /// The shared prelude (activation functions), prepended to every file.
-pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
+pub const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
 /// The cell files' prelude (per-direction bookkeeping), placed after [`COMMON`] in the
 /// modules of lstm.wgsl, gru.wgsl and rnn.wgsl.
-pub const CELL: &str = include_str!("../../../shaders/cell.wgsl");
-pub const MATMUL: &str = include_str!("../../../shaders/matmul.wgsl");
-pub const PACK: &str = include_str!("../../../shaders/pack.wgsl");
-pub const PACK_F16: &str = include_str!("../../../shaders/pack_f16.wgsl");
-pub const LSTM: &str = include_str!("../../../shaders/lstm.wgsl");
-pub const GRU: &str = include_str!("../../../shaders/gru.wgsl");
-pub const RNN: &str = include_str!("../../../shaders/rnn.wgsl");
-pub const RECURRENT: &str = include_str!("../../../shaders/recurrent.wgsl");
-pub const EMBEDDING: &str = include_str!("../../../shaders/embedding.wgsl");
-pub const ATTENTION: &str = include_str!("../../../shaders/attention.wgsl");
-pub const LOSS: &str = include_str!("../../../shaders/loss.wgsl");
-pub const OPTIM: &str = include_str!("../../../shaders/optim.wgsl");
-pub const ELEMENTWISE: &str = include_str!("../../../shaders/elementwise.wgsl");
+pub const CELL: &str = include_str!("../../../../shaders/cell.wgsl");
+pub const MATMUL: &str = include_str!("../../../../shaders/matmul.wgsl");
+pub const PACK: &str = include_str!("../../../../shaders/pack.wgsl");
+pub const PACK_F16: &str = include_str!("../../../../shaders/pack_f16.wgsl");
+pub const LSTM: &str = include_str!("../../../../shaders/lstm.wgsl");
+pub const GRU: &str = include_str!("../../../../shaders/gru.wgsl");
+pub const RNN: &str = include_str!("../../../../shaders/rnn.wgsl");
+pub const RECURRENT: &str = include_str!("../../../../shaders/recurrent.wgsl");
+pub const EMBEDDING: &str = include_str!("../../../../shaders/embedding.wgsl");
+pub const ATTENTION: &str = include_str!("../../../../shaders/attention.wgsl");
+pub const LOSS: &str = include_str!("../../../../shaders/loss.wgsl");
+pub const OPTIM: &str = include_str!("../../../../shaders/optim.wgsl");
+pub const ELEMENTWISE: &str = include_str!("../../../../shaders/elementwise.wgsl");
 
 /// One WGSL file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -221,7 +221,7 @@ fn panel_rows(file: &str, rows: usize) -> String {
         "
 // rec_panel for blocks of {rows} rows (small batches, where 32-row blocks would be mostly
 // padding): the window holds X[k][{rows}], and each invocation {rows} rows x 8 columns. Derived
-// from rec_panel by the shader registry (`panel_rows` in crates/gpu/src/shaders.rs).
+// from rec_panel by the shader registry (`panel_rows` in crates/gpu/src/runtime/shaders.rs).
 "
     );
     for line in kernel.lines() {
@@ -337,7 +337,7 @@ fn subgroup_variant(
         "
 // {entry} for subgroups of 8: lane l loads {per} of the {n} window vec4 of each k and
 // subgroupBroadcast shares them. Derived from {entry} by the shader registry
-// (`subgroup_variant` in crates/gpu/src/shaders.rs).
+// (`subgroup_variant` in crates/gpu/src/runtime/shaders.rs).
 "
     );
     let load = format!(" = {arr}[ia");

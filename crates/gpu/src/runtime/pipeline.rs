@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use wgrnn_core::{Error, Result};
 
-use crate::context::Context;
-use crate::shaders::Shader;
+use crate::runtime::context::Context;
+use crate::runtime::shaders::Shader;
 
 /// How a kernel uses one binding after the parameter block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

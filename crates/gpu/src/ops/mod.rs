@@ -1,0 +1,13 @@
+//! The ops, one module per family, each named like the shader file it runs (`matmul` runs
+//! matmul.wgsl, `recurrent` runs recurrent.wgsl…); `linear` composes `matmul`. They build on
+//! the runtime and record into its [`Recorder`](crate::runtime::record::Recorder).
+
+pub mod attention;
+pub mod elementwise;
+pub mod embedding;
+pub mod linear;
+pub mod loss;
+pub mod matmul;
+pub mod optim;
+pub(crate) mod recurrent;
+pub mod rnn;
