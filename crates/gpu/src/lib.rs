@@ -16,7 +16,7 @@ pub use attention::{
 };
 pub use elementwise::{add, axpby, axpy_into, concat, narrow};
 pub use embedding::{GpuIds, embedding_backward, embedding_forward, upload_ids};
-pub use gemm::{GemmBlock, matmul};
+pub use gemm::matmul;
 pub use linear::{GpuLinearGrads, linear_backward, linear_forward};
 pub use loss::{
     GpuCrossEntropy, GpuTargets, cross_entropy, cross_entropy_backward, log_softmax, upload_targets,
@@ -24,9 +24,8 @@ pub use loss::{
 pub use optim::{GpuOptimizer, GpuParams};
 pub use rnn::{GpuRnnInput, GpuRnnOutput, GpuRnnTape, Mode, rnn_forward, small_batch_path};
 pub use rnn_backward::{GpuRnnGrads, GpuRnnOutputGrads, rnn_backward};
-pub use runtime::buffer::{DType, GpuTensor, PoolStats};
-pub use runtime::context::{
-    AdapterSummary, CPU_LOOP_LIMIT, CPU_SMALL_BATCH_LIMIT, Context, ContextOptions,
-    SMALL_BATCH_LIMIT,
-};
+pub use runtime::context::{AdapterSummary, Context, ContextOptions};
+pub use runtime::pool::PoolStats;
+pub use runtime::tensor::{DType, GpuTensor};
+pub use runtime::tuning::{CPU_LOOP_LIMIT, CPU_SMALL_BATCH_LIMIT, GemmBlock, SMALL_BATCH_LIMIT};
 pub use runtime::weights::{DeviceLayout, GpuWeights};

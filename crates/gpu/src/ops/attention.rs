@@ -7,15 +7,16 @@ use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{AttentionConfig, Error, Result, Score};
 
 use crate::ops::matmul::{
-    Out, SeqMask, Strided, expect_f32, gemm, pack, pack_lhs, pack_lhs_masked, pack_masked,
+    Out, SeqMask, Strided, check_packed_matrices, gemm, pack, pack_lhs, pack_lhs_masked,
+    pack_masked,
 };
-use crate::ops::rnn::backward::col_sum;
-use crate::runtime::buffer::{DType, GpuTensor, OnContext};
+use crate::ops::reduce::col_sum;
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::{Access, Kernel};
 use crate::runtime::record::{Recorder, fold_x};
 use crate::runtime::shaders::Shader;
-use crate::runtime::weights::{GpuWeights, check_accumulator};
+use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
+use crate::runtime::weights::{DeviceLayout, GpuWeights, check_accumulator};
 
 use Access::{Read, ReadWrite};
 
@@ -581,4 +582,10 @@ pub fn attention_backward(
         dvalue,
         weights: grads,
     })
+}
+
+impl DeviceLayout for AttentionConfig {
+    fn check_device(&self, ctx: &Context) -> Result<()> {
+        check_packed_matrices(ctx, "GpuWeights", self)
+    }
 }

@@ -3,11 +3,11 @@
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{Error, Result};
 
-use crate::runtime::buffer::{DType, GpuTensor, OnContext};
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::{Access, Kernel};
 use crate::runtime::record::{Recorder, fold_x};
 use crate::runtime::shaders::Shader;
+use crate::runtime::tensor::{DType, GpuTensor, OnContext};
 
 const AXPBY: Kernel = Kernel {
     shader: Shader::Elementwise,

@@ -3,12 +3,12 @@
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{EmbeddingConfig, Error, Result, Tensor};
 
-use crate::runtime::buffer::{DType, GpuTensor, OnContext};
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::{Access, Kernel};
 use crate::runtime::record::{Recorder, fold_y};
 use crate::runtime::shaders::Shader;
-use crate::runtime::weights::{GpuWeights, check_accumulator};
+use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
+use crate::runtime::weights::{DeviceLayout, GpuWeights, check_accumulator};
 
 const OP: &str = "gpu embedding_forward";
 const SCATTER: Kernel = Kernel {
@@ -205,7 +205,7 @@ pub fn embedding_backward(
     let d = cfg.embedding_dim;
     let mut want = ids.ids.shape().to_vec();
     want.push(d);
-    crate::ops::matmul::expect_f32(BOP, "dy", dy, &want)?;
+    expect_f32(BOP, "dy", dy, &want)?;
     let grads = match accumulate {
         Some(acc) => acc.clone(),
         None => {
@@ -248,3 +248,6 @@ pub fn embedding_backward(
     rec.submit()?;
     Ok(grads)
 }
+
+/// Embeddings use their table as it is: no buffer of their own to check.
+impl DeviceLayout for EmbeddingConfig {}

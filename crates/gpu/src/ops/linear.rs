@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use wgrnn_core::{Error, LinearConfig, Result};
 
-use crate::ops::matmul::{Out, Strided, gemm, pack, pack_lhs};
-use crate::runtime::buffer::{DType, GpuTensor, OnContext};
+use crate::ops::matmul::{Out, Strided, check_packed_matrices, gemm, pack, pack_lhs};
 use crate::runtime::context::Context;
 use crate::runtime::record::Recorder;
-use crate::runtime::weights::{GpuWeights, check_accumulator};
+use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
+use crate::runtime::weights::{DeviceLayout, GpuWeights, check_accumulator};
 
 const OP: &str = "gpu linear_forward";
 
@@ -96,7 +96,7 @@ pub fn linear_backward(
     if let Some(l) = y_shape.last_mut() {
         *l = fo;
     }
-    crate::ops::matmul::expect_f32(BOP, "dy", dy, &y_shape)?;
+    expect_f32(BOP, "dy", dy, &y_shape)?;
     let grads = match accumulate {
         Some(acc) => acc.clone(),
         None => {
@@ -134,9 +134,15 @@ pub fn linear_backward(
             Out::rows(grads.get("weight")?, fi).accumulate(add),
         )?;
         if cfg.bias {
-            crate::ops::rnn::backward::col_sum(&mut rec, dy, 0, rows, fo, grads.get("bias")?, add)?;
+            crate::ops::reduce::col_sum(&mut rec, dy, 0, rows, fo, grads.get("bias")?, add)?;
         }
     }
     rec.submit()?;
     Ok(GpuLinearGrads { dx, weights: grads })
+}
+
+impl DeviceLayout for LinearConfig {
+    fn check_device(&self, ctx: &Context) -> Result<()> {
+        check_packed_matrices(ctx, "GpuWeights", self)
+    }
 }

@@ -3,11 +3,11 @@
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{Error, Result, Tensor};
 
-use crate::runtime::buffer::{DType, GpuTensor, OnContext};
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::{Access, Kernel};
 use crate::runtime::record::{Recorder, fold_x, fold_y};
 use crate::runtime::shaders::Shader;
+use crate::runtime::tensor::{DType, GpuTensor, OnContext};
 
 const OP: &str = "gpu cross_entropy";
 const ROWS: Kernel = Kernel {

@@ -5,13 +5,13 @@
 //! `gemm`.
 
 use bytemuck::{Pod, Zeroable};
-use wgrnn_core::{Error, Result};
+use wgrnn_core::{Error, ParamLayout, Result};
 
-use crate::runtime::buffer::{DType, GpuTensor, OnContext};
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::{Access, Kernel, WINDOW_FLOATS};
 use crate::runtime::record::{Recorder, fold_y};
 use crate::runtime::shaders::Shader;
+use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32, u32_of};
 
 const PACK: Kernel = Kernel {
     shader: Shader::Matmul,
@@ -49,42 +49,22 @@ const PANEL_COLS: usize = 8;
 /// `gemm_panel`'s workgroup: one SIMD vector of invocations on a CPU adapter.
 const PANEL_WG: usize = 8;
 
-/// Blocking of the GEMM and step kernels, chosen per adapter (measure before changing):
-/// - `Tiled`: 64x64 workgroup-memory tiles, 8x8 per invocation; the default on GPUs, where
-///   staging tiles in workgroup memory saves global-memory traffic.
-/// - `B8`: 8x8 per invocation straight from storage, no workgroup memory.
-/// - `Panel`: the default on CPU adapters such as lavapipe, where every storage load costs a
-///   loop over the SIMD lanes (workgroup memory included) and a uniform-buffer load one gather:
-///   `gemm_panel`, 64x8 per invocation with the 64-row operand read through uniform windows,
-///   and recurrent steps split into such a product (`rec_panel`) and a cell kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GemmBlock {
-    Tiled,
-    B8,
-    Panel,
-}
+/// The register blocking of the GEMM and step kernels, an adapter tuning.
+pub use crate::runtime::tuning::GemmBlock;
 
-impl GemmBlock {
-    /// The storage-only GEMM kernel, whose invocations each compute 8x8 of C in workgroups of
-    /// 8x8 invocations; `None` where `gemm_panel` runs instead.
-    fn kernel(self) -> Option<Kernel> {
-        let entry = match self {
-            GemmBlock::Tiled => "gemm_tiled",
-            GemmBlock::B8 => "gemm_kmajor",
-            GemmBlock::Panel => return None,
-        };
-        Some(Kernel {
-            shader: Shader::Matmul,
-            entry,
-            bindings: GEMM_BINDINGS,
-        })
-    }
-
-    /// Whether the recurrent steps use their CPU-adapter variants: split into the windowed
-    /// product `rec_panel` and the cell update, forward and reverse.
-    pub(crate) fn split_steps(self) -> bool {
-        self == GemmBlock::Panel
-    }
+/// The storage-only GEMM kernel of `block`, whose invocations each compute 8x8 of C in
+/// workgroups of 8x8 invocations; `None` where `gemm_panel` runs instead.
+fn storage_kernel(block: GemmBlock) -> Option<Kernel> {
+    let entry = match block {
+        GemmBlock::Tiled => "gemm_tiled",
+        GemmBlock::B8 => "gemm_kmajor",
+        GemmBlock::Panel => return None,
+    };
+    Some(Kernel {
+        shader: Shader::Matmul,
+        entry,
+        bindings: GEMM_BINDINGS,
+    })
 }
 
 #[repr(C)]
@@ -211,17 +191,6 @@ impl Packed {
     }
 }
 
-fn u32_of(op: &'static str, what: &str, v: usize) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::TooLarge {
-        op,
-        arg: what.into(),
-        size: v as u64,
-        unit: "elements",
-        limit_name: "u32 index",
-        limit: u32::MAX as u64,
-    })
-}
-
 /// Packs `x` plainly K-major: any operand of [`gemm`], and the layout other kernels read.
 pub(crate) fn pack(rec: &mut Recorder<'_>, x: Strided<'_>) -> Result<Packed> {
     pack_as(rec, x, false, None)
@@ -248,7 +217,7 @@ pub(crate) fn pack_lhs_masked(
     x: Strided<'_>,
     mask: Option<SeqMask<'_>>,
 ) -> Result<Packed> {
-    let panels = rec.ctx().gemm_block().kernel().is_none();
+    let panels = storage_kernel(rec.ctx().gemm_block()).is_none();
     pack_as(rec, x, panels, mask)
 }
 
@@ -261,6 +230,28 @@ pub(crate) fn lhs_min_floats(k: usize) -> usize {
 /// The row length of `rows` rows packed plainly.
 pub(crate) fn plain_ld(rows: usize) -> usize {
     rows.div_ceil(BLOCK).max(1) * BLOCK
+}
+
+/// The dense and attention products pack each weight matrix `[r, c]` both ways, forward and
+/// for the gradients: `[c, r]` and `[r, c]` with the packed axis padded to the GEMM block; and
+/// their left operands, activations or gradients as wide as `r` or `c`, take a panel of rows
+/// even for a batch of one (`lhs_min_floats`).
+pub(crate) fn check_packed_matrices<C: ParamLayout>(
+    ctx: &Context,
+    op: &'static str,
+    cfg: &C,
+) -> Result<()> {
+    for spec in cfg.param_specs() {
+        if let [r, c] = spec.shape[..] {
+            let name = &spec.name;
+            ctx.check_fits_in(op, &format!("`{name}` packed by rows"), &[c, plain_ld(r)])?;
+            let by_cols = format!("`{name}` packed by columns");
+            ctx.check_fits_in(op, &by_cols, &[r, plain_ld(c)])?;
+            let lhs = format!("a left operand as wide as `{name}` (one row, packed)");
+            ctx.check_fits_in(op, &lhs, &[lhs_min_floats(r.max(c))])?;
+        }
+    }
+    Ok(())
 }
 
 /// Packs `x` plainly K-major into `dst` from element `off` on: `dst[off + k·ld + r]`, rows
@@ -434,7 +425,7 @@ pub(crate) fn gemm(
             reason: "packed in panels (pack_lhs packs left operands only)".into(),
         });
     }
-    let Some(kernel) = rec.ctx().gemm_block().kernel() else {
+    let Some(kernel) = storage_kernel(rec.ctx().gemm_block()) else {
         // `gemm_panel`: `a` in panels through the window (repacked if plain), `b` plain.
         let panel_kernel = if rec.ctx().subgroups() {
             GEMM_PANEL_SG
@@ -557,24 +548,4 @@ pub fn matmul(ctx: &Context, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> 
     }
     rec.submit()?;
     Ok(out)
-}
-
-/// Checks a device tensor's element type and shape.
-pub(crate) fn expect_f32(
-    op: &'static str,
-    arg: &'static str,
-    t: &GpuTensor,
-    shape: &[usize],
-) -> Result<()> {
-    if t.dtype() != DType::F32 {
-        return Err(Error::InvalidArgument {
-            op,
-            arg,
-            reason: format!("must be f32, is {:?} of shape {:?}", t.dtype(), t.shape()),
-        });
-    }
-    if t.shape() != shape {
-        return Err(Error::shape(op, arg, shape, t.shape()));
-    }
-    Ok(())
 }

@@ -9,5 +9,7 @@ pub mod linear;
 pub mod loss;
 pub mod matmul;
 pub mod optim;
+pub(crate) mod pack;
 pub(crate) mod recurrent;
+pub(crate) mod reduce;
 pub mod rnn;

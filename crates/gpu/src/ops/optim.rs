@@ -2,16 +2,13 @@
 //! gradient clipping, trainable parameters with their gradients, and checkpoints.
 
 use bytemuck::{Pod, Zeroable};
-use wgrnn_core::{
-    Error, LoadOptions, OptimizerConfig, ParamLayout, Result, SafetensorsFile, Weights,
-    validate_max_norm,
-};
+use wgrnn_core::{Error, OptimizerConfig, ParamLayout, Result, Weights, validate_max_norm};
 
-use crate::runtime::buffer::{DType, GpuTensor, OnContext};
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::{Access, Kernel};
 use crate::runtime::record::{Recorder, fold_x};
 use crate::runtime::shaders::Shader;
+use crate::runtime::tensor::{DType, GpuTensor, OnContext};
 use crate::runtime::weights::{DeviceLayout, GpuWeights};
 
 use Access::{Read, ReadWrite};
@@ -118,47 +115,6 @@ impl<C: ParamLayout> GpuParams<C> {
             .iter()
             .map(|(n, v)| Ok((v, self.grad.get(n)?)))
             .collect()
-    }
-}
-
-impl<C: ParamLayout> GpuWeights<C> {
-    /// Adds these tensors to a checkpoint under `prefix` (PyTorch `state_dict` names, e.g.
-    /// `encoder.rnn.weight_ih_l0`).
-    pub fn save_into(&self, ctx: &Context, file: &mut SafetensorsFile, prefix: &str) -> Result<()> {
-        self.check_context(ctx, "save_into", "weights")?;
-        for (name, t) in self.tensors() {
-            file.insert_real(format!("{prefix}{name}"), &ctx.read(t)?);
-        }
-        Ok(())
-    }
-
-    /// Overwrites these tensors, in place, with the ones under `prefix` in a checkpoint; names
-    /// and shapes are checked first, so a bad file changes nothing. Strict under the prefix, as
-    /// PyTorch's `load_state_dict` is by default: a tensor there that the config does not name
-    /// (a second layer, a reverse direction) is an error, not a weight dropped in silence.
-    pub fn load_from(&self, ctx: &Context, file: &SafetensorsFile, prefix: &str) -> Result<()> {
-        let opts = LoadOptions {
-            prefix: prefix.to_string(),
-            strict: true,
-        };
-        self.load_with(ctx, file, &opts)
-    }
-
-    /// [`GpuWeights::load_from`] with explicit options: `LoadOptions::with_prefix` ignores
-    /// tensors under the prefix that the config does not name (PyTorch's `strict=False`).
-    pub fn load_with(
-        &self,
-        ctx: &Context,
-        file: &SafetensorsFile,
-        opts: &LoadOptions,
-    ) -> Result<()> {
-        self.check_context(ctx, "load_with", "weights")?;
-        let w = Weights::<C, f32>::from_file(self.config().clone(), file, opts)?;
-        for (name, t) in self.tensors() {
-            ctx.queue
-                .write_buffer(t.raw(), 0, bytemuck::cast_slice(w.get(name)?.data()));
-        }
-        Ok(())
     }
 }
 

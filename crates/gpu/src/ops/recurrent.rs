@@ -10,11 +10,11 @@ use std::ops::Range;
 use wgrnn_core::{Error, Result};
 
 use crate::ops::matmul::{BLOCK, plain_ld};
-use crate::runtime::buffer::{DType, GpuTensor};
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::{Access, Kernel, WINDOW_FLOATS};
 use crate::runtime::record::Recorder;
 use crate::runtime::shaders::{DERIVED_PANEL_ROWS, Shader};
+use crate::runtime::tensor::{DType, GpuTensor};
 
 const REC_PANEL: Kernel = Kernel {
     shader: Shader::Recurrent,
@@ -45,12 +45,6 @@ fn panel_kernel(rows: usize, subgroups: bool) -> Kernel {
         ..REC_PANEL
     }
 }
-/// W_hh rounded through f16 in its own layout, for products with f16 weights (pack_f16.wgsl).
-const ROUND_F16: Kernel = Kernel {
-    shader: Shader::PackF16,
-    entry: "round_f16",
-    bindings: &[Access::Read, Access::ReadWrite],
-};
 /// Columns per invocation and the workgroup width of `rec_panel`.
 const PANEL_COLS: usize = 8;
 const PANEL_WG: usize = 8;
@@ -73,15 +67,6 @@ struct PanelParams {
     slot0: u32,
     q_base: u32,
     chunk4: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct RoundParams {
-    n: u32,
-    dst_off: u32,
-    src_off: u32,
-    _pad: u32,
 }
 
 /// One chunk of columns of a direction's padded `W`: columns `col0..col0 + cols` of it, rows
@@ -281,32 +266,6 @@ impl PanelPlan {
                 }
             }
         }
-        Ok(())
-    }
-}
-
-/// `n` floats of `W_hh` from `src_off` on, as the split steps compute with them: rounded
-/// through f16 when the context stores weights as f16 (the same values the other kernels
-/// unpack), else as they are. `dst` receives them at `off`.
-pub(crate) fn w_hh_rows(
-    rec: &mut Recorder<'_>,
-    w_hh: &GpuTensor,
-    src_off: usize,
-    n: usize,
-    dst: &GpuTensor,
-    off: usize,
-) -> Result<()> {
-    if rec.ctx().f16_weights() {
-        let p = RoundParams {
-            n: n as u32,
-            dst_off: off as u32,
-            src_off: src_off as u32,
-            _pad: 0,
-        };
-        let groups = n.div_ceil(64).min(4096) as u32;
-        rec.dispatch(ROUND_F16, &p, &[w_hh, dst], [groups, 1, 1])
-    } else {
-        rec.copy(w_hh, src_off, dst, off, n);
         Ok(())
     }
 }

@@ -1,13 +1,15 @@
 //! The device context: adapter choice, device and queue, the buffer pool and the pipeline cache.
-//! A trainer that owns a device can hand it in with [`Context::from_device`].
+//! A trainer that owns a device can hand it in with [`Context::from_device`]. The context's
+//! memory API (allocation, upload, read, the pool's controls) is in `memory.rs`, the adapter
+//! tuning it carries in `tuning.rs`.
 
 use std::sync::{Arc, Mutex};
 
 use wgrnn_core::{Error, Result};
 
-use crate::ops::matmul::GemmBlock;
-use crate::runtime::buffer::BufferPool;
 use crate::runtime::pipeline::PipelineCache;
+use crate::runtime::pool::BufferPool;
+use crate::runtime::tuning::{GemmBlock, Tuning, f16_weights_from_env};
 
 /// Where to find an adapter. [`ContextOptions::from_env`] reads `WGPU_BACKEND` (e.g. `vulkan`,
 /// `metal`, `dx12`), `WGPU_ADAPTER_NAME` (a case-insensitive substring of the adapter name) and
@@ -97,8 +99,7 @@ pub struct Context {
     pub(crate) pool: Arc<BufferPool>,
     pub(crate) pipelines: PipelineCache,
     pub(crate) errors: Arc<Mutex<DeviceErrors>>,
-    block: GemmBlock,
-    small_batch: usize,
+    tuning: Tuning,
     f16_weights: bool,
     /// Whether the adapter has `DownlevelFlags::SHADER_F16_IN_F32`; unknown for a device the
     /// caller made.
@@ -106,27 +107,7 @@ pub struct Context {
     /// Whether the device has subgroups of exactly 8 (`gemm_panel_sg`, `rec_panel_sg`), and
     /// whether they are used.
     subgroups8: bool,
-    use_subgroups: bool,
-    wavefront: bool,
-    loop_limit: Option<u64>,
 }
-
-/// Largest B·H (hidden units times batch rows, in step-kernel work items) run by the persistent
-/// small-batch kernels by default on GPUs: one workgroup of 256 invocations then does at most
-/// four items per step, and saving a dispatch per step outweighs the lost parallelism.
-pub const SMALL_BATCH_LIMIT: usize = 1024;
-
-/// Loop iterations after which llvmpipe (lavapipe's compiler, Mesa's gallivm) silently ends
-/// an invocation's loops: one counter per invocation, shared by all its loops and not reset
-/// when a loop starts again (`LP_MAX_TGSI_LOOP_ITERATIONS`). Assumed of every CPU adapter (see
-/// [`Context::loop_limit`]).
-pub const CPU_LOOP_LIMIT: u64 = 65_535;
-
-/// The same limit on CPU adapters, which run a workgroup on one core and load storage one lane
-/// at a time: there the split steps (uniform windows, every core) win from about 32 items on
-/// (measured on lavapipe: LSTM B=1 H=16 3.8 ms persistent against 6.4 split, H=32 level,
-/// H=64 21 against 16, H=256 285 against 114; B=4 H=256 735 against 126).
-pub const CPU_SMALL_BATCH_LIMIT: usize = 32;
 
 fn adapter_rank(info: &wgpu::AdapterInfo, power: wgpu::PowerPreference) -> u32 {
     use wgpu::DeviceType::*;
@@ -210,7 +191,7 @@ impl Context {
                 .flags
                 .contains(wgpu::DownlevelFlags::SHADER_F16_IN_F32),
         );
-        if std::env::var("WGRNN_F16_WEIGHTS").is_ok_and(|v| v == "1") {
+        if f16_weights_from_env() {
             ctx = ctx.with_f16_weights(true)?;
         }
         Ok(ctx)
@@ -239,48 +220,14 @@ impl Context {
         });
         let limits = device.limits();
         let adapter = AdapterSummary::from_info(info);
-        // `WGRNN_GEMM_BLOCK=tiled|8|panel` overrides the choice by adapter type (`16`, the old
-        // name of `panel`, still works).
-        let block = match std::env::var("WGRNN_GEMM_BLOCK").as_deref() {
-            Ok("tiled") => GemmBlock::Tiled,
-            Ok("8") => GemmBlock::B8,
-            Ok("panel" | "16") => GemmBlock::Panel,
-            _ if info.device_type == wgpu::DeviceType::Cpu => GemmBlock::Panel,
-            _ => GemmBlock::Tiled,
-        };
-        // The persistent-kernel limit by adapter type (see CPU_SMALL_BATCH_LIMIT);
-        // `WGRNN_SMALL_BATCH=N` overrides it (0 turns the path off).
-        let small_batch = std::env::var("WGRNN_SMALL_BATCH")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(if info.device_type == wgpu::DeviceType::Cpu {
-                CPU_SMALL_BATCH_LIMIT
-            } else {
-                SMALL_BATCH_LIMIT
-            });
         let subgroups8 = device.features().contains(wgpu::Features::SUBGROUP)
             && info.subgroup_min_size == 8
             && info.subgroup_max_size == 8;
-        // `WGRNN_SUBGROUPS=0` keeps them unused.
-        let use_subgroups = subgroups8 && std::env::var("WGRNN_SUBGROUPS").as_deref() != Ok("0");
-        // The layer wavefront on devices that can run two dispatches at once; a CPU adapter
-        // runs one at a time, each over all its cores, so there the chunked input projections
-        // would only cost (measured: 4 % slower on lavapipe). `WGRNN_WAVEFRONT=0|1` overrides.
-        let wavefront = match std::env::var("WGRNN_WAVEFRONT").as_deref() {
-            Ok("0") => false,
-            Ok("1") => true,
-            _ => info.device_type != wgpu::DeviceType::Cpu,
-        };
-        let loop_limit = (info.device_type == wgpu::DeviceType::Cpu).then_some(CPU_LOOP_LIMIT);
         Ok(Self {
-            loop_limit,
-            block,
-            small_batch,
+            tuning: Tuning::for_adapter(info, subgroups8),
             f16_weights: false,
             f16_in_f32: None,
             subgroups8,
-            use_subgroups,
-            wavefront,
             pool: Arc::new(BufferPool::new(device.clone())),
             pipelines: PipelineCache::default(),
             device,
@@ -309,29 +256,29 @@ impl Context {
 
     /// The register blocking of the GEMM and step kernels on this context.
     pub fn gemm_block(&self) -> GemmBlock {
-        self.block
+        self.tuning.block
     }
 
     /// The same context with another register blocking (both give the same results; tests run
     /// both, benchmarks compare them).
     pub fn with_gemm_block(mut self, block: GemmBlock) -> Self {
-        self.block = block;
+        self.tuning.block = block;
         self
     }
 
     /// Recurrent layers whose step has at most this many work items (B·H; B·⌈H/4⌉ for Elman)
     /// run all their timesteps in one dispatch of one workgroup (the persistent small-batch
-    /// path) instead of one dispatch per step: by default [`SMALL_BATCH_LIMIT`] on GPUs and
-    /// [`CPU_SMALL_BATCH_LIMIT`] on CPU adapters, whose split steps are faster beyond it.
+    /// path) instead of one dispatch per step: by default [`SMALL_BATCH_LIMIT`](crate::SMALL_BATCH_LIMIT) on GPUs and
+    /// [`CPU_SMALL_BATCH_LIMIT`](crate::CPU_SMALL_BATCH_LIMIT) on CPU adapters, whose split steps are faster beyond it.
     pub fn small_batch_limit(&self) -> usize {
-        self.small_batch
+        self.tuning.small_batch
     }
 
     /// The same context with another small-batch limit: 0 never takes the persistent path,
     /// `usize::MAX` always does (within the [`Context::loop_limit`]). The persistent kernels
     /// give the same results as the fused per-step kernels.
     pub fn with_small_batch_limit(mut self, items: usize) -> Self {
-        self.small_batch = items;
+        self.tuning.small_batch = items;
         self
     }
 
@@ -374,7 +321,7 @@ impl Context {
     /// recurrent products share their window loads across the lanes instead of every lane
     /// gathering them.
     pub fn subgroups(&self) -> bool {
-        self.use_subgroups
+        self.tuning.use_subgroups
     }
 
     /// Turns the subgroup kernels off (or back on); asking for them on a device without
@@ -390,7 +337,7 @@ impl Context {
                 ),
             });
         }
-        self.use_subgroups = on;
+        self.tuning.use_subgroups = on;
         Ok(self)
     }
 
@@ -399,28 +346,28 @@ impl Context {
     /// that the device can run them together. On by default except on CPU adapters, which run
     /// one dispatch at a time (`WGRNN_WAVEFRONT=0|1` overrides the default).
     pub fn layer_wavefront(&self) -> bool {
-        self.wavefront
+        self.tuning.wavefront
     }
 
     /// The same context with the layer wavefront on or off; both give bit-identical results.
     pub fn with_layer_wavefront(mut self, on: bool) -> Self {
-        self.wavefront = on;
+        self.tuning.wavefront = on;
         self
     }
 
     /// The most loop iterations one invocation may run on this adapter, if it has such a limit:
-    /// [`CPU_LOOP_LIMIT`] on CPU adapters, whose compiler ends longer loops early without an
+    /// [`CPU_LOOP_LIMIT`](crate::CPU_LOOP_LIMIT) on CPU adapters, whose compiler ends longer loops early without an
     /// error. Kernels whose loops grow with the input (the persistent kernels over the
     /// timesteps, reductions over rows or classes) are split or laid out so that no invocation
     /// reaches it.
     pub fn loop_limit(&self) -> Option<u64> {
-        self.loop_limit
+        self.tuning.loop_limit
     }
 
     /// An error if one invocation of `op` would loop `trips` times (because of `arg`), at or
     /// past this adapter's loop limit.
     pub(crate) fn check_loop(&self, op: &'static str, arg: &'static str, trips: u64) -> Result<()> {
-        match self.loop_limit {
+        match self.tuning.loop_limit {
             Some(limit) if trips >= limit => Err(Error::LoopLimit {
                 op,
                 arg,

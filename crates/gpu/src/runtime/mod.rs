@@ -2,9 +2,12 @@
 //! the shader registry and adapter tuning. It knows kernels only as [`pipeline::Kernel`] values
 //! that the ops hand it, and never imports an op module.
 
-pub(crate) mod buffer;
 pub(crate) mod context;
+pub(crate) mod memory;
 pub(crate) mod pipeline;
+pub(crate) mod pool;
 pub(crate) mod record;
 pub mod shaders;
+pub(crate) mod tensor;
+pub(crate) mod tuning;
 pub(crate) mod weights;

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use wgrnn_core::{Error, Result};
 
-use crate::runtime::buffer::{GpuTensor, PooledBuffer};
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::{Access, Kernel, Pipeline, WINDOW_BYTES};
+use crate::runtime::pool::PooledBuffer;
+use crate::runtime::tensor::GpuTensor;
 
 /// The stride at which kernels fold a long dispatch axis over the next one (`x + 65535·y` in
 /// WGSL): the smallest `max_compute_workgroups_per_dimension` a device may have.

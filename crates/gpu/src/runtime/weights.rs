@@ -2,14 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use wgrnn_core::{
-    AttentionConfig, EmbeddingConfig, Error, LinearConfig, LoadOptions, ParamLayout, Result,
-    RnnConfig, Weights,
-};
+use wgrnn_core::{Error, LoadOptions, ParamLayout, Result, SafetensorsFile, Weights};
 
-use crate::ops::matmul::{lhs_min_floats, plain_ld};
-use crate::runtime::buffer::{GpuTensor, OnContext};
 use crate::runtime::context::Context;
+use crate::runtime::tensor::{GpuTensor, OnContext};
 
 /// The parameters of one op in device memory, in PyTorch's layout and names. Ops repack them as
 /// their kernels need on every call, so an optimizer can update these tensors in place.
@@ -21,7 +17,7 @@ pub struct GpuWeights<C> {
 
 /// A config whose weights the device ops also hold in buffers of their own (repacked, padded):
 /// [`DeviceLayout::check_device`] checks those against the device, so that weights that can be
-/// made can also be used.
+/// made can also be used. Each op implements it beside its kernels.
 pub trait DeviceLayout: ParamLayout {
     /// An error naming the buffer and the limit where an op's buffer made from these weights
     /// would not fit `ctx`; the default: no such buffer.
@@ -29,43 +25,6 @@ pub trait DeviceLayout: ParamLayout {
         Ok(())
     }
 }
-
-impl DeviceLayout for RnnConfig {
-    fn check_device(&self, ctx: &Context) -> Result<()> {
-        crate::ops::rnn::check_weight_buffers(ctx, "GpuWeights", self)
-    }
-}
-
-/// The dense and attention products pack each weight matrix `[r, c]` both ways, forward and
-/// for the gradients: `[c, r]` and `[r, c]` with the packed axis padded to the GEMM block; and
-/// their left operands, activations or gradients as wide as `r` or `c`, take a panel of rows
-/// even for a batch of one (`lhs_min_floats`).
-fn check_packed_matrices<C: ParamLayout>(ctx: &Context, op: &'static str, cfg: &C) -> Result<()> {
-    for spec in cfg.param_specs() {
-        if let [r, c] = spec.shape[..] {
-            let name = &spec.name;
-            ctx.check_fits_in(op, &format!("`{name}` packed by rows"), &[c, plain_ld(r)])?;
-            let by_cols = format!("`{name}` packed by columns");
-            ctx.check_fits_in(op, &by_cols, &[r, plain_ld(c)])?;
-            let lhs = format!("a left operand as wide as `{name}` (one row, packed)");
-            ctx.check_fits_in(op, &lhs, &[lhs_min_floats(r.max(c))])?;
-        }
-    }
-    Ok(())
-}
-
-impl DeviceLayout for AttentionConfig {
-    fn check_device(&self, ctx: &Context) -> Result<()> {
-        check_packed_matrices(ctx, "GpuWeights", self)
-    }
-}
-
-impl DeviceLayout for LinearConfig {
-    fn check_device(&self, ctx: &Context) -> Result<()> {
-        check_packed_matrices(ctx, "GpuWeights", self)
-    }
-}
-impl DeviceLayout for EmbeddingConfig {}
 
 impl<C: DeviceLayout> GpuWeights<C> {
     /// Weights initialised as PyTorch initialises them (the config's `Init`, from `seed`) and
@@ -125,6 +84,47 @@ impl<C: ParamLayout> GpuWeights<C> {
 
     pub fn tensors(&self) -> &BTreeMap<String, GpuTensor> {
         &self.tensors
+    }
+}
+
+impl<C: ParamLayout> GpuWeights<C> {
+    /// Adds these tensors to a checkpoint under `prefix` (PyTorch `state_dict` names, e.g.
+    /// `encoder.rnn.weight_ih_l0`).
+    pub fn save_into(&self, ctx: &Context, file: &mut SafetensorsFile, prefix: &str) -> Result<()> {
+        self.check_context(ctx, "save_into", "weights")?;
+        for (name, t) in self.tensors() {
+            file.insert_real(format!("{prefix}{name}"), &ctx.read(t)?);
+        }
+        Ok(())
+    }
+
+    /// Overwrites these tensors, in place, with the ones under `prefix` in a checkpoint; names
+    /// and shapes are checked first, so a bad file changes nothing. Strict under the prefix, as
+    /// PyTorch's `load_state_dict` is by default: a tensor there that the config does not name
+    /// (a second layer, a reverse direction) is an error, not a weight dropped in silence.
+    pub fn load_from(&self, ctx: &Context, file: &SafetensorsFile, prefix: &str) -> Result<()> {
+        let opts = LoadOptions {
+            prefix: prefix.to_string(),
+            strict: true,
+        };
+        self.load_with(ctx, file, &opts)
+    }
+
+    /// [`GpuWeights::load_from`] with explicit options: `LoadOptions::with_prefix` ignores
+    /// tensors under the prefix that the config does not name (PyTorch's `strict=False`).
+    pub fn load_with(
+        &self,
+        ctx: &Context,
+        file: &SafetensorsFile,
+        opts: &LoadOptions,
+    ) -> Result<()> {
+        self.check_context(ctx, "load_with", "weights")?;
+        let w = Weights::<C, f32>::from_file(self.config().clone(), file, opts)?;
+        for (name, t) in self.tensors() {
+            ctx.queue
+                .write_buffer(t.raw(), 0, bytemuck::cast_slice(w.get(name)?.data()));
+        }
+        Ok(())
     }
 }
 

@@ -12,28 +12,25 @@ use std::collections::BTreeMap;
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
-use crate::ops::matmul::{Out, Packed, Strided, expect_f32, gemm, pack, pack_into, pack_lhs};
-use crate::ops::recurrent::{PanelPlan, WChunk, w_hh_rows};
+use crate::ops::matmul::{Out, Packed, Strided, gemm, pack, pack_into, pack_lhs};
+use crate::ops::pack::{alloc_packed, by_unit, pack_w_hh_into, packed_slots, w_hh_rows};
+use crate::ops::recurrent::{PanelPlan, WChunk};
+use crate::ops::reduce::col_sum;
 use crate::ops::rnn::{
-    GpuRnnTape, TapeLayout, alloc_packed, by_unit, check_weight_buffers, for_storage, no_layers,
-    pack_w_hh_into, packed_slots, persistent_path, split_path, wavefront_chunk,
+    GpuRnnTape, TapeLayout, check_weight_buffers, for_storage, no_layers, persistent_path,
+    split_path, wavefront_chunk,
 };
-use crate::runtime::buffer::{DType, GpuTensor, OnContext};
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::{Access, Kernel};
 use crate::runtime::record::Recorder;
 use crate::runtime::shaders::Shader;
+use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
 use crate::runtime::weights::{GpuWeights, check_accumulator};
 
 use Access::{Read, ReadWrite};
 
 const OP: &str = "gpu rnn_backward";
 const BINDINGS: &[Access] = &[Read, Read, Read, Read, ReadWrite, ReadWrite];
-const COL_SUM: Kernel = Kernel {
-    shader: Shader::Matmul,
-    entry: "col_sum",
-    bindings: &[Read, ReadWrite],
-};
 
 /// The dG rows of the split reverse products laid out K-major per block of rows, for the
 /// product that reads them through a uniform window (recurrent.wgsl, see `PanelPlan`).
@@ -122,15 +119,6 @@ struct GatherParams {
     _pad: [u32; 3],
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct SumParams {
-    rows: u32,
-    cols: u32,
-    accumulate: u32,
-    src_off: u32,
-}
-
 /// Upstream gradients, on the device; an absent one counts as zero.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GpuRnnOutputGrads<'a> {
@@ -148,33 +136,6 @@ pub struct GpuRnnGrads {
     pub dc0: Option<GpuTensor>,
     /// The parameter gradients: fresh tensors, or the accumulator passed in.
     pub weights: GpuWeights<RnnConfig>,
-}
-
-/// Rows per `col_sum` dispatch: each invocation loops over them, so they stay far below the
-/// loop limit of CPU adapters ([`crate::CPU_LOOP_LIMIT`]).
-const COL_SUM_ROWS: usize = 16_384;
-
-/// Column sums of `rows × cols` starting at `src_off` of `src`, into (or added to) `dst`: in
-/// chunks of rows, each added to the sum of those before, in row order (deterministic).
-pub(crate) fn col_sum(
-    rec: &mut Recorder<'_>,
-    src: &GpuTensor,
-    src_off: usize,
-    rows: usize,
-    cols: usize,
-    dst: &GpuTensor,
-    accumulate: bool,
-) -> Result<()> {
-    for r0 in (0..rows.max(1)).step_by(COL_SUM_ROWS) {
-        let p = SumParams {
-            rows: (rows - r0).min(COL_SUM_ROWS) as u32,
-            cols: cols as u32,
-            accumulate: (accumulate || r0 > 0) as u32,
-            src_off: (src_off + r0 * cols) as u32,
-        };
-        rec.dispatch(COL_SUM, &p, &[src, dst], [cols.div_ceil(64) as u32, 1, 1])?;
-    }
-    Ok(())
 }
 
 /// Backward of a training-mode [`crate::rnn_forward`] call with the same weights: the

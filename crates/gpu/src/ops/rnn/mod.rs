@@ -13,36 +13,22 @@ use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
 use crate::ops::matmul::{
-    BLOCK, Out, Packed, SeqMask, Strided, expect_f32, gemm, pack, pack_into, pack_lhs,
-    pack_lhs_masked, pack_masked, plain_ld,
+    BLOCK, Out, Packed, SeqMask, Strided, gemm, pack, pack_into, pack_lhs, pack_lhs_masked,
+    pack_masked, plain_ld,
 };
-use crate::ops::recurrent::{PanelPlan, WChunk, w_hh_rows};
-use crate::runtime::buffer::{DType, GpuTensor, OnContext};
+use crate::ops::pack::{alloc_packed, by_unit, fold_bias, pack_w_hh_into, packed_slots, w_hh_rows};
+use crate::ops::recurrent::{PanelPlan, WChunk};
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::{Access, Kernel};
 use crate::runtime::record::Recorder;
 use crate::runtime::shaders::Shader;
-use crate::runtime::weights::GpuWeights;
+use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
+use crate::runtime::weights::{DeviceLayout, GpuWeights};
 
 use Access::{Read, ReadWrite};
 
 const OP: &str = "gpu rnn_forward";
 
-const PACK_GATES: Kernel = Kernel {
-    shader: Shader::Pack,
-    entry: "pack_gates",
-    bindings: &[Read, ReadWrite],
-};
-const PACK_GATES_F16: Kernel = Kernel {
-    shader: Shader::PackF16,
-    entry: "pack_gates_f16",
-    ..PACK_GATES
-};
-const FOLD_BIAS: Kernel = Kernel {
-    shader: Shader::Pack,
-    entry: "fold_bias",
-    bindings: &[Read, Read, ReadWrite],
-};
 const LSTM_STEP: Kernel = Kernel {
     shader: Shader::Lstm,
     entry: "lstm_step",
@@ -192,6 +178,12 @@ pub(crate) fn check_weight_buffers(ctx: &Context, op: &'static str, cfg: &RnnCon
     // The reverse steps' chunks hold G·H rows (the forward's H).
     let chunk = "a column chunk of the split steps' padded W_hh";
     ctx.check_fits_in(op, chunk, &[gh, BLOCK])
+}
+
+impl DeviceLayout for RnnConfig {
+    fn check_device(&self, ctx: &Context) -> Result<()> {
+        check_weight_buffers(ctx, "GpuWeights", self)
+    }
 }
 
 /// Whether a forward call keeps what backward needs.
@@ -346,26 +338,6 @@ impl TapeLayout {
             len: self.len,
         }
     }
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct GateParams {
-    hidden: u32,
-    gates: u32,
-    units4: u32,
-    by_unit: u32,
-    transposed: u32,
-    dst_off: u32,
-    _pad: [u32; 2],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct BiasParams {
-    n: u32,
-    skip_from: u32,
-    _pad: [u32; 2],
 }
 
 /// The parameter block shared by the three step kernels (the last four words differ by cell).
@@ -621,75 +593,6 @@ pub(crate) fn no_layers() -> Error {
     }
 }
 
-/// Elman cells pack four units to a vec4; LSTM and GRU pack the gates of one unit.
-pub(crate) fn by_unit(cell: CellKind) -> bool {
-    matches!(cell, CellKind::RnnTanh | CellKind::RnnRelu)
-}
-
-/// vec4 slots of one direction's packed `W_hh` (see `pack_gates` in pack.wgsl).
-pub(crate) fn packed_slots(cell: CellKind, h: usize) -> usize {
-    if by_unit(cell) {
-        h * h.div_ceil(4)
-    } else {
-        h * h
-    }
-}
-
-/// A tensor for `dirs` directions' packed `W_hh` in the context's storage: vec4 of f32, or
-/// (with f16 weights) four f16 in two u32.
-pub(crate) fn alloc_packed(
-    rec: &Recorder<'_>,
-    cell: CellKind,
-    h: usize,
-    dirs: usize,
-) -> Result<GpuTensor> {
-    let slots = dirs * packed_slots(cell, h);
-    if rec.ctx().f16_weights() {
-        rec.ctx()
-            .alloc("pack_w_hh", "packed W_hh (f16)", &[slots * 2], DType::U32)
-    } else {
-        rec.ctx()
-            .alloc("pack_w_hh", "packed W_hh", &[slots * 4], DType::F32)
-    }
-}
-
-/// `W_hh` in the step kernels' vec4 layout (see `pack_gates` in pack.wgsl), written into
-/// `packed` from vec4 slot `slot_off` on (a direction's part of a tensor from
-/// [`alloc_packed`]); `transposed` gives the layout of backward's `dG·W_hh`.
-pub(crate) fn pack_w_hh_into(
-    rec: &mut Recorder<'_>,
-    w_hh: &GpuTensor,
-    cell: CellKind,
-    h: usize,
-    transposed: bool,
-    packed: &GpuTensor,
-    slot_off: usize,
-) -> Result<()> {
-    let units4 = h.div_ceil(4);
-    let by_unit = by_unit(cell);
-    let gp = GateParams {
-        hidden: h as u32,
-        gates: cell.gates() as u32,
-        units4: units4 as u32,
-        by_unit: by_unit as u32,
-        transposed: transposed as u32,
-        dst_off: check_u32(slot_off, "packed W_hh")?,
-        _pad: [0; 2],
-    };
-    let gx = if by_unit { units4 } else { h };
-    let kernel = if rec.ctx().f16_weights() {
-        PACK_GATES_F16
-    } else {
-        PACK_GATES
-    };
-    rec.dispatch(
-        kernel,
-        &gp,
-        &[w_hh, packed],
-        [gx.div_ceil(64) as u32, h.div_ceil(4) as u32, 1],
-    )
-}
-
 /// `W_ih` of one direction packed as the input projection's right operand, and its bias
 /// `b = b_ih + b_hh` (GRU: without `b_hn`, which the cell applies inside the reset gate).
 fn projection_weights(
@@ -712,21 +615,11 @@ fn projection_weights(
     } else {
         gh
     };
-    let bp = BiasParams {
-        n: gh as u32,
-        skip_from: skip_from as u32,
-        _pad: [0; 2],
-    };
     let (b_ih, b_hh) = (
         w.get(&format!("bias_ih{sfx}"))?,
         w.get(&format!("bias_hh{sfx}"))?,
     );
-    rec.dispatch(
-        FOLD_BIAS,
-        &bp,
-        &[b_ih, b_hh, &folded],
-        [gh.div_ceil(64) as u32, 1, 1],
-    )?;
+    fold_bias(rec, b_ih, b_hh, skip_from, &folded)?;
     Ok((wt, Some(folded)))
 }
 
