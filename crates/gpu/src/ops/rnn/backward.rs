@@ -12,14 +12,15 @@ use std::collections::BTreeMap;
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
+use super::kernels::backward::{cell_kernel, seq_kernel, step_kernel};
+use super::kernels::for_storage;
+use super::path::{persistent_path, split_path};
+use super::wavefront::wavefront_chunk;
+use super::{GpuRnnTape, TapeLayout, check_weight_buffers, no_layers};
 use crate::ops::matmul::{Out, Packed, Strided, gemm, pack, pack_into, pack_lhs};
 use crate::ops::pack::{alloc_packed, by_unit, pack_w_hh_into, packed_slots, w_hh_rows};
 use crate::ops::recurrent::{PanelPlan, WChunk};
 use crate::ops::reduce::col_sum;
-use crate::ops::rnn::{
-    GpuRnnTape, TapeLayout, check_weight_buffers, for_storage, no_layers, persistent_path,
-    split_path, wavefront_chunk,
-};
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::{Access, Kernel};
 use crate::runtime::record::Recorder;
@@ -30,7 +31,6 @@ use crate::runtime::weights::{GpuWeights, check_accumulator};
 use Access::{Read, ReadWrite};
 
 const OP: &str = "gpu rnn_backward";
-const BINDINGS: &[Access] = &[Read, Read, Read, Read, ReadWrite, ReadWrite];
 
 /// The dG rows of the split reverse products laid out K-major per block of rows, for the
 /// product that reads them through a uniform window (recurrent.wgsl, see `PanelPlan`).
@@ -39,45 +39,6 @@ const REC_GATHER: Kernel = Kernel {
     entry: "rec_gather",
     bindings: &[Read, Read, ReadWrite],
 };
-/// The backward kernel of `cell` named by `entries` (LSTM, GRU, Elman), all in the cell's file.
-fn cell_entry(cell: CellKind, entries: [&'static str; 3], bindings: &'static [Access]) -> Kernel {
-    let (shader, entry) = match cell {
-        CellKind::Lstm => (Shader::Lstm, entries[0]),
-        CellKind::Gru => (Shader::Gru, entries[1]),
-        CellKind::RnnTanh | CellKind::RnnRelu => (Shader::Rnn, entries[2]),
-    };
-    Kernel {
-        shader,
-        entry,
-        bindings,
-    }
-}
-
-/// The cell half of a split reverse step: the step kernel's bindings plus the partial products.
-fn cell_kernel(cell: CellKind) -> Kernel {
-    const CELL_BINDINGS: &[Access] = &[Read, Read, Read, Read, ReadWrite, ReadWrite, Read];
-    let entries = ["lstm_cell_bwd", "gru_cell_bwd", "rnn_cell_bwd"];
-    cell_entry(cell, entries, CELL_BINDINGS)
-}
-
-/// The persistent small-batch backward of a cell (see `persistent_path`).
-fn seq_kernel(cell: CellKind) -> Kernel {
-    cell_entry(
-        cell,
-        ["lstm_seq_bwd", "gru_seq_bwd", "rnn_seq_bwd"],
-        BINDINGS,
-    )
-}
-
-/// The fused reverse step of GPUs (one row and one unit per invocation: the recurrent product,
-/// then the cell update). CPU adapters split the step instead (see `PanelPlan`).
-fn step_kernel(cell: CellKind) -> Kernel {
-    cell_entry(
-        cell,
-        ["lstm_step_bwd", "gru_step_bwd", "rnn_step_bwd"],
-        BINDINGS,
-    )
-}
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
