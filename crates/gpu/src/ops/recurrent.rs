@@ -45,6 +45,13 @@ fn panel_kernel(rows: usize, subgroups: bool) -> Kernel {
         ..REC_PANEL
     }
 }
+/// The dG rows of the split reverse products laid out K-major per block of rows, for the
+/// product that reads them through a uniform window (see [`PanelPlan::gather`]).
+const REC_GATHER: Kernel = Kernel {
+    shader: Shader::Recurrent,
+    entry: "rec_gather",
+    bindings: &[Access::Read, Access::Read, Access::ReadWrite],
+};
 /// Columns per invocation and the workgroup width of `rec_panel`.
 const PANEL_COLS: usize = 8;
 const PANEL_WG: usize = 8;
@@ -67,6 +74,22 @@ struct PanelParams {
     slot0: u32,
     q_base: u32,
     chunk4: u32,
+}
+
+/// The parameter block of `rec_gather` (see [`PanelPlan::gather_params`]).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct GatherParams {
+    batch: u32,
+    kdim: u32,
+    step: u32,
+    last: u32,
+    dg_dir: u32,
+    dgh_off: u32,
+    blk_stride: u32,
+    dir_stride: u32,
+    rows: u32,
+    _pad: [u32; 3],
 }
 
 /// One chunk of columns of a direction's padded `W`: columns `col0..col0 + cols` of it, rows
@@ -222,6 +245,48 @@ impl PanelPlan {
             }
         }
         Ok(chunks)
+    }
+
+    /// `rec_gather`'s parameters for dG laid out `dg_dir` floats per direction, a GRU's dGh
+    /// `dgh_off` floats into each (the reverse steps' product: k = G·H).
+    pub fn gather_params(&self, dg_dir: usize, dgh_off: usize) -> GatherParams {
+        GatherParams {
+            batch: self.nb as u32,
+            kdim: self.kdim as u32,
+            step: 0,
+            last: 0,
+            dg_dir: dg_dir as u32,
+            dgh_off: dgh_off as u32,
+            blk_stride: self.blk_stride as u32,
+            dir_stride: self.dir_stride as u32,
+            rows: self.rows as u32,
+            _pad: [0; 3],
+        }
+    }
+
+    /// Gathers the dG rows that reverse step `step` (with `last`, the final pass) multiplies into
+    /// `panels`, the windowed operand of [`PanelPlan::record`], for `nd` directions: `bufs` are
+    /// the lengths, dG and `panels`.
+    pub fn gather(
+        &self,
+        rec: &mut Recorder<'_>,
+        p: &GatherParams,
+        step: usize,
+        last: bool,
+        nd: usize,
+        bufs: [&GpuTensor; 3],
+    ) -> Result<()> {
+        let p = GatherParams {
+            step: step as u32,
+            last: last as u32,
+            ..*p
+        };
+        let groups = [
+            (self.kdim * self.rows).div_ceil(64) as u32,
+            self.blocks as u32,
+            nd as u32,
+        ];
+        rec.dispatch(REC_GATHER, &p, &bufs, groups)
     }
 
     /// One step's product: a dispatch per direction, block, chunk of k and chunk of `W`'s

@@ -8,37 +8,28 @@
 //! chunk of the layer above. The whole pass is one command encoder and one submit.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
 use super::kernels::backward::{cell_kernel, seq_kernel, step_kernel};
 use super::kernels::for_storage;
-use super::path::{persistent_path, split_path};
-use super::wavefront::wavefront_chunk;
-use super::{GpuRnnTape, TapeLayout, check_weight_buffers, no_layers};
-use crate::ops::matmul::{Out, Packed, Strided, gemm, pack, pack_into, pack_lhs};
-use crate::ops::pack::{alloc_packed, by_unit, pack_w_hh_into, packed_slots, w_hh_rows};
-use crate::ops::recurrent::{PanelPlan, WChunk};
+use super::path::{StepPath, step_path};
+use super::split::SplitBack;
+use super::wavefront::{WaveRun, Wavefront};
+use super::{GpuRnnTape, TapeLayout, cell_extras, check_weight_buffers, no_layers, out_strides};
+use crate::ops::matmul::{Out, Packed, Strided, gemm, pack, pack_lhs};
+use crate::ops::pack::{alloc_packed, by_unit, pack_w_hh_into, packed_slots};
+use crate::ops::recurrent::{GatherParams, PanelPlan};
 use crate::ops::reduce::col_sum;
 use crate::runtime::context::Context;
-use crate::runtime::pipeline::{Access, Kernel};
+use crate::runtime::pipeline::Kernel;
 use crate::runtime::record::Recorder;
-use crate::runtime::shaders::Shader;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
 use crate::runtime::weights::{GpuWeights, check_accumulator};
 
-use Access::{Read, ReadWrite};
-
 const OP: &str = "gpu rnn_backward";
-
-/// The dG rows of the split reverse products laid out K-major per block of rows, for the
-/// product that reads them through a uniform window (recurrent.wgsl, see `PanelPlan`).
-const REC_GATHER: Kernel = Kernel {
-    shader: Shader::Recurrent,
-    entry: "rec_gather",
-    bindings: &[Read, Read, ReadWrite],
-};
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -63,21 +54,6 @@ struct BackParams {
     tape_dir: u32,
     dg_dir: u32,
     _pad_dir: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct GatherParams {
-    batch: u32,
-    kdim: u32,
-    step: u32,
-    last: u32,
-    dg_dir: u32,
-    dgh_off: u32,
-    blk_stride: u32,
-    dir_stride: u32,
-    rows: u32,
-    _pad: [u32; 3],
 }
 
 /// Upstream gradients, on the device; an absent one counts as zero.
@@ -110,80 +86,33 @@ pub fn rnn_backward(
     upstream: GpuRnnOutputGrads<'_>,
     accumulate: Option<&GpuWeights<RnnConfig>>,
 ) -> Result<GpuRnnGrads> {
-    w.check_context(ctx, OP, "w")?;
-    tape.check_context(ctx, OP, "tape")?;
-    upstream.dy.check_context(ctx, OP, "dy")?;
-    upstream.dh_n.check_context(ctx, OP, "dh_n")?;
-    upstream.dc_n.check_context(ctx, OP, "dc_n")?;
+    let call = BackwardCall::new(ctx, w, tape, upstream, accumulate)?;
     let cfg = w.config();
-    check_weight_buffers(ctx, OP, cfg)?;
-    if *cfg != tape.config {
-        return Err(Error::InvalidArgument {
-            op: OP,
-            arg: "weights",
-            reason: format!("config {cfg:?} differs from the tape's {:?}", tape.config),
-        });
-    }
-    check_accumulator(ctx, OP, w, accumulate)?;
-    let RnnDims {
-        seq_len: tl,
-        batch: nb,
-    } = tape.dims;
-    let lstm = cfg.cell.has_cell_state();
-    let state_shape = cfg.state_shape(nb);
-    let y_shape = cfg.output_shape(tape.dims);
-    if let Some(dy) = upstream.dy {
-        expect_f32(OP, "dy", dy, &y_shape)?;
-    }
-    if let Some(d) = upstream.dh_n {
-        expect_f32(OP, "dh_n", d, &state_shape)?;
-    }
-    if let Some(d) = upstream.dc_n {
-        if !lstm {
-            return Err(Error::InvalidArgument {
-                op: OP,
-                arg: "dc_n",
-                reason: format!("is only for LSTM, the cell is {}", cfg.cell.name()),
-            });
-        }
-        expect_f32(OP, "dc_n", d, &state_shape)?;
-    }
-    let max_len = tape.lengths.iter().copied().max().unwrap_or(tl);
-
+    let tl = tape.dims.seq_len;
     let mut rec = Recorder::new(ctx, OP);
+    let state_shape = cfg.state_shape(tape.dims.batch);
     let dh0 = ctx.alloc(OP, "dh0", &state_shape, DType::F32)?;
-    let dc0 = if lstm {
+    let dc0 = if cfg.cell.has_cell_state() {
         Some(ctx.alloc(OP, "dc0", &state_shape, DType::F32)?)
     } else {
         None
     };
     let grads = match accumulate {
         Some(acc) => acc.clone(),
-        None => {
-            let mut m = BTreeMap::new();
-            for spec in cfg.param_specs() {
-                m.insert(
-                    spec.name.clone(),
-                    ctx.alloc(OP, &spec.name, &spec.shape, DType::F32)?,
-                );
-            }
-            GpuWeights::from_parts(cfg.clone(), m)
-        }
+        None => fresh_grads(ctx, cfg)?,
     };
     let add = accumulate.is_some();
-
     let d_top = match upstream.dy {
         Some(dy) => dy.clone(),
         None => {
-            let z = ctx.alloc(OP, "dy", &y_shape, DType::F32)?;
+            let z = ctx.alloc(OP, "dy", &cfg.output_shape(tape.dims), DType::F32)?;
             rec.clear(&z);
             z
         }
     };
     // As in the forward, unidirectional stacks of per-step layers run as a wavefront (see
-    // `wavefront_chunk`), here from the top layer down and from the last step back.
-    let persistent = persistent_path(ctx, cfg, nb, max_len);
-    let chunk = wavefront_chunk(ctx, cfg, persistent, max_len);
+    // `Wavefront`), here from the top layer down and from the last step back.
+    let wave = Wavefront::of(ctx, cfg, call.path, call.max_len);
     // From the top layer down: each reads the gradient of its output from the layer above.
     let mut runs: Vec<LayerBack> = Vec::with_capacity(cfg.num_layers);
     for layer in (0..cfg.num_layers).rev() {
@@ -191,59 +120,21 @@ pub fn rnn_backward(
             None => (d_top.clone(), cfg.batch_first),
             Some(above) => (above.d_inp.clone(), false),
         };
-        let run = LayerBack::new(
-            &mut rec,
-            w,
-            tape,
-            upstream,
-            BackGeom {
-                layer,
-                d_out,
-                d_out_batch_first,
-                persistent,
-                max_len,
-            },
-        )?;
-        if chunk.is_none() {
+        let run = LayerBack::new(&mut rec, &call, layer, d_out, d_out_batch_first)?;
+        if wave.is_none() {
             run.all_steps(&mut rec)?;
             run.weight_grads(&mut rec, &grads, add)?;
             run.dx(&mut rec, 0..tl)?;
         }
         runs.push(run);
     }
-    if let Some(chunk) = chunk {
-        // Wave v: the k-th layer from the top runs its reverse steps over the (v - k)-th chunk
-        // from the end. Before them, the layer above's dX over the chunk's rows, whose dG it
-        // finished in wave v - 1. Within a wave the layers' steps alternate (see rnn_forward).
-        let chunks = max_len.div_ceil(chunk);
-        let span = |c: usize| c * chunk..((c + 1) * chunk).min(max_len);
-        for wave in 0..chunks + runs.len() - 1 {
-            let live = |k: usize| {
-                wave.checked_sub(k)
-                    .filter(|&v| v < chunks)
-                    .map(|v| chunks - 1 - v)
-            };
-            for k in 1..runs.len() {
-                if let Some(c) = live(k) {
-                    runs[k - 1].dx(&mut rec, span(c))?;
-                }
-            }
-            for i in 0..chunk {
-                for (k, run) in runs.iter().enumerate() {
-                    if let Some(ts) = live(k).map(span).filter(|ts| i < ts.len()) {
-                        run.step(&mut rec, ts.end - 1 - i, false)?;
-                    }
-                }
-            }
-            // A layer past its first step: the pass that turns its carries into dh0, dc0, then
-            // its weight gradients.
-            for (k, run) in runs.iter().enumerate() {
-                if live(k) == Some(0) {
-                    run.step(&mut rec, 0, true)?;
-                    run.weight_grads(&mut rec, &grads, add)?;
-                }
-            }
-        }
+    if let Some(wave) = wave {
+        let stack = BackwardStack {
+            runs: &runs,
+            grads: &grads,
+            add,
+        };
+        wave.record(&mut rec, &stack, runs.len(), true)?;
         if let Some(bottom) = runs.last() {
             bottom.dx(&mut rec, 0..tl)?;
         }
@@ -261,18 +152,240 @@ pub fn rnn_backward(
     })
 }
 
-/// Where a layer sits in its backward call.
-struct BackGeom {
-    layer: usize,
-    /// The gradient of the layer's output, and whether it is batch-first.
-    d_out: GpuTensor,
-    d_out_batch_first: bool,
-    persistent: bool,
+/// Fresh (uninitialised) gradient tensors for the parameters of `cfg`: every one is written
+/// before it is read.
+fn fresh_grads(ctx: &Context, cfg: &RnnConfig) -> Result<GpuWeights<RnnConfig>> {
+    let mut m = BTreeMap::new();
+    for spec in cfg.param_specs() {
+        m.insert(
+            spec.name.clone(),
+            ctx.alloc(OP, &spec.name, &spec.shape, DType::F32)?,
+        );
+    }
+    Ok(GpuWeights::from_parts(cfg.clone(), m))
+}
+
+/// One backward call, checked: its weights, tape and upstream gradients, and the step path of
+/// its forward.
+struct BackwardCall<'a> {
+    w: &'a GpuWeights<RnnConfig>,
+    tape: &'a GpuRnnTape,
+    upstream: GpuRnnOutputGrads<'a>,
     max_len: usize,
+    path: StepPath,
+}
+
+impl<'a> BackwardCall<'a> {
+    /// Checks the call's arguments against each other, the tape and the device.
+    fn new(
+        ctx: &Context,
+        w: &'a GpuWeights<RnnConfig>,
+        tape: &'a GpuRnnTape,
+        upstream: GpuRnnOutputGrads<'a>,
+        accumulate: Option<&GpuWeights<RnnConfig>>,
+    ) -> Result<Self> {
+        w.check_context(ctx, OP, "w")?;
+        tape.check_context(ctx, OP, "tape")?;
+        upstream.dy.check_context(ctx, OP, "dy")?;
+        upstream.dh_n.check_context(ctx, OP, "dh_n")?;
+        upstream.dc_n.check_context(ctx, OP, "dc_n")?;
+        let cfg = w.config();
+        check_weight_buffers(ctx, OP, cfg)?;
+        if *cfg != tape.config {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                arg: "weights",
+                reason: format!("config {cfg:?} differs from the tape's {:?}", tape.config),
+            });
+        }
+        check_accumulator(ctx, OP, w, accumulate)?;
+        let RnnDims {
+            seq_len: tl,
+            batch: nb,
+        } = tape.dims;
+        let state_shape = cfg.state_shape(nb);
+        if let Some(dy) = upstream.dy {
+            expect_f32(OP, "dy", dy, &cfg.output_shape(tape.dims))?;
+        }
+        if let Some(d) = upstream.dh_n {
+            expect_f32(OP, "dh_n", d, &state_shape)?;
+        }
+        if let Some(d) = upstream.dc_n {
+            if !cfg.cell.has_cell_state() {
+                return Err(Error::InvalidArgument {
+                    op: OP,
+                    arg: "dc_n",
+                    reason: format!("is only for LSTM, the cell is {}", cfg.cell.name()),
+                });
+            }
+            expect_f32(OP, "dc_n", d, &state_shape)?;
+        }
+        let max_len = tape.lengths.iter().copied().max().unwrap_or(tl);
+        Ok(Self {
+            w,
+            tape,
+            upstream,
+            max_len,
+            path: step_path(ctx, cfg, nb, max_len),
+        })
+    }
+
+    /// The input of `layer` as the B operand of `dW_ih = dGᵀ·X`: rows f, k = the T·B rows.
+    fn input_rows(&self, rec: &mut Recorder<'_>, layer: usize) -> Result<Packed> {
+        let xin = &self.tape.layer_in[layer];
+        let in_w = self.w.config().layer_input_size(layer);
+        let x = Strided {
+            t: &xin.t,
+            rows: in_w,
+            k: self.tape.dims.seq_len * self.tape.dims.batch,
+            inner: in_w,
+            s_inner: xin.s_f,
+            s_outer: 0,
+            s_k: xin.s_r,
+            off: 0,
+        };
+        pack(rec, x)
+    }
+
+    /// Per direction of `layer`: `W_hh` packed transposed into `packed` (where the steps read
+    /// it packed), `W_ih` packed as dX's right operand (returned), and dh_n and dc_n into
+    /// `dstate`'s slot 0.
+    fn prepare_directions(
+        &self,
+        rec: &mut Recorder<'_>,
+        layer: usize,
+        packed: Option<&GpuTensor>,
+        dstate: &GpuTensor,
+    ) -> Result<Vec<Packed>> {
+        let (w, cfg) = (self.w, self.w.config());
+        let (h, nd, nb) = (cfg.hidden_size, cfg.num_directions(), self.tape.dims.batch);
+        let (gh, in_w) = (cfg.cell.gates() * h, cfg.layer_input_size(layer));
+        let w_slots = packed_slots(cfg.cell, h);
+        let mut w_cols = Vec::with_capacity(nd);
+        for dir in 0..nd {
+            let idx = layer * nd + dir;
+            let sfx = RnnConfig::suffix(layer, dir);
+            if let Some(wt) = packed {
+                let w_hh = w.get(&format!("weight_hh{sfx}"))?;
+                pack_w_hh_into(rec, w_hh, cfg.cell, h, true, wt, dir * w_slots)?;
+            }
+            let w_ih = w.get(&format!("weight_ih{sfx}"))?;
+            w_cols.push(pack(rec, Strided::cols(w_ih, gh, in_w, 0))?);
+            let st = dir * 4 * nb * h;
+            if let Some(d) = self.upstream.dh_n {
+                rec.copy(d, idx * nb * h, dstate, st, nb * h);
+            }
+            if let Some(d) = self.upstream.dc_n {
+                rec.copy(d, idx * nb * h, dstate, st + nb * h, nb * h);
+            }
+        }
+        Ok(w_cols)
+    }
+
+    /// The reverse steps' parameter block, for dG laid out as `dg` says and the output
+    /// gradient batch-first where `d_out_batch_first`.
+    fn back_params(&self, d_out_batch_first: bool, plan: &PanelPlan, dg: DgLayout) -> BackParams {
+        let cfg = self.w.config();
+        let (tl, nb) = (self.tape.dims.seq_len, self.tape.dims.batch);
+        let (h, nd) = (cfg.hidden_size, cfg.num_directions());
+        let layout = TapeLayout::new(cfg.cell, tl * nb, h);
+        let (d_rs_t, d_rs_b) = out_strides(d_out_batch_first, tl, nb, nd * h);
+        let (extra1, extra2) = cell_extras(cfg.cell, &layout, h.div_ceil(4));
+        BackParams {
+            batch: nb as u32,
+            hidden: h as u32,
+            step: 0,
+            _pad_r: 0,
+            d_rs_t: d_rs_t as u32,
+            d_rs_b: d_rs_b as u32,
+            _pad_d: 0,
+            parity: 0,
+            tape_gates: layout.gates as u32,
+            tape_hprev: layout.h_prev as u32,
+            extra1: extra1 as u32,
+            extra2: extra2 as u32,
+            last: 0,
+            dgh_off: dg.dgh_off as u32,
+            _pad_z: 0,
+            splits: plan.splits() as u32,
+            wt_dir: packed_slots(cfg.cell, h) as u32,
+            tape_dir: layout.len as u32,
+            dg_dir: dg.len as u32,
+            _pad_dir: 0,
+        }
+    }
+}
+
+/// Where a layer's gate gradients lie: per direction `[dGi | dGh (GRU) | one zero row]`, `len`
+/// floats, dGh `dgh_off` floats in. Rows with no next step read the zero row.
+#[derive(Clone, Copy, Debug)]
+struct DgLayout {
+    len: usize,
+    dgh_off: usize,
+}
+
+impl DgLayout {
+    fn new(cell: CellKind, rows: usize, gh: usize) -> Self {
+        let gru = cell == CellKind::Gru;
+        let zero_row = rows * gh * if gru { 2 } else { 1 };
+        Self {
+            len: zero_row + gh,
+            dgh_off: if gru { rows * gh } else { 0 },
+        }
+    }
+}
+
+/// The kernel of a reverse step on `path` and its workgroups (z = direction): the fused step's
+/// invocations take one row and one unit (Elman: four), the split steps' cell kernel one row
+/// and four units; the persistent kernel is one workgroup per direction, which runs every
+/// reverse step and the final pass. The split cell kernel reads no weights, so it keeps the
+/// f32 shader.
+fn back_dispatch(
+    ctx: &Context,
+    cell: CellKind,
+    path: StepPath,
+    h: usize,
+    nb: usize,
+    nd: usize,
+) -> (Kernel, [u32; 3]) {
+    let units4 = h.div_ceil(4);
+    match path {
+        StepPath::Split => (
+            cell_kernel(cell),
+            [units4.div_ceil(64) as u32, nb as u32, nd as u32],
+        ),
+        StepPath::Persistent => (for_storage(ctx, seq_kernel(cell)), [1, 1, nd as u32]),
+        StepPath::Fused => {
+            let gx = if by_unit(cell) { units4 } else { h };
+            let groups = [gx.div_ceil(64) as u32, nb as u32, nd as u32];
+            (for_storage(ctx, step_kernel(cell)), groups)
+        }
+    }
+}
+
+/// The storage buffers of the reverse step kernels in binding order: the weights (the split
+/// steps' partial products in their place), the lengths, the output gradient, the forward's
+/// tape, the carries, dG.
+fn back_buffers(
+    first: GpuTensor,
+    lengths: &GpuTensor,
+    d_out: GpuTensor,
+    tape: &GpuTensor,
+    dstate: &GpuTensor,
+    dg: &GpuTensor,
+) -> [GpuTensor; 6] {
+    [
+        first,
+        lengths.clone(),
+        d_out,
+        tape.clone(),
+        dstate.clone(),
+        dg.clone(),
+    ]
 }
 
 /// One layer of a backward call: its buffers, reverse steps, weight gradients and dX, recorded
-/// in any order that respects the data (see `wavefront_chunk`).
+/// in any order that respects the data (see [`Wavefront`]).
 struct LayerBack<'t> {
     layer: usize,
     cfg: RnnConfig,
@@ -290,77 +403,34 @@ struct LayerBack<'t> {
     groups: [u32; 3],
     params: BackParams,
     bufs: [GpuTensor; 6],
-    /// The split steps' partial products, dG blocks and padded `W_hh`.
-    product: Option<(GpuTensor, GpuTensor, Vec<WChunk>)>,
+    split: Option<SplitBack>,
     plan: PanelPlan,
     gather: GatherParams,
-    persistent: bool,
+    path: StepPath,
     max_len: usize,
     /// Per direction: `W_ih` packed as dX's right operand.
     w_cols: Vec<Packed>,
 }
 
-/// `W_hh` of every direction of `layer` as the split reverse steps' product dG·W_hh reads it:
-/// its PyTorch rows (k = G·H) in chunks of columns (see [`PanelPlan::pad_w`]), rounded through
-/// f16 where weights are stored so, in a copy no larger than one direction's `W_hh`.
-fn split_w_hh(
-    rec: &mut Recorder<'_>,
-    w: &GpuWeights<RnnConfig>,
-    layer: usize,
-    plan: &PanelPlan,
-) -> Result<Vec<WChunk>> {
-    let cfg = w.config();
-    let (h, gh) = (cfg.hidden_size, cfg.cell.gates() * cfg.hidden_size);
-    let mut rounded: Option<(usize, GpuTensor)> = None;
-    plan.pad_w(rec, OP, cfg.num_directions(), |rec, dir, cols, dst, ldw| {
-        let w_hh = w.get(&format!("weight_hh{}", RnnConfig::suffix(layer, dir)))?;
-        let src = if rec.ctx().f16_weights() {
-            if rounded.as_ref().is_none_or(|(d, _)| *d != dir) {
-                let t = match rounded.take() {
-                    Some((_, t)) => t,
-                    None => rec.ctx().alloc(OP, "W_hh rows", &[gh * h], DType::F32)?,
-                };
-                w_hh_rows(rec, w_hh, 0, gh * h, &t, 0)?;
-                rounded = Some((dir, t));
-            }
-            rounded.as_ref().map_or(w_hh, |(_, t)| t)
-        } else {
-            w_hh
-        };
-        let view = Strided {
-            rows: cols.len(),
-            inner: cols.len(),
-            ..Strided::cols(src, gh, h, cols.start)
-        };
-        pack_into(rec, view, dst, 0, ldw)
-    })
-}
-
 impl<'t> LayerBack<'t> {
+    /// Allocates the layer's buffers and records what comes before its first reverse step:
+    /// `W_hh` in the steps' layout, `W_ih` for dX, the layer's input for dW_ih, the carries
+    /// from dh_n and dc_n. `d_out` is the gradient of the layer's output.
     fn new(
         rec: &mut Recorder<'_>,
-        w: &GpuWeights<RnnConfig>,
-        tape: &'t GpuRnnTape,
-        upstream: GpuRnnOutputGrads<'_>,
-        geom: BackGeom,
+        call: &BackwardCall<'t>,
+        layer: usize,
+        d_out: GpuTensor,
+        d_out_batch_first: bool,
     ) -> Result<Self> {
         let ctx = rec.ctx();
-        let cfg = w.config();
-        let BackGeom {
-            layer,
-            d_out,
-            d_out_batch_first,
-            persistent,
-            max_len,
-        } = geom;
+        let (cfg, tape) = (call.w.config(), call.tape);
         let RnnDims {
             seq_len: tl,
             batch: nb,
         } = tape.dims;
-        let (h, g, nd) = (cfg.hidden_size, cfg.cell.gates(), cfg.num_directions());
-        let gh = g * h;
-        let rows = tl * nb;
-        let gru = cfg.cell == CellKind::Gru;
+        let (h, nd) = (cfg.hidden_size, cfg.num_directions());
+        let gh = cfg.cell.gates() * h;
         let in_w = cfg.layer_input_size(layer);
         let in_batch_first = layer == 0 && cfg.batch_first;
         let in_shape = if in_batch_first {
@@ -371,153 +441,37 @@ impl<'t> LayerBack<'t> {
         // The wavefront writes the rows of a layer's dX only up to the longest sequence, but
         // the reverse steps read no row past a sequence's length.
         let d_inp = ctx.alloc(OP, "dx", &in_shape, DType::F32)?;
-        let xin = &tape.layer_in[layer];
-        // X as the B operand of dW_ih = dGᵀ·X: rows f, k = the T·B rows.
-        let x_rows = pack(
-            rec,
-            Strided {
-                t: &xin.t,
-                rows: in_w,
-                k: rows,
-                inner: in_w,
-                s_inner: xin.s_f,
-                s_outer: 0,
-                s_k: xin.s_r,
-                off: 0,
-            },
-        )?;
+        let x_rows = call.input_rows(rec, layer)?;
         // As in the forward, every direction of the layer lives in one tensor per kind
         // (packed W_hh, dstate, dG, and the forward's tape), and each reverse step is one
         // dispatch over all directions (z = direction).
-        let units4 = h.div_ceil(4);
-        let w_slots = packed_slots(cfg.cell, h);
-        let dgh_off = if gru { rows * gh } else { 0 };
-        // Per direction [dGi | dGh (GRU) | one zero row]: rows with no next step read the zero
-        // row.
-        let zero_row = rows * gh * if gru { 2 } else { 1 };
-        let dg_len = zero_row + gh;
-        // On CPU adapters (large blocks) each reverse step is split: the recurrent product
-        // dG·W_hh (`rec_gather`, then `rec_panel` per direction, block of rows and chunk of k,
-        // dG through a uniform window; see PanelPlan), then the cell update, which sums the
-        // partial products. A fused step would hold all gates of its units, so few rows per
-        // invocation and many more loaded floats per multiply-add, and llvmpipe's time follows
-        // loads. GPUs keep the fused per-unit step.
-        let split = split_path(ctx, cfg, persistent);
+        let dgl = DgLayout::new(cfg.cell, tl * nb, gh);
         // W_hh for the fused and persistent kernels' reverse product, packed transposed (the
-        // split steps pad its PyTorch rows instead, see below).
-        let wt = if split {
-            None
-        } else {
-            Some(alloc_packed(rec, cfg.cell, h, nd)?)
+        // split steps pad its PyTorch rows instead, see SplitBack).
+        let wt = match call.path {
+            StepPath::Split => None,
+            _ => Some(alloc_packed(rec, cfg.cell, h, nd)?),
         };
         let dstate = ctx.alloc(OP, "dstate", &[nd, 2, 2, nb, h], DType::F32)?;
         rec.clear(&dstate);
-        let dg = ctx.alloc(OP, "dG", &[nd * dg_len], DType::F32)?;
+        let dg = ctx.alloc(OP, "dG", &[nd * dgl.len], DType::F32)?;
         // Padded rows stay zero: the GEMMs below run over all T·B rows.
         rec.clear(&dg);
-        // The layer's tape: direction d's sections start at d · layout.len.
-        let dtape = &tape.layers[layer];
-        let layout = TapeLayout::new(cfg.cell, rows, h);
-        let mut w_cols = Vec::with_capacity(nd);
-        for dir in 0..nd {
-            let idx = layer * nd + dir;
-            let sfx = RnnConfig::suffix(layer, dir);
-            if let Some(wt) = &wt {
-                let w_hh = w.get(&format!("weight_hh{sfx}"))?;
-                pack_w_hh_into(rec, w_hh, cfg.cell, h, true, wt, dir * w_slots)?;
-            }
-            let w_ih = w.get(&format!("weight_ih{sfx}"))?;
-            w_cols.push(pack(rec, Strided::cols(w_ih, gh, in_w, 0))?);
-            let st = dir * 4 * nb * h;
-            if let Some(d) = upstream.dh_n {
-                rec.copy(d, idx * nb * h, &dstate, st, nb * h);
-            }
-            if let Some(d) = upstream.dc_n {
-                rec.copy(d, idx * nb * h, &dstate, st + nb * h, nb * h);
-            }
-        }
-        let (d_rs_t, d_rs_b) = if d_out_batch_first {
-            (nd * h, tl * nd * h)
-        } else {
-            (nb * nd * h, nd * h)
-        };
-        let (extra1, extra2) = match cfg.cell {
-            CellKind::Lstm => (layout.extra1, layout.extra2),
-            CellKind::Gru => (layout.extra1, 0),
-            CellKind::RnnTanh => (0, units4),
-            CellKind::RnnRelu => (1, units4),
-        };
+        let w_cols = call.prepare_directions(rec, layer, wt.as_ref(), &dstate)?;
         // The split steps' product dG·W_hh: k = G·H, columns H.
         let plan = PanelPlan::new(nb, gh, h);
-        let splits = plan.splits();
         // The split path's cell kernel binds the partial products where the others bind W_hh.
-        let (first, product) = match wt {
+        let (first, split) = match wt {
             Some(wt) => (wt, None),
             None => {
-                let part = plan.alloc_part(rec, OP, nd)?;
-                let panels = plan.alloc_panels(rec, OP, nd)?;
-                let wp = split_w_hh(rec, w, layer, &plan)?;
-                (part.clone(), Some((part, panels, wp)))
+                let split = SplitBack::new(rec, OP, call.w, layer, &plan)?;
+                (split.part.clone(), Some(split))
             }
         };
-        let (kernel, groups) = if split {
-            let groups = [units4.div_ceil(64) as u32, nb as u32, nd as u32];
-            (cell_kernel(cfg.cell), groups)
-        } else if persistent {
-            // One workgroup per direction runs every reverse step and the final pass.
-            (seq_kernel(cfg.cell), [1, 1, nd as u32])
-        } else {
-            let gx = if by_unit(cfg.cell) { units4 } else { h };
-            let groups = [gx.div_ceil(64) as u32, nb as u32, nd as u32];
-            (step_kernel(cfg.cell), groups)
-        };
-        let kernel = if split {
-            kernel
-        } else {
-            for_storage(ctx, kernel)
-        };
-        let gather = GatherParams {
-            batch: nb as u32,
-            kdim: gh as u32,
-            step: 0,
-            last: 0,
-            dg_dir: dg_len as u32,
-            dgh_off: dgh_off as u32,
-            blk_stride: plan.blk_stride as u32,
-            dir_stride: plan.dir_stride as u32,
-            rows: plan.rows as u32,
-            _pad: [0; 3],
-        };
-        let params = BackParams {
-            batch: nb as u32,
-            hidden: h as u32,
-            step: 0,
-            _pad_r: 0,
-            d_rs_t: d_rs_t as u32,
-            d_rs_b: d_rs_b as u32,
-            _pad_d: 0,
-            parity: 0,
-            tape_gates: layout.gates as u32,
-            tape_hprev: layout.h_prev as u32,
-            extra1: extra1 as u32,
-            extra2: extra2 as u32,
-            last: 0,
-            dgh_off: dgh_off as u32,
-            _pad_z: 0,
-            splits: splits as u32,
-            wt_dir: w_slots as u32,
-            tape_dir: layout.len as u32,
-            dg_dir: dg_len as u32,
-            _pad_dir: 0,
-        };
-        let bufs = [
-            first,
-            tape.lengths_dev.clone(),
-            d_out,
-            dtape.clone(),
-            dstate.clone(),
-            dg.clone(),
-        ];
+        let (kernel, groups) = back_dispatch(ctx, cfg.cell, call.path, h, nb, nd);
+        let params = call.back_params(d_out_batch_first, &plan, dgl);
+        let dtape = &tape.layers[layer];
+        let bufs = back_buffers(first, &tape.lengths_dev, d_out, dtape, &dstate, &dg);
         Ok(Self {
             layer,
             cfg: cfg.clone(),
@@ -527,17 +481,17 @@ impl<'t> LayerBack<'t> {
             x_rows,
             dstate,
             dg,
-            dg_len,
-            dgh_off,
+            dg_len: dgl.len,
+            dgh_off: dgl.dgh_off,
             kernel,
             groups,
             params,
             bufs,
-            product,
+            split,
+            gather: plan.gather_params(dgl.len, dgl.dgh_off),
             plan,
-            gather,
-            persistent,
-            max_len,
+            path: call.path,
+            max_len: call.max_len,
             w_cols,
         })
     }
@@ -558,22 +512,12 @@ impl<'t> LayerBack<'t> {
             ..self.params
         };
         let bufs: Vec<&GpuTensor> = self.bufs.iter().collect();
-        let Some((part, panels, wp)) = &self.product else {
+        let Some(SplitBack { part, panels, wp }) = &self.split else {
             return rec.dispatch(self.kernel, &p, &bufs, self.groups);
         };
         let nd = self.cfg.num_directions();
-        let gather = GatherParams {
-            step: s as u32,
-            last: last as u32,
-            ..self.gather
-        };
-        let gather_groups = [
-            (self.gather.kdim as usize * self.plan.rows).div_ceil(64) as u32,
-            self.plan.blocks as u32,
-            nd as u32,
-        ];
         let gbufs = [&self.tape.lengths_dev, &self.dg, panels];
-        rec.dispatch(REC_GATHER, &gather, &gbufs, gather_groups)?;
+        self.plan.gather(rec, &self.gather, s, last, nd, gbufs)?;
         self.plan.record(rec, panels, wp, part)?;
         let mut cell_bufs = bufs;
         cell_bufs.push(part);
@@ -582,7 +526,7 @@ impl<'t> LayerBack<'t> {
 
     /// Every reverse step and the final pass, layer after layer.
     fn all_steps(&self, rec: &mut Recorder<'_>) -> Result<()> {
-        if self.persistent {
+        if self.path == StepPath::Persistent {
             // `step` = the step count.
             let p = BackParams {
                 step: self.max_len as u32,
@@ -647,7 +591,7 @@ impl<'t> LayerBack<'t> {
     }
 
     /// dX = dG·W_ih over the times `ts`, the second direction adding to the first.
-    fn dx(&self, rec: &mut Recorder<'_>, ts: std::ops::Range<usize>) -> Result<()> {
+    fn dx(&self, rec: &mut Recorder<'_>, ts: Range<usize>) -> Result<()> {
         let cfg = &self.cfg;
         let RnnDims {
             seq_len: tl,
@@ -694,5 +638,31 @@ impl<'t> LayerBack<'t> {
                 rec.copy(&self.dstate, fin + nb * h, dc0, idx * nb * h, nb * h);
             }
         }
+    }
+}
+
+/// The backward's layers as the wavefront records them, top layer first: each layer's reverse
+/// steps over a chunk, once the layer above has its dX over the chunk's rows, and after its
+/// last chunk the final pass and its weight gradients.
+struct BackwardStack<'r, 't> {
+    runs: &'r [LayerBack<'t>],
+    grads: &'r GpuWeights<RnnConfig>,
+    add: bool,
+}
+
+impl WaveRun for BackwardStack<'_, '_> {
+    fn handoff(&self, rec: &mut Recorder<'_>, k: usize, ts: Range<usize>) -> Result<()> {
+        self.runs[k - 1].dx(rec, ts)
+    }
+
+    fn step(&self, rec: &mut Recorder<'_>, k: usize, t: usize) -> Result<()> {
+        self.runs[k].step(rec, t, false)
+    }
+
+    /// A layer past its first step: the pass that turns its carries into dh0, dc0, then its
+    /// weight gradients.
+    fn done(&self, rec: &mut Recorder<'_>, k: usize) -> Result<()> {
+        self.runs[k].step(rec, 0, true)?;
+        self.runs[k].weight_grads(rec, self.grads, self.add)
     }
 }

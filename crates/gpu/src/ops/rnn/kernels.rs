@@ -120,7 +120,7 @@ pub(crate) mod backward {
         cell_entry(cell, entries, CELL_BINDINGS)
     }
 
-    /// The persistent small-batch backward of a cell (see `persistent_path`).
+    /// The persistent small-batch backward of a cell (see `StepPath::Persistent`).
     pub(crate) fn seq_kernel(cell: CellKind) -> Kernel {
         cell_entry(
             cell,

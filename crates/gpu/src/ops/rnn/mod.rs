@@ -10,6 +10,7 @@ pub mod backward;
 pub mod forward;
 pub(crate) mod kernels;
 pub(crate) mod path;
+pub(crate) mod split;
 pub(crate) mod wavefront;
 
 use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
@@ -26,7 +27,7 @@ use crate::runtime::weights::DeviceLayout;
 /// beyond the model's own tensors and that no path avoids: `W_ih` packed as the input
 /// projection's operand (rows padded to the GEMMs' block) and as dX's, and the narrowest chunk
 /// of the split steps' padded `W_hh` (see `PanelPlan::pad_w`). The fused kernels' packed
-/// `W_hh` needs no check: where it does not fit, the split steps run (see [`packed_fits`]).
+/// `W_hh` needs no check: where it does not fit, the split steps run (see `path::packed_fits`).
 /// Buffers that grow with T·B are checked at each call against `x`.
 pub(crate) fn check_weight_buffers(ctx: &Context, op: &'static str, cfg: &RnnConfig) -> Result<()> {
     let gh = cfg.cell.gates() * cfg.hidden_size;
@@ -158,6 +159,28 @@ impl GpuRnnOutput {
             reason: "is missing: run the forward in Mode::Training to keep what backward needs"
                 .into(),
         })
+    }
+}
+
+/// The last two words of the step kernels' parameter blocks, forward and reverse: LSTM's two
+/// tape sections (c after and before the step), GRU's one (`W_hn·h + b_hn`), and for Elman
+/// cells the activation (0 tanh, 1 ReLU) and the units' vec4 count.
+pub(crate) fn cell_extras(cell: CellKind, layout: &TapeLayout, units4: usize) -> (usize, usize) {
+    match cell {
+        CellKind::Lstm => (layout.extra1, layout.extra2),
+        CellKind::Gru => (layout.extra1, 0),
+        CellKind::RnnTanh => (0, units4),
+        CellKind::RnnRelu => (1, units4),
+    }
+}
+
+/// The row strides (per step, per batch row) of a layer's output `[T, B, width]`, or
+/// `[B, T, width]` when `batch_first`; the same for its gradient.
+pub(crate) fn out_strides(batch_first: bool, tl: usize, nb: usize, width: usize) -> (usize, usize) {
+    if batch_first {
+        (width, tl * width)
+    } else {
+        (nb * width, width)
     }
 }
 
