@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{AttentionConfig, Error, Result, Score};
 
 use crate::ops::matmul::{
-    Out, SeqMask, Strided, check_packed_matrices, gemm, pack, pack_lhs, pack_lhs_masked,
+    Out, Packed, SeqMask, Strided, check_packed_matrices, gemm, pack, pack_lhs, pack_lhs_masked,
     pack_masked,
 };
 use crate::ops::reduce::col_sum;
@@ -168,6 +168,57 @@ fn prepare(
     input: &GpuAttentionInput<'_>,
 ) -> Result<Prepared> {
     let ctx = rec.ctx();
+    let [b, tq, tk] = check_input(ctx, op, w, input)?;
+    let (lens, masked) = key_lengths(ctx, op, input, b, tk)?;
+    // Masked keys are packed as zeros for the projections, so that nothing a caller left there
+    // reaches a product: backward's dW = dkᵀ·k sums over every key, masked ones with dk = 0,
+    // and 0·NaN is NaN.
+    let key_mask = masked.then_some(SeqMask {
+        lens: &lens,
+        seq_n: tk,
+        seq_outer: true,
+        on_k: false,
+    });
+    let (qs, ks, width, v_add) = score_operands(rec, w, input, key_mask, b, tq, tk)?;
+    let cfg = w.config();
+    let scale = if cfg.score == Score::ScaledDot {
+        1.0 / (cfg.key_size as f32).sqrt()
+    } else {
+        1.0
+    };
+    let p = AttnParams {
+        batch: b as u32,
+        tq: tq as u32,
+        tk: tk as u32,
+        width: width as u32,
+        dv: cfg.value_size as u32,
+        additive: (cfg.score == Score::Additive) as u32,
+        scale,
+        side: 0,
+        has_dw: 0,
+        _pad: [0; 3],
+    };
+    Ok(Prepared {
+        b,
+        tq,
+        tk,
+        lens,
+        masked,
+        qs,
+        ks,
+        v_add,
+        p,
+    })
+}
+
+/// Checks a call's weights and inputs (context, ranks, shapes, the adapter's loop limit) and
+/// returns `[B, Tq, Tk]`.
+fn check_input(
+    ctx: &Context,
+    op: &'static str,
+    w: &GpuWeights<AttentionConfig>,
+    input: &GpuAttentionInput<'_>,
+) -> Result<[usize; 3]> {
     w.check_context(ctx, op, "w")?;
     input.query.check_context(ctx, op, "query")?;
     input.key.check_context(ctx, op, "key")?;
@@ -206,6 +257,18 @@ fn prepare(
     expect_f32(op, "query", input.query, &[b, tq, dq])?;
     expect_f32(op, "key", input.key, &[b, tk, dk])?;
     expect_f32(op, "value", input.value, &[b, tk, dv])?;
+    Ok([b, tq, tk])
+}
+
+/// The key lengths on the device (Tk for every batch row by default), checked, and whether
+/// some key is masked.
+fn key_lengths(
+    ctx: &Context,
+    op: &'static str,
+    input: &GpuAttentionInput<'_>,
+    b: usize,
+    tk: usize,
+) -> Result<(GpuTensor, bool)> {
     let lens: Vec<u32> = match input.key_lengths {
         None => vec![tk as u32; b],
         Some(l) => {
@@ -226,17 +289,23 @@ fn prepare(
         }
     };
     let masked = lens.iter().any(|&l| l as usize != tk);
-    let lens = ctx.upload_u32(&[b], &lens)?;
-    // Masked keys are packed as zeros for the projections, so that nothing a caller left there
-    // reaches a product: backward's dW = dkᵀ·k sums over every key, masked ones with dk = 0,
-    // and 0·NaN is NaN.
-    let key_mask = masked.then_some(SeqMask {
-        lens: &lens,
-        seq_n: tk,
-        seq_outer: true,
-        on_k: false,
-    });
-    let (qs, ks, width, v_add) = match cfg.score {
+    Ok((ctx.upload_u32(&[b], &lens)?, masked))
+}
+
+/// What the score compares, `(qs, ks, width, v_add)`: the query and key themselves, the key
+/// projected (general), or both projected with the additive score's `v` (additive).
+fn score_operands(
+    rec: &mut Recorder<'_>,
+    w: &GpuWeights<AttentionConfig>,
+    input: &GpuAttentionInput<'_>,
+    key_mask: Option<SeqMask<'_>>,
+    b: usize,
+    tq: usize,
+    tk: usize,
+) -> Result<(GpuTensor, GpuTensor, usize, GpuTensor)> {
+    let cfg = w.config();
+    let (dq, dk) = (cfg.query_size, cfg.key_size);
+    Ok(match cfg.score {
         Score::Dot | Score::ScaledDot => (
             input.query.clone(),
             input.key.clone(),
@@ -255,34 +324,6 @@ fn prepare(
             let ka = project(rec, w, input.key, key_mask, b * tk, dk, "w_key", a)?;
             (qa, ka, a, w.get("v")?.clone())
         }
-    };
-    let scale = if cfg.score == Score::ScaledDot {
-        1.0 / (dk as f32).sqrt()
-    } else {
-        1.0
-    };
-    let p = AttnParams {
-        batch: b as u32,
-        tq: tq as u32,
-        tk: tk as u32,
-        width: width as u32,
-        dv: dv as u32,
-        additive: (cfg.score == Score::Additive) as u32,
-        scale,
-        side: 0,
-        has_dw: 0,
-        _pad: [0; 3],
-    };
-    Ok(Prepared {
-        b,
-        tq,
-        tk,
-        lens,
-        masked,
-        qs,
-        ks,
-        v_add,
-        p,
     })
 }
 
@@ -389,41 +430,10 @@ pub fn attention_backward(
     d_context.check_context(ctx, BOP, "d_context")?;
     d_weights.check_context(ctx, BOP, "d_weights")?;
     let mut rec = Recorder::new(ctx, BOP);
-    let Prepared {
-        b,
-        tq,
-        tk,
-        lens,
-        masked,
-        qs,
-        ks,
-        v_add,
-        mut p,
-    } = prepare(&mut rec, BOP, w, &input)?;
-    // The key as dW = dkᵀ·k reads it, K-major with the keys summed over: masked ones zero (see
-    // `prepare`).
-    let key_cols = |rec: &mut Recorder<'_>| {
-        let view = Strided::cols(input.key, b * tk, cfg.key_size, 0);
-        let mask = SeqMask {
-            lens: &lens,
-            seq_n: tk,
-            seq_outer: true,
-            on_k: true,
-        };
-        if masked {
-            pack_masked(rec, view, mask)
-        } else {
-            pack(rec, view)
-        }
-    };
-    let (dq, dk, dv, width) = (
-        cfg.query_size,
-        cfg.key_size,
-        cfg.value_size,
-        p.width as usize,
-    );
+    let mut pr = prepare(&mut rec, BOP, w, &input)?;
+    let (b, tq, tk) = (pr.b, pr.tq, pr.tk);
     expect_f32(BOP, "output.weights", &output.weights, &[b, tq, tk])?;
-    expect_f32(BOP, "d_context", d_context, &[b, tq, dv])?;
+    expect_f32(BOP, "d_context", d_context, &[b, tq, cfg.value_size])?;
     if let Some(dw) = d_weights {
         expect_f32(BOP, "d_weights", dw, &[b, tq, tk])?;
     }
@@ -440,148 +450,223 @@ pub fn attention_backward(
             GpuWeights::from_parts(cfg.clone(), m)
         }
     };
-    let add = accumulate.is_some();
-
-    // da = dctx·valueᵀ into ds, then the softmax backward in place.
-    let ds = ctx.alloc(BOP, "dscores", &[b, tq, tk], DType::F32)?;
-    bmm(
-        &mut rec,
-        b,
-        [tq, tk, dv],
-        View(d_context, [tq * dv, dv, 1]),
-        View(input.value, [tk * dv, 1, dv]),
-        View(&ds, [tq * tk, tk, 1]),
-        &lens,
-        false,
-        1.0,
-    )?;
-    p.has_dw = d_weights.is_some() as u32;
-    let dw = d_weights.unwrap_or(&output.weights);
-    rec.dispatch(
-        DSOFTMAX,
-        &p,
-        &[&output.weights, dw, &lens, &ds],
-        row_groups(b * tq),
-    )?;
-    // dvalue = weightsᵀ·dctx (masked keys have weight 0, so their rows come out 0).
-    let dvalue = ctx.alloc(BOP, "dvalue", &[b, tk, dv], DType::F32)?;
-    bmm(
-        &mut rec,
-        b,
-        [tk, dv, tq],
-        View(&output.weights, [tq * tk, 1, tk]),
-        View(d_context, [tq * dv, dv, 1]),
-        View(&dvalue, [tk * dv, dv, 1]),
-        &lens,
-        false,
-        1.0,
-    )?;
-    let dq_side = ctx.alloc(BOP, "dq", &[b, tq, width], DType::F32)?;
-    let dk_side = ctx.alloc(BOP, "dk", &[b, tk, width], DType::F32)?;
-    // Additive only: per (b, i, a) partial sums of dv, reduced over (b, i) in a fixed order.
-    let dv_part = if p.additive != 0 {
-        let part = ctx.alloc(BOP, "dv partial sums", &[b * tq, width], DType::F32)?;
-        for (side, n, out) in [(0, tq, &dq_side), (1, tk, &dk_side)] {
-            p.side = side;
-            rec.dispatch(
-                DSIDE,
-                &p,
-                &[&ds, &qs, &ks, &v_add, &lens, out, &part],
-                [width.div_ceil(32) as u32, n.div_ceil(32) as u32, b as u32],
-            )?;
-        }
-        Some(part)
-    } else {
-        // dq = scale·ds·kp (over valid keys), dkp = scale·dsᵀ·q.
-        bmm(
-            &mut rec,
-            b,
-            [tq, width, tk],
-            View(&ds, [tq * tk, tk, 1]),
-            View(&ks, [tk * width, width, 1]),
-            View(&dq_side, [tq * width, width, 1]),
-            &lens,
-            true,
-            p.scale,
-        )?;
-        bmm(
-            &mut rec,
-            b,
-            [tk, width, tq],
-            View(&ds, [tq * tk, 1, tk]),
-            View(&qs, [tq * width, width, 1]),
-            View(&dk_side, [tk * width, width, 1]),
-            &lens,
-            false,
-            p.scale,
-        )?;
-        None
+    pr.p.has_dw = d_weights.is_some() as u32;
+    let back = Backward {
+        w,
+        input: &input,
+        pr,
+        grads,
+        add: accumulate.is_some(),
     };
-    let (dquery, dkey) = match cfg.score {
-        Score::Dot | Score::ScaledDot => (dq_side, dk_side),
-        Score::General => {
-            // kp = k·Wᵀ: dk = dkp·W, dW = dkpᵀ·k.
-            let wt = w.get("weight")?;
-            let dkey = ctx.alloc(BOP, "dkey", &[b, tk, dk], DType::F32)?;
-            let a = pack_lhs(&mut rec, Strided::rows(&dk_side, b * tk, dq, 0))?;
-            let bw = pack(&mut rec, Strided::cols(wt, dq, dk, 0))?;
-            gemm(&mut rec, &a, &bw, None, Out::rows(&dkey, dk))?;
-            let at = pack_lhs(&mut rec, Strided::cols(&dk_side, b * tk, dq, 0))?;
-            let kk = key_cols(&mut rec)?;
-            gemm(
-                &mut rec,
-                &at,
-                &kk,
-                None,
-                Out::rows(grads.get("weight")?, dk).accumulate(add),
-            )?;
-            (dq_side, dkey)
-        }
-        Score::Additive => {
-            let a_w = cfg.attn_size;
-            let mut back = |side: &GpuTensor,
-                            x: &GpuTensor,
-                            t_len: usize,
-                            d: usize,
-                            wname: &str,
-                            is_key: bool|
-             -> Result<GpuTensor> {
-                // xa = x·Wᵀ: dx = dxa·W, dW = dxaᵀ·x.
-                let rows = b * t_len;
-                let dx = ctx.alloc(BOP, wname, &[b, t_len, d], DType::F32)?;
-                let a = pack_lhs(&mut rec, Strided::rows(side, rows, a_w, 0))?;
-                let bw = pack(&mut rec, Strided::cols(w.get(wname)?, a_w, d, 0))?;
-                gemm(&mut rec, &a, &bw, None, Out::rows(&dx, d))?;
-                let at = pack_lhs(&mut rec, Strided::cols(side, rows, a_w, 0))?;
-                let xx = if is_key {
-                    key_cols(&mut rec)?
-                } else {
-                    pack(&mut rec, Strided::cols(x, rows, d, 0))?
-                };
-                gemm(
-                    &mut rec,
-                    &at,
-                    &xx,
-                    None,
-                    Out::rows(grads.get(wname)?, d).accumulate(add),
-                )?;
-                Ok(dx)
-            };
-            let dquery = back(&dq_side, input.query, tq, dq, "w_query", false)?;
-            let dkey = back(&dk_side, input.key, tk, dk, "w_key", true)?;
-            if let Some(part) = &dv_part {
-                col_sum(&mut rec, part, 0, b * tq, width, grads.get("v")?, add)?;
-            }
-            (dquery, dkey)
-        }
-    };
+    let ds = back.scores_grad(&mut rec, output, d_context, d_weights)?;
+    let dvalue = back.value_grad(&mut rec, output, d_context)?;
+    let (dq_side, dk_side, dv_part) = back.side_grads(&mut rec, &ds)?;
+    let (dquery, dkey) = back.input_grads(&mut rec, dq_side, dk_side, dv_part.as_ref())?;
     rec.submit()?;
     Ok(GpuAttentionGrads {
         dquery,
         dkey,
         dvalue,
-        weights: grads,
+        weights: back.grads,
     })
+}
+
+/// One backward call past its checks: the forward's operands again ([`prepare`]), the
+/// gradient tensors, and whether they accumulate.
+struct Backward<'a> {
+    w: &'a GpuWeights<AttentionConfig>,
+    input: &'a GpuAttentionInput<'a>,
+    pr: Prepared,
+    grads: GpuWeights<AttentionConfig>,
+    add: bool,
+}
+
+impl Backward<'_> {
+    /// The gradient of the scores: `da = dctx·valueᵀ` into ds, then the softmax backward in
+    /// place (with the weights' own upstream gradient where there is one).
+    fn scores_grad(
+        &self,
+        rec: &mut Recorder<'_>,
+        output: &GpuAttentionOutput,
+        d_context: &GpuTensor,
+        d_weights: Option<&GpuTensor>,
+    ) -> Result<GpuTensor> {
+        let Prepared { b, tq, tk, .. } = self.pr;
+        let (lens, dv) = (&self.pr.lens, self.w.config().value_size);
+        let ds = rec.ctx().alloc(BOP, "dscores", &[b, tq, tk], DType::F32)?;
+        bmm(
+            rec,
+            b,
+            [tq, tk, dv],
+            View(d_context, [tq * dv, dv, 1]),
+            View(self.input.value, [tk * dv, 1, dv]),
+            View(&ds, [tq * tk, tk, 1]),
+            lens,
+            false,
+            1.0,
+        )?;
+        let dw = d_weights.unwrap_or(&output.weights);
+        let bufs = [&output.weights, dw, lens, &ds];
+        rec.dispatch(DSOFTMAX, &self.pr.p, &bufs, row_groups(b * tq))?;
+        Ok(ds)
+    }
+
+    /// `dvalue = weightsᵀ·dctx` (masked keys have weight 0, so their rows come out 0).
+    fn value_grad(
+        &self,
+        rec: &mut Recorder<'_>,
+        output: &GpuAttentionOutput,
+        d_context: &GpuTensor,
+    ) -> Result<GpuTensor> {
+        let Prepared { b, tq, tk, .. } = self.pr;
+        let dv = self.w.config().value_size;
+        let dvalue = rec.ctx().alloc(BOP, "dvalue", &[b, tk, dv], DType::F32)?;
+        bmm(
+            rec,
+            b,
+            [tk, dv, tq],
+            View(&output.weights, [tq * tk, 1, tk]),
+            View(d_context, [tq * dv, dv, 1]),
+            View(&dvalue, [tk * dv, dv, 1]),
+            &self.pr.lens,
+            false,
+            1.0,
+        )?;
+        Ok(dvalue)
+    }
+
+    /// The gradients of what the score compares, `(dq, dk)` of width `width`, and for the
+    /// additive score the per (b, i, a) partial sums of `dv`, reduced later over (b, i) in a
+    /// fixed order.
+    fn side_grads(
+        &self,
+        rec: &mut Recorder<'_>,
+        ds: &GpuTensor,
+    ) -> Result<(GpuTensor, GpuTensor, Option<GpuTensor>)> {
+        let Prepared { b, tq, tk, .. } = self.pr;
+        let (pr, width) = (&self.pr, self.pr.p.width as usize);
+        let ctx = rec.ctx();
+        let dq_side = ctx.alloc(BOP, "dq", &[b, tq, width], DType::F32)?;
+        let dk_side = ctx.alloc(BOP, "dk", &[b, tk, width], DType::F32)?;
+        if pr.p.additive != 0 {
+            let part = ctx.alloc(BOP, "dv partial sums", &[b * tq, width], DType::F32)?;
+            for (side, n, out) in [(0, tq, &dq_side), (1, tk, &dk_side)] {
+                let p = AttnParams { side, ..pr.p };
+                rec.dispatch(
+                    DSIDE,
+                    &p,
+                    &[ds, &pr.qs, &pr.ks, &pr.v_add, &pr.lens, out, &part],
+                    [width.div_ceil(32) as u32, n.div_ceil(32) as u32, b as u32],
+                )?;
+            }
+            return Ok((dq_side, dk_side, Some(part)));
+        }
+        // dq = scale·ds·kp (over valid keys), dkp = scale·dsᵀ·q.
+        bmm(
+            rec,
+            b,
+            [tq, width, tk],
+            View(ds, [tq * tk, tk, 1]),
+            View(&pr.ks, [tk * width, width, 1]),
+            View(&dq_side, [tq * width, width, 1]),
+            &pr.lens,
+            true,
+            pr.p.scale,
+        )?;
+        bmm(
+            rec,
+            b,
+            [tk, width, tq],
+            View(ds, [tq * tk, 1, tk]),
+            View(&pr.qs, [tq * width, width, 1]),
+            View(&dk_side, [tk * width, width, 1]),
+            &pr.lens,
+            false,
+            pr.p.scale,
+        )?;
+        Ok((dq_side, dk_side, None))
+    }
+
+    /// `(dquery, dkey)` from the gradients of what the score compares: themselves, or back
+    /// through the projections (whose weight gradients this records), and the additive
+    /// score's `v` gradient from its partial sums `dv_part`.
+    fn input_grads(
+        &self,
+        rec: &mut Recorder<'_>,
+        dq_side: GpuTensor,
+        dk_side: GpuTensor,
+        dv_part: Option<&GpuTensor>,
+    ) -> Result<(GpuTensor, GpuTensor)> {
+        Ok(match self.w.config().score {
+            Score::Dot | Score::ScaledDot => (dq_side, dk_side),
+            Score::General => {
+                // kp = k·Wᵀ: dk = dkp·W, dW = dkpᵀ·k.
+                let dkey = self.projection_grad(rec, &dk_side, true, "weight", "dkey")?;
+                (dq_side, dkey)
+            }
+            Score::Additive => {
+                let dquery = self.projection_grad(rec, &dq_side, false, "w_query", "w_query")?;
+                let dkey = self.projection_grad(rec, &dk_side, true, "w_key", "w_key")?;
+                if let Some(part) = dv_part {
+                    let (rows, width) = (self.pr.b * self.pr.tq, self.pr.p.width as usize);
+                    col_sum(rec, part, 0, rows, width, self.grads.get("v")?, self.add)?;
+                }
+                (dquery, dkey)
+            }
+        })
+    }
+
+    /// Back through `xa = x·Wᵀ` (x the key where `key`, else the query; W the parameter
+    /// `wname`), given `side` = dxa: returns `dx = dxa·W` (allocated as `label`) and records
+    /// `dW = dxaᵀ·x`.
+    fn projection_grad(
+        &self,
+        rec: &mut Recorder<'_>,
+        side: &GpuTensor,
+        key: bool,
+        wname: &str,
+        label: &str,
+    ) -> Result<GpuTensor> {
+        let cfg = self.w.config();
+        let (x, t_len, d) = if key {
+            (self.input.key, self.pr.tk, cfg.key_size)
+        } else {
+            (self.input.query, self.pr.tq, cfg.query_size)
+        };
+        let (b, a_w) = (self.pr.b, self.pr.p.width as usize);
+        let rows = b * t_len;
+        let dx = rec.ctx().alloc(BOP, label, &[b, t_len, d], DType::F32)?;
+        let a = pack_lhs(rec, Strided::rows(side, rows, a_w, 0))?;
+        let bw = pack(rec, Strided::cols(self.w.get(wname)?, a_w, d, 0))?;
+        gemm(rec, &a, &bw, None, Out::rows(&dx, d))?;
+        let at = pack_lhs(rec, Strided::cols(side, rows, a_w, 0))?;
+        let xx = if key {
+            self.key_cols(rec)?
+        } else {
+            pack(rec, Strided::cols(x, rows, d, 0))?
+        };
+        let dw = Out::rows(self.grads.get(wname)?, d).accumulate(self.add);
+        gemm(rec, &at, &xx, None, dw)?;
+        Ok(dx)
+    }
+
+    /// The key as dW = dkᵀ·k reads it, K-major with the keys summed over: masked ones zero
+    /// (see [`prepare`]).
+    fn key_cols(&self, rec: &mut Recorder<'_>) -> Result<Packed> {
+        let (b, tk) = (self.pr.b, self.pr.tk);
+        let view = Strided::cols(self.input.key, b * tk, self.w.config().key_size, 0);
+        let mask = SeqMask {
+            lens: &self.pr.lens,
+            seq_n: tk,
+            seq_outer: true,
+            on_k: true,
+        };
+        if self.pr.masked {
+            pack_masked(rec, view, mask)
+        } else {
+            pack(rec, view)
+        }
+    }
 }
 
 impl DeviceLayout for AttentionConfig {

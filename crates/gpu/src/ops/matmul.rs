@@ -397,7 +397,7 @@ pub(crate) fn gemm(
             reason: format!("inner size {} differs from a's {}", b.k, a.k),
         });
     }
-    let mut params = GemmParams {
+    let params = GemmParams {
         m: u32_of("gemm", "m", a.rows)?,
         n: u32_of("gemm", "n", b.rows)?,
         k: u32_of("gemm", "k", a.k)?,
@@ -426,65 +426,7 @@ pub(crate) fn gemm(
         });
     }
     let Some(kernel) = storage_kernel(rec.ctx().gemm_block()) else {
-        // `gemm_panel`: `a` in panels through the window (repacked if plain), `b` plain.
-        let panel_kernel = if rec.ctx().subgroups() {
-            GEMM_PANEL_SG
-        } else {
-            GEMM_PANEL
-        };
-        let repacked;
-        let a = if a.panels {
-            a
-        } else {
-            repacked = pack_as(rec, a.view(), true, None)?;
-            &repacked
-        };
-        let panels = a.ld / PANEL;
-        let k = a.k;
-        let n_groups = b.rows.div_ceil(PANEL_COLS * PANEL_WG) as u32;
-        let panel_floats = k * PANEL;
-        if panel_floats <= WINDOW_FLOATS {
-            // Whole panels per window: one dispatch per window, y over its panels.
-            let per = if k == 0 {
-                panels
-            } else {
-                WINDOW_FLOATS / panel_floats
-            };
-            params.a_stride = u32_of("gemm", "panel", panel_floats / 4)?;
-            for p0 in (0..panels).step_by(per) {
-                params.m0 = u32_of("gemm", "m", p0 * PANEL)?;
-                let groups = [n_groups, (panels - p0).min(per) as u32, 1];
-                let window = (p0 * panel_floats * 4) as u64;
-                rec.dispatch_windowed(
-                    panel_kernel,
-                    &params,
-                    &[&a.data, &b.data, bias, out.t],
-                    &[window],
-                    groups,
-                )?;
-            }
-        } else {
-            // A panel per dispatch, in chunks of k that fit the window; later chunks add.
-            let chunk = WINDOW_FLOATS / PANEL;
-            for p in 0..panels {
-                params.m0 = u32_of("gemm", "m", p * PANEL)?;
-                for k0 in (0..k).step_by(chunk) {
-                    params.k0 = k0 as u32;
-                    params.k = (k - k0).min(chunk) as u32;
-                    params.accumulate = (out.accumulate || k0 > 0) as u32;
-                    params.has_bias = (has_bias && k0 == 0) as u32;
-                    let window = ((p * panel_floats + k0 * PANEL) * 4) as u64;
-                    rec.dispatch_windowed(
-                        panel_kernel,
-                        &params,
-                        &[&a.data, &b.data, bias, out.t],
-                        &[window],
-                        [n_groups, 1, 1],
-                    )?;
-                }
-            }
-        }
-        return Ok(());
+        return gemm_panel(rec, a, b, bias, has_bias, out, params);
     };
     if a.panels {
         return Err(Error::InvalidArgument {
@@ -494,7 +436,7 @@ pub(crate) fn gemm(
         });
     }
     // The storage kernels loop over all of k (`gemm_tiled` in steps of 8, each 11 iterations);
-    // `gemm_panel` above takes k in window-sized chunks.
+    // `gemm_panel` takes k in window-sized chunks.
     let trips = match rec.ctx().gemm_block() {
         GemmBlock::Tiled => 11 * a.k.div_ceil(8) as u64 + 72,
         _ => a.k as u64 + 72,
@@ -502,6 +444,78 @@ pub(crate) fn gemm(
     rec.ctx().check_loop("gemm", "k", trips)?;
     let groups = [b.rows.div_ceil(64) as u32, a.rows.div_ceil(64) as u32, 1];
     rec.dispatch(kernel, &params, &[&a.data, &b.data, bias, out.t], groups)
+}
+
+/// [`gemm`] by `gemm_panel` (CPU adapters): `a` in panels through the uniform window
+/// (repacked if plain), `b` plain; whole panels per window where they fit, else a panel per
+/// dispatch in chunks of k, later chunks adding. `bias` stands in bound when `!has_bias`.
+fn gemm_panel(
+    rec: &mut Recorder<'_>,
+    a: &Packed,
+    b: &Packed,
+    bias: &GpuTensor,
+    has_bias: bool,
+    out: Out<'_>,
+    mut params: GemmParams,
+) -> Result<()> {
+    let panel_kernel = if rec.ctx().subgroups() {
+        GEMM_PANEL_SG
+    } else {
+        GEMM_PANEL
+    };
+    let repacked;
+    let a = if a.panels {
+        a
+    } else {
+        repacked = pack_as(rec, a.view(), true, None)?;
+        &repacked
+    };
+    let panels = a.ld / PANEL;
+    let k = a.k;
+    let n_groups = b.rows.div_ceil(PANEL_COLS * PANEL_WG) as u32;
+    let panel_floats = k * PANEL;
+    if panel_floats <= WINDOW_FLOATS {
+        // Whole panels per window: one dispatch per window, y over its panels.
+        let per = if k == 0 {
+            panels
+        } else {
+            WINDOW_FLOATS / panel_floats
+        };
+        params.a_stride = u32_of("gemm", "panel", panel_floats / 4)?;
+        for p0 in (0..panels).step_by(per) {
+            params.m0 = u32_of("gemm", "m", p0 * PANEL)?;
+            let groups = [n_groups, (panels - p0).min(per) as u32, 1];
+            let window = (p0 * panel_floats * 4) as u64;
+            rec.dispatch_windowed(
+                panel_kernel,
+                &params,
+                &[&a.data, &b.data, bias, out.t],
+                &[window],
+                groups,
+            )?;
+        }
+    } else {
+        // A panel per dispatch, in chunks of k that fit the window; later chunks add.
+        let chunk = WINDOW_FLOATS / PANEL;
+        for p in 0..panels {
+            params.m0 = u32_of("gemm", "m", p * PANEL)?;
+            for k0 in (0..k).step_by(chunk) {
+                params.k0 = k0 as u32;
+                params.k = (k - k0).min(chunk) as u32;
+                params.accumulate = (out.accumulate || k0 > 0) as u32;
+                params.has_bias = (has_bias && k0 == 0) as u32;
+                let window = ((p * panel_floats + k0 * PANEL) * 4) as u64;
+                rec.dispatch_windowed(
+                    panel_kernel,
+                    &params,
+                    &[&a.data, &b.data, bias, out.t],
+                    &[window],
+                    [n_groups, 1, 1],
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `A·B` for row-major `a [M, K]` and `b [K, N]`, in one submission.

@@ -221,29 +221,57 @@ impl GpuOptimizer {
         }
         let mut rec = Recorder::new(ctx, OP);
         if let Some(max_norm) = self.max_grad_norm {
-            let mut slot = 0;
-            for (_, g) in params {
-                let n = g.numel();
-                for off in (0..n.max(1)).step_by(SUMSQ_SEGMENT) {
-                    let sp = SumParams {
-                        n: (n - off).min(SUMSQ_SEGMENT) as u32,
-                        slot,
-                        off: off as u32,
-                        _pad: 0,
-                    };
-                    rec.dispatch(SUMSQ, &sp, &[g, &self.partials], [1, 1, 1])?;
-                    slot += 1;
-                }
-            }
-            let cp = ClipParams {
-                count: slot,
-                max_norm: max_norm as f32,
-                _pad: [0; 2],
-            };
-            rec.dispatch(CLIP, &cp, &[&self.partials, &self.clip], [1, 1, 1])?;
+            self.record_clip(&mut rec, params, max_norm)?;
         }
         // The step count advances only once the step is submitted.
-        let t = (self.t + 1) as i32;
+        let sp = self.step_params((self.t + 1) as i32);
+        for ((v, g), st) in params.iter().zip(&self.state) {
+            let n = v.numel();
+            rec.dispatch(
+                STEP,
+                &StepParams { n: n as u32, ..sp },
+                &[g, &self.clip, v, st],
+                fold_x(n.div_ceil(64)),
+            )?;
+        }
+        rec.submit()?;
+        self.t += 1;
+        Ok(())
+    }
+
+    /// The global-norm clipping ahead of a step: each gradient's sum of squares by segments
+    /// into `partials`, then the coefficient (and the norm) into `clip`.
+    fn record_clip(
+        &self,
+        rec: &mut Recorder<'_>,
+        params: &[(&GpuTensor, &GpuTensor)],
+        max_norm: f64,
+    ) -> Result<()> {
+        let mut slot = 0;
+        for (_, g) in params {
+            let n = g.numel();
+            for off in (0..n.max(1)).step_by(SUMSQ_SEGMENT) {
+                let sp = SumParams {
+                    n: (n - off).min(SUMSQ_SEGMENT) as u32,
+                    slot,
+                    off: off as u32,
+                    _pad: 0,
+                };
+                rec.dispatch(SUMSQ, &sp, &[g, &self.partials], [1, 1, 1])?;
+                slot += 1;
+            }
+        }
+        let cp = ClipParams {
+            count: slot,
+            max_norm: max_norm as f32,
+            _pad: [0; 2],
+        };
+        rec.dispatch(CLIP, &cp, &[&self.partials, &self.clip], [1, 1, 1])?;
+        Ok(())
+    }
+
+    /// The parameter block of step `t` (from 1) for the optimizer's rule.
+    fn step_params(&self, t: i32) -> StepParams {
         let base = StepParams {
             n: 0,
             kind: 0,
@@ -258,7 +286,7 @@ impl GpuOptimizer {
             bc2_sqrt: 1.0,
             _pad: 0,
         };
-        let sp = match self.config {
+        match self.config {
             OptimizerConfig::Sgd {
                 lr,
                 momentum,
@@ -309,19 +337,7 @@ impl GpuOptimizer {
                 wd: weight_decay as f32,
                 ..base
             },
-        };
-        for ((v, g), st) in params.iter().zip(&self.state) {
-            let n = v.numel();
-            rec.dispatch(
-                STEP,
-                &StepParams { n: n as u32, ..sp },
-                &[g, &self.clip, v, st],
-                fold_x(n.div_ceil(64)),
-            )?;
         }
-        rec.submit()?;
-        self.t += 1;
-        Ok(())
     }
 
     /// The (value, gradient) pairs of a step in the order of the optimizer's parameters, after

@@ -60,6 +60,44 @@ fn poisoned(_: impl std::fmt::Debug) -> Error {
     }
 }
 
+/// The bind group layout of `kernel`: the parameter block at binding 0 (a uniform at a
+/// dynamic offset), then each binding as its [`Access`] says.
+fn layout_entries(kernel: Kernel) -> Vec<wgpu::BindGroupLayoutEntry> {
+    let mut entries = vec![wgpu::BindGroupLayoutEntry {
+        binding: 0,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: true,
+            min_binding_size: None,
+        },
+        count: None,
+    }];
+    for (i, a) in kernel.bindings.iter().enumerate() {
+        let ty = match a {
+            Access::Window => wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: true,
+                min_binding_size: std::num::NonZeroU64::new(WINDOW_BYTES),
+            },
+            _ => wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage {
+                    read_only: *a == Access::Read,
+                },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+        };
+        entries.push(wgpu::BindGroupLayoutEntry {
+            binding: i as u32 + 1,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty,
+            count: None,
+        });
+    }
+    entries
+}
+
 impl Context {
     /// The pipeline of `kernel` with `constants` (WGSL `override` values), cached.
     pub(crate) fn pipeline(
@@ -89,38 +127,7 @@ impl Context {
                     })
                     .clone()
             };
-            let mut entries = vec![wgpu::BindGroupLayoutEntry {
-                binding: 0,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: true,
-                    min_binding_size: None,
-                },
-                count: None,
-            }];
-            for (i, a) in kernel.bindings.iter().enumerate() {
-                let ty = match a {
-                    Access::Window => wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: true,
-                        min_binding_size: std::num::NonZeroU64::new(WINDOW_BYTES),
-                    },
-                    _ => wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage {
-                            read_only: *a == Access::Read,
-                        },
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                };
-                entries.push(wgpu::BindGroupLayoutEntry {
-                    binding: i as u32 + 1,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty,
-                    count: None,
-                });
-            }
+            let entries = layout_entries(kernel);
             let layout = self
                 .device
                 .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {

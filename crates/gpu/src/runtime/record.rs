@@ -305,38 +305,9 @@ impl<'c> Recorder<'c> {
                     pipeline, buffers, ..
                 } = s
                 {
-                    groups.entry(key(pipeline, buffers)).or_insert_with(|| {
-                        let mut entries = vec![wgpu::BindGroupEntry {
-                            binding: 0,
-                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                buffer: uniforms.raw(),
-                                offset: 0,
-                                size: std::num::NonZeroU64::new(PARAM_STRIDE as u64),
-                            }),
-                        }];
-                        for (i, (b, a)) in buffers.iter().zip(pipeline.kernel.bindings).enumerate()
-                        {
-                            let resource = match a {
-                                Access::Window => {
-                                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                        buffer: b.raw(),
-                                        offset: 0,
-                                        size: std::num::NonZeroU64::new(WINDOW_BYTES),
-                                    })
-                                }
-                                _ => b.raw().as_entire_binding(),
-                            };
-                            entries.push(wgpu::BindGroupEntry {
-                                binding: i as u32 + 1,
-                                resource,
-                            });
-                        }
-                        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                            label: Some(pipeline.kernel.entry),
-                            layout: &pipeline.layout,
-                            entries: &entries,
-                        })
-                    });
+                    groups
+                        .entry(key(pipeline, buffers))
+                        .or_insert_with(|| bind_group(ctx, pipeline, buffers, uniforms.raw()));
                 }
             }
             let mut enc = ctx
@@ -389,6 +360,43 @@ impl<'c> Recorder<'c> {
             Ok(())
         })
     }
+}
+
+/// The bind group of one dispatch: the shared parameter block at binding 0 (its offset is
+/// dynamic), then `buffers` whole, or as a window of [`WINDOW_BYTES`] at a dynamic offset.
+fn bind_group(
+    ctx: &Context,
+    pipeline: &Pipeline,
+    buffers: &[Arc<PooledBuffer>],
+    uniforms: &wgpu::Buffer,
+) -> wgpu::BindGroup {
+    let mut entries = vec![wgpu::BindGroupEntry {
+        binding: 0,
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: uniforms,
+            offset: 0,
+            size: std::num::NonZeroU64::new(PARAM_STRIDE as u64),
+        }),
+    }];
+    for (i, (b, a)) in buffers.iter().zip(pipeline.kernel.bindings).enumerate() {
+        let resource = match a {
+            Access::Window => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: b.raw(),
+                offset: 0,
+                size: std::num::NonZeroU64::new(WINDOW_BYTES),
+            }),
+            _ => b.raw().as_entire_binding(),
+        };
+        entries.push(wgpu::BindGroupEntry {
+            binding: i as u32 + 1,
+            resource,
+        });
+    }
+    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(pipeline.kernel.entry),
+        layout: &pipeline.layout,
+        entries: &entries,
+    })
 }
 
 #[cfg(test)]
