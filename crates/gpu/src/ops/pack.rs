@@ -13,7 +13,7 @@ use crate::runtime::tensor::{DType, GpuTensor, u32_of};
 
 use Access::{Read, ReadWrite};
 
-/// The op that errors of the packing name (as they did when it lived in the forward).
+/// The op the packing's index errors name: the forward's, whichever pass packs.
 const FORWARD: &str = "gpu rnn_forward";
 
 const PACK_GATES: Kernel = Kernel {
@@ -36,7 +36,7 @@ const FOLD_BIAS: Kernel = Kernel {
 const ROUND_F16: Kernel = Kernel {
     shader: Shader::PackF16,
     entry: "round_f16",
-    bindings: &[Access::Read, Access::ReadWrite],
+    bindings: &[Read, ReadWrite],
 };
 
 #[repr(C)]

@@ -268,8 +268,10 @@ impl Context {
 
     /// Recurrent layers whose step has at most this many work items (B·H; B·⌈H/4⌉ for Elman)
     /// run all their timesteps in one dispatch of one workgroup (the persistent small-batch
-    /// path) instead of one dispatch per step: by default [`SMALL_BATCH_LIMIT`](crate::SMALL_BATCH_LIMIT) on GPUs and
-    /// [`CPU_SMALL_BATCH_LIMIT`](crate::CPU_SMALL_BATCH_LIMIT) on CPU adapters, whose split steps are faster beyond it.
+    /// path) instead of one dispatch per step: by default
+    /// [`SMALL_BATCH_LIMIT`](crate::SMALL_BATCH_LIMIT) on GPUs and
+    /// [`CPU_SMALL_BATCH_LIMIT`](crate::CPU_SMALL_BATCH_LIMIT) on CPU adapters, whose split
+    /// steps are faster beyond it.
     pub fn small_batch_limit(&self) -> usize {
         self.tuning.small_batch
     }
@@ -356,10 +358,10 @@ impl Context {
     }
 
     /// The most loop iterations one invocation may run on this adapter, if it has such a limit:
-    /// [`CPU_LOOP_LIMIT`](crate::CPU_LOOP_LIMIT) on CPU adapters, whose compiler ends longer loops early without an
-    /// error. Kernels whose loops grow with the input (the persistent kernels over the
-    /// timesteps, reductions over rows or classes) are split or laid out so that no invocation
-    /// reaches it.
+    /// [`CPU_LOOP_LIMIT`](crate::CPU_LOOP_LIMIT) on CPU adapters, whose compiler ends longer
+    /// loops early without an error. Kernels whose loops grow with the input (the persistent
+    /// kernels over the timesteps, reductions over rows or classes) are split or laid out so
+    /// that no invocation reaches it.
     pub fn loop_limit(&self) -> Option<u64> {
         self.tuning.loop_limit
     }

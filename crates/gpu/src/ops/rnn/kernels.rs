@@ -1,7 +1,7 @@
 //! The cell kernels of the recurrent steps: for each cell (LSTM, GRU, Elman) the fused step
 //! of GPUs, the cell half of the CPU adapters' split step and the persistent small-batch
-//! kernel, forward and reverse (see `super::path`). Their bindings follow the order
-//! of the cells' WGSL files.
+//! kernel, forward and reverse (see `StepPath`). Their bindings follow the order of the cells'
+//! WGSL files.
 
 use wgrnn_core::CellKind;
 

@@ -2,9 +2,10 @@
 //! ([`backward`]), with the CPU reference's semantics.
 //!
 //! Every direction of a layer lives in one tensor per kind, and each step is one dispatch over
-//! all directions. The steps run one of three ways (`path`), their cell kernels in
-//! `kernels`; unidirectional stacks can run as a wavefront over layers × time
-//! (`wavefront`). Every dispatch of a call goes into one command encoder and one submit.
+//! all directions. The steps run one of three ways (`StepPath`, chosen once per call in
+//! `path`), their cell kernels in `kernels`; unidirectional stacks can run as a wavefront over
+//! layers × time (`wavefront`). Every dispatch of a call goes into one command encoder and one
+//! submit.
 
 pub mod backward;
 pub mod forward;

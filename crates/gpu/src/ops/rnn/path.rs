@@ -47,7 +47,7 @@ fn step_items(cell: CellKind, hidden: usize, batch: usize) -> usize {
 }
 
 /// Whether a forward (and its backward) of `cell` with hidden size `hidden` on a batch of
-/// `batch` is small enough for the persistent path ([`StepPath::Persistent`] inside the
+/// `batch` is small enough for the persistent path (`StepPath::Persistent` inside the
 /// crate) on `ctx` by shape: when its step has at most [`Context::small_batch_limit`] work
 /// items (B·H, or B·⌈H/4⌉ for Elman cells). On an adapter with a [`Context::loop_limit`], a
 /// call whose sequence is too long for that limit runs the per-step kernels all the same.

@@ -34,7 +34,8 @@ pub(crate) fn split_w_hh(
     product: Product,
 ) -> Result<Vec<WChunk>> {
     let cfg = w.config();
-    // The scratch buffer of the gathers, kept across chunks.
+    // The gathers' scratch buffer, kept across chunks, with the direction whose rounded
+    // `W_hh` it holds (reverse only).
     let mut scratch: Option<(usize, GpuTensor)> = None;
     plan.pad_w(rec, op, cfg.num_directions(), |rec, dir, cols, dst, ldw| {
         let w_hh = w.get(&format!("weight_hh{}", RnnConfig::suffix(layer, dir)))?;
