@@ -1,8 +1,73 @@
-// Prelude of the cell files (lstm.wgsl, gru.wgsl, rnn.wgsl), placed by the shader registry
-// after common.wgsl: the per-direction bookkeeping their kernels share. It reads the fields
-// every cell's `StepParams` (p) and `BackParams` (bp) have under the same names: batch, hidden,
-// gi_dir, w_dir, tape_dir (forward) and wt_dir, tape_dir, dg_dir (backward). One dispatch runs
-// every direction of a layer (z), direction d = z, reversed in time when d is odd.
+// The kernels every recurrent cell shares: one template, instantiated per cell by the shader
+// registry (`cell_module` in crates/gpu/src/runtime/shaders.rs). A cell's module is common.wgsl, then
+// this file with its markers filled: the parameter blocks (generated from their Rust
+// definitions), the cell file (lstm.wgsl, gru.wgsl, rnn.wgsl) and the packed W_hh bindings
+// (f32, or f16 unpacked to f32). A cell file holds only what differs between cells:
+//
+//   const GATES: u32      gates per unit (LSTM 4, GRU 3, Elman 1), gate-major in gi, the tape
+//                         and dG: row r, gate g, unit j at (r * GATES + g) * H + j
+//   const UNITS: u32      units per invocation: 1, where a vec4 of the packed W_hh holds one
+//                         unit's gates, or 4, where it holds four units' one gate (Elman)
+//   const HALVES: u32     state halves carried between steps: 2 (h, c) or 1 (h)
+//   const EXTRAS: u32     the cell's tape rows beyond its gates and h_prev, at p.extra1 and
+//                         p.extra2 (0, 1 or 2; LSTM c and c_prev, GRU W_hn h + b_hn)
+//   const SPLIT_DG: bool  whether the recurrent side's gate gradients differ from the input
+//                         side's (GRU: r scales n's), stored apart at bp.dgh_off
+//   fn cell_fwd(pre, rec, h_prev, c_prev, j) -> CellFwd   the step of unit j from its input
+//                         projection `pre` and recurrent product `rec` (GATES lanes used)
+//   fn cell_bwd(dh, carry_c, act, aux) -> CellBwd          its reverse from the tape
+//
+// Forward: for one timestep the recurrent product h_prev · W_hh^T, the gates and the state
+// update in one dispatch (`fwd_step`); the whole sequence in one workgroup for small B·H
+// (`fwd_seq`); or, on CPU adapters, the product apart (`rec_panel`, recurrent.wgsl) and the
+// cell half here (`fwd_split_cell`). gi holds the hoisted input projection x·W_ih^T + biases for
+// every (t, b). State is double-buffered: slot (step % 2) is read, the other written; rows whose
+// sequence has ended (step >= length) carry their state over, so the final slot holds each
+// sequence's state after its last valid step. One dispatch runs every direction of a layer (z):
+// direction d = z, reversed in time when d is odd.
+//
+// Backward (BPTT), run for steps max_len-1 down to 0, then once more with `last` = 1: at step s,
+// row b (time t), dh = carry_h + dy[t] + (dG_{s+1} · W_hh)[j], where dG_{s+1} are the gate
+// gradients the previous dispatch wrote for step s+1 (none past the sequence); then the gate
+// gradients into dg and the carries for the step before. Rows whose sequence has not started
+// yet (s >= length) carry through. The `last` pass turns the carries and dG_0 · W_hh into dh0
+// (and dc0).
+//
+// No `if` or loop bound here reads only the parameter block (see shaders/README.md); the
+// branches on the cell's constants are resolved when the module compiles.
+
+{{PARAMS}}
+{{CELL}}
+
+// What cell_fwd returns: the new state and what the tape keeps of the step.
+struct CellFwd {
+    h: f32,
+    c: f32,           // HALVES == 2
+    act: vec4<f32>,   // the activated gates (GATES lanes), taped at p.tape_gates
+    aux: vec2<f32>,   // the EXTRAS tape rows, at p.extra1 and p.extra2
+}
+
+// What cell_bwd returns: the gate gradients and the carries into the step before.
+struct CellBwd {
+    dg: vec4<f32>,    // input side (what W_ih and the biases see), GATES lanes
+    dgh: vec4<f32>,   // recurrent side, if SPLIT_DG
+    dh: f32,          // dh carried to the step before, beside dG · W_hh
+    dc: f32,          // dc carried to the step before (HALVES == 2)
+}
+
+@group(0) @binding(0) var<uniform> p: StepParams;
+@group(0) @binding(1) var<storage, read> gi: array<f32>;
+{{W_HH}}
+@group(0) @binding(3) var<storage, read> lengths: array<u32>;
+@group(0) @binding(4) var<storage, read_write> state: array<f32>;  // [dir][2 slots][h, c][B][H]
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<storage, read_write> tape: array<f32>;
+// Binding 7 is the cell's own (GRU: b_hn); the host binds a stand-in where a cell has none.
+// The split steps' cell half: the new h also goes to `hout`, K-major per block of p.win_rows
+// rows, the window the next step's product reads; fpart holds that product as p.splits
+// partial sums of each accumulator finish() takes.
+@group(0) @binding(8) var<storage, read_write> hout: array<f32>;  // [dir][B / rows][H][rows]
+@group(0) @binding(9) var<storage, read> fpart: array<vec4<f32>>;  // [dir][S][B][cols]
 
 // The step finish() works on: p.step, or the loop counter of the persistent kernel.
 var<private> cur_step: u32;
@@ -22,8 +87,218 @@ fn set_dir(z: u32) {
     cur_tape = cur_dir * p.tape_dir;
 }
 
-// Backward: this invocation's direction and the offsets of its slices of W_hh, tape, dstate
-// and dg.
+// Accumulators (vec4) per row: a unit's gates, or four units.
+fn fwd_cols() -> u32 {
+    return (p.hidden + UNITS - 1u) / UNITS;
+}
+
+fn state_at(slot: u32, half: u32, b: u32, j: u32) -> u32 {
+    let l_cur_state = cur_state;
+    return l_cur_state + ((slot * 2u + half) * p.batch + b) * p.hidden + j;
+}
+
+// Lane q of an accumulator as the recurrent terms of one unit's gates.
+fn unit_rec(acc: vec4<f32>, q: u32) -> vec4<f32> {
+    if (UNITS == 1u) {
+        return acc;
+    }
+    return vec4<f32>(acc[q], 0.0, 0.0, 0.0);
+}
+
+// The input projection of unit j's gates at `row`.
+fn gate_inputs(row: u32, j: u32) -> vec4<f32> {
+    let l_cur_gi = cur_gi;
+    let h = p.hidden;
+    let base = l_cur_gi + row * GATES * h + j;
+    var pre = vec4<f32>(gi[base], 0.0, 0.0, 0.0);
+    if (GATES > 1u) {
+        pre.y = gi[base + h];
+    }
+    if (GATES > 2u) {
+        pre.z = gi[base + 2u * h];
+    }
+    if (GATES > 3u) {
+        pre.w = gi[base + 3u * h];
+    }
+    return pre;
+}
+
+fn tape_step(row: u32, j: u32, h_prev: f32, o: CellFwd) {
+    let l_cur_tape = cur_tape;
+    let h = p.hidden;
+    let gb = l_cur_tape + p.tape_gates + row * GATES * h + j;
+    tape[gb] = o.act.x;
+    if (GATES > 1u) {
+        tape[gb + h] = o.act.y;
+    }
+    if (GATES > 2u) {
+        tape[gb + 2u * h] = o.act.z;
+    }
+    if (GATES > 3u) {
+        tape[gb + 3u * h] = o.act.w;
+    }
+    tape[l_cur_tape + p.tape_hprev + row * h + j] = h_prev;
+    if (EXTRAS > 0u) {
+        tape[l_cur_tape + p.extra1 + row * h + j] = o.aux.x;
+    }
+    if (EXTRAS > 1u) {
+        tape[l_cur_tape + p.extra2 + row * h + j] = o.aux.y;
+    }
+}
+
+// The step of the units an accumulator covers (unit u, or units 4u..4u+3 that exist) of row b.
+fn finish(b: u32, u: u32, acc: vec4<f32>) {
+    let s_in = cur_step % 2u;
+    let s_out = 1u - s_in;
+    let len = lengths[b];
+    var t = cur_step;
+    if ((cur_dir % 2u) != 0u && cur_step < len) {
+        t = len - 1u - cur_step;
+    }
+    let row = t * p.batch + b;
+    for (var q = 0u; q < UNITS; q++) {
+        let j = UNITS * u + q;
+        if (j < p.hidden) {
+            let h_prev = state[state_at(s_in, 0u, b, j)];
+            var c_prev = 0.0;
+            if (HALVES > 1u) {
+                c_prev = state[state_at(s_in, 1u, b, j)];
+            }
+            if (cur_step >= len) {
+                state[state_at(s_out, 0u, b, j)] = h_prev;
+                if (HALVES > 1u) {
+                    state[state_at(s_out, 1u, b, j)] = c_prev;
+                }
+            } else {
+                let o = cell_fwd(gate_inputs(row, j), unit_rec(acc, q), h_prev, c_prev, j);
+                state[state_at(s_out, 0u, b, j)] = o.h;
+                if (HALVES > 1u) {
+                    state[state_at(s_out, 1u, b, j)] = o.c;
+                }
+                y[cur_dir * p.hidden + t * p.y_rs_t + b * p.y_rs_b + j] = o.h;
+                if (p.save != 0u) {
+                    tape_step(row, j, h_prev, o);
+                }
+            }
+        }
+    }
+}
+
+// One unit (or four) and four batch rows per invocation.
+@compute @workgroup_size(64, 1)
+fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_dir(gid.z);
+    let l_cur_w = cur_w;
+    cur_step = p.step;
+    let u = gid.x;
+    let b0 = gid.y * 4u;
+    let h = p.hidden;
+    let cols = fwd_cols();
+    if (u >= cols || b0 >= p.batch) {
+        return;
+    }
+    // Rows past the batch read row B-1 (in bounds) and are never stored.
+    let last = p.batch - 1u;
+    let s_in = p.step % 2u;
+    let r0 = state_at(s_in, 0u, b0, 0u);
+    let r1 = state_at(s_in, 0u, min(b0 + 1u, last), 0u);
+    let r2 = state_at(s_in, 0u, min(b0 + 2u, last), 0u);
+    let r3 = state_at(s_in, 0u, min(b0 + 3u, last), 0u);
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    for (var k = 0u; k < h; k++) {
+        let wk = w_load(l_cur_w + k * cols + u);
+        a0 += state[r0 + k] * wk;
+        a1 += state[r1 + k] * wk;
+        a2 += state[r2 + k] * wk;
+        a3 += state[r3 + k] * wk;
+    }
+    finish(b0, u, a0);
+    if (b0 + 1u < p.batch) { finish(b0 + 1u, u, a1); }
+    if (b0 + 2u < p.batch) { finish(b0 + 2u, u, a2); }
+    if (b0 + 3u < p.batch) { finish(b0 + 3u, u, a3); }
+}
+
+// Persistent small-batch path (B·H small): one workgroup runs every step of the sequence in one
+// dispatch, with p.step holding the number of steps. Invocation li owns the (b, u) pairs li,
+// li + 256, … of the B·cols; storageBarrier() between steps makes the new state visible to the
+// whole workgroup before the next step reads it. Same arithmetic, in the same order, as
+// fwd_step.
+@compute @workgroup_size(256)
+fn fwd_seq(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    set_dir(wid.z);
+    let l_cur_w = cur_w;
+    let h = p.hidden;
+    let cols = fwd_cols();
+    let steps = p.step;
+    for (var s = 0u; s < steps; s++) {
+        cur_step = s;
+        let s_in = s % 2u;
+        for (var v = li; v < p.batch * cols; v += 256u) {
+            let b = v / cols;
+            let u = v - b * cols;
+            let r = state_at(s_in, 0u, b, 0u);
+            var a = vec4<f32>(0.0);
+            for (var k = 0u; k < h; k++) {
+                a += state[r + k] * w_load(l_cur_w + k * cols + u);
+            }
+            finish(b, u, a);
+        }
+        storageBarrier();
+    }
+}
+
+// The slot of hout that h[b, j] goes to: blocks of p.win_rows rows padded to 64 floats.
+fn hout_at(b: u32, j: u32) -> u32 {
+    let r = p.win_rows;
+    let blk = (p.hidden * r + 63u) / 64u * 64u;
+    let stride = (p.batch + r - 1u) / r * blk;
+    return cur_dir * stride + (b / r) * blk + j * r + b % r;
+}
+
+// The cell half of a split step (CPU adapters): the p.splits partial sums of accumulator u of
+// row b added in slot order, so that the result does not depend on scheduling; then finish(),
+// and the new h (or the carried one) into hout for the next step's window.
+@compute @workgroup_size(64, 1)
+fn fwd_split_cell(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_dir(gid.z);
+    cur_step = p.step;
+    let u = gid.x;
+    let b = gid.y;
+    let cols = fwd_cols();
+    if (u >= cols || b >= p.batch) {
+        return;
+    }
+    var acc = vec4<f32>(0.0);
+    for (var s = 0u; s < p.splits; s++) {
+        acc += fpart[((gid.z * p.splits + s) * p.batch + b) * cols + u];
+    }
+    finish(b, u, acc);
+    for (var q = 0u; q < UNITS; q++) {
+        let j = UNITS * u + q;
+        if (j < p.hidden) {
+            hout[hout_at(b, j)] = state[state_at(1u - cur_step % 2u, 0u, b, j)];
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward. The packed W_hh is transposed: wt[m * cols + u] holds W_hh[gate rows of unit m,
+// column u] (UNITS 1: unit u's gates; UNITS 4: units 4u..4u+3 of the one gate).
+
+@group(0) @binding(0) var<uniform> bp: BackParams;
+{{WT_HH}}
+@group(0) @binding(2) var<storage, read> b_lengths: array<u32>;
+@group(0) @binding(3) var<storage, read> d_out: array<f32>;
+@group(0) @binding(4) var<storage, read> b_tape: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dstate: array<f32>;  // [dir][2 slots][dh, dc][B][H]
+@group(0) @binding(6) var<storage, read_write> dg: array<f32>;      // [dGi | dGh if SPLIT_DG]
+// The split reverse steps: rec_panel's partial products, bp.splits per four units of a row.
+@group(0) @binding(7) var<storage, read> part: array<vec4<f32>>;    // [dir][S][B][ceil(H / 4)]
+
+// This invocation's direction and the offsets of its slices of W_hh, tape, dstate and dg.
 var<private> cur_bdir: u32;
 var<private> cur_wt: u32;
 var<private> cur_btape: u32;
@@ -44,6 +319,15 @@ var<private> cur_bstep: u32;
 var<private> cur_parity: u32;
 var<private> cur_last: u32;
 
+fn bwd_cols() -> u32 {
+    return (bp.hidden + UNITS - 1u) / UNITS;
+}
+
+fn dstate_at(slot: u32, half: u32, b: u32, j: u32) -> u32 {
+    let l_cur_dstate = cur_dstate;
+    return l_cur_dstate + ((slot * 2u + half) * bp.batch + b) * bp.hidden + j;
+}
+
 // Row (t * B + b) of the step after cur_bstep in this direction's order (step 0 in the final
 // pass), or -1 if the sequence of length len has no such step.
 fn next_row(b: u32, len: u32) -> i32 {
@@ -59,4 +343,206 @@ fn next_row(b: u32, len: u32) -> i32 {
         t1 = len - 1u - s1;
     }
     return i32(t1 * bp.batch + b);
+}
+
+// (dG_{r} · W_hh) for accumulator u: lane 0 for UNITS 1, lanes 0..3 (units 4u..4u+3) for
+// UNITS 4; zero if r < 0 (no next step).
+fn rec_dot(r: i32, u: u32) -> vec4<f32> {
+    let l_cur_wt = cur_wt;
+    let l_cur_dg = cur_dg;
+    let h = bp.hidden;
+    var acc = vec4<f32>(0.0);
+    if (r < 0) {
+        return acc;
+    }
+    if (UNITS > 1u) {
+        let cols = bwd_cols();
+        let base = u32(r) * h;
+        for (var m = 0u; m < h; m++) {
+            acc += dg[l_cur_dg + base + m] * wt_load(l_cur_wt + m * cols + u);
+        }
+        return acc;
+    }
+    // One vec4 of dG per m, built in one constructor: the zero lane of a three-gate cell stays
+    // visible to the compiler, as W_hh's padding lane is.
+    let i0 = l_cur_dg + bp.dgh_off + u32(r) * GATES * h;
+    var s = 0.0;
+    if (GATES > 3u) {
+        for (var m = 0u; m < h; m++) {
+            let i = i0 + m;
+            let d = vec4<f32>(dg[i], dg[i + h], dg[i + 2u * h], dg[i + 3u * h]);
+            s += dot(d, wt_load(l_cur_wt + m * h + u));
+        }
+    } else {
+        for (var m = 0u; m < h; m++) {
+            let i = i0 + m;
+            let d = vec4<f32>(dg[i], dg[i + h], dg[i + 2u * h], 0.0);
+            s += dot(d, wt_load(l_cur_wt + m * h + u));
+        }
+    }
+    acc.x = s;
+    return acc;
+}
+
+// The tape of unit j at `row`: the activated gates (GATES lanes), then h_prev and the EXTRAS
+// rows.
+fn tape_gates(row: u32, j: u32) -> vec4<f32> {
+    let l_cur_btape = cur_btape;
+    let h = bp.hidden;
+    let gb = l_cur_btape + bp.tape_gates + row * GATES * h + j;
+    var act = vec4<f32>(b_tape[gb], 0.0, 0.0, 0.0);
+    if (GATES > 1u) {
+        act.y = b_tape[gb + h];
+    }
+    if (GATES > 2u) {
+        act.z = b_tape[gb + 2u * h];
+    }
+    if (GATES > 3u) {
+        act.w = b_tape[gb + 3u * h];
+    }
+    return act;
+}
+
+fn tape_aux(row: u32, j: u32) -> vec3<f32> {
+    let l_cur_btape = cur_btape;
+    let at = row * bp.hidden + j;
+    var aux = vec3<f32>(b_tape[l_cur_btape + bp.tape_hprev + at], 0.0, 0.0);
+    if (EXTRAS > 0u) {
+        aux.y = b_tape[l_cur_btape + bp.extra1 + at];
+    }
+    if (EXTRAS > 1u) {
+        aux.z = b_tape[l_cur_btape + bp.extra2 + at];
+    }
+    return aux;
+}
+
+fn store_dg(row: u32, j: u32, o: CellBwd) {
+    let l_cur_dg = cur_dg;
+    let h = bp.hidden;
+    let base = l_cur_dg + row * GATES * h + j;
+    dg[base] = o.dg.x;
+    if (GATES > 1u) {
+        dg[base + h] = o.dg.y;
+    }
+    if (GATES > 2u) {
+        dg[base + 2u * h] = o.dg.z;
+    }
+    if (GATES > 3u) {
+        dg[base + 3u * h] = o.dg.w;
+    }
+    if (SPLIT_DG) {
+        let hb = base + bp.dgh_off;
+        dg[hb] = o.dgh.x;
+        if (GATES > 1u) {
+            dg[hb + h] = o.dgh.y;
+        }
+        if (GATES > 2u) {
+            dg[hb + 2u * h] = o.dgh.z;
+        }
+        if (GATES > 3u) {
+            dg[hb + 3u * h] = o.dgh.w;
+        }
+    }
+}
+
+// The reverse step of units j0..j0+n-1 (those under H) of row b, rec[q] the recurrent term of
+// unit j0 + q.
+fn back_finish(b: u32, j0: u32, n: u32, rec: vec4<f32>) {
+    let h = bp.hidden;
+    let len = b_lengths[b];
+    let s_in = cur_parity;
+    let s_out = 1u - s_in;
+    var t = cur_bstep;
+    if ((cur_bdir % 2u) != 0u && cur_bstep < len) {
+        t = len - 1u - cur_bstep;
+    }
+    let row = t * bp.batch + b;
+    for (var q = 0u; q < n; q++) {
+        let j = j0 + q;
+        if (j < h) {
+            let carry_h = dstate[dstate_at(s_in, 0u, b, j)];
+            var carry_c = 0.0;
+            if (HALVES > 1u) {
+                carry_c = dstate[dstate_at(s_in, 1u, b, j)];
+            }
+            if (cur_last != 0u || cur_bstep >= len) {
+                // The final pass adds dG_0 · W_hh into dh0; a step before the sequence starts
+                // (rec is then 0) carries through.
+                var dh = carry_h;
+                if (cur_last != 0u) {
+                    dh = carry_h + rec[q];
+                }
+                dstate[dstate_at(s_out, 0u, b, j)] = dh;
+                if (HALVES > 1u) {
+                    dstate[dstate_at(s_out, 1u, b, j)] = carry_c;
+                }
+            } else {
+                let dh = carry_h + rec[q] + d_out[cur_bdir * h + t * bp.d_rs_t + b * bp.d_rs_b + j];
+                let o = cell_bwd(dh, carry_c, tape_gates(row, j), tape_aux(row, j));
+                store_dg(row, j, o);
+                dstate[dstate_at(s_out, 0u, b, j)] = o.dh;
+                if (HALVES > 1u) {
+                    dstate[dstate_at(s_out, 1u, b, j)] = o.dc;
+                }
+            }
+        }
+    }
+}
+
+// One row and one accumulator (a unit, or four) per invocation: the recurrent product, then
+// the cell's reverse.
+@compute @workgroup_size(64, 1)
+fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_bdir(gid.z);
+    cur_bstep = bp.step;
+    cur_parity = bp.parity;
+    cur_last = bp.last;
+    let u = gid.x;
+    let b = gid.y;
+    if (u >= bwd_cols() || b >= bp.batch) {
+        return;
+    }
+    back_finish(b, UNITS * u, UNITS, rec_dot(next_row(b, b_lengths[b]), u));
+}
+
+// Persistent small-batch backward: one workgroup runs the reverse steps and the final pass in
+// one dispatch (bp.step holds the number of steps), in the order and with the parities the
+// host gives the per-step dispatches; storageBarrier() separates the steps.
+@compute @workgroup_size(256)
+fn bwd_seq(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    set_bdir(wid.z);
+    let cols = bwd_cols();
+    let steps = bp.step;
+    for (var i = 0u; i <= steps; i++) {
+        cur_last = select(0u, 1u, i == steps);
+        cur_bstep = select(steps - 1u - i, 0u, i == steps);
+        cur_parity = i % 2u;
+        for (var v = li; v < bp.batch * cols; v += 256u) {
+            let b = v / cols;
+            let u = v - b * cols;
+            back_finish(b, UNITS * u, UNITS, rec_dot(next_row(b, b_lengths[b]), u));
+        }
+        storageBarrier();
+    }
+}
+
+// The cell half of a split reverse step (CPU adapters), one row and four units per invocation:
+// the bp.splits partial products added in slot order, then the reverse of the four units.
+@compute @workgroup_size(64, 1)
+fn bwd_split_cell(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_bdir(gid.z);
+    cur_bstep = bp.step;
+    cur_parity = bp.parity;
+    cur_last = bp.last;
+    let q = gid.x;
+    let b = gid.y;
+    let cols = (bp.hidden + 3u) / 4u;
+    if (q >= cols || b >= bp.batch) {
+        return;
+    }
+    var acc = vec4<f32>(0.0);
+    for (var s = 0u; s < bp.splits; s++) {
+        acc += part[((gid.z * bp.splits + s) * bp.batch + b) * cols + q];
+    }
+    back_finish(b, 4u * q, 4u, acc);
 }

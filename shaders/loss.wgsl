@@ -6,7 +6,7 @@
 // bit-identical run to run: loss = sum(nll) / count, 0 when every target is ignored.
 //
 // `ce_rows` and `log_softmax_rows` give each row one invocation, which loops over its classes
-// three times. For many classes (see WIDE_CLASSES in crates/gpu/src/loss.rs) the `_wide` kernels
+// three times. For many classes (see WIDE_CLASSES in crates/gpu/src/ops/loss.rs) the `_wide` kernels
 // give each row a workgroup of 64 instead: invocation i takes classes i, i + 64, …, and a fixed
 // tree combines the partial maxima and sums. Wide rows spread over the workgroup on GPUs, and no
 // invocation loops over all the classes, which a CPU adapter's loop limit would cut short.

@@ -3,7 +3,7 @@
 // W_hh^T with each unit's gates side by side (c = 4j + gate; Elman c = j), so that a vec4 of
 // part is what finish() takes. Backward, X is dG_next, the recurrent-side gate gradients (G*H
 // wide) of the step after this one (in the direction's order), or zero where a sequence has no
-// such step, and W is W_hh. The cell kernels (`*_cell_fwd`, `*_cell_bwd`) sum the S slots of a
+// such step, and W is W_hh. The cell kernels (`fwd_split_cell`, `bwd_split_cell`) sum the S slots of a
 // row in order and finish the step.
 //
 // X comes through a uniform window (see shaders/README.md: on llvmpipe a uniform load is one

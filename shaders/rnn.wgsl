@@ -1,294 +1,34 @@
-// Fused Elman step: h' = act(gi + W_hh h) with act = tanh or relu, gi = x·W_ih^T + b_ih + b_hh
-// hoisted. With one gate, W_hh is packed four units to a vec4: packed[k * U4 + u] =
-// (W[4u, k], W[4u + 1, k], W[4u + 2, k], W[4u + 3, k]); an invocation owns units 4u..4u+3 for
-// four batch rows. State handling and lengths as in lstm.wgsl.
+// Elman: h' = act(gi + W_hh h) with act = tanh or relu (p.extra1 = 1), gi = x·W_ih^T + b_ih +
+// b_hh hoisted. With one gate, W_hh is packed four units to a vec4: w[k * U4 + u] =
+// (W[4u, k], W[4u + 1, k], W[4u + 2, k], W[4u + 3, k]); an invocation owns units 4u..4u+3.
+// The kernels are cell.wgsl's. The tape's gate row is h' itself: the activation's derivative
+// needs only it (1 - h'^2 for tanh, [h' > 0] for relu).
 
-struct StepParams {
-    batch: u32,
-    hidden: u32,
-    step: u32,
-    win_rows: u32,    // rows per block of the h windows of CPU adapters (32; 16, 8, 4 for small B)
-    y_rs_t: u32,
-    y_rs_b: u32,
-    splits: u32,      // partial products per accumulator in `fpart` (`*_cell_fwd`)
-    save: u32,
-    tape_gates: u32,  // h after the step [T*B, H] (the activation's derivative needs only it)
-    tape_hprev: u32,  // h before the step [T*B, H]
-    relu: u32,        // 1: relu, 0: tanh
-    units4: u32,      // ceil(H / 4)
-    gi_dir: u32,      // per-direction strides (floats, vec4 slots for w) of gi, the packed
-    w_dir: u32,       //   W_hh and the tape: one dispatch runs every direction (z), direction
-    tape_dir: u32,    //   d = z, reversed in time when odd
-    _pad_dir: u32,
-}
+const GATES: u32 = 1u;
+const UNITS: u32 = 4u;
+const HALVES: u32 = 1u;
+const EXTRAS: u32 = 0u;
+const SPLIT_DG: bool = false;
 
-@group(0) @binding(0) var<uniform> p: StepParams;
-@group(0) @binding(1) var<storage, read> gi: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
-
-// The packed W_hh as f32 vec4; the f16-weights variant of this file (see shaders.rs) swaps this
-// binding and function for vec2<u32> storage unpacked to f32 (accumulation stays f32).
-fn w_load(i: u32) -> vec4<f32> {
-    return w[i];
-}
-@group(0) @binding(3) var<storage, read> lengths: array<u32>;
-@group(0) @binding(4) var<storage, read_write> state: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
-@group(0) @binding(6) var<storage, read_write> tape: array<f32>;
-
-fn state_at(slot: u32, b: u32, j: u32) -> u32 {
-    let l_cur_state = cur_state;
-    return l_cur_state + (slot * 2u * p.batch + b) * p.hidden + j;
-}
-
-fn finish(b: u32, u: u32, acc: vec4<f32>) {
-    let l_cur_gi = cur_gi;
-    let l_cur_tape = cur_tape;
-    let h = p.hidden;
-    let s_in = cur_step % 2u;
-    let s_out = 1u - s_in;
-    let len = lengths[b];
-    var t = cur_step;
-    if ((cur_dir % 2u) != 0u && cur_step < len) {
-        t = len - 1u - cur_step;
+fn cell_fwd(pre: vec4<f32>, rec: vec4<f32>, h_prev: f32, c_prev: f32, j: u32) -> CellFwd {
+    let a = pre.x + rec.x;
+    var h_new: f32;
+    if (p.extra1 != 0u) {
+        h_new = max(a, 0.0);
+    } else {
+        h_new = tanh_stable(a);
     }
-    let row = t * p.batch + b;
-    for (var q = 0u; q < 4u; q++) {
-        let j = 4u * u + q;
-        if (j < h) {
-            let h_prev = state[state_at(s_in, b, j)];
-            if (cur_step >= len) {
-                state[state_at(s_out, b, j)] = h_prev;
-            } else {
-                let a = gi[l_cur_gi + row * h + j] + acc[q];
-                var h_new: f32;
-                if (p.relu != 0u) {
-                    h_new = max(a, 0.0);
-                } else {
-                    h_new = tanh_stable(a);
-                }
-                state[state_at(s_out, b, j)] = h_new;
-                y[cur_dir * p.hidden + t * p.y_rs_t + b * p.y_rs_b + j] = h_new;
-                if (p.save != 0u) {
-                    tape[l_cur_tape + p.tape_gates + row * h + j] = h_new;
-                    tape[l_cur_tape + p.tape_hprev + row * h + j] = h_prev;
-                }
-            }
-        }
-    }
+    return CellFwd(h_new, 0.0, vec4<f32>(h_new, 0.0, 0.0, 0.0), vec2<f32>(0.0));
 }
 
-@compute @workgroup_size(64, 1)
-fn rnn_step(@builtin(global_invocation_id) gid: vec3<u32>) {
-    set_dir(gid.z);
-    let l_cur_w = cur_w;
-    cur_step = p.step;
-    let u = gid.x;
-    let b0 = gid.y * 4u;
-    let h = p.hidden;
-    if (u >= p.units4 || b0 >= p.batch) {
-        return;
+fn cell_bwd(dh: f32, carry_c: f32, act: vec4<f32>, aux: vec3<f32>) -> CellBwd {
+    let hv = act.x;
+    var da: f32;
+    if (bp.extra1 != 0u) {
+        da = select(0.0, dh, hv > 0.0);
+    } else {
+        da = dh * (1.0 - hv * hv);
     }
-    let last = p.batch - 1u;
-    let s_in = p.step % 2u;
-    let r0 = state_at(s_in, b0, 0u);
-    let r1 = state_at(s_in, min(b0 + 1u, last), 0u);
-    let r2 = state_at(s_in, min(b0 + 2u, last), 0u);
-    let r3 = state_at(s_in, min(b0 + 3u, last), 0u);
-    var a0 = vec4<f32>(0.0);
-    var a1 = vec4<f32>(0.0);
-    var a2 = vec4<f32>(0.0);
-    var a3 = vec4<f32>(0.0);
-    for (var k = 0u; k < h; k++) {
-        let wk = w_load(l_cur_w + k * p.units4 + u);
-        a0 += state[r0 + k] * wk;
-        a1 += state[r1 + k] * wk;
-        a2 += state[r2 + k] * wk;
-        a3 += state[r3 + k] * wk;
-    }
-    finish(b0, u, a0);
-    if (b0 + 1u < p.batch) { finish(b0 + 1u, u, a1); }
-    if (b0 + 2u < p.batch) { finish(b0 + 2u, u, a2); }
-    if (b0 + 3u < p.batch) { finish(b0 + 3u, u, a3); }
+    let dg = vec4<f32>(da, 0.0, 0.0, 0.0);
+    return CellBwd(dg, dg, 0.0, 0.0);
 }
-
-// The cell half of a split step on CPU adapters (`rnn_cell_fwd`), with its bindings `hout` and
-// `fpart` (right after `tape`) and `hout_at`, is generated by the shader registry
-// (`split_cell_fwd` in crates/gpu/src/shaders.rs). Only `finish_w` is the cell's own:
-// finish() of units 4u..4u+3, then their new h (or the carried one) into hout for the next
-// step's window.
-fn finish_w(b: u32, u: u32, acc: vec4<f32>) {
-    finish(b, u, acc);
-    for (var q = 0u; q < 4u; q++) {
-        let j = 4u * u + q;
-        if (j < p.hidden) {
-            hout[hout_at(b, j)] = state[state_at(1u - cur_step % 2u, b, j)];
-        }
-    }
-}
-
-// Persistent small-batch path: one workgroup, every step in one dispatch (see lstm_seq); an
-// invocation owns (b, group of four units) pairs.
-@compute @workgroup_size(256)
-fn rnn_seq(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-    set_dir(wid.z);
-    let l_cur_w = cur_w;
-    let h = p.hidden;
-    let steps = p.step;
-    for (var s = 0u; s < steps; s++) {
-        cur_step = s;
-        let s_in = s % 2u;
-        for (var v = li; v < p.batch * p.units4; v += 256u) {
-            let b = v / p.units4;
-            let u = v - b * p.units4;
-            let r = state_at(s_in, b, 0u);
-            var a = vec4<f32>(0.0);
-            for (var k = 0u; k < h; k++) {
-                a += state[r + k] * w_load(l_cur_w + k * p.units4 + u);
-            }
-            finish(b, u, a);
-        }
-        storageBarrier();
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Backward step, scheduled as in lstm.wgsl: dh = carry + dy[t] + (dG_{s+1} · W_hh)[j], then
-// dG = dh (1 - h^2) for tanh, dh [h > 0] for relu (h is the step's output, on the tape).
-// W_hh is packed transposed by unit quads: wt[m * U4 + u] = (W[m, 4u], ..., W[m, 4u + 3]).
-
-struct BackParams {
-    batch: u32,
-    hidden: u32,
-    step: u32,
-    _pad_r: u32,
-    d_rs_t: u32,
-    d_rs_b: u32,
-    _pad_d: u32,
-    parity: u32,
-    tape_gates: u32,
-    tape_hprev: u32,
-    relu: u32,
-    units4: u32,
-    last: u32,
-    dgh_off: u32,
-    _pad_z: u32,
-    splits: u32,      // partial products per row in `part` (the split reverse steps)
-    wt_dir: u32,      // per-direction strides (vec4 slots, floats) of the packed W_hh, the
-    tape_dir: u32,    //   tape and dg: one dispatch runs every direction (z), direction
-    dg_dir: u32,      //   d = z, reversed in time when odd
-    _pad_dir: u32,
-}
-
-@group(0) @binding(0) var<uniform> bp: BackParams;
-@group(0) @binding(1) var<storage, read> wt: array<vec4<f32>>;
-
-fn wt_load(i: u32) -> vec4<f32> {
-    return wt[i];
-}
-@group(0) @binding(2) var<storage, read> b_lengths: array<u32>;
-@group(0) @binding(3) var<storage, read> d_out: array<f32>;
-@group(0) @binding(4) var<storage, read> b_tape: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dstate: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dg: array<f32>;  // [T*B, H]
-
-fn dstate_at(slot: u32, b: u32, j: u32) -> u32 {
-    let l_cur_dstate = cur_dstate;
-    return l_cur_dstate + (slot * 2u * bp.batch + b) * bp.hidden + j;
-}
-
-fn back_finish_quad(b: u32, u: u32, rec: vec4<f32>) {
-    let l_cur_dg = cur_dg;
-    let l_cur_btape = cur_btape;
-    let h = bp.hidden;
-    let len = b_lengths[b];
-    let s_in = cur_parity;
-    let s_out = 1u - s_in;
-    var t = cur_bstep;
-    if ((cur_bdir % 2u) != 0u && cur_bstep < len) {
-        t = len - 1u - cur_bstep;
-    }
-    let row = t * bp.batch + b;
-    for (var q = 0u; q < 4u; q++) {
-        let j = 4u * u + q;
-        if (j < h) {
-            let carry = dstate[dstate_at(s_in, b, j)];
-            if (cur_last != 0u) {
-                dstate[dstate_at(s_out, b, j)] = carry + rec[q];
-            } else if (cur_bstep >= len) {
-                dstate[dstate_at(s_out, b, j)] = carry;
-            } else {
-                let dh = carry + rec[q] + d_out[cur_bdir * bp.hidden + t * bp.d_rs_t + b * bp.d_rs_b + j];
-                let hv = b_tape[l_cur_btape + bp.tape_gates + row * h + j];
-                var da: f32;
-                if (bp.relu != 0u) {
-                    da = select(0.0, dh, hv > 0.0);
-                } else {
-                    da = dh * (1.0 - hv * hv);
-                }
-                dg[l_cur_dg + row * h + j] = da;
-                dstate[dstate_at(s_out, b, j)] = 0.0;
-            }
-        }
-    }
-}
-
-@compute @workgroup_size(64, 1)
-fn rnn_step_bwd(@builtin(global_invocation_id) gid: vec3<u32>) {
-    set_bdir(gid.z);
-    let l_cur_wt = cur_wt;
-    let l_cur_dg = cur_dg;
-    cur_bstep = bp.step;
-    cur_parity = bp.parity;
-    cur_last = bp.last;
-    let u = gid.x;
-    let b = gid.y;
-    let h = bp.hidden;
-    if (u >= bp.units4 || b >= bp.batch) {
-        return;
-    }
-    let r = next_row(b, b_lengths[b]);
-    var rec = vec4<f32>(0.0);
-    if (r >= 0) {
-        let base = u32(r) * h;
-        for (var m = 0u; m < h; m++) {
-            rec += dg[l_cur_dg + base + m] * wt_load(l_cur_wt + m * bp.units4 + u);
-        }
-    }
-    back_finish_quad(b, u, rec);
-}
-
-// Persistent small-batch backward: one workgroup runs the reverse steps and the final dh0/dc0
-// pass in one dispatch (bp.step holds the number of steps), in the order and with the parities
-// the host gives the per-step dispatches; storageBarrier() separates the steps.
-@compute @workgroup_size(256)
-fn rnn_seq_bwd(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-    set_bdir(wid.z);
-    let l_cur_wt = cur_wt;
-    let l_cur_dg = cur_dg;
-    let steps = bp.step;
-    for (var i = 0u; i <= steps; i++) {
-        cur_last = select(0u, 1u, i == steps);
-        cur_bstep = select(steps - 1u - i, 0u, i == steps);
-        cur_parity = i % 2u;
-        for (var v = li; v < bp.batch * bp.units4; v += 256u) {
-            let b = v / bp.units4;
-            let u = v - b * bp.units4;
-            let r = next_row(b, b_lengths[b]);
-            var rec = vec4<f32>(0.0);
-            if (r >= 0) {
-                let base = u32(r) * bp.hidden;
-                for (var m = 0u; m < bp.hidden; m++) {
-                    rec += dg[l_cur_dg + base + m] * wt_load(l_cur_wt + m * bp.units4 + u);
-                }
-            }
-            back_finish_quad(b, u, rec);
-        }
-        storageBarrier();
-    }
-}
-
-// The cell half of a split reverse step on CPU adapters (`rnn_cell_bwd`) and its binding `part`
-// (right after `dg`) are generated by the shader registry (`split_cell_bwd` in
-// crates/gpu/src/shaders.rs): it adds the partial products in slot order and finishes four
-// units of a row through back_finish_quad.

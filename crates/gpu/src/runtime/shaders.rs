@@ -2,8 +2,8 @@
 
 /// The shared prelude (activation functions), prepended to every file.
 pub const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
-/// The cell files' prelude (per-direction bookkeeping), placed after [`COMMON`] in the
-/// modules of lstm.wgsl, gru.wgsl and rnn.wgsl.
+/// The kernels every cell shares, a template the cell files (lstm.wgsl, gru.wgsl, rnn.wgsl)
+/// fill (see [`cell_module`]).
 pub const CELL: &str = include_str!("../../../../shaders/cell.wgsl");
 pub const MATMUL: &str = include_str!("../../../../shaders/matmul.wgsl");
 pub const PACK: &str = include_str!("../../../../shaders/pack.wgsl");
@@ -133,20 +133,25 @@ impl Shader {
         }
     }
 
-    /// The full module source: prelude(s) + file. The f16 variants rebind the packed W_hh (`w` in
-    /// the forward kernels, `wt` in the backward ones) as `vec2<u32>`, two f16 per u32, and
-    /// unpack to f32 in `w_load` / `wt_load`: half the weight traffic, f32 arithmetic.
+    /// The full module source: the shared prelude, then the file, or for a cell the template
+    /// [`CELL`] instantiated with it (see [`cell_module`]). The f16 variants read the packed
+    /// W_hh (`w` forward, `wt` backward) as `vec2<u32>`, two f16 per u32, unpacked to f32 in
+    /// `w_load` / `wt_load`: half the weight traffic, f32 arithmetic.
     pub fn source(self) -> String {
-        let cell = match self {
-            Shader::Lstm | Shader::LstmF16 => Some("lstm"),
-            Shader::Gru | Shader::GruF16 => Some("gru"),
-            Shader::Rnn | Shader::RnnF16 => Some("rnn"),
-            _ => None,
-        };
-        // Kernels the registry derives from others in the file (`split_cell_fwd`, `panel_rows`).
-        let generated = match (self, cell) {
-            (Shader::Recurrent, _) => derived_panels(self.file(), false),
-            (Shader::MatmulSubgroup, _) => subgroup_variant(
+        let f16 = self.needs_f16_in_f32();
+        match self {
+            Shader::Lstm
+            | Shader::LstmF16
+            | Shader::Gru
+            | Shader::GruF16
+            | Shader::Rnn
+            | Shader::RnnF16 => return format!("{COMMON}\n{}", cell_module(self.file(), f16)),
+            _ => {}
+        }
+        // Kernels the registry derives from others in the file (`panel_rows`, `subgroup_variant`).
+        let generated = match self {
+            Shader::Recurrent => derived_panels(self.file(), false),
+            Shader::MatmulSubgroup => subgroup_variant(
                 self.file(),
                 "gemm_panel",
                 "panel_a",
@@ -159,38 +164,159 @@ impl Shader {
                     ),
                 ],
             ),
-            (Shader::RecurrentSubgroup, _) => {
+            Shader::RecurrentSubgroup => {
                 subgroup_variant(self.file(), "rec_panel", "xw", 8, &[])
                     + &derived_panels(self.file(), true)
             }
-            (_, Some(c)) => split_cell_fwd(self.file(), c) + &split_cell_bwd(self.file(), c),
             _ => String::new(),
         };
-        let prelude = if cell.is_some() { CELL } else { "" };
-        let src = format!("{COMMON}\n{prelude}\n{}{generated}", self.file());
+        let src = format!("{COMMON}\n{}{generated}", self.file());
         if self == Shader::PackF16 {
             return format!("{src}\n{PACK_F16}");
         }
-        if !matches!(self, Shader::LstmF16 | Shader::GruF16 | Shader::RnnF16) {
-            return src;
-        }
-        let mut src = src;
-        for (name, binding, load) in [("w", 2, "w_load"), ("wt", 1, "wt_load")] {
-            let decl = format!(
-                "@group(0) @binding({binding}) var<storage, read> {name}: array<vec4<f32>>;"
-            );
-            let body = format!("fn {load}(i: u32) -> vec4<f32> {{\n    return {name}[i];\n}}");
-            src = src
-                .replace(&decl, &decl.replace("array<vec4<f32>>", "array<vec2<u32>>"))
-                .replace(
-                    &body,
-                    &format!(
-                        "fn {load}(i: u32) -> vec4<f32> {{\n    let q = {name}[i];\n    \
-                         return vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y));\n}}"
-                    ),
-                );
-        }
         src
+    }
+}
+
+/// Fills the `{{NAME}}` markers of `template` (`what` names it in a failure): each named in
+/// `values` must occur exactly once, and no other may remain. Templates are the crate's own
+/// text, so a failure is a defect of the registry, caught by its tests, never of user input.
+pub(crate) fn fill(what: &str, template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = template.to_string();
+    for (name, value) in values {
+        let marker = format!("{{{{{name}}}}}");
+        let n = out.matches(&marker).count();
+        assert_eq!(n, 1, "{what}: marker {marker} occurs {n} times, not once");
+        out = out.replace(&marker, value);
+    }
+    if let Some(i) = out.find("{{") {
+        let rest: String = out[i..].chars().take(40).collect();
+        panic!("{what}: unfilled marker at {rest:?}");
+    }
+    out
+}
+
+/// The packed W_hh binding `name` at `binding` and its loader `load`: f32 vec4, or with
+/// `f16` two f16 per u32 unpacked to f32 (accumulation stays f32).
+fn w_hh_binding(name: &str, binding: u32, load: &str, f16: bool) -> String {
+    if f16 {
+        format!(
+            "@group(0) @binding({binding}) var<storage, read> {name}: array<vec2<u32>>;\n\n\
+             fn {load}(i: u32) -> vec4<f32> {{\n    let q = {name}[i];\n    \
+             return vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y));\n}}"
+        )
+    } else {
+        format!(
+            "@group(0) @binding({binding}) var<storage, read> {name}: array<vec4<f32>>;\n\n\
+             fn {load}(i: u32) -> vec4<f32> {{\n    return {name}[i];\n}}"
+        )
+    }
+}
+
+/// A cell's module: the template [`CELL`] with the parameter blocks, the cell file and the
+/// packed W_hh bindings (f16 with `f16`).
+fn cell_module(cell_file: &str, f16: bool) -> String {
+    let params = format!("{}\n{}", StepParams::WGSL, BackParams::WGSL);
+    fill(
+        "cell.wgsl",
+        CELL,
+        &[
+            ("PARAMS", &params),
+            ("CELL", cell_file),
+            ("W_HH", &w_hh_binding("w", 2, "w_load", f16)),
+            ("WT_HH", &w_hh_binding("wt", 1, "wt_load", f16)),
+        ],
+    )
+}
+
+/// Declares uniform parameter blocks of scalar fields once, for both sides: the `#[repr(C)]`
+/// Rust struct the host uploads and its WGSL declaration (`NAME::WGSL`), field for field, with
+/// each field's doc comment as a WGSL comment.
+macro_rules! uniforms {
+    ($(
+        $(#[doc = $doc:literal])*
+        struct $name:ident {
+            $( $(#[doc = $fdoc:literal])* $field:ident: $ty:ident, )*
+        }
+    )*) => {$(
+        $(#[doc = $doc])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+        pub(crate) struct $name {
+            $( $(#[doc = $fdoc])* pub(crate) $field: $ty, )*
+        }
+
+        impl $name {
+            /// The WGSL declaration of this block.
+            pub(crate) const WGSL: &'static str = concat!(
+                "struct ", stringify!($name), " {\n",
+                $( "    ", stringify!($field), ": ", stringify!($ty), ",", $(" //", $fdoc,)* "\n", )*
+                "}\n"
+            );
+        }
+    )*};
+}
+
+uniforms! {
+    /// The forward cell kernels' parameters (cell.wgsl `p`).
+    struct StepParams {
+        batch: u32,
+        hidden: u32,
+        /// The step (the step count, for `fwd_seq`).
+        step: u32,
+        /// Rows per block of the split steps' h windows (32; 16, 8, 4 for small B).
+        win_rows: u32,
+        /// y[t, b, d * H + j] at d * H + t * y_rs_t + b * y_rs_b + j.
+        y_rs_t: u32,
+        y_rs_b: u32,
+        /// Partial products per accumulator in `fpart` (`fwd_split_cell`).
+        splits: u32,
+        /// 1: training, write the tape.
+        save: u32,
+        /// Tape offsets (floats): activated gates [T*B, G*H], h before the step [T*B, H],
+        tape_gates: u32,
+        tape_hprev: u32,
+        /// and the cell's own: LSTM c after and before the step, GRU W_hn h + b_hn [T*B, H];
+        /// Elman: 1 for relu.
+        extra1: u32,
+        extra2: u32,
+        /// Per-direction strides (floats; vec4 slots for w) of gi, the packed W_hh and the tape.
+        gi_dir: u32,
+        w_dir: u32,
+        tape_dir: u32,
+        _pad_dir: u32,
+    }
+
+    /// The reverse cell kernels' parameters (cell.wgsl `bp`).
+    struct BackParams {
+        batch: u32,
+        hidden: u32,
+        /// The reverse step (the step count, for `bwd_seq`).
+        step: u32,
+        _pad_r: u32,
+        /// dy[t, b, d * H + j] at d * H + t * d_rs_t + b * d_rs_b + j.
+        d_rs_t: u32,
+        d_rs_b: u32,
+        _pad_d: u32,
+        /// Which dstate slot holds the carries coming in.
+        parity: u32,
+        /// Tape offsets, as in StepParams.
+        tape_gates: u32,
+        tape_hprev: u32,
+        extra1: u32,
+        extra2: u32,
+        /// 1: the final pass, producing dh0 (and dc0), no gate gradients.
+        last: u32,
+        /// Offset of the recurrent-side gate gradients in dg (GRU: rows * 3H; else 0).
+        dgh_off: u32,
+        _pad_z: u32,
+        /// Partial products per row in `part` (`bwd_split_cell`).
+        splits: u32,
+        /// Per-direction strides (vec4 slots; floats) of the packed W_hh, the tape and dg.
+        wt_dir: u32,
+        tape_dir: u32,
+        dg_dir: u32,
+        _pad_dir: u32,
     }
 }
 
@@ -221,7 +347,7 @@ fn panel_rows(file: &str, rows: usize) -> String {
         "
 // rec_panel for blocks of {rows} rows (small batches, where 32-row blocks would be mostly
 // padding): the window holds X[k][{rows}], and each invocation {rows} rows x 8 columns. Derived
-// from rec_panel by the shader registry (`panel_rows` in crates/gpu/src/runtime/shaders.rs).
+// from rec_panel by the shader registry (`panel_rows` in crates/gpu/src/shaders.rs).
 "
     );
     for line in kernel.lines() {
@@ -263,52 +389,6 @@ fn derived_panels(file: &str, subgroups: bool) -> String {
     out
 }
 
-/// A cell's `*_cell_bwd`: the cell half of a split reverse step on CPU adapters, whose recurrent
-/// product `rec_panel` (recurrent.wgsl) computed as `bp.splits` partial sums per four units of
-/// a row. It sums them in slot order, so that the result does not depend on scheduling, and
-/// finishes the four units through the file's `back_finish_quad` (generated from `back_finish`
-/// where the file has none). `part` binds right after the file's `dg`. Empty if the file has
-/// neither.
-fn split_cell_bwd(file: &str, cell: &str) -> String {
-    let Some(dg) = binding_of(file, "var<storage, read_write> dg: array<f32>;") else {
-        return String::new();
-    };
-    let quad = if file.contains("fn back_finish_quad(") {
-        ""
-    } else if file.contains("fn back_finish(") {
-        "
-// back_finish() of the units 4u..4u+3 that exist.
-fn back_finish_quad(b: u32, u: u32, rec: vec4<f32>) {
-    for (var q = 0u; q < 4u; q++) {
-        let j = 4u * u + q;
-        if (j < bp.hidden) {
-            back_finish(b, j, rec[q]);
-        }
-    }
-}
-"
-    } else {
-        return String::new();
-    };
-    let part = dg + 1;
-    let kernel = slot_sum_kernel(
-        &format!("{cell}_cell_bwd"),
-        "    set_bdir(gid.z);\n    cur_bstep = bp.step;\n    cur_parity = bp.parity;\n    \
-         cur_last = bp.last;\n",
-        "bp",
-        "(bp.hidden + 3u) / 4u",
-        "part",
-        "back_finish_quad",
-    );
-    format!(
-        "
-// {cell}_cell_bwd: the cell half of a split reverse step (CPU adapters). One row and four units
-// per invocation.
-@group(0) @binding({part}) var<storage, read> part: array<vec4<f32>>;  // [dir][S][B][ceil(H / 4)]
-{quad}{kernel}"
-    )
-}
-
 /// The kernel `entry` of `src` (its `@compute` line through its closing brace).
 fn kernel_text<'a>(src: &'a str, entry: &str) -> Option<&'a str> {
     let start = src.find(&format!("@compute @workgroup_size(8)\nfn {entry}("))?;
@@ -337,7 +417,7 @@ fn subgroup_variant(
         "
 // {entry} for subgroups of 8: lane l loads {per} of the {n} window vec4 of each k and
 // subgroupBroadcast shares them. Derived from {entry} by the shader registry
-// (`subgroup_variant` in crates/gpu/src/runtime/shaders.rs).
+// (`subgroup_variant` in crates/gpu/src/shaders.rs).
 "
     );
     let load = format!(" = {arr}[ia");
@@ -378,135 +458,87 @@ fn subgroup_variant(
     out
 }
 
-/// The cell kernel of a split step: after `prologue`, for row `gid.y` and accumulator `gid.x`
-/// (of `cols`) of direction `gid.z`, the `{params}.splits` partial products in `part`
-/// (`[dir][S][B][cols]` vec4) added in slot order, then handed to `finish(b, q, acc)`.
-fn slot_sum_kernel(
-    name: &str,
-    prologue: &str,
-    params: &str,
-    cols: &str,
-    part: &str,
-    finish: &str,
-) -> String {
-    format!(
-        "
-@compute @workgroup_size(64, 1)
-fn {name}(@builtin(global_invocation_id) gid: vec3<u32>) {{
-{prologue}    let q = gid.x;
-    let b = gid.y;
-    let cols = {cols};
-    if (q >= cols || b >= {params}.batch) {{
-        return;
-    }}
-    var acc = vec4<f32>(0.0);
-    for (var s = 0u; s < {params}.splits; s++) {{
-        acc += {part}[((gid.z * {params}.splits + s) * {params}.batch + b) * cols + q];
-    }}
-    {finish}(b, q, acc);
-}}
-"
-    )
-}
-
-/// The binding number of the declaration in `file` whose line holds `decl`.
-fn binding_of(file: &str, decl: &str) -> Option<u32> {
-    file.lines()
-        .find(|l| l.starts_with("@group(0) @binding(") && l.contains(decl))
-        .and_then(|l| l.split("@binding(").nth(1))
-        .and_then(|r| r.split(')').next())
-        .and_then(|n| n.parse::<u32>().ok())
-}
-
-/// The binding number of a cell file's `tape`: `@group(0) @binding(N) var<storage, read_write>
-/// tape`. The windowed kernels bind after it.
-fn tape_binding(file: &str) -> Option<u32> {
-    binding_of(file, "var<storage, read_write> tape: array<f32>;")
-}
-
-/// A cell's `*_cell_fwd`: the cell half of a split forward step on CPU adapters, whose
-/// recurrent product `rec_panel` (recurrent.wgsl) computed as `p.splits` partial sums per
-/// accumulator that `finish` takes (the gates of a unit; for Elman, four units). It sums them in
-/// slot order and finishes through the cell file's `finish_w`, which also writes the next step's
-/// h window through `hout_at`. `hout` and `fpart` bind right after the file's `tape`. Empty if
-/// the file has no `finish_w`.
-fn split_cell_fwd(file: &str, cell: &str) -> String {
-    let Some(tape) = tape_binding(file) else {
-        return String::new();
-    };
-    if !file.contains("fn finish_w(") {
-        return String::new();
-    }
-    let (hout, part) = (tape + 1, tape + 2);
-    let cols = if cell == "rnn" {
-        "p.units4"
-    } else {
-        "p.hidden"
-    };
-    let kernel = slot_sum_kernel(
-        &format!("{cell}_cell_fwd"),
-        "    set_dir(gid.z);\n    cur_step = p.step;\n",
-        "p",
-        cols,
-        "fpart",
-        "finish_w",
-    );
-    format!(
-        "
-// {cell}_cell_fwd: the cell half of a split step (CPU adapters). `rec_panel` wrote the recurrent
-// product as p.splits partial sums of each accumulator finish() takes; they add here in slot
-// order. One dispatch for every direction (z). The new h also goes to `hout`, K-major per block
-// of p.win_rows rows, the window the next step's product reads.
-// hout: [dir][B / rows][H][rows], blocks padded to 64 floats; fpart: [dir][S][B][cols].
-@group(0) @binding({hout}) var<storage, read_write> hout: array<f32>;
-@group(0) @binding({part}) var<storage, read> fpart: array<vec4<f32>>;
-
-// The slot of hout that h[b, j] goes to.
-fn hout_at(b: u32, j: u32) -> u32 {{
-    let r = p.win_rows;
-    let blk = (p.hidden * r + 63u) / 64u * 64u;
-    let stride = (p.batch + r - 1u) / r * blk;
-    return cur_dir * stride + (b / r) * blk + j * r + b % r;
-}}
-{kernel}"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Every cell gets its split-step cell kernels: forward bound right after its `tape`,
-    /// reverse right after its `dg` (binding 6 in every cell file), with one `back_finish_quad`.
+    /// Every cell module instantiates the whole template: its six kernels, the parameter
+    /// blocks and both packed W_hh bindings, once each.
     #[test]
-    fn split_cell_kernels_bind_after_the_tape() {
-        for (shader, cell, tape) in [
-            (Shader::Lstm, "lstm", 6),
-            (Shader::Gru, "gru", 7),
-            (Shader::Rnn, "rnn", 6),
-        ] {
+    fn every_cell_instantiates_the_template() {
+        for shader in [Shader::Lstm, Shader::Gru, Shader::Rnn] {
             let src = shader.source();
-            let decl = format!("@group(0) @binding({tape}) var<storage, read_write> tape:");
-            assert!(src.contains(&decl), "{cell}: tape is not binding {tape}");
-            for line in [
-                format!(
-                    "@group(0) @binding({}) var<storage, read_write> hout:",
-                    tape + 1
-                ),
-                format!("@group(0) @binding({}) var<storage, read> fpart:", tape + 2),
-                format!("fn {cell}_cell_fwd("),
-                "    finish_w(b, q, acc);".to_string(),
-                "@group(0) @binding(7) var<storage, read> part:".to_string(),
-                format!("fn {cell}_cell_bwd("),
-                "    back_finish_quad(b, q, acc);".to_string(),
+            let name = shader.name();
+            for entry in [
+                "fwd_step",
+                "fwd_seq",
+                "fwd_split_cell",
+                "bwd_step",
+                "bwd_seq",
+                "bwd_split_cell",
             ] {
-                assert!(src.contains(&line), "{cell}: no {line}");
+                assert_eq!(
+                    src.matches(&format!("fn {entry}(")).count(),
+                    1,
+                    "{name}: {entry}"
+                );
             }
-            assert!(
-                src.contains("@group(0) @binding(6) var<storage, read_write> dg: array<f32>;"),
-                "{cell}"
-            );
-            assert_eq!(src.matches("fn back_finish_quad(").count(), 1, "{cell}");
+            for once in [
+                "struct StepParams {",
+                "struct BackParams {",
+                "var<storage, read> w: array<vec4<f32>>;",
+                "var<storage, read> wt: array<vec4<f32>>;",
+                "fn cell_fwd(pre: vec4<f32>",
+                "fn cell_bwd(dh: f32",
+                "const GATES: u32 = ",
+                "const UNITS: u32 = ",
+            ] {
+                assert_eq!(src.matches(once).count(), 1, "{name}: {once}");
+            }
+            assert!(!src.contains("{{"), "{name}: a marker is left");
+        }
+    }
+
+    /// A marker missing from a template, or present twice, or one left unfilled, stops the
+    /// registry instead of leaving a module without (or with twice) what it names.
+    #[test]
+    fn fill_requires_each_marker_exactly_once() {
+        assert_eq!(fill("t", "a {{X}} b", &[("X", "1")]), "a 1 b");
+        for (template, values) in [
+            ("a b", &[("X", "1")][..]),
+            ("{{X}} {{X}}", &[("X", "1")][..]),
+            ("{{X}} {{Y}}", &[("X", "1")][..]),
+        ] {
+            let r = std::panic::catch_unwind(|| fill("t", template, values));
+            assert!(r.is_err(), "{template:?} was filled");
+        }
+    }
+
+    /// Each generated WGSL parameter block has the Rust struct's size, field for field.
+    #[test]
+    fn uniform_blocks_match_their_rust_layout() {
+        for (wgsl, name, size) in [
+            (
+                StepParams::WGSL,
+                "StepParams",
+                std::mem::size_of::<StepParams>(),
+            ),
+            (
+                BackParams::WGSL,
+                "BackParams",
+                std::mem::size_of::<BackParams>(),
+            ),
+        ] {
+            let module =
+                naga::front::wgsl::parse_str(wgsl).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let mut layouter = naga::proc::Layouter::default();
+            layouter.update(module.to_ctx()).unwrap();
+            let (handle, _) = module
+                .types
+                .iter()
+                .find(|(_, t)| t.name.as_deref() == Some(name))
+                .unwrap_or_else(|| panic!("{name} not declared"));
+            assert_eq!(layouter[handle].size as usize, size, "{name}");
         }
     }
 
@@ -583,29 +615,15 @@ mod tests {
         assert!(gemm.contains("min(n0, gp.ldb - 8u)"));
     }
 
-    /// The f16 variants really rebind and unpack both packed weight layouts: the text they
-    /// substitute is still in the cell files.
+    /// The f16 variants rebind and unpack both packed weight layouts.
     #[test]
     fn f16_variants_replace_both_weight_bindings() {
         for shader in [Shader::LstmF16, Shader::GruF16, Shader::RnnF16] {
             let src = shader.source();
-            assert!(
-                !src.contains("array<vec4<f32>>;\n\n// The packed W_hh"),
-                "{}",
-                shader.name()
-            );
-            assert_eq!(
-                src.matches("array<vec2<u32>>").count(),
-                2,
-                "{}",
-                shader.name()
-            );
-            assert_eq!(
-                src.matches("unpack2x16float(q.x)").count(),
-                2,
-                "{}",
-                shader.name()
-            );
+            let name = shader.name();
+            assert!(!src.contains("array<vec4<f32>>;\n\nfn w"), "{name}");
+            assert_eq!(src.matches("array<vec2<u32>>").count(), 2, "{name}");
+            assert_eq!(src.matches("unpack2x16float(q.x)").count(), 2, "{name}");
         }
     }
 

@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
 use super::kernels::backward::{cell_kernel, seq_kernel, step_kernel};
@@ -26,35 +25,11 @@ use crate::ops::reduce::col_sum;
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::Kernel;
 use crate::runtime::record::Recorder;
+use crate::runtime::shaders::BackParams;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
 use crate::runtime::weights::{GpuWeights, check_accumulator};
 
 const OP: &str = "gpu rnn_backward";
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct BackParams {
-    batch: u32,
-    hidden: u32,
-    step: u32,
-    _pad_r: u32,
-    d_rs_t: u32,
-    d_rs_b: u32,
-    _pad_d: u32,
-    parity: u32,
-    tape_gates: u32,
-    tape_hprev: u32,
-    extra1: u32,
-    extra2: u32,
-    last: u32,
-    dgh_off: u32,
-    _pad_z: u32,
-    splits: u32,
-    wt_dir: u32,
-    tape_dir: u32,
-    dg_dir: u32,
-    _pad_dir: u32,
-}
 
 /// Upstream gradients, on the device; an absent one counts as zero.
 #[derive(Clone, Copy, Debug, Default)]
@@ -290,7 +265,7 @@ impl<'a> BackwardCall<'a> {
         let (h, nd) = (cfg.hidden_size, cfg.num_directions());
         let layout = TapeLayout::new(cfg.cell, tl * nb, h);
         let (d_rs_t, d_rs_b) = out_strides(d_out_batch_first, tl, nb, nd * h);
-        let (extra1, extra2) = cell_extras(cfg.cell, &layout, h.div_ceil(4));
+        let (extra1, extra2) = cell_extras(cfg.cell, &layout);
         BackParams {
             batch: nb as u32,
             hidden: h as u32,

@@ -9,7 +9,6 @@
 
 use std::ops::Range;
 
-use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
 use super::kernels::{for_storage, seq_kernel, split_cell_kernel, step_kernel};
@@ -28,32 +27,11 @@ use crate::ops::recurrent::PanelPlan;
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::Kernel;
 use crate::runtime::record::Recorder;
+use crate::runtime::shaders::StepParams;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
 use crate::runtime::weights::GpuWeights;
 
 const OP: &str = "gpu rnn_forward";
-
-/// The parameter block shared by the three step kernels (the last four words differ by cell).
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct StepParams {
-    batch: u32,
-    hidden: u32,
-    step: u32,
-    win_rows: u32,
-    y_rs_t: u32,
-    y_rs_b: u32,
-    splits: u32,
-    save: u32,
-    tape_gates: u32,
-    tape_hprev: u32,
-    extra1: u32,
-    extra2: u32,
-    gi_dir: u32,
-    w_dir: u32,
-    tape_dir: u32,
-    _pad: u32,
-}
 
 fn check_u32(v: usize, what: &str) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::TooLarge {
@@ -338,7 +316,7 @@ impl<'a> ForwardCall<'a> {
         let (h, nd) = (cfg.hidden_size, cfg.num_directions());
         let gh = cfg.cell.gates() * h;
         let (y_rs_t, y_rs_b) = out_strides(self.out_batch_first(layer), tl, nb, nd * h);
-        let (extra1, extra2) = cell_extras(cfg.cell, layout, h.div_ceil(4));
+        let (extra1, extra2) = cell_extras(cfg.cell, layout);
         Ok(StepParams {
             batch: nb as u32,
             hidden: h as u32,
@@ -355,7 +333,7 @@ impl<'a> ForwardCall<'a> {
             gi_dir: check_u32(tl * nb * gh, "gi")?,
             w_dir: check_u32(packed_slots(cfg.cell, h), "packed W_hh")?,
             tape_dir: check_u32(layout.len, "tape")?,
-            _pad: 0,
+            _pad_dir: 0,
         })
     }
 }
@@ -453,9 +431,10 @@ fn step_dispatch(
     (for_storage(ctx, kernel), groups)
 }
 
-/// The storage buffers of the step kernels in binding order: gi, the weights, a GRU's b_hn,
-/// the lengths, the state, the output, the tape. The split steps' cell kernel binds its next h
-/// window and the partial products after them (see [`LayerRun::step`]).
+/// The storage buffers of the step kernels in binding order: gi, the weights, the lengths, the
+/// state, the output, the tape, and the cell's own (GRU's b_hn; for the others the lengths
+/// again, read-only and unread). The split steps' cell kernel binds its next h window and the
+/// partial products after them (see [`LayerRun::step`]).
 fn step_buffers(
     gi: &GpuTensor,
     w: GpuTensor,
@@ -465,10 +444,16 @@ fn step_buffers(
     out: &GpuTensor,
     tape: &GpuTensor,
 ) -> Vec<GpuTensor> {
-    let mut buffers = vec![gi.clone(), w];
-    buffers.extend(b_hn);
-    buffers.extend([lengths.clone(), state.clone(), out.clone(), tape.clone()]);
-    buffers
+    let cell_own = b_hn.unwrap_or_else(|| lengths.clone());
+    vec![
+        gi.clone(),
+        w,
+        lengths.clone(),
+        state.clone(),
+        out.clone(),
+        tape.clone(),
+        cell_own,
+    ]
 }
 
 /// One layer of a forward call: its buffers, input projection and steps, recorded in any

@@ -163,15 +163,15 @@ impl GpuRnnOutput {
     }
 }
 
-/// The last two words of the step kernels' parameter blocks, forward and reverse: LSTM's two
-/// tape sections (c after and before the step), GRU's one (`W_hn·h + b_hn`), and for Elman
-/// cells the activation (0 tanh, 1 ReLU) and the units' vec4 count.
-pub(crate) fn cell_extras(cell: CellKind, layout: &TapeLayout, units4: usize) -> (usize, usize) {
+/// The cell's own words of the step kernels' parameter blocks (`extra1`, `extra2`), forward
+/// and reverse: LSTM's two tape sections (c after and before the step), GRU's one
+/// (`W_hn·h + b_hn`), and for Elman cells the activation (0 tanh, 1 ReLU).
+pub(crate) fn cell_extras(cell: CellKind, layout: &TapeLayout) -> (usize, usize) {
     match cell {
         CellKind::Lstm => (layout.extra1, layout.extra2),
         CellKind::Gru => (layout.extra1, 0),
-        CellKind::RnnTanh => (0, units4),
-        CellKind::RnnRelu => (1, units4),
+        CellKind::RnnTanh => (0, 0),
+        CellKind::RnnRelu => (1, 0),
     }
 }
 
