@@ -21,7 +21,7 @@ const REC_PANEL: Kernel = Kernel {
     entry: "rec_panel",
     bindings: &[Access::Window, Access::Read, Access::ReadWrite],
 };
-/// `rec_panel` or its derivation for `rows`-row blocks (see `panel_rows` in shaders.rs), with
+/// `rec_panel` or its instance for `rows`-row blocks (see `rec_panel_kernel` in shaders.rs), with
 /// window loads shared across a subgroup of 8 when `subgroups` (see `Context::subgroups`).
 fn panel_kernel(rows: usize, subgroups: bool) -> Kernel {
     let entry = match (rows, subgroups) {

@@ -6,12 +6,16 @@ pub const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
 /// fill (see [`cell_module`]).
 pub const CELL: &str = include_str!("../../../../shaders/cell.wgsl");
 pub const MATMUL: &str = include_str!("../../../../shaders/matmul.wgsl");
+/// The template of matmul.wgsl's `gemm_panel` (see [`gemm_panel_kernel`]).
+pub const MATMUL_PANEL: &str = include_str!("../../../../shaders/matmul_panel.wgsl");
 pub const PACK: &str = include_str!("../../../../shaders/pack.wgsl");
 pub const PACK_F16: &str = include_str!("../../../../shaders/pack_f16.wgsl");
 pub const LSTM: &str = include_str!("../../../../shaders/lstm.wgsl");
 pub const GRU: &str = include_str!("../../../../shaders/gru.wgsl");
 pub const RNN: &str = include_str!("../../../../shaders/rnn.wgsl");
 pub const RECURRENT: &str = include_str!("../../../../shaders/recurrent.wgsl");
+/// The template of recurrent.wgsl's `rec_panel` (see [`rec_panel_kernel`]).
+pub const RECURRENT_PANEL: &str = include_str!("../../../../shaders/recurrent_panel.wgsl");
 pub const EMBEDDING: &str = include_str!("../../../../shaders/embedding.wgsl");
 pub const ATTENTION: &str = include_str!("../../../../shaders/attention.wgsl");
 pub const LOSS: &str = include_str!("../../../../shaders/loss.wgsl");
@@ -148,29 +152,16 @@ impl Shader {
             | Shader::RnnF16 => return format!("{COMMON}\n{}", cell_module(self.file(), f16)),
             _ => {}
         }
-        // Kernels the registry derives from others in the file (`panel_rows`, `subgroup_variant`).
-        let generated = match self {
-            Shader::Recurrent => derived_panels(self.file(), false),
-            Shader::MatmulSubgroup => subgroup_variant(
-                self.file(),
-                "gemm_panel",
-                "panel_a",
-                16,
-                &[
-                    ("if (m0 >= gp.m || n0 >= gp.n) {", "if (m0 >= gp.m) {"),
-                    (
-                        "var ib = (gp.k0 * gp.ldb + n0) / 4u;",
-                        "var ib = (gp.k0 * gp.ldb + min(n0, gp.ldb - 8u)) / 4u;",
-                    ),
-                ],
-            ),
-            Shader::RecurrentSubgroup => {
-                subgroup_variant(self.file(), "rec_panel", "xw", 8, &[])
-                    + &derived_panels(self.file(), true)
-            }
-            _ => String::new(),
+        // The windowed block products, generated from their templates per block height and
+        // for subgroups.
+        let file = match self {
+            Shader::Matmul => matmul_module(false),
+            Shader::MatmulSubgroup => matmul_module(true),
+            Shader::Recurrent => recurrent_module(false),
+            Shader::RecurrentSubgroup => recurrent_module(true),
+            _ => self.file().to_string(),
         };
-        let src = format!("{COMMON}\n{}{generated}", self.file());
+        let src = format!("{COMMON}\n{file}");
         if self == Shader::PackF16 {
             return format!("{src}\n{PACK_F16}");
         }
@@ -320,142 +311,138 @@ uniforms! {
     }
 }
 
-/// Block heights of the derived panel products (`rec_panel16`, `rec_panel8`, `rec_panel4`):
-/// smaller batches than `rec_panel`'s 32 rows would leave most of its block empty.
+/// Block heights of `rec_panel`'s small-batch instances (`rec_panel16`, `rec_panel8`,
+/// `rec_panel4`): smaller batches than its 32 rows would leave most of its block empty.
 pub(crate) const DERIVED_PANEL_ROWS: [usize; 3] = [16, 8, 4];
 
-/// `rec_panel{rows}`, derived from recurrent.wgsl's `rec_panel` so that they stay the same
-/// arithmetic: blocks of `rows` (16, 8 or 4) rows for small batches, where 32-row blocks would
-/// be mostly padding. It keeps the first `rows` of `rec_panel`'s rows (accumulators,
-/// multiply-adds and stores) and the first `rows / 4` window vec4 per k, and steps the window
-/// by `rows / 4` vec4 per k. Empty if the file has no `rec_panel`.
-fn panel_rows(file: &str, rows: usize) -> String {
-    let Some(kernel) = kernel_text(file, "rec_panel") else {
-        return String::new();
+/// The unrolled parts of a windowed block product of `rows` rows by 8 columns, as the values
+/// of its template's markers: two vec4 accumulators per row (`c{r}_0`, `c{r}_1`); the
+/// `rows / 4` window vec4 of a k (`a{q}`) loaded from `window` at `ia`, or with `subgroups`
+/// ⌈n / 8⌉ of them per lane, shared by `subgroupBroadcast` (every lane reads the same
+/// addresses, and on llvmpipe each load is a gather); the multiply-adds of each row with the
+/// two vec4 of W (`b0`, `b1`), in row order; and `store(r)` per row.
+fn unrolled(
+    rows: usize,
+    window: &str,
+    subgroups: bool,
+    store: impl Fn(usize) -> String,
+) -> [(&'static str, String); 4] {
+    const LANE: [&str; 4] = ["x", "y", "z", "w"];
+    let lines = |f: &dyn Fn(usize) -> String, n: usize| -> String {
+        (0..n).map(f).collect::<Vec<_>>().join("\n")
     };
-    // The row of an accumulator line (`var c5_0 = …`, `c5_0 += …`) or a store.
-    let row = |t: &str| -> Option<usize> {
-        let rest = t
-            .strip_prefix("var c")
-            .or_else(|| t.strip_prefix("panel_store(pq.row0 + "))
-            .or_else(|| t.strip_prefix('c'))?;
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        digits.parse().ok()
-    };
-    let vec4s = rows / 4;
-    let mut out = format!(
-        "
-// rec_panel for blocks of {rows} rows (small batches, where 32-row blocks would be mostly
-// padding): the window holds X[k][{rows}], and each invocation {rows} rows x 8 columns. Derived
-// from rec_panel by the shader registry (`panel_rows` in crates/gpu/src/shaders.rs).
-"
+    let n = rows / 4;
+    let accumulators = lines(
+        &|r| format!("    var c{r}_0 = vec4<f32>(0.0); var c{r}_1 = vec4<f32>(0.0);"),
+        rows,
     );
-    for line in kernel.lines() {
-        let t = line.trim();
-        if row(t).is_some_and(|r| r >= rows) {
-            continue;
-        }
-        if let Some(q) = t
-            .strip_prefix("let a")
-            .and_then(|r| r.split_once(" = xw[ia"))
-            .and_then(|(q, _)| q.parse::<usize>().ok())
-        {
-            if q >= vec4s {
-                continue;
-            }
-        }
-        let line = line
-            .replace("fn rec_panel(", &format!("fn rec_panel{rows}("))
-            .replace("var ia = kz0 * 8u;", &format!("var ia = kz0 * {vec4s}u;"))
-            .replace("ia += 8u;", &format!("ia += {vec4s}u;"));
-        out.push_str(&line);
-        out.push('\n');
-    }
-    out
-}
-
-/// Every derived panel product of `file` (see [`panel_rows`]), with their subgroup variants
-/// when `subgroups`.
-fn derived_panels(file: &str, subgroups: bool) -> String {
-    let mut out = String::new();
-    for rows in DERIVED_PANEL_ROWS {
-        let p = panel_rows(file, rows);
-        if subgroups {
-            out += &subgroup_variant(&p, &format!("rec_panel{rows}"), "xw", rows / 4, &[]);
-        } else {
-            out += &p;
-        }
-    }
-    out
-}
-
-/// The kernel `entry` of `src` (its `@compute` line through its closing brace).
-fn kernel_text<'a>(src: &'a str, entry: &str) -> Option<&'a str> {
-    let start = src.find(&format!("@compute @workgroup_size(8)\nfn {entry}("))?;
-    let len = src[start..].find("\n}\n")?;
-    Some(&src[start..start + len + 3])
-}
-
-/// The subgroup variant `{entry}_sg` of a windowed product kernel, for devices with subgroups
-/// of 8, the width of its workgroup: instead of every lane loading all `n` window vec4 per k
-/// (`let aQ = {arr}[ia + Qu];`, each a gather on llvmpipe although every lane reads the same
-/// address), lane l loads ⌈n / 8⌉ of them and `subgroupBroadcast` hands them to the others.
-/// Every lane must stay active, so the kernel may not return early by column; `replace` lists
-/// the other edits. Empty if `src` has no such kernel.
-fn subgroup_variant(
-    src: &str,
-    entry: &str,
-    arr: &str,
-    n: usize,
-    replace: &[(&str, &str)],
-) -> String {
-    let Some(kernel) = kernel_text(src, entry) else {
-        return String::new();
-    };
-    let per = n.div_ceil(8);
-    let mut out = format!(
-        "
-// {entry} for subgroups of 8: lane l loads {per} of the {n} window vec4 of each k and
-// subgroupBroadcast shares them. Derived from {entry} by the shader registry
-// (`subgroup_variant` in crates/gpu/src/shaders.rs).
-"
-    );
-    let load = format!(" = {arr}[ia");
-    for line in kernel.lines() {
-        let t = line.trim();
-        if let Some(q) = t
-            .strip_prefix("let a")
-            .and_then(|r| r.split_once(load.as_str()))
-            .and_then(|(q, _)| q.parse::<usize>().ok())
-        {
-            if q == 0 {
-                for j in 0..per {
-                    out.push_str(&format!(
-                        "        let x{j} = {arr}[ia + ({per}u * sl + {j}u) % {n}u];\n"
-                    ));
-                }
-            }
-            out.push_str(&format!(
-                "        let a{q} = subgroupBroadcast(x{}, {}u);\n",
-                q % per,
-                q / per
-            ));
-            continue;
-        }
-        let mut line = line.replace(
-            &format!("fn {entry}(@builtin(global_invocation_id) gid: vec3<u32>"),
-            &format!(
-                "fn {entry}_sg(@builtin(subgroup_invocation_id) sl: u32, \
-                 @builtin(global_invocation_id) gid: vec3<u32>"
-            ),
+    let window = if subgroups {
+        let per = n.div_ceil(8);
+        let loads = lines(
+            &|j| format!("        let x{j} = {window}[ia + ({per}u * sl + {j}u) % {n}u];"),
+            per,
         );
-        for (from, to) in replace {
-            line = line.replace(from, to);
-        }
-        out.push_str(&line);
-        out.push('\n');
+        let shares = lines(
+            &|q| {
+                format!(
+                    "        let a{q} = subgroupBroadcast(x{}, {}u);",
+                    q % per,
+                    q / per
+                )
+            },
+            n,
+        );
+        format!("{loads}\n{shares}")
+    } else {
+        lines(&|q| format!("        let a{q} = {window}[ia + {q}u];"), n)
+    };
+    let multiply_adds = lines(
+        &|r| {
+            let a = format!("a{}.{}", r / 4, LANE[r % 4]);
+            format!("        c{r}_0 += {a} * b0; c{r}_1 += {a} * b1;")
+        },
+        rows,
+    );
+    [
+        ("ACCUMULATORS", accumulators),
+        ("WINDOW", window),
+        ("MULTIPLY_ADDS", multiply_adds),
+        ("STORES", lines(&store, rows)),
+    ]
+}
+
+/// The markers that name a subgroup instance: its suffix and the lane builtin.
+fn subgroup_markers(subgroups: bool) -> [(&'static str, &'static str); 2] {
+    if subgroups {
+        [
+            ("SUFFIX", "_sg"),
+            ("LANE", "@builtin(subgroup_invocation_id) sl: u32, "),
+        ]
+    } else {
+        [("SUFFIX", ""), ("LANE", "")]
     }
-    out
+}
+
+/// `gemm_panel` (or with `subgroups` `gemm_panel_sg`, which keeps every lane active: no early
+/// return by column, and the last columns read the last in-bounds block of Bt).
+fn gemm_panel_kernel(subgroups: bool) -> String {
+    let parts = unrolled(64, "panel_a", subgroups, |r| {
+        format!("    store_row(m0 + {r}u, n0, c{r}_0, c{r}_1);")
+    });
+    let (edge, column) = if subgroups {
+        ("m0 >= gp.m", "min(n0, gp.ldb - 8u)")
+    } else {
+        ("m0 >= gp.m || n0 >= gp.n", "n0")
+    };
+    let mut values: Vec<(&str, &str)> = subgroup_markers(subgroups).to_vec();
+    values.extend([("EDGE", edge), ("B_COLUMN", column)]);
+    values.extend(parts.iter().map(|(k, v)| (*k, v.as_str())));
+    fill("matmul_panel.wgsl", MATMUL_PANEL, &values)
+}
+
+/// `rec_panel` for blocks of `rows` rows (32, or 16, 8, 4 as `rec_panel{rows}`), for subgroups
+/// of 8 with `subgroups` (`_sg`).
+fn rec_panel_kernel(rows: usize, subgroups: bool) -> String {
+    let parts = unrolled(rows, "xw", subgroups, |r| {
+        format!("    panel_store(pq.row0 + {r}u, q0, slot, c{r}_0, c{r}_1);")
+    });
+    let suffix = match (rows, subgroups) {
+        (32, false) => String::new(),
+        (32, true) => "_sg".to_string(),
+        (r, false) => r.to_string(),
+        (r, true) => format!("{r}_sg"),
+    };
+    let vec4s = (rows / 4).to_string();
+    let [_, lane] = subgroup_markers(subgroups);
+    let mut values: Vec<(&str, &str)> = vec![("SUFFIX", &suffix), lane, ("WINDOW_VEC4", &vec4s)];
+    values.extend(parts.iter().map(|(k, v)| (*k, v.as_str())));
+    fill("recurrent_panel.wgsl", RECURRENT_PANEL, &values)
+}
+
+/// matmul.wgsl with `gemm_panel` (and `gemm_panel_sg` with `subgroups`).
+fn matmul_module(subgroups: bool) -> String {
+    let mut kernels = gemm_panel_kernel(false);
+    if subgroups {
+        kernels = format!("{kernels}\n{}", gemm_panel_kernel(true));
+    }
+    fill("matmul.wgsl", MATMUL, &[("GEMM_PANEL", &kernels)])
+}
+
+/// recurrent.wgsl with `rec_panel` for every block height (and their `_sg` instances with
+/// `subgroups`).
+fn recurrent_module(subgroups: bool) -> String {
+    let mut kernels = Vec::new();
+    for rows in std::iter::once(32).chain(DERIVED_PANEL_ROWS) {
+        kernels.push(rec_panel_kernel(rows, false));
+        if subgroups {
+            kernels.push(rec_panel_kernel(rows, true));
+        }
+    }
+    fill(
+        "recurrent.wgsl",
+        RECURRENT,
+        &[("REC_PANEL", &kernels.join("\n"))],
+    )
 }
 
 #[cfg(test)]
@@ -542,77 +529,90 @@ mod tests {
         }
     }
 
-    /// Each derived panel product keeps rows 0..R of `rec_panel` whole and drops the rest: R
-    /// accumulator pairs, R multiply-add lines, R stores, R / 4 window loads per k.
-    #[test]
-    fn panel_rows_are_derived_whole() {
-        let src = Shader::Recurrent.file();
-        let start = src.find("fn rec_panel(").unwrap();
-        let kept = src[start..].find("\n}\n").unwrap();
-        let kept = src[start..start + kept].lines().count();
-        for rows in DERIVED_PANEL_ROWS {
-            let p = panel_rows(src, rows);
-            let q = rows / 4;
-            assert!(p.contains(&format!("fn rec_panel{rows}(")));
-            assert_eq!(p.matches("var c").count(), 2 * rows, "{rows}");
-            assert_eq!(p.matches("_0 += ").count(), rows, "{rows}");
-            assert_eq!(p.matches("panel_store(pq.row0 + ").count(), rows, "{rows}");
-            assert_eq!(p.matches("= xw[ia").count(), q, "{rows}");
-            assert!(p.contains(&format!("var ia = kz0 * {q}u;")), "{rows}");
-            assert!(p.contains(&format!("ia += {q}u;")), "{rows}");
-            for gone in [
-                format!("c{rows}_"),
-                "c31_".into(),
-                format!("a{q} "),
-                "a7 ".into(),
-                "kz0 * 8u".into(),
-                "ia += 8u".into(),
-            ] {
-                assert!(!p.contains(&gone), "{gone} left in rec_panel{rows}");
-            }
-            // 32 - R accumulator lines, multiply-add lines and stores, and 8 - R / 4 loads go.
-            let kernel = &p[p.find(&format!("fn rec_panel{rows}(")).unwrap()..];
-            let gone = (32 - rows) * 3 + 8 - q;
-            assert_eq!(kernel.trim().lines().count(), kept + 1 - gone, "{rows}");
-        }
+    /// The kernel `entry` of `src` (its `@compute` line through its closing brace).
+    fn kernel_text<'a>(src: &'a str, entry: &str) -> &'a str {
+        let start = src
+            .find(&format!("@compute @workgroup_size(8)\nfn {entry}("))
+            .unwrap_or_else(|| panic!("no kernel {entry}"));
+        let len = src[start..].find("\n}\n").unwrap();
+        &src[start..start + len + 3]
     }
 
-    /// Each subgroup variant replaces its kernel's window loads per k by broadcasts of a few
-    /// per-lane loads, keeps every lane active, and keeps everything else.
+    /// Every block height of `rec_panel` is generated whole: R accumulator pairs, R multiply-add
+    /// lines over the R / 4 window vec4 of a k, R stores, the window stepped by R / 4; with
+    /// subgroups, the R / 4 vec4 come from ⌈R / 32⌉ loads per lane and R / 4 broadcasts.
     #[test]
-    fn subgroup_variants_are_derived_whole() {
-        for (shader, entry, n, per) in [
-            (Shader::MatmulSubgroup, "gemm_panel", 16, 2),
-            (Shader::RecurrentSubgroup, "rec_panel", 8, 1),
-            (Shader::RecurrentSubgroup, "rec_panel16", 4, 1),
-            (Shader::RecurrentSubgroup, "rec_panel8", 2, 1),
-            (Shader::RecurrentSubgroup, "rec_panel4", 1, 1),
-        ] {
-            let src = shader.source();
-            let plain = match shader {
-                Shader::MatmulSubgroup => Shader::Matmul.source(),
-                _ => Shader::Recurrent.source(),
+    fn panel_kernels_are_generated_whole() {
+        let plain = Shader::Recurrent.source();
+        let sg = Shader::RecurrentSubgroup.source();
+        for rows in std::iter::once(32).chain(DERIVED_PANEL_ROWS) {
+            let q = rows / 4;
+            let name = if rows == 32 {
+                "rec_panel".to_string()
+            } else {
+                format!("rec_panel{rows}")
             };
-            let base = kernel_text(&plain, entry).unwrap_or_else(|| panic!("{entry}"));
-            let sg = kernel_text(&src, &format!("{entry}_sg")).unwrap_or_else(|| panic!("{entry}"));
-            assert!(
-                sg.contains("@builtin(subgroup_invocation_id) sl: u32"),
-                "{entry}"
-            );
-            assert_eq!(sg.matches("= subgroupBroadcast(").count(), n, "{entry}");
-            assert_eq!(sg.matches("u * sl + ").count(), per, "{entry}");
-            assert!(!sg.contains("return;") || entry == "gemm_panel", "{entry}");
-            // n loads go, `per` loads come in; every other line is kept.
-            assert_eq!(
-                sg.lines().count(),
-                base.lines().count() - n + per + n,
-                "{entry}"
-            );
+            for (src, entry) in [(&plain, name.clone()), (&sg, format!("{name}_sg"))] {
+                let k = kernel_text(src, &entry);
+                assert_eq!(k.matches("var c").count(), 2 * rows, "{entry}");
+                assert_eq!(k.matches("_0 += ").count(), rows, "{entry}");
+                assert_eq!(k.matches("panel_store(pq.row0 + ").count(), rows, "{entry}");
+                assert!(k.contains(&format!("let nv = {q}u;")), "{entry}");
+                assert!(
+                    k.contains(&format!("c{}_1 += a{}.w * b1;", rows - 1, q - 1)),
+                    "{entry}"
+                );
+                assert!(!k.contains(&format!("c{rows}_")), "{entry}");
+                if entry.ends_with("_sg") {
+                    assert!(
+                        k.contains("@builtin(subgroup_invocation_id) sl: u32"),
+                        "{entry}"
+                    );
+                    assert_eq!(k.matches("= subgroupBroadcast(").count(), q, "{entry}");
+                    assert_eq!(k.matches("u * sl + ").count(), q.div_ceil(8), "{entry}");
+                } else {
+                    assert_eq!(k.matches("= xw[ia + ").count(), q, "{entry}");
+                }
+                assert!(
+                    !k.contains("return;"),
+                    "{entry}: every lane must stay active"
+                );
+            }
         }
-        let src = Shader::MatmulSubgroup.source();
-        let gemm = kernel_text(&src, "gemm_panel_sg").unwrap();
+        assert_eq!(
+            plain
+                .matches("@compute @workgroup_size(8)\nfn rec_panel")
+                .count(),
+            4
+        );
+        assert_eq!(
+            sg.matches("@compute @workgroup_size(8)\nfn rec_panel")
+                .count(),
+            8
+        );
+    }
+
+    /// `gemm_panel` has its 64 rows, and `gemm_panel_sg` keeps every lane active: it returns
+    /// by row block only and reads the last in-bounds block of Bt for the last columns.
+    #[test]
+    fn gemm_panel_variants_are_generated_whole() {
+        let plain = Shader::Matmul.source();
+        let sg = Shader::MatmulSubgroup.source();
+        assert!(!plain.contains("fn gemm_panel_sg("));
+        for (src, entry) in [(&plain, "gemm_panel"), (&sg, "gemm_panel_sg")] {
+            let k = kernel_text(src, entry);
+            assert_eq!(k.matches("var c").count(), 128, "{entry}");
+            assert_eq!(k.matches("_0 += ").count(), 64, "{entry}");
+            assert_eq!(k.matches("store_row(m0 + ").count(), 64, "{entry}");
+        }
+        let base = kernel_text(&plain, "gemm_panel");
+        assert!(base.contains("if (m0 >= gp.m || n0 >= gp.n) {"));
+        assert_eq!(base.matches("= panel_a[ia + ").count(), 16);
+        let gemm = kernel_text(&sg, "gemm_panel_sg");
         assert!(gemm.contains("if (m0 >= gp.m) {") && !gemm.contains("n0 >= gp.n"));
         assert!(gemm.contains("min(n0, gp.ldb - 8u)"));
+        assert_eq!(gemm.matches("= subgroupBroadcast(").count(), 16);
+        assert_eq!(gemm.matches("u * sl + ").count(), 2);
     }
 
     /// The f16 variants rebind and unpack both packed weight layouts.
