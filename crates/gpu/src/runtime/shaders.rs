@@ -3,10 +3,10 @@
 /// The shared prelude (activation functions), prepended to every file.
 pub const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
 /// The kernels every cell shares, a template the cell files (lstm.wgsl, gru.wgsl, rnn.wgsl)
-/// fill (see [`cell_module`]).
+/// fill (see `cell_module`).
 pub const CELL: &str = include_str!("../../../../shaders/cell.wgsl");
 pub const MATMUL: &str = include_str!("../../../../shaders/matmul.wgsl");
-/// The template of matmul.wgsl's `gemm_panel` (see [`gemm_panel_kernel`]).
+/// The template of matmul.wgsl's `gemm_panel` (see `gemm_panel_kernel`).
 pub const MATMUL_PANEL: &str = include_str!("../../../../shaders/matmul_panel.wgsl");
 pub const PACK: &str = include_str!("../../../../shaders/pack.wgsl");
 pub const PACK_F16: &str = include_str!("../../../../shaders/pack_f16.wgsl");
@@ -14,7 +14,7 @@ pub const LSTM: &str = include_str!("../../../../shaders/lstm.wgsl");
 pub const GRU: &str = include_str!("../../../../shaders/gru.wgsl");
 pub const RNN: &str = include_str!("../../../../shaders/rnn.wgsl");
 pub const RECURRENT: &str = include_str!("../../../../shaders/recurrent.wgsl");
-/// The template of recurrent.wgsl's `rec_panel` (see [`rec_panel_kernel`]).
+/// The template of recurrent.wgsl's `rec_panel` (see `rec_panel_kernel`).
 pub const RECURRENT_PANEL: &str = include_str!("../../../../shaders/recurrent_panel.wgsl");
 pub const EMBEDDING: &str = include_str!("../../../../shaders/embedding.wgsl");
 pub const ATTENTION: &str = include_str!("../../../../shaders/attention.wgsl");
@@ -138,7 +138,7 @@ impl Shader {
     }
 
     /// The full module source: the shared prelude, then the file, or for a cell the template
-    /// [`CELL`] instantiated with it (see [`cell_module`]). The f16 variants read the packed
+    /// [`CELL`] instantiated with it (see `cell_module`). The f16 variants read the packed
     /// W_hh (`w` forward, `wt` backward) as `vec2<u32>`, two f16 per u32, unpacked to f32 in
     /// `w_load` / `wt_load`: half the weight traffic, f32 arithmetic.
     pub fn source(self) -> String {
