@@ -8,15 +8,10 @@ use wgrnn::cpu::{
 };
 use wgrnn::{AttentionConfig, Score};
 
+use crate::cases::SCORES;
 use crate::common::random;
 
 const GRADCHECK_REL: f64 = 1e-6;
-const SCORES: [Score; 4] = [
-    Score::Dot,
-    Score::ScaledDot,
-    Score::General,
-    Score::Additive,
-];
 
 fn config(score: Score) -> AttentionConfig {
     match score {

@@ -6,6 +6,7 @@ use wgrnn::cpu::{RnnInput, RnnOutputGrads, rnn_backward, rnn_forward_train};
 use wgrnn::gpu::{Context, GpuRnnInput, GpuRnnOutputGrads, GpuWeights, Mode};
 use wgrnn::{CellKind, RnnConfig};
 
+use crate::cases::{CELLS, Case};
 use crate::common::{Tolerance, assert_tensor_close, random};
 use crate::gpu::{ctx, f16_paths, rnn_paths};
 use crate::gpu_rnn::GPU_F32;
@@ -17,20 +18,9 @@ pub const GPU_GRAD: Tolerance = Tolerance {
     rel: 1e-4,
 };
 
-const CELLS: [CellKind; 4] = [
-    CellKind::Lstm,
-    CellKind::Gru,
-    CellKind::RnnTanh,
-    CellKind::RnnRelu,
-];
-
-struct Case {
-    cfg: RnnConfig,
-    t: usize,
-    b: usize,
-    lengths: Option<Vec<usize>>,
-}
-
+/// `case` on `ctx`, forward (training) and backward, against the f64 reference: outputs, final
+/// states, input and state gradients and every weight gradient. A context that stores `W_hh` as
+/// f16 gets weights that f16 holds exactly.
 fn check_on(ctx: &Context, case: &Case, seed: u64) {
     let cfg = &case.cfg;
     let mut rng = SplitMix64::new(seed);
@@ -38,12 +28,7 @@ fn check_on(ctx: &Context, case: &Case, seed: u64) {
     if ctx.f16_weights() {
         round_w_hh_to_f16(&mut w);
     }
-    let x_shape = if cfg.batch_first {
-        [case.b, case.t, cfg.input_size]
-    } else {
-        [case.t, case.b, cfg.input_size]
-    };
-    let x: Tensor<f64> = random(&mut rng, &x_shape, 1.0);
+    let x: Tensor<f64> = random(&mut rng, &case.x_shape(), 1.0);
     let state = cfg.state_shape(case.b);
     let (h0, c0): (Tensor<f64>, Tensor<f64>) =
         (random(&mut rng, &state, 0.5), random(&mut rng, &state, 0.5));
@@ -56,9 +41,12 @@ fn check_on(ctx: &Context, case: &Case, seed: u64) {
         (random(&mut rng, &state, 1.0), random(&mut rng, &state, 1.0));
     let lstm = cfg.cell == CellKind::Lstm;
 
-    let mut input = RnnInput::new(&x).h0(&h0);
-    if lstm {
-        input = input.c0(&c0);
+    let mut input = RnnInput::new(&x);
+    if case.with_state {
+        input = input.h0(&h0);
+        if lstm {
+            input = input.c0(&c0);
+        }
     }
     input.lengths = case.lengths.as_deref();
     let (want_out, tape) = rnn_forward_train(&w, input).unwrap();
@@ -76,9 +64,12 @@ fn check_on(ctx: &Context, case: &Case, seed: u64) {
     let up = |t: &Tensor<f64>| ctx.upload(&t.cast()).unwrap();
     let gw = GpuWeights::upload(ctx, &w.cast::<f32>()).unwrap();
     let (gx, gh0, gc0, gdy, gdh, gdc) = (up(&x), up(&h0), up(&c0), up(&dy), up(&dh_n), up(&dc_n));
-    let mut gin = GpuRnnInput::new(&gx).h0(&gh0);
-    if lstm {
-        gin = gin.c0(&gc0);
+    let mut gin = GpuRnnInput::new(&gx);
+    if case.with_state {
+        gin = gin.h0(&gh0);
+        if lstm {
+            gin = gin.c0(&gc0);
+        }
     }
     gin.lengths = case.lengths.as_deref();
     let out = wgrnn::gpu::rnn_forward(ctx, &gw, gin, Mode::Training).unwrap();
@@ -170,6 +161,7 @@ fn backward_matches_cpu_on_odd_sizes() {
                     t,
                     b,
                     lengths: None,
+                    with_state: true,
                 },
                 400 + 10 * i as u64 + j as u64,
             );
@@ -188,6 +180,7 @@ fn backward_matches_cpu_three_layers_bidirectional_uneven_lengths() {
                 t: 6,
                 b: 5,
                 lengths: Some(vec![6, 1, 4, 6, 2]),
+                with_state: true,
             },
             500 + i as u64,
         );
@@ -197,6 +190,7 @@ fn backward_matches_cpu_three_layers_bidirectional_uneven_lengths() {
                 t: 5,
                 b: 3,
                 lengths: Some(vec![2, 5, 3]),
+                with_state: true,
             },
             510 + i as u64,
         );
@@ -234,7 +228,14 @@ fn backward_matches_cpu_on_stacked_layers_as_a_wavefront() {
             ),
         ];
         for (j, (cfg, t, b, lengths)) in cases.into_iter().enumerate() {
-            check(&Case { cfg, t, b, lengths }, seed + j as u64);
+            let case = Case {
+                cfg,
+                t,
+                b,
+                lengths,
+                with_state: true,
+            };
+            check(&case, seed + j as u64);
         }
     }
 }
@@ -250,6 +251,7 @@ fn backward_matches_cpu_on_a_long_sequence() {
                 t: 2100,
                 b: 1,
                 lengths: None,
+                with_state: true,
             },
             630 + i as u64,
         );
@@ -266,6 +268,7 @@ fn backward_matches_cpu_batch_one_single_step_no_bias() {
                 t: 7,
                 b: 1,
                 lengths: None,
+                with_state: true,
             },
             600 + i as u64,
         );
@@ -275,6 +278,7 @@ fn backward_matches_cpu_batch_one_single_step_no_bias() {
                 t: 1,
                 b: 4,
                 lengths: None,
+                with_state: true,
             },
             610 + i as u64,
         );
@@ -284,6 +288,7 @@ fn backward_matches_cpu_batch_one_single_step_no_bias() {
                 t: 3,
                 b: 2,
                 lengths: Some(vec![3, 1]),
+                with_state: true,
             },
             620 + i as u64,
         );
@@ -307,6 +312,7 @@ fn backward_matches_cpu_across_row_blocks_and_k_chunks() {
                 t: 4,
                 b: 37,
                 lengths: Some(lengths.clone()),
+                with_state: true,
             },
             800 + i as u64,
         );
@@ -321,6 +327,7 @@ fn backward_matches_cpu_across_row_blocks_and_k_chunks() {
                 t: 2,
                 b,
                 lengths: Some((0..b).map(|r| 2 - r % 2).collect()),
+                with_state: true,
             },
             810 + j as u64,
         );
@@ -524,6 +531,7 @@ fn f16_weight_storage_matches_cpu_on_every_path() {
                     t: 6,
                     b: 5,
                     lengths: Some(vec![6, 1, 4, 6, 2]),
+                    with_state: true,
                 },
                 700 + i as u64,
             );
@@ -534,6 +542,7 @@ fn f16_weight_storage_matches_cpu_on_every_path() {
                     t: 3,
                     b: 5,
                     lengths: None,
+                    with_state: true,
                 },
                 710 + i as u64,
             );
@@ -544,6 +553,7 @@ fn f16_weight_storage_matches_cpu_on_every_path() {
                     t: 9,
                     b: 3,
                     lengths: Some(vec![9, 4, 7]),
+                    with_state: true,
                 },
                 720 + i as u64,
             );

@@ -13,6 +13,7 @@ use wgrnn::gpu::{
 };
 use wgrnn::{AttentionConfig, CellKind, EmbeddingConfig, Error, LinearConfig, RnnConfig, Score};
 
+use crate::cases::{AttentionCase, attention_cases};
 use crate::common::{assert_close, assert_tensor_close, random};
 use crate::gpu::ctx;
 use crate::gpu_rnn::GPU_F32;
@@ -37,68 +38,49 @@ fn embedding_matches_cpu() {
 fn attention_matches_cpu_for_every_score() {
     let _watch = crate::validation::watch();
     let ctx = ctx();
-    for (i, score) in [
-        Score::Dot,
-        Score::ScaledDot,
-        Score::General,
-        Score::Additive,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        for (b, tq, tk, d) in [(1, 1, 1, 1), (3, 5, 17, 9), (2, 3, 65, 33)] {
-            let cfg = match score {
-                Score::Dot | Score::ScaledDot => AttentionConfig {
-                    score,
-                    query_size: d,
-                    key_size: d,
-                    value_size: d + 2,
-                    attn_size: 0,
-                },
-                _ => AttentionConfig {
-                    score,
-                    query_size: d,
-                    key_size: d + 1,
-                    value_size: d + 2,
-                    attn_size: d + 3,
-                },
-            };
-            let w = AttentionWeights::<f64>::init(cfg.clone(), 10 + i as u64).unwrap();
-            let mut rng = SplitMix64::new(20 + i as u64);
-            let q: Tensor<f64> = random(&mut rng, &[b, tq, cfg.query_size], 1.0);
-            let k: Tensor<f64> = random(&mut rng, &[b, tk, cfg.key_size], 1.0);
-            let v: Tensor<f64> = random(&mut rng, &[b, tk, cfg.value_size], 1.0);
-            let lens: Vec<usize> = (0..b)
-                .map(|j| if j % 2 == 1 { 1 + tk / 2 } else { tk })
-                .collect();
-            let want =
-                attention_forward(&w, AttentionInput::new(&q, &k, &v).key_lengths(&lens)).unwrap();
-            let gw = GpuWeights::upload(ctx, &w.cast()).unwrap();
-            let (gq, gk, gv) = (
-                ctx.upload(&q.cast()).unwrap(),
-                ctx.upload(&k.cast()).unwrap(),
-                ctx.upload(&v.cast()).unwrap(),
-            );
-            let got = gpu::attention_forward(
-                ctx,
-                &gw,
-                GpuAttentionInput::new(&gq, &gk, &gv).key_lengths(&lens),
-            )
-            .unwrap();
-            let what = format!("{score:?} B={b} Tq={tq} Tk={tk} D={d}");
-            assert_tensor_close(
-                &format!("{what}: weights"),
-                &ctx.read(&got.weights).unwrap(),
-                &want.weights,
-                GPU_F32,
-            );
-            assert_tensor_close(
-                &format!("{what}: context"),
-                &ctx.read(&got.context).unwrap(),
-                &want.context,
-                GPU_F32,
-            );
-        }
+    for c in attention_cases() {
+        let AttentionCase {
+            index: i,
+            score,
+            b,
+            tq,
+            tk,
+            d,
+            ref cfg,
+        } = c;
+        let w = AttentionWeights::<f64>::init(cfg.clone(), 10 + i as u64).unwrap();
+        let mut rng = SplitMix64::new(20 + i as u64);
+        let q: Tensor<f64> = random(&mut rng, &[b, tq, cfg.query_size], 1.0);
+        let k: Tensor<f64> = random(&mut rng, &[b, tk, cfg.key_size], 1.0);
+        let v: Tensor<f64> = random(&mut rng, &[b, tk, cfg.value_size], 1.0);
+        let lens = c.key_lengths();
+        let want =
+            attention_forward(&w, AttentionInput::new(&q, &k, &v).key_lengths(&lens)).unwrap();
+        let gw = GpuWeights::upload(ctx, &w.cast()).unwrap();
+        let (gq, gk, gv) = (
+            ctx.upload(&q.cast()).unwrap(),
+            ctx.upload(&k.cast()).unwrap(),
+            ctx.upload(&v.cast()).unwrap(),
+        );
+        let got = gpu::attention_forward(
+            ctx,
+            &gw,
+            GpuAttentionInput::new(&gq, &gk, &gv).key_lengths(&lens),
+        )
+        .unwrap();
+        let what = format!("{score:?} B={b} Tq={tq} Tk={tk} D={d}");
+        assert_tensor_close(
+            &format!("{what}: weights"),
+            &ctx.read(&got.weights).unwrap(),
+            &want.weights,
+            GPU_F32,
+        );
+        assert_tensor_close(
+            &format!("{what}: context"),
+            &ctx.read(&got.context).unwrap(),
+            &want.context,
+            GPU_F32,
+        );
     }
 }
 

@@ -9,6 +9,7 @@ use wgrnn::cpu::{
 use wgrnn::gpu::{self, GpuAttentionInput, GpuWeights, upload_ids, upload_targets};
 use wgrnn::{AttentionConfig, EmbeddingConfig, LinearConfig, Score};
 
+use crate::cases::{AttentionCase, attention_cases};
 use crate::common::{assert_tensor_close, random};
 use crate::gpu::ctx;
 use crate::gpu_backward::GPU_GRAD;
@@ -52,81 +53,62 @@ fn embedding_backward_matches_cpu_with_repeats_and_padding() {
 fn attention_backward_matches_cpu_for_every_score() {
     let _watch = crate::validation::watch();
     let ctx = ctx();
-    for (i, score) in [
-        Score::Dot,
-        Score::ScaledDot,
-        Score::General,
-        Score::Additive,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        for (b, tq, tk, d) in [(1, 1, 1, 1), (3, 5, 17, 9), (2, 3, 65, 33)] {
-            let cfg = match score {
-                Score::Dot | Score::ScaledDot => AttentionConfig {
-                    score,
-                    query_size: d,
-                    key_size: d,
-                    value_size: d + 2,
-                    attn_size: 0,
-                },
-                _ => AttentionConfig {
-                    score,
-                    query_size: d,
-                    key_size: d + 1,
-                    value_size: d + 2,
-                    attn_size: d + 3,
-                },
-            };
-            let w = AttentionWeights::<f64>::init(cfg.clone(), 30 + i as u64).unwrap();
-            let mut rng = SplitMix64::new(40 + i as u64);
-            let q: Tensor<f64> = random(&mut rng, &[b, tq, cfg.query_size], 1.0);
-            let k: Tensor<f64> = random(&mut rng, &[b, tk, cfg.key_size], 1.0);
-            let v: Tensor<f64> = random(&mut rng, &[b, tk, cfg.value_size], 1.0);
-            let dctx: Tensor<f64> = random(&mut rng, &[b, tq, cfg.value_size], 1.0);
-            let dw: Tensor<f64> = random(&mut rng, &[b, tq, tk], 1.0);
-            let lens: Vec<usize> = (0..b)
-                .map(|j| if j % 2 == 1 { 1 + tk / 2 } else { tk })
-                .collect();
-            let input = AttentionInput::new(&q, &k, &v).key_lengths(&lens);
-            let out = attention_forward(&w, input).unwrap();
-            let want = attention_backward(&w, input, &out, &dctx, Some(&dw)).unwrap();
+    for c in attention_cases() {
+        let AttentionCase {
+            index: i,
+            score,
+            b,
+            tq,
+            tk,
+            d,
+            ref cfg,
+        } = c;
+        let w = AttentionWeights::<f64>::init(cfg.clone(), 30 + i as u64).unwrap();
+        let mut rng = SplitMix64::new(40 + i as u64);
+        let q: Tensor<f64> = random(&mut rng, &[b, tq, cfg.query_size], 1.0);
+        let k: Tensor<f64> = random(&mut rng, &[b, tk, cfg.key_size], 1.0);
+        let v: Tensor<f64> = random(&mut rng, &[b, tk, cfg.value_size], 1.0);
+        let dctx: Tensor<f64> = random(&mut rng, &[b, tq, cfg.value_size], 1.0);
+        let dw: Tensor<f64> = random(&mut rng, &[b, tq, tk], 1.0);
+        let lens = c.key_lengths();
+        let input = AttentionInput::new(&q, &k, &v).key_lengths(&lens);
+        let out = attention_forward(&w, input).unwrap();
+        let want = attention_backward(&w, input, &out, &dctx, Some(&dw)).unwrap();
 
-            let up = |t: &Tensor<f64>| ctx.upload(&t.cast()).unwrap();
-            let gw = GpuWeights::upload(ctx, &w.cast()).unwrap();
-            let (gq, gk, gv, gdctx, gdw) = (up(&q), up(&k), up(&v), up(&dctx), up(&dw));
-            let ginput = GpuAttentionInput::new(&gq, &gk, &gv).key_lengths(&lens);
-            let gout = gpu::attention_forward(ctx, &gw, ginput).unwrap();
-            let got =
-                gpu::attention_backward(ctx, &gw, ginput, &gout, &gdctx, Some(&gdw), None).unwrap();
-            let what = format!("{score:?} B={b} Tq={tq} Tk={tk} D={d}");
+        let up = |t: &Tensor<f64>| ctx.upload(&t.cast()).unwrap();
+        let gw = GpuWeights::upload(ctx, &w.cast()).unwrap();
+        let (gq, gk, gv, gdctx, gdw) = (up(&q), up(&k), up(&v), up(&dctx), up(&dw));
+        let ginput = GpuAttentionInput::new(&gq, &gk, &gv).key_lengths(&lens);
+        let gout = gpu::attention_forward(ctx, &gw, ginput).unwrap();
+        let got =
+            gpu::attention_backward(ctx, &gw, ginput, &gout, &gdctx, Some(&gdw), None).unwrap();
+        let what = format!("{score:?} B={b} Tq={tq} Tk={tk} D={d}");
+        assert_tensor_close(
+            &format!("{what}: dquery"),
+            &ctx.read(&got.dquery).unwrap(),
+            &want.dquery,
+            GPU_GRAD,
+        );
+        assert_tensor_close(
+            &format!("{what}: dkey"),
+            &ctx.read(&got.dkey).unwrap(),
+            &want.dkey,
+            GPU_GRAD,
+        );
+        assert_tensor_close(
+            &format!("{what}: dvalue"),
+            &ctx.read(&got.dvalue).unwrap(),
+            &want.dvalue,
+            GPU_GRAD,
+        );
+        let gp = got.weights.read(ctx).unwrap();
+        for name in want.weights.names() {
             assert_tensor_close(
-                &format!("{what}: dquery"),
-                &ctx.read(&got.dquery).unwrap(),
-                &want.dquery,
+                &format!("{what}: grad {name}"),
+                gp.get(&name).unwrap(),
+                want.weights.get(&name).unwrap(),
                 GPU_GRAD,
             );
-            assert_tensor_close(
-                &format!("{what}: dkey"),
-                &ctx.read(&got.dkey).unwrap(),
-                &want.dkey,
-                GPU_GRAD,
-            );
-            assert_tensor_close(
-                &format!("{what}: dvalue"),
-                &ctx.read(&got.dvalue).unwrap(),
-                &want.dvalue,
-                GPU_GRAD,
-            );
-            let gp = got.weights.read(ctx).unwrap();
-            for name in want.weights.names() {
-                assert_tensor_close(
-                    &format!("{what}: grad {name}"),
-                    gp.get(&name).unwrap(),
-                    want.weights.get(&name).unwrap(),
-                    GPU_GRAD,
-                );
-            }
         }
     }
 }

@@ -5,6 +5,7 @@ use wgrnn::cpu::{RnnInput, rnn_forward};
 use wgrnn::gpu::{GpuRnnInput, GpuWeights, Mode, matmul};
 use wgrnn::{CellKind, RnnConfig};
 
+use crate::cases::{CELLS, Case};
 use crate::common::{Tolerance, assert_tensor_close, random};
 use crate::gpu::{blockings, panel_without_subgroups, rnn_paths, without_wavefront};
 
@@ -59,24 +60,11 @@ fn matmul_matches_cpu_for_sizes_off_the_tiles() {
     }
 }
 
-struct Case {
-    cfg: RnnConfig,
-    t: usize,
-    b: usize,
-    lengths: Option<Vec<usize>>,
-    with_state: bool,
-}
-
 fn check(case: &Case, seed: u64) {
     let cfg = &case.cfg;
     let mut rng = SplitMix64::new(seed);
     let w = RnnWeights::<f64>::init(cfg.clone(), seed).unwrap();
-    let x_shape = if cfg.batch_first {
-        [case.b, case.t, cfg.input_size]
-    } else {
-        [case.t, case.b, cfg.input_size]
-    };
-    let x: Tensor<f64> = random(&mut rng, &x_shape, 1.0);
+    let x: Tensor<f64> = random(&mut rng, &case.x_shape(), 1.0);
     let h0: Tensor<f64> = random(&mut rng, &cfg.state_shape(case.b), 0.5);
     let c0: Tensor<f64> = random(&mut rng, &cfg.state_shape(case.b), 0.5);
     let mut input = RnnInput::new(&x);
@@ -140,13 +128,6 @@ fn check(case: &Case, seed: u64) {
         }
     }
 }
-
-const CELLS: [CellKind; 4] = [
-    CellKind::Lstm,
-    CellKind::Gru,
-    CellKind::RnnTanh,
-    CellKind::RnnRelu,
-];
 
 #[test]
 fn forward_matches_cpu_on_odd_sizes() {

@@ -2,6 +2,7 @@
 
 mod attention;
 mod bench_cli;
+mod cases;
 mod charlm;
 #[path = "../examples/shared/checks.rs"]
 mod checks;

@@ -9,8 +9,9 @@ use wgrnn::gpu::{
     self, Context, GpuAttentionInput, GpuRnnInput, GpuRnnOutputGrads, GpuTensor, GpuWeights, Mode,
     upload_ids, upload_targets,
 };
-use wgrnn::{AttentionConfig, CellKind, EmbeddingConfig, RnnConfig, Score};
+use wgrnn::{CellKind, EmbeddingConfig, RnnConfig};
 
+use crate::cases::{CELLS, SCORES, attention_config};
 use crate::common::random;
 use crate::gpu::{
     blockings, ctx, f16_paths, panel_without_subgroups, persistent, without_wavefront,
@@ -60,13 +61,6 @@ fn assert_zero_at(what: &str, got: &[f32], padded: impl Fn(usize) -> bool) {
         );
     }
 }
-
-const CELLS: [CellKind; 4] = [
-    CellKind::Lstm,
-    CellKind::Gru,
-    CellKind::RnnTanh,
-    CellKind::RnnRelu,
-];
 
 /// A recurrent call's results, host side: forward outputs, then every gradient by name.
 fn rnn_results(
@@ -199,32 +193,12 @@ rnn_padding_tests! {
     rnn_f16_persistent: f16_paths()[2];
 }
 
-fn attention_config(score: Score) -> AttentionConfig {
-    let d = 5;
-    let dot = matches!(score, Score::Dot | Score::ScaledDot);
-    AttentionConfig {
-        score,
-        query_size: d,
-        key_size: if dot { d } else { d + 1 },
-        value_size: d + 2,
-        attn_size: if dot { 0 } else { d + 3 },
-    }
-}
-
 /// Keys, values and the upstream dweights poisoned at masked keys, against zeros there.
 fn attention_padding_on(ctx: &Context) {
     let (b, tq, tk) = (3, 4, 11);
     let lens = [11, 4, 1];
-    for (i, score) in [
-        Score::Dot,
-        Score::ScaledDot,
-        Score::General,
-        Score::Additive,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let cfg = attention_config(score);
+    for (i, score) in SCORES.into_iter().enumerate() {
+        let cfg = attention_config(score, 5);
         let seed = 3100 + i as u64;
         let w = AttentionWeights::<f32>::init(cfg.clone(), seed).unwrap();
         let gw = GpuWeights::upload(ctx, &w).unwrap();

@@ -9,21 +9,16 @@ use wgrnn::cpu::{
 };
 use wgrnn::{CellKind, RnnConfig};
 
+use crate::cases::{CELLS, Case};
 use crate::common::random;
 
 /// f64 central differences with ε = 1e-6 are accurate to ~1e-9 here, so a correct backward stays
 /// far below this; a wrong term (a missing gate, a transposed index) is off by O(1).
 const GRADCHECK_REL: f64 = 1e-6;
 
-const CELLS: [CellKind; 4] = [
-    CellKind::Lstm,
-    CellKind::Gru,
-    CellKind::RnnTanh,
-    CellKind::RnnRelu,
-];
-
-/// One random case: inputs, upstream gradients and its lengths.
-struct Case {
+/// One random instance of a case: its inputs (the weights, x, h0 and c0 by name), upstream
+/// gradients and lengths.
+struct Problem {
     cfg: RnnConfig,
     inputs: TensorMap<f64>,
     dy: Tensor<f64>,
@@ -32,17 +27,16 @@ struct Case {
     lengths: Option<Vec<usize>>,
 }
 
-fn case(cfg: RnnConfig, t: usize, b: usize, lengths: Option<Vec<usize>>, seed: u64) -> Case {
+fn problem(case: Case, seed: u64) -> Problem {
+    let cfg = case.cfg.clone();
+    let (t, b) = (case.t, case.b);
     let mut rng = SplitMix64::new(seed);
     let w = RnnWeights::<f64>::init(cfg.clone(), seed).unwrap();
     let mut inputs = w.into_tensors();
-    let x_shape = if cfg.batch_first {
-        [b, t, cfg.input_size]
-    } else {
-        [t, b, cfg.input_size]
-    };
     let state = cfg.state_shape(b);
-    inputs.insert("x".into(), random(&mut rng, &x_shape, 1.0));
+    inputs.insert("x".into(), random(&mut rng, &case.x_shape(), 1.0));
+    // The gradient checks differentiate through the initial states: every case gives them.
+    assert!(case.with_state, "{cfg:?}: the gradient checks need h0");
     inputs.insert("h0".into(), random(&mut rng, &state, 0.5));
     if cfg.cell.has_cell_state() {
         inputs.insert("c0".into(), random(&mut rng, &state, 0.5));
@@ -51,21 +45,32 @@ fn case(cfg: RnnConfig, t: usize, b: usize, lengths: Option<Vec<usize>>, seed: u
         seq_len: t,
         batch: b,
     });
-    Case {
+    Problem {
         dy: random(&mut rng, &y_shape, 1.0),
         dh_n: random(&mut rng, &state, 1.0),
         dc_n: random(&mut rng, &state, 1.0),
         cfg,
         inputs,
-        lengths,
+        lengths: case.lengths,
     }
 }
 
-fn weights(c: &Case, m: &TensorMap<f64>) -> RnnWeights<f64> {
+/// A case of T steps of B sequences with initial states, as every gradient check here takes.
+fn case(cfg: RnnConfig, t: usize, b: usize, lengths: Option<Vec<usize>>) -> Case {
+    Case {
+        cfg,
+        t,
+        b,
+        lengths,
+        with_state: true,
+    }
+}
+
+fn weights(c: &Problem, m: &TensorMap<f64>) -> RnnWeights<f64> {
     RnnWeights::from_tensors(c.cfg.clone(), m.clone(), &LoadOptions::default()).unwrap()
 }
 
-fn input<'a>(c: &'a Case, m: &'a TensorMap<f64>) -> RnnInput<'a, f64> {
+fn input<'a>(c: &'a Problem, m: &'a TensorMap<f64>) -> RnnInput<'a, f64> {
     let mut i = RnnInput::new(&m["x"]).h0(&m["h0"]);
     if let Some(c0) = m.get("c0") {
         i = i.c0(c0);
@@ -77,7 +82,7 @@ fn input<'a>(c: &'a Case, m: &'a TensorMap<f64>) -> RnnInput<'a, f64> {
 }
 
 /// loss = Σ y·dy + Σ h_n·dh_n (+ Σ c_n·dc_n), as the Keras fixtures define it.
-fn loss(c: &Case, m: &TensorMap<f64>) -> wgrnn::Result<f64> {
+fn loss(c: &Problem, m: &TensorMap<f64>) -> wgrnn::Result<f64> {
     let out = rnn_forward(&weights(c, m), input(c, m))?;
     Ok(dot(&out.y, &c.dy)
         + dot(&out.h_n, &c.dh_n)
@@ -85,7 +90,7 @@ fn loss(c: &Case, m: &TensorMap<f64>) -> wgrnn::Result<f64> {
 }
 
 fn check(cfg: RnnConfig, t: usize, b: usize, lengths: Option<Vec<usize>>, seed: u64) {
-    let c = case(cfg, t, b, lengths, seed);
+    let c = problem(case(cfg, t, b, lengths), seed);
     let w = weights(&c, &c.inputs);
     let (_, tape) = rnn_forward_train(&w, input(&c, &c.inputs)).unwrap();
     let dc_n = c.cfg.cell.has_cell_state().then_some(&c.dc_n);
@@ -181,7 +186,10 @@ fn lengths_follow_packed_sequence_semantics() {
     for (i, cell) in CELLS.into_iter().enumerate() {
         let cfg = RnnConfig::new(cell, 3, 4).layers(2).bidirectional(true);
         let lengths = vec![5, 2, 4];
-        let c = case(cfg.clone(), 5, 3, Some(lengths.clone()), 70 + i as u64);
+        let c = problem(
+            case(cfg.clone(), 5, 3, Some(lengths.clone())),
+            70 + i as u64,
+        );
         let w = weights(&c, &c.inputs);
         let out = rnn_forward(&w, input(&c, &c.inputs)).unwrap();
         let (dh, nd) = (cfg.output_size(), cfg.num_directions() * cfg.num_layers);

@@ -1,0 +1,103 @@
+//! The cases the suite's op families share: the recurrent cells, one recurrent call's shape,
+//! the attention scores and the attention case matrix. The CPU reference tests and the GPU
+//! tests (forward, backward, padding) draw from these, so they cover the same configurations.
+
+use wgrnn::{AttentionConfig, CellKind, RnnConfig, Score};
+
+/// Every recurrent cell.
+pub const CELLS: [CellKind; 4] = [
+    CellKind::Lstm,
+    CellKind::Gru,
+    CellKind::RnnTanh,
+    CellKind::RnnRelu,
+];
+
+/// Every attention score function.
+pub const SCORES: [Score; 4] = [
+    Score::Dot,
+    Score::ScaledDot,
+    Score::General,
+    Score::Additive,
+];
+
+/// One recurrent call: the layer, T steps of B sequences, their lengths (`None`: all T), and
+/// whether the initial states h0 (and c0 for an LSTM) are given.
+pub struct Case {
+    pub cfg: RnnConfig,
+    pub t: usize,
+    pub b: usize,
+    pub lengths: Option<Vec<usize>>,
+    pub with_state: bool,
+}
+
+impl Case {
+    /// The input's shape: `[B, T, input]` for batch-first layers, `[T, B, input]` otherwise.
+    pub fn x_shape(&self) -> [usize; 3] {
+        if self.cfg.batch_first {
+            [self.b, self.t, self.cfg.input_size]
+        } else {
+            [self.t, self.b, self.cfg.input_size]
+        }
+    }
+}
+
+/// Attention of `score` with queries `d` wide: dot scores need keys as wide as the queries,
+/// the others take keys one wider and a score layer `d + 3` wide; values are `d + 2` wide.
+pub fn attention_config(score: Score, d: usize) -> AttentionConfig {
+    match score {
+        Score::Dot | Score::ScaledDot => AttentionConfig {
+            score,
+            query_size: d,
+            key_size: d,
+            value_size: d + 2,
+            attn_size: 0,
+        },
+        _ => AttentionConfig {
+            score,
+            query_size: d,
+            key_size: d + 1,
+            value_size: d + 2,
+            attn_size: d + 3,
+        },
+    }
+}
+
+/// One attention call of the device tests: B batches of Tq queries over Tk keys.
+pub struct AttentionCase {
+    /// The score's index in [`SCORES`] (the tests derive their seeds from it).
+    pub index: usize,
+    pub score: Score,
+    pub b: usize,
+    pub tq: usize,
+    pub tk: usize,
+    pub d: usize,
+    pub cfg: AttentionConfig,
+}
+
+impl AttentionCase {
+    /// Every other batch sees only the first `1 + Tk/2` keys.
+    pub fn key_lengths(&self) -> Vec<usize> {
+        (0..self.b)
+            .map(|j| if j % 2 == 1 { 1 + self.tk / 2 } else { self.tk })
+            .collect()
+    }
+}
+
+/// Every score at B, Tq, Tk, D of one (all 1), of a few, and with Tk past a 64-wide tile.
+pub fn attention_cases() -> Vec<AttentionCase> {
+    let mut cases = Vec::new();
+    for (index, score) in SCORES.into_iter().enumerate() {
+        for (b, tq, tk, d) in [(1, 1, 1, 1), (3, 5, 17, 9), (2, 3, 65, 33)] {
+            cases.push(AttentionCase {
+                index,
+                score,
+                b,
+                tq,
+                tk,
+                d,
+                cfg: attention_config(score, d),
+            });
+        }
+    }
+    cases
+}
