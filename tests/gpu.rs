@@ -1,10 +1,14 @@
 //! The shared GPU contexts of the suite. A missing adapter fails every GPU test: nothing is
-//! skipped, in CI or elsewhere (on a machine without a GPU, install Mesa's lavapipe). Every
-//! getter asks for the test's [`crate::validation::watch`], so no Vulkan validation error is lost.
+//! skipped, in CI or elsewhere (on a machine without a GPU, install Mesa's lavapipe). A kernel
+//! variant the adapter lacks is reported, never passed over in silence (see [`crate::paths`]
+//! and [`variants_report`]). Every getter asks for the test's [`crate::validation::watch`], so
+//! no Vulkan validation error is lost.
 
 use std::sync::OnceLock;
 
 use wgrnn::gpu::{Context, ContextOptions, GemmBlock};
+
+use crate::paths::{Path, Variant};
 
 fn make(block: Option<GemmBlock>) -> Context {
     make_with(block, 0)
@@ -80,30 +84,49 @@ pub fn persistent() -> &'static Context {
     P.get_or_init(|| make_with(Some(GemmBlock::B8), usize::MAX))
 }
 
-/// Every way a recurrent forward can run: each blocking's step kernels, the persistent
-/// kernels, and the CPU adapters' split steps without subgroups.
-pub fn rnn_paths() -> [&'static Context; 5] {
-    let [a, b, c] = blockings();
-    [a, b, c, persistent(), panel_without_subgroups()]
+/// Contexts that store the recurrent weights as f16: the simple step kernels (`B8`), the
+/// split ones of CPU adapters (`Panel`) and the persistent kernels; or why the adapter cannot
+/// store them as f16 (see [`crate::paths::Variant::F16`]).
+pub fn f16_paths() -> Result<[&'static Context; 3], String> {
+    crate::validation::assert_watched();
+    type Slot = OnceLock<Result<Context, String>>;
+    static B8: Slot = OnceLock::new();
+    static PANEL: Slot = OnceLock::new();
+    static P: Slot = OnceLock::new();
+    let f16 = |slot: &'static Slot, block, limit| {
+        slot.get_or_init(|| {
+            make_with(Some(block), limit)
+                .with_f16_weights(true)
+                .map_err(|e| format!("f16 weight storage: {e}"))
+        })
+        .as_ref()
+        .map_err(String::clone)
+    };
+    Ok([
+        f16(&B8, GemmBlock::B8, 0)?,
+        f16(&PANEL, GemmBlock::Panel, 0)?,
+        f16(&P, GemmBlock::B8, usize::MAX)?,
+    ])
 }
 
-/// Contexts that store the recurrent weights as f16: the simple step kernels (`B8`), the
-/// split ones of CPU adapters (`Panel`) and the persistent kernels.
-pub fn f16_paths() -> [&'static Context; 3] {
+/// `None` where the `Panel` context of [`blockings`] runs the subgroup kernels, else why not
+/// (see [`crate::paths::Variant::Subgroups`]): the adapter's answer to asking for them, or the
+/// environment turning them off.
+pub fn subgroups_missing() -> Option<String> {
     crate::validation::assert_watched();
-    static B8: OnceLock<Context> = OnceLock::new();
-    static PANEL: OnceLock<Context> = OnceLock::new();
-    static P: OnceLock<Context> = OnceLock::new();
-    let f16 = |block, limit| {
-        make_with(Some(block), limit)
-            .with_f16_weights(true)
-            .unwrap_or_else(|e| panic!("f16 weight storage: {e}"))
-    };
-    [
-        B8.get_or_init(|| f16(GemmBlock::B8, 0)),
-        PANEL.get_or_init(|| f16(GemmBlock::Panel, 0)),
-        P.get_or_init(|| f16(GemmBlock::B8, usize::MAX)),
-    ]
+    static WHY: OnceLock<Option<String>> = OnceLock::new();
+    WHY.get_or_init(|| {
+        if blockings()[2].subgroups() {
+            return None;
+        }
+        Some(match make(Some(GemmBlock::Panel)).with_subgroups(true) {
+            Err(e) => e.to_string(),
+            Ok(_) => "the adapter has subgroups of 8, but the environment turns them off \
+                      (WGRNN_SUBGROUPS=0)"
+                .to_string(),
+        })
+    })
+    .clone()
 }
 
 /// The `Tiled` and `Panel` contexts of [`blockings`] with the layer wavefront off, so that
@@ -138,6 +161,59 @@ fn the_adapter_is_the_one_the_environment_names() {
             "adapter {adapter:?}, WGPU_ADAPTER_NAME={name:?}"
         );
     }
+}
+
+/// Which kernel variants ([`Variant`]) this adapter runs and which it cannot, on `variant …`
+/// lines (CI prints them for each Vulkan implementation; a test of a path whose variant is
+/// missing says `SKIPPED-VARIANT`). Fails where `WGRNN_REQUIRE_VARIANTS` (for example
+/// `f16,subgroups`) names one the adapter lacks.
+#[test]
+fn variants_report() {
+    let _watch = crate::validation::watch();
+    let adapter = ctx().adapter().to_string();
+    let required = Variant::required();
+    let mut lacking = Vec::new();
+    for v in Variant::ALL {
+        let names = |f: fn(Path) -> Option<Variant>| {
+            let p: Vec<&str> = Path::ALL
+                .into_iter()
+                .filter(|&p| f(p) == Some(v))
+                .map(Path::name)
+                .collect();
+            p.join(", ")
+        };
+        let (needs, prefers) = (names(Path::needs), names(Path::prefers));
+        let tag = if required.contains(&v) {
+            " (required)"
+        } else {
+            ""
+        };
+        match v.missing() {
+            None => println!("variant {}{tag}: runs on {adapter}", v.name()),
+            Some(reason) => {
+                let mut effect = Vec::new();
+                if !needs.is_empty() {
+                    effect.push(format!("paths {needs} do not run"));
+                }
+                if !prefers.is_empty() {
+                    effect.push(format!("paths {prefers} run the plain kernels"));
+                }
+                println!(
+                    "variant {}{tag}: CANNOT run on {adapter}: {reason}; {}",
+                    v.name(),
+                    effect.join("; ")
+                );
+                if required.contains(&v) {
+                    lacking.push(format!("{}: {reason}", v.name()));
+                }
+            }
+        }
+    }
+    assert!(
+        lacking.is_empty(),
+        "WGRNN_REQUIRE_VARIANTS names variants {adapter} cannot run: {}",
+        lacking.join("; ")
+    );
 }
 
 /// `Context::new` builds its instance with these flags, so `WGPU_VALIDATION` reaches wgpu (CI

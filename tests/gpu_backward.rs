@@ -8,8 +8,9 @@ use wgrnn::{CellKind, RnnConfig};
 
 use crate::cases::{CELLS, Case};
 use crate::common::{Tolerance, assert_tensor_close, random};
-use crate::gpu::{ctx, f16_paths, rnn_paths};
+use crate::gpu::ctx;
 use crate::gpu_rnn::GPU_F32;
+use crate::paths::per_path;
 
 /// f32 gradients on the device against the f64 reference: BPTT sums over every step (and the
 /// weight gradients over all T·B rows), so allow more than the forward's error.
@@ -141,21 +142,14 @@ fn round_w_hh_to_f16(w: &mut RnnWeights<f64>) {
     }
 }
 
-fn check(case: &Case, seed: u64) {
-    for ctx in rnn_paths() {
-        check_on(ctx, case, seed);
-    }
-}
-
-#[test]
-fn backward_matches_cpu_on_odd_sizes() {
-    let _watch = crate::validation::watch();
+fn backward_matches_cpu_on_odd_sizes(ctx: &Context) {
     for (i, cell) in CELLS.into_iter().enumerate() {
         for (j, (inp, hid, t, b)) in [(1, 1, 1, 1), (3, 17, 4, 3), (17, 65, 3, 5), (5, 129, 2, 2)]
             .into_iter()
             .enumerate()
         {
-            check(
+            check_on(
+                ctx,
                 &Case {
                     cfg: RnnConfig::new(cell, inp, hid),
                     t,
@@ -168,13 +162,13 @@ fn backward_matches_cpu_on_odd_sizes() {
         }
     }
 }
+per_path!(rnn: backward_matches_cpu_on_odd_sizes);
 
-#[test]
-fn backward_matches_cpu_three_layers_bidirectional_uneven_lengths() {
-    let _watch = crate::validation::watch();
+fn backward_matches_cpu_three_layers_bidirectional_uneven_lengths(ctx: &Context) {
     for (i, cell) in CELLS.into_iter().enumerate() {
         let cfg = RnnConfig::new(cell, 5, 17).layers(3).bidirectional(true);
-        check(
+        check_on(
+            ctx,
             &Case {
                 cfg: cfg.clone(),
                 t: 6,
@@ -184,7 +178,8 @@ fn backward_matches_cpu_three_layers_bidirectional_uneven_lengths() {
             },
             500 + i as u64,
         );
-        check(
+        check_on(
+            ctx,
             &Case {
                 cfg: cfg.batch_first(true),
                 t: 5,
@@ -196,14 +191,13 @@ fn backward_matches_cpu_three_layers_bidirectional_uneven_lengths() {
         );
     }
 }
+per_path!(rnn: backward_matches_cpu_three_layers_bidirectional_uneven_lengths);
 
 /// Unidirectional stacks run backward as a wavefront too: from the top layer down and from the
 /// last chunk of steps back, each layer's dX over a chunk's rows before the layer below runs
 /// that chunk. Chunks as in the forward's test; the lengths [9, 3, 7, 1] with T = 11 leave two
 /// steps no sequence reaches, which no chunk covers.
-#[test]
-fn backward_matches_cpu_on_stacked_layers_as_a_wavefront() {
-    let _watch = crate::validation::watch();
+fn backward_matches_cpu_on_stacked_layers_as_a_wavefront(ctx: &Context) {
     for (i, cell) in CELLS.into_iter().enumerate() {
         let seed = 900 + 10 * i as u64;
         let cases = [
@@ -235,17 +229,17 @@ fn backward_matches_cpu_on_stacked_layers_as_a_wavefront() {
                 lengths,
                 with_state: true,
             };
-            check(&case, seed + j as u64);
+            check_on(ctx, &case, seed + j as u64);
         }
     }
 }
+per_path!(rnn: backward_matches_cpu_on_stacked_layers_as_a_wavefront);
 
 /// A long sequence, past what CPU adapters let one invocation loop (see the forward's test).
-#[test]
-fn backward_matches_cpu_on_a_long_sequence() {
-    let _watch = crate::validation::watch();
+fn backward_matches_cpu_on_a_long_sequence(ctx: &Context) {
     for (i, cell) in [CellKind::Lstm, CellKind::Gru].into_iter().enumerate() {
-        check(
+        check_on(
+            ctx,
             &Case {
                 cfg: RnnConfig::new(cell, 3, 32),
                 t: 2100,
@@ -257,12 +251,12 @@ fn backward_matches_cpu_on_a_long_sequence() {
         );
     }
 }
+per_path!(rnn: backward_matches_cpu_on_a_long_sequence);
 
-#[test]
-fn backward_matches_cpu_batch_one_single_step_no_bias() {
-    let _watch = crate::validation::watch();
+fn backward_matches_cpu_batch_one_single_step_no_bias(ctx: &Context) {
     for (i, cell) in CELLS.into_iter().enumerate() {
-        check(
+        check_on(
+            ctx,
             &Case {
                 cfg: RnnConfig::new(cell, 3, 9).bidirectional(true),
                 t: 7,
@@ -272,7 +266,8 @@ fn backward_matches_cpu_batch_one_single_step_no_bias() {
             },
             600 + i as u64,
         );
-        check(
+        check_on(
+            ctx,
             &Case {
                 cfg: RnnConfig::new(cell, 3, 9).layers(2),
                 t: 1,
@@ -282,7 +277,8 @@ fn backward_matches_cpu_batch_one_single_step_no_bias() {
             },
             610 + i as u64,
         );
-        check(
+        check_on(
+            ctx,
             &Case {
                 cfg: RnnConfig::new(cell, 4, 6).bias(false),
                 t: 3,
@@ -294,6 +290,7 @@ fn backward_matches_cpu_batch_one_single_step_no_bias() {
         );
     }
 }
+per_path!(rnn: backward_matches_cpu_batch_one_single_step_no_bias);
 
 /// The CPU adapters' reverse product works on blocks of 32 rows (or of the fewest of 16, 8 and
 /// 4 that hold a smaller batch) and on chunks of dG's G·H columns that fit a window: 512 for
@@ -301,12 +298,11 @@ fn backward_matches_cpu_batch_one_single_step_no_bias() {
 /// partial, uneven lengths in both directions), and G·H past one chunk for every block height
 /// (LSTM: H = 131 with 35 rows, H = 260 with 12, H = 520 with 6, H = 1,030 with 3: two chunks
 /// each) must give the reference.
-#[test]
-fn backward_matches_cpu_across_row_blocks_and_k_chunks() {
-    let _watch = crate::validation::watch();
+fn backward_matches_cpu_across_row_blocks_and_k_chunks(ctx: &Context) {
     let lengths: Vec<usize> = (0..37).map(|b| 1 + (b * 7) % 4).collect();
     for (i, cell) in CELLS.into_iter().enumerate() {
-        check(
+        check_on(
+            ctx,
             &Case {
                 cfg: RnnConfig::new(cell, 3, 7).bidirectional(true),
                 t: 4,
@@ -321,7 +317,8 @@ fn backward_matches_cpu_across_row_blocks_and_k_chunks() {
         .into_iter()
         .enumerate()
     {
-        check(
+        check_on(
+            ctx,
             &Case {
                 cfg: RnnConfig::new(CellKind::Lstm, 3, h),
                 t: 2,
@@ -333,6 +330,7 @@ fn backward_matches_cpu_across_row_blocks_and_k_chunks() {
         );
     }
 }
+per_path!(rnn: backward_matches_cpu_across_row_blocks_and_k_chunks);
 
 /// A small LSTM call on the device: weights, input, lengths and upstream gradients.
 struct Small {
@@ -516,57 +514,52 @@ fn backward_bad_inputs_are_errors() {
     assert!(e.to_string().contains("`accumulate`"), "{e}");
 }
 
-/// f16 storage of W_hh, forward and backward, on every path (the fused step kernels, the split
-/// steps of CPU adapters, the persistent kernels; a unidirectional stack also as a wavefront),
+/// f16 storage of W_hh, forward and backward, on every f16 path (the fused step kernels, the
+/// split steps of CPU adapters, the persistent kernels; a unidirectional stack also as a
+/// wavefront),
 /// against the f64 reference with the same (f16-exact) weights.
-#[test]
-fn f16_weight_storage_matches_cpu_on_every_path() {
-    let _watch = crate::validation::watch();
-    for ctx in f16_paths() {
-        for (i, cell) in CELLS.into_iter().enumerate() {
-            check_on(
-                ctx,
-                &Case {
-                    cfg: RnnConfig::new(cell, 5, 17).layers(2).bidirectional(true),
-                    t: 6,
-                    b: 5,
-                    lengths: Some(vec![6, 1, 4, 6, 2]),
-                    with_state: true,
-                },
-                700 + i as u64,
-            );
-            check_on(
-                ctx,
-                &Case {
-                    cfg: RnnConfig::new(cell, 17, 65),
-                    t: 3,
-                    b: 5,
-                    lengths: None,
-                    with_state: true,
-                },
-                710 + i as u64,
-            );
-            check_on(
-                ctx,
-                &Case {
-                    cfg: RnnConfig::new(cell, 4, 9).layers(2),
-                    t: 9,
-                    b: 3,
-                    lengths: Some(vec![9, 4, 7]),
-                    with_state: true,
-                },
-                720 + i as u64,
-            );
-        }
+fn f16_weight_storage_matches_cpu(ctx: &Context) {
+    for (i, cell) in CELLS.into_iter().enumerate() {
+        check_on(
+            ctx,
+            &Case {
+                cfg: RnnConfig::new(cell, 5, 17).layers(2).bidirectional(true),
+                t: 6,
+                b: 5,
+                lengths: Some(vec![6, 1, 4, 6, 2]),
+                with_state: true,
+            },
+            700 + i as u64,
+        );
+        check_on(
+            ctx,
+            &Case {
+                cfg: RnnConfig::new(cell, 17, 65),
+                t: 3,
+                b: 5,
+                lengths: None,
+                with_state: true,
+            },
+            710 + i as u64,
+        );
+        check_on(
+            ctx,
+            &Case {
+                cfg: RnnConfig::new(cell, 4, 9).layers(2),
+                t: 9,
+                b: 3,
+                lengths: Some(vec![9, 4, 7]),
+                with_state: true,
+            },
+            720 + i as u64,
+        );
     }
 }
+per_path!(f16: f16_weight_storage_matches_cpu);
 
 /// With weights f16 cannot hold, the f16 context really computes with rounded weights: its
 /// output differs from the f32 one, by no more than the rounding can explain.
-#[test]
-fn f16_weight_storage_rounds_the_recurrent_weights() {
-    let _watch = crate::validation::watch();
-    let [_, f16, _] = f16_paths();
+fn f16_weight_storage_rounds_the_recurrent_weights(f16: &Context) {
     let f32_ctx = ctx();
     let cfg = RnnConfig::new(CellKind::Lstm, 8, 32);
     let w = RnnWeights::<f32>::init(cfg.clone(), 3).unwrap();
@@ -591,3 +584,4 @@ fn f16_weight_storage_rounds_the_recurrent_weights() {
         "largest |y_f32 - y_f16| = {worst}: want > 0 (rounded) and < 1e-2"
     );
 }
+per_path!([f16_panel]: f16_weight_storage_rounds_the_recurrent_weights);

@@ -17,6 +17,7 @@ use crate::cases::{AttentionCase, attention_cases};
 use crate::common::{assert_close, assert_tensor_close, random};
 use crate::gpu::ctx;
 use crate::gpu_rnn::GPU_F32;
+use crate::paths::per_path;
 
 #[test]
 fn embedding_matches_cpu() {
@@ -637,44 +638,35 @@ fn loops_past_the_adapter_limit_are_refused_or_run() {
 /// the fused forward steps, 1 in the split steps and every reverse step. A batch past that is
 /// refused up front, naming `x` and its shape; training is held to the reverse steps' bound.
 /// Just inside the fused steps' bound, inference runs and matches the CPU reference.
-#[test]
-fn batches_past_the_dispatch_limit_are_refused() {
-    let _watch = crate::validation::watch();
+fn batches_past_the_dispatch_limit_are_refused(ctx: &Context) {
     let cfg = RnnConfig::new(CellKind::Gru, 1, 1);
     let w = RnnWeights::<f64>::init(cfg.clone(), 3).unwrap();
-    for ctx in crate::gpu::blockings() {
-        let max = ctx.limits().max_compute_workgroups_per_dimension as usize;
-        let gw = GpuWeights::upload(ctx, &w.cast::<f32>()).unwrap();
-        let split = ctx.gemm_block() == gpu::GemmBlock::Panel;
-        let fused = if split { max } else { 4 * max };
-        for (b, mode, ok) in [
-            (max, Mode::Training, true),
-            (max + 1, Mode::Training, false),
-            (fused + 1, Mode::Inference, false),
-            (fused, Mode::Inference, true),
-        ] {
-            let x: Tensor<f64> =
-                Tensor::from_fn([2, b, 1], |i| ((i % 7) as f64 - 3.0) / 4.0).unwrap();
-            let gx = ctx.upload(&x.cast()).unwrap();
-            let what = format!("{:?} B={b} {mode:?}", ctx.gemm_block());
-            match gpu::rnn_forward(ctx, &gw, GpuRnnInput::new(&gx), mode) {
-                Ok(out) if ok => {
-                    let want = wgrnn::cpu::rnn_forward(&w, wgrnn::cpu::RnnInput::new(&x));
-                    assert_tensor_close(
-                        &what,
-                        &ctx.read(&out.y).unwrap(),
-                        &want.unwrap().y,
-                        GPU_F32,
-                    );
-                }
-                Err(Error::TooLarge {
-                    arg, size, unit, ..
-                }) if !ok => {
-                    assert!(arg.contains("x [2, "), "{what}: {arg}");
-                    assert_eq!((size, unit), (b as u64, "batch rows"), "{what}");
-                }
-                other => panic!("{what}: want ok = {ok}, got {:?}", other.map(|_| ())),
+    let max = ctx.limits().max_compute_workgroups_per_dimension as usize;
+    let gw = GpuWeights::upload(ctx, &w.cast::<f32>()).unwrap();
+    let split = ctx.gemm_block() == gpu::GemmBlock::Panel;
+    let fused = if split { max } else { 4 * max };
+    for (b, mode, ok) in [
+        (max, Mode::Training, true),
+        (max + 1, Mode::Training, false),
+        (fused + 1, Mode::Inference, false),
+        (fused, Mode::Inference, true),
+    ] {
+        let x: Tensor<f64> = Tensor::from_fn([2, b, 1], |i| ((i % 7) as f64 - 3.0) / 4.0).unwrap();
+        let gx = ctx.upload(&x.cast()).unwrap();
+        let what = format!("{:?} B={b} {mode:?}", ctx.gemm_block());
+        match gpu::rnn_forward(ctx, &gw, GpuRnnInput::new(&gx), mode) {
+            Ok(out) if ok => {
+                let want = wgrnn::cpu::rnn_forward(&w, wgrnn::cpu::RnnInput::new(&x));
+                assert_tensor_close(&what, &ctx.read(&out.y).unwrap(), &want.unwrap().y, GPU_F32);
             }
+            Err(Error::TooLarge {
+                arg, size, unit, ..
+            }) if !ok => {
+                assert!(arg.contains("x [2, "), "{what}: {arg}");
+                assert_eq!((size, unit), (b as u64, "batch rows"), "{what}");
+            }
+            other => panic!("{what}: want ok = {ok}, got {:?}", other.map(|_| ())),
         }
     }
 }
+per_path!(blockings: batches_past_the_dispatch_limit_are_refused);

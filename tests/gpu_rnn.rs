@@ -2,12 +2,13 @@
 
 use wgrnn::core::{RnnWeights, SplitMix64, Tensor};
 use wgrnn::cpu::{RnnInput, rnn_forward};
-use wgrnn::gpu::{GpuRnnInput, GpuWeights, Mode, matmul};
+use wgrnn::gpu::{Context, GpuRnnInput, GpuWeights, Mode, matmul};
 use wgrnn::{CellKind, RnnConfig};
 
 use crate::cases::{CELLS, Case};
 use crate::common::{Tolerance, assert_tensor_close, random};
-use crate::gpu::{blockings, panel_without_subgroups, rnn_paths, without_wavefront};
+use crate::gpu::{blockings, without_wavefront};
+use crate::paths::per_path;
 
 /// f32 on the device against the f64 reference: each output is a sum of up to a few hundred
 /// f32 products per step, compounded over the steps of a sequence, so allow a few hundred ulps.
@@ -16,9 +17,7 @@ pub const GPU_F32: Tolerance = Tolerance {
     rel: 1e-4,
 };
 
-#[test]
-fn matmul_matches_cpu_for_sizes_off_the_tiles() {
-    let _watch = crate::validation::watch();
+fn matmul_matches_cpu_for_sizes_off_the_tiles(ctx: &Context) {
     let mut rng = SplitMix64::new(1);
     for (m, k, n) in [
         (1, 1, 1),
@@ -42,25 +41,25 @@ fn matmul_matches_cpu_for_sizes_off_the_tiles() {
                     .sum()
             })
             .collect();
-        for ctx in blockings().into_iter().chain([panel_without_subgroups()]) {
-            let g = matmul(
-                ctx,
-                &ctx.upload(&a.cast()).unwrap(),
-                &ctx.upload(&b.cast()).unwrap(),
-            );
-            let got = ctx.read(&g.unwrap()).unwrap();
-            let what = format!(
-                "matmul {m}x{k}x{n} {:?} subgroups {}",
-                ctx.gemm_block(),
-                ctx.subgroups()
-            );
-            let want = Tensor::new([m, n], want.clone()).unwrap();
-            assert_tensor_close(&what, &got, &want, GPU_F32);
-        }
+        let g = matmul(
+            ctx,
+            &ctx.upload(&a.cast()).unwrap(),
+            &ctx.upload(&b.cast()).unwrap(),
+        );
+        let got = ctx.read(&g.unwrap()).unwrap();
+        let what = format!(
+            "matmul {m}x{k}x{n} {:?} subgroups {}",
+            ctx.gemm_block(),
+            ctx.subgroups()
+        );
+        let want = Tensor::new([m, n], want).unwrap();
+        assert_tensor_close(&what, &got, &want, GPU_F32);
     }
 }
+per_path!(gemm: matmul_matches_cpu_for_sizes_off_the_tiles);
 
-fn check(case: &Case, seed: u64) {
+/// `case` on `ctx`, in inference and training mode, against the f64 reference: y, h_n, c_n.
+fn check(ctx: &Context, case: &Case, seed: u64) {
     let cfg = &case.cfg;
     let mut rng = SplitMix64::new(seed);
     let w = RnnWeights::<f64>::init(cfg.clone(), seed).unwrap();
@@ -79,59 +78,55 @@ fn check(case: &Case, seed: u64) {
     }
     let want = rnn_forward(&w, input).unwrap();
 
-    for ctx in rnn_paths() {
-        let gw = GpuWeights::upload(ctx, &w.cast::<f32>()).unwrap();
-        let (gx, gh0, gc0) = (
-            ctx.upload(&x.cast()).unwrap(),
-            ctx.upload(&h0.cast()).unwrap(),
-            ctx.upload(&c0.cast()).unwrap(),
-        );
-        let mut gin = GpuRnnInput::new(&gx);
-        if case.with_state {
-            gin = gin.h0(&gh0);
-            if cfg.cell == CellKind::Lstm {
-                gin = gin.c0(&gc0);
-            }
+    let gw = GpuWeights::upload(ctx, &w.cast::<f32>()).unwrap();
+    let (gx, gh0, gc0) = (
+        ctx.upload(&x.cast()).unwrap(),
+        ctx.upload(&h0.cast()).unwrap(),
+        ctx.upload(&c0.cast()).unwrap(),
+    );
+    let mut gin = GpuRnnInput::new(&gx);
+    if case.with_state {
+        gin = gin.h0(&gh0);
+        if cfg.cell == CellKind::Lstm {
+            gin = gin.c0(&gc0);
         }
-        gin.lengths = case.lengths.as_deref();
-        let what = format!(
-            "{cfg:?} T={} B={} lengths={:?} {:?} small-batch limit {}",
-            case.t,
-            case.b,
-            case.lengths,
-            ctx.gemm_block(),
-            ctx.small_batch_limit()
+    }
+    gin.lengths = case.lengths.as_deref();
+    let what = format!(
+        "{cfg:?} T={} B={} lengths={:?} {:?} small-batch limit {}",
+        case.t,
+        case.b,
+        case.lengths,
+        ctx.gemm_block(),
+        ctx.small_batch_limit()
+    );
+    for mode in [Mode::Inference, Mode::Training] {
+        let out = wgrnn::gpu::rnn_forward(ctx, &gw, gin, mode).unwrap();
+        assert_eq!(out.tape.is_some(), mode == Mode::Training);
+        assert_tensor_close(
+            &format!("{what} {mode:?}: y"),
+            &ctx.read(&out.y).unwrap(),
+            &want.y,
+            GPU_F32,
         );
-        for mode in [Mode::Inference, Mode::Training] {
-            let out = wgrnn::gpu::rnn_forward(ctx, &gw, gin, mode).unwrap();
-            assert_eq!(out.tape.is_some(), mode == Mode::Training);
+        assert_tensor_close(
+            &format!("{what} {mode:?}: h_n"),
+            &ctx.read(&out.h_n).unwrap(),
+            &want.h_n,
+            GPU_F32,
+        );
+        if let (Some(g), Some(c)) = (&out.c_n, &want.c_n) {
             assert_tensor_close(
-                &format!("{what} {mode:?}: y"),
-                &ctx.read(&out.y).unwrap(),
-                &want.y,
+                &format!("{what} {mode:?}: c_n"),
+                &ctx.read(g).unwrap(),
+                c,
                 GPU_F32,
             );
-            assert_tensor_close(
-                &format!("{what} {mode:?}: h_n"),
-                &ctx.read(&out.h_n).unwrap(),
-                &want.h_n,
-                GPU_F32,
-            );
-            if let (Some(g), Some(c)) = (&out.c_n, &want.c_n) {
-                assert_tensor_close(
-                    &format!("{what} {mode:?}: c_n"),
-                    &ctx.read(g).unwrap(),
-                    c,
-                    GPU_F32,
-                );
-            }
         }
     }
 }
 
-#[test]
-fn forward_matches_cpu_on_odd_sizes() {
-    let _watch = crate::validation::watch();
+fn forward_matches_cpu_on_odd_sizes(ctx: &Context) {
     for (i, cell) in CELLS.into_iter().enumerate() {
         for (j, (inp, hid, t, b)) in [(1, 1, 1, 1), (3, 17, 4, 3), (17, 65, 3, 5), (5, 129, 2, 2)]
             .into_iter()
@@ -144,17 +139,17 @@ fn forward_matches_cpu_on_odd_sizes() {
                 lengths: None,
                 with_state: j % 2 == 1,
             };
-            check(&case, 100 + 10 * i as u64 + j as u64);
+            check(ctx, &case, 100 + 10 * i as u64 + j as u64);
         }
     }
 }
+per_path!(rnn: forward_matches_cpu_on_odd_sizes);
 
-#[test]
-fn forward_matches_cpu_three_layers_bidirectional_uneven_lengths() {
-    let _watch = crate::validation::watch();
+fn forward_matches_cpu_three_layers_bidirectional_uneven_lengths(ctx: &Context) {
     for (i, cell) in CELLS.into_iter().enumerate() {
         let cfg = RnnConfig::new(cell, 5, 17).layers(3).bidirectional(true);
         check(
+            ctx,
             &Case {
                 cfg: cfg.clone(),
                 t: 6,
@@ -165,6 +160,7 @@ fn forward_matches_cpu_three_layers_bidirectional_uneven_lengths() {
             200 + i as u64,
         );
         check(
+            ctx,
             &Case {
                 cfg: cfg.batch_first(true),
                 t: 5,
@@ -176,16 +172,16 @@ fn forward_matches_cpu_three_layers_bidirectional_uneven_lengths() {
         );
     }
 }
+per_path!(rnn: forward_matches_cpu_three_layers_bidirectional_uneven_lengths);
 
 /// On CPU adapters the steps read h_prev through uniform windows, per block of 32 rows, from
 /// two buffers in turn (the product per direction and block, then the cell kernel). B = 19 is
 /// one partial block; B = 37 two blocks, the second partial.
-#[test]
-fn forward_matches_cpu_when_h_prev_fits_a_window() {
-    let _watch = crate::validation::watch();
+fn forward_matches_cpu_when_h_prev_fits_a_window(ctx: &Context) {
     for (i, cell) in CELLS.into_iter().enumerate() {
         for b in [19, 37] {
             check(
+                ctx,
                 &Case {
                     cfg: RnnConfig::new(cell, 6, 7).layers(2).bidirectional(true),
                     t: 5,
@@ -198,14 +194,13 @@ fn forward_matches_cpu_when_h_prev_fits_a_window() {
         }
     }
 }
+per_path!(rnn: forward_matches_cpu_when_h_prev_fits_a_window);
 
 /// The split steps of CPU adapters read h_prev in blocks of 32 rows, or of the fewest of 16, 8
 /// and 4 that hold the batch (H = 300 with B = 12, 7 and 3), and k in chunks that fit a window:
 /// 512 of 32 rows (H = 520, B = 20: two chunks), 1,024 of 16 (H = 1,030, B = 10: two chunks),
 /// 2,048 of 8 (Elman, H = 2,050, B = 6: two chunks). Every cell; bidirectional, uneven lengths.
-#[test]
-fn forward_matches_cpu_on_small_row_blocks_and_chunked_k() {
-    let _watch = crate::validation::watch();
+fn forward_matches_cpu_on_small_row_blocks_and_chunked_k(ctx: &Context) {
     for (i, cell) in CELLS.into_iter().enumerate() {
         let mut shapes = vec![(300, 12), (300, 7), (300, 3), (520, 20), (1030, 10)];
         if matches!(cell, CellKind::RnnTanh) {
@@ -213,6 +208,7 @@ fn forward_matches_cpu_on_small_row_blocks_and_chunked_k() {
         }
         for (j, (h, b)) in shapes.into_iter().enumerate() {
             check(
+                ctx,
                 &Case {
                     cfg: RnnConfig::new(cell, 4, h).bidirectional(true),
                     t: 3,
@@ -225,16 +221,16 @@ fn forward_matches_cpu_on_small_row_blocks_and_chunked_k() {
         }
     }
 }
+per_path!(rnn: forward_matches_cpu_on_small_row_blocks_and_chunked_k);
 
 /// A long sequence: CPU adapters end an invocation's loops after 65,535 iterations
 /// (`CPU_LOOP_LIMIT`), which the persistent kernels (one invocation looping over every step)
 /// would pass at T = 2,100 with H = 32, so there the per-step kernels must run instead. Every
 /// path, the persistent context included.
-#[test]
-fn forward_matches_cpu_on_a_long_sequence() {
-    let _watch = crate::validation::watch();
+fn forward_matches_cpu_on_a_long_sequence(ctx: &Context) {
     for (i, cell) in [CellKind::Lstm, CellKind::Gru].into_iter().enumerate() {
         check(
+            ctx,
             &Case {
                 cfg: RnnConfig::new(cell, 3, 32),
                 t: 2100,
@@ -246,12 +242,12 @@ fn forward_matches_cpu_on_a_long_sequence() {
         );
     }
 }
+per_path!(rnn: forward_matches_cpu_on_a_long_sequence);
 
-#[test]
-fn forward_matches_cpu_batch_one_single_step_no_bias() {
-    let _watch = crate::validation::watch();
+fn forward_matches_cpu_batch_one_single_step_no_bias(ctx: &Context) {
     for (i, cell) in CELLS.into_iter().enumerate() {
         check(
+            ctx,
             &Case {
                 cfg: RnnConfig::new(cell, 3, 9).bidirectional(true),
                 t: 7,
@@ -262,6 +258,7 @@ fn forward_matches_cpu_batch_one_single_step_no_bias() {
             300 + i as u64,
         );
         check(
+            ctx,
             &Case {
                 cfg: RnnConfig::new(cell, 3, 9).layers(2),
                 t: 1,
@@ -272,6 +269,7 @@ fn forward_matches_cpu_batch_one_single_step_no_bias() {
             310 + i as u64,
         );
         check(
+            ctx,
             &Case {
                 cfg: RnnConfig::new(cell, 4, 6).bias(false),
                 t: 3,
@@ -283,15 +281,14 @@ fn forward_matches_cpu_batch_one_single_step_no_bias() {
         );
     }
 }
+per_path!(rnn: forward_matches_cpu_batch_one_single_step_no_bias);
 
 /// Unidirectional stacks run as a wavefront over layers × time: a layer's chunk of steps
 /// (⌈T/8⌉) goes beside the next chunk of the layer below, after its own input projection over
 /// the chunk's rows. T = 11 makes six chunks of two steps, the last of one; the longest of the
 /// lengths [9, 3, 7, 1] nine steps in five chunks; T = 20 seven chunks of three; T = 2 two of
 /// one. Every cell, 2 and 3 layers, batch-first output, with and without initial states.
-#[test]
-fn forward_matches_cpu_on_stacked_layers_as_a_wavefront() {
-    let _watch = crate::validation::watch();
+fn forward_matches_cpu_on_stacked_layers_as_a_wavefront(ctx: &Context) {
     for (i, cell) in CELLS.into_iter().enumerate() {
         let seed = 700 + 10 * i as u64;
         let cases = [
@@ -326,32 +323,34 @@ fn forward_matches_cpu_on_stacked_layers_as_a_wavefront() {
                 lengths,
                 with_state,
             };
-            check(&case, seed + j as u64);
+            check(ctx, &case, seed + j as u64);
         }
     }
 }
+per_path!(rnn: forward_matches_cpu_on_stacked_layers_as_a_wavefront);
 
 /// The wavefront only reorders independent work (each output is computed by the same kernels
 /// over the same sums), so its forward and backward agree bit for bit with layer after layer,
 /// on the GPUs' kernels and the split steps of CPU adapters.
-#[test]
-fn wavefront_matches_layer_after_layer_bit_for_bit() {
-    let _watch = crate::validation::watch();
-    for (wave, plain) in without_wavefront() {
-        assert!(wave.layer_wavefront() && !plain.layer_wavefront());
-        let block = wave.gemm_block();
-        for cell in CELLS {
-            let cfg = RnnConfig::new(cell, 5, 19).layers(3).batch_first(true);
-            let call = Call::new(cfg, 10, 3, &[10, 4, 7], 78);
-            assert_same_bits(
-                &format!("{cell:?} {block:?}"),
-                ["wavefront", "layer after layer"],
-                &call.run(wave),
-                &call.run(plain),
-            );
-        }
+fn wavefront_matches_layer_after_layer_bit_for_bit(wave: &Context) {
+    let (_, plain) = without_wavefront()
+        .into_iter()
+        .find(|(w, _)| std::ptr::eq(*w, wave))
+        .expect("a context without the wavefront beside this one");
+    assert!(wave.layer_wavefront() && !plain.layer_wavefront());
+    let block = wave.gemm_block();
+    for cell in CELLS {
+        let cfg = RnnConfig::new(cell, 5, 19).layers(3).batch_first(true);
+        let call = Call::new(cfg, 10, 3, &[10, 4, 7], 78);
+        assert_same_bits(
+            &format!("{cell:?} {block:?}"),
+            ["wavefront", "layer after layer"],
+            &call.run(wave),
+            &call.run(plain),
+        );
     }
 }
+per_path!([tiled, panel]: wavefront_matches_layer_after_layer_bit_for_bit);
 
 /// The persistent kernels run the same per-unit arithmetic in the same order as the per-step
 /// kernels of the 8×8 blocking, so on one adapter their outputs and gradients agree bit for bit.

@@ -10,9 +10,9 @@ use wgrnn::gpu::{Context, GpuParams, GpuRnnInput, GpuRnnOutputGrads, Mode};
 use wgrnn::{CellKind, RnnConfig};
 
 use crate::common::{assert_tensor_close, random};
-use crate::gpu::{blockings, persistent};
 use crate::gpu_backward::GPU_GRAD;
 use crate::gpu_rnn::GPU_F32;
+use crate::paths::{Path, per_path};
 
 /// The binding limit these cases are sized for: lavapipe's. Adapters that bind more (SwiftShader
 /// binds 2 GiB, and then runs out of memory at its boundary) get a device asking for no more, so
@@ -168,20 +168,23 @@ fn lstm_2890_runs_and_trains_on_the_default_context() {
 
 /// The fused step kernels (the `Tiled` blocking) and the persistent kernels read `W_hh` packed
 /// per unit (a GRU's three gates padded to four).
-#[test]
-fn gru_3300_runs_and_trains_on_the_fused_and_persistent_paths() {
-    let _watch = crate::validation::watch();
-    let [tiled, _, _] = blockings();
-    check_on(tiled, &gru_3300(), 33);
-    check_on(persistent(), &gru_3300(), 34);
+fn gru_3300_runs_and_trains(path: Path, ctx: &Context) {
+    check_on(ctx, &gru_3300(), seed(path, 33));
 }
+per_path!([tiled, persistent]: gru_3300_runs_and_trains(path));
 
-#[test]
-fn lstm_2890_runs_and_trains_on_the_fused_and_persistent_paths() {
-    let _watch = crate::validation::watch();
-    let [tiled, _, _] = blockings();
-    check_on(tiled, &lstm_2890(), 35);
-    check_on(persistent(), &lstm_2890(), 36);
+fn lstm_2890_runs_and_trains(path: Path, ctx: &Context) {
+    check_on(ctx, &lstm_2890(), seed(path, 35));
+}
+per_path!([tiled, persistent]: lstm_2890_runs_and_trains(path));
+
+/// Each path's seed: `tiled` the first, `persistent` the next.
+fn seed(path: Path, tiled: u64) -> u64 {
+    match path {
+        Path::Tiled => tiled,
+        Path::Persistent => tiled + 1,
+        other => panic!("no seed for {other:?}"),
+    }
 }
 
 /// The largest bytes one tensor may bind on `ctx`, as the allocator counts them (see

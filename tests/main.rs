@@ -22,6 +22,7 @@ mod large_models;
 mod linear_loss;
 mod optim;
 mod padding;
+mod paths;
 mod rnn;
 mod validation;
 mod weights_io;

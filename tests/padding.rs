@@ -13,9 +13,8 @@ use wgrnn::{CellKind, EmbeddingConfig, RnnConfig};
 
 use crate::cases::{CELLS, SCORES, attention_config};
 use crate::common::random;
-use crate::gpu::{
-    blockings, ctx, f16_paths, panel_without_subgroups, persistent, without_wavefront,
-};
+use crate::gpu::ctx;
+use crate::paths::per_path;
 
 /// What a padded position holds in the poisoned run: NaN, +Inf and -Inf in turn.
 fn poison(i: usize) -> f32 {
@@ -154,8 +153,9 @@ fn rnn_case(ctx: &Context, cfg: RnnConfig, t: usize, lengths: &[usize], seed: u6
 }
 
 /// Every cell, both layouts, uni- and bidirectional stacks (whose upper layers read the lower
-/// ones' outputs at padded steps), and steps that no sequence reaches.
-fn rnn_padding_on(ctx: &Context) {
+/// ones' outputs at padded steps), and steps that no sequence reaches, on every path of the
+/// recurrent ops.
+fn rnn(ctx: &Context) {
     for (i, cell) in CELLS.into_iter().enumerate() {
         let seed = 3000 + 10 * i as u64;
         let bi = RnnConfig::new(cell, 5, 9).layers(2).bidirectional(true);
@@ -167,34 +167,11 @@ fn rnn_padding_on(ctx: &Context) {
     }
 }
 
-/// One named test per execution path of the recurrent ops.
-macro_rules! rnn_padding_tests {
-    ($($name:ident: $ctx:expr;)*) => {
-        $(
-            #[test]
-            fn $name() {
-                let _watch = crate::validation::watch();
-                rnn_padding_on($ctx);
-            }
-        )*
-    };
-}
+per_path!(all: rnn);
 
-rnn_padding_tests! {
-    rnn_tiled_fused_steps_wavefront: blockings()[0];
-    rnn_b8_fused_steps_wavefront: blockings()[1];
-    rnn_panel_split_steps_wavefront: blockings()[2];
-    rnn_panel_split_steps_without_subgroups: panel_without_subgroups();
-    rnn_tiled_layer_after_layer: without_wavefront()[0].1;
-    rnn_panel_layer_after_layer: without_wavefront()[1].1;
-    rnn_persistent: persistent();
-    rnn_f16_fused_steps: f16_paths()[0];
-    rnn_f16_split_steps: f16_paths()[1];
-    rnn_f16_persistent: f16_paths()[2];
-}
-
-/// Keys, values and the upstream dweights poisoned at masked keys, against zeros there.
-fn attention_padding_on(ctx: &Context) {
+/// Keys, values and the upstream dweights poisoned at masked keys, against zeros there, on
+/// every GEMM path of attention's projections.
+fn attention(ctx: &Context) {
     let (b, tq, tk) = (3, 4, 11);
     let lens = [11, 4, 1];
     for (i, score) in SCORES.into_iter().enumerate() {
@@ -259,25 +236,7 @@ fn attention_padding_on(ctx: &Context) {
     }
 }
 
-/// One named test per GEMM path of attention's projections.
-macro_rules! attention_padding_tests {
-    ($($name:ident: $ctx:expr;)*) => {
-        $(
-            #[test]
-            fn $name() {
-                let _watch = crate::validation::watch();
-                attention_padding_on($ctx);
-            }
-        )*
-    };
-}
-
-attention_padding_tests! {
-    attention_tiled: blockings()[0];
-    attention_b8: blockings()[1];
-    attention_panel: blockings()[2];
-    attention_panel_without_subgroups: panel_without_subgroups();
-}
+per_path!(gemm: attention);
 
 /// Logits poisoned at rows with ignored targets, against zeros there: loss, count and dlogits.
 fn cross_entropy_padding(classes: usize) {
