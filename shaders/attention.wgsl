@@ -7,20 +7,7 @@
 // through `attn_scores` and `attn_dside`. `attn_softmax`: softmax over the valid keys of each
 // row, masked weights exactly 0 (whatever the scores of masked keys held).
 
-struct AttnParams {
-    batch: u32,
-    tq: u32,
-    tk: u32,
-    width: u32,     // length of the vectors the score compares (Dq, or A for additive)
-    dv: u32,
-    additive: u32,
-    scale: f32,
-    side: u32,        // attn_dside: 0 query side, 1 key side
-    has_dw: u32,      // attn_dsoftmax: 1 if an upstream dweights is bound
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+{{AttnParams}}
 
 @group(0) @binding(0) var<uniform> p: AttnParams;
 @group(0) @binding(1) var<storage, read> sm_len: array<u32>;
@@ -265,24 +252,7 @@ fn attn_dside(@builtin(global_invocation_id) gid: vec3<u32>) {
 // Loads of rows or columns past the edge are clamped to the last one and their results dropped,
 // so nothing is read or written out of bounds.
 
-struct BmmParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    a_b: u32,
-    a_m: u32,
-    a_k: u32,
-    b_b: u32,
-    b_k: u32,
-    b_n: u32,
-    c_b: u32,
-    c_m: u32,
-    c_n: u32,
-    k_by_len: u32,
-    scale: f32,
-    _pad: u32,
-}
+{{BmmParams}}
 
 @group(0) @binding(0) var<uniform> bp: BmmParams;
 @group(0) @binding(1) var<storage, read> bm_a: array<f32>;
@@ -304,6 +274,10 @@ fn bmm_store(bz: u32, m: u32, n0: u32, lo: vec4<f32>, hi: vec4<f32>) {
     }
 }
 
+// An 8x8 block of C per invocation; the registry generates its unrolled rows of A, columns of
+// B, accumulators (lo, hi: columns 0..3 and 4..7 of row r), multiply-adds and stores
+// (`bmm_parts` in crates/gpu/src/runtime/shaders.rs). Rows and columns past the end read the
+// last in-bounds one and are never stored.
 @compute @workgroup_size(8, 8)
 fn attn_bmm(@builtin(global_invocation_id) gid: vec3<u32>) {
     let n0 = gid.x * 8u;
@@ -318,74 +292,15 @@ fn attn_bmm(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let ab = bz * bp.a_b;
     let bb = bz * bp.b_b;
-    let ra0 = ab + min(m0 + 0u, bp.m - 1u) * bp.a_m;
-    let ra1 = ab + min(m0 + 1u, bp.m - 1u) * bp.a_m;
-    let ra2 = ab + min(m0 + 2u, bp.m - 1u) * bp.a_m;
-    let ra3 = ab + min(m0 + 3u, bp.m - 1u) * bp.a_m;
-    let ra4 = ab + min(m0 + 4u, bp.m - 1u) * bp.a_m;
-    let ra5 = ab + min(m0 + 5u, bp.m - 1u) * bp.a_m;
-    let ra6 = ab + min(m0 + 6u, bp.m - 1u) * bp.a_m;
-    let ra7 = ab + min(m0 + 7u, bp.m - 1u) * bp.a_m;
-    let cb0 = bb + min(n0 + 0u, bp.n - 1u) * bp.b_n;
-    let cb1 = bb + min(n0 + 1u, bp.n - 1u) * bp.b_n;
-    let cb2 = bb + min(n0 + 2u, bp.n - 1u) * bp.b_n;
-    let cb3 = bb + min(n0 + 3u, bp.n - 1u) * bp.b_n;
-    let cb4 = bb + min(n0 + 4u, bp.n - 1u) * bp.b_n;
-    let cb5 = bb + min(n0 + 5u, bp.n - 1u) * bp.b_n;
-    let cb6 = bb + min(n0 + 6u, bp.n - 1u) * bp.b_n;
-    let cb7 = bb + min(n0 + 7u, bp.n - 1u) * bp.b_n;
-    var lo0 = vec4<f32>(0.0);
-    var hi0 = vec4<f32>(0.0);
-    var lo1 = vec4<f32>(0.0);
-    var hi1 = vec4<f32>(0.0);
-    var lo2 = vec4<f32>(0.0);
-    var hi2 = vec4<f32>(0.0);
-    var lo3 = vec4<f32>(0.0);
-    var hi3 = vec4<f32>(0.0);
-    var lo4 = vec4<f32>(0.0);
-    var hi4 = vec4<f32>(0.0);
-    var lo5 = vec4<f32>(0.0);
-    var hi5 = vec4<f32>(0.0);
-    var lo6 = vec4<f32>(0.0);
-    var hi6 = vec4<f32>(0.0);
-    var lo7 = vec4<f32>(0.0);
-    var hi7 = vec4<f32>(0.0);
+{{BMM_A_ROWS}}
+{{BMM_B_COLUMNS}}
+{{BMM_ACCUMULATORS}}
     for (var kk = 0u; kk < kend; kk++) {
         let ka = kk * bp.a_k;
         let kb = kk * bp.b_k;
         let blo = vec4<f32>(bm_b[cb0 + kb], bm_b[cb1 + kb], bm_b[cb2 + kb], bm_b[cb3 + kb]);
         let bhi = vec4<f32>(bm_b[cb4 + kb], bm_b[cb5 + kb], bm_b[cb6 + kb], bm_b[cb7 + kb]);
-        let a0 = bm_a[ra0 + ka];
-        lo0 += a0 * blo;
-        hi0 += a0 * bhi;
-        let a1 = bm_a[ra1 + ka];
-        lo1 += a1 * blo;
-        hi1 += a1 * bhi;
-        let a2 = bm_a[ra2 + ka];
-        lo2 += a2 * blo;
-        hi2 += a2 * bhi;
-        let a3 = bm_a[ra3 + ka];
-        lo3 += a3 * blo;
-        hi3 += a3 * bhi;
-        let a4 = bm_a[ra4 + ka];
-        lo4 += a4 * blo;
-        hi4 += a4 * bhi;
-        let a5 = bm_a[ra5 + ka];
-        lo5 += a5 * blo;
-        hi5 += a5 * bhi;
-        let a6 = bm_a[ra6 + ka];
-        lo6 += a6 * blo;
-        hi6 += a6 * bhi;
-        let a7 = bm_a[ra7 + ka];
-        lo7 += a7 * blo;
-        hi7 += a7 * bhi;
+{{BMM_MULTIPLY_ADDS}}
     }
-    bmm_store(bz, m0 + 0u, n0, lo0, hi0);
-    bmm_store(bz, m0 + 1u, n0, lo1, hi1);
-    bmm_store(bz, m0 + 2u, n0, lo2, hi2);
-    bmm_store(bz, m0 + 3u, n0, lo3, hi3);
-    bmm_store(bz, m0 + 4u, n0, lo4, hi4);
-    bmm_store(bz, m0 + 5u, n0, lo5, hi5);
-    bmm_store(bz, m0 + 6u, n0, lo6, hi6);
-    bmm_store(bz, m0 + 7u, n0, lo7, hi7);
+{{BMM_STORES}}
 }

@@ -36,7 +36,8 @@
 // No `if` or loop bound here reads only the parameter block (see shaders/README.md); the
 // branches on the cell's constants are resolved when the module compiles.
 
-{{PARAMS}}
+{{StepParams}}
+{{BackParams}}
 {{CELL}}
 
 // What cell_fwd returns: the new state and what the tape keeps of the step.
@@ -72,19 +73,25 @@ struct CellBwd {
 // The step finish() works on: p.step, or the loop counter of the persistent kernel.
 var<private> cur_step: u32;
 
-// This invocation's direction and the offsets of its slices of gi, W_hh, state and tape.
+// This invocation's direction and the offsets of its slices (per-direction strides times the
+// direction): of the gate rows (gi forward, dg backward), the packed W_hh (or its transpose),
+// the state (or dstate: both [dir][2 slots][2 halves][B][H]) and the tape.
 var<private> cur_dir: u32;
-var<private> cur_gi: u32;
+var<private> cur_gates: u32;
 var<private> cur_w: u32;
 var<private> cur_state: u32;
 var<private> cur_tape: u32;
 
-fn set_dir(z: u32) {
+fn set_dir(z: u32, gates_dir: u32, w_dir: u32, tape_dir: u32, batch: u32, hidden: u32) {
     cur_dir = z;
-    cur_gi = cur_dir * p.gi_dir;
-    cur_w = cur_dir * p.w_dir;
-    cur_state = cur_dir * 4u * p.batch * p.hidden;
-    cur_tape = cur_dir * p.tape_dir;
+    cur_gates = z * gates_dir;
+    cur_w = z * w_dir;
+    cur_state = z * 4u * batch * hidden;
+    cur_tape = z * tape_dir;
+}
+
+fn set_fwd_dir(z: u32) {
+    set_dir(z, p.gi_dir, p.w_dir, p.tape_dir, p.batch, p.hidden);
 }
 
 // Accumulators (vec4) per row: a unit's gates, or four units.
@@ -105,20 +112,15 @@ fn unit_rec(acc: vec4<f32>, q: u32) -> vec4<f32> {
     return vec4<f32>(acc[q], 0.0, 0.0, 0.0);
 }
 
-// The input projection of unit j's gates at `row`.
+// The input projection of unit j's gates at `row`. The loops over GATES (a constant) unroll
+// when the module compiles.
 fn gate_inputs(row: u32, j: u32) -> vec4<f32> {
-    let l_cur_gi = cur_gi;
+    let l_cur_gates = cur_gates;
     let h = p.hidden;
-    let base = l_cur_gi + row * GATES * h + j;
-    var pre = vec4<f32>(gi[base], 0.0, 0.0, 0.0);
-    if (GATES > 1u) {
-        pre.y = gi[base + h];
-    }
-    if (GATES > 2u) {
-        pre.z = gi[base + 2u * h];
-    }
-    if (GATES > 3u) {
-        pre.w = gi[base + 3u * h];
+    let base = l_cur_gates + row * GATES * h + j;
+    var pre = vec4<f32>(0.0);
+    for (var g = 0u; g < GATES; g++) {
+        pre[g] = gi[base + g * h];
     }
     return pre;
 }
@@ -127,15 +129,8 @@ fn tape_step(row: u32, j: u32, h_prev: f32, o: CellFwd) {
     let l_cur_tape = cur_tape;
     let h = p.hidden;
     let gb = l_cur_tape + p.tape_gates + row * GATES * h + j;
-    tape[gb] = o.act.x;
-    if (GATES > 1u) {
-        tape[gb + h] = o.act.y;
-    }
-    if (GATES > 2u) {
-        tape[gb + 2u * h] = o.act.z;
-    }
-    if (GATES > 3u) {
-        tape[gb + 3u * h] = o.act.w;
+    for (var g = 0u; g < GATES; g++) {
+        tape[gb + g * h] = o.act[g];
     }
     tape[l_cur_tape + p.tape_hprev + row * h + j] = h_prev;
     if (EXTRAS > 0u) {
@@ -187,7 +182,7 @@ fn finish(b: u32, u: u32, acc: vec4<f32>) {
 // One unit (or four) and four batch rows per invocation.
 @compute @workgroup_size(64, 1)
 fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
-    set_dir(gid.z);
+    set_fwd_dir(gid.z);
     let l_cur_w = cur_w;
     cur_step = p.step;
     let u = gid.x;
@@ -228,7 +223,7 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
 // fwd_step.
 @compute @workgroup_size(256)
 fn fwd_seq(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-    set_dir(wid.z);
+    set_fwd_dir(wid.z);
     let l_cur_w = cur_w;
     let h = p.hidden;
     let cols = fwd_cols();
@@ -263,7 +258,7 @@ fn hout_at(b: u32, j: u32) -> u32 {
 // and the new h (or the carried one) into hout for the next step's window.
 @compute @workgroup_size(64, 1)
 fn fwd_split_cell(@builtin(global_invocation_id) gid: vec3<u32>) {
-    set_dir(gid.z);
+    set_fwd_dir(gid.z);
     cur_step = p.step;
     let u = gid.x;
     let b = gid.y;
@@ -298,19 +293,17 @@ fn fwd_split_cell(@builtin(global_invocation_id) gid: vec3<u32>) {
 // The split reverse steps: rec_panel's partial products, bp.splits per four units of a row.
 @group(0) @binding(7) var<storage, read> part: array<vec4<f32>>;    // [dir][S][B][ceil(H / 4)]
 
-// This invocation's direction and the offsets of its slices of W_hh, tape, dstate and dg.
-var<private> cur_bdir: u32;
-var<private> cur_wt: u32;
-var<private> cur_btape: u32;
-var<private> cur_dstate: u32;
-var<private> cur_dg: u32;
+fn set_bwd_dir(z: u32) {
+    set_dir(z, bp.dg_dir, bp.wt_dir, bp.tape_dir, bp.batch, bp.hidden);
+}
 
-fn set_bdir(z: u32) {
-    cur_bdir = z;
-    cur_wt = cur_bdir * bp.wt_dir;
-    cur_btape = cur_bdir * bp.tape_dir;
-    cur_dstate = cur_bdir * 4u * bp.batch * bp.hidden;
-    cur_dg = cur_bdir * bp.dg_dir;
+// A per-step reverse dispatch: its direction, and the step, carry slot and final-pass flag of
+// its uniforms.
+fn set_bwd_step(z: u32) {
+    set_bwd_dir(z);
+    cur_bstep = bp.step;
+    cur_parity = bp.parity;
+    cur_last = bp.last;
 }
 
 // The reverse step, carry slot and final-pass flag the backward helpers work on: the uniforms
@@ -324,8 +317,8 @@ fn bwd_cols() -> u32 {
 }
 
 fn dstate_at(slot: u32, half: u32, b: u32, j: u32) -> u32 {
-    let l_cur_dstate = cur_dstate;
-    return l_cur_dstate + ((slot * 2u + half) * bp.batch + b) * bp.hidden + j;
+    let l_cur_state = cur_state;
+    return l_cur_state + ((slot * 2u + half) * bp.batch + b) * bp.hidden + j;
 }
 
 // Row (t * B + b) of the step after cur_bstep in this direction's order (step 0 in the final
@@ -339,7 +332,7 @@ fn next_row(b: u32, len: u32) -> i32 {
         return -1;
     }
     var t1 = s1;
-    if ((cur_bdir % 2u) != 0u) {
+    if ((cur_dir % 2u) != 0u) {
         t1 = len - 1u - s1;
     }
     return i32(t1 * bp.batch + b);
@@ -348,8 +341,8 @@ fn next_row(b: u32, len: u32) -> i32 {
 // (dG_{r} · W_hh) for accumulator u: lane 0 for UNITS 1, lanes 0..3 (units 4u..4u+3) for
 // UNITS 4; zero if r < 0 (no next step).
 fn rec_dot(r: i32, u: u32) -> vec4<f32> {
-    let l_cur_wt = cur_wt;
-    let l_cur_dg = cur_dg;
+    let l_cur_w = cur_w;
+    let l_cur_gates = cur_gates;
     let h = bp.hidden;
     var acc = vec4<f32>(0.0);
     if (r < 0) {
@@ -359,25 +352,25 @@ fn rec_dot(r: i32, u: u32) -> vec4<f32> {
         let cols = bwd_cols();
         let base = u32(r) * h;
         for (var m = 0u; m < h; m++) {
-            acc += dg[l_cur_dg + base + m] * wt_load(l_cur_wt + m * cols + u);
+            acc += dg[l_cur_gates + base + m] * wt_load(l_cur_w + m * cols + u);
         }
         return acc;
     }
     // One vec4 of dG per m, built in one constructor: the zero lane of a three-gate cell stays
     // visible to the compiler, as W_hh's padding lane is.
-    let i0 = l_cur_dg + bp.dgh_off + u32(r) * GATES * h;
+    let i0 = l_cur_gates + bp.dgh_off + u32(r) * GATES * h;
     var s = 0.0;
     if (GATES > 3u) {
         for (var m = 0u; m < h; m++) {
             let i = i0 + m;
             let d = vec4<f32>(dg[i], dg[i + h], dg[i + 2u * h], dg[i + 3u * h]);
-            s += dot(d, wt_load(l_cur_wt + m * h + u));
+            s += dot(d, wt_load(l_cur_w + m * h + u));
         }
     } else {
         for (var m = 0u; m < h; m++) {
             let i = i0 + m;
             let d = vec4<f32>(dg[i], dg[i + h], dg[i + 2u * h], 0.0);
-            s += dot(d, wt_load(l_cur_wt + m * h + u));
+            s += dot(d, wt_load(l_cur_w + m * h + u));
         }
     }
     acc.x = s;
@@ -387,60 +380,37 @@ fn rec_dot(r: i32, u: u32) -> vec4<f32> {
 // The tape of unit j at `row`: the activated gates (GATES lanes), then h_prev and the EXTRAS
 // rows.
 fn tape_gates(row: u32, j: u32) -> vec4<f32> {
-    let l_cur_btape = cur_btape;
+    let l_cur_tape = cur_tape;
     let h = bp.hidden;
-    let gb = l_cur_btape + bp.tape_gates + row * GATES * h + j;
-    var act = vec4<f32>(b_tape[gb], 0.0, 0.0, 0.0);
-    if (GATES > 1u) {
-        act.y = b_tape[gb + h];
-    }
-    if (GATES > 2u) {
-        act.z = b_tape[gb + 2u * h];
-    }
-    if (GATES > 3u) {
-        act.w = b_tape[gb + 3u * h];
+    let gb = l_cur_tape + bp.tape_gates + row * GATES * h + j;
+    var act = vec4<f32>(0.0);
+    for (var g = 0u; g < GATES; g++) {
+        act[g] = b_tape[gb + g * h];
     }
     return act;
 }
 
 fn tape_aux(row: u32, j: u32) -> vec3<f32> {
-    let l_cur_btape = cur_btape;
+    let l_cur_tape = cur_tape;
     let at = row * bp.hidden + j;
-    var aux = vec3<f32>(b_tape[l_cur_btape + bp.tape_hprev + at], 0.0, 0.0);
+    var aux = vec3<f32>(b_tape[l_cur_tape + bp.tape_hprev + at], 0.0, 0.0);
     if (EXTRAS > 0u) {
-        aux.y = b_tape[l_cur_btape + bp.extra1 + at];
+        aux.y = b_tape[l_cur_tape + bp.extra1 + at];
     }
     if (EXTRAS > 1u) {
-        aux.z = b_tape[l_cur_btape + bp.extra2 + at];
+        aux.z = b_tape[l_cur_tape + bp.extra2 + at];
     }
     return aux;
 }
 
 fn store_dg(row: u32, j: u32, o: CellBwd) {
-    let l_cur_dg = cur_dg;
+    let l_cur_gates = cur_gates;
     let h = bp.hidden;
-    let base = l_cur_dg + row * GATES * h + j;
-    dg[base] = o.dg.x;
-    if (GATES > 1u) {
-        dg[base + h] = o.dg.y;
-    }
-    if (GATES > 2u) {
-        dg[base + 2u * h] = o.dg.z;
-    }
-    if (GATES > 3u) {
-        dg[base + 3u * h] = o.dg.w;
-    }
-    if (SPLIT_DG) {
-        let hb = base + bp.dgh_off;
-        dg[hb] = o.dgh.x;
-        if (GATES > 1u) {
-            dg[hb + h] = o.dgh.y;
-        }
-        if (GATES > 2u) {
-            dg[hb + 2u * h] = o.dgh.z;
-        }
-        if (GATES > 3u) {
-            dg[hb + 3u * h] = o.dgh.w;
+    let base = l_cur_gates + row * GATES * h + j;
+    for (var g = 0u; g < GATES; g++) {
+        dg[base + g * h] = o.dg[g];
+        if (SPLIT_DG) {
+            dg[base + bp.dgh_off + g * h] = o.dgh[g];
         }
     }
 }
@@ -453,7 +423,7 @@ fn back_finish(b: u32, j0: u32, n: u32, rec: vec4<f32>) {
     let s_in = cur_parity;
     let s_out = 1u - s_in;
     var t = cur_bstep;
-    if ((cur_bdir % 2u) != 0u && cur_bstep < len) {
+    if ((cur_dir % 2u) != 0u && cur_bstep < len) {
         t = len - 1u - cur_bstep;
     }
     let row = t * bp.batch + b;
@@ -477,7 +447,7 @@ fn back_finish(b: u32, j0: u32, n: u32, rec: vec4<f32>) {
                     dstate[dstate_at(s_out, 1u, b, j)] = carry_c;
                 }
             } else {
-                let dh = carry_h + rec[q] + d_out[cur_bdir * h + t * bp.d_rs_t + b * bp.d_rs_b + j];
+                let dh = carry_h + rec[q] + d_out[cur_dir * h + t * bp.d_rs_t + b * bp.d_rs_b + j];
                 let o = cell_bwd(dh, carry_c, tape_gates(row, j), tape_aux(row, j));
                 store_dg(row, j, o);
                 dstate[dstate_at(s_out, 0u, b, j)] = o.dh;
@@ -493,10 +463,7 @@ fn back_finish(b: u32, j0: u32, n: u32, rec: vec4<f32>) {
 // the cell's reverse.
 @compute @workgroup_size(64, 1)
 fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
-    set_bdir(gid.z);
-    cur_bstep = bp.step;
-    cur_parity = bp.parity;
-    cur_last = bp.last;
+    set_bwd_step(gid.z);
     let u = gid.x;
     let b = gid.y;
     if (u >= bwd_cols() || b >= bp.batch) {
@@ -510,7 +477,7 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
 // host gives the per-step dispatches; storageBarrier() separates the steps.
 @compute @workgroup_size(256)
 fn bwd_seq(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-    set_bdir(wid.z);
+    set_bwd_dir(wid.z);
     let cols = bwd_cols();
     let steps = bp.step;
     for (var i = 0u; i <= steps; i++) {
@@ -530,10 +497,7 @@ fn bwd_seq(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid:
 // the bp.splits partial products added in slot order, then the reverse of the four units.
 @compute @workgroup_size(64, 1)
 fn bwd_split_cell(@builtin(global_invocation_id) gid: vec3<u32>) {
-    set_bdir(gid.z);
-    cur_bstep = bp.step;
-    cur_parity = bp.parity;
-    cur_last = bp.last;
+    set_bwd_step(gid.z);
     let q = gid.x;
     let b = gid.y;
     let cols = (bp.hidden + 3u) / 4u;

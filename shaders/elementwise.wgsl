@@ -2,12 +2,7 @@
 // (Gradient flowing into a tensor used twice, e.g. encoder outputs as both keys and values,
 // is the sum of the two.)
 
-struct AxpbyParams {
-    n: u32,
-    a: f32,
-    b: f32,
-    _pad: u32,
-}
+{{AxpbyParams}}
 
 @group(0) @binding(0) var<uniform> p: AxpbyParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

@@ -1,12 +1,7 @@
 // Embedding gather: y[r, :] = weight[ids[r], :]. An id outside 0..V (which the host API rejects
 // before upload, but device-produced ids may carry) reads nothing and yields a zero row.
 
-struct GatherParams {
-    rows: u32,   // number of ids
-    dim: u32,    // D
-    vocab: u32,  // V
-    _pad: u32,
-}
+{{GatherParams}}
 
 @group(0) @binding(0) var<uniform> p: GatherParams;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
@@ -35,12 +30,7 @@ fn embedding_gather(@builtin(global_invocation_id) gid: vec3<u32>) {
 // most one segment per id, and an id's later segments come in later dispatches that add to the
 // earlier sums, so the result is bit-reproducible.
 
-struct ScatterParams {
-    segments: u32,  // this dispatch covers segments first .. first + segments
-    dim: u32,
-    accumulate: u32,
-    first: u32,
-}
+{{ScatterParams}}
 
 @group(0) @binding(0) var<uniform> sp: ScatterParams;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;        // [N, D]

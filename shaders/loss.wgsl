@@ -11,12 +11,7 @@
 // tree combines the partial maxima and sums. Wide rows spread over the workgroup on GPUs, and no
 // invocation loops over all the classes, which a CPU adapter's loop limit would cut short.
 
-struct RowParams {
-    rows: u32,
-    classes: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
+{{RowParams}}
 
 const IGNORED: u32 = 0xFFFFFFFFu;
 
@@ -177,12 +172,7 @@ fn log_softmax_rows_wide(
     }
 }
 
-struct BackParams {
-    rows: u32,
-    classes: u32,
-    dloss: f32,
-    _pad: u32,
-}
+{{BackParams}}
 
 @group(0) @binding(0) var<uniform> cb: BackParams;
 @group(0) @binding(1) var<storage, read> b_logits: array<f32>;

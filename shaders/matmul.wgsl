@@ -7,30 +7,13 @@
 // `pack_kmajor` produces such operands from any strided matrix, zero-filling the padding, either
 // plainly K-major or in panels of 64 rows (see `gemm_panel`); `pack_kmajor_masked` also zeroes
 // the padded steps of sequences (RNN lengths, masked attention keys).
+//
+// The registry (crates/gpu/src/runtime/shaders.rs) fills the double-braced markers: the parameter
+// blocks, the unrolled accumulators, multiply-adds and stores of each kernel's register block
+// (c{r}_0, c{r}_1: row r, columns 0..3 and 4..7, fed by a{r / 4} and b0, b1), and `gemm_panel`
+// from matmul_panel.wgsl.
 
-struct PackParams {
-    // Logical matrix A(m, k) = src[src_off + (m / m_inner) * s_outer + (m % m_inner) * s_inner + k * s_k]
-    rows: u32,      // M
-    cols: u32,      // K
-    ld: u32,        // padded row length of dst (multiple of 8, >= M)
-    m_inner: u32,
-    s_inner: u32,
-    s_outer: u32,
-    s_k: u32,
-    src_off: u32,
-    pr: u32,        // rows per panel: dst[(m / pr) * cols * pr + k * pr + m % pr]; pr = ld is
-                    // the plain layout dst[k * ld + m]
-    dst_off: u32,   // added to every dst index
-    // `pack_kmajor_masked` only: the sequence row q (m, or k when mask_on_k) is step t of
-    // sequence s, q = t * seq_n + s (seq_outer = 0) or q = s * seq_n + t (seq_outer = 1), and
-    // holds data only where t < pack_len[s].
-    mask_on_k: u32,
-    seq_n: u32,
-    seq_outer: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+{{PackParams}}
 
 @group(0) @binding(0) var<uniform> pp: PackParams;
 @group(0) @binding(1) var<storage, read> pack_src: array<f32>;
@@ -82,25 +65,7 @@ fn pack_kmajor_masked(@builtin(global_invocation_id) gid: vec3<u32>) {
     pack_store(m, k, v);
 }
 
-struct GemmParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    lda: u32,        // row length of At in floats (multiple of 8)
-    ldb: u32,        // row length of Bt in floats (multiple of 8)
-    c_rs: u32,       // C[m, n] is at c_off + m * c_rs + n * c_cs (see c_inner)
-    c_cs: u32,
-    c_off: u32,
-    accumulate: u32, // 1: C += product, 0: C = product
-    has_bias: u32,   // 1: add bias[n]
-    c_inner: u32,    // rows decompose as m = m1 * c_inner + m0: C[m, n] at
-    c_rs_outer: u32, //   c_off + m1 * c_rs_outer + m0 * c_rs + n * c_cs
-    // `gemm_panel` only:
-    m0: u32,         // the first row of the window's first panel
-    k0: u32,         // the first k of this chunk (a row of Bt)
-    a_stride: u32,   // vec4 between the window's panels
-    _pad: u32,
-}
+{{GemmParams}}
 
 @group(0) @binding(0) var<uniform> gp: GemmParams;
 @group(0) @binding(1) var<storage, read> at: array<vec4<f32>>;
@@ -136,14 +101,7 @@ fn gemm_kmajor(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (m0 >= gp.m || n0 >= gp.n) {
         return;
     }
-    var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
-    var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
-    var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
-    var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
-    var c40 = vec4<f32>(0.0); var c41 = vec4<f32>(0.0);
-    var c50 = vec4<f32>(0.0); var c51 = vec4<f32>(0.0);
-    var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
-    var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
+{{KMAJOR_ACCUMULATORS}}
     let sa = gp.lda / 4u;
     let sb = gp.ldb / 4u;
     var ia = m0 / 4u;
@@ -153,25 +111,11 @@ fn gemm_kmajor(@builtin(global_invocation_id) gid: vec3<u32>) {
         let a1 = at[ia + 1u];
         let b0 = bt[ib];
         let b1 = bt[ib + 1u];
-        c00 += a0.x * b0; c01 += a0.x * b1;
-        c10 += a0.y * b0; c11 += a0.y * b1;
-        c20 += a0.z * b0; c21 += a0.z * b1;
-        c30 += a0.w * b0; c31 += a0.w * b1;
-        c40 += a1.x * b0; c41 += a1.x * b1;
-        c50 += a1.y * b0; c51 += a1.y * b1;
-        c60 += a1.z * b0; c61 += a1.z * b1;
-        c70 += a1.w * b0; c71 += a1.w * b1;
+{{KMAJOR_MULTIPLY_ADDS}}
         ia += sa;
         ib += sb;
     }
-    store_row(m0, n0, c00, c01);
-    store_row(m0 + 1u, n0, c10, c11);
-    store_row(m0 + 2u, n0, c20, c21);
-    store_row(m0 + 3u, n0, c30, c31);
-    store_row(m0 + 4u, n0, c40, c41);
-    store_row(m0 + 5u, n0, c50, c51);
-    store_row(m0 + 6u, n0, c60, c61);
-    store_row(m0 + 7u, n0, c70, c71);
+{{KMAJOR_STORES}}
 }
 
 // Variant for CPU adapters (lavapipe): there a storage load costs a loop over the SIMD lanes,
@@ -198,14 +142,7 @@ fn gemm_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
     let tm0 = wid.y * 64u;
     let tn0 = wid.x * 64u;
     let li = lid.y * 8u + lid.x;
-    var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
-    var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
-    var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
-    var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
-    var c40 = vec4<f32>(0.0); var c41 = vec4<f32>(0.0);
-    var c50 = vec4<f32>(0.0); var c51 = vec4<f32>(0.0);
-    var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
-    var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
+{{TILED_ACCUMULATORS}}
     for (var k0 = 0u; k0 < gp.k; k0 += 8u) {
         for (var q = 0u; q < 2u; q++) {
             let idx = li * 2u + q;
@@ -228,14 +165,7 @@ fn gemm_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
             let a1 = tile_a[kk * 16u + lid.y * 2u + 1u];
             let b0 = tile_b[kk * 16u + lid.x * 2u];
             let b1 = tile_b[kk * 16u + lid.x * 2u + 1u];
-            c00 += a0.x * b0; c01 += a0.x * b1;
-            c10 += a0.y * b0; c11 += a0.y * b1;
-            c20 += a0.z * b0; c21 += a0.z * b1;
-            c30 += a0.w * b0; c31 += a0.w * b1;
-            c40 += a1.x * b0; c41 += a1.x * b1;
-            c50 += a1.y * b0; c51 += a1.y * b1;
-            c60 += a1.z * b0; c61 += a1.z * b1;
-            c70 += a1.w * b0; c71 += a1.w * b1;
+{{TILED_MULTIPLY_ADDS}}
         }
         workgroupBarrier();
     }
@@ -244,22 +174,10 @@ fn gemm_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
     if (n0 >= gp.n) {
         return;
     }
-    store_row(m0, n0, c00, c01);
-    store_row(m0 + 1u, n0, c10, c11);
-    store_row(m0 + 2u, n0, c20, c21);
-    store_row(m0 + 3u, n0, c30, c31);
-    store_row(m0 + 4u, n0, c40, c41);
-    store_row(m0 + 5u, n0, c50, c51);
-    store_row(m0 + 6u, n0, c60, c61);
-    store_row(m0 + 7u, n0, c70, c71);
+{{TILED_STORES}}
 }
 
-struct SumParams {
-    rows: u32,
-    cols: u32,
-    accumulate: u32,
-    src_off: u32,
-}
+{{SumParams}}
 
 @group(0) @binding(0) var<uniform> sp: SumParams;
 @group(0) @binding(1) var<storage, read> sum_src: array<f32>;

@@ -2,20 +2,7 @@
 // two kernels of global-norm gradient clipping. Every gradient is read scaled by scale[0], the
 // clipping coefficient (1 when not clipping), so clipping needs no extra pass over gradients.
 
-struct StepParams {
-    n: u32,
-    kind: u32,     // 0 SGD, 1 Adam, 2 RMSprop
-    first: u32,    // 1 on the first step (SGD momentum buffer starts at g)
-    flags: u32,    // bit 0 nesterov, bit 1 decoupled weight decay (AdamW), bit 2 momentum on
-    lr: f32,
-    a: f32,        // SGD momentum | Adam beta1 | RMSprop alpha
-    b: f32,        // SGD dampening | Adam beta2 | RMSprop momentum
-    eps: f32,
-    wd: f32,
-    bc1: f32,      // Adam: 1 - beta1^t
-    bc2_sqrt: f32, // Adam: sqrt(1 - beta2^t)
-    _pad: u32,
-}
+{{StepParams}}
 
 @group(0) @binding(0) var<uniform> p: StepParams;
 @group(0) @binding(1) var<storage, read> grad: array<f32>;
@@ -74,12 +61,7 @@ fn optim_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     param[i] = w;
 }
 
-struct SumParams {
-    n: u32,
-    slot: u32,
-    off: u32,       // the segment's first element
-    _pad1: u32,
-}
+{{SumParams}}
 
 @group(0) @binding(0) var<uniform> sp: SumParams;
 @group(0) @binding(1) var<storage, read> sq_src: array<f32>;
@@ -112,12 +94,7 @@ fn sumsq(@builtin(local_invocation_id) lid: vec3<u32>) {
     }
 }
 
-struct ClipParams {
-    count: u32,
-    max_norm: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
+{{ClipParams}}
 
 @group(0) @binding(0) var<uniform> cp: ClipParams;
 @group(0) @binding(1) var<storage, read> clip_partials: array<f32>;

@@ -1,16 +1,7 @@
 // Weight layouts for the fused recurrent steps, built on the device from PyTorch-layout
 // weights (so an optimizer can update the canonical tensors and the next call repacks them).
 
-struct GateParams {
-    hidden: u32,   // H
-    gates: u32,    // G: 4 (LSTM), 3 (GRU), 1 (Elman)
-    units4: u32,   // ceil(H / 4), Elman layout only
-    by_unit: u32,  // 0: gates of one unit in a vec4; 1: four units of the one gate in a vec4
-    transposed: u32, // 1: the layout backward needs, with the roles of j and k swapped (below)
-    dst_off: u32,  // first vec4 slot written (a direction's part of a shared tensor)
-    _pad1: u32,
-    _pad2: u32,
-}
+{{GateParams}}
 
 @group(0) @binding(0) var<uniform> gp: GateParams;
 @group(0) @binding(1) var<storage, read> w_hh: array<f32>;            // [G*H, H], PyTorch layout
@@ -64,12 +55,7 @@ fn pack_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 
-struct BiasParams {
-    n: u32,        // G*H
-    skip_from: u32, // b_hh entries at index >= skip_from stay out (GRU's b_hn: 2H); n otherwise
-    _pad0: u32,
-    _pad1: u32,
-}
+{{BiasParams}}
 
 @group(0) @binding(0) var<uniform> bp: BiasParams;
 @group(0) @binding(1) var<storage, read> b_ih: array<f32>;

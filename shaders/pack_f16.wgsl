@@ -15,12 +15,7 @@ fn pack_gates_f16(@builtin(global_invocation_id) gid: vec3<u32>) {
 // W_hh rounded to f16 and back, in its PyTorch layout, for the split reverse steps of CPU
 // adapters (rec_panel reads f32 rows): the same values as the packed f16 the other kernels
 // read, so every path computes with the same weights.
-struct RoundParams {
-    n: u32,
-    dst_off: u32,
-    src_off: u32,
-    _pad0: u32,
-}
+{{RoundParams}}
 
 @group(0) @binding(0) var<uniform> rnd: RoundParams;
 @group(0) @binding(2) var<storage, read_write> rounded: array<f32>;

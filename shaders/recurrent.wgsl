@@ -19,20 +19,7 @@
 //
 // No `if` or loop bound here reads only the parameter block (see shaders/README.md).
 
-struct GatherParams {
-    batch: u32,
-    kdim: u32,       // G*H
-    step: u32,       // the reverse step s whose product is computed (dG of step s + 1)
-    last: u32,       // 1: the final pass, which reads dG of step 0
-    dg_dir: u32,
-    dgh_off: u32,
-    blk_stride: u32, // floats per block of the panel buffer (a multiple of 64)
-    dir_stride: u32, // floats per direction of the panel buffer
-    rows: u32,       // rows per block: 32, or 16, 8, 4 (`rec_panel16`, `rec_panel8`, …)
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+{{GatherParams}}
 
 @group(0) @binding(0) var<uniform> gp: GatherParams;
 @group(0) @binding(1) var<storage, read> g_lengths: array<u32>;
@@ -61,20 +48,7 @@ fn rec_gather(@builtin(global_invocation_id) gid: vec3<u32>) {
     panel[dir * gp.dir_stride + gid.y * gp.blk_stride + i] = v;
 }
 
-struct PanelParams {
-    batch: u32,
-    cols: u32,   // columns of this chunk of W
-    row0: u32,   // the window's first row
-    kc: u32,     // k in the window
-    k0: u32,     // the window's first k (a row of W)
-    k_sub: u32,  // k per z
-    ldw: u32,    // floats per row of wp (a multiple of 8)
-    w_off: u32,  // the direction's first float in wp (a multiple of 4)
-    cols4: u32,  // vec4 per row of part
-    slot0: u32,  // the part slot of z = 0
-    q_base: u32, // the chunk's first vec4 in a row of part
-    chunk4: u32, // vec4 of the chunk's columns
-}
+{{PanelParams}}
 
 @group(0) @binding(0) var<uniform> pq: PanelParams;
 @group(0) @binding(1) var<uniform> xw: array<vec4<f32>, 4096>;  // window: X[k][rows]

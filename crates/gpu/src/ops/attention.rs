@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{AttentionConfig, Error, Result, Score};
 
 use crate::ops::matmul::{
@@ -16,6 +15,7 @@ use crate::runtime::pipeline::{Access, Kernel};
 use crate::runtime::record::{Recorder, fold_x};
 use crate::runtime::shaders::Shader;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
+use crate::runtime::uniforms::attention::{AttnParams, BmmParams};
 use crate::runtime::weights::{DeviceLayout, GpuWeights, check_accumulator};
 
 use Access::{Read, ReadWrite};
@@ -38,36 +38,6 @@ const DSIDE: Kernel = kernel(
     &[Read, Read, Read, Read, Read, ReadWrite, ReadWrite],
 );
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct AttnParams {
-    batch: u32,
-    tq: u32,
-    tk: u32,
-    width: u32,
-    dv: u32,
-    additive: u32,
-    scale: f32,
-    side: u32,
-    has_dw: u32,
-    _pad: [u32; 3],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct BmmParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    a: [u32; 3],
-    b: [u32; 3],
-    c: [u32; 3],
-    k_by_len: u32,
-    scale: f32,
-    _pad: u32,
-}
-
 /// A batch of matrices in a device tensor: element (b, r, s) at `b·strides[0] + r·strides[1] +
 /// s·strides[2]`.
 #[derive(Clone, Copy)]
@@ -88,17 +58,24 @@ fn bmm(
     scale: f32,
 ) -> Result<()> {
     let s = |v: [usize; 3]| v.map(|x| x as u32);
+    let ([a_b, a_m, a_k], [b_b, b_k, b_n], [c_b, c_m, c_n]) = (s(a.1), s(b.1), s(c.1));
     let p = BmmParams {
         m: m as u32,
         n: n as u32,
         k: k as u32,
         batch: batch as u32,
-        a: s(a.1),
-        b: s(b.1),
-        c: s(c.1),
+        a_b,
+        a_m,
+        a_k,
+        b_b,
+        b_k,
+        b_n,
+        c_b,
+        c_m,
+        c_n,
         k_by_len: by_len as u32,
         scale,
-        _pad: 0,
+        ..Default::default()
     };
     // 8×8 invocations per workgroup, 8×8 outputs per invocation.
     let groups = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32];
@@ -196,7 +173,7 @@ fn prepare(
         scale,
         side: 0,
         has_dw: 0,
-        _pad: [0; 3],
+        ..Default::default()
     };
     Ok(Prepared {
         b,

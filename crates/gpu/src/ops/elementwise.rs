@@ -1,6 +1,5 @@
 //! Elementwise combinations of device tensors of one shape.
 
-use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{Error, Result};
 
 use crate::runtime::context::Context;
@@ -8,6 +7,7 @@ use crate::runtime::pipeline::{Access, Kernel};
 use crate::runtime::record::{Recorder, fold_x};
 use crate::runtime::shaders::Shader;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext};
+use crate::runtime::uniforms::elementwise::AxpbyParams;
 
 const AXPBY: Kernel = Kernel {
     shader: Shader::Elementwise,
@@ -19,15 +19,6 @@ const AXPY_INTO: Kernel = Kernel {
     entry: "axpy_into",
     bindings: &[Access::Read, Access::ReadWrite],
 };
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct AxpbyParams {
-    n: u32,
-    a: f32,
-    b: f32,
-    _pad: u32,
-}
 
 fn check(
     ctx: &Context,
@@ -64,7 +55,7 @@ pub fn axpby(ctx: &Context, a: f32, x: &GpuTensor, b: f32, y: &GpuTensor) -> Res
         n: x.numel() as u32,
         a,
         b,
-        _pad: 0,
+        ..Default::default()
     };
     rec.dispatch(AXPBY, &p, &[x, y, &out], groups(x.numel()))?;
     rec.submit()?;
@@ -92,7 +83,7 @@ pub fn axpy_into(ctx: &Context, acc: &GpuTensor, a: f32, x: &GpuTensor) -> Resul
         n: x.numel() as u32,
         a,
         b: 1.0,
-        _pad: 0,
+        ..Default::default()
     };
     rec.dispatch(AXPY_INTO, &p, &[x, acc], groups(x.numel()))?;
     rec.submit()

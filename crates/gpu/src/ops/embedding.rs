@@ -1,6 +1,5 @@
 //! Embedding lookup on the device.
 
-use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{EmbeddingConfig, Error, Result, Tensor};
 
 use crate::runtime::context::Context;
@@ -8,6 +7,7 @@ use crate::runtime::pipeline::{Access, Kernel};
 use crate::runtime::record::{Recorder, fold_y};
 use crate::runtime::shaders::Shader;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
+use crate::runtime::uniforms::embedding::{GatherParams, ScatterParams};
 use crate::runtime::weights::{DeviceLayout, GpuWeights, check_accumulator};
 
 const OP: &str = "gpu embedding_forward";
@@ -27,15 +27,6 @@ const GATHER: Kernel = Kernel {
     entry: "embedding_gather",
     bindings: &[Access::Read, Access::Read, Access::ReadWrite],
 };
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct GatherParams {
-    rows: u32,
-    dim: u32,
-    vocab: u32,
-    _pad: u32,
-}
 
 /// Positions of one id summed by one invocation of the backward at most: far below the loop
 /// limit of CPU adapters ([`crate::CPU_LOOP_LIMIT`]).
@@ -164,7 +155,7 @@ pub fn embedding_forward(
         rows: rows as u32,
         dim: d as u32,
         vocab: cfg.num_embeddings as u32,
-        _pad: 0,
+        ..Default::default()
     };
     rec.dispatch(
         GATHER,
@@ -174,15 +165,6 @@ pub fn embedding_forward(
     )?;
     rec.submit()?;
     Ok(y)
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct ScatterParams {
-    segments: u32,
-    dim: u32,
-    accumulate: u32,
-    first: u32,
 }
 
 /// Gradient of the table for upstream `dy` (`ids.shape() + [D]`): row `id` gets the sum of

@@ -1,6 +1,5 @@
 //! Log-softmax and softmax cross-entropy on the device (classes on the last axis).
 
-use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{Error, Result, Tensor};
 
 use crate::runtime::context::Context;
@@ -8,6 +7,7 @@ use crate::runtime::pipeline::{Access, Kernel};
 use crate::runtime::record::{Recorder, fold_x, fold_y};
 use crate::runtime::shaders::Shader;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext};
+use crate::runtime::uniforms::loss::{BackParams, RowParams};
 
 const OP: &str = "gpu cross_entropy";
 const ROWS: Kernel = Kernel {
@@ -76,14 +76,6 @@ fn row_kernel(
 
 /// Device marker of an ignored target.
 pub const IGNORED: u32 = u32::MAX;
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct RowParams {
-    rows: u32,
-    classes: u32,
-    _pad: [u32; 2],
-}
 
 /// Class targets on the device (u32, ignored ones as [`IGNORED`]) with the class count they
 /// were checked against, which [`cross_entropy`] holds to at most the logits' C: a target
@@ -197,7 +189,7 @@ pub fn cross_entropy(
     let p = RowParams {
         rows: n as u32,
         classes: c as u32,
-        _pad: [0; 2],
+        ..Default::default()
     };
     // `ce_reduce` sums the rows in one workgroup of 64, each invocation every 64th row.
     ctx.check_loop(OP, "logits", n.div_ceil(64) as u64 + 8)?;
@@ -217,7 +209,7 @@ pub fn log_softmax(ctx: &Context, logits: &GpuTensor) -> Result<GpuTensor> {
     let p = RowParams {
         rows: n as u32,
         classes: c as u32,
-        _pad: [0; 2],
+        ..Default::default()
     };
     let mut rec = Recorder::new(ctx, "gpu log_softmax");
     let (kernel, groups) = row_kernel(
@@ -230,15 +222,6 @@ pub fn log_softmax(ctx: &Context, logits: &GpuTensor) -> Result<GpuTensor> {
     rec.dispatch(kernel, &p, &[logits, &out], groups)?;
     rec.submit()?;
     Ok(out)
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct BackParams {
-    rows: u32,
-    classes: u32,
-    dloss: f32,
-    _pad: u32,
 }
 
 /// Gradient of [`cross_entropy`] with respect to the logits, scaled by `dloss`:
@@ -280,7 +263,7 @@ pub fn cross_entropy_backward(
         rows: n as u32,
         classes: c as u32,
         dloss,
-        _pad: 0,
+        ..Default::default()
     };
     let mut rec = Recorder::new(ctx, BOP);
     rec.dispatch(

@@ -4,7 +4,6 @@
 //! The hoisted input projection, the linear layer and attention's projections all go through
 //! `gemm`.
 
-use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{Error, ParamLayout, Result};
 
 use crate::runtime::context::Context;
@@ -12,6 +11,7 @@ use crate::runtime::pipeline::{Access, Kernel, WINDOW_FLOATS};
 use crate::runtime::record::{Recorder, fold_y};
 use crate::runtime::shaders::Shader;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32, u32_of};
+use crate::runtime::uniforms::matmul::{GemmParams, PackParams};
 
 const PACK: Kernel = Kernel {
     shader: Shader::Matmul,
@@ -65,46 +65,6 @@ fn storage_kernel(block: GemmBlock) -> Option<Kernel> {
         entry,
         bindings: GEMM_BINDINGS,
     })
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct PackParams {
-    rows: u32,
-    cols: u32,
-    ld: u32,
-    m_inner: u32,
-    s_inner: u32,
-    s_outer: u32,
-    s_k: u32,
-    src_off: u32,
-    pr: u32,
-    dst_off: u32,
-    mask_on_k: u32,
-    seq_n: u32,
-    seq_outer: u32,
-    _pad: [u32; 3],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct GemmParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    lda: u32,
-    ldb: u32,
-    c_rs: u32,
-    c_cs: u32,
-    c_off: u32,
-    accumulate: u32,
-    has_bias: u32,
-    c_inner: u32,
-    c_rs_outer: u32,
-    m0: u32,
-    k0: u32,
-    a_stride: u32,
-    _pad: u32,
 }
 
 /// A matrix `X(r, k)` read from a device tensor with strides: element (r, k) is at
@@ -339,7 +299,7 @@ fn pack_kernel(
         mask_on_k: mask.is_some_and(|m| m.on_k) as u32,
         seq_n: u32_of("pack", "sequences", mask.map_or(0, |m| m.seq_n))?,
         seq_outer: mask.is_some_and(|m| m.seq_outer) as u32,
-        _pad: [0; 3],
+        ..Default::default()
     };
     // k runs over y (4 per workgroup) and, past FOLD workgroups, over z.
     let groups = fold_y(ld.div_ceil(64), x.k.div_ceil(4));
@@ -413,7 +373,7 @@ pub(crate) fn gemm(
         m0: 0,
         k0: 0,
         a_stride: 0,
-        _pad: 0,
+        ..Default::default()
     };
     let has_bias = bias.is_some();
     // Without a bias, bind `a` again in its place (read-only twice is allowed); it is not read.

@@ -1,7 +1,6 @@
 //! Optimizers on the device (SGD with momentum, Adam/AdamW, RMSprop) with optional global-norm
 //! gradient clipping, trainable parameters with their gradients, and checkpoints.
 
-use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{Error, OptimizerConfig, ParamLayout, Result, Weights, validate_max_norm};
 
 use crate::runtime::context::Context;
@@ -9,6 +8,7 @@ use crate::runtime::pipeline::{Access, Kernel};
 use crate::runtime::record::{Recorder, fold_x};
 use crate::runtime::shaders::Shader;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext};
+use crate::runtime::uniforms::optim::{ClipParams, StepParams, SumParams};
 use crate::runtime::weights::{DeviceLayout, GpuWeights};
 
 use Access::{Read, ReadWrite};
@@ -30,43 +30,9 @@ const CLIP: Kernel = Kernel {
     bindings: &[Read, ReadWrite],
 };
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct StepParams {
-    n: u32,
-    kind: u32,
-    first: u32,
-    flags: u32,
-    lr: f32,
-    a: f32,
-    b: f32,
-    eps: f32,
-    wd: f32,
-    bc1: f32,
-    bc2_sqrt: f32,
-    _pad: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct SumParams {
-    n: u32,
-    slot: u32,
-    off: u32,
-    _pad: u32,
-}
-
 /// Elements per `sumsq` dispatch: 16,384 per invocation of its workgroup of 256, far below the
 /// loop limit of CPU adapters ([`crate::CPU_LOOP_LIMIT`]).
 const SUMSQ_SEGMENT: usize = 256 * 16_384;
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct ClipParams {
-    count: u32,
-    max_norm: f32,
-    _pad: [u32; 2],
-}
 
 /// Trainable parameters of one op: values and gradients with the same names and shapes.
 /// Backward calls accumulate into `grad` (pass `Some(&params.grad)`); [`GpuParams::zero_grad`]
@@ -255,7 +221,7 @@ impl GpuOptimizer {
                     n: (n - off).min(SUMSQ_SEGMENT) as u32,
                     slot,
                     off: off as u32,
-                    _pad: 0,
+                    ..Default::default()
                 };
                 rec.dispatch(SUMSQ, &sp, &[g, &self.partials], [1, 1, 1])?;
                 slot += 1;
@@ -264,7 +230,7 @@ impl GpuOptimizer {
         let cp = ClipParams {
             count: slot,
             max_norm: max_norm as f32,
-            _pad: [0; 2],
+            ..Default::default()
         };
         rec.dispatch(CLIP, &cp, &[&self.partials, &self.clip], [1, 1, 1])?;
         Ok(())
@@ -284,7 +250,7 @@ impl GpuOptimizer {
             wd: 0.0,
             bc1: 1.0,
             bc2_sqrt: 1.0,
-            _pad: 0,
+            ..Default::default()
         };
         match self.config {
             OptimizerConfig::Sgd {

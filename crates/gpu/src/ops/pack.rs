@@ -3,13 +3,13 @@
 //! the folded biases of the input projection, and `W_hh` rounded through f16 for the products
 //! that read it as f32.
 
-use bytemuck::{Pod, Zeroable};
 use wgrnn_core::{CellKind, Result};
 
 use crate::runtime::pipeline::{Access, Kernel};
 use crate::runtime::record::Recorder;
 use crate::runtime::shaders::Shader;
 use crate::runtime::tensor::{DType, GpuTensor, u32_of};
+use crate::runtime::uniforms::pack::{BiasParams, GateParams, RoundParams};
 
 use Access::{Read, ReadWrite};
 
@@ -38,35 +38,6 @@ const ROUND_F16: Kernel = Kernel {
     entry: "round_f16",
     bindings: &[Read, ReadWrite],
 };
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct GateParams {
-    hidden: u32,
-    gates: u32,
-    units4: u32,
-    by_unit: u32,
-    transposed: u32,
-    dst_off: u32,
-    _pad: [u32; 2],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct BiasParams {
-    n: u32,
-    skip_from: u32,
-    _pad: [u32; 2],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct RoundParams {
-    n: u32,
-    dst_off: u32,
-    src_off: u32,
-    _pad: u32,
-}
 
 /// Elman cells pack four units to a vec4; LSTM and GRU pack the gates of one unit.
 pub(crate) fn by_unit(cell: CellKind) -> bool {
@@ -121,7 +92,7 @@ pub(crate) fn pack_w_hh_into(
         by_unit: by_unit as u32,
         transposed: transposed as u32,
         dst_off: u32_of(FORWARD, "packed W_hh", slot_off)?,
-        _pad: [0; 2],
+        ..Default::default()
     };
     let gx = if by_unit { units4 } else { h };
     let kernel = if rec.ctx().f16_weights() {
@@ -150,7 +121,7 @@ pub(crate) fn fold_bias(
     let bp = BiasParams {
         n: n as u32,
         skip_from: skip_from as u32,
-        _pad: [0; 2],
+        ..Default::default()
     };
     rec.dispatch(
         FOLD_BIAS,
@@ -176,7 +147,7 @@ pub(crate) fn w_hh_rows(
             n: n as u32,
             dst_off: off as u32,
             src_off: src_off as u32,
-            _pad: 0,
+            ..Default::default()
         };
         let groups = n.div_ceil(64).min(4096) as u32;
         rec.dispatch(ROUND_F16, &p, &[w_hh, dst], [groups, 1, 1])

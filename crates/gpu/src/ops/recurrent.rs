@@ -4,7 +4,6 @@
 //! reverse steps dG by `W_hh`; the cell kernels sum the partial products in slot order and
 //! finish the step. With subgroups of 8 the `_sg` variants share the window loads.
 
-use bytemuck::{Pod, Zeroable};
 use std::ops::Range;
 
 use wgrnn_core::{Error, Result};
@@ -15,6 +14,7 @@ use crate::runtime::pipeline::{Access, Kernel, WINDOW_FLOATS};
 use crate::runtime::record::Recorder;
 use crate::runtime::shaders::{DERIVED_PANEL_ROWS, Shader};
 use crate::runtime::tensor::{DType, GpuTensor};
+use crate::runtime::uniforms::recurrent::{GatherParams, PanelParams};
 
 const REC_PANEL: Kernel = Kernel {
     shader: Shader::Recurrent,
@@ -58,39 +58,6 @@ const PANEL_WG: usize = 8;
 /// Workgroups a product dispatch should have at least (k is split over z until it does), so
 /// that every core of a CPU adapter gets several.
 const MIN_GROUPS: usize = 8;
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct PanelParams {
-    batch: u32,
-    cols: u32,
-    row0: u32,
-    kc: u32,
-    k0: u32,
-    k_sub: u32,
-    ldw: u32,
-    w_off: u32,
-    cols4: u32,
-    slot0: u32,
-    q_base: u32,
-    chunk4: u32,
-}
-
-/// The parameter block of `rec_gather` (see [`PanelPlan::gather_params`]).
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(crate) struct GatherParams {
-    batch: u32,
-    kdim: u32,
-    step: u32,
-    last: u32,
-    dg_dir: u32,
-    dgh_off: u32,
-    blk_stride: u32,
-    dir_stride: u32,
-    rows: u32,
-    _pad: [u32; 3],
-}
 
 /// One chunk of columns of a direction's padded `W`: columns `col0..col0 + cols` of it, rows
 /// padded to `ldw` floats, in a buffer of its own.
@@ -260,7 +227,7 @@ impl PanelPlan {
             blk_stride: self.blk_stride as u32,
             dir_stride: self.dir_stride as u32,
             rows: self.rows as u32,
-            _pad: [0; 3],
+            ..Default::default()
         }
     }
 

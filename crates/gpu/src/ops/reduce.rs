@@ -1,13 +1,13 @@
 //! Reductions shared by the ops' backward passes: column sums (the bias gradients of the
 //! recurrent, linear and attention layers), by `col_sum` in matmul.wgsl.
 
-use bytemuck::{Pod, Zeroable};
 use wgrnn_core::Result;
 
 use crate::runtime::pipeline::{Access, Kernel};
 use crate::runtime::record::Recorder;
 use crate::runtime::shaders::Shader;
 use crate::runtime::tensor::GpuTensor;
+use crate::runtime::uniforms::matmul::SumParams;
 
 use Access::{Read, ReadWrite};
 
@@ -16,15 +16,6 @@ const COL_SUM: Kernel = Kernel {
     entry: "col_sum",
     bindings: &[Read, ReadWrite],
 };
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct SumParams {
-    rows: u32,
-    cols: u32,
-    accumulate: u32,
-    src_off: u32,
-}
 
 /// Rows per `col_sum` dispatch: each invocation loops over them, so they stay far below the
 /// loop limit of CPU adapters ([`crate::CPU_LOOP_LIMIT`]).

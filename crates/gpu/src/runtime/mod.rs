@@ -10,4 +10,5 @@ pub(crate) mod record;
 pub mod shaders;
 pub(crate) mod tensor;
 pub(crate) mod tuning;
+pub(crate) mod uniforms;
 pub(crate) mod weights;

@@ -1,5 +1,7 @@
 //! The kernel source registry: every WGSL file of `shaders/`, each with the shared prelude.
 
+use super::uniforms::Block;
+
 /// The shared prelude (activation functions), prepended to every file.
 pub const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
 /// The kernels every cell shares, a template the cell files (lstm.wgsl, gru.wgsl, rnn.wgsl)
@@ -137,36 +139,90 @@ impl Shader {
         }
     }
 
-    /// The full module source: the shared prelude, then the file, or for a cell the template
-    /// [`CELL`] instantiated with it (see `cell_module`). The f16 variants read the packed
-    /// W_hh (`w` forward, `wt` backward) as `vec2<u32>`, two f16 per u32, unpacked to f32 in
-    /// `w_load` / `wt_load`: half the weight traffic, f32 arithmetic.
-    pub fn source(self) -> String {
-        let f16 = self.needs_f16_in_f32();
+    /// The parameter blocks of the file: each fills the marker of its name.
+    fn blocks(self) -> &'static [Block] {
+        use super::uniforms::*;
         match self {
+            Shader::Matmul | Shader::MatmulSubgroup => &[
+                matmul::PackParams::BLOCK,
+                matmul::GemmParams::BLOCK,
+                matmul::SumParams::BLOCK,
+            ],
+            Shader::Pack | Shader::PackF16 => &[pack::GateParams::BLOCK, pack::BiasParams::BLOCK],
             Shader::Lstm
-            | Shader::LstmF16
             | Shader::Gru
-            | Shader::GruF16
             | Shader::Rnn
-            | Shader::RnnF16 => return format!("{COMMON}\n{}", cell_module(self.file(), f16)),
-            _ => {}
+            | Shader::LstmF16
+            | Shader::GruF16
+            | Shader::RnnF16 => &[cell::StepParams::BLOCK, cell::BackParams::BLOCK],
+            Shader::Recurrent | Shader::RecurrentSubgroup => &[
+                recurrent::GatherParams::BLOCK,
+                recurrent::PanelParams::BLOCK,
+            ],
+            Shader::Embedding => &[
+                embedding::GatherParams::BLOCK,
+                embedding::ScatterParams::BLOCK,
+            ],
+            Shader::Attention => &[attention::AttnParams::BLOCK, attention::BmmParams::BLOCK],
+            Shader::Loss => &[loss::RowParams::BLOCK, loss::BackParams::BLOCK],
+            Shader::Optim => &[
+                optim::StepParams::BLOCK,
+                optim::SumParams::BLOCK,
+                optim::ClipParams::BLOCK,
+            ],
+            Shader::Elementwise => &[elementwise::AxpbyParams::BLOCK],
         }
-        // The windowed block products, generated from their templates per block height and
-        // for subgroups.
-        let file = match self {
-            Shader::Matmul => matmul_module(false),
-            Shader::MatmulSubgroup => matmul_module(true),
-            Shader::Recurrent => recurrent_module(false),
-            Shader::RecurrentSubgroup => recurrent_module(true),
-            _ => self.file().to_string(),
-        };
-        let src = format!("{COMMON}\n{file}");
-        if self == Shader::PackF16 {
-            return format!("{src}\n{PACK_F16}");
-        }
-        src
     }
+
+    /// The full module source: the shared prelude, then the file with its markers filled: its
+    /// parameter blocks, and the kernels generated from templates (the windowed products per
+    /// block height, see `unrolled`); a cell's file goes into the template [`CELL`] (see
+    /// `cell_module`). The f16 variants read the packed W_hh (`w` forward, `wt` backward) as
+    /// `vec2<u32>`, two f16 per u32, unpacked to f32 in `w_load` / `wt_load`: half the weight
+    /// traffic, f32 arithmetic; `PackF16` adds pack_f16.wgsl to pack.wgsl.
+    pub fn source(self) -> String {
+        let subgroups = self.needs_subgroups();
+        let mut values: Vec<(&str, String)> = self
+            .blocks()
+            .iter()
+            .map(|b| (b.name, b.wgsl.to_string()))
+            .collect();
+        let body = match self {
+            Shader::Lstm
+            | Shader::Gru
+            | Shader::Rnn
+            | Shader::LstmF16
+            | Shader::GruF16
+            | Shader::RnnF16 => cell_module(self.file(), self.needs_f16_in_f32(), &values),
+            Shader::Matmul | Shader::MatmulSubgroup => {
+                values.extend(block8_parts());
+                values.push(("GEMM_PANEL", gemm_panels(subgroups)));
+                fill_owned("matmul.wgsl", MATMUL, &values)
+            }
+            Shader::Recurrent | Shader::RecurrentSubgroup => {
+                values.push(("REC_PANEL", rec_panels(subgroups)));
+                fill_owned("recurrent.wgsl", RECURRENT, &values)
+            }
+            Shader::Attention => {
+                values.extend(bmm_parts());
+                fill_owned("attention.wgsl", ATTENTION, &values)
+            }
+            Shader::PackF16 => {
+                let pack = fill_owned("pack.wgsl", PACK, &values);
+                let round = super::uniforms::pack::RoundParams::BLOCK;
+                let f16 = fill("pack_f16.wgsl", PACK_F16, &[(round.name, round.wgsl)]);
+                format!("{pack}\n{f16}")
+            }
+            _ => fill_owned(self.name(), self.file(), &values),
+        };
+        format!("{COMMON}\n{body}")
+    }
+}
+
+/// [`fill`] with owned values.
+fn fill_owned(what: &str, template: &str, values: &[(&str, String)]) -> String {
+    let values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    fill(what, template, &values)
 }
 
 /// Fills the `{{NAME}}` markers of `template` (`what` names it in a failure): each named in
@@ -206,109 +262,14 @@ fn w_hh_binding(name: &str, binding: u32, load: &str, f16: bool) -> String {
 
 /// A cell's module: the template [`CELL`] with the parameter blocks, the cell file and the
 /// packed W_hh bindings (f16 with `f16`).
-fn cell_module(cell_file: &str, f16: bool) -> String {
-    let params = format!("{}\n{}", StepParams::WGSL, BackParams::WGSL);
-    fill(
-        "cell.wgsl",
-        CELL,
-        &[
-            ("PARAMS", &params),
-            ("CELL", cell_file),
-            ("W_HH", &w_hh_binding("w", 2, "w_load", f16)),
-            ("WT_HH", &w_hh_binding("wt", 1, "wt_load", f16)),
-        ],
-    )
-}
-
-/// Declares uniform parameter blocks of scalar fields once, for both sides: the `#[repr(C)]`
-/// Rust struct the host uploads and its WGSL declaration (`NAME::WGSL`), field for field, with
-/// each field's doc comment as a WGSL comment.
-macro_rules! uniforms {
-    ($(
-        $(#[doc = $doc:literal])*
-        struct $name:ident {
-            $( $(#[doc = $fdoc:literal])* $field:ident: $ty:ident, )*
-        }
-    )*) => {$(
-        $(#[doc = $doc])*
-        #[repr(C)]
-        #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-        pub(crate) struct $name {
-            $( $(#[doc = $fdoc])* pub(crate) $field: $ty, )*
-        }
-
-        impl $name {
-            /// The WGSL declaration of this block.
-            pub(crate) const WGSL: &'static str = concat!(
-                "struct ", stringify!($name), " {\n",
-                $( "    ", stringify!($field), ": ", stringify!($ty), ",", $(" //", $fdoc,)* "\n", )*
-                "}\n"
-            );
-        }
-    )*};
-}
-
-uniforms! {
-    /// The forward cell kernels' parameters (cell.wgsl `p`).
-    struct StepParams {
-        batch: u32,
-        hidden: u32,
-        /// The step (the step count, for `fwd_seq`).
-        step: u32,
-        /// Rows per block of the split steps' h windows (32; 16, 8, 4 for small B).
-        win_rows: u32,
-        /// y[t, b, d * H + j] at d * H + t * y_rs_t + b * y_rs_b + j.
-        y_rs_t: u32,
-        y_rs_b: u32,
-        /// Partial products per accumulator in `fpart` (`fwd_split_cell`).
-        splits: u32,
-        /// 1: training, write the tape.
-        save: u32,
-        /// Tape offsets (floats): activated gates [T*B, G*H], h before the step [T*B, H],
-        tape_gates: u32,
-        tape_hprev: u32,
-        /// and the cell's own: LSTM c after and before the step, GRU W_hn h + b_hn [T*B, H];
-        /// Elman: 1 for relu.
-        extra1: u32,
-        extra2: u32,
-        /// Per-direction strides (floats; vec4 slots for w) of gi, the packed W_hh and the tape.
-        gi_dir: u32,
-        w_dir: u32,
-        tape_dir: u32,
-        _pad_dir: u32,
-    }
-
-    /// The reverse cell kernels' parameters (cell.wgsl `bp`).
-    struct BackParams {
-        batch: u32,
-        hidden: u32,
-        /// The reverse step (the step count, for `bwd_seq`).
-        step: u32,
-        _pad_r: u32,
-        /// dy[t, b, d * H + j] at d * H + t * d_rs_t + b * d_rs_b + j.
-        d_rs_t: u32,
-        d_rs_b: u32,
-        _pad_d: u32,
-        /// Which dstate slot holds the carries coming in.
-        parity: u32,
-        /// Tape offsets, as in StepParams.
-        tape_gates: u32,
-        tape_hprev: u32,
-        extra1: u32,
-        extra2: u32,
-        /// 1: the final pass, producing dh0 (and dc0), no gate gradients.
-        last: u32,
-        /// Offset of the recurrent-side gate gradients in dg (GRU: rows * 3H; else 0).
-        dgh_off: u32,
-        _pad_z: u32,
-        /// Partial products per row in `part` (`bwd_split_cell`).
-        splits: u32,
-        /// Per-direction strides (vec4 slots; floats) of the packed W_hh, the tape and dg.
-        wt_dir: u32,
-        tape_dir: u32,
-        dg_dir: u32,
-        _pad_dir: u32,
-    }
+fn cell_module(cell_file: &str, f16: bool, blocks: &[(&str, String)]) -> String {
+    let mut values = blocks.to_vec();
+    values.extend([
+        ("CELL", cell_file.to_string()),
+        ("W_HH", w_hh_binding("w", 2, "w_load", f16)),
+        ("WT_HH", w_hh_binding("wt", 1, "wt_load", f16)),
+    ]);
+    fill_owned("cell.wgsl", CELL, &values)
 }
 
 /// Block heights of `rec_panel`'s small-batch instances (`rec_panel16`, `rec_panel8`,
@@ -419,18 +380,70 @@ fn rec_panel_kernel(rows: usize, subgroups: bool) -> String {
     fill("recurrent_panel.wgsl", RECURRENT_PANEL, &values)
 }
 
-/// matmul.wgsl with `gemm_panel` (and `gemm_panel_sg` with `subgroups`).
-fn matmul_module(subgroups: bool) -> String {
+/// The 8x8 blocks of `gemm_kmajor` and `gemm_tiled` (matmul.wgsl's `KMAJOR_*` and `TILED_*`
+/// markers): the accumulators, multiply-adds (in `gemm_tiled`'s inner loop, one level deeper)
+/// and stores of [`unrolled`] for 8 rows; each loads its own two vec4 of A (`a0`, `a1`).
+fn block8_parts() -> Vec<(&'static str, String)> {
+    let [(_, acc), _, (_, fma), (_, stores)] = unrolled(8, "", false, |r| {
+        format!("    store_row(m0 + {r}u, n0, c{r}_0, c{r}_1);")
+    });
+    let deeper: Vec<String> = fma.lines().map(|l| format!("    {l}")).collect();
+    vec![
+        ("KMAJOR_ACCUMULATORS", acc.clone()),
+        ("KMAJOR_MULTIPLY_ADDS", fma),
+        ("KMAJOR_STORES", stores.clone()),
+        ("TILED_ACCUMULATORS", acc),
+        ("TILED_MULTIPLY_ADDS", deeper.join("\n")),
+        ("TILED_STORES", stores),
+    ]
+}
+
+/// The unrolled 8x8 block of attention.wgsl's `attn_bmm`: the offsets of its 8 rows of A and
+/// 8 columns of B (clamped in bounds), the accumulators `lo{r}`, `hi{r}`, the multiply-adds
+/// per k and the stores, row by row.
+fn bmm_parts() -> Vec<(&'static str, String)> {
+    let rows = |f: &dyn Fn(usize) -> String| (0..8).map(f).collect::<Vec<_>>().join("\n");
+    vec![
+        (
+            "BMM_A_ROWS",
+            rows(&|r| format!("    let ra{r} = ab + min(m0 + {r}u, bp.m - 1u) * bp.a_m;")),
+        ),
+        (
+            "BMM_B_COLUMNS",
+            rows(&|r| format!("    let cb{r} = bb + min(n0 + {r}u, bp.n - 1u) * bp.b_n;")),
+        ),
+        (
+            "BMM_ACCUMULATORS",
+            rows(&|r| format!("    var lo{r} = vec4<f32>(0.0);\n    var hi{r} = vec4<f32>(0.0);")),
+        ),
+        (
+            "BMM_MULTIPLY_ADDS",
+            rows(&|r| {
+                format!(
+                    "        let a{r} = bm_a[ra{r} + ka];\n        lo{r} += a{r} * blo;\n        \
+                     hi{r} += a{r} * bhi;"
+                )
+            }),
+        ),
+        (
+            "BMM_STORES",
+            rows(&|r| format!("    bmm_store(bz, m0 + {r}u, n0, lo{r}, hi{r});")),
+        ),
+    ]
+}
+
+/// `gemm_panel` (and `gemm_panel_sg` with `subgroups`), for matmul.wgsl's `{{GEMM_PANEL}}`.
+fn gemm_panels(subgroups: bool) -> String {
     let mut kernels = gemm_panel_kernel(false);
     if subgroups {
         kernels = format!("{kernels}\n{}", gemm_panel_kernel(true));
     }
-    fill("matmul.wgsl", MATMUL, &[("GEMM_PANEL", &kernels)])
+    kernels
 }
 
-/// recurrent.wgsl with `rec_panel` for every block height (and their `_sg` instances with
-/// `subgroups`).
-fn recurrent_module(subgroups: bool) -> String {
+/// `rec_panel` for every block height (and their `_sg` instances with `subgroups`), for
+/// recurrent.wgsl's `{{REC_PANEL}}`.
+fn rec_panels(subgroups: bool) -> String {
     let mut kernels = Vec::new();
     for rows in std::iter::once(32).chain(DERIVED_PANEL_ROWS) {
         kernels.push(rec_panel_kernel(rows, false));
@@ -438,11 +451,7 @@ fn recurrent_module(subgroups: bool) -> String {
             kernels.push(rec_panel_kernel(rows, true));
         }
     }
-    fill(
-        "recurrent.wgsl",
-        RECURRENT,
-        &[("REC_PANEL", &kernels.join("\n"))],
-    )
+    kernels.join("\n")
 }
 
 #[cfg(test)]
@@ -501,31 +510,27 @@ mod tests {
         }
     }
 
-    /// Each generated WGSL parameter block has the Rust struct's size, field for field.
+    /// Each generated WGSL parameter block has the Rust struct's size, field for field, and
+    /// every file gets the blocks it declares.
     #[test]
     fn uniform_blocks_match_their_rust_layout() {
-        for (wgsl, name, size) in [
-            (
-                StepParams::WGSL,
-                "StepParams",
-                std::mem::size_of::<StepParams>(),
-            ),
-            (
-                BackParams::WGSL,
-                "BackParams",
-                std::mem::size_of::<BackParams>(),
-            ),
-        ] {
-            let module =
-                naga::front::wgsl::parse_str(wgsl).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let round = super::super::uniforms::pack::RoundParams::BLOCK;
+        for shader in Shader::ALL {
+            let src = shader.source();
+            let module = naga::front::wgsl::parse_str(&src).unwrap();
             let mut layouter = naga::proc::Layouter::default();
             layouter.update(module.to_ctx()).unwrap();
-            let (handle, _) = module
-                .types
-                .iter()
-                .find(|(_, t)| t.name.as_deref() == Some(name))
-                .unwrap_or_else(|| panic!("{name} not declared"));
-            assert_eq!(layouter[handle].size as usize, size, "{name}");
+            let extra = (shader == Shader::PackF16).then_some(round);
+            for block in shader.blocks().iter().copied().chain(extra) {
+                let what = format!("{}: {}", shader.name(), block.name);
+                let (handle, _) = module
+                    .types
+                    .iter()
+                    .find(|(_, t)| t.name.as_deref() == Some(block.name))
+                    .unwrap_or_else(|| panic!("{what} not declared"));
+                assert_eq!(layouter[handle].size as usize, block.size, "{what}");
+                assert!(src.contains(block.wgsl), "{what}");
+            }
         }
     }
 

@@ -20,13 +20,14 @@ use super::wavefront::{WaveRun, Wavefront};
 use super::{GpuRnnTape, TapeLayout, cell_extras, check_weight_buffers, no_layers, out_strides};
 use crate::ops::matmul::{Out, Packed, Strided, gemm, pack, pack_lhs};
 use crate::ops::pack::{alloc_packed, by_unit, pack_w_hh_into, packed_slots};
-use crate::ops::recurrent::{GatherParams, PanelPlan};
+use crate::ops::recurrent::PanelPlan;
 use crate::ops::reduce::col_sum;
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::Kernel;
 use crate::runtime::record::Recorder;
-use crate::runtime::shaders::BackParams;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
+use crate::runtime::uniforms::cell::BackParams;
+use crate::runtime::uniforms::recurrent::GatherParams;
 use crate::runtime::weights::{GpuWeights, check_accumulator};
 
 const OP: &str = "gpu rnn_backward";
@@ -286,7 +287,7 @@ impl<'a> BackwardCall<'a> {
             wt_dir: packed_slots(cfg.cell, h) as u32,
             tape_dir: layout.len as u32,
             dg_dir: dg.len as u32,
-            _pad_dir: 0,
+            ..Default::default()
         }
     }
 }

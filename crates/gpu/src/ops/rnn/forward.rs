@@ -27,8 +27,8 @@ use crate::ops::recurrent::PanelPlan;
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::Kernel;
 use crate::runtime::record::Recorder;
-use crate::runtime::shaders::StepParams;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
+use crate::runtime::uniforms::cell::StepParams;
 use crate::runtime::weights::GpuWeights;
 
 const OP: &str = "gpu rnn_forward";
@@ -333,7 +333,7 @@ impl<'a> ForwardCall<'a> {
             gi_dir: check_u32(tl * nb * gh, "gi")?,
             w_dir: check_u32(packed_slots(cfg.cell, h), "packed W_hh")?,
             tape_dir: check_u32(layout.len, "tape")?,
-            _pad_dir: 0,
+            ..Default::default()
         })
     }
 }
