@@ -9,15 +9,15 @@ use crate::runtime::context::Context;
 /// How a call runs its recurrent steps, forward and reverse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum StepPath {
-    /// One fused step kernel per timestep (`*_step`, `*_step_bwd`): the recurrent product and
+    /// One fused step kernel per timestep (`fwd_step`, `bwd_step`): the recurrent product and
     /// the cell update of a few units in one dispatch. GPUs.
     Fused,
     /// Each step split in two: the product that reads h_prev (dG in reverse) through uniform
-    /// windows (`rec_panel`, see `PanelPlan`), then the cell kernel (`*_cell_fwd`,
-    /// `*_cell_bwd`), which sums its partial products. CPU adapters, and wherever the fused
+    /// windows (`rec_panel`, see `PanelPlan`), then the cell kernel (`fwd_split_cell`,
+    /// `bwd_split_cell`), which sums its partial products. CPU adapters, and wherever the fused
     /// kernels' packed `W_hh` does not fit (see [`packed_fits`]).
     Split,
-    /// Every step in one dispatch of one workgroup per direction (`*_seq`, `*_seq_bwd`): small
+    /// Every step in one dispatch of one workgroup per direction (`fwd_seq`, `bwd_seq`): small
     /// B·H, where a dispatch per step costs more than the parallelism it buys.
     Persistent,
 }
