@@ -254,7 +254,7 @@ fn rnn_input_shapes_and_lengths() {
         rnn_forward(&w, RnnInput::new(&z(&[5, 2, 4]))),
         &["`x`", "[5, 2, 4]", "[5, 2, 3]"],
     );
-    assert_eq!(e, Error::shape("rnn", "x", &[5, 2, 3], &[5, 2, 4]));
+    assert_eq!(e, Error::shape("rnn_forward", "x", &[5, 2, 3], &[5, 2, 4]));
     err_mentions(
         rnn_forward(&w, RnnInput::new(&z(&[0, 2, 3]))),
         &["`x`", "T ≥ 1"],
@@ -278,7 +278,7 @@ fn rnn_input_shapes_and_lengths() {
     assert_eq!(
         e,
         Error::Length {
-            op: "rnn",
+            op: "rnn_forward",
             arg: "lengths",
             index: 1,
             value: 6,
@@ -358,7 +358,7 @@ fn embedding_ids_out_of_range() {
     assert_eq!(
         e,
         Error::IdOutOfRange {
-            op: "embedding",
+            op: "embedding_forward",
             arg: "ids",
             index: 2,
             id: 5,

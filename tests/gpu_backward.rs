@@ -482,7 +482,7 @@ fn backward_bad_inputs_are_errors() {
     .unwrap_err();
     assert_eq!(
         e,
-        wgrnn::Error::shape("gpu rnn_backward", "dy", &[6, 3, 18], &[6, 3, 9])
+        wgrnn::Error::shape("rnn_backward", "dy", &[6, 3, 18], &[6, 3, 9])
     );
     let bad = ctx.zeros(&[4, 2, 9]).unwrap();
     let e = wgrnn::gpu::rnn_backward(

@@ -290,7 +290,7 @@ fn bad_inputs_are_errors() {
     .unwrap_err();
     assert_eq!(
         e,
-        Error::shape("gpu rnn_forward", "x", &[5, 2, 3], &[5, 2, 4])
+        Error::shape("rnn_forward", "x", &[5, 2, 3], &[5, 2, 4])
     );
     let e = gpu::rnn_forward(
         ctx,

@@ -19,7 +19,10 @@ fn fmt_numel(shape: &[usize]) -> String {
     }
 }
 
+/// Every error of the crates. New kinds may be added: a `match` outside wgrnn needs a `_` arm.
+/// The constructors below build the common kinds; [`Error::op`] says which operation failed.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Error {
     /// A configuration field is out of its domain (a zero size, an attention dimension missing…).
     #[error("invalid {config}: {field} {reason}")]
@@ -160,6 +163,85 @@ pub enum Error {
 }
 
 impl Error {
+    /// The operation that failed, named as the public function or method the caller called
+    /// (the same name on the CPU and GPU backends: `rnn_forward`, `linear_backward`…); `None`
+    /// for the kinds that belong to no operation (a file, a tensor's data, the adapter).
+    pub fn op(&self) -> Option<&'static str> {
+        match self {
+            Error::Shape { op, .. }
+            | Error::Length { op, .. }
+            | Error::IdOutOfRange { op, .. }
+            | Error::InvalidArgument { op, .. }
+            | Error::MissingTensor { op, .. }
+            | Error::UnknownTensor { op, .. }
+            | Error::Device { op, .. }
+            | Error::TooLarge { op, .. }
+            | Error::LoopLimit { op, .. }
+            | Error::ForeignContext { op, .. }
+            | Error::OutOfMemory { op, .. } => Some(op),
+            Error::InvalidConfig { .. }
+            | Error::DataLength { .. }
+            | Error::Dtype { .. }
+            | Error::Safetensors(_)
+            | Error::NoAdapter { .. }
+            | Error::Io { .. } => None,
+        }
+    }
+
+    /// An argument the operation cannot use: `reason` completes "argument `arg` …".
+    pub fn invalid_argument(
+        op: &'static str,
+        arg: &'static str,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::InvalidArgument {
+            op,
+            arg,
+            reason: reason.into(),
+        }
+    }
+
+    /// A configuration field out of its domain: `reason` completes "`field` …".
+    pub fn invalid_config(
+        config: &'static str,
+        field: &'static str,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::InvalidConfig {
+            config,
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// A size over a limit: `arg` needs `size` `unit` (bytes, workgroups, elements…), over
+    /// `limit_name` = `limit`.
+    pub fn too_large(
+        op: &'static str,
+        arg: impl Into<String>,
+        size: u64,
+        unit: &'static str,
+        limit_name: &'static str,
+        limit: u64,
+    ) -> Self {
+        Error::TooLarge {
+            op,
+            arg: arg.into(),
+            size,
+            unit,
+            limit_name,
+            limit,
+        }
+    }
+
+    /// An error the device reported during `op`.
+    pub fn device(op: &'static str, message: impl Into<String>) -> Self {
+        Error::Device {
+            op,
+            message: message.into(),
+        }
+    }
+
     /// The error for a device object of another context.
     pub fn foreign(op: &'static str, arg: impl Into<String>, what: impl Into<String>) -> Self {
         Error::ForeignContext {
@@ -182,5 +264,55 @@ impl Error {
             expected: expected.to_vec(),
             got: got.to_vec(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each constructor builds its kind, and `op` names the operation of every kind that has
+    /// one.
+    #[test]
+    fn constructors_build_their_kinds_and_name_the_op() {
+        let cases = [
+            (
+                Error::shape("rnn_forward", "x", &[2, 3], &[2, 4]),
+                Some("rnn_forward"),
+            ),
+            (
+                Error::invalid_argument("matmul", "b", "is empty"),
+                Some("matmul"),
+            ),
+            (
+                Error::too_large("concat", "out", 9, "bytes", "max_buffer_size", 8),
+                Some("concat"),
+            ),
+            (Error::device("pipeline", "lost"), Some("pipeline")),
+            (Error::foreign("axpby", "x", "tensor"), Some("axpby")),
+            (
+                Error::invalid_config("RnnConfig", "hidden_size", "must be > 0"),
+                None,
+            ),
+        ];
+        for (e, op) in &cases {
+            assert_eq!(e.op(), *op, "{e}");
+        }
+        assert_eq!(
+            cases[1].0.to_string(),
+            "matmul: argument `b` is empty",
+            "invalid_argument's message"
+        );
+        assert_eq!(
+            cases[2].0.to_string(),
+            "concat: `out` needs 9 bytes, over the limit max_buffer_size = 8"
+        );
+        assert!(matches!(
+            cases[5].0,
+            Error::InvalidConfig {
+                field: "hidden_size",
+                ..
+            }
+        ));
     }
 }

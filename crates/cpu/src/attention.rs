@@ -11,7 +11,7 @@ use wgrnn_core::{
 
 use crate::gemm::{Mat, gemm, gemm_acc};
 
-const OP: &str = "attention";
+const OP: &str = "attention_forward";
 
 /// Inputs of one attention call. `key_lengths` defaults to Tk for every batch entry.
 #[derive(Clone, Copy, Debug)]

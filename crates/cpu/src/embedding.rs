@@ -26,13 +26,13 @@ pub fn check_ids(op: &'static str, ids: &Tensor<i64>, vocab: usize) -> Result<()
 /// `y[..., :] = weight[ids[...], :]`; `y` has shape `ids.shape() + [D]`.
 pub fn embedding_forward<T: Real>(w: &EmbeddingWeights<T>, ids: &Tensor<i64>) -> Result<Tensor<T>> {
     let cfg = w.config();
-    check_ids("embedding", ids, cfg.num_embeddings)?;
+    check_ids("embedding_forward", ids, cfg.num_embeddings)?;
     let d = cfg.embedding_dim;
     let table = w.get("weight")?.data();
     // ids × D may be far larger than the ids or the table: reserved fallibly.
     let mut shape = ids.shape().to_vec();
     shape.push(d);
-    let mut y: Vec<T> = crate::zeroed("embedding", "output", &shape)?;
+    let mut y: Vec<T> = crate::zeroed("embedding_forward", "output", &shape)?;
     for (&id, row) in ids.data().iter().zip(y.chunks_exact_mut(d.max(1))) {
         let r = id as usize;
         row.copy_from_slice(&table[r * d..(r + 1) * d]);

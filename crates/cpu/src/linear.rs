@@ -39,7 +39,7 @@ fn out_shape<T>(x: &Tensor<T>, f: usize) -> Vec<usize> {
 /// `y [..., out] = x [..., in] · Wᵀ + b`.
 pub fn linear_forward<T: Real>(w: &LinearWeights<T>, x: &Tensor<T>) -> Result<Tensor<T>> {
     let cfg = w.config();
-    let n = rows("linear", x, cfg.in_features)?;
+    let n = rows("linear_forward", x, cfg.in_features)?;
     let mut y = gemm(
         Mat::new(x.data(), n, cfg.in_features),
         Mat::new(w.get("weight")?.data(), cfg.out_features, cfg.in_features).t(),

@@ -17,7 +17,7 @@ use wgrnn_core::{
 use crate::gemm::{Mat, add_row_bias, col_sums_acc, gemm, gemm_acc};
 use crate::zeroed;
 
-const OP: &str = "rnn";
+const OP: &str = "rnn_forward";
 
 /// Inputs of one recurrent call. `h0`/`c0` default to zeros, `lengths` to T for every sequence.
 #[derive(Clone, Copy, Debug)]

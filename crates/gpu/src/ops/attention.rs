@@ -20,8 +20,8 @@ use crate::runtime::weights::{DeviceLayout, GpuWeights, check_accumulator};
 
 use Access::{Read, ReadWrite};
 
-const OP: &str = "gpu attention_forward";
-const BOP: &str = "gpu attention_backward";
+const OP: &str = "attention_forward";
+const BOP: &str = "attention_backward";
 const fn kernel(entry: &'static str, bindings: &'static [Access]) -> Kernel {
     Kernel {
         shader: Shader::Attention,

@@ -47,7 +47,7 @@ fn groups(n: usize) -> [u32; 3] {
 
 /// `a·x + b·y` into a new tensor.
 pub fn axpby(ctx: &Context, a: f32, x: &GpuTensor, b: f32, y: &GpuTensor) -> Result<GpuTensor> {
-    const OP: &str = "gpu axpby";
+    const OP: &str = "axpby";
     check(ctx, OP, ("x", x), ("y", y))?;
     let out = ctx.alloc(OP, "out", x.shape(), DType::F32)?;
     let mut rec = Recorder::new(ctx, OP);
@@ -69,7 +69,7 @@ pub fn add(ctx: &Context, x: &GpuTensor, y: &GpuTensor) -> Result<GpuTensor> {
 
 /// `acc += a·x` in place.
 pub fn axpy_into(ctx: &Context, acc: &GpuTensor, a: f32, x: &GpuTensor) -> Result<()> {
-    const OP: &str = "gpu axpy_into";
+    const OP: &str = "axpy_into";
     check(ctx, OP, ("x", x), ("acc", acc))?;
     if x.same_buffer(acc) {
         return Err(Error::InvalidArgument {
@@ -92,7 +92,7 @@ pub fn axpy_into(ctx: &Context, acc: &GpuTensor, a: f32, x: &GpuTensor) -> Resul
 /// Rows `start..start + len` of `x` along its first axis, copied into a new tensor (for
 /// example one direction's `h_n[d]` of a bidirectional layer).
 pub fn narrow(ctx: &Context, x: &GpuTensor, start: usize, len: usize) -> Result<GpuTensor> {
-    const OP: &str = "gpu narrow";
+    const OP: &str = "narrow";
     x.check_context(ctx, OP, "x")?;
     let Some((&rows, rest)) = x.shape().split_first() else {
         return Err(Error::InvalidArgument {
@@ -137,7 +137,7 @@ fn row_len(op: &'static str, arg: &str, shape: &[usize]) -> Result<usize> {
 /// `parts` stacked along their first axis into a new tensor; the other axes and the dtype
 /// must agree (the inverse of [`narrow`]).
 pub fn concat(ctx: &Context, parts: &[&GpuTensor]) -> Result<GpuTensor> {
-    const OP: &str = "gpu concat";
+    const OP: &str = "concat";
     for (i, p) in parts.iter().enumerate() {
         p.check_context(ctx, OP, &format!("parts[{i}]"))?;
     }

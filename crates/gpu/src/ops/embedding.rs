@@ -10,7 +10,7 @@ use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
 use crate::runtime::uniforms::embedding::{GatherParams, ScatterParams};
 use crate::runtime::weights::{DeviceLayout, GpuWeights, check_accumulator};
 
-const OP: &str = "gpu embedding_forward";
+const OP: &str = "embedding_forward";
 const SCATTER: Kernel = Kernel {
     shader: Shader::Embedding,
     entry: "embedding_scatter",
@@ -177,7 +177,7 @@ pub fn embedding_backward(
     dy: &GpuTensor,
     accumulate: Option<&GpuWeights<EmbeddingConfig>>,
 ) -> Result<GpuWeights<EmbeddingConfig>> {
-    const BOP: &str = "gpu embedding_backward";
+    const BOP: &str = "embedding_backward";
     w.check_context(ctx, BOP, "w")?;
     ids.check_context(ctx, BOP, "ids")?;
     dy.check_context(ctx, BOP, "dy")?;

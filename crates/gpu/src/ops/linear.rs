@@ -10,7 +10,7 @@ use crate::runtime::record::Recorder;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
 use crate::runtime::weights::{DeviceLayout, GpuWeights, check_accumulator};
 
-const OP: &str = "gpu linear_forward";
+const OP: &str = "linear_forward";
 
 /// `y [..., out] = x [..., in] · Wᵀ + b` (the CPU reference's `linear_forward`).
 pub fn linear_forward(
@@ -69,7 +69,7 @@ pub fn linear_backward(
     dy: &GpuTensor,
     accumulate: Option<&GpuWeights<LinearConfig>>,
 ) -> Result<GpuLinearGrads> {
-    const BOP: &str = "gpu linear_backward";
+    const BOP: &str = "linear_backward";
     w.check_context(ctx, BOP, "w")?;
     x.check_context(ctx, BOP, "x")?;
     dy.check_context(ctx, BOP, "dy")?;

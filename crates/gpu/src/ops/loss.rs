@@ -9,7 +9,7 @@ use crate::runtime::shaders::Shader;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext};
 use crate::runtime::uniforms::loss::{BackParams, RowParams};
 
-const OP: &str = "gpu cross_entropy";
+const OP: &str = "cross_entropy";
 const ROWS: Kernel = Kernel {
     shader: Shader::Loss,
     entry: "ce_rows",
@@ -203,18 +203,18 @@ pub fn cross_entropy(
 
 /// Log-softmax over the last axis.
 pub fn log_softmax(ctx: &Context, logits: &GpuTensor) -> Result<GpuTensor> {
-    logits.check_context(ctx, "gpu log_softmax", "logits")?;
-    let (n, c) = rows_and_classes("gpu log_softmax", logits)?;
-    let out = ctx.alloc("gpu log_softmax", "out", logits.shape(), DType::F32)?;
+    logits.check_context(ctx, "log_softmax", "logits")?;
+    let (n, c) = rows_and_classes("log_softmax", logits)?;
+    let out = ctx.alloc("log_softmax", "out", logits.shape(), DType::F32)?;
     let p = RowParams {
         rows: n as u32,
         classes: c as u32,
         ..Default::default()
     };
-    let mut rec = Recorder::new(ctx, "gpu log_softmax");
+    let mut rec = Recorder::new(ctx, "log_softmax");
     let (kernel, groups) = row_kernel(
         ctx,
-        "gpu log_softmax",
+        "log_softmax",
         (LOG_SOFTMAX, "log_softmax_rows_wide", 3),
         n,
         c,
@@ -234,7 +234,7 @@ pub fn cross_entropy_backward(
     forward: &GpuCrossEntropy,
     dloss: f32,
 ) -> Result<GpuTensor> {
-    const BOP: &str = "gpu cross_entropy_backward";
+    const BOP: &str = "cross_entropy_backward";
     logits.check_context(ctx, BOP, "logits")?;
     targets.tensor().check_context(ctx, BOP, "targets")?;
     forward.loss.check_context(ctx, BOP, "forward.loss")?;

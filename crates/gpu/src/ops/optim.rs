@@ -13,7 +13,7 @@ use crate::runtime::weights::{DeviceLayout, GpuWeights};
 
 use Access::{Read, ReadWrite};
 
-const OP: &str = "gpu optimizer step";
+const OP: &str = "optimizer step";
 const STEP: Kernel = Kernel {
     shader: Shader::Optim,
     entry: "optim_step",
@@ -107,7 +107,7 @@ impl GpuOptimizer {
     /// an error.
     pub fn new(ctx: &Context, config: OptimizerConfig, params: &[&GpuTensor]) -> Result<Self> {
         config.validate()?;
-        const NEW: &str = "gpu optimizer new";
+        const NEW: &str = "GpuOptimizer::new";
         for (i, p) in params.iter().enumerate() {
             p.check_context(ctx, NEW, &format!("params[{i}]"))?;
             if p.dtype() != DType::F32 {

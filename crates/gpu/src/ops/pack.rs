@@ -14,7 +14,7 @@ use crate::runtime::uniforms::pack::{BiasParams, GateParams, RoundParams};
 use Access::{Read, ReadWrite};
 
 /// The op the packing's index errors name: the forward's, whichever pass packs.
-const FORWARD: &str = "gpu rnn_forward";
+const FORWARD: &str = "rnn_forward";
 
 const PACK_GATES: Kernel = Kernel {
     shader: Shader::Pack,

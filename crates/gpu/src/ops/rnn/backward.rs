@@ -30,7 +30,7 @@ use crate::runtime::uniforms::cell::BackParams;
 use crate::runtime::uniforms::recurrent::GatherParams;
 use crate::runtime::weights::{GpuWeights, check_accumulator};
 
-const OP: &str = "gpu rnn_backward";
+const OP: &str = "rnn_backward";
 
 /// Upstream gradients, on the device; an absent one counts as zero.
 #[derive(Clone, Copy, Debug, Default)]

@@ -31,7 +31,7 @@ use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
 use crate::runtime::uniforms::cell::StepParams;
 use crate::runtime::weights::GpuWeights;
 
-const OP: &str = "gpu rnn_forward";
+const OP: &str = "rnn_forward";
 
 fn check_u32(v: usize, what: &str) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::TooLarge {

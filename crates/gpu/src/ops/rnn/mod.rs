@@ -155,7 +155,7 @@ impl GpuRnnOutput {
     /// The tape for [`crate::rnn_backward()`]; an error if the forward ran in inference mode.
     pub fn tape(&self) -> Result<&GpuRnnTape> {
         self.tape.as_ref().ok_or(Error::InvalidArgument {
-            op: "gpu rnn_backward",
+            op: "rnn_backward",
             arg: "tape",
             reason: "is missing: run the forward in Mode::Training to keep what backward needs"
                 .into(),
