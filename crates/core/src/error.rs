@@ -148,6 +148,22 @@ pub enum Error {
         what: String,
     },
 
+    /// A tensor is in a recording (`Context::record`) that has not been submitted, and this
+    /// use would see the recorded commands out of order: reading it back, or using it in other
+    /// work, while the recording will write it; writing it while the recording will read it.
+    /// Nothing of the refused call happened.
+    #[error(
+        "{op}: `{arg}` ({what}) {reason} a recording that is not submitted yet; submit that \
+         recording first (or drop it)"
+    )]
+    Unsubmitted {
+        op: &'static str,
+        arg: String,
+        what: String,
+        /// "is written by" or "is read by".
+        reason: &'static str,
+    },
+
     /// The host could not allocate a buffer: a shape (or a count in a file) asks for more
     /// memory than the system grants. Refused instead of aborting the process.
     #[error("{op}: `{arg}` needs {bytes} bytes of host memory, more than could be allocated")]
@@ -178,6 +194,7 @@ impl Error {
             | Error::TooLarge { op, .. }
             | Error::LoopLimit { op, .. }
             | Error::ForeignContext { op, .. }
+            | Error::Unsubmitted { op, .. }
             | Error::OutOfMemory { op, .. } => Some(op),
             Error::InvalidConfig { .. }
             | Error::DataLength { .. }

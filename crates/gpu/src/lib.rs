@@ -1,6 +1,7 @@
 //! The wgpu engine of wgrnn. It mirrors the CPU reference (`wgrnn-cpu`) op for op: the same
 //! configs and weight names, device tensors instead of host ones. Every call records all its
-//! dispatches into one command encoder and submits once; nothing is read back unless asked.
+//! dispatches into one command encoder and submits once, or appends them to a [`Recording`]
+//! that submits several calls at once; nothing is read back unless asked.
 
 mod ops;
 mod runtime;
@@ -26,6 +27,7 @@ pub use rnn::{GpuRnnInput, GpuRnnOutput, GpuRnnTape, Mode, rnn_forward, small_ba
 pub use rnn_backward::{GpuRnnGrads, GpuRnnOutputGrads, rnn_backward};
 pub use runtime::context::{AdapterSummary, Context, ContextOptions};
 pub use runtime::pool::PoolStats;
+pub use runtime::recording::{Record, Recording};
 pub use runtime::tensor::{DType, GpuTensor};
 pub use runtime::tuning::{CPU_LOOP_LIMIT, CPU_SMALL_BATCH_LIMIT, GemmBlock, SMALL_BATCH_LIMIT};
 pub use runtime::weights::{DeviceLayout, GpuWeights};

@@ -13,6 +13,7 @@ use crate::ops::reduce::col_sum;
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::{Access, Kernel};
 use crate::runtime::record::{Recorder, fold_x};
+use crate::runtime::recording::Record;
 use crate::runtime::shaders::Shader;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
 use crate::runtime::uniforms::attention::{AttnParams, BmmParams};
@@ -328,12 +329,13 @@ fn row_groups(rows: usize) -> [u32; 3] {
 }
 
 /// Attention with the CPU reference's semantics (`wgrnn_cpu::attention_forward`).
-pub fn attention_forward(
-    ctx: &Context,
+pub fn attention_forward<'c>(
+    on: impl Record<'c>,
     w: &GpuWeights<AttentionConfig>,
     input: GpuAttentionInput<'_>,
 ) -> Result<GpuAttentionOutput> {
-    let mut rec = Recorder::new(ctx, OP);
+    let ctx = on.context();
+    let mut rec = on.begin(OP);
     let Prepared {
         b,
         tq,
@@ -384,15 +386,15 @@ pub fn attention_forward(
         true,
         1.0,
     )?;
-    rec.submit()?;
+    rec.finish()?;
     Ok(GpuAttentionOutput { context, weights })
 }
 
 /// Backward of [`attention_forward`] given its input and output and the upstream gradients of
 /// the context and (optionally) of the weights. With `accumulate`, parameter gradients are
 /// added into those tensors.
-pub fn attention_backward(
-    ctx: &Context,
+pub fn attention_backward<'c>(
+    on: impl Record<'c>,
     w: &GpuWeights<AttentionConfig>,
     input: GpuAttentionInput<'_>,
     output: &GpuAttentionOutput,
@@ -400,13 +402,14 @@ pub fn attention_backward(
     d_weights: Option<&GpuTensor>,
     accumulate: Option<&GpuWeights<AttentionConfig>>,
 ) -> Result<GpuAttentionGrads> {
+    let ctx = on.context();
     let cfg = w.config();
     check_accumulator(ctx, BOP, w, accumulate)?;
     output.context.check_context(ctx, BOP, "output.context")?;
     output.weights.check_context(ctx, BOP, "output.weights")?;
     d_context.check_context(ctx, BOP, "d_context")?;
     d_weights.check_context(ctx, BOP, "d_weights")?;
-    let mut rec = Recorder::new(ctx, BOP);
+    let mut rec = on.begin(BOP);
     let mut pr = prepare(&mut rec, BOP, w, &input)?;
     let (b, tq, tk) = (pr.b, pr.tq, pr.tk);
     expect_f32(BOP, "output.weights", &output.weights, &[b, tq, tk])?;
@@ -439,7 +442,7 @@ pub fn attention_backward(
     let dvalue = back.value_grad(&mut rec, output, d_context)?;
     let (dq_side, dk_side, dv_part) = back.side_grads(&mut rec, &ds)?;
     let (dquery, dkey) = back.input_grads(&mut rec, dq_side, dk_side, dv_part.as_ref())?;
-    rec.submit()?;
+    rec.finish()?;
     Ok(GpuAttentionGrads {
         dquery,
         dkey,

@@ -4,7 +4,8 @@ use wgrnn_core::{Error, Result};
 
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::{Access, Kernel};
-use crate::runtime::record::{Recorder, fold_x};
+use crate::runtime::record::fold_x;
+use crate::runtime::recording::Record;
 use crate::runtime::shaders::Shader;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext};
 use crate::runtime::uniforms::elementwise::AxpbyParams;
@@ -46,11 +47,18 @@ fn groups(n: usize) -> [u32; 3] {
 }
 
 /// `a·x + b·y` into a new tensor.
-pub fn axpby(ctx: &Context, a: f32, x: &GpuTensor, b: f32, y: &GpuTensor) -> Result<GpuTensor> {
+pub fn axpby<'c>(
+    on: impl Record<'c>,
+    a: f32,
+    x: &GpuTensor,
+    b: f32,
+    y: &GpuTensor,
+) -> Result<GpuTensor> {
     const OP: &str = "axpby";
+    let ctx = on.context();
     check(ctx, OP, ("x", x), ("y", y))?;
     let out = ctx.alloc(OP, "out", x.shape(), DType::F32)?;
-    let mut rec = Recorder::new(ctx, OP);
+    let mut rec = on.begin(OP);
     let p = AxpbyParams {
         n: x.numel() as u32,
         a,
@@ -58,18 +66,19 @@ pub fn axpby(ctx: &Context, a: f32, x: &GpuTensor, b: f32, y: &GpuTensor) -> Res
         ..Default::default()
     };
     rec.dispatch(AXPBY, &p, &[x, y, &out], groups(x.numel()))?;
-    rec.submit()?;
+    rec.finish()?;
     Ok(out)
 }
 
 /// `x + y` into a new tensor.
-pub fn add(ctx: &Context, x: &GpuTensor, y: &GpuTensor) -> Result<GpuTensor> {
-    axpby(ctx, 1.0, x, 1.0, y)
+pub fn add<'c>(on: impl Record<'c>, x: &GpuTensor, y: &GpuTensor) -> Result<GpuTensor> {
+    axpby(on, 1.0, x, 1.0, y)
 }
 
 /// `acc += a·x` in place.
-pub fn axpy_into(ctx: &Context, acc: &GpuTensor, a: f32, x: &GpuTensor) -> Result<()> {
+pub fn axpy_into<'c>(on: impl Record<'c>, acc: &GpuTensor, a: f32, x: &GpuTensor) -> Result<()> {
     const OP: &str = "axpy_into";
+    let ctx = on.context();
     check(ctx, OP, ("x", x), ("acc", acc))?;
     if x.same_buffer(acc) {
         return Err(Error::InvalidArgument {
@@ -78,7 +87,7 @@ pub fn axpy_into(ctx: &Context, acc: &GpuTensor, a: f32, x: &GpuTensor) -> Resul
             reason: "must not share storage with acc".into(),
         });
     }
-    let mut rec = Recorder::new(ctx, OP);
+    let mut rec = on.begin(OP);
     let p = AxpbyParams {
         n: x.numel() as u32,
         a,
@@ -86,13 +95,19 @@ pub fn axpy_into(ctx: &Context, acc: &GpuTensor, a: f32, x: &GpuTensor) -> Resul
         ..Default::default()
     };
     rec.dispatch(AXPY_INTO, &p, &[x, acc], groups(x.numel()))?;
-    rec.submit()
+    rec.finish()
 }
 
 /// Rows `start..start + len` of `x` along its first axis, copied into a new tensor (for
 /// example one direction's `h_n[d]` of a bidirectional layer).
-pub fn narrow(ctx: &Context, x: &GpuTensor, start: usize, len: usize) -> Result<GpuTensor> {
+pub fn narrow<'c>(
+    on: impl Record<'c>,
+    x: &GpuTensor,
+    start: usize,
+    len: usize,
+) -> Result<GpuTensor> {
     const OP: &str = "narrow";
+    let ctx = on.context();
     x.check_context(ctx, OP, "x")?;
     let Some((&rows, rest)) = x.shape().split_first() else {
         return Err(Error::InvalidArgument {
@@ -115,9 +130,9 @@ pub fn narrow(ctx: &Context, x: &GpuTensor, start: usize, len: usize) -> Result<
     let row = row_len(OP, "x", x.shape())?;
     let shape: Vec<usize> = std::iter::once(len).chain(rest.iter().copied()).collect();
     let out = ctx.alloc(OP, "out", &shape, x.dtype())?;
-    let mut rec = Recorder::new(ctx, OP);
+    let mut rec = on.begin(OP);
     rec.copy(x, start * row, &out, 0, len * row);
-    rec.submit()?;
+    rec.finish()?;
     Ok(out)
 }
 
@@ -136,8 +151,9 @@ fn row_len(op: &'static str, arg: &str, shape: &[usize]) -> Result<usize> {
 
 /// `parts` stacked along their first axis into a new tensor; the other axes and the dtype
 /// must agree (the inverse of [`narrow`]).
-pub fn concat(ctx: &Context, parts: &[&GpuTensor]) -> Result<GpuTensor> {
+pub fn concat<'c>(on: impl Record<'c>, parts: &[&GpuTensor]) -> Result<GpuTensor> {
     const OP: &str = "concat";
+    let ctx = on.context();
     for (i, p) in parts.iter().enumerate() {
         p.check_context(ctx, OP, &format!("parts[{i}]"))?;
     }
@@ -178,13 +194,13 @@ pub fn concat(ctx: &Context, parts: &[&GpuTensor]) -> Result<GpuTensor> {
     let row = row_len(OP, "parts[0]", first.shape())?;
     let shape: Vec<usize> = std::iter::once(rows).chain(rest.iter().copied()).collect();
     let out = ctx.alloc(OP, "out", &shape, first.dtype())?;
-    let mut rec = Recorder::new(ctx, OP);
+    let mut rec = on.begin(OP);
     let mut at = 0;
     for p in parts {
         rec.copy(p, 0, &out, at, p.numel());
         at += p.numel();
     }
     debug_assert_eq!(at, rows * row);
-    rec.submit()?;
+    rec.finish()?;
     Ok(out)
 }

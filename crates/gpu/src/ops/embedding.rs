@@ -4,7 +4,8 @@ use wgrnn_core::{EmbeddingConfig, Error, Result, Tensor};
 
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::{Access, Kernel};
-use crate::runtime::record::{Recorder, fold_y};
+use crate::runtime::record::fold_y;
+use crate::runtime::recording::Record;
 use crate::runtime::shaders::Shader;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
 use crate::runtime::uniforms::embedding::{GatherParams, ScatterParams};
@@ -136,11 +137,12 @@ impl GpuIds {
 /// `y[..., :] = weight[ids[...], :]`, `y` of shape `ids.shape() + [D]`. `ids` come from
 /// [`upload_ids`] with the table's vocabulary, so every id names a row (the kernel still
 /// bounds its reads: an id out of range would yield a zero row, never an out-of-bounds read).
-pub fn embedding_forward(
-    ctx: &Context,
+pub fn embedding_forward<'c>(
+    on: impl Record<'c>,
     w: &GpuWeights<EmbeddingConfig>,
     ids: &GpuIds,
 ) -> Result<GpuTensor> {
+    let ctx = on.context();
     w.check_context(ctx, OP, "w")?;
     ids.check_context(ctx, OP, "ids")?;
     let cfg = w.config();
@@ -150,7 +152,7 @@ pub fn embedding_forward(
     let mut shape = ids.shape().to_vec();
     shape.push(d);
     let y = ctx.alloc(OP, "y", &shape, DType::F32)?;
-    let mut rec = Recorder::new(ctx, OP);
+    let mut rec = on.begin(OP);
     let p = GatherParams {
         rows: rows as u32,
         dim: d as u32,
@@ -163,20 +165,21 @@ pub fn embedding_forward(
         &[w.get("weight")?, ids, &y],
         fold_y(d.div_ceil(64), rows.div_ceil(4)),
     )?;
-    rec.submit()?;
+    rec.finish()?;
     Ok(y)
 }
 
 /// Gradient of the table for upstream `dy` (`ids.shape() + [D]`): row `id` gets the sum of
 /// `dy` over the positions holding `id`, in position order (no atomics, bit-reproducible); the
 /// `padding_idx` row gets none. With `accumulate`, the gradient is added into that tensor.
-pub fn embedding_backward(
-    ctx: &Context,
+pub fn embedding_backward<'c>(
+    on: impl Record<'c>,
     w: &GpuWeights<EmbeddingConfig>,
     ids: &GpuIds,
     dy: &GpuTensor,
     accumulate: Option<&GpuWeights<EmbeddingConfig>>,
 ) -> Result<GpuWeights<EmbeddingConfig>> {
+    let ctx = on.context();
     const BOP: &str = "embedding_backward";
     w.check_context(ctx, BOP, "w")?;
     ids.check_context(ctx, BOP, "ids")?;
@@ -195,7 +198,7 @@ pub fn embedding_backward(
             GpuWeights::from_parts(cfg.clone(), [("weight".to_string(), g)].into())
         }
     };
-    let mut rec = Recorder::new(ctx, BOP);
+    let mut rec = on.begin(BOP);
     let g = grads.get("weight")?;
     if accumulate.is_none() {
         rec.clear(g);
@@ -227,7 +230,7 @@ pub fn embedding_backward(
             )?;
         }
     }
-    rec.submit()?;
+    rec.finish()?;
     Ok(grads)
 }
 

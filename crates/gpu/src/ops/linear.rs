@@ -6,18 +6,19 @@ use wgrnn_core::{Error, LinearConfig, Result};
 
 use crate::ops::matmul::{Out, Strided, check_packed_matrices, gemm, pack, pack_lhs};
 use crate::runtime::context::Context;
-use crate::runtime::record::Recorder;
+use crate::runtime::recording::Record;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
 use crate::runtime::weights::{DeviceLayout, GpuWeights, check_accumulator};
 
 const OP: &str = "linear_forward";
 
 /// `y [..., out] = x [..., in] · Wᵀ + b` (the CPU reference's `linear_forward`).
-pub fn linear_forward(
-    ctx: &Context,
+pub fn linear_forward<'c>(
+    on: impl Record<'c>,
     w: &GpuWeights<LinearConfig>,
     x: &GpuTensor,
 ) -> Result<GpuTensor> {
+    let ctx = on.context();
     w.check_context(ctx, OP, "w")?;
     x.check_context(ctx, OP, "x")?;
     let cfg = w.config();
@@ -42,14 +43,14 @@ pub fn linear_forward(
         *l = fo;
     }
     let y = ctx.alloc(OP, "y", &shape, DType::F32)?;
-    let mut rec = Recorder::new(ctx, OP);
+    let mut rec = on.begin(OP);
     if rows > 0 {
         let xt = pack_lhs(&mut rec, Strided::rows(x, rows, fi, 0))?;
         let wt = pack(&mut rec, Strided::rows(w.get("weight")?, fo, fi, 0))?;
         let bias = if cfg.bias { Some(w.get("bias")?) } else { None };
         gemm(&mut rec, &xt, &wt, bias, Out::rows(&y, fo))?;
     }
-    rec.submit()?;
+    rec.finish()?;
     Ok(y)
 }
 
@@ -62,13 +63,14 @@ pub struct GpuLinearGrads {
 
 /// `dx = dy·W`, `dW = dyᵀ·x`, `db = Σ rows of dy`; with `accumulate`, the parameter gradients
 /// are added into those tensors.
-pub fn linear_backward(
-    ctx: &Context,
+pub fn linear_backward<'c>(
+    on: impl Record<'c>,
     w: &GpuWeights<LinearConfig>,
     x: &GpuTensor,
     dy: &GpuTensor,
     accumulate: Option<&GpuWeights<LinearConfig>>,
 ) -> Result<GpuLinearGrads> {
+    let ctx = on.context();
     const BOP: &str = "linear_backward";
     w.check_context(ctx, BOP, "w")?;
     x.check_context(ctx, BOP, "x")?;
@@ -112,7 +114,7 @@ pub fn linear_backward(
     };
     let add = accumulate.is_some();
     let dx = ctx.alloc(BOP, "dx", x.shape(), DType::F32)?;
-    let mut rec = Recorder::new(ctx, BOP);
+    let mut rec = on.begin(BOP);
     if rows == 0 {
         rec.clear(&dx);
         if !add {
@@ -137,7 +139,7 @@ pub fn linear_backward(
             crate::ops::reduce::col_sum(&mut rec, dy, 0, rows, fo, grads.get("bias")?, add)?;
         }
     }
-    rec.submit()?;
+    rec.finish()?;
     Ok(GpuLinearGrads { dx, weights: grads })
 }
 

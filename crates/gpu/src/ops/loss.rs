@@ -4,7 +4,8 @@ use wgrnn_core::{Error, Result, Tensor};
 
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::{Access, Kernel};
-use crate::runtime::record::{Recorder, fold_x, fold_y};
+use crate::runtime::record::{fold_x, fold_y};
+use crate::runtime::recording::Record;
 use crate::runtime::shaders::Shader;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext};
 use crate::runtime::uniforms::loss::{BackParams, RowParams};
@@ -174,11 +175,12 @@ fn rows_and_classes(op: &'static str, logits: &GpuTensor) -> Result<(usize, usiz
 
 /// Mean softmax cross-entropy of `logits [..., C]` against `targets [...]` (see
 /// [`upload_targets`]), reduced in a fixed order so the result is bit-reproducible.
-pub fn cross_entropy(
-    ctx: &Context,
+pub fn cross_entropy<'c>(
+    on: impl Record<'c>,
     logits: &GpuTensor,
     targets: &GpuTargets,
 ) -> Result<GpuCrossEntropy> {
+    let ctx = on.context();
     logits.check_context(ctx, OP, "logits")?;
     targets.tensor().check_context(ctx, OP, "targets")?;
     let (n, c) = rows_and_classes(OP, logits)?;
@@ -193,16 +195,17 @@ pub fn cross_entropy(
     };
     // `ce_reduce` sums the rows in one workgroup of 64, each invocation every 64th row.
     ctx.check_loop(OP, "logits", n.div_ceil(64) as u64 + 8)?;
-    let mut rec = Recorder::new(ctx, OP);
+    let mut rec = on.begin(OP);
     let (kernel, groups) = row_kernel(ctx, OP, (ROWS, "ce_rows_wide", 2), n, c)?;
     rec.dispatch(kernel, &p, &[logits, targets, &rows], groups)?;
     rec.dispatch(REDUCE, &p, &[&rows, &loss], [1, 1, 1])?;
-    rec.submit()?;
+    rec.finish()?;
     Ok(GpuCrossEntropy { loss, rows })
 }
 
 /// Log-softmax over the last axis.
-pub fn log_softmax(ctx: &Context, logits: &GpuTensor) -> Result<GpuTensor> {
+pub fn log_softmax<'c>(on: impl Record<'c>, logits: &GpuTensor) -> Result<GpuTensor> {
+    let ctx = on.context();
     logits.check_context(ctx, "log_softmax", "logits")?;
     let (n, c) = rows_and_classes("log_softmax", logits)?;
     let out = ctx.alloc("log_softmax", "out", logits.shape(), DType::F32)?;
@@ -211,7 +214,7 @@ pub fn log_softmax(ctx: &Context, logits: &GpuTensor) -> Result<GpuTensor> {
         classes: c as u32,
         ..Default::default()
     };
-    let mut rec = Recorder::new(ctx, "log_softmax");
+    let mut rec = on.begin("log_softmax");
     let (kernel, groups) = row_kernel(
         ctx,
         "log_softmax",
@@ -220,20 +223,21 @@ pub fn log_softmax(ctx: &Context, logits: &GpuTensor) -> Result<GpuTensor> {
         c,
     )?;
     rec.dispatch(kernel, &p, &[logits, &out], groups)?;
-    rec.submit()?;
+    rec.finish()?;
     Ok(out)
 }
 
 /// Gradient of [`cross_entropy`] with respect to the logits, scaled by `dloss`:
 /// `(softmax − onehot)·dloss/count` on counted rows, 0 on ignored ones. Reads the count and the
 /// saved log-sum-exps from `forward` on the device: no readback between loss and backward.
-pub fn cross_entropy_backward(
-    ctx: &Context,
+pub fn cross_entropy_backward<'c>(
+    on: impl Record<'c>,
     logits: &GpuTensor,
     targets: &GpuTargets,
     forward: &GpuCrossEntropy,
     dloss: f32,
 ) -> Result<GpuTensor> {
+    let ctx = on.context();
     const BOP: &str = "cross_entropy_backward";
     logits.check_context(ctx, BOP, "logits")?;
     targets.tensor().check_context(ctx, BOP, "targets")?;
@@ -265,13 +269,13 @@ pub fn cross_entropy_backward(
         dloss,
         ..Default::default()
     };
-    let mut rec = Recorder::new(ctx, BOP);
+    let mut rec = on.begin(BOP);
     rec.dispatch(
         BACKWARD,
         &p,
         &[logits, targets, &forward.rows, &forward.loss, &out],
         fold_y(c.div_ceil(64), n.div_ceil(4)),
     )?;
-    rec.submit()?;
+    rec.finish()?;
     Ok(out)
 }

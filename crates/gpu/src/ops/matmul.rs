@@ -9,6 +9,7 @@ use wgrnn_core::{Error, ParamLayout, Result};
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::{Access, Kernel, WINDOW_FLOATS};
 use crate::runtime::record::{Recorder, fold_y};
+use crate::runtime::recording::Record;
 use crate::runtime::shaders::Shader;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32, u32_of};
 use crate::runtime::uniforms::matmul::{GemmParams, PackParams};
@@ -479,7 +480,8 @@ fn gemm_panel(
 }
 
 /// `A·B` for row-major `a [M, K]` and `b [K, N]`, in one submission.
-pub fn matmul(ctx: &Context, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
+pub fn matmul<'c>(on: impl Record<'c>, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
+    let ctx = on.context();
     a.check_context(ctx, "matmul", "a")?;
     b.check_context(ctx, "matmul", "b")?;
     let (&[m, k], &[k2, n]) = (a.shape(), b.shape()) else {
@@ -512,7 +514,7 @@ pub fn matmul(ctx: &Context, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> 
     expect_f32("matmul", "a", a, &[m, k])?;
     expect_f32("matmul", "b", b, &[k, n])?;
     let out = ctx.alloc("matmul", "output", &[m, n], DType::F32)?;
-    let mut rec = Recorder::new(ctx, "matmul");
+    let mut rec = on.begin("matmul");
     let pa = pack_lhs(&mut rec, Strided::rows(a, m, k, 0))?;
     let pb = pack(&mut rec, Strided::cols(b, k, n, 0))?;
     if k == 0 {
@@ -520,6 +522,6 @@ pub fn matmul(ctx: &Context, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> 
     } else {
         gemm(&mut rec, &pa, &pb, None, Out::rows(&out, n))?;
     }
-    rec.submit()?;
+    rec.finish()?;
     Ok(out)
 }

@@ -1,11 +1,15 @@
 //! Optimizers on the device (SGD with momentum, Adam/AdamW, RMSprop) with optional global-norm
 //! gradient clipping, trainable parameters with their gradients, and checkpoints.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use wgrnn_core::{Error, OptimizerConfig, ParamLayout, Result, Weights, validate_max_norm};
 
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::{Access, Kernel};
 use crate::runtime::record::{Recorder, fold_x};
+use crate::runtime::recording::Record;
 use crate::runtime::shaders::Shader;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext};
 use crate::runtime::uniforms::optim::{ClipParams, StepParams, SumParams};
@@ -63,14 +67,15 @@ impl<C: DeviceLayout> GpuParams<C> {
 }
 
 impl<C: ParamLayout> GpuParams<C> {
-    /// Zeroes every gradient (one submit).
-    pub fn zero_grad(&self, ctx: &Context) -> Result<()> {
+    /// Zeroes every gradient (one submit, or appended to a [`crate::Recording`]).
+    pub fn zero_grad<'c>(&self, on: impl Record<'c>) -> Result<()> {
+        let ctx = on.context();
         self.grad.check_context(ctx, "zero_grad", "grad")?;
-        let mut rec = Recorder::new(ctx, "zero_grad");
+        let mut rec = on.begin("zero_grad");
         for t in self.grad.tensors().values() {
             rec.clear(t);
         }
-        rec.submit()
+        rec.finish()
     }
 
     /// (value, gradient) pairs in name order, for [`GpuOptimizer`]; an error if `value` and
@@ -89,7 +94,9 @@ impl<C: ParamLayout> GpuParams<C> {
 /// position in a call, so pairs may come in any order but each parameter exactly once.
 pub struct GpuOptimizer {
     config: OptimizerConfig,
-    t: u64,
+    /// Steps recorded (shared with the recordings holding them, which take theirs back if
+    /// never submitted).
+    t: Arc<AtomicU64>,
     max_grad_norm: Option<f64>,
     /// The parameters given at creation (shared handles of their storage), and each one's
     /// state: `params[i]` owns `state[i]`.
@@ -142,7 +149,7 @@ impl GpuOptimizer {
         let partials = ctx.zeros(&[segments.max(1)])?;
         Ok(Self {
             config,
-            t: 0,
+            t: Arc::new(AtomicU64::new(0)),
             max_grad_norm: None,
             params: params.iter().map(|&p| p.clone()).collect(),
             state,
@@ -155,9 +162,10 @@ impl GpuOptimizer {
         &self.config
     }
 
-    /// Steps taken.
+    /// Steps taken, counting those in a [`crate::Recording`] not yet submitted (a recording
+    /// dropped unsubmitted takes its steps back).
     pub fn steps(&self) -> u64 {
-        self.t
+        self.t.load(Ordering::SeqCst)
     }
 
     /// Changes the learning rate (a schedule); the rule and its state stay. A negative or NaN
@@ -175,22 +183,30 @@ impl GpuOptimizer {
         Ok(self)
     }
 
-    /// One update of every parameter from its gradient, recorded in one submit. `params` holds
-    /// each parameter of the optimizer exactly once, as (value, gradient), in any order: the
-    /// state is matched by the value's storage. The update is the same whatever the order.
-    pub fn step(&mut self, ctx: &Context, params: &[(&GpuTensor, &GpuTensor)]) -> Result<()> {
+    /// One update of every parameter from its gradient, recorded in one submit (or appended to
+    /// a [`crate::Recording`], with the gradient-norm clipping: the norm never comes to the
+    /// host). `params` holds each parameter of the optimizer exactly once, as (value,
+    /// gradient), in any order: the state is matched by the value's storage. The update is the
+    /// same whatever the order. The learning rate is the one set when the step is recorded.
+    pub fn step<'c>(
+        &mut self,
+        on: impl Record<'c>,
+        params: &[(&GpuTensor, &GpuTensor)],
+    ) -> Result<()> {
+        let ctx = on.context();
         let params = self.match_params(ctx, params)?;
         let params = params.as_slice();
         if self.max_grad_norm.is_some() {
             // `clip_coef` adds the partial sums, one per segment of every gradient, in one loop.
             ctx.check_loop(OP, "params", self.partials.numel() as u64 + 8)?;
         }
-        let mut rec = Recorder::new(ctx, OP);
+        let mut rec = on.begin(OP);
         if let Some(max_norm) = self.max_grad_norm {
             self.record_clip(&mut rec, params, max_norm)?;
         }
-        // The step count advances only once the step is submitted.
-        let sp = self.step_params((self.t + 1) as i32);
+        // The step count advances when the step is recorded; a recording that is never
+        // submitted puts it back.
+        let sp = self.step_params((self.steps() + 1) as i32);
         for ((v, g), st) in params.iter().zip(&self.state) {
             let n = v.numel();
             rec.dispatch(
@@ -200,9 +216,12 @@ impl GpuOptimizer {
                 fold_x(n.div_ceil(64)),
             )?;
         }
-        rec.submit()?;
-        self.t += 1;
-        Ok(())
+        let steps = self.t.clone();
+        steps.fetch_add(1, Ordering::SeqCst);
+        rec.on_discard(move || {
+            steps.fetch_sub(1, Ordering::SeqCst);
+        });
+        rec.finish()
     }
 
     /// The global-norm clipping ahead of a step: each gradient's sum of squares by segments

@@ -3,6 +3,7 @@
 //! memory API (allocation, upload, read, the pool's controls) is in `memory.rs`, the adapter
 //! tuning it carries in `tuning.rs`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wgrnn_core::{Error, Result};
@@ -107,6 +108,8 @@ pub struct Context {
     /// Whether the device has subgroups of exactly 8 (`gemm_panel_sg`, `rec_panel_sg`), and
     /// whether they are used.
     subgroups8: bool,
+    /// Queue submissions made so far (see [`Context::submits`]).
+    submits: AtomicU64,
 }
 
 fn adapter_rank(info: &wgpu::AdapterInfo, power: wgpu::PowerPreference) -> u32 {
@@ -224,6 +227,7 @@ impl Context {
             && info.subgroup_min_size == 8
             && info.subgroup_max_size == 8;
         Ok(Self {
+            submits: AtomicU64::new(0),
             tuning: Tuning::for_adapter(info, subgroups8),
             f16_weights: false,
             f16_in_f32: None,
@@ -378,6 +382,19 @@ impl Context {
             }),
             _ => Ok(()),
         }
+    }
+
+    /// Queue submissions this context has made: one per op call, per [`crate::Recording`]
+    /// (however many op calls it holds), per readback and per [`Context::zeros`]. For tests
+    /// and profiling: on Vulkan each submission costs tens of microseconds of driver time.
+    pub fn submits(&self) -> u64 {
+        self.submits.load(Ordering::Relaxed)
+    }
+
+    /// Submits one command buffer, counted in [`Context::submits`].
+    pub(crate) fn submit_counted(&self, commands: wgpu::CommandBuffer) {
+        self.submits.fetch_add(1, Ordering::Relaxed);
+        self.queue.submit([commands]);
     }
 
     /// Waits for all submitted work, then reports any error the device raised meanwhile.

@@ -136,7 +136,7 @@ impl Context {
         let g = self.alloc("zeros", "tensor", shape, DType::F32)?;
         let mut enc = self.device.create_command_encoder(&Default::default());
         enc.clear_buffer(g.raw(), 0, None);
-        self.queue.submit([enc.finish()]);
+        self.submit_counted(enc.finish());
         Ok(g)
     }
 
@@ -153,7 +153,7 @@ impl Context {
         });
         let mut enc = self.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(t.raw(), 0, &staging, 0, bytes);
-        self.queue.submit([enc.finish()]);
+        self.submit_counted(enc.finish());
         let (tx, rx) = std::sync::mpsc::channel();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
@@ -180,9 +180,13 @@ impl Context {
         Ok(data)
     }
 
-    /// Copies a device tensor back to the host (waits for all submitted work).
+    /// Copies a device tensor back to the host (waits for all submitted work). A tensor that
+    /// a recording not yet submitted will write is refused ([`Error::Unsubmitted`]): its
+    /// recorded commands run only at [`crate::Recording::submit`], so the data read now would
+    /// be that of before them.
     pub fn read(&self, t: &GpuTensor) -> Result<Tensor<f32>> {
         t.check_context(self, "read", "tensor")?;
+        t.check_settled("read", "tensor", false)?;
         if t.dtype() != DType::F32 {
             return Err(Error::InvalidArgument {
                 op: "read",
@@ -194,8 +198,10 @@ impl Context {
         Tensor::new(t.shape().to_vec(), bytemuck::pod_collect_to_vec(&bytes))
     }
 
+    /// [`Context::read`] for a u32 tensor (ids, lengths).
     pub fn read_u32(&self, t: &GpuTensor) -> Result<Tensor<u32>> {
         t.check_context(self, "read_u32", "tensor")?;
+        t.check_settled("read_u32", "tensor", false)?;
         if t.dtype() != DType::U32 {
             return Err(Error::InvalidArgument {
                 op: "read_u32",

@@ -7,6 +7,7 @@ pub(crate) mod memory;
 pub(crate) mod pipeline;
 pub(crate) mod pool;
 pub(crate) mod record;
+pub(crate) mod recording;
 pub mod shaders;
 pub(crate) mod tensor;
 pub(crate) mod tuning;

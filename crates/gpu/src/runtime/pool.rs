@@ -133,6 +133,18 @@ pub(crate) struct PooledBuffer {
     pub(crate) buffer: Option<wgpu::Buffer>,
     usage: wgpu::BufferUsages,
     pool: Arc<BufferPool>,
+    pub(crate) uses: OpenUses,
+}
+
+/// How many open recorders (recordings not yet submitted, and the one of an op call being
+/// recorded) read this buffer and write it: a command recorded there runs only at its
+/// recording's submit, so until then the buffer may be neither read back nor used by other
+/// work if it will be written, nor written if it will be read. Each recorder counts itself
+/// once per buffer (see `Recorder::touch`).
+#[derive(Default)]
+pub(crate) struct OpenUses {
+    pub(crate) reads: AtomicUsize,
+    pub(crate) writes: AtomicUsize,
 }
 
 impl PooledBuffer {
@@ -146,6 +158,7 @@ impl PooledBuffer {
             buffer: Some(buffer),
             usage,
             pool,
+            uses: OpenUses::default(),
         }
     }
 

@@ -1,15 +1,21 @@
-//! Recording one call: every dispatch, copy and clear goes into a list, then into one command
-//! encoder and one `queue.submit`. Parameter blocks of all dispatches share one uniform buffer,
-//! bound with dynamic offsets.
+//! Recording one call (or the several calls of a [`crate::Recording`]): every dispatch, copy
+//! and clear goes into a list, then into one command encoder and one `queue.submit`. Parameter
+//! blocks of all dispatches share one uniform buffer, bound with dynamic offsets.
+//!
+//! A recorder holds every buffer its commands use until it is submitted or dropped, so the pool
+//! cannot lend one out again meanwhile, and counts itself in each buffer's [`OpenUses`]: a use
+//! that would see its commands out of order (another recorder writing what this one uses, or
+//! reading what this one writes; a readback of what it writes) is refused.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use wgrnn_core::{Error, Result};
 
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::{Access, Kernel, Pipeline, WINDOW_BYTES};
-use crate::runtime::pool::PooledBuffer;
+use crate::runtime::pool::{OpenUses, PooledBuffer};
 use crate::runtime::tensor::GpuTensor;
 
 /// The stride at which kernels fold a long dispatch axis over the next one (`x + 65535·y` in
@@ -57,14 +63,42 @@ enum Step {
     },
 }
 
-pub(crate) struct Recorder<'c> {
+/// A buffer the recorder's commands use, and how (each counted once in its [`OpenUses`]).
+struct Touch {
+    buf: Arc<PooledBuffer>,
+    read: bool,
+    write: bool,
+}
+
+/// What [`Recorder::rollback`] undoes, newest last.
+enum Undo {
+    Read(usize),
+    Write(usize),
+    /// Host state an op changed when it was recorded (an optimizer's step count), put back if
+    /// its commands are never submitted.
+    Hook(Box<dyn FnOnce() + Send>),
+}
+
+/// A point to roll a recorder back to: its lengths then.
+#[derive(Clone, Copy)]
+pub(crate) struct Mark {
+    steps: usize,
+    params: usize,
+    log: usize,
+}
+
+pub struct Recorder<'c> {
     ctx: &'c Context,
     op: &'static str,
     steps: Vec<Step>,
     params: Vec<u8>,
-    /// A copy or clear of another context's tensor, refused at submit: the last line of
-    /// defence behind every op's named argument checks.
-    foreign: Option<Error>,
+    /// A copy or clear refused (a tensor of another context, or one an open recording
+    /// writes), reported when the op finishes or at submit: the last line of defence behind
+    /// every op's named argument checks.
+    refused: Option<Error>,
+    /// Buffers used, by address (the `Arc` here keeps the address unique).
+    touched: HashMap<usize, Touch>,
+    log: Vec<Undo>,
 }
 
 impl<'c> Recorder<'c> {
@@ -74,12 +108,108 @@ impl<'c> Recorder<'c> {
             op,
             steps: Vec::new(),
             params: Vec::new(),
-            foreign: None,
+            refused: None,
+            touched: HashMap::new(),
+            log: Vec::new(),
         }
     }
 
     pub(crate) fn ctx(&self) -> &'c Context {
         self.ctx
+    }
+
+    /// Names the op being recorded in errors and labels; returns the previous name.
+    pub(crate) fn set_op(&mut self, op: &'static str) -> &'static str {
+        std::mem::replace(&mut self.op, op)
+    }
+
+    /// Commands recorded so far (dispatches, copies, clears).
+    pub(crate) fn commands(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub(crate) fn mark(&self) -> Mark {
+        Mark {
+            steps: self.steps.len(),
+            params: self.params.len(),
+            log: self.log.len(),
+        }
+    }
+
+    /// Forgets everything recorded since `m`: commands, parameter blocks, buffer uses, and
+    /// the host changes of [`Recorder::on_discard`] (run now). A refused copy is forgotten too.
+    pub(crate) fn rollback(&mut self, m: Mark) {
+        self.steps.truncate(m.steps);
+        self.params.truncate(m.params);
+        self.refused = None;
+        while self.log.len() > m.log {
+            let Some(u) = self.log.pop() else { break };
+            self.undo(u);
+        }
+    }
+
+    fn undo(&mut self, u: Undo) {
+        let key = match u {
+            Undo::Hook(f) => return f(),
+            Undo::Read(k) | Undo::Write(k) => k,
+        };
+        if let Some(t) = self.touched.get_mut(&key) {
+            if matches!(u, Undo::Read(_)) {
+                t.read = false;
+                t.buf.uses.reads.fetch_sub(1, Ordering::SeqCst);
+            } else {
+                t.write = false;
+                t.buf.uses.writes.fetch_sub(1, Ordering::SeqCst);
+            }
+            if !t.read && !t.write {
+                self.touched.remove(&key);
+            }
+        }
+    }
+
+    /// Runs `undo` if the commands recorded so far are never submitted (the recorder is
+    /// dropped, or rolled back past this point, or its submit fails).
+    pub(crate) fn on_discard(&mut self, undo: impl FnOnce() + Send + 'static) {
+        self.log.push(Undo::Hook(Box::new(undo)));
+    }
+
+    /// Counts this recorder as a reader (or writer) of `t`, refusing a use that would see
+    /// another open recorder's commands out of order: `t` written by another, or, for a write,
+    /// read by another. `arg` names the use in the error.
+    fn touch(&mut self, t: &GpuTensor, write: bool, arg: impl FnOnce() -> String) -> Result<()> {
+        let key = Arc::as_ptr(&t.buf) as usize;
+        let e = self.touched.entry(key).or_insert_with(|| Touch {
+            buf: t.buf.clone(),
+            read: false,
+            write: false,
+        });
+        let uses: &OpenUses = &e.buf.uses;
+        // Count this recorder first, then look at the others: two recorders racing on one
+        // buffer from two threads then see each other and refuse, never both pass.
+        if write && !e.write {
+            e.write = true;
+            uses.writes.fetch_add(1, Ordering::SeqCst);
+            self.log.push(Undo::Write(key));
+        } else if !write && !e.read {
+            e.read = true;
+            uses.reads.fetch_add(1, Ordering::SeqCst);
+            self.log.push(Undo::Read(key));
+        }
+        let writes = uses.writes.load(Ordering::SeqCst) - e.write as usize;
+        let reads = uses.reads.load(Ordering::SeqCst) - e.read as usize;
+        let reason = if writes > 0 {
+            "is written by"
+        } else if write && reads > 0 {
+            "is read by"
+        } else {
+            return Ok(());
+        };
+        Err(Error::Unsubmitted {
+            op: self.op,
+            arg: arg(),
+            what: t.describe(),
+            reason,
+        })
     }
 
     /// Records one dispatch of `kernel` over `groups` workgroups with parameter block `params`
@@ -227,7 +357,8 @@ impl<'c> Recorder<'c> {
                 reason: format!("{} bytes > {PARAM_STRIDE}", bytes.len()),
             });
         }
-        let offset = self.params.len() as u32;
+        let offset = self.param_offset()?;
+        self.touch_bindings(kernel, buffers)?;
         self.params.extend_from_slice(bytes);
         self.params.resize(offset as usize + PARAM_STRIDE, 0);
         self.steps.push(Step::Dispatch {
@@ -240,6 +371,32 @@ impl<'c> Recorder<'c> {
         Ok(())
     }
 
+    /// The dynamic offset of the next parameter block: the bytes recorded so far.
+    fn param_offset(&self) -> Result<u32> {
+        u32::try_from(self.params.len()).map_err(|_| Error::TooLarge {
+            op: self.op,
+            arg: "parameter blocks of one recording".into(),
+            size: self.params.len() as u64,
+            unit: "bytes",
+            limit_name: "u32 dynamic offset",
+            limit: u32::MAX as u64,
+        })
+    }
+
+    /// Counts a dispatch's uses of its `buffers` (see [`Recorder::touch`]): a refused one
+    /// takes back those of the others, leaving the recorder as before the dispatch.
+    fn touch_bindings(&mut self, kernel: Kernel, buffers: &[&GpuTensor]) -> Result<()> {
+        let m = self.mark();
+        for (i, (b, a)) in buffers.iter().zip(kernel.bindings).enumerate() {
+            let write = *a == Access::ReadWrite;
+            if let Err(e) = self.touch(b, write, || format!("{} binding {}", kernel.entry, i + 1)) {
+                self.rollback(m);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// Copies `count` f32/u32 elements between tensors (offsets in elements).
     pub(crate) fn copy(
         &mut self,
@@ -249,9 +406,11 @@ impl<'c> Recorder<'c> {
         dst_off: usize,
         count: usize,
     ) {
-        self.note_foreign("copy source", src);
-        self.note_foreign("copy destination", dst);
-        if count > 0 {
+        let m = self.mark();
+        let ok = self.note("copy source", src, false) && self.note("copy destination", dst, true);
+        if !ok {
+            self.rollback_keeping_refusal(m);
+        } else if count > 0 {
             self.steps.push(Step::Copy {
                 src: src.buf.clone(),
                 src_off: 4 * src_off as u64,
@@ -264,7 +423,9 @@ impl<'c> Recorder<'c> {
 
     /// Zeroes a whole tensor's buffer.
     pub(crate) fn clear(&mut self, t: &GpuTensor) {
-        self.note_foreign("cleared tensor", t);
+        if !self.note("cleared tensor", t, true) {
+            return;
+        }
         let bytes = t.raw().size();
         self.steps.push(Step::Clear {
             buf: t.buf.clone(),
@@ -273,17 +434,48 @@ impl<'c> Recorder<'c> {
         });
     }
 
-    fn note_foreign(&mut self, what: &str, t: &GpuTensor) {
-        if self.foreign.is_none() && !t.belongs_to(self.ctx) {
-            self.foreign = Some(Error::foreign(self.op, what, t.describe()));
+    /// Whether a copy or clear may use `t`; if not, the first refusal is kept for
+    /// [`Recorder::take_refusal`] and submit.
+    fn note(&mut self, what: &str, t: &GpuTensor, write: bool) -> bool {
+        let r = if t.belongs_to(self.ctx) {
+            self.touch(t, write, || what.to_string())
+        } else {
+            Err(Error::foreign(self.op, what, t.describe()))
+        };
+        match r {
+            Ok(()) => true,
+            Err(e) => {
+                self.refused.get_or_insert(e);
+                false
+            }
         }
     }
 
-    /// Encodes everything into one command buffer and submits it once.
-    pub(crate) fn submit(self) -> Result<()> {
-        if let Some(e) = self.foreign {
+    fn rollback_keeping_refusal(&mut self, m: Mark) {
+        let refused = self.refused.take();
+        self.rollback(m);
+        self.refused = refused;
+    }
+
+    /// The refusal of a copy or clear recorded since the last call, if any.
+    pub(crate) fn take_refusal(&mut self) -> Option<Error> {
+        self.refused.take()
+    }
+
+    /// Encodes everything into one command buffer and submits it once. The buffers stay
+    /// counted as used until the recorder drops, after the submit: from then on the queue
+    /// orders any later use after these commands.
+    pub(crate) fn submit(mut self) -> Result<()> {
+        if let Some(e) = self.refused.take() {
             return Err(e);
         }
+        self.encode_and_submit()?;
+        // Submitted: the host changes stand.
+        self.log.clear();
+        Ok(())
+    }
+
+    fn encode_and_submit(&self) -> Result<()> {
         let ctx = self.ctx;
         ctx.scoped(self.op, || {
             let uniforms = ctx.alloc_uniform(self.params.len().max(PARAM_STRIDE) as u64)?;
@@ -356,9 +548,29 @@ impl<'c> Recorder<'c> {
                     }
                 }
             }
-            ctx.queue.submit([enc.finish()]);
+            ctx.submit_counted(enc.finish());
             Ok(())
         })
+    }
+}
+
+impl Drop for Recorder<'_> {
+    /// Puts back the host changes of commands never submitted, then stops counting this
+    /// recorder's buffer uses (the buffers go back to the pool once no tensor holds them).
+    fn drop(&mut self) {
+        while let Some(u) = self.log.pop() {
+            if let Undo::Hook(f) = u {
+                f();
+            }
+        }
+        for t in self.touched.values() {
+            if t.read {
+                t.buf.uses.reads.fetch_sub(1, Ordering::SeqCst);
+            }
+            if t.write {
+                t.buf.uses.writes.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
     }
 }
 

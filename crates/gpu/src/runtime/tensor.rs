@@ -2,6 +2,7 @@
 //! makes of its tensor arguments.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use wgrnn_core::{Error, Result};
 
@@ -82,6 +83,26 @@ impl GpuTensor {
     /// of another device would name other buffers there, so every op refuses a foreign one.
     pub fn belongs_to(&self, ctx: &Context) -> bool {
         self.buf.belongs_to(ctx)
+    }
+
+    /// An error if an open recording will write this tensor (or, with `write`, reads it): a
+    /// readback or a host write now would not see the recorded commands, which run only when
+    /// their recording is submitted.
+    pub(crate) fn check_settled(&self, op: &'static str, arg: &str, write: bool) -> Result<()> {
+        let uses = &self.buf.uses;
+        let reason = if uses.writes.load(Ordering::SeqCst) > 0 {
+            "is written by"
+        } else if write && uses.reads.load(Ordering::SeqCst) > 0 {
+            "is read by"
+        } else {
+            return Ok(());
+        };
+        Err(Error::Unsubmitted {
+            op,
+            arg: arg.to_string(),
+            what: self.describe(),
+            reason,
+        })
     }
 
     pub(crate) fn describe(&self) -> String {

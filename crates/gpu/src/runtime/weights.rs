@@ -120,6 +120,10 @@ impl<C: ParamLayout> GpuWeights<C> {
     ) -> Result<()> {
         self.check_context(ctx, "load_with", "weights")?;
         let w = Weights::<C, f32>::from_file(self.config().clone(), file, opts)?;
+        // A host write lands before any later submit: never under an open recording's use.
+        for (name, t) in self.tensors() {
+            t.check_settled("load_with", &format!("weights {name}"), true)?;
+        }
         for (name, t) in self.tensors() {
             ctx.queue
                 .write_buffer(t.raw(), 0, bytemuck::cast_slice(w.get(name)?.data()));

@@ -25,6 +25,7 @@ use crate::ops::reduce::col_sum;
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::Kernel;
 use crate::runtime::record::Recorder;
+use crate::runtime::recording::Record;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
 use crate::runtime::uniforms::cell::BackParams;
 use crate::runtime::uniforms::recurrent::GatherParams;
@@ -55,17 +56,18 @@ pub struct GpuRnnGrads {
 /// gradients of `loss` given `∂loss/∂y`, `∂loss/∂h_n`, `∂loss/∂c_n`. With `accumulate`, the
 /// parameter gradients are added into those tensors (gradient accumulation over micro-batches)
 /// instead of written to fresh ones. Bit-reproducible: no atomics, fixed summation orders.
-pub fn rnn_backward(
-    ctx: &Context,
+pub fn rnn_backward<'c>(
+    on: impl Record<'c>,
     w: &GpuWeights<RnnConfig>,
     tape: &GpuRnnTape,
     upstream: GpuRnnOutputGrads<'_>,
     accumulate: Option<&GpuWeights<RnnConfig>>,
 ) -> Result<GpuRnnGrads> {
+    let ctx = on.context();
     let call = BackwardCall::new(ctx, w, tape, upstream, accumulate)?;
     let cfg = w.config();
     let tl = tape.dims.seq_len;
-    let mut rec = Recorder::new(ctx, OP);
+    let mut rec = on.begin(OP);
     let state_shape = cfg.state_shape(tape.dims.batch);
     let dh0 = ctx.alloc(OP, "dh0", &state_shape, DType::F32)?;
     let dc0 = if cfg.cell.has_cell_state() {
@@ -119,7 +121,7 @@ pub fn rnn_backward(
         run.finish(&mut rec, &dh0, dc0.as_ref());
     }
     let dx = runs.pop().map(|r| r.d_inp).ok_or_else(no_layers)?;
-    rec.submit()?;
+    rec.finish()?;
     Ok(GpuRnnGrads {
         dx,
         dh0,

@@ -27,6 +27,7 @@ use crate::ops::recurrent::PanelPlan;
 use crate::runtime::context::Context;
 use crate::runtime::pipeline::Kernel;
 use crate::runtime::record::Recorder;
+use crate::runtime::recording::Record;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
 use crate::runtime::uniforms::cell::StepParams;
 use crate::runtime::weights::GpuWeights;
@@ -46,15 +47,16 @@ fn check_u32(v: usize, what: &str) -> Result<u32> {
 
 /// Forward pass of a recurrent layer on the device, with the CPU reference's semantics
 /// (`wgrnn_cpu::rnn_forward`): PyTorch names and gate orders, packed-sequence lengths.
-pub fn rnn_forward(
-    ctx: &Context,
+pub fn rnn_forward<'c>(
+    on: impl Record<'c>,
     w: &GpuWeights<RnnConfig>,
     input: GpuRnnInput<'_>,
     mode: Mode,
 ) -> Result<GpuRnnOutput> {
+    let ctx = on.context();
     let call = ForwardCall::new(ctx, w, input, mode)?;
     let cfg = w.config();
-    let mut rec = Recorder::new(ctx, OP);
+    let mut rec = on.begin(OP);
     let state_shape = cfg.state_shape(call.dims.batch);
     let h_n = ctx.alloc(OP, "h_n", &state_shape, DType::F32)?;
     let c_n = if cfg.cell.has_cell_state() {
@@ -91,7 +93,7 @@ pub fn rnn_forward(
     }
     let tapes: Vec<GpuTensor> = runs.iter().map(|r| r.tape.clone()).collect();
     let y = runs.pop().map(|r| r.out).ok_or_else(no_layers)?;
-    rec.submit()?;
+    rec.finish()?;
     let tape = call.train.then(|| GpuRnnTape {
         config: cfg.clone(),
         dims: call.dims,
