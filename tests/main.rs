@@ -23,6 +23,7 @@ mod linear_loss;
 mod optim;
 mod padding;
 mod paths;
+mod recording;
 mod rnn;
 mod validation;
 mod weights_io;
