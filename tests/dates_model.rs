@@ -72,6 +72,24 @@ fn small(attention: Option<Score>, seed: u64) -> ModelConfig {
     }
 }
 
+/// The training step is one recording: one submit, whatever the model (each used to make one
+/// per op call, over twenty).
+#[test]
+fn a_training_step_submits_once() {
+    let _watch = crate::validation::watch();
+    let own = crate::recording::own();
+    let ctx: &wgrnn::gpu::Context = &own;
+    let (train, _) = data::generate(32, 3);
+    let batch = Batch::new(&train[..8]).unwrap();
+    for attention in [Some(Score::General), None] {
+        let mut m = Model::new(ctx, small(attention, 2)).unwrap();
+        let before = ctx.submits();
+        let l = m.train_step(ctx, &batch).unwrap();
+        assert_eq!(ctx.submits() - before, 1, "{attention:?}");
+        assert!(loss(ctx, &l).is_finite());
+    }
+}
+
 #[test]
 fn checkpoint_round_trip_reproduces_decoding_bit_for_bit() {
     let _watch = crate::validation::watch();

@@ -3,7 +3,7 @@
 //! until the submit; a failing op takes back what it recorded; and every use that would see a
 //! recording's commands out of order (a readback, other work, a checkpoint load) is refused.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use wgrnn::core::{OptimizerConfig, SafetensorsFile, SplitMix64, Tensor};
 use wgrnn::gpu::{
@@ -15,12 +15,14 @@ use wgrnn::{CellKind, EmbeddingConfig, Error, LinearConfig, RnnConfig};
 use crate::common::random;
 use crate::gpu::{blockings, ctx};
 
-/// A context of this module alone: the suite's shared ones serve tests running at the same
-/// time, whose submits would count in [`Context::submits`].
-fn own() -> &'static Context {
+/// A context for tests that count submits, one test at a time: the suite's shared contexts
+/// serve tests running at the same time, whose submits would count in [`Context::submits`].
+pub fn own() -> MutexGuard<'static, Context> {
     crate::validation::assert_watched();
-    static OWN: OnceLock<Context> = OnceLock::new();
-    OWN.get_or_init(|| Context::new().expect("GPU tests need an adapter"))
+    static OWN: OnceLock<Mutex<Context>> = OnceLock::new();
+    let own = OWN.get_or_init(|| Mutex::new(Context::new().expect("GPU tests need an adapter")));
+    // A test that failed while holding it leaves the context as good as before.
+    own.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Where a step records: the context (one submit per call) or a recording.
@@ -143,7 +145,8 @@ impl Net {
 #[test]
 fn a_recorded_training_step_gives_the_bits_of_the_calls_one_by_one_in_one_submit() {
     let _watch = crate::validation::watch();
-    let ctx = own();
+    let own = own();
+    let ctx: &Context = &own;
     let mut alone = Net::new(ctx);
     let mut recorded = Net::new(ctx);
     for seed in 0..3 {

@@ -8,7 +8,7 @@
 use wgrnn::core::{SafetensorsFile, Tensor};
 use wgrnn::gpu::{
     self, Context, GpuAttentionInput, GpuOptimizer, GpuParams, GpuRnnInput, GpuRnnOutputGrads,
-    GpuTensor, Mode, upload_ids, upload_targets,
+    GpuTensor, Mode, Recording, upload_ids, upload_targets,
 };
 use wgrnn::{
     AttentionConfig, CellKind, EmbeddingConfig, LinearConfig, OptimizerConfig, Result, RnnConfig,
@@ -187,84 +187,80 @@ impl Model {
         Ok(p)
     }
 
-    fn zero_grad(&self, ctx: &Context) -> Result<()> {
-        self.enc_emb.zero_grad(ctx)?;
-        self.dec_emb.zero_grad(ctx)?;
-        self.encoder.zero_grad(ctx)?;
-        self.decoder.zero_grad(ctx)?;
+    fn zero_grad(&self, rec: &mut Recording<'_>) -> Result<()> {
+        self.enc_emb.zero_grad(&mut *rec)?;
+        self.dec_emb.zero_grad(&mut *rec)?;
+        self.encoder.zero_grad(&mut *rec)?;
+        self.decoder.zero_grad(&mut *rec)?;
         if let Some(a) = &self.attention {
-            a.zero_grad(ctx)?;
+            a.zero_grad(&mut *rec)?;
         }
         if let Some(o) = &self.out_ctx {
-            o.zero_grad(ctx)?;
+            o.zero_grad(&mut *rec)?;
         }
-        self.out_h.zero_grad(ctx)
+        self.out_h.zero_grad(rec)
     }
 
     /// The decoder's initial state from the encoder's final one `[dirs, B, H]`: the sum over
     /// directions.
-    fn bridge(&self, ctx: &Context, s: &GpuTensor) -> Result<GpuTensor> {
+    fn bridge(&self, rec: &mut Recording<'_>, s: &GpuTensor) -> Result<GpuTensor> {
         if !self.cfg.bidirectional {
             return Ok(s.clone());
         }
-        gpu::add(
-            ctx,
-            &gpu::narrow(ctx, s, 0, 1)?,
-            &gpu::narrow(ctx, s, 1, 1)?,
-        )
+        let forward = gpu::narrow(&mut *rec, s, 0, 1)?;
+        let reverse = gpu::narrow(&mut *rec, s, 1, 1)?;
+        gpu::add(rec, &forward, &reverse)
     }
 
     /// Gradient of [`Self::bridge`]: the decoder's `d[h0|c0]` reaches every direction.
-    fn bridge_backward(&self, ctx: &Context, d: &GpuTensor) -> Result<GpuTensor> {
+    fn bridge_backward(&self, rec: &mut Recording<'_>, d: &GpuTensor) -> Result<GpuTensor> {
         if !self.cfg.bidirectional {
             return Ok(d.clone());
         }
-        gpu::concat(ctx, &[d, d])
+        gpu::concat(rec, &[d, d])
     }
 
-    /// One teacher-forced training step; returns the loss tensor `[loss, count]` on the device
-    /// (read it only when needed).
+    /// One teacher-forced training step, recorded whole and submitted once; returns the loss
+    /// tensor `[loss, count]` on the device (read it only when needed).
     pub fn train_step(&mut self, ctx: &Context, batch: &Batch) -> Result<GpuTensor> {
         let vout = data::output_vocab();
-        self.zero_grad(ctx)?;
         let enc_ids = upload_ids(ctx, &batch.inputs, data::input_vocab())?;
         let dec_ids = upload_ids(ctx, &batch.dec_inputs, vout)?;
         let targets = upload_targets(ctx, &batch.targets, vout, None)?;
+        let mut rec = ctx.record();
+        self.zero_grad(&mut rec)?;
         // Forward.
-        let enc_x = gpu::embedding_forward(ctx, &self.enc_emb.value, &enc_ids)?;
+        let enc_x = gpu::embedding_forward(&mut rec, &self.enc_emb.value, &enc_ids)?;
         let enc = gpu::rnn_forward(
-            ctx,
+            &mut rec,
             &self.encoder.value,
             GpuRnnInput::new(&enc_x).lengths(&batch.lengths),
             Mode::Training,
         )?;
-        let dec_x = gpu::embedding_forward(ctx, &self.dec_emb.value, &dec_ids)?;
-        let h0 = self.bridge(ctx, &enc.h_n)?;
-        let c0 = self.bridge(ctx, enc.c_n.as_ref().expect("LSTM has c_n"))?;
+        let dec_x = gpu::embedding_forward(&mut rec, &self.dec_emb.value, &dec_ids)?;
+        let h0 = self.bridge(&mut rec, &enc.h_n)?;
+        let c0 = self.bridge(&mut rec, enc.c_n.as_ref().expect("LSTM has c_n"))?;
         let dec = gpu::rnn_forward(
-            ctx,
+            &mut rec,
             &self.decoder.value,
             GpuRnnInput::new(&dec_x).h0(&h0).c0(&c0),
             Mode::Training,
         )?;
         let att_in = GpuAttentionInput::new(&dec.y, &enc.y, &enc.y).key_lengths(&batch.lengths);
         let att = match &self.attention {
-            Some(a) => Some(gpu::attention_forward(ctx, &a.value, att_in)?),
+            Some(a) => Some(gpu::attention_forward(&mut rec, &a.value, att_in)?),
             None => None,
         };
-        let mut logits = gpu::linear_forward(ctx, &self.out_h.value, &dec.y)?;
+        let mut logits = gpu::linear_forward(&mut rec, &self.out_h.value, &dec.y)?;
         if let (Some(att), Some(o)) = (&att, &self.out_ctx) {
-            logits = gpu::add(
-                ctx,
-                &logits,
-                &gpu::linear_forward(ctx, &o.value, &att.context)?,
-            )?;
+            let from_context = gpu::linear_forward(&mut rec, &o.value, &att.context)?;
+            logits = gpu::add(&mut rec, &logits, &from_context)?;
         }
-        let ce = gpu::cross_entropy(ctx, &logits, &targets)?;
+        let ce = gpu::cross_entropy(&mut rec, &logits, &targets)?;
         // Backward, accumulating into each module's gradients.
-        let dlogits = gpu::cross_entropy_backward(ctx, &logits, &targets, &ce, 1.0)?;
+        let dlogits = gpu::cross_entropy_backward(&mut rec, &logits, &targets, &ce, 1.0)?;
         let d_dec_y = gpu::linear_backward(
-            ctx,
+            &mut rec,
             &self.out_h.value,
             &dec.y,
             &dlogits,
@@ -274,14 +270,21 @@ impl Model {
         let mut d_enc_y = None;
         if let (Some(att), Some(o), Some(a)) = (&att, &self.out_ctx, &self.attention) {
             let d_ctx =
-                gpu::linear_backward(ctx, &o.value, &att.context, &dlogits, Some(&o.grad))?.dx;
-            let g =
-                gpu::attention_backward(ctx, &a.value, att_in, att, &d_ctx, None, Some(&a.grad))?;
-            gpu::axpy_into(ctx, &d_dec_y, 1.0, &g.dquery)?;
-            d_enc_y = Some(gpu::add(ctx, &g.dkey, &g.dvalue)?);
+                gpu::linear_backward(&mut rec, &o.value, &att.context, &dlogits, Some(&o.grad))?.dx;
+            let g = gpu::attention_backward(
+                &mut rec,
+                &a.value,
+                att_in,
+                att,
+                &d_ctx,
+                None,
+                Some(&a.grad),
+            )?;
+            gpu::axpy_into(&mut rec, &d_dec_y, 1.0, &g.dquery)?;
+            d_enc_y = Some(gpu::add(&mut rec, &g.dkey, &g.dvalue)?);
         }
         let dg = gpu::rnn_backward(
-            ctx,
+            &mut rec,
             &self.decoder.value,
             dec.tape()?,
             GpuRnnOutputGrads {
@@ -291,36 +294,39 @@ impl Model {
             Some(&self.decoder.grad),
         )?;
         gpu::embedding_backward(
-            ctx,
+            &mut rec,
             &self.dec_emb.value,
             &dec_ids,
             &dg.dx,
             Some(&self.dec_emb.grad),
         )?;
-        let dh_n = self.bridge_backward(ctx, &dg.dh0)?;
-        let dc_n = self.bridge_backward(ctx, dg.dc0.as_ref().expect("LSTM has dc0"))?;
+        let dh_n = self.bridge_backward(&mut rec, &dg.dh0)?;
+        let dc_n = self.bridge_backward(&mut rec, dg.dc0.as_ref().expect("LSTM has dc0"))?;
         let up = GpuRnnOutputGrads {
             dy: d_enc_y.as_ref(),
             dh_n: Some(&dh_n),
             dc_n: Some(&dc_n),
         };
         let eg = gpu::rnn_backward(
-            ctx,
+            &mut rec,
             &self.encoder.value,
             enc.tape()?,
             up,
             Some(&self.encoder.grad),
         )?;
         gpu::embedding_backward(
-            ctx,
+            &mut rec,
             &self.enc_emb.value,
             &enc_ids,
             &eg.dx,
             Some(&self.enc_emb.grad),
         )?;
         let pairs = self.pairs()?;
-        self.opt
-            .step(ctx, &pairs.iter().map(|(v, g)| (v, g)).collect::<Vec<_>>())?;
+        self.opt.step(
+            &mut rec,
+            &pairs.iter().map(|(v, g)| (v, g)).collect::<Vec<_>>(),
+        )?;
+        rec.submit()?;
         Ok(ce.loss)
     }
 
@@ -330,40 +336,46 @@ impl Model {
         let b = batch.lengths.len();
         let vout = data::output_vocab();
         let enc_ids = upload_ids(ctx, &batch.inputs, data::input_vocab())?;
-        let enc_x = gpu::embedding_forward(ctx, &self.enc_emb.value, &enc_ids)?;
+        let mut rec = ctx.record();
+        let enc_x = gpu::embedding_forward(&mut rec, &self.enc_emb.value, &enc_ids)?;
         let enc = gpu::rnn_forward(
-            ctx,
+            &mut rec,
             &self.encoder.value,
             GpuRnnInput::new(&enc_x).lengths(&batch.lengths),
             Mode::Inference,
         )?;
-        let mut h = self.bridge(ctx, &enc.h_n)?;
-        let mut c = self.bridge(ctx, enc.c_n.as_ref().expect("LSTM has c_n"))?;
+        let mut h = self.bridge(&mut rec, &enc.h_n)?;
+        let mut c = self.bridge(&mut rec, enc.c_n.as_ref().expect("LSTM has c_n"))?;
+        rec.submit()?;
         let mut tokens = vec![START; b];
         let mut out = vec![Vec::with_capacity(TARGET_LEN); b];
         let mut weights = Vec::new();
         for _ in 0..TARGET_LEN {
             let ids = upload_ids(ctx, &Tensor::new([b, 1], tokens.clone())?, vout)?;
-            let x = gpu::embedding_forward(ctx, &self.dec_emb.value, &ids)?;
+            // One submit per decoded character: its logits are read before the next.
+            let mut rec = ctx.record();
+            let x = gpu::embedding_forward(&mut rec, &self.dec_emb.value, &ids)?;
             let dec = gpu::rnn_forward(
-                ctx,
+                &mut rec,
                 &self.decoder.value,
                 GpuRnnInput::new(&x).h0(&h).c0(&c),
                 Mode::Inference,
             )?;
-            let mut logits = gpu::linear_forward(ctx, &self.out_h.value, &dec.y)?;
+            let mut logits = gpu::linear_forward(&mut rec, &self.out_h.value, &dec.y)?;
+            let mut att_weights = None;
             if let (Some(a), Some(o)) = (&self.attention, &self.out_ctx) {
                 let att = gpu::attention_forward(
-                    ctx,
+                    &mut rec,
                     &a.value,
                     GpuAttentionInput::new(&dec.y, &enc.y, &enc.y).key_lengths(&batch.lengths),
                 )?;
-                logits = gpu::add(
-                    ctx,
-                    &logits,
-                    &gpu::linear_forward(ctx, &o.value, &att.context)?,
-                )?;
-                weights.push(ctx.read(&att.weights)?.into_data());
+                let from_context = gpu::linear_forward(&mut rec, &o.value, &att.context)?;
+                logits = gpu::add(&mut rec, &logits, &from_context)?;
+                att_weights = Some(att.weights);
+            }
+            rec.submit()?;
+            if let Some(w) = att_weights {
+                weights.push(ctx.read(&w)?.into_data());
             }
             let l = ctx.read(&logits)?;
             for (i, row) in l.data().chunks(vout).enumerate() {
