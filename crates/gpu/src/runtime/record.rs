@@ -87,6 +87,8 @@ pub(crate) struct Mark {
     log: usize,
 }
 
+/// The commands of one op call or of a whole [`crate::Recording`]. `pub` only so that the
+/// sealed `Record` trait can hand it to the ops; this module is private, so no user names it.
 pub struct Recorder<'c> {
     ctx: &'c Context,
     op: &'static str,
@@ -384,13 +386,14 @@ impl<'c> Recorder<'c> {
     }
 
     /// Counts a dispatch's uses of its `buffers` (see [`Recorder::touch`]): a refused one
-    /// takes back those of the others, leaving the recorder as before the dispatch.
+    /// takes back those of the others, leaving the recorder as before the dispatch (with an
+    /// earlier copy's or clear's refusal still pending).
     fn touch_bindings(&mut self, kernel: Kernel, buffers: &[&GpuTensor]) -> Result<()> {
         let m = self.mark();
         for (i, (b, a)) in buffers.iter().zip(kernel.bindings).enumerate() {
             let write = *a == Access::ReadWrite;
             if let Err(e) = self.touch(b, write, || format!("{} binding {}", kernel.entry, i + 1)) {
-                self.rollback(m);
+                self.rollback_keeping_refusal(m);
                 return Err(e);
             }
         }
