@@ -288,10 +288,7 @@ fn bad_inputs_are_errors() {
         Mode::Inference,
     )
     .unwrap_err();
-    assert_eq!(
-        e,
-        Error::shape("rnn_forward", "x", &[5, 2, 3], &[5, 2, 4])
-    );
+    assert_eq!(e, Error::shape("rnn_forward", "x", &[5, 2, 3], &[5, 2, 4]));
     let e = gpu::rnn_forward(
         ctx,
         &w,
