@@ -4,9 +4,9 @@
 
 use wgrnn::core::{SplitMix64, Tensor};
 use wgrnn::gpu::{
-    Context, GpuAttentionInput, GpuRnnInput, GpuRnnOutputGrads, GpuTensor, GpuWeights, Mode,
+    Context, GpuAttentionInput, GpuRnnInput, GpuRnnOutputGrads, GpuTensor, GpuWeights,
     attention_backward, attention_forward, embedding_backward, embedding_forward, matmul,
-    rnn_backward, rnn_forward, upload_ids,
+    rnn_backward, rnn_forward, rnn_forward_train, upload_ids,
 };
 use wgrnn::{AttentionConfig, CellKind, EmbeddingConfig, Result, RnnConfig, Score};
 
@@ -90,11 +90,6 @@ pub fn rnn<'c>(
     let w = GpuWeights::init(ctx, cfg.clone(), 1)?;
     let x = random(ctx, &mut rng, &[s.t, s.b, s.i])?;
     let dy = random(ctx, &mut rng, &[s.t, s.b, cfg.output_size()])?;
-    let mode = if training {
-        Mode::Training
-    } else {
-        Mode::Inference
-    };
     let g = cell.gates() as f64;
     let mut flops = 0.0;
     for l in 0..s.layers {
@@ -113,13 +108,16 @@ pub fn rnn<'c>(
         work: flops,
         bytes: false,
         run: Box::new(move || {
-            let out = rnn_forward(ctx, &w, GpuRnnInput::new(&x), mode)?;
+            let input = GpuRnnInput::new(&x);
             if training {
+                let (_, tape) = rnn_forward_train(ctx, &w, input)?;
                 let up = GpuRnnOutputGrads {
                     dy: Some(&dy),
                     ..Default::default()
                 };
-                rnn_backward(ctx, &w, out.tape()?, up, None)?;
+                rnn_backward(ctx, &w, &tape, up, None)?;
+            } else {
+                rnn_forward(ctx, &w, input)?;
             }
             Ok(())
         }),

@@ -9,7 +9,7 @@
 //! ```
 
 use wgrnn::core::{RnnWeights, SplitMix64, Tensor};
-use wgrnn::gpu::{Context, GemmBlock, GpuRnnInput, GpuRnnOutputGrads, GpuWeights, Mode};
+use wgrnn::gpu::{Context, GemmBlock, GpuRnnInput, GpuRnnOutputGrads, GpuWeights};
 use wgrnn::{CellKind, RnnConfig};
 
 /// FNV-1a over the f32 bit patterns.
@@ -69,11 +69,11 @@ fn run(
         input = input.c0(&c0);
     }
     input.lengths = lengths.as_deref();
-    let out = wgrnn::gpu::rnn_forward(ctx, &gw, input, Mode::Training).expect("forward");
+    let (out, out_tape) = wgrnn::gpu::rnn_forward_train(ctx, &gw, input).expect("forward");
     let grads = wgrnn::gpu::rnn_backward(
         ctx,
         &gw,
-        out.tape().expect("tape"),
+        &out_tape,
         GpuRnnOutputGrads {
             dy: Some(&dy),
             dh_n: Some(&dh),

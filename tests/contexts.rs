@@ -9,7 +9,7 @@ use wgrnn::core::{
 };
 use wgrnn::gpu::{
     self, Context, GpuAttentionInput, GpuOptimizer, GpuParams, GpuRnnInput, GpuRnnOutputGrads,
-    GpuTensor, GpuWeights, Mode, upload_ids, upload_targets,
+    GpuTensor, GpuWeights, upload_ids, upload_targets,
 };
 use wgrnn::{AttentionConfig, CellKind, EmbeddingConfig, Error, LinearConfig, RnnConfig, Score};
 
@@ -86,30 +86,24 @@ fn recurrent_calls_refuse_foreign_weights_inputs_and_tapes() {
     let x = random::<f32>(&mut rng, &[2, 2, 3], 1.0);
     let (xa, xb) = (a.upload(&x).unwrap(), b.upload(&x).unwrap());
     let h0b = b.zeros(&[1, 2, 4]).unwrap();
+    foreign(gpu::rnn_forward(a, &wb, GpuRnnInput::new(&xa)), "w.");
+    foreign(gpu::rnn_forward(a, &wa, GpuRnnInput::new(&xb)), "x");
     foreign(
-        gpu::rnn_forward(a, &wb, GpuRnnInput::new(&xa), Mode::Inference),
-        "w.",
-    );
-    foreign(
-        gpu::rnn_forward(a, &wa, GpuRnnInput::new(&xb), Mode::Inference),
-        "x",
-    );
-    foreign(
-        gpu::rnn_forward(a, &wa, GpuRnnInput::new(&xa).h0(&h0b), Mode::Inference),
+        gpu::rnn_forward(a, &wa, GpuRnnInput::new(&xa).h0(&h0b)),
         "h0",
     );
     foreign(
-        gpu::rnn_forward(a, &wa, GpuRnnInput::new(&xa).c0(&h0b), Mode::Inference),
+        gpu::rnn_forward(a, &wa, GpuRnnInput::new(&xa).c0(&h0b)),
         "c0",
     );
-    let out_b = gpu::rnn_forward(b, &wb, GpuRnnInput::new(&xb), Mode::Training).unwrap();
-    let out_a = gpu::rnn_forward(a, &wa, GpuRnnInput::new(&xa), Mode::Training).unwrap();
+    let (out_b, out_b_tape) = gpu::rnn_forward_train(b, &wb, GpuRnnInput::new(&xb)).unwrap();
+    let (out_a, out_a_tape) = gpu::rnn_forward_train(a, &wa, GpuRnnInput::new(&xa)).unwrap();
     let up = |dy| GpuRnnOutputGrads {
         dy: Some(dy),
         ..Default::default()
     };
-    let tape_b = out_b.tape().unwrap();
-    let tape_a = out_a.tape().unwrap();
+    let tape_b = &out_b_tape;
+    let tape_a = &out_a_tape;
     foreign(
         gpu::rnn_backward(a, &wa, tape_b, up(&out_a.y), None),
         "tape",
@@ -336,13 +330,13 @@ fn accumulating_into_the_weights_is_refused() {
     let cfg = RnnConfig::new(CellKind::RnnTanh, 2, 3);
     let w = GpuWeights::upload(ctx, &RnnWeights::<f32>::init(cfg, 1).unwrap()).unwrap();
     let x = ctx.upload(&random(&mut rng, &[2, 1, 2], 1.0)).unwrap();
-    let out = gpu::rnn_forward(ctx, &w, GpuRnnInput::new(&x), Mode::Training).unwrap();
+    let (out, out_tape) = gpu::rnn_forward_train(ctx, &w, GpuRnnInput::new(&x)).unwrap();
     let up = GpuRnnOutputGrads {
         dy: Some(&out.y),
         ..Default::default()
     };
     let before = w.read(ctx).unwrap();
-    let e = gpu::rnn_backward(ctx, &w, out.tape().unwrap(), up, Some(&w)).unwrap_err();
+    let e = gpu::rnn_backward(ctx, &w, &out_tape, up, Some(&w)).unwrap_err();
     assert!(
         e.to_string().contains("accumulate") && e.to_string().contains("weights"),
         "{e}"

@@ -3,7 +3,7 @@
 
 use wgrnn::core::{RnnWeights, SplitMix64, Tensor};
 use wgrnn::cpu::{RnnInput, RnnOutputGrads, rnn_backward, rnn_forward_train};
-use wgrnn::gpu::{Context, GpuRnnInput, GpuRnnOutputGrads, GpuWeights, Mode};
+use wgrnn::gpu::{Context, GpuRnnInput, GpuRnnOutputGrads, GpuWeights};
 use wgrnn::{CellKind, RnnConfig};
 
 use crate::cases::{CELLS, Case};
@@ -73,13 +73,13 @@ fn check_on(ctx: &Context, case: &Case, seed: u64) {
         }
     }
     gin.lengths = case.lengths.as_deref();
-    let out = wgrnn::gpu::rnn_forward(ctx, &gw, gin, Mode::Training).unwrap();
+    let (out, out_tape) = wgrnn::gpu::rnn_forward_train(ctx, &gw, gin).unwrap();
     let upstream = GpuRnnOutputGrads {
         dy: Some(&gdy),
         dh_n: Some(&gdh),
         dc_n: lstm.then_some(&gdc),
     };
-    let got = wgrnn::gpu::rnn_backward(ctx, &gw, out.tape().unwrap(), upstream, None).unwrap();
+    let got = wgrnn::gpu::rnn_backward(ctx, &gw, &out_tape, upstream, None).unwrap();
     let what = format!(
         "{cfg:?} T={} B={} lengths={:?} {:?} small-batch limit {} f16 W_hh {}",
         case.t,
@@ -354,18 +354,13 @@ fn small(ctx: &Context) -> Small {
 const LENS: [usize; 3] = [6, 2, 5];
 
 fn grads(ctx: &Context, s: &Small, acc: Option<&GpuWeights<RnnConfig>>) -> wgrnn::gpu::GpuRnnGrads {
-    let out = wgrnn::gpu::rnn_forward(
-        ctx,
-        &s.w,
-        GpuRnnInput::new(&s.x).lengths(&LENS),
-        Mode::Training,
-    )
-    .unwrap();
+    let (_, out_tape) =
+        wgrnn::gpu::rnn_forward_train(ctx, &s.w, GpuRnnInput::new(&s.x).lengths(&LENS)).unwrap();
     let up = GpuRnnOutputGrads {
         dy: Some(&s.dy),
         ..Default::default()
     };
-    wgrnn::gpu::rnn_backward(ctx, &s.w, out.tape().unwrap(), up, acc).unwrap()
+    wgrnn::gpu::rnn_backward(ctx, &s.w, &out_tape, up, acc).unwrap()
 }
 
 fn bits(ctx: &Context, t: &wgrnn::gpu::GpuTensor) -> Vec<u32> {
@@ -461,13 +456,8 @@ fn backward_bad_inputs_are_errors() {
     let _watch = crate::validation::watch();
     let ctx = ctx();
     let s = small(ctx);
-    let inference =
-        wgrnn::gpu::rnn_forward(ctx, &s.w, GpuRnnInput::new(&s.x), Mode::Inference).unwrap();
-    let e = inference.tape().unwrap_err();
-    assert!(e.to_string().contains("Mode::Training"), "{e}");
-
-    let out = wgrnn::gpu::rnn_forward(ctx, &s.w, GpuRnnInput::new(&s.x), Mode::Training).unwrap();
-    let tape = out.tape().unwrap();
+    let (_, out_tape) = wgrnn::gpu::rnn_forward_train(ctx, &s.w, GpuRnnInput::new(&s.x)).unwrap();
+    let tape = &out_tape;
     let bad = ctx.zeros(&[6, 3, 9]).unwrap();
     let e = wgrnn::gpu::rnn_backward(
         ctx,
@@ -568,7 +558,7 @@ fn f16_weight_storage_rounds_the_recurrent_weights(f16: &Context) {
     let y = |ctx: &Context| {
         let gw = GpuWeights::upload(ctx, &w).unwrap();
         let gx = ctx.upload(&x).unwrap();
-        let out = wgrnn::gpu::rnn_forward(ctx, &gw, GpuRnnInput::new(&gx), Mode::Inference);
+        let out = wgrnn::gpu::rnn_forward(ctx, &gw, GpuRnnInput::new(&gx));
         ctx.read(&out.unwrap().y).unwrap().into_data()
     };
     let (a, b) = (y(f32_ctx), y(f16));

@@ -9,7 +9,7 @@ use wgrnn::cpu::{
     log_softmax,
 };
 use wgrnn::gpu::{
-    self, Context, GpuAttentionInput, GpuRnnInput, GpuWeights, Mode, upload_ids, upload_targets,
+    self, Context, GpuAttentionInput, GpuRnnInput, GpuWeights, upload_ids, upload_targets,
 };
 use wgrnn::{AttentionConfig, CellKind, EmbeddingConfig, Error, LinearConfig, RnnConfig, Score};
 
@@ -196,8 +196,8 @@ fn recurrent_forward_is_bit_reproducible() {
         .unwrap();
     let lens = [9, 3, 5, 9, 1];
     let run = || {
-        let out =
-            gpu::rnn_forward(ctx, &w, GpuRnnInput::new(&x).lengths(&lens), Mode::Training).unwrap();
+        let (out, _tape) =
+            gpu::rnn_forward_train(ctx, &w, GpuRnnInput::new(&x).lengths(&lens)).unwrap();
         (ctx.read(&out.y).unwrap(), ctx.read(&out.h_n).unwrap())
     };
     let (a, b) = (run(), run());
@@ -230,13 +230,8 @@ fn pool_does_not_grow_over_repeated_calls() {
         .upload(&random(&mut SplitMix64::new(2), &[2, 2, 3], 1.0))
         .unwrap();
     let call = |ctx: &Context| {
-        let out = gpu::rnn_forward(
-            ctx,
-            &w,
-            GpuRnnInput::new(&x).lengths(&[2, 1]),
-            Mode::Training,
-        )
-        .unwrap();
+        let (out, _tape) =
+            gpu::rnn_forward_train(ctx, &w, GpuRnnInput::new(&x).lengths(&[2, 1])).unwrap();
         drop(out);
     };
     call(&ctx);
@@ -281,21 +276,10 @@ fn bad_inputs_are_errors() {
     let cfg = RnnConfig::new(CellKind::Lstm, 3, 4);
     let w = GpuWeights::upload(ctx, &RnnWeights::<f32>::init(cfg, 0).unwrap()).unwrap();
     let x = ctx.zeros(&[5, 2, 3]).unwrap();
-    let e = gpu::rnn_forward(
-        ctx,
-        &w,
-        GpuRnnInput::new(&ctx.zeros(&[5, 2, 4]).unwrap()),
-        Mode::Inference,
-    )
-    .unwrap_err();
+    let e =
+        gpu::rnn_forward(ctx, &w, GpuRnnInput::new(&ctx.zeros(&[5, 2, 4]).unwrap())).unwrap_err();
     assert_eq!(e, Error::shape("rnn_forward", "x", &[5, 2, 3], &[5, 2, 4]));
-    let e = gpu::rnn_forward(
-        ctx,
-        &w,
-        GpuRnnInput::new(&x).lengths(&[5, 6]),
-        Mode::Inference,
-    )
-    .unwrap_err();
+    let e = gpu::rnn_forward(ctx, &w, GpuRnnInput::new(&x).lengths(&[5, 6])).unwrap_err();
     assert!(
         matches!(
             e,
@@ -309,10 +293,10 @@ fn bad_inputs_are_errors() {
         "{e}"
     );
     let h0 = ctx.zeros(&[1, 3, 4]).unwrap();
-    let e = gpu::rnn_forward(ctx, &w, GpuRnnInput::new(&x).h0(&h0), Mode::Inference).unwrap_err();
+    let e = gpu::rnn_forward(ctx, &w, GpuRnnInput::new(&x).h0(&h0)).unwrap_err();
     assert!(e.to_string().contains("`h0`"), "{e}");
     let ids = ctx.upload_u32(&[5, 2, 3], &[0; 30]).unwrap();
-    let e = gpu::rnn_forward(ctx, &w, GpuRnnInput::new(&ids), Mode::Inference).unwrap_err();
+    let e = gpu::rnn_forward(ctx, &w, GpuRnnInput::new(&ids)).unwrap_err();
     assert!(
         e.to_string().contains("`x`") && e.to_string().contains("f32"),
         "{e}"
@@ -453,7 +437,7 @@ fn pool_serves_varying_shapes_and_respects_its_cap() {
         .collect();
     let pass = |ctx: &Context| {
         for x in &xs {
-            drop(gpu::rnn_forward(ctx, &w, GpuRnnInput::new(x), Mode::Training).unwrap());
+            drop(gpu::rnn_forward_train(ctx, &w, GpuRnnInput::new(x)).unwrap());
         }
         ctx.sync().unwrap();
     };
@@ -642,16 +626,22 @@ fn batches_past_the_dispatch_limit_are_refused(ctx: &Context) {
     let gw = GpuWeights::upload(ctx, &w.cast::<f32>()).unwrap();
     let split = ctx.gemm_block() == gpu::GemmBlock::Panel;
     let fused = if split { max } else { 4 * max };
-    for (b, mode, ok) in [
-        (max, Mode::Training, true),
-        (max + 1, Mode::Training, false),
-        (fused + 1, Mode::Inference, false),
-        (fused, Mode::Inference, true),
+    for (b, training, ok) in [
+        (max, true, true),
+        (max + 1, true, false),
+        (fused + 1, false, false),
+        (fused, false, true),
     ] {
         let x: Tensor<f64> = Tensor::from_fn([2, b, 1], |i| ((i % 7) as f64 - 3.0) / 4.0).unwrap();
         let gx = ctx.upload(&x.cast()).unwrap();
-        let what = format!("{:?} B={b} {mode:?}", ctx.gemm_block());
-        match gpu::rnn_forward(ctx, &gw, GpuRnnInput::new(&gx), mode) {
+        let what = format!("{:?} B={b} training {training}", ctx.gemm_block());
+        let input = GpuRnnInput::new(&gx);
+        let out = if training {
+            gpu::rnn_forward_train(ctx, &gw, input).map(|(out, _)| out)
+        } else {
+            gpu::rnn_forward(ctx, &gw, input)
+        };
+        match out {
             Ok(out) if ok => {
                 let want = wgrnn::cpu::rnn_forward(&w, wgrnn::cpu::RnnInput::new(&x));
                 assert_tensor_close(&what, &ctx.read(&out.y).unwrap(), &want.unwrap().y, GPU_F32);

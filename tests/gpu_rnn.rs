@@ -2,7 +2,7 @@
 
 use wgrnn::core::{RnnWeights, SplitMix64, Tensor};
 use wgrnn::cpu::{RnnInput, rnn_forward};
-use wgrnn::gpu::{Context, GpuRnnInput, GpuWeights, Mode, matmul};
+use wgrnn::gpu::{Context, GpuRnnInput, GpuWeights, matmul};
 use wgrnn::{CellKind, RnnConfig};
 
 use crate::cases::{CELLS, Case};
@@ -100,9 +100,13 @@ fn check(ctx: &Context, case: &Case, seed: u64) {
         ctx.gemm_block(),
         ctx.small_batch_limit()
     );
-    for mode in [Mode::Inference, Mode::Training] {
-        let out = wgrnn::gpu::rnn_forward(ctx, &gw, gin, mode).unwrap();
-        assert_eq!(out.tape.is_some(), mode == Mode::Training);
+    for training in [false, true] {
+        let out = if training {
+            wgrnn::gpu::rnn_forward_train(ctx, &gw, gin).unwrap().0
+        } else {
+            wgrnn::gpu::rnn_forward(ctx, &gw, gin).unwrap()
+        };
+        let mode = if training { "training" } else { "inference" };
         assert_tensor_close(
             &format!("{what} {mode:?}: y"),
             &ctx.read(&out.y).unwrap(),
@@ -413,7 +417,7 @@ impl Call {
         if self.w.config().cell == CellKind::Lstm {
             input = input.c0(&gh0);
         }
-        let out = wgrnn::gpu::rnn_forward(ctx, &gw, input, Mode::Training).unwrap();
+        let (out, out_tape) = wgrnn::gpu::rnn_forward_train(ctx, &gw, input).unwrap();
         let mut all = ctx.read(&out.y).unwrap().into_data();
         all.extend(ctx.read(&out.h_n).unwrap().into_data());
         if let Some(c) = &out.c_n {
@@ -424,7 +428,7 @@ impl Call {
             dy: Some(&gdy),
             ..Default::default()
         };
-        let g = wgrnn::gpu::rnn_backward(ctx, &gw, out.tape().unwrap(), up, None).unwrap();
+        let g = wgrnn::gpu::rnn_backward(ctx, &gw, &out_tape, up, None).unwrap();
         all.extend(ctx.read(&g.dx).unwrap().into_data());
         all.extend(ctx.read(&g.dh0).unwrap().into_data());
         for t in g.weights.read(ctx).unwrap().tensors().values() {

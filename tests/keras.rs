@@ -253,8 +253,12 @@ fn check_rnn_gpu(name: &str, file: &SafetensorsFile) {
     let lens = lengths(file, "lengths");
     let mut input = wgrnn::gpu::GpuRnnInput::new(&x).h0(&h0).lengths(&lens);
     input.c0 = c0.as_ref();
-    for mode in [wgrnn::gpu::Mode::Inference, wgrnn::gpu::Mode::Training] {
-        let out = wgrnn::gpu::rnn_forward(ctx, &gw, input, mode).unwrap();
+    for training in [false, true] {
+        let out = if training {
+            wgrnn::gpu::rnn_forward_train(ctx, &gw, input).unwrap().0
+        } else {
+            wgrnn::gpu::rnn_forward(ctx, &gw, input).unwrap()
+        };
         assert_tensor_close(
             &format!("{name} gpu: y"),
             &ctx.read(&out.y).unwrap(),
@@ -394,13 +398,13 @@ fn gpu_gradients_match_every_keras_rnn_fixture() {
         let lens = lengths(file, "lengths");
         let mut input = wgrnn::gpu::GpuRnnInput::new(&x).h0(&h0).lengths(&lens);
         input.c0 = c0.as_ref();
-        let out = wgrnn::gpu::rnn_forward(ctx, &gw, input, wgrnn::gpu::Mode::Training).unwrap();
+        let (_, out_tape) = wgrnn::gpu::rnn_forward_train(ctx, &gw, input).unwrap();
         let upstream = wgrnn::gpu::GpuRnnOutputGrads {
             dy: Some(&dy),
             dh_n: Some(&dh_n),
             dc_n: dc_n.as_ref(),
         };
-        let g = wgrnn::gpu::rnn_backward(ctx, &gw, out.tape().unwrap(), upstream, None).unwrap();
+        let g = wgrnn::gpu::rnn_backward(ctx, &gw, &out_tape, upstream, None).unwrap();
         assert_tensor_close(
             &format!("{name} gpu: grad.x"),
             &ctx.read(&g.dx).unwrap(),

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use wgrnn::core::{RnnWeights, SplitMix64, Tensor};
 use wgrnn::cpu::{RnnInput, RnnOutputGrads, rnn_backward, rnn_forward_train};
-use wgrnn::gpu::{Context, GpuParams, GpuRnnInput, GpuRnnOutputGrads, Mode};
+use wgrnn::gpu::{Context, GpuParams, GpuRnnInput, GpuRnnOutputGrads};
 use wgrnn::{CellKind, RnnConfig};
 
 use crate::common::{assert_tensor_close, random};
@@ -100,21 +100,15 @@ fn check_on(ctx: &Context, cfg: &RnnConfig, seed: u64) {
 
     let up = |t: &Tensor<f64>| ctx.upload(&t.cast()).unwrap();
     let (gx, gdy, gdh, gdc) = (up(&x), up(&dy), up(&dh_n), up(&dc_n));
-    let out = wgrnn::gpu::rnn_forward(ctx, &params.value, GpuRnnInput::new(&gx), Mode::Training)
+    let (out, out_tape) = wgrnn::gpu::rnn_forward_train(ctx, &params.value, GpuRnnInput::new(&gx))
         .unwrap_or_else(|e| panic!("{cfg:?} forward on {:?}: {e}", ctx.gemm_block()));
     let upstream = GpuRnnOutputGrads {
         dy: Some(&gdy),
         dh_n: Some(&gdh),
         dc_n: lstm.then_some(&gdc),
     };
-    let got = wgrnn::gpu::rnn_backward(
-        ctx,
-        &params.value,
-        out.tape().unwrap(),
-        upstream,
-        Some(&params.grad),
-    )
-    .unwrap_or_else(|e| panic!("{cfg:?} backward on {:?}: {e}", ctx.gemm_block()));
+    let got = wgrnn::gpu::rnn_backward(ctx, &params.value, &out_tape, upstream, Some(&params.grad))
+        .unwrap_or_else(|e| panic!("{cfg:?} backward on {:?}: {e}", ctx.gemm_block()));
     let what = format!(
         "{cfg:?} T={t} B={b} {:?} small-batch limit {}",
         ctx.gemm_block(),
@@ -267,7 +261,7 @@ fn an_input_whose_packed_copy_cannot_bind_is_refused_at_init() {
     let x = ctx
         .upload(&Tensor::new([1, 1, input], vec![0.5f32; input]).unwrap())
         .unwrap();
-    let e = wgrnn::gpu::rnn_forward(ctx, &gw, GpuRnnInput::new(&x), Mode::Inference).unwrap_err();
+    let e = wgrnn::gpu::rnn_forward(ctx, &gw, GpuRnnInput::new(&x)).unwrap_err();
     check(e, "rnn_forward");
 }
 

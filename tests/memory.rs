@@ -17,7 +17,7 @@ mod model;
 
 use model::{Batch, Model, ModelConfig};
 use wgrnn::core::{RnnWeights, Tensor};
-use wgrnn::gpu::{self, Context, GpuOptimizer, GpuRnnInput, GpuRnnOutputGrads, GpuWeights, Mode};
+use wgrnn::gpu::{self, Context, GpuOptimizer, GpuRnnInput, GpuRnnOutputGrads, GpuWeights};
 use wgrnn::{CellKind, OptimizerConfig, RnnConfig, Score};
 
 /// Growth allowed over the measured calls, in KiB: the allocator's own slack. A call that
@@ -80,14 +80,14 @@ fn repeated_calls_do_not_grow_memory() {
                 &format!("{cell:?} small-batch limit {small_batch}"),
                 &ctx,
                 || {
-                    let out =
-                        gpu::rnn_forward(&ctx, &w, GpuRnnInput::new(&x), Mode::Training).unwrap();
+                    let (_, out_tape) =
+                        gpu::rnn_forward_train(&ctx, &w, GpuRnnInput::new(&x)).unwrap();
                     let up = GpuRnnOutputGrads {
                         dy: Some(&dy),
                         dh_n: None,
                         dc_n: None,
                     };
-                    gpu::rnn_backward(&ctx, &w, out.tape().unwrap(), up, None).unwrap();
+                    gpu::rnn_backward(&ctx, &w, &out_tape, up, None).unwrap();
                 },
             );
         }
@@ -104,13 +104,13 @@ fn repeated_calls_do_not_grow_memory() {
         .upload(&Tensor::<f32>::full([5, b, h], 0.1).unwrap())
         .unwrap();
     assert_flat(&format!("LSTM H={h} B={b}"), &ctx0, || {
-        let out = gpu::rnn_forward(&ctx0, &w, GpuRnnInput::new(&x), Mode::Training).unwrap();
+        let (_, out_tape) = gpu::rnn_forward_train(&ctx0, &w, GpuRnnInput::new(&x)).unwrap();
         let up = GpuRnnOutputGrads {
             dy: Some(&dy),
             dh_n: None,
             dc_n: None,
         };
-        gpu::rnn_backward(&ctx0, &w, out.tape().unwrap(), up, None).unwrap();
+        gpu::rnn_backward(&ctx0, &w, &out_tape, up, None).unwrap();
     });
     // Every optimizer update (its kernel branches on the kind), with and without clipping.
     let p = ctx

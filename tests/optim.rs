@@ -3,7 +3,9 @@
 
 use wgrnn::core::{OptimizerConfig, RnnWeights, SafetensorsFile, SplitMix64, Tensor};
 use wgrnn::cpu::{Optimizer, clip_grad_norm};
-use wgrnn::gpu::{GpuOptimizer, GpuParams, GpuRnnInput, GpuWeights, Mode, rnn_forward};
+use wgrnn::gpu::{
+    GpuOptimizer, GpuParams, GpuRnnInput, GpuWeights, rnn_forward, rnn_forward_train,
+};
 use wgrnn::{CellKind, RnnConfig};
 
 use crate::common::{Tolerance, assert_close, random};
@@ -167,19 +169,12 @@ fn zero_grad_and_accumulation_through_params() {
         .upload(&random(&mut SplitMix64::new(3), &[3, 2, 4], 1.0))
         .unwrap();
     let backward = || {
-        let out = rnn_forward(ctx, &params.value, GpuRnnInput::new(&x), Mode::Training).unwrap();
+        let (_, out_tape) = rnn_forward_train(ctx, &params.value, GpuRnnInput::new(&x)).unwrap();
         let up = wgrnn::gpu::GpuRnnOutputGrads {
             dy: Some(&dy),
             ..Default::default()
         };
-        wgrnn::gpu::rnn_backward(
-            ctx,
-            &params.value,
-            out.tape().unwrap(),
-            up,
-            Some(&params.grad),
-        )
-        .unwrap();
+        wgrnn::gpu::rnn_backward(ctx, &params.value, &out_tape, up, Some(&params.grad)).unwrap();
     };
     backward();
     let once = params.grad.read(ctx).unwrap();
@@ -236,19 +231,12 @@ fn checkpoint_round_trip_gives_identical_outputs() {
     let x = ctx
         .upload(&random(&mut SplitMix64::new(5), &[4, 2, 3], 1.0))
         .unwrap();
-    let out = rnn_forward(ctx, &params.value, GpuRnnInput::new(&x), Mode::Training).unwrap();
+    let (out, out_tape) = rnn_forward_train(ctx, &params.value, GpuRnnInput::new(&x)).unwrap();
     let up = wgrnn::gpu::GpuRnnOutputGrads {
         dy: Some(&out.y),
         ..Default::default()
     };
-    wgrnn::gpu::rnn_backward(
-        ctx,
-        &params.value,
-        out.tape().unwrap(),
-        up,
-        Some(&params.grad),
-    )
-    .unwrap();
+    wgrnn::gpu::rnn_backward(ctx, &params.value, &out_tape, up, Some(&params.grad)).unwrap();
     opt.step(ctx, &params.pairs().unwrap()).unwrap();
 
     let mut file = SafetensorsFile::default();
@@ -270,8 +258,8 @@ fn checkpoint_round_trip_gives_identical_outputs() {
             "encoder.rnn.",
         )
         .unwrap();
-    let a = rnn_forward(ctx, &params.value, GpuRnnInput::new(&x), Mode::Inference).unwrap();
-    let b = rnn_forward(ctx, &fresh, GpuRnnInput::new(&x), Mode::Inference).unwrap();
+    let a = rnn_forward(ctx, &params.value, GpuRnnInput::new(&x)).unwrap();
+    let b = rnn_forward(ctx, &fresh, GpuRnnInput::new(&x)).unwrap();
     let bits = |t: &wgrnn::gpu::GpuTensor| {
         ctx.read(t)
             .unwrap()
@@ -292,7 +280,7 @@ fn checkpoint_round_trip_gives_identical_outputs() {
         )
         .unwrap_err();
     assert!(e.to_string().contains("decoder.rnn.weight_ih_l0"), "{e}");
-    let c = rnn_forward(ctx, &fresh, GpuRnnInput::new(&x), Mode::Inference).unwrap();
+    let c = rnn_forward(ctx, &fresh, GpuRnnInput::new(&x)).unwrap();
     assert_eq!(bits(&a.y), bits(&c.y));
 
     // Loading is strict under the prefix, as PyTorch's load_state_dict is: the bidirectional

@@ -6,7 +6,7 @@
 
 use wgrnn::core::{AttentionWeights, EmbeddingWeights, RnnWeights, SplitMix64, Tensor};
 use wgrnn::gpu::{
-    self, Context, GpuAttentionInput, GpuRnnInput, GpuRnnOutputGrads, GpuTensor, GpuWeights, Mode,
+    self, Context, GpuAttentionInput, GpuRnnInput, GpuRnnOutputGrads, GpuTensor, GpuWeights,
     upload_ids, upload_targets,
 };
 use wgrnn::{CellKind, EmbeddingConfig, RnnConfig};
@@ -77,14 +77,14 @@ fn rnn_results(
         ctx.upload(dh_n).unwrap(),
     );
     let input = GpuRnnInput::new(&gx).lengths(lengths);
-    let inference = gpu::rnn_forward(ctx, w, input, Mode::Inference).unwrap();
-    let out = gpu::rnn_forward(ctx, w, input, Mode::Training).unwrap();
+    let inference = gpu::rnn_forward(ctx, w, input).unwrap();
+    let (out, out_tape) = gpu::rnn_forward_train(ctx, w, input).unwrap();
     let up = GpuRnnOutputGrads {
         dy: Some(&gdy),
         dh_n: Some(&gdh),
         dc_n: lstm.then_some(&gdh),
     };
-    let g = gpu::rnn_backward(ctx, w, out.tape().unwrap(), up, None).unwrap();
+    let g = gpu::rnn_backward(ctx, w, &out_tape, up, None).unwrap();
     let mut r = vec![
         ("inference y".to_string(), read(ctx, &inference.y)),
         ("inference h_n".to_string(), read(ctx, &inference.h_n)),

@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use wgrnn::core::{OptimizerConfig, SafetensorsFile, SplitMix64, Tensor};
 use wgrnn::gpu::{
     self, Context, GpuOptimizer, GpuParams, GpuRnnInput, GpuRnnOutputGrads, GpuTensor, GpuWeights,
-    Mode, Record, Recording, upload_ids, upload_targets,
+    Record, Recording, upload_ids, upload_targets,
 };
 use wgrnn::{CellKind, EmbeddingConfig, Error, LinearConfig, RnnConfig};
 
@@ -103,7 +103,7 @@ impl Net {
         self.out.zero_grad(on.on()).unwrap();
         let x = gpu::embedding_forward(on.on(), &self.emb.value, &ids).unwrap();
         let input = GpuRnnInput::new(&x).lengths(&lengths);
-        let y = gpu::rnn_forward(on.on(), &self.rnn.value, input, Mode::Training).unwrap();
+        let (y, y_tape) = gpu::rnn_forward_train(on.on(), &self.rnn.value, input).unwrap();
         let logits = gpu::linear_forward(on.on(), &self.out.value, &y.y).unwrap();
         let ce = gpu::cross_entropy(on.on(), &logits, &targets).unwrap();
         let dlogits = gpu::cross_entropy_backward(on.on(), &logits, &targets, &ce, 1.0).unwrap();
@@ -113,7 +113,7 @@ impl Net {
             dy: Some(&dy.dx),
             ..Default::default()
         };
-        let tape = y.tape().unwrap();
+        let tape = &y_tape;
         let acc = Some(&self.rnn.grad);
         let dx = gpu::rnn_backward(on.on(), &self.rnn.value, tape, up, acc).unwrap();
         let acc = Some(&self.emb.grad);

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use wgrnn::core::{SafetensorsFile, SplitMix64, Tensor};
 use wgrnn::gpu::{
-    self, Context, GpuOptimizer, GpuParams, GpuRnnInput, GpuRnnOutputGrads, GpuTensor, Mode,
-    upload_ids, upload_targets,
+    self, Context, GpuOptimizer, GpuParams, GpuRnnInput, GpuRnnOutputGrads, GpuTensor, upload_ids,
+    upload_targets,
 };
 use wgrnn::{CellKind, EmbeddingConfig, Error, LinearConfig, OptimizerConfig, Result, RnnConfig};
 
@@ -227,7 +227,7 @@ impl Model {
         if let Some((h, c)) = state {
             input = input.h0(h).c0(c);
         }
-        let r = gpu::rnn_forward(ctx, &self.lstm.value, input, Mode::Inference)?;
+        let r = gpu::rnn_forward(ctx, &self.lstm.value, input)?;
         let logits = gpu::linear_forward(ctx, &self.out.value, &r.y)?;
         Ok((logits, (r.h_n, r.c_n.expect("LSTM has c_n"))))
     }
@@ -255,7 +255,7 @@ impl Model {
         let ids = upload_ids(ctx, x, v)?;
         let targets = upload_targets(ctx, y, v, None)?;
         let e = gpu::embedding_forward(ctx, &self.emb.value, &ids)?;
-        let r = gpu::rnn_forward(ctx, &self.lstm.value, GpuRnnInput::new(&e), Mode::Training)?;
+        let (r, r_tape) = gpu::rnn_forward_train(ctx, &self.lstm.value, GpuRnnInput::new(&e))?;
         let logits = gpu::linear_forward(ctx, &self.out.value, &r.y)?;
         let ce = gpu::cross_entropy(ctx, &logits, &targets)?;
         let dlogits = gpu::cross_entropy_backward(ctx, &logits, &targets, &ce, 1.0)?;
@@ -264,7 +264,7 @@ impl Model {
         let g = gpu::rnn_backward(
             ctx,
             &self.lstm.value,
-            r.tape()?,
+            &r_tape,
             GpuRnnOutputGrads {
                 dy: Some(&dy),
                 ..Default::default()

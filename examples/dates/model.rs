@@ -8,7 +8,7 @@
 use wgrnn::core::{SafetensorsFile, Tensor};
 use wgrnn::gpu::{
     self, Context, GpuAttentionInput, GpuOptimizer, GpuParams, GpuRnnInput, GpuRnnOutputGrads,
-    GpuTensor, Mode, Recording, upload_ids, upload_targets,
+    GpuTensor, Recording, upload_ids, upload_targets,
 };
 use wgrnn::{
     AttentionConfig, CellKind, EmbeddingConfig, LinearConfig, OptimizerConfig, Result, RnnConfig,
@@ -231,20 +231,18 @@ impl Model {
         self.zero_grad(&mut rec)?;
         // Forward.
         let enc_x = gpu::embedding_forward(&mut rec, &self.enc_emb.value, &enc_ids)?;
-        let enc = gpu::rnn_forward(
+        let (enc, enc_tape) = gpu::rnn_forward_train(
             &mut rec,
             &self.encoder.value,
             GpuRnnInput::new(&enc_x).lengths(&batch.lengths),
-            Mode::Training,
         )?;
         let dec_x = gpu::embedding_forward(&mut rec, &self.dec_emb.value, &dec_ids)?;
         let h0 = self.bridge(&mut rec, &enc.h_n)?;
         let c0 = self.bridge(&mut rec, enc.c_n.as_ref().expect("LSTM has c_n"))?;
-        let dec = gpu::rnn_forward(
+        let (dec, dec_tape) = gpu::rnn_forward_train(
             &mut rec,
             &self.decoder.value,
             GpuRnnInput::new(&dec_x).h0(&h0).c0(&c0),
-            Mode::Training,
         )?;
         let att_in = GpuAttentionInput::new(&dec.y, &enc.y, &enc.y).key_lengths(&batch.lengths);
         let att = match &self.attention {
@@ -286,7 +284,7 @@ impl Model {
         let dg = gpu::rnn_backward(
             &mut rec,
             &self.decoder.value,
-            dec.tape()?,
+            &dec_tape,
             GpuRnnOutputGrads {
                 dy: Some(&d_dec_y),
                 ..Default::default()
@@ -310,7 +308,7 @@ impl Model {
         let eg = gpu::rnn_backward(
             &mut rec,
             &self.encoder.value,
-            enc.tape()?,
+            &enc_tape,
             up,
             Some(&self.encoder.grad),
         )?;
@@ -342,7 +340,6 @@ impl Model {
             &mut rec,
             &self.encoder.value,
             GpuRnnInput::new(&enc_x).lengths(&batch.lengths),
-            Mode::Inference,
         )?;
         let mut h = self.bridge(&mut rec, &enc.h_n)?;
         let mut c = self.bridge(&mut rec, enc.c_n.as_ref().expect("LSTM has c_n"))?;
@@ -359,7 +356,6 @@ impl Model {
                 &mut rec,
                 &self.decoder.value,
                 GpuRnnInput::new(&x).h0(&h).c0(&c),
-                Mode::Inference,
             )?;
             let mut logits = gpu::linear_forward(&mut rec, &self.out_h.value, &dec.y)?;
             let mut att_weights = None;

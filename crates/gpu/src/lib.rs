@@ -23,7 +23,9 @@ pub use loss::{
     GpuCrossEntropy, GpuTargets, cross_entropy, cross_entropy_backward, log_softmax, upload_targets,
 };
 pub use optim::{GpuOptimizer, GpuParams};
-pub use rnn::{GpuRnnInput, GpuRnnOutput, GpuRnnTape, Mode, rnn_forward, small_batch_path};
+pub use rnn::{
+    GpuRnnInput, GpuRnnOutput, GpuRnnTape, rnn_forward, rnn_forward_train, small_batch_path,
+};
 pub use rnn_backward::{GpuRnnGrads, GpuRnnOutputGrads, rnn_backward};
 pub use runtime::context::{AdapterSummary, Context, ContextOptions};
 pub use runtime::pool::PoolStats;

@@ -16,7 +16,7 @@ use super::path::{StepPath, step_path};
 use super::split::SplitBufs;
 use super::wavefront::{WaveRun, Wavefront};
 use super::{
-    GpuRnnInput, GpuRnnOutput, GpuRnnTape, LayerInput, Mode, TapeLayout, cell_extras, check_batch,
+    GpuRnnInput, GpuRnnOutput, GpuRnnTape, LayerInput, TapeLayout, cell_extras, check_batch,
     check_weight_buffers, no_layers, out_strides,
 };
 use crate::ops::matmul::{
@@ -46,15 +46,36 @@ fn check_u32(v: usize, what: &str) -> Result<u32> {
 }
 
 /// Forward pass of a recurrent layer on the device, with the CPU reference's semantics
-/// (`wgrnn_cpu::rnn_forward`): PyTorch names and gate orders, packed-sequence lengths.
+/// (`wgrnn_cpu::rnn_forward`): PyTorch names and gate orders, packed-sequence lengths. Keeps
+/// nothing for backward; [`rnn_forward_train`] does.
 pub fn rnn_forward<'c>(
     on: impl Record<'c>,
     w: &GpuWeights<RnnConfig>,
     input: GpuRnnInput<'_>,
-    mode: Mode,
 ) -> Result<GpuRnnOutput> {
+    forward(on, w, input, false).map(|(out, _)| out)
+}
+
+/// Forward pass that also returns the tape [`crate::rnn_backward()`] needs: activated gates,
+/// states before each step and cell states, on the device (`wgrnn_cpu::rnn_forward_train`).
+pub fn rnn_forward_train<'c>(
+    on: impl Record<'c>,
+    w: &GpuWeights<RnnConfig>,
+    input: GpuRnnInput<'_>,
+) -> Result<(GpuRnnOutput, GpuRnnTape)> {
+    forward(on, w, input, true)
+}
+
+/// Both forwards: with `train`, the layers keep their tapes (otherwise the tape holds the
+/// layers' stand-ins and is dropped).
+fn forward<'c>(
+    on: impl Record<'c>,
+    w: &GpuWeights<RnnConfig>,
+    input: GpuRnnInput<'_>,
+    train: bool,
+) -> Result<(GpuRnnOutput, GpuRnnTape)> {
     let ctx = on.context();
-    let call = ForwardCall::new(ctx, w, input, mode)?;
+    let call = ForwardCall::new(ctx, w, input, train)?;
     let cfg = w.config();
     let mut rec = on.begin(OP);
     let state_shape = cfg.state_shape(call.dims.batch);
@@ -94,15 +115,15 @@ pub fn rnn_forward<'c>(
     let tapes: Vec<GpuTensor> = runs.iter().map(|r| r.tape.clone()).collect();
     let y = runs.pop().map(|r| r.out).ok_or_else(no_layers)?;
     rec.finish()?;
-    let tape = call.train.then(|| GpuRnnTape {
+    let tape = GpuRnnTape {
         config: cfg.clone(),
         dims: call.dims,
         lengths: call.lengths,
         lengths_dev: call.lengths_dev,
         layer_in,
         layers: tapes,
-    });
-    Ok(GpuRnnOutput { y, h_n, c_n, tape })
+    };
+    Ok((GpuRnnOutput { y, h_n, c_n }, tape))
 }
 
 /// One forward call, checked: its weights and inputs, shapes, lengths and step path.
@@ -125,7 +146,7 @@ impl<'a> ForwardCall<'a> {
         ctx: &Context,
         w: &'a GpuWeights<RnnConfig>,
         input: GpuRnnInput<'a>,
-        mode: Mode,
+        train: bool,
     ) -> Result<Self> {
         w.check_context(ctx, OP, "w")?;
         input.x.check_context(ctx, OP, "x")?;
@@ -153,7 +174,6 @@ impl<'a> ForwardCall<'a> {
             expect_f32(OP, "c0", c0, &state_shape)?;
         }
         // Training is held to the reverse steps' bound, so that its backward can run.
-        let train = mode == Mode::Training;
         let lengths = input
             .lengths
             .map_or_else(|| vec![tl; nb], <[usize]>::to_vec);

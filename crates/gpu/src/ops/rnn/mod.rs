@@ -16,7 +16,7 @@ pub(crate) mod wavefront;
 
 use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
-pub use forward::rnn_forward;
+pub use forward::{rnn_forward, rnn_forward_train};
 pub use path::small_batch_path;
 
 use crate::ops::matmul::{BLOCK, Packed, plain_ld};
@@ -52,15 +52,6 @@ impl DeviceLayout for RnnConfig {
     fn check_device(&self, ctx: &Context) -> Result<()> {
         check_weight_buffers(ctx, "GpuWeights", self)
     }
-}
-
-/// Whether a forward call keeps what backward needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Saves nothing.
-    Inference,
-    /// Saves activated gates, states before each step and cell states (the tape).
-    Training,
 }
 
 /// Inputs of one recurrent call, on the device. Lengths stay on the host: they set the
@@ -147,20 +138,6 @@ pub struct GpuRnnOutput {
     pub y: GpuTensor,
     pub h_n: GpuTensor,
     pub c_n: Option<GpuTensor>,
-    /// Present in [`Mode::Training`].
-    pub tape: Option<GpuRnnTape>,
-}
-
-impl GpuRnnOutput {
-    /// The tape for [`crate::rnn_backward()`]; an error if the forward ran in inference mode.
-    pub fn tape(&self) -> Result<&GpuRnnTape> {
-        self.tape.as_ref().ok_or(Error::InvalidArgument {
-            op: "rnn_backward",
-            arg: "tape",
-            reason: "is missing: run the forward in Mode::Training to keep what backward needs"
-                .into(),
-        })
-    }
 }
 
 /// The cell's own words of the step kernels' parameter blocks (`extra1`, `extra2`), forward
