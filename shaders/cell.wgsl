@@ -1,8 +1,8 @@
 // The kernels every recurrent cell shares: one template, instantiated per cell by the shader
-// registry (`cell_module` in crates/gpu/src/runtime/shaders.rs). A cell's module is common.wgsl, then
-// this file with its markers filled: the parameter blocks (generated from their Rust
-// definitions), the cell file (lstm.wgsl, gru.wgsl, rnn.wgsl) and the packed W_hh bindings
-// (f32, or f16 unpacked to f32). A cell file holds only what differs between cells:
+// registry (`cell_module` in crates/gpu/src/runtime/shaders.rs). A cell's module is
+// common.wgsl, then this file with its markers filled: the parameter blocks (generated from
+// their Rust definitions), the cell file (lstm.wgsl, gru.wgsl, rnn.wgsl) and the packed W_hh
+// bindings (f32, or f16 unpacked to f32). A cell file holds only what differs between cells:
 //
 //   const GATES: u32      gates per unit (LSTM 4, GRU 3, Elman 1), gate-major in gi, the tape
 //                         and dG: row r, gate g, unit j at (r * GATES + g) * H + j
@@ -33,8 +33,9 @@
 // yet (s >= length) carry through. The `last` pass turns the carries and dG_0 · W_hh into dh0
 // (and dc0).
 //
-// No `if` or loop bound here reads only the parameter block (see shaders/README.md); the
-// branches on the cell's constants are resolved when the module compiles.
+// No `if` on the parameter block alone chooses between large code paths here (see
+// shaders/README.md: lavapipe would recompile the kernel per dispatch); the branches and loops
+// on the cell's constants are resolved when the module compiles.
 
 {{StepParams}}
 {{BackParams}}
