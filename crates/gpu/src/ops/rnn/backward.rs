@@ -17,7 +17,9 @@ use super::kernels::for_storage;
 use super::path::{StepPath, step_path};
 use super::split::SplitBack;
 use super::wavefront::{WaveRun, Wavefront};
-use super::{GpuRnnTape, TapeLayout, cell_extras, check_weight_buffers, no_layers, out_strides};
+use super::{
+    GpuRnnTape, TapeLayout, alloc_states, cell_extras, check_weight_buffers, no_layers, out_strides,
+};
 use crate::ops::matmul::{Out, Packed, Strided, gemm, pack, pack_lhs};
 use crate::ops::pack::{alloc_packed, by_unit, pack_w_hh_into, packed_slots};
 use crate::ops::recurrent::PanelPlan;
@@ -68,13 +70,7 @@ pub fn rnn_backward<'c>(
     let cfg = w.config();
     let tl = tape.dims.seq_len;
     let mut rec = on.begin(OP);
-    let state_shape = cfg.state_shape(tape.dims.batch);
-    let dh0 = ctx.alloc(OP, "dh0", &state_shape, DType::F32)?;
-    let dc0 = if cfg.cell.has_cell_state() {
-        Some(ctx.alloc(OP, "dc0", &state_shape, DType::F32)?)
-    } else {
-        None
-    };
+    let (dh0, dc0) = alloc_states(ctx, OP, cfg, tape.dims.batch, ("dh0", "dc0"))?;
     let grads = match accumulate {
         Some(acc) => acc.clone(),
         None => fresh_grads(ctx, cfg)?,

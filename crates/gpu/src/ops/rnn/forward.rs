@@ -16,8 +16,8 @@ use super::path::{StepPath, step_path};
 use super::split::SplitBufs;
 use super::wavefront::{WaveRun, Wavefront};
 use super::{
-    GpuRnnInput, GpuRnnOutput, GpuRnnTape, LayerInput, TapeLayout, cell_extras, check_batch,
-    check_weight_buffers, no_layers, out_strides,
+    GpuRnnInput, GpuRnnOutput, GpuRnnTape, LayerInput, TapeLayout, alloc_states, cell_extras,
+    check_batch, check_weight_buffers, no_layers, out_strides,
 };
 use crate::ops::matmul::{
     Out, Packed, SeqMask, Strided, gemm, pack, pack_lhs, pack_lhs_masked, pack_masked,
@@ -78,13 +78,7 @@ fn forward<'c>(
     let call = ForwardCall::new(ctx, w, input, train)?;
     let cfg = w.config();
     let mut rec = on.begin(OP);
-    let state_shape = cfg.state_shape(call.dims.batch);
-    let h_n = ctx.alloc(OP, "h_n", &state_shape, DType::F32)?;
-    let c_n = if cfg.cell.has_cell_state() {
-        Some(ctx.alloc(OP, "c_n", &state_shape, DType::F32)?)
-    } else {
-        None
-    };
+    let (h_n, c_n) = alloc_states(ctx, OP, cfg, call.dims.batch, ("h_n", "c_n"))?;
     // Unidirectional stacks of per-step layers run as a wavefront over layers × time (see
     // `Wavefront`); otherwise layer after layer.
     let wave = Wavefront::of(ctx, cfg, call.path, call.max_len);

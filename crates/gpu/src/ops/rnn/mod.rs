@@ -21,7 +21,7 @@ pub use path::small_batch_path;
 
 use crate::ops::matmul::{BLOCK, Packed, plain_ld};
 use crate::runtime::context::Context;
-use crate::runtime::tensor::{GpuTensor, OnContext};
+use crate::runtime::tensor::{DType, GpuTensor, OnContext};
 use crate::runtime::weights::DeviceLayout;
 
 /// Checks, for `op`, every buffer that forward or backward makes from the weights of `cfg`
@@ -154,6 +154,25 @@ pub(crate) fn cell_extras(cell: CellKind, layout: &TapeLayout) -> (usize, usize)
 
 /// The row strides (per step, per batch row) of a layer's output `[T, B, width]`, or
 /// `[B, T, width]` when `batch_first`; the same for its gradient.
+/// The final states of a call, `[L·D, B, H]` each: h (`names.0`), and c (`names.1`) for cells
+/// that have one; forward's `h_n`, `c_n` and backward's `dh0`, `dc0`.
+pub(crate) fn alloc_states(
+    ctx: &Context,
+    op: &'static str,
+    cfg: &RnnConfig,
+    batch: usize,
+    names: (&str, &str),
+) -> Result<(GpuTensor, Option<GpuTensor>)> {
+    let shape = cfg.state_shape(batch);
+    let h = ctx.alloc(op, names.0, &shape, DType::F32)?;
+    let c = if cfg.cell.has_cell_state() {
+        Some(ctx.alloc(op, names.1, &shape, DType::F32)?)
+    } else {
+        None
+    };
+    Ok((h, c))
+}
+
 pub(crate) fn out_strides(batch_first: bool, tl: usize, nb: usize, width: usize) -> (usize, usize) {
     if batch_first {
         (width, tl * width)
