@@ -1,8 +1,6 @@
 //! Attention on the device: projections as GEMMs, then scores, masked softmax and context;
 //! backward through the same stages in reverse.
 
-use std::collections::BTreeMap;
-
 use wgrnn_core::{AttentionConfig, Error, Result, Score};
 
 use crate::ops::matmul::{
@@ -17,7 +15,7 @@ use crate::runtime::recording::Record;
 use crate::runtime::shaders::Shader;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
 use crate::runtime::uniforms::attention::{AttnParams, BmmParams};
-use crate::runtime::weights::{DeviceLayout, GpuWeights, check_accumulator};
+use crate::runtime::weights::{DeviceLayout, GpuWeights, check_accumulator, grads_or};
 
 use Access::{Read, ReadWrite};
 
@@ -417,19 +415,7 @@ pub fn attention_backward<'c>(
     if let Some(dw) = d_weights {
         expect_f32(BOP, "d_weights", dw, &[b, tq, tk])?;
     }
-    let grads = match accumulate {
-        Some(acc) => acc.clone(),
-        None => {
-            let mut m = BTreeMap::new();
-            for spec in cfg.param_specs() {
-                m.insert(
-                    spec.name.clone(),
-                    ctx.alloc(BOP, &spec.name, &spec.shape, DType::F32)?,
-                );
-            }
-            GpuWeights::from_parts(cfg.clone(), m)
-        }
-    };
+    let grads = grads_or(ctx, BOP, cfg, accumulate)?;
     pr.p.has_dw = d_weights.is_some() as u32;
     let back = Backward {
         w,

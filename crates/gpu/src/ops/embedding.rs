@@ -9,7 +9,7 @@ use crate::runtime::recording::Record;
 use crate::runtime::shaders::Shader;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
 use crate::runtime::uniforms::embedding::{GatherParams, ScatterParams};
-use crate::runtime::weights::{DeviceLayout, GpuWeights, check_accumulator};
+use crate::runtime::weights::{DeviceLayout, GpuWeights, check_accumulator, grads_or};
 
 const OP: &str = "embedding_forward";
 const SCATTER: Kernel = Kernel {
@@ -191,13 +191,7 @@ pub fn embedding_backward<'c>(
     let mut want = ids.ids.shape().to_vec();
     want.push(d);
     expect_f32(BOP, "dy", dy, &want)?;
-    let grads = match accumulate {
-        Some(acc) => acc.clone(),
-        None => {
-            let g = ctx.alloc(BOP, "weight", &[cfg.num_embeddings, d], DType::F32)?;
-            GpuWeights::from_parts(cfg.clone(), [("weight".to_string(), g)].into())
-        }
-    };
+    let grads = grads_or(ctx, BOP, cfg, accumulate)?;
     let mut rec = on.begin(BOP);
     let g = grads.get("weight")?;
     if accumulate.is_none() {

@@ -1,14 +1,12 @@
 //! Dense layer `y = x·Wᵀ + b` over the last axis, as one packed GEMM.
 
-use std::collections::BTreeMap;
-
 use wgrnn_core::{Error, LinearConfig, Result};
 
 use crate::ops::matmul::{Out, Strided, check_packed_matrices, gemm, pack, pack_lhs};
 use crate::runtime::context::Context;
 use crate::runtime::recording::Record;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
-use crate::runtime::weights::{DeviceLayout, GpuWeights, check_accumulator};
+use crate::runtime::weights::{DeviceLayout, GpuWeights, check_accumulator, grads_or};
 
 const OP: &str = "linear_forward";
 
@@ -99,19 +97,7 @@ pub fn linear_backward<'c>(
         *l = fo;
     }
     expect_f32(BOP, "dy", dy, &y_shape)?;
-    let grads = match accumulate {
-        Some(acc) => acc.clone(),
-        None => {
-            let mut m = BTreeMap::new();
-            for spec in cfg.param_specs() {
-                m.insert(
-                    spec.name.clone(),
-                    ctx.alloc(BOP, &spec.name, &spec.shape, DType::F32)?,
-                );
-            }
-            GpuWeights::from_parts(cfg.clone(), m)
-        }
-    };
+    let grads = grads_or(ctx, BOP, cfg, accumulate)?;
     let add = accumulate.is_some();
     let dx = ctx.alloc(BOP, "dx", x.shape(), DType::F32)?;
     let mut rec = on.begin(BOP);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use wgrnn_core::{Error, LoadOptions, ParamLayout, Result, SafetensorsFile, Weights};
 
 use crate::runtime::context::Context;
-use crate::runtime::tensor::{GpuTensor, OnContext};
+use crate::runtime::tensor::{DType, GpuTensor, OnContext};
 
 /// The parameters of one op in device memory, in PyTorch's layout and names. Ops repack them as
 /// their kernels need on every call, so an optimizer can update these tensors in place.
@@ -146,6 +146,25 @@ impl<C> OnContext for GpuWeights<C> {
         }
         Ok(())
     }
+}
+
+/// A backward's gradients: the `accumulate` tensors (checked by [`check_accumulator`]), or
+/// fresh ones shaped as `config`'s parameters, allocated for `op` and not yet written.
+pub(crate) fn grads_or<C: ParamLayout>(
+    ctx: &Context,
+    op: &'static str,
+    config: &C,
+    accumulate: Option<&GpuWeights<C>>,
+) -> Result<GpuWeights<C>> {
+    if let Some(acc) = accumulate {
+        return Ok(acc.clone());
+    }
+    let mut tensors = BTreeMap::new();
+    for spec in config.param_specs() {
+        let t = ctx.alloc(op, &spec.name, &spec.shape, DType::F32)?;
+        tensors.insert(spec.name, t);
+    }
+    Ok(GpuWeights::from_parts(config.clone(), tensors))
 }
 
 /// The checks of a backward's `accumulate` argument: the weights' config, the context, and no

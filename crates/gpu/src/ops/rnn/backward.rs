@@ -7,7 +7,6 @@
 //! over a chunk of steps, then the layer below's reverse steps over that chunk, beside the next
 //! chunk of the layer above. The whole pass is one command encoder and one submit.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 
 use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
@@ -31,7 +30,7 @@ use crate::runtime::recording::Record;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, expect_f32};
 use crate::runtime::uniforms::cell::BackParams;
 use crate::runtime::uniforms::recurrent::GatherParams;
-use crate::runtime::weights::{GpuWeights, check_accumulator};
+use crate::runtime::weights::{GpuWeights, check_accumulator, grads_or};
 
 const OP: &str = "rnn_backward";
 
@@ -71,10 +70,7 @@ pub fn rnn_backward<'c>(
     let tl = tape.dims.seq_len;
     let mut rec = on.begin(OP);
     let (dh0, dc0) = alloc_states(ctx, OP, cfg, tape.dims.batch, ("dh0", "dc0"))?;
-    let grads = match accumulate {
-        Some(acc) => acc.clone(),
-        None => fresh_grads(ctx, cfg)?,
-    };
+    let grads = grads_or(ctx, OP, cfg, accumulate)?;
     let add = accumulate.is_some();
     let d_top = match upstream.dy {
         Some(dy) => dy.clone(),
@@ -124,19 +120,6 @@ pub fn rnn_backward<'c>(
         dc0,
         weights: grads,
     })
-}
-
-/// Fresh (uninitialised) gradient tensors for the parameters of `cfg`: every one is written
-/// before it is read.
-fn fresh_grads(ctx: &Context, cfg: &RnnConfig) -> Result<GpuWeights<RnnConfig>> {
-    let mut m = BTreeMap::new();
-    for spec in cfg.param_specs() {
-        m.insert(
-            spec.name.clone(),
-            ctx.alloc(OP, &spec.name, &spec.shape, DType::F32)?,
-        );
-    }
-    Ok(GpuWeights::from_parts(cfg.clone(), m))
 }
 
 /// One backward call, checked: its weights, tape and upstream gradients, and the step path of
