@@ -84,8 +84,38 @@ pub struct RnnDims {
     pub batch: usize,
 }
 
+/// Where a GRU applies its reset gate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum GruReset {
+    /// PyTorch's form (ONNX `linear_before_reset=1`, Keras `reset_after=True`):
+    /// n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)).
+    #[default]
+    After,
+    /// The reset-before form (ONNX's default `linear_before_reset=0`, Keras
+    /// `reset_after=False` with b_hn = 0): n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn).
+    Before,
+}
+
+impl GruReset {
+    /// The name used in fixtures and file metadata: `after`, `before`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GruReset::After => "after",
+            GruReset::Before => "before",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "after" => Some(GruReset::After),
+            "before" => Some(GruReset::Before),
+            _ => None,
+        }
+    }
+}
+
 /// A (possibly multi-layer, bidirectional) recurrent layer, as PyTorch's `nn.LSTM`/`nn.GRU`/`nn.RNN`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RnnConfig {
     pub cell: CellKind,
     pub input_size: usize,
@@ -96,6 +126,15 @@ pub struct RnnConfig {
     pub bias: bool,
     /// Inputs and outputs are `[B, T, F]` instead of `[T, B, F]`; states stay `[L·D, B, H]`.
     pub batch_first: bool,
+    /// LSTM only (PyTorch `proj_size`): 0, or P < H, in which case h = W_hr·(o ⊙ tanh c) has
+    /// P features (`weight_hr_l{k}` `[P, H]`, `weight_hh` `[4H, P]`, outputs and h states of
+    /// size P, c states of size H).
+    pub proj_size: usize,
+    /// GRU only: where the reset gate applies (PyTorch's form, `After`, by default).
+    pub gru_reset: GruReset,
+    /// Probability of zeroing each element of every layer's output but the last, in training
+    /// calls only (PyTorch `dropout`); in [0, 1).
+    pub dropout: f32,
 }
 
 impl RnnConfig {
@@ -109,7 +148,28 @@ impl RnnConfig {
             bidirectional: false,
             bias: true,
             batch_first: false,
+            proj_size: 0,
+            gru_reset: GruReset::After,
+            dropout: 0.0,
         }
+    }
+
+    /// PyTorch's `proj_size` (LSTM only, below `hidden_size`; 0 for none).
+    pub fn proj_size(mut self, p: usize) -> Self {
+        self.proj_size = p;
+        self
+    }
+
+    /// The GRU's reset form.
+    pub fn gru_reset(mut self, reset: GruReset) -> Self {
+        self.gru_reset = reset;
+        self
+    }
+
+    /// PyTorch's inter-layer `dropout`.
+    pub fn dropout(mut self, p: f32) -> Self {
+        self.dropout = p;
+        self
     }
 
     pub fn layers(mut self, n: usize) -> Self {
@@ -136,17 +196,20 @@ impl RnnConfig {
         nonzero("RnnConfig", "input_size", self.input_size)?;
         nonzero("RnnConfig", "hidden_size", self.hidden_size)?;
         nonzero("RnnConfig", "num_layers", self.num_layers)?;
+        self.validate_variants()?;
         // Every size derived from the config (G·H, D·H, each weight's element count, the total
         // parameter count) must be countable, or the products behind shapes would wrap around.
         // The field named is the first whose size makes a count overflow.
         let (h, d) = (self.hidden_size, self.num_directions());
+        let out = self.state_size();
         let biases = if self.bias { 2 } else { 0 };
         let per_dir = |gh: usize, input: usize| {
-            gh.checked_mul(input.checked_add(h)?.checked_add(biases)?)?
+            gh.checked_mul(input.checked_add(out)?.checked_add(biases)?)?
+                .checked_add(self.proj_size.checked_mul(h)?)?
                 .checked_mul(d)
         };
         let gh = self.cell.gates().checked_mul(h);
-        let upper = gh.and_then(|gh| per_dir(gh, d.checked_mul(h)?));
+        let upper = gh.and_then(|gh| per_dir(gh, d.checked_mul(out)?));
         let first = gh.and_then(|gh| per_dir(gh, self.input_size));
         let total = first
             .zip(upper)
@@ -171,22 +234,78 @@ impl RnnConfig {
         })
     }
 
+    /// The options PyTorch refuses as it does: a projection outside LSTM or not below
+    /// `hidden_size`, a dropout outside [0, 1); and the GRU's reset form on another cell.
+    fn validate_variants(&self) -> Result<()> {
+        let refuse = |field, reason: String| {
+            Err(Error::InvalidConfig {
+                config: "RnnConfig",
+                field,
+                reason,
+            })
+        };
+        if self.proj_size > 0 && self.cell != CellKind::Lstm {
+            return refuse(
+                "proj_size",
+                format!(
+                    "is only supported for LSTM, the cell is {} (proj_size {})",
+                    self.cell.name(),
+                    self.proj_size
+                ),
+            );
+        }
+        if self.proj_size >= self.hidden_size && self.proj_size > 0 {
+            return refuse(
+                "proj_size",
+                format!(
+                    "{} must be smaller than hidden_size ({})",
+                    self.proj_size, self.hidden_size
+                ),
+            );
+        }
+        if self.gru_reset != GruReset::After && self.cell != CellKind::Gru {
+            return refuse(
+                "gru_reset",
+                format!(
+                    "`{}` is only for GRU, the cell is {}",
+                    self.gru_reset.name(),
+                    self.cell.name()
+                ),
+            );
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return refuse("dropout", format!("{} must be in [0, 1)", self.dropout));
+        }
+        Ok(())
+    }
+
+    /// Size of the h state and of each direction's output: `proj_size` where the LSTM has a
+    /// projection, else `hidden_size`.
+    pub fn state_size(&self) -> usize {
+        if self.proj_size > 0 {
+            self.proj_size
+        } else {
+            self.hidden_size
+        }
+    }
+
     pub fn num_directions(&self) -> usize {
         if self.bidirectional { 2 } else { 1 }
     }
 
-    /// Width of layer `layer`'s input: `input_size` for layer 0, `D·H` above it.
+    /// Width of layer `layer`'s input: `input_size` for layer 0, `D·H` (`D·P` with a
+    /// projection) above it.
     pub fn layer_input_size(&self, layer: usize) -> usize {
         if layer == 0 {
             self.input_size
         } else {
-            self.num_directions() * self.hidden_size
+            self.output_size()
         }
     }
 
-    /// Width of the output `y`: `D·H`.
+    /// Width of the output `y`: `D·H` (`D·P` with a projection).
     pub fn output_size(&self) -> usize {
-        self.num_directions() * self.hidden_size
+        self.num_directions() * self.state_size()
     }
 
     /// Suffix of a (layer, direction) pair in PyTorch names: `_l1`, `_l1_reverse`.
@@ -241,16 +360,13 @@ impl RnnConfig {
             want[2] = self.input_size;
             return Err(Error::shape(op, "x", &want, x));
         }
-        let state = [
-            self.num_layers * self.num_directions(),
-            batch,
-            self.hidden_size,
-        ];
+        let state = self.state_shape(batch);
         if let Some(h0) = h0 {
             if h0 != state {
                 return Err(Error::shape(op, "h0", &state, h0));
             }
         }
+        let state = self.cell_state_shape(batch);
         if let Some(c0) = c0 {
             if !self.cell.has_cell_state() {
                 return Err(Error::InvalidArgument {
@@ -293,8 +409,17 @@ impl RnnConfig {
         }
     }
 
-    /// Shape of `h0`, `h_n`, `c0`, `c_n`: `[L·D, B, H]`.
+    /// Shape of `h0` and `h_n`: `[L·D, B, H]` (`[L·D, B, P]` with a projection).
     pub fn state_shape(&self, batch: usize) -> Vec<usize> {
+        vec![
+            self.num_layers * self.num_directions(),
+            batch,
+            self.state_size(),
+        ]
+    }
+
+    /// Shape of `c0` and `c_n` (LSTM): `[L·D, B, H]`, with a projection too.
+    pub fn cell_state_shape(&self, batch: usize) -> Vec<usize> {
         vec![
             self.num_layers * self.num_directions(),
             batch,
@@ -302,7 +427,9 @@ impl RnnConfig {
         ]
     }
 
-    /// Parameters in PyTorch's `state_dict` order, initialised U(−1/√H, 1/√H) as PyTorch does.
+    /// Parameters in PyTorch's `state_dict` order (per layer and direction `weight_ih`,
+    /// `weight_hh`, `bias_ih`, `bias_hh`, `weight_hr`), initialised U(−1/√H, 1/√H) as PyTorch
+    /// does.
     pub fn param_specs(&self) -> Vec<ParamSpec> {
         let gh = self.cell.gates() * self.hidden_size;
         let bound = 1.0 / (self.hidden_size as f64).sqrt();
@@ -318,10 +445,13 @@ impl RnnConfig {
                     })
                 };
                 push("weight_ih", vec![gh, self.layer_input_size(layer)]);
-                push("weight_hh", vec![gh, self.hidden_size]);
+                push("weight_hh", vec![gh, self.state_size()]);
                 if self.bias {
                     push("bias_ih", vec![gh]);
                     push("bias_hh", vec![gh]);
+                }
+                if self.proj_size > 0 {
+                    push("weight_hr", vec![self.proj_size, self.hidden_size]);
                 }
             }
         }

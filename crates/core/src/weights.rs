@@ -286,6 +286,8 @@ pub struct DirectionWeights<'a, T> {
     pub weight_hh: &'a Tensor<T>,
     pub bias_ih: Option<&'a Tensor<T>>,
     pub bias_hh: Option<&'a Tensor<T>>,
+    /// The LSTM's projection `[P, H]`, where the config has one.
+    pub weight_hr: Option<&'a Tensor<T>>,
 }
 
 impl<T: Real> Weights<RnnConfig, T> {
@@ -304,6 +306,11 @@ impl<T: Real> Weights<RnnConfig, T> {
             weight_hh: self.get(&format!("weight_hh{sfx}"))?,
             bias_ih: bias("bias_ih")?,
             bias_hh: bias("bias_hh")?,
+            weight_hr: if self.config.proj_size > 0 {
+                Some(self.get(&format!("weight_hr{sfx}"))?)
+            } else {
+                None
+            },
         })
     }
 }
