@@ -1,6 +1,8 @@
-//! Every Keras fixture in `tests/fixtures/keras` (Keras 3 on JAX, PyTorch names; see its README),
-//! matched by the f32 CPU reference. The case is read from each file's metadata, so a new file
-//! dropped into the directory is tested with no code change.
+//! Every fixture in `tests/fixtures/keras` (Keras 3 on JAX, PyTorch names) and
+//! `tests/fixtures/pytorch` (PyTorch in float64: the LSTM projection, the reset-before GRU), in
+//! one format (see their READMEs), matched by the f32 CPU reference and the GPU. The case is
+//! read from each file's metadata, so a new file dropped into either directory is tested with
+//! no code change.
 
 use std::path::{Path, PathBuf};
 
@@ -9,17 +11,27 @@ use wgrnn::cpu::{
     AttentionInput, RnnInput, RnnOutputGrads, attention_backward, attention_forward,
     embedding_backward, embedding_forward, rnn_backward, rnn_forward, rnn_forward_train,
 };
-use wgrnn::{AttentionConfig, CellKind, EmbeddingConfig, RnnConfig, Score};
+use wgrnn::{AttentionConfig, CellKind, EmbeddingConfig, GruReset, RnnConfig, Score};
 
 use crate::common::{F32_FORWARD, F32_GRAD, assert_tensor_close};
 
 pub fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras")
+    source_dir(KERAS)
 }
 
-/// Every `.safetensors` fixture, sorted by name.
-pub fn fixtures() -> Vec<(String, SafetensorsFile)> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(fixture_dir())
+/// The fixture sets: the directory under `tests/fixtures` of each oracle.
+const KERAS: &str = "keras";
+const PYTORCH: &str = "pytorch";
+
+fn source_dir(source: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(source)
+}
+
+/// Every `.safetensors` fixture of `source`, sorted by name.
+fn fixtures_of(source: &str) -> Vec<(String, SafetensorsFile)> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(source_dir(source))
         .expect("fixture directory")
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
@@ -63,6 +75,14 @@ pub fn rnn_config(name: &str, file: &SafetensorsFile) -> RnnConfig {
     .layers(meta_usize(name, file, "num_layers"))
     .bidirectional(meta(name, file, "bidirectional") == "true")
     .batch_first(layout == "batch_major")
+    .proj_size(
+        file.meta("proj_size")
+            .map_or(0, |_| meta_usize(name, file, "proj_size")),
+    )
+    .gru_reset(
+        GruReset::from_name(file.meta("gru_reset").unwrap_or("after"))
+            .unwrap_or_else(|| panic!("{name}: unknown gru_reset")),
+    )
 }
 
 pub fn lengths(file: &SafetensorsFile, name: &str) -> Vec<usize> {
@@ -223,10 +243,19 @@ fn check_attention_cpu(name: &str, file: &SafetensorsFile) {
 
 #[test]
 fn cpu_matches_every_keras_fixture() {
-    let cases = fixtures();
+    cpu_matches_every_fixture_of(KERAS, 11);
+}
+
+#[test]
+fn cpu_matches_every_pytorch_fixture() {
+    cpu_matches_every_fixture_of(PYTORCH, 5);
+}
+
+fn cpu_matches_every_fixture_of(source: &str, shipped: usize) {
+    let cases = fixtures_of(source);
     assert!(
-        cases.len() >= 11,
-        "expected the 11 shipped fixtures, found {}",
+        cases.len() >= shipped,
+        "expected the {shipped} shipped {source} fixtures, found {}",
         cases.len()
     );
     for (name, file) in &cases {
@@ -368,7 +397,18 @@ fn check_attention_gpu(name: &str, file: &SafetensorsFile) {
 #[test]
 fn gpu_matches_every_keras_fixture() {
     let _watch = crate::validation::watch();
-    for (name, file) in &fixtures() {
+    gpu_matches_every_fixture_of(KERAS);
+}
+
+#[test]
+#[ignore = "the device kernels run the projection and reset-before next"]
+fn gpu_matches_every_pytorch_fixture() {
+    let _watch = crate::validation::watch();
+    gpu_matches_every_fixture_of(PYTORCH);
+}
+
+fn gpu_matches_every_fixture_of(source: &str) {
+    for (name, file) in &fixtures_of(source) {
         match meta(name, file, "kind") {
             "rnn" => check_rnn_gpu(name, file),
             "embedding" => check_embedding_gpu(name, file),
@@ -382,8 +422,19 @@ fn gpu_matches_every_keras_fixture() {
 #[test]
 fn gpu_gradients_match_every_keras_rnn_fixture() {
     let _watch = crate::validation::watch();
+    gpu_gradients_match_every_rnn_fixture_of(KERAS);
+}
+
+#[test]
+#[ignore = "the device kernels run the projection and reset-before next"]
+fn gpu_gradients_match_every_pytorch_rnn_fixture() {
+    let _watch = crate::validation::watch();
+    gpu_gradients_match_every_rnn_fixture_of(PYTORCH);
+}
+
+fn gpu_gradients_match_every_rnn_fixture_of(source: &str) {
     let ctx = crate::gpu::ctx();
-    for (name, file) in fixtures()
+    for (name, file) in fixtures_of(source)
         .iter()
         .filter(|(n, f)| meta(n, f, "kind") == "rnn")
     {

@@ -7,7 +7,7 @@ use wgrnn::cpu::{
     GradcheckOptions, RnnInput, RnnOutputGrads, gradcheck, rnn_backward, rnn_forward,
     rnn_forward_train,
 };
-use wgrnn::{CellKind, RnnConfig};
+use wgrnn::{CellKind, GruReset, RnnConfig};
 
 use crate::cases::{CELLS, Case};
 use crate::common::random;
@@ -39,7 +39,7 @@ fn problem(case: Case, seed: u64) -> Problem {
     assert!(case.with_state, "{cfg:?}: the gradient checks need h0");
     inputs.insert("h0".into(), random(&mut rng, &state, 0.5));
     if cfg.cell.has_cell_state() {
-        inputs.insert("c0".into(), random(&mut rng, &state, 0.5));
+        inputs.insert("c0".into(), random(&mut rng, &cfg.cell_state_shape(b), 0.5));
     }
     let y_shape = cfg.output_shape(wgrnn::core::RnnDims {
         seq_len: t,
@@ -48,7 +48,7 @@ fn problem(case: Case, seed: u64) -> Problem {
     Problem {
         dy: random(&mut rng, &y_shape, 1.0),
         dh_n: random(&mut rng, &state, 1.0),
-        dc_n: random(&mut rng, &state, 1.0),
+        dc_n: random(&mut rng, &cfg.cell_state_shape(b), 1.0),
         cfg,
         inputs,
         lengths: case.lengths,
@@ -138,6 +138,25 @@ fn gradcheck_three_layers_bidirectional_uneven_lengths() {
     for (i, cell) in CELLS.into_iter().enumerate() {
         let cfg = RnnConfig::new(cell, 3, 3).layers(3).bidirectional(true);
         check(cfg, 5, 3, Some(vec![5, 2, 4]), 20 + i as u64);
+    }
+}
+
+/// The variants beside the plain cells: the LSTM projection (P = 2 of H = 3, and P = 1) and
+/// the reset-before GRU, deep and bidirectional with uneven lengths, batch-first and biasless.
+#[test]
+fn gradcheck_projection_and_reset_before() {
+    let proj = |p| RnnConfig::new(CellKind::Lstm, 3, 3).proj_size(p);
+    let before = || RnnConfig::new(CellKind::Gru, 3, 3).gru_reset(GruReset::Before);
+    for (i, cfg) in [
+        proj(2).layers(3).bidirectional(true),
+        proj(1).layers(2).batch_first(true).bias(false),
+        before().layers(3).bidirectional(true),
+        before().layers(2).batch_first(true).bias(false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        check(cfg, 5, 3, Some(vec![5, 2, 4]), 70 + i as u64);
     }
 }
 

@@ -10,7 +10,7 @@
 //! at padded steps are 0 and `h_n`/`c_n` hold each sequence's state after its last processed step.
 
 use wgrnn_core::{
-    CellKind, Error, Real, Result, RnnConfig, RnnDims, RnnWeights, Tensor, TensorMap,
+    CellKind, Error, GruReset, Real, Result, RnnConfig, RnnDims, RnnWeights, Tensor, TensorMap,
     tensor::expect_shape,
 };
 
@@ -92,8 +92,11 @@ struct DirectionTape<T> {
     /// LSTM: cell before and after the step.
     c_prev: Vec<T>,
     c: Vec<T>,
-    /// GRU: `W_hn·h_prev + b_hn`, the term the reset gate multiplies.
+    /// GRU: `W_hn·h_prev + b_hn`, the term the reset gate multiplies; in the reset-before
+    /// form `r ⊙ h_prev`, what `W_hn` multiplies.
     hn_lin: Vec<T>,
+    /// LSTM with a projection: the cell output `o ⊙ tanh(c)` `[T, B, H]` that `W_hr` maps to h.
+    cell_out: Vec<T>,
 }
 
 /// Everything backward needs, saved by [`rnn_forward_train`].
@@ -190,6 +193,9 @@ fn forward<T: Real>(
         .lengths
         .map_or_else(|| vec![tl; nb], <[usize]>::to_vec);
     let (h, g, nd) = (cfg.hidden_size, cfg.cell.gates(), cfg.num_directions());
+    // The h state's size: P with a projection, else H.
+    let ps = cfg.state_size();
+    let proj = cfg.proj_size > 0;
     let gh_w = g * h;
     let lstm = cfg.cell.has_cell_state();
     let gru = cfg.cell == CellKind::Gru;
@@ -198,7 +204,7 @@ fn forward<T: Real>(
 
     let mut inp = to_seq_major(input.x, cfg.batch_first)?;
     let mut h_n = Tensor::zeros(cfg.state_shape(nb))?;
-    let mut c_n = Tensor::zeros(cfg.state_shape(nb))?;
+    let mut c_n = Tensor::zeros(cfg.cell_state_shape(nb))?;
     let mut tape = RnnTape {
         config: cfg.clone(),
         dims,
@@ -209,7 +215,7 @@ fn forward<T: Real>(
 
     for layer in 0..cfg.num_layers {
         let in_w = cfg.layer_input_size(layer);
-        let mut out = zeroed(OP, "y", &[tl, nb, nd * h])?;
+        let mut out = zeroed(OP, "y", &[tl, nb, nd * ps])?;
         for dir in 0..nd {
             let dw = w.direction(layer, dir)?;
             let idx = layer * nd + dir;
@@ -221,21 +227,23 @@ fn forward<T: Real>(
             if let Some(b) = dw.bias_ih {
                 add_row_bias(&mut gi, b.data());
             }
-            let state = idx * nb * h..(idx + 1) * nb * h;
+            let state = idx * nb * ps..(idx + 1) * nb * ps;
+            let cell_state = idx * nb * h..(idx + 1) * nb * h;
             let mut hs = input.h0.map_or_else(
-                || vec![T::zero(); nb * h],
+                || vec![T::zero(); nb * ps],
                 |t| t.data()[state.clone()].to_vec(),
             );
             let mut cs = input.c0.map_or_else(
                 || vec![T::zero(); nb * h],
-                |t| t.data()[state.clone()].to_vec(),
+                |t| t.data()[cell_state.clone()].to_vec(),
             );
             let mut dt = DirectionTape {
                 gates: zeroed(OP, "tape gates", &[tape_t(save), nb, gh_w])?,
-                h_prev: zeroed(OP, "tape h", &[tape_t(save), nb, h])?,
+                h_prev: zeroed(OP, "tape h", &[tape_t(save), nb, ps])?,
                 c_prev: zeroed(OP, "tape c", &[tape_t(save && lstm), nb, h])?,
                 c: zeroed(OP, "tape c", &[tape_t(save && lstm), nb, h])?,
                 hn_lin: zeroed(OP, "tape n", &[tape_t(save && gru), nb, h])?,
+                cell_out: zeroed(OP, "tape m", &[tape_t(save && proj), nb, h])?,
             };
             for s in 0..tl {
                 for (bi, &len) in lengths.iter().enumerate() {
@@ -244,10 +252,10 @@ fn forward<T: Real>(
                     }
                     let t = time_of(s, len, dir);
                     let row = t * nb + bi;
-                    let hp = &hs[bi * h..(bi + 1) * h];
+                    let hp = &hs[bi * ps..(bi + 1) * ps];
                     let mut ghh = gemm(
-                        Mat::new(hp, 1, h),
-                        Mat::new(dw.weight_hh.data(), gh_w, h).t(),
+                        Mat::new(hp, 1, ps),
+                        Mat::new(dw.weight_hh.data(), gh_w, ps).t(),
                     )?;
                     if let Some(b) = dw.bias_hh {
                         add_row_bias(&mut ghh, b.data());
@@ -256,7 +264,7 @@ fn forward<T: Real>(
                     let mut gates = vec![T::zero(); gh_w];
                     let mut h_new = vec![T::zero(); h];
                     if save {
-                        dt.h_prev[row * h..(row + 1) * h].copy_from_slice(hp);
+                        dt.h_prev[row * ps..(row + 1) * ps].copy_from_slice(hp);
                     }
                     match cfg.cell {
                         CellKind::Lstm => {
@@ -280,17 +288,40 @@ fn forward<T: Real>(
                             }
                         }
                         CellKind::Gru => {
+                            let rz = |k: usize| sigmoid(gin[k] + ghh[k]);
+                            let r: Vec<T> = (0..h).map(rz).collect();
+                            // What the reset gate multiplies: W_hn h + b_hn after, h before.
+                            let hn = match cfg.gru_reset {
+                                GruReset::After => ghh[2 * h..].to_vec(),
+                                GruReset::Before => {
+                                    let rh: Vec<T> = (0..h).map(|j| r[j] * hp[j]).collect();
+                                    let mut hn = gemm(
+                                        Mat::new(&rh, 1, h),
+                                        Mat::new(&dw.weight_hh.data()[2 * h * h..], h, h).t(),
+                                    )?;
+                                    if let Some(b) = dw.bias_hh {
+                                        add_row_bias(&mut hn, &b.data()[2 * h..]);
+                                    }
+                                    if save {
+                                        dt.hn_lin[row * h..(row + 1) * h].copy_from_slice(&rh);
+                                    }
+                                    hn
+                                }
+                            };
                             for j in 0..h {
-                                let r = sigmoid(gin[j] + ghh[j]);
-                                let z = sigmoid(gin[h + j] + ghh[h + j]);
-                                let n = (gin[2 * h + j] + r * ghh[2 * h + j]).tanh();
+                                let z = rz(h + j);
+                                let n = match cfg.gru_reset {
+                                    GruReset::After => gin[2 * h + j] + r[j] * hn[j],
+                                    GruReset::Before => gin[2 * h + j] + hn[j],
+                                }
+                                .tanh();
                                 h_new[j] = (T::one() - z) * n + z * hp[j];
-                                gates[j] = r;
+                                gates[j] = r[j];
                                 gates[h + j] = z;
                                 gates[2 * h + j] = n;
                             }
-                            if save {
-                                dt.hn_lin[row * h..(row + 1) * h].copy_from_slice(&ghh[2 * h..]);
+                            if save && cfg.gru_reset == GruReset::After {
+                                dt.hn_lin[row * h..(row + 1) * h].copy_from_slice(&hn);
                             }
                         }
                         CellKind::RnnTanh | CellKind::RnnRelu => {
@@ -308,13 +339,20 @@ fn forward<T: Real>(
                     if save {
                         dt.gates[row * gh_w..(row + 1) * gh_w].copy_from_slice(&gates);
                     }
-                    let o = (row * nd + dir) * h;
-                    out[o..o + h].copy_from_slice(&h_new);
-                    hs[bi * h..(bi + 1) * h].copy_from_slice(&h_new);
+                    if let Some(w_hr) = dw.weight_hr {
+                        // h = W_hr·(o ⊙ tanh c): the cell's output projected to P features.
+                        if save {
+                            dt.cell_out[row * h..(row + 1) * h].copy_from_slice(&h_new);
+                        }
+                        h_new = gemm(Mat::new(&h_new, 1, h), Mat::new(w_hr.data(), ps, h).t())?;
+                    }
+                    let o = (row * nd + dir) * ps;
+                    out[o..o + ps].copy_from_slice(&h_new);
+                    hs[bi * ps..(bi + 1) * ps].copy_from_slice(&h_new);
                 }
             }
             h_n.data_mut()[state.clone()].copy_from_slice(&hs);
-            c_n.data_mut()[state].copy_from_slice(&cs);
+            c_n.data_mut()[cell_state].copy_from_slice(&cs);
             if save {
                 tape.directions.push(dt);
             }
@@ -324,7 +362,7 @@ fn forward<T: Real>(
             tape.layer_inputs.push(next);
         }
     }
-    let y = from_seq_major(inp, dims, nd * h, cfg.batch_first)?;
+    let y = from_seq_major(inp, dims, nd * ps, cfg.batch_first)?;
     let out = RnnOutput {
         y,
         h_n,
@@ -352,9 +390,12 @@ pub fn rnn_backward<T: Real>(
         batch: nb,
     } = tape.dims;
     let (h, g, nd) = (cfg.hidden_size, cfg.cell.gates(), cfg.num_directions());
+    let ps = cfg.state_size();
     let gh_w = g * h;
     let lstm = cfg.cell.has_cell_state();
+    let before = cfg.cell == CellKind::Gru && cfg.gru_reset == GruReset::Before;
     let state_shape = cfg.state_shape(nb);
+    let cell_state_shape = cfg.cell_state_shape(nb);
     let y_shape = cfg.output_shape(tape.dims);
     const BOP: &str = "rnn_backward";
     if let Some(dy) = grads.dy {
@@ -371,15 +412,15 @@ pub fn rnn_backward<T: Real>(
                 reason: format!("is only for LSTM, the cell is {}", cfg.cell.name()),
             });
         }
-        expect_shape(BOP, "dc_n", d, &state_shape)?;
+        expect_shape(BOP, "dc_n", d, &cell_state_shape)?;
     }
 
     let mut d_out = match grads.dy {
         Some(dy) => to_seq_major(dy, cfg.batch_first)?,
-        None => zeroed(BOP, "dy", &[tl, nb, nd * h])?,
+        None => zeroed(BOP, "dy", &[tl, nb, nd * ps])?,
     };
-    let mut dh0 = Tensor::zeros(state_shape.clone())?;
-    let mut dc0 = Tensor::zeros(state_shape)?;
+    let mut dh0 = Tensor::zeros(state_shape)?;
+    let mut dc0 = Tensor::zeros(cell_state_shape)?;
     let mut wgrads = TensorMap::new();
 
     for layer in (0..cfg.num_layers).rev() {
@@ -390,15 +431,22 @@ pub fn rnn_backward<T: Real>(
             let dw = w.direction(layer, dir)?;
             let idx = layer * nd + dir;
             let dt = &tape.directions[idx];
-            let state = idx * nb * h..(idx + 1) * nb * h;
+            let state = idx * nb * ps..(idx + 1) * nb * ps;
+            let cell_state = idx * nb * h..(idx + 1) * nb * h;
             let mut dh = grads.dh_n.map_or_else(
-                || vec![T::zero(); nb * h],
+                || vec![T::zero(); nb * ps],
                 |t| t.data()[state.clone()].to_vec(),
             );
             let mut dc = grads.dc_n.map_or_else(
                 || vec![T::zero(); nb * h],
-                |t| t.data()[state.clone()].to_vec(),
+                |t| t.data()[cell_state.clone()].to_vec(),
             );
+            // With a projection: dh at each step, for dW_hr = Σ dhᵀ·(o ⊙ tanh c).
+            let mut dh_rows = zeroed(
+                BOP,
+                "projection gradients",
+                &[if dw.weight_hr.is_some() { tl } else { 0 }, nb, ps],
+            )?;
             // Gradients of the pre-activations, as seen by W_ih (dgi) and by W_hh (dgh). They
             // differ only for GRU's n gate, whose recurrent part is scaled by r.
             let mut dgi = zeroed(BOP, "gate gradients", &[tl, nb, gh_w])?;
@@ -410,14 +458,23 @@ pub fn rnn_backward<T: Real>(
                     }
                     let t = time_of(s, len, dir);
                     let row = t * nb + bi;
-                    let dhb = &mut dh[bi * h..(bi + 1) * h];
-                    let o = (row * nd + dir) * h;
-                    for (d, up) in dhb.iter_mut().zip(&d_out[o..o + h]) {
+                    let dhs = &mut dh[bi * ps..(bi + 1) * ps];
+                    let o = (row * nd + dir) * ps;
+                    for (d, up) in dhs.iter_mut().zip(&d_out[o..o + ps]) {
                         *d += *up;
                     }
+                    // The cell sees dh through the projection: W_hrᵀ·dh.
+                    let mut d_cell = match dw.weight_hr {
+                        Some(w_hr) => {
+                            dh_rows[row * ps..(row + 1) * ps].copy_from_slice(dhs);
+                            gemm(Mat::new(dhs, 1, ps), Mat::new(w_hr.data(), ps, h))?
+                        }
+                        None => dhs.to_vec(),
+                    };
+                    let dhb = &mut d_cell[..];
                     let gates = &dt.gates[row * gh_w..(row + 1) * gh_w];
                     let gi_row = &mut dgi[row * gh_w..(row + 1) * gh_w];
-                    let mut dh_direct = vec![T::zero(); h];
+                    let mut dh_direct = vec![T::zero(); ps];
                     match cfg.cell {
                         CellKind::Lstm => {
                             let dcb = &mut dc[bi * h..(bi + 1) * h];
@@ -432,6 +489,29 @@ pub fn rnn_backward<T: Real>(
                                 gi_row[2 * h + j] = dct * i * (one - gg * gg);
                                 gi_row[3 * h + j] = dhb[j] * tc * og * (one - og);
                                 dcb[j] = dct * f;
+                            }
+                        }
+                        CellKind::Gru if before => {
+                            let one = T::one();
+                            let dn: Vec<T> = (0..h)
+                                .map(|j| {
+                                    let (z, n) = (gates[h + j], gates[2 * h + j]);
+                                    dhb[j] * (one - z) * (one - n * n)
+                                })
+                                .collect();
+                            // n's recurrent term W_hn (r ⊙ h): its gradient reaches r and h
+                            // through d(r ⊙ h) = W_hnᵀ dn.
+                            let d_rh = gemm(
+                                Mat::new(&dn, 1, h),
+                                Mat::new(&dw.weight_hh.data()[2 * h * h..], h, h),
+                            )?;
+                            for j in 0..h {
+                                let (r, z, n) = (gates[j], gates[h + j], gates[2 * h + j]);
+                                let hp = dt.h_prev[row * h + j];
+                                gi_row[j] = d_rh[j] * hp * r * (one - r);
+                                gi_row[h + j] = dhb[j] * (hp - n) * z * (one - z);
+                                gi_row[2 * h + j] = dn[j];
+                                dh_direct[j] = dhb[j] * z + d_rh[j] * r;
                             }
                         }
                         CellKind::Gru => {
@@ -463,33 +543,51 @@ pub fn rnn_backward<T: Real>(
                     }
                     let gh_row = &mut dgh[row * gh_w..(row + 1) * gh_w];
                     gh_row.copy_from_slice(gi_row);
-                    if cfg.cell == CellKind::Gru {
+                    if cfg.cell == CellKind::Gru && !before {
                         for j in 0..h {
                             gh_row[2 * h + j] *= gates[j];
                         }
                     }
-                    // dh_prev = dgh·W_hh (+ GRU's direct path z·dh).
+                    // dh_prev = dgh·W_hh (+ GRU's direct path z·dh). In the reset-before form
+                    // n's rows reached h_prev through r ⊙ h already (dh_direct).
+                    let rows_hh = if before { 2 * h } else { gh_w };
                     gemm_acc(
-                        Mat::new(gh_row, 1, gh_w),
-                        Mat::new(dw.weight_hh.data(), gh_w, h),
+                        Mat::new(&gh_row[..rows_hh], 1, rows_hh),
+                        Mat::new(&dw.weight_hh.data()[..rows_hh * ps], rows_hh, ps),
                         &mut dh_direct,
                     );
-                    dhb.copy_from_slice(&dh_direct);
+                    dhs.copy_from_slice(&dh_direct);
                 }
             }
             dh0.data_mut()[state.clone()].copy_from_slice(&dh);
-            dc0.data_mut()[state].copy_from_slice(&dc);
+            dc0.data_mut()[cell_state].copy_from_slice(&dc);
 
             // Weight gradients as single products over all T·B rows.
             let sfx = RnnConfig::suffix(layer, dir);
             let rows = tl * nb;
             let dw_ih = gemm(Mat::new(&dgi, rows, gh_w).t(), Mat::new(inp, rows, in_w))?;
-            let dw_hh = gemm(
+            let mut dw_hh = gemm(
                 Mat::new(&dgh, rows, gh_w).t(),
-                Mat::new(&dt.h_prev, rows, h),
+                Mat::new(&dt.h_prev, rows, ps),
             )?;
+            if before {
+                // W_hn multiplied r ⊙ h_prev, taped in hn_lin.
+                let dn: Vec<T> = dgh
+                    .chunks_exact(gh_w)
+                    .flat_map(|r| r[2 * h..].iter().copied())
+                    .collect();
+                let dw_hn = gemm(Mat::new(&dn, rows, h).t(), Mat::new(&dt.hn_lin, rows, h))?;
+                dw_hh[2 * h * h..].copy_from_slice(&dw_hn);
+            }
+            if dw.weight_hr.is_some() {
+                let dw_hr = gemm(
+                    Mat::new(&dh_rows, rows, ps).t(),
+                    Mat::new(&dt.cell_out, rows, h),
+                )?;
+                wgrads.insert(format!("weight_hr{sfx}"), Tensor::new([ps, h], dw_hr)?);
+            }
             wgrads.insert(format!("weight_ih{sfx}"), Tensor::new([gh_w, in_w], dw_ih)?);
-            wgrads.insert(format!("weight_hh{sfx}"), Tensor::new([gh_w, h], dw_hh)?);
+            wgrads.insert(format!("weight_hh{sfx}"), Tensor::new([gh_w, ps], dw_hh)?);
             if cfg.bias {
                 let mut db_ih = vec![T::zero(); gh_w];
                 let mut db_hh = vec![T::zero(); gh_w];

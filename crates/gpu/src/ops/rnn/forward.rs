@@ -120,6 +120,22 @@ fn forward<'c>(
     Ok((GpuRnnOutput { y, h_n, c_n }, tape))
 }
 
+/// The config options the device kernels do not run yet: the CPU reference runs them.
+fn refuse_variants(cfg: &RnnConfig) -> Result<()> {
+    let field = if cfg.proj_size > 0 {
+        "proj_size"
+    } else if cfg.gru_reset != wgrnn_core::GruReset::After {
+        "gru_reset"
+    } else {
+        return Ok(());
+    };
+    Err(Error::invalid_config(
+        "RnnConfig",
+        field,
+        "is not run by the device kernels yet (the CPU reference runs it)",
+    ))
+}
+
 /// One forward call, checked: its weights and inputs, shapes, lengths and step path.
 struct ForwardCall<'a> {
     w: &'a GpuWeights<RnnConfig>,
@@ -148,6 +164,7 @@ impl<'a> ForwardCall<'a> {
         input.c0.check_context(ctx, OP, "c0")?;
         let cfg = w.config();
         check_weight_buffers(ctx, OP, cfg)?;
+        refuse_variants(cfg)?;
         let dims = cfg.check_inputs(
             OP,
             input.x.shape(),
