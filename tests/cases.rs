@@ -101,3 +101,39 @@ pub fn attention_cases() -> Vec<AttentionCase> {
     }
     cases
 }
+
+/// The LSTM projection (`proj_size` P < H) beside the plain cells: odd sizes, a deep
+/// bidirectional stack with uneven lengths and initial states, a unidirectional stack (the
+/// wavefront's), batch-first, P = 1, and a single step of one sequence without biases.
+pub fn projection_cases() -> Vec<Case> {
+    let lstm = |i, h, p| RnnConfig::new(CellKind::Lstm, i, h).proj_size(p);
+    let case = |cfg, t, b, lengths: Option<Vec<usize>>, with_state| Case {
+        cfg,
+        t,
+        b,
+        lengths,
+        with_state,
+    };
+    vec![
+        case(
+            lstm(5, 17, 3).layers(3).bidirectional(true),
+            6,
+            5,
+            Some(vec![6, 1, 4, 6, 2]),
+            true,
+        ),
+        case(lstm(3, 65, 17), 4, 3, None, false),
+        case(lstm(4, 9, 1).layers(3), 9, 3, Some(vec![9, 4, 7]), true),
+        case(
+            lstm(5, 9, 4)
+                .layers(2)
+                .bidirectional(true)
+                .batch_first(true),
+            5,
+            3,
+            Some(vec![2, 5, 3]),
+            true,
+        ),
+        case(lstm(2, 3, 2).bias(false), 1, 1, None, true),
+    ]
+}

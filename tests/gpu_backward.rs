@@ -6,7 +6,7 @@ use wgrnn::cpu::{RnnInput, RnnOutputGrads, rnn_backward, rnn_forward_train};
 use wgrnn::gpu::{Context, GpuRnnInput, GpuRnnOutputGrads, GpuWeights};
 use wgrnn::{CellKind, RnnConfig};
 
-use crate::cases::{CELLS, Case};
+use crate::cases::{CELLS, Case, projection_cases};
 use crate::common::{Tolerance, assert_tensor_close, random};
 use crate::gpu::ctx;
 use crate::gpu_rnn::GPU_F32;
@@ -27,19 +27,23 @@ fn check_on(ctx: &Context, case: &Case, seed: u64) {
     let mut rng = SplitMix64::new(seed);
     let mut w = RnnWeights::<f64>::init(cfg.clone(), seed).unwrap();
     if ctx.f16_weights() {
-        round_w_hh_to_f16(&mut w);
+        round_w_hh_to_f16(&mut w, &mut rng);
     }
     let x: Tensor<f64> = random(&mut rng, &case.x_shape(), 1.0);
-    let state = cfg.state_shape(case.b);
-    let (h0, c0): (Tensor<f64>, Tensor<f64>) =
-        (random(&mut rng, &state, 0.5), random(&mut rng, &state, 0.5));
+    let (state, cell_state) = (cfg.state_shape(case.b), cfg.cell_state_shape(case.b));
+    let (h0, c0): (Tensor<f64>, Tensor<f64>) = (
+        random(&mut rng, &state, 0.5),
+        random(&mut rng, &cell_state, 0.5),
+    );
     let y_shape = cfg.output_shape(wgrnn::core::RnnDims {
         seq_len: case.t,
         batch: case.b,
     });
     let dy: Tensor<f64> = random(&mut rng, &y_shape, 1.0);
-    let (dh_n, dc_n): (Tensor<f64>, Tensor<f64>) =
-        (random(&mut rng, &state, 1.0), random(&mut rng, &state, 1.0));
+    let (dh_n, dc_n): (Tensor<f64>, Tensor<f64>) = (
+        random(&mut rng, &state, 1.0),
+        random(&mut rng, &cell_state, 1.0),
+    );
     let lstm = cfg.cell == CellKind::Lstm;
 
     let mut input = RnnInput::new(&x);
@@ -134,10 +138,21 @@ fn check_on(ctx: &Context, case: &Case, seed: u64) {
 /// it), so that a context storing W_hh as f16 computes exactly the reference's function and is
 /// held to the f32 tolerances: WGSL lets the f32 → f16 conversion pick either neighbour, so
 /// only exactly representable weights make the check independent of the adapter's rounding.
-fn round_w_hh_to_f16(w: &mut RnnWeights<f64>) {
+/// With a projection the device stores W_hh·W_hr, so each `weight_hr_*` becomes a signed
+/// selection (one ±1 per column), which keeps that product f16-exact too.
+fn round_w_hh_to_f16(w: &mut RnnWeights<f64>, rng: &mut SplitMix64) {
     for name in w.names().into_iter().filter(|n| n.starts_with("weight_hh")) {
         for v in w.get_mut(&name).unwrap() {
             *v = half::f16::from_f32(*v as f32).to_f64();
+        }
+    }
+    let (p, h) = (w.config().proj_size, w.config().hidden_size);
+    for name in w.names().into_iter().filter(|n| n.starts_with("weight_hr")) {
+        let hr = w.get_mut(&name).unwrap();
+        hr.fill(0.0);
+        for j in 0..h {
+            let sign = if rng.below(2) == 0 { 1.0 } else { -1.0 };
+            hr[rng.below(p) * h + j] = sign;
         }
     }
 }
@@ -163,6 +178,13 @@ fn backward_matches_cpu_on_odd_sizes(ctx: &Context) {
     }
 }
 per_path!(rnn: backward_matches_cpu_on_odd_sizes);
+
+fn backward_matches_cpu_with_a_projection(ctx: &Context) {
+    for (i, case) in projection_cases().iter().enumerate() {
+        check_on(ctx, case, 950 + i as u64);
+    }
+}
+per_path!(rnn: backward_matches_cpu_with_a_projection);
 
 fn backward_matches_cpu_three_layers_bidirectional_uneven_lengths(ctx: &Context) {
     for (i, cell) in CELLS.into_iter().enumerate() {
@@ -546,6 +568,15 @@ fn f16_weight_storage_matches_cpu(ctx: &Context) {
     }
 }
 per_path!(f16: f16_weight_storage_matches_cpu);
+
+/// The projection on the f16 paths, whose W_hh·W_hr is stored as f16 (see
+/// [`round_w_hh_to_f16`]).
+fn f16_weight_storage_matches_cpu_with_a_projection(ctx: &Context) {
+    for (i, case) in projection_cases().iter().enumerate() {
+        check_on(ctx, case, 980 + i as u64);
+    }
+}
+per_path!(f16: f16_weight_storage_matches_cpu_with_a_projection);
 
 /// With weights f16 cannot hold, the f16 context really computes with rounded weights: its
 /// output differs from the f32 one, by no more than the rounding can explain.

@@ -5,7 +5,7 @@ use wgrnn::cpu::{RnnInput, rnn_forward};
 use wgrnn::gpu::{Context, GpuRnnInput, GpuWeights, matmul};
 use wgrnn::{CellKind, RnnConfig};
 
-use crate::cases::{CELLS, Case};
+use crate::cases::{CELLS, Case, projection_cases};
 use crate::common::{Tolerance, assert_tensor_close, random};
 use crate::gpu::{blockings, without_wavefront};
 use crate::paths::per_path;
@@ -65,7 +65,7 @@ fn check(ctx: &Context, case: &Case, seed: u64) {
     let w = RnnWeights::<f64>::init(cfg.clone(), seed).unwrap();
     let x: Tensor<f64> = random(&mut rng, &case.x_shape(), 1.0);
     let h0: Tensor<f64> = random(&mut rng, &cfg.state_shape(case.b), 0.5);
-    let c0: Tensor<f64> = random(&mut rng, &cfg.state_shape(case.b), 0.5);
+    let c0: Tensor<f64> = random(&mut rng, &cfg.cell_state_shape(case.b), 0.5);
     let mut input = RnnInput::new(&x);
     if case.with_state {
         input = input.h0(&h0);
@@ -148,6 +148,13 @@ fn forward_matches_cpu_on_odd_sizes(ctx: &Context) {
     }
 }
 per_path!(rnn: forward_matches_cpu_on_odd_sizes);
+
+fn forward_matches_cpu_with_a_projection(ctx: &Context) {
+    for (i, case) in projection_cases().iter().enumerate() {
+        check(ctx, case, 900 + i as u64);
+    }
+}
+per_path!(rnn: forward_matches_cpu_with_a_projection);
 
 fn forward_matches_cpu_three_layers_bidirectional_uneven_lengths(ctx: &Context) {
     for (i, cell) in CELLS.into_iter().enumerate() {
@@ -343,11 +350,14 @@ fn wavefront_matches_layer_after_layer_bit_for_bit(wave: &Context) {
         .expect("a context without the wavefront beside this one");
     assert!(wave.layer_wavefront() && !plain.layer_wavefront());
     let block = wave.gemm_block();
-    for cell in CELLS {
-        let cfg = RnnConfig::new(cell, 5, 19).layers(3).batch_first(true);
+    let projected = RnnConfig::new(CellKind::Lstm, 5, 19).proj_size(6);
+    let cfgs = CELLS.map(|cell| RnnConfig::new(cell, 5, 19));
+    for cfg in cfgs.into_iter().chain([projected]) {
+        let cfg = cfg.layers(3).batch_first(true);
+        let what = format!("{:?} proj_size {}", cfg.cell, cfg.proj_size);
         let call = Call::new(cfg, 10, 3, &[10, 4, 7], 78);
         assert_same_bits(
-            &format!("{cell:?} {block:?}"),
+            &format!("{what} {block:?}"),
             ["wavefront", "layer after layer"],
             &call.run(wave),
             &call.run(plain),
@@ -364,14 +374,17 @@ fn persistent_path_matches_the_per_step_path_bit_for_bit() {
     let [_, per_step, _] = blockings();
     let persistent = crate::gpu::persistent();
     assert_eq!(per_step.gemm_block(), persistent.gemm_block());
-    for cell in CELLS {
-        let cfg = RnnConfig::new(cell, 5, 19).layers(2).bidirectional(true);
-        let b = 3;
+    let projected = RnnConfig::new(CellKind::Lstm, 5, 19).proj_size(6);
+    let cfgs = CELLS.map(|cell| RnnConfig::new(cell, 5, 19));
+    for cfg in cfgs.into_iter().chain([projected]) {
+        let cfg = cfg.layers(2).bidirectional(true);
+        let (cell, b) = (cfg.cell, 3);
+        let what = format!("{cell:?} proj_size {}", cfg.proj_size);
         assert!(!wgrnn::gpu::small_batch_path(per_step, cell, 19, b));
         assert!(wgrnn::gpu::small_batch_path(persistent, cell, 19, b));
         let call = Call::new(cfg, 6, b, &[6, 2, 4], 77);
         assert_same_bits(
-            &format!("{cell:?}"),
+            &what,
             ["persistent", "per-step"],
             &call.run(persistent),
             &call.run(per_step),
@@ -379,11 +392,12 @@ fn persistent_path_matches_the_per_step_path_bit_for_bit() {
     }
 }
 
-/// One training call's inputs (h0 doubling as c0) and upstream gradient dy.
+/// One training call's inputs and upstream gradient dy.
 struct Call {
     w: RnnWeights<f32>,
     x: Tensor<f32>,
     h0: Tensor<f32>,
+    c0: Tensor<f32>,
     dy: Tensor<f32>,
     lengths: Vec<usize>,
 }
@@ -403,6 +417,7 @@ impl Call {
         Self {
             x: random(&mut rng, &x_shape, 1.0),
             h0: random(&mut rng, &cfg.state_shape(b), 0.5),
+            c0: random(&mut rng, &cfg.cell_state_shape(b), 0.5),
             dy: random(&mut rng, &cfg.output_shape(dims), 1.0),
             w: RnnWeights::init(cfg, seed).unwrap(),
             lengths: lengths.to_vec(),
@@ -412,10 +427,11 @@ impl Call {
     /// Forward outputs, then every gradient, in a fixed order.
     fn run(&self, ctx: &wgrnn::gpu::Context) -> Vec<f32> {
         let gw = GpuWeights::upload(ctx, &self.w).unwrap();
-        let (gx, gh0) = (ctx.upload(&self.x).unwrap(), ctx.upload(&self.h0).unwrap());
+        let up = |t: &Tensor<f32>| ctx.upload(t).unwrap();
+        let (gx, gh0, gc0) = (up(&self.x), up(&self.h0), up(&self.c0));
         let mut input = GpuRnnInput::new(&gx).h0(&gh0).lengths(&self.lengths);
         if self.w.config().cell == CellKind::Lstm {
-            input = input.c0(&gh0);
+            input = input.c0(&gc0);
         }
         let (out, out_tape) = wgrnn::gpu::rnn_forward_train(ctx, &gw, input).unwrap();
         let mut all = ctx.read(&out.y).unwrap().into_data();

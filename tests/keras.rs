@@ -401,7 +401,6 @@ fn gpu_matches_every_keras_fixture() {
 }
 
 #[test]
-#[ignore = "the device kernels run the projection and reset-before next"]
 fn gpu_matches_every_pytorch_fixture() {
     let _watch = crate::validation::watch();
     gpu_matches_every_fixture_of(PYTORCH);
@@ -409,6 +408,9 @@ fn gpu_matches_every_pytorch_fixture() {
 
 fn gpu_matches_every_fixture_of(source: &str) {
     for (name, file) in &fixtures_of(source) {
+        if file.meta("gru_reset") == Some("before") {
+            continue; // TEMP
+        }
         match meta(name, file, "kind") {
             "rnn" => check_rnn_gpu(name, file),
             "embedding" => check_embedding_gpu(name, file),
@@ -426,7 +428,6 @@ fn gpu_gradients_match_every_keras_rnn_fixture() {
 }
 
 #[test]
-#[ignore = "the device kernels run the projection and reset-before next"]
 fn gpu_gradients_match_every_pytorch_rnn_fixture() {
     let _watch = crate::validation::watch();
     gpu_gradients_match_every_rnn_fixture_of(PYTORCH);
@@ -437,6 +438,8 @@ fn gpu_gradients_match_every_rnn_fixture_of(source: &str) {
     for (name, file) in fixtures_of(source)
         .iter()
         .filter(|(n, f)| meta(n, f, "kind") == "rnn")
+        .filter(|(_, f)| f.meta("gru_reset") != Some("before"))
+    // TEMP
     {
         let cfg = rnn_config(name, file);
         let w = RnnWeights::<f32>::from_file(cfg.clone(), file, &LoadOptions::default()).unwrap();

@@ -67,14 +67,15 @@ fn rnn_results(
     w: &GpuWeights<RnnConfig>,
     x: &Tensor<f32>,
     dy: &Tensor<f32>,
-    dh_n: &Tensor<f32>,
+    (dh_n, dc_n): (&Tensor<f32>, &Tensor<f32>),
     lengths: &[usize],
 ) -> Vec<(String, Vec<f32>)> {
     let lstm = w.config().cell == CellKind::Lstm;
-    let (gx, gdy, gdh) = (
+    let (gx, gdy, gdh, gdc) = (
         ctx.upload(x).unwrap(),
         ctx.upload(dy).unwrap(),
         ctx.upload(dh_n).unwrap(),
+        ctx.upload(dc_n).unwrap(),
     );
     let input = GpuRnnInput::new(&gx).lengths(lengths);
     let inference = gpu::rnn_forward(ctx, w, input).unwrap();
@@ -82,7 +83,7 @@ fn rnn_results(
     let up = GpuRnnOutputGrads {
         dy: Some(&gdy),
         dh_n: Some(&gdh),
-        dc_n: lstm.then_some(&gdh),
+        dc_n: lstm.then_some(&gdc),
     };
     let g = gpu::rnn_backward(ctx, w, &out_tape, up, None).unwrap();
     let mut r = vec![
@@ -112,7 +113,7 @@ fn rnn_case(ctx: &Context, cfg: RnnConfig, t: usize, lengths: &[usize], seed: u6
     let b = lengths.len();
     let w = GpuWeights::upload(ctx, &RnnWeights::<f32>::init(cfg.clone(), seed).unwrap()).unwrap();
     let mut rng = SplitMix64::new(seed);
-    let (f, out_w) = (cfg.input_size, cfg.num_directions() * cfg.hidden_size);
+    let (f, out_w) = (cfg.input_size, cfg.output_size());
     let bf = cfg.batch_first;
     let shape = |w: usize| if bf { [b, t, w] } else { [t, b, w] };
     // Element i of a tensor `width` wide: is its (t, b) past the sequence's end?
@@ -130,10 +131,11 @@ fn rnn_case(ctx: &Context, cfg: RnnConfig, t: usize, lengths: &[usize], seed: u6
     let x = random::<f32>(&mut rng, &shape(f), 1.0);
     let dy = random::<f32>(&mut rng, &shape(out_w), 1.0);
     let dh_n = random::<f32>(&mut rng, &cfg.state_shape(b), 1.0);
+    let dc_n = random::<f32>(&mut rng, &cfg.cell_state_shape(b), 1.0);
     let [x0, x_bad] = zeroed_and_poisoned(&x, padded(f));
     let [dy0, dy_bad] = zeroed_and_poisoned(&dy, padded(out_w));
-    let want = rnn_results(ctx, &w, &x0, &dy0, &dh_n, lengths);
-    let got = rnn_results(ctx, &w, &x_bad, &dy_bad, &dh_n, lengths);
+    let want = rnn_results(ctx, &w, &x0, &dy0, (&dh_n, &dc_n), lengths);
+    let got = rnn_results(ctx, &w, &x_bad, &dy_bad, (&dh_n, &dc_n), lengths);
     let what = format!(
         "{cfg:?} T={t} lengths={lengths:?} {:?} small-batch limit {} f16 W_hh {} wavefront {}",
         ctx.gemm_block(),
@@ -165,6 +167,16 @@ fn rnn(ctx: &Context) {
         rnn_case(ctx, uni.clone(), 9, &[9, 3, 1], seed + 2);
         rnn_case(ctx, uni.batch_first(true), 8, &[3, 6, 1, 2], seed + 3);
     }
+    // The LSTM projection, whose weight gradients sum over every row of the upstream dy.
+    let proj = RnnConfig::new(CellKind::Lstm, 5, 9).proj_size(4).layers(2);
+    rnn_case(
+        ctx,
+        proj.clone().bidirectional(true),
+        6,
+        &[5, 2, 4, 1],
+        3100,
+    );
+    rnn_case(ctx, proj.batch_first(true), 8, &[3, 6, 1, 2], 3101);
 }
 
 per_path!(all: rnn);

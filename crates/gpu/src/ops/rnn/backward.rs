@@ -14,10 +14,12 @@ use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 use super::kernels::backward::{cell_kernel, seq_kernel, step_kernel};
 use super::kernels::for_storage;
 use super::path::{StepPath, step_path};
+use super::projection::{self, DirRows, ProjGrads};
 use super::split::SplitBack;
 use super::wavefront::{WaveRun, Wavefront};
 use super::{
-    GpuRnnTape, TapeLayout, alloc_states, cell_extras, check_weight_buffers, no_layers, out_strides,
+    GpuRnnTape, ProjTape, TapeLayout, alloc_states, cell_extras, check_weight_buffers, no_layers,
+    out_strides,
 };
 use crate::ops::matmul::{Out, Packed, Strided, gemm, pack, pack_lhs};
 use crate::ops::pack::{alloc_packed, by_unit, pack_w_hh_into, packed_slots};
@@ -69,6 +71,11 @@ pub fn rnn_backward<'c>(
     let cfg = w.config();
     let tl = tape.dims.seq_len;
     let mut rec = on.begin(OP);
+    let inner = projection::inner_weights(&mut rec, OP, w)?;
+    let call = BackwardCall {
+        w: inner.as_ref().unwrap_or(w),
+        ..call
+    };
     let (dh0, dc0) = alloc_states(ctx, OP, cfg, tape.dims.batch, ("dh0", "dc0"))?;
     let grads = grads_or(ctx, OP, cfg, accumulate)?;
     let add = accumulate.is_some();
@@ -91,6 +98,9 @@ pub fn rnn_backward<'c>(
             Some(above) => (above.d_inp.clone(), false),
         };
         let run = LayerBack::new(&mut rec, &call, layer, d_out, d_out_batch_first)?;
+        if layer + 1 == cfg.num_layers || wave.is_none() {
+            run.grad_to_cell(&mut rec, 0..tl)?;
+        }
         if wave.is_none() {
             run.all_steps(&mut rec)?;
             run.weight_grads(&mut rec, &grads, add)?;
@@ -110,7 +120,7 @@ pub fn rnn_backward<'c>(
         }
     }
     for run in &runs {
-        run.finish(&mut rec, &dh0, dc0.as_ref());
+        run.finish(&mut rec, &dh0, dc0.as_ref())?;
     }
     let dx = runs.pop().map(|r| r.d_inp).ok_or_else(no_layers)?;
     rec.finish()?;
@@ -125,7 +135,10 @@ pub fn rnn_backward<'c>(
 /// One backward call, checked: its weights, tape and upstream gradients, and the step path of
 /// its forward.
 struct BackwardCall<'a> {
+    /// The weights the kernels run (with a projection, W_hh·W_hr in W_hh's place).
     w: &'a GpuWeights<RnnConfig>,
+    /// The model's own weights.
+    model: &'a GpuWeights<RnnConfig>,
     tape: &'a GpuRnnTape,
     upstream: GpuRnnOutputGrads<'a>,
     max_len: usize,
@@ -175,11 +188,19 @@ impl<'a> BackwardCall<'a> {
                     reason: format!("is only for LSTM, the cell is {}", cfg.cell.name()),
                 });
             }
-            expect_f32(OP, "dc_n", d, &state_shape)?;
+            expect_f32(OP, "dc_n", d, &cfg.cell_state_shape(nb))?;
         }
         let max_len = tape.lengths.iter().copied().max().unwrap_or(tl);
+        if cfg.proj_size > 0 && tape.proj.is_none() {
+            return Err(Error::invalid_argument(
+                OP,
+                "tape",
+                "of a projected layer lacks its projection's tape",
+            ));
+        }
         Ok(Self {
             w,
+            model: w,
             tape,
             upstream,
             max_len,
@@ -229,8 +250,19 @@ impl<'a> BackwardCall<'a> {
             let w_ih = w.get(&format!("weight_ih{sfx}"))?;
             w_cols.push(pack(rec, Strided::cols(w_ih, gh, in_w, 0))?);
             let st = dir * 4 * nb * h;
-            if let Some(d) = self.upstream.dh_n {
-                rec.copy(d, idx * nb * h, dstate, st, nb * h);
+            match (self.upstream.dh_n, cfg.proj_size) {
+                (Some(d), 0) => rec.copy(d, idx * nb * h, dstate, st, nb * h),
+                // The cell outputs' dm_n = dh_n·W_hr.
+                (Some(d), p) => projection::product(
+                    rec,
+                    Strided::rows(d, nb, p, idx * nb * p),
+                    Strided::cols(self.model.get(&format!("weight_hr{sfx}"))?, p, h, 0),
+                    Out {
+                        off: st,
+                        ..Out::rows(dstate, h)
+                    },
+                )?,
+                (None, _) => {}
             }
             if let Some(d) = self.upstream.dc_n {
                 rec.copy(d, idx * nb * h, dstate, st + nb * h, nb * h);
@@ -347,6 +379,7 @@ struct LayerBack<'t> {
     layer: usize,
     cfg: RnnConfig,
     tape: &'t GpuRnnTape,
+    projected: Option<ProjectedBack<'t>>,
     /// The gradient of the layer's input: dX of the call for the first layer.
     d_inp: GpuTensor,
     in_batch_first: bool,
@@ -426,6 +459,12 @@ impl<'t> LayerBack<'t> {
             }
         };
         let (kernel, groups) = back_dispatch(ctx, cfg.cell, call.path, h, nb, nd);
+        // With a projection the kernels read dm = dy·W_hr, sequence-major.
+        let projected = ProjectedBack::new(rec, call, layer, &d_out, d_out_batch_first)?;
+        let (d_out, d_out_batch_first) = match &projected {
+            Some(pr) => (pr.dm.clone(), false),
+            None => (d_out, d_out_batch_first),
+        };
         let params = call.back_params(d_out_batch_first, &plan, dgl);
         let dtape = &tape.layers[layer];
         let bufs = back_buffers(first, &tape.lengths_dev, d_out, dtape, &dstate, &dg);
@@ -433,6 +472,7 @@ impl<'t> LayerBack<'t> {
             layer,
             cfg: cfg.clone(),
             tape,
+            projected,
             d_inp,
             in_batch_first,
             x_rows,
@@ -530,13 +570,24 @@ impl<'t> LayerBack<'t> {
                 Out::rows(grads.get(&format!("weight_ih{sfx}"))?, in_w).accumulate(add),
             )?;
             let h_prev = pack(rec, Strided::cols(dtape, rows, h, layout.h_prev))?;
-            gemm(
-                rec,
-                &dgh_t,
-                &h_prev,
-                None,
-                Out::rows(grads.get(&format!("weight_hh{sfx}"))?, h).accumulate(add),
-            )?;
+            let d_hh = grads.get(&format!("weight_hh{sfx}"))?;
+            match &self.projected {
+                None => gemm(
+                    rec,
+                    &dgh_t,
+                    &h_prev,
+                    None,
+                    Out::rows(d_hh, h).accumulate(add),
+                )?,
+                Some(pr) => {
+                    // dW' for W_hh·W_hr, then the model's two gradients from it.
+                    let dw_prime = rec.ctx().alloc(OP, "dW'", &[gh, h], DType::F32)?;
+                    gemm(rec, &dgh_t, &h_prev, None, Out::rows(&dw_prime, h))?;
+                    let d_hr = grads.get(&format!("weight_hr{sfx}"))?;
+                    let g = pr.grads(self, dir, &dw_prime);
+                    projection::weight_grads(rec, &g, (d_hh, d_hr), (gh, h, pr.p), add)?;
+                }
+            }
             if cfg.bias {
                 let b_ih = grads.get(&format!("bias_ih{sfx}"))?;
                 col_sum(rec, &self.dg, doff, rows, gh, b_ih, add)?;
@@ -582,18 +633,138 @@ impl<'t> LayerBack<'t> {
         Ok(())
     }
 
-    /// Copies dh0 (and dc0) out of the final pass's dstate slot.
-    fn finish(&self, rec: &mut Recorder<'_>, dh0: &GpuTensor, dc0: Option<&GpuTensor>) {
+    /// Copies dh0 (and dc0) out of the final pass's dstate slot; with a projection dh0 =
+    /// dG_first·W_hh instead (m_0 is no input there, see `projection`).
+    fn finish(
+        &self,
+        rec: &mut Recorder<'_>,
+        dh0: &GpuTensor,
+        dc0: Option<&GpuTensor>,
+    ) -> Result<()> {
         let nb = self.tape.dims.batch;
         let (h, nd) = (self.cfg.hidden_size, self.cfg.num_directions());
+        let gh = self.cfg.cell.gates() * h;
         let parity = self.max_len % 2;
         for dir in 0..nd {
             let idx = self.layer * nd + dir;
             let fin = dir * 4 * nb * h + (1 - parity) * 2 * nb * h;
-            rec.copy(&self.dstate, fin, dh0, idx * nb * h, nb * h);
+            match &self.projected {
+                None => rec.copy(&self.dstate, fin, dh0, idx * nb * h, nb * h),
+                Some(pr) => projection::dh0_from_first(
+                    rec,
+                    &pr.w_hh[dir],
+                    &self.dg,
+                    dir * self.dg_len,
+                    dh0,
+                    &self.tape.lengths,
+                    (idx, dir),
+                    (gh, pr.p),
+                )?,
+            }
             if let Some(dc0) = dc0 {
                 rec.copy(&self.dstate, fin + nb * h, dc0, idx * nb * h, nb * h);
             }
+        }
+        Ok(())
+    }
+
+    /// With a projection, dm = dy·W_hr over the times `ts` (once the layer above has its dX
+    /// there).
+    fn grad_to_cell(&self, rec: &mut Recorder<'_>, ts: Range<usize>) -> Result<()> {
+        let Some(pr) = &self.projected else {
+            return Ok(());
+        };
+        for dir in 0..self.cfg.num_directions() {
+            let rows = DirRows { dir, ..pr.dy_rows };
+            let sizes = (self.cfg.hidden_size, pr.p);
+            projection::grad_to_cell(rec, &pr.w_hr[dir], &pr.dy, rows, &pr.dm, sizes, ts.clone())?;
+        }
+        Ok(())
+    }
+}
+
+/// What a layer with a projection adds to its backward: the gradient of its output and of
+/// its cell outputs, and the model's W_hh and W_hr per direction.
+struct ProjectedBack<'t> {
+    dy: GpuTensor,
+    dy_rows: DirRows,
+    dm: GpuTensor,
+    w_hh: Vec<GpuTensor>,
+    w_hr: Vec<GpuTensor>,
+    tape: &'t ProjTape,
+    dh_n: Option<GpuTensor>,
+    p: usize,
+}
+
+impl<'t> ProjectedBack<'t> {
+    fn new(
+        rec: &mut Recorder<'_>,
+        call: &BackwardCall<'t>,
+        layer: usize,
+        dy: &GpuTensor,
+        dy_batch_first: bool,
+    ) -> Result<Option<Self>> {
+        let (model, cfg) = (call.model, call.model.config());
+        let Some(tape) = &call.tape.proj else {
+            return Ok(None);
+        };
+        let RnnDims {
+            seq_len: tl,
+            batch: nb,
+        } = call.tape.dims;
+        let (h, nd) = (cfg.hidden_size, cfg.num_directions());
+        let dm = rec.ctx().alloc(OP, "dm", &[tl, nb, nd * h], DType::F32)?;
+        let get = |name: &str| -> Result<Vec<GpuTensor>> {
+            (0..nd)
+                .map(|dir| {
+                    let sfx = RnnConfig::suffix(layer, dir);
+                    model.get(&format!("{name}{sfx}")).cloned()
+                })
+                .collect()
+        };
+        Ok(Some(Self {
+            dy: dy.clone(),
+            dy_rows: DirRows {
+                tl,
+                nb,
+                nd,
+                dir: 0,
+                batch_first: dy_batch_first,
+            },
+            dm,
+            w_hh: get("weight_hh")?,
+            w_hr: get("weight_hr")?,
+            tape,
+            dh_n: call.upstream.dh_n.cloned(),
+            p: cfg.proj_size,
+        }))
+    }
+
+    /// The projection's gradient inputs for direction `dir` of `run`.
+    fn grads<'a>(
+        &'a self,
+        run: &'a LayerBack<'_>,
+        dir: usize,
+        dw_prime: &'a GpuTensor,
+    ) -> ProjGrads<'a> {
+        ProjGrads {
+            w_hh: &self.w_hh[dir],
+            w_hr: &self.w_hr[dir],
+            dw_prime,
+            dg: &run.dg,
+            doff: dir * run.dg_len,
+            dy: &self.dy,
+            dy_rows: DirRows {
+                dir,
+                ..self.dy_rows
+            },
+            lens_dev: &run.tape.lengths_dev,
+            m: &self.tape.m[run.layer],
+            m_n: &self.tape.m_n,
+            h0: self.tape.h0.as_ref(),
+            dh_n: self.dh_n.as_ref(),
+            lengths: &run.tape.lengths,
+            idx: run.layer * run.cfg.num_directions() + dir,
         }
     }
 }
@@ -609,7 +780,8 @@ struct BackwardStack<'r, 't> {
 
 impl WaveRun for BackwardStack<'_, '_> {
     fn handoff(&self, rec: &mut Recorder<'_>, k: usize, ts: Range<usize>) -> Result<()> {
-        self.runs[k - 1].dx(rec, ts)
+        self.runs[k - 1].dx(rec, ts.clone())?;
+        self.runs[k].grad_to_cell(rec, ts)
     }
 
     fn step(&self, rec: &mut Recorder<'_>, k: usize, t: usize) -> Result<()> {

@@ -13,11 +13,12 @@ use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
 use super::kernels::{for_storage, seq_kernel, split_cell_kernel, step_kernel};
 use super::path::{StepPath, step_path};
+use super::projection::{self, DirRows};
 use super::split::SplitBufs;
 use super::wavefront::{WaveRun, Wavefront};
 use super::{
-    GpuRnnInput, GpuRnnOutput, GpuRnnTape, LayerInput, TapeLayout, alloc_states, cell_extras,
-    check_batch, check_weight_buffers, no_layers, out_strides,
+    GpuRnnInput, GpuRnnOutput, GpuRnnTape, LayerInput, ProjTape, TapeLayout, alloc_states,
+    cell_extras, check_batch, check_weight_buffers, no_layers, out_strides,
 };
 use crate::ops::matmul::{
     Out, Packed, SeqMask, Strided, gemm, pack, pack_lhs, pack_lhs_masked, pack_masked,
@@ -78,6 +79,12 @@ fn forward<'c>(
     let call = ForwardCall::new(ctx, w, input, train)?;
     let cfg = w.config();
     let mut rec = on.begin(OP);
+    // With a projection the kernels run W_hh·W_hr in W_hh's place (see `projection`).
+    let inner = projection::inner_weights(&mut rec, OP, w)?;
+    let call = ForwardCall {
+        w: inner.as_ref().unwrap_or(w),
+        ..call
+    };
     let (h_n, c_n) = alloc_states(ctx, OP, cfg, call.dims.batch, ("h_n", "c_n"))?;
     // Unidirectional stacks of per-step layers run as a wavefront over layers × time (see
     // `Wavefront`); otherwise layer after layer.
@@ -89,9 +96,11 @@ fn forward<'c>(
         let whole = wave.is_none();
         if let Some(xt) = call.layer_input(&mut rec, layer, runs.last(), whole, &mut layer_in)? {
             run.project(&mut rec, &xt, 0)?;
+            run.add_h0(&mut rec)?;
         }
         if wave.is_none() {
             run.all_steps(&mut rec)?;
+            run.project_out(&mut rec, 0..call.dims.seq_len)?;
         }
         runs.push(run);
     }
@@ -100,14 +109,30 @@ fn forward<'c>(
             runs: &runs,
             cfg,
             nb: call.dims.batch,
+            seq_len: call.dims.seq_len,
         };
         wave.record(&mut rec, &stack, runs.len(), false)?;
     }
+    let proj = ProjTape::alloc(ctx, cfg, call.dims.batch, train)?;
     for run in &runs {
-        run.finish(&mut rec, &h_n, c_n.as_ref());
+        run.finish(&mut rec, &h_n, c_n.as_ref(), proj.as_ref())?;
     }
     let tapes: Vec<GpuTensor> = runs.iter().map(|r| r.tape.clone()).collect();
-    let y = runs.pop().map(|r| r.out).ok_or_else(no_layers)?;
+    let cell_outs: Vec<GpuTensor> = runs.iter().map(|r| r.out.clone()).collect();
+    let y = runs.pop().map(|r| r.y().clone()).ok_or_else(no_layers)?;
+    let proj = match (proj, call.input.h0) {
+        (Some(mut p), h0) => {
+            p.m = cell_outs;
+            if let Some(h0) = h0 {
+                // Kept apart from the caller's buffer, which may change before backward.
+                let copy = ctx.alloc(OP, "h0", h0.shape(), DType::F32)?;
+                rec.copy(h0, 0, &copy, 0, h0.numel());
+                p.h0 = Some(copy);
+            }
+            Some(p)
+        }
+        (None, _) => None,
+    };
     rec.finish()?;
     let tape = GpuRnnTape {
         config: cfg.clone(),
@@ -116,15 +141,14 @@ fn forward<'c>(
         lengths_dev: call.lengths_dev,
         layer_in,
         layers: tapes,
+        proj,
     };
     Ok((GpuRnnOutput { y, h_n, c_n }, tape))
 }
 
 /// The config options the device kernels do not run yet: the CPU reference runs them.
 fn refuse_variants(cfg: &RnnConfig) -> Result<()> {
-    let field = if cfg.proj_size > 0 {
-        "proj_size"
-    } else if cfg.gru_reset != wgrnn_core::GruReset::After {
+    let field = if cfg.gru_reset != wgrnn_core::GruReset::After {
         "gru_reset"
     } else {
         return Ok(());
@@ -138,7 +162,10 @@ fn refuse_variants(cfg: &RnnConfig) -> Result<()> {
 
 /// One forward call, checked: its weights and inputs, shapes, lengths and step path.
 struct ForwardCall<'a> {
+    /// The weights the kernels run (with a projection, W_hh·W_hr in W_hh's place).
     w: &'a GpuWeights<RnnConfig>,
+    /// The model's own weights.
+    model: &'a GpuWeights<RnnConfig>,
     input: GpuRnnInput<'a>,
     dims: RnnDims,
     lengths: Vec<usize>,
@@ -182,7 +209,7 @@ impl<'a> ForwardCall<'a> {
             expect_f32(OP, "h0", h0, &state_shape)?;
         }
         if let Some(c0) = input.c0 {
-            expect_f32(OP, "c0", c0, &state_shape)?;
+            expect_f32(OP, "c0", c0, &cfg.cell_state_shape(nb))?;
         }
         // Training is held to the reverse steps' bound, so that its backward can run.
         let lengths = input
@@ -203,6 +230,7 @@ impl<'a> ForwardCall<'a> {
         let lengths_dev = ctx.upload_u32(&[nb], &lens32)?;
         Ok(Self {
             w,
+            model: w,
             input,
             dims,
             padded: lengths.iter().any(|&l| l < tl),
@@ -232,9 +260,38 @@ impl<'a> ForwardCall<'a> {
         Ok(out)
     }
 
+    /// Whether the step kernels write `layer`'s output batch-first: the last layer's of a
+    /// batch-first call, where no projection follows.
     fn out_batch_first(&self, layer: usize) -> bool {
+        self.y_batch_first(layer) && self.w.config().proj_size == 0
+    }
+
+    /// Whether `layer`'s output `y` is batch-first: the last layer's of a batch-first call.
+    fn y_batch_first(&self, layer: usize) -> bool {
         let cfg = self.w.config();
         layer + 1 == cfg.num_layers && cfg.batch_first
+    }
+
+    /// With a projection, `layer`'s output `y` `[T, B, D·P]` (batch-first where
+    /// [`Self::y_batch_first`]), zeros where sequences are padded.
+    fn alloc_projected(&self, rec: &mut Recorder<'_>, layer: usize) -> Result<Option<GpuTensor>> {
+        let cfg = self.w.config();
+        if cfg.proj_size == 0 {
+            return Ok(None);
+        }
+        let (tl, nb) = (self.dims.seq_len, self.dims.batch);
+        let width = cfg.output_size();
+        let shape = if self.y_batch_first(layer) {
+            [nb, tl, width]
+        } else {
+            [tl, nb, width]
+        };
+        let y = rec.ctx().alloc(OP, "y", &shape, DType::F32)?;
+        // Rows past the longest sequence are never projected in the wavefront.
+        if self.padded {
+            rec.clear(&y);
+        }
+        Ok(Some(y))
     }
 
     /// The input of `layer` (after `prev`) packed for its projection over all rows: the first
@@ -266,7 +323,7 @@ impl<'a> ForwardCall<'a> {
                 off: 0,
             },
             None => Strided::rows(x, rows, in_w, 0),
-            Some(prev) => Strided::rows(&prev.out, rows, in_w, 0),
+            Some(prev) => Strided::rows(prev.y(), rows, in_w, 0),
         };
         // The call's padded steps are packed as zeros, so that nothing they hold reaches a
         // product (backward's dW_ih sums over every row); the layers above read outputs that
@@ -288,7 +345,7 @@ impl<'a> ForwardCall<'a> {
             return Ok(Some(xt));
         }
         if let (Some(prev), true) = (prev, self.train) {
-            layer_in.push(LayerInput::rows(&prev.out, in_w));
+            layer_in.push(LayerInput::rows(prev.y(), in_w));
         }
         (layer == 0 || whole)
             .then(|| pack_lhs_masked(rec, x_view, mask))
@@ -324,7 +381,8 @@ impl<'a> ForwardCall<'a> {
                 pack_w_hh_into(rec, w_hh, cfg.cell, h, false, packed, dir * w_slots)?;
             }
             let st = dir * 4 * nb * h;
-            if let Some(h0) = self.input.h0 {
+            // A projection's h0 enters through the input projection instead (`add_h0`).
+            if let (Some(h0), 0) = (self.input.h0, cfg.proj_size) {
                 rec.copy(h0, idx * nb * h, state, st, nb * h);
             }
             if let Some(c0) = self.input.c0 {
@@ -493,7 +551,10 @@ fn step_buffers(
 /// order that respects the data (see [`Wavefront`]).
 struct LayerRun {
     layer: usize,
+    /// What the step kernels write: the layer's output, or with a projection the cell
+    /// outputs m that `projected` maps to it.
     out: GpuTensor,
+    projected: Option<Projected>,
     gi: GpuTensor,
     state: GpuTensor,
     tape: GpuTensor,
@@ -538,7 +599,7 @@ impl LayerRun {
                 call.w,
                 layer,
                 &plan,
-                call.input.h0,
+                call.input.h0.filter(|_| cfg.proj_size == 0),
             )?),
             _ => None,
         };
@@ -556,9 +617,14 @@ impl LayerRun {
         let params = call.step_params(layer, &plan, &layout)?;
         let lengths = &call.lengths_dev;
         let buffers = step_buffers(&gi, w_buf, b_hn, lengths, &state, &out, &tape);
+        let projected = match call.alloc_projected(rec, layer)? {
+            Some(y) => Some(Projected::new(call, layer, y)?),
+            None => None,
+        };
         Ok(Self {
             layer,
             out,
+            projected,
             gi,
             state,
             tape,
@@ -627,17 +693,133 @@ impl LayerRun {
     }
 
     /// Copies the final states out: slot `max_len % 2` holds every sequence's state after its
-    /// last valid step.
-    fn finish(&self, rec: &mut Recorder<'_>, h_n: &GpuTensor, c_n: Option<&GpuTensor>) {
+    /// last valid step. With a projection h_n = m_n·W_hrᵀ, and a training call's tape keeps
+    /// m_n.
+    fn finish(
+        &self,
+        rec: &mut Recorder<'_>,
+        h_n: &GpuTensor,
+        c_n: Option<&GpuTensor>,
+        proj: Option<&ProjTape>,
+    ) -> Result<()> {
         let (nb, h) = (self.nb, self.h);
         for dir in 0..self.nd {
             let idx = self.layer * self.nd + dir;
             let fin = dir * 4 * nb * h + (self.max_len % 2) * 2 * nb * h;
-            rec.copy(&self.state, fin, h_n, idx * nb * h, nb * h);
+            match &self.projected {
+                None => rec.copy(&self.state, fin, h_n, idx * nb * h, nb * h),
+                Some(pr) => {
+                    let p = pr.p;
+                    projection::product(
+                        rec,
+                        Strided::rows(&self.state, nb, h, fin),
+                        Strided::rows(&pr.w_hr[dir], p, h, 0),
+                        Out {
+                            off: idx * nb * p,
+                            ..Out::rows(h_n, p)
+                        },
+                    )?;
+                    if let Some(tape) = proj {
+                        rec.copy(&self.state, fin, &tape.m_n, idx * nb * h, nb * h);
+                    }
+                }
+            }
             if let Some(c_n) = c_n {
                 rec.copy(&self.state, fin + nb * h, c_n, idx * nb * h, nb * h);
             }
         }
+        Ok(())
+    }
+
+    /// The layer's output: what the kernels write, or its projection.
+    fn y(&self) -> &GpuTensor {
+        self.projected.as_ref().map_or(&self.out, |p| &p.y)
+    }
+
+    /// With a projection and h0, W_hh·h0 into the input projection of each sequence's first
+    /// step (after the rows that hold it are projected).
+    fn add_h0(&self, rec: &mut Recorder<'_>) -> Result<()> {
+        let Some(pr) = &self.projected else {
+            return Ok(());
+        };
+        let Some(h0) = &pr.h0 else { return Ok(()) };
+        for dir in 0..self.nd {
+            let idx = self.layer * self.nd + dir;
+            let sizes = (self.rows, self.gh, pr.p);
+            let lens = &pr.lengths;
+            projection::add_h0_term(rec, &pr.w_hh[dir], h0, &self.gi, lens, (idx, dir), sizes)?;
+        }
+        Ok(())
+    }
+
+    /// With a projection, y = m·W_hrᵀ over the times `ts`.
+    fn project_out(&self, rec: &mut Recorder<'_>, ts: Range<usize>) -> Result<()> {
+        let Some(pr) = &self.projected else {
+            return Ok(());
+        };
+        for dir in 0..self.nd {
+            let m_rows = DirRows {
+                tl: pr.tl,
+                nb: self.nb,
+                nd: self.nd,
+                dir,
+                batch_first: false,
+            };
+            let y_rows = DirRows {
+                batch_first: pr.batch_first,
+                ..m_rows
+            };
+            let w_hr = &pr.w_hr[dir];
+            let sizes = (self.h, pr.p);
+            projection::project_out(
+                rec,
+                w_hr,
+                &self.out,
+                m_rows,
+                &pr.y,
+                y_rows,
+                sizes,
+                ts.clone(),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What a layer with a projection adds to its run: the projected output and the model's
+/// W_hh and W_hr per direction, with what `add_h0` needs.
+struct Projected {
+    y: GpuTensor,
+    w_hh: Vec<GpuTensor>,
+    w_hr: Vec<GpuTensor>,
+    h0: Option<GpuTensor>,
+    lengths: Vec<usize>,
+    p: usize,
+    tl: usize,
+    batch_first: bool,
+}
+
+impl Projected {
+    fn new(call: &ForwardCall<'_>, layer: usize, y: GpuTensor) -> Result<Self> {
+        let (model, cfg) = (call.model, call.model.config());
+        let get = |name: &str| -> Result<Vec<GpuTensor>> {
+            (0..cfg.num_directions())
+                .map(|dir| {
+                    let sfx = RnnConfig::suffix(layer, dir);
+                    model.get(&format!("{name}{sfx}")).cloned()
+                })
+                .collect()
+        };
+        Ok(Self {
+            y,
+            w_hh: get("weight_hh")?,
+            w_hr: get("weight_hr")?,
+            h0: call.input.h0.cloned(),
+            lengths: call.lengths.clone(),
+            p: cfg.proj_size,
+            tl: call.dims.seq_len,
+            batch_first: call.y_batch_first(layer),
+        })
     }
 }
 
@@ -647,24 +829,35 @@ struct ForwardStack<'r> {
     runs: &'r [LayerRun],
     cfg: &'r RnnConfig,
     nb: usize,
+    seq_len: usize,
 }
 
 impl WaveRun for ForwardStack<'_> {
     fn handoff(&self, rec: &mut Recorder<'_>, l: usize, ts: Range<usize>) -> Result<()> {
         let (nb, in_w) = (self.nb, self.cfg.layer_input_size(l));
-        let below = &self.runs[l - 1].out;
+        self.runs[l - 1].project_out(rec, ts.clone())?;
+        let below = self.runs[l - 1].y();
         let xt = pack_lhs(
             rec,
             Strided::rows(below, ts.len() * nb, in_w, ts.start * nb * in_w),
         )?;
-        self.runs[l].project(rec, &xt, ts.start * nb)
+        self.runs[l].project(rec, &xt, ts.start * nb)?;
+        if ts.start == 0 {
+            self.runs[l].add_h0(rec)?;
+        }
+        Ok(())
     }
 
     fn step(&self, rec: &mut Recorder<'_>, l: usize, t: usize) -> Result<()> {
         self.runs[l].step(rec, t)
     }
 
-    fn done(&self, _: &mut Recorder<'_>, _: usize) -> Result<()> {
+    /// The last layer's projection, once all its steps are recorded (the layers below are
+    /// projected chunk by chunk in the handoffs).
+    fn done(&self, rec: &mut Recorder<'_>, l: usize) -> Result<()> {
+        if l + 1 == self.runs.len() {
+            self.runs[l].project_out(rec, 0..self.seq_len)?;
+        }
         Ok(())
     }
 }

@@ -11,6 +11,7 @@ pub mod backward;
 pub mod forward;
 pub(crate) mod kernels;
 pub(crate) mod path;
+pub(crate) mod projection;
 pub(crate) mod split;
 pub(crate) mod wavefront;
 
@@ -102,6 +103,44 @@ pub struct GpuRnnTape {
     /// Tape of each layer: per direction d, sections as in [`TapeLayout`] from float
     /// `d · layout.len` on.
     pub(crate) layers: Vec<GpuTensor>,
+    /// With a projection, what its backward reads beside the layers' tapes.
+    pub(crate) proj: Option<ProjTape>,
+}
+
+/// What a training forward with a projection keeps for backward (see `projection`).
+#[derive(Clone, Debug)]
+pub(crate) struct ProjTape {
+    /// Each layer's cell outputs m `[T, B, D·H]`, sequence-major.
+    pub m: Vec<GpuTensor>,
+    /// The final m of every layer and direction, `[L·D, B, H]`.
+    pub m_n: GpuTensor,
+    /// A copy of the call's h0.
+    pub h0: Option<GpuTensor>,
+}
+
+impl ProjTape {
+    /// The m_n of a training call with a projection; `None` otherwise.
+    pub(crate) fn alloc(
+        ctx: &Context,
+        cfg: &RnnConfig,
+        batch: usize,
+        train: bool,
+    ) -> Result<Option<Self>> {
+        if !train || cfg.proj_size == 0 {
+            return Ok(None);
+        }
+        let m_n = ctx.alloc(
+            "rnn_forward",
+            "m_n",
+            &cfg.cell_state_shape(batch),
+            DType::F32,
+        )?;
+        Ok(Some(Self {
+            m: Vec::new(),
+            m_n,
+            h0: None,
+        }))
+    }
 }
 
 impl OnContext for GpuRnnTape {
@@ -112,6 +151,13 @@ impl OnContext for GpuRnnTape {
         }
         for l in &self.layer_in {
             l.t.check_context(ctx, op, arg)?;
+        }
+        if let Some(p) = &self.proj {
+            p.m_n.check_context(ctx, op, arg)?;
+            p.h0.as_ref().check_context(ctx, op, arg)?;
+            for m in &p.m {
+                m.check_context(ctx, op, arg)?;
+            }
         }
         Ok(())
     }
@@ -163,9 +209,9 @@ pub(crate) fn alloc_states(
     batch: usize,
     names: (&str, &str),
 ) -> Result<(GpuTensor, Option<GpuTensor>)> {
-    let shape = cfg.state_shape(batch);
-    let h = ctx.alloc(op, names.0, &shape, DType::F32)?;
+    let h = ctx.alloc(op, names.0, &cfg.state_shape(batch), DType::F32)?;
     let c = if cfg.cell.has_cell_state() {
+        let shape = cfg.cell_state_shape(batch);
         Some(ctx.alloc(op, names.1, &shape, DType::F32)?)
     } else {
         None
