@@ -15,5 +15,5 @@ pub use wgrnn_gpu as gpu;
 
 pub use wgrnn_core::{
     AttentionConfig, CellKind, EmbeddingConfig, Error, GruReset, LinearConfig, LoadOptions,
-    OptimizerConfig, Result, RnnConfig, Score, Tensor,
+    OptimizerConfig, PoolMode, Result, RnnConfig, Score, Tensor,
 };

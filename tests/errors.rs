@@ -7,11 +7,13 @@ use wgrnn::core::{
 use wgrnn::cpu::{
     AttentionInput, GradcheckOptions, Optimizer, RnnInput, RnnOutputGrads, attention_backward,
     attention_forward, clip_grad_norm, cross_entropy, cross_entropy_backward, embedding_backward,
-    embedding_forward, gradcheck, linear_backward, linear_forward, log_softmax, rnn_backward,
-    rnn_forward, rnn_forward_train,
+    embedding_forward, gradcheck, linear_backward, linear_forward, log_softmax, masked_pool,
+    masked_pool_backward, rnn_backward, rnn_forward, rnn_forward_train,
 };
+use wgrnn::gpu;
 use wgrnn::{
-    AttentionConfig, CellKind, EmbeddingConfig, Error, LinearConfig, RnnConfig, Score, Tensor,
+    AttentionConfig, CellKind, EmbeddingConfig, Error, LinearConfig, PoolMode, RnnConfig, Score,
+    Tensor,
 };
 
 fn z(shape: &[usize]) -> Tensor<f32> {
@@ -294,6 +296,158 @@ fn rnn_input_shapes_and_lengths() {
     err_mentions(
         rnn_forward(&gru, RnnInput::new(&x).c0(&z(&[1, 2, 4]))),
         &["`c0`", "only for LSTM", "gru"],
+    );
+}
+
+/// A masked pooling call that must fail: x's shape, lengths, batch_first, dy's shape, and the
+/// words its error must mention (both ops' errors; `dy` only backward's).
+struct BadPool {
+    x: Vec<usize>,
+    lengths: Option<Vec<usize>>,
+    batch_first: bool,
+    dy: Vec<usize>,
+    words: &'static [&'static str],
+}
+
+fn bad_pool_calls() -> Vec<BadPool> {
+    let bad = |x: &[usize], lengths: Option<&[usize]>, batch_first, dy: &[usize], words| BadPool {
+        x: x.to_vec(),
+        lengths: lengths.map(<[usize]>::to_vec),
+        batch_first,
+        dy: dy.to_vec(),
+        words,
+    };
+    vec![
+        bad(
+            &[5, 3],
+            None,
+            false,
+            &[3, 1],
+            &["`x`", "rank 3 [T, B, F]", "[5, 3]"],
+        ),
+        bad(
+            &[2, 5],
+            None,
+            true,
+            &[2, 1],
+            &["`x`", "rank 3 [B, T, F]", "[2, 5]"],
+        ),
+        bad(
+            &[0, 2, 3],
+            None,
+            false,
+            &[2, 3],
+            &["`x`", "T, B, F ≥ 1", "[0, 2, 3]"],
+        ),
+        bad(&[5, 2, 0], None, false, &[2, 0], &["`x`", "T, B, F ≥ 1"]),
+        bad(
+            &[5, 2, 3],
+            Some(&[5]),
+            false,
+            &[2, 3],
+            &["`lengths`", "[1]", "[2]"],
+        ),
+        bad(
+            &[5, 2, 3],
+            Some(&[0, 5]),
+            false,
+            &[2, 3],
+            &["`lengths[0]`", "= 0", "1..=5"],
+        ),
+        bad(
+            &[5, 2, 3],
+            Some(&[5, 6]),
+            false,
+            &[2, 3],
+            &["`lengths[1]`", "= 6", "1..=5"],
+        ),
+        bad(
+            &[2, 5, 3],
+            Some(&[6, 1]),
+            true,
+            &[2, 3],
+            &["`lengths[0]`", "= 6", "1..=5"],
+        ),
+    ]
+}
+
+/// Every bad shape and length of masked pooling is an error naming the op and the argument;
+/// a `dy` not `[B, F]` fails backward.
+#[test]
+fn masked_pool_shapes_and_lengths() {
+    for c in bad_pool_calls() {
+        let x = z(&c.x);
+        let l = c.lengths.as_deref();
+        let (fw, bw) = (
+            masked_pool(&x, l, PoolMode::Max, c.batch_first),
+            masked_pool_backward(&x, l, PoolMode::Mean, c.batch_first, &z(&c.dy)),
+        );
+        err_mentions(fw, &[&["masked_pool:"][..], c.words].concat());
+        err_mentions(bw, &[&["masked_pool_backward:"][..], c.words].concat());
+    }
+    let e = err_mentions(
+        masked_pool(&z(&[5, 2, 3]), Some(&[5, 6]), PoolMode::Mean, false),
+        &["lengths"],
+    );
+    assert_eq!(
+        e,
+        Error::Length {
+            op: "masked_pool",
+            arg: "lengths",
+            index: 1,
+            value: 6,
+            max: 5
+        }
+    );
+    for batch_first in [false, true] {
+        let e = masked_pool_backward(
+            &z(&[4, 4, 3]),
+            None,
+            PoolMode::Max,
+            batch_first,
+            &z(&[3, 4]),
+        );
+        let e = err_mentions(e, &["masked_pool_backward", "`dy`", "[3, 4]", "[4, 3]"]);
+        assert_eq!(
+            e,
+            Error::shape("masked_pool_backward", "dy", &[4, 3], &[3, 4])
+        );
+    }
+}
+
+/// The device refuses the same calls with the reference's errors, and an x that is not f32.
+#[test]
+fn device_masked_pool_errors_equal_the_reference() {
+    let _watch = crate::validation::watch();
+    let ctx = crate::gpu::ctx();
+    for c in bad_pool_calls() {
+        let x = z(&c.x);
+        let (gx, gdy) = (ctx.upload(&x).unwrap(), ctx.upload(&z(&c.dy)).unwrap());
+        let l = c.lengths.as_deref();
+        for mode in [PoolMode::Mean, PoolMode::Max] {
+            let want = masked_pool(&x, l, mode, c.batch_first).unwrap_err();
+            let got = gpu::masked_pool(ctx, &gx, l, mode, c.batch_first).unwrap_err();
+            assert_eq!(got, want, "{:?} {:?}", c.x, c.lengths);
+            let want = masked_pool_backward(&x, l, mode, c.batch_first, &z(&c.dy)).unwrap_err();
+            let got = gpu::masked_pool_backward(ctx, &gx, l, mode, c.batch_first, &gdy);
+            assert_eq!(got.unwrap_err(), want, "{:?} {:?}", c.x, c.lengths);
+        }
+    }
+    let gx = ctx.zeros(&[4, 2, 3]).unwrap();
+    let want = masked_pool_backward(&z(&[4, 2, 3]), None, PoolMode::Max, false, &z(&[3, 2]));
+    let got = gpu::masked_pool_backward(
+        ctx,
+        &gx,
+        None,
+        PoolMode::Max,
+        false,
+        &ctx.zeros(&[3, 2]).unwrap(),
+    );
+    assert_eq!(got.unwrap_err(), want.unwrap_err());
+    let ids = ctx.upload_u32(&[4, 2, 3], &[0; 24]).unwrap();
+    err_mentions(
+        gpu::masked_pool(ctx, &ids, None, PoolMode::Mean, false),
+        &["masked_pool", "`x`", "f32"],
     );
 }
 

@@ -77,6 +77,114 @@ fn nonzero(config: &'static str, field: &'static str, v: usize) -> Result<()> {
     Ok(())
 }
 
+/// Checks packed-sequence `lengths` for `batch` sequences of `seq_len` steps: one per sequence,
+/// each in `1..=seq_len` ([`Error::Length`] names the first that is not).
+pub fn check_lengths(
+    op: &'static str,
+    lengths: &[usize],
+    batch: usize,
+    seq_len: usize,
+) -> Result<()> {
+    if lengths.len() != batch {
+        return Err(Error::shape(op, "lengths", &[batch], &[lengths.len()]));
+    }
+    if let Some((index, &value)) = lengths
+        .iter()
+        .enumerate()
+        .find(|(_, l)| **l == 0 || **l > seq_len)
+    {
+        return Err(Error::Length {
+            op,
+            arg: "lengths",
+            index,
+            value,
+            max: seq_len,
+        });
+    }
+    Ok(())
+}
+
+/// How `masked_pool` reduces each sequence's valid steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PoolMode {
+    /// The mean over steps `0..len`.
+    Mean,
+    /// The maximum over steps `0..len`; its gradient goes to the first step holding it.
+    Max,
+}
+
+/// The sizes of one masked pooling call over `x` `[T, B, F]` (or `[B, T, F]` with
+/// `batch_first`), and where `x[t, b, f]` lies in its buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PoolDims {
+    pub seq_len: usize,
+    pub batch: usize,
+    pub features: usize,
+    pub batch_first: bool,
+}
+
+impl PoolDims {
+    /// Checks `x`'s shape (rank 3, T, B, F ≥ 1) and `lengths` (B of them, each in `1..=T`)
+    /// for `op`; `None` lengths are all T.
+    pub fn check(
+        op: &'static str,
+        x: &[usize],
+        lengths: Option<&[usize]>,
+        batch_first: bool,
+    ) -> Result<Self> {
+        let want = if batch_first {
+            "[B, T, F]"
+        } else {
+            "[T, B, F]"
+        };
+        let &[a, b, features] = x else {
+            return Err(Error::InvalidArgument {
+                op,
+                arg: "x",
+                reason: format!(
+                    "must have rank 3 {want}, has shape {}",
+                    crate::error::fmt_shape(x)
+                ),
+            });
+        };
+        let (seq_len, batch) = if batch_first { (b, a) } else { (a, b) };
+        if seq_len == 0 || batch == 0 || features == 0 {
+            return Err(Error::InvalidArgument {
+                op,
+                arg: "x",
+                reason: format!(
+                    "{want} needs T, B, F ≥ 1, has shape {}",
+                    crate::error::fmt_shape(x)
+                ),
+            });
+        }
+        if let Some(lengths) = lengths {
+            check_lengths(op, lengths, batch, seq_len)?;
+        }
+        Ok(Self {
+            seq_len,
+            batch,
+            features,
+            batch_first,
+        })
+    }
+
+    /// The strides of t and b in `x`'s buffer (F is contiguous).
+    pub fn strides(&self) -> (usize, usize) {
+        let (t, b, f) = (self.seq_len, self.batch, self.features);
+        if self.batch_first {
+            (f, t * f)
+        } else {
+            (b * f, f)
+        }
+    }
+
+    /// The pooled output's shape, `[B, F]`.
+    pub fn output_shape(&self) -> [usize; 2] {
+        [self.batch, self.features]
+    }
+}
+
 /// Sequence length and batch size of one recurrent call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RnnDims {
@@ -380,22 +488,7 @@ impl RnnConfig {
             }
         }
         if let Some(lengths) = lengths {
-            if lengths.len() != batch {
-                return Err(Error::shape(op, "lengths", &[batch], &[lengths.len()]));
-            }
-            if let Some((index, &value)) = lengths
-                .iter()
-                .enumerate()
-                .find(|(_, l)| **l == 0 || **l > seq_len)
-            {
-                return Err(Error::Length {
-                    op,
-                    arg: "lengths",
-                    index,
-                    value,
-                    max: seq_len,
-                });
-            }
+            check_lengths(op, lengths, batch, seq_len)?;
         }
         Ok(RnnDims { seq_len, batch })
     }

@@ -12,8 +12,8 @@ pub mod tensor;
 pub mod weights;
 
 pub use config::{
-    AttentionConfig, CellKind, EmbeddingConfig, GruReset, LinearConfig, ParamSpec, RnnConfig,
-    RnnDims, Score,
+    AttentionConfig, CellKind, EmbeddingConfig, GruReset, LinearConfig, ParamSpec, PoolDims,
+    PoolMode, RnnConfig, RnnDims, Score, check_lengths,
 };
 pub use error::{Error, Result};
 pub use io::{LoadOptions, SafetensorsFile, StoredTensor};

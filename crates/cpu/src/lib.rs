@@ -18,6 +18,7 @@ pub mod gradcheck;
 pub mod linear;
 pub mod loss;
 pub mod optim;
+pub mod pool;
 pub mod rnn;
 
 pub use attention::{
@@ -28,6 +29,7 @@ pub use gradcheck::{GradcheckOptions, GradcheckReport, gradcheck};
 pub use linear::{LinearGrads, linear_backward, linear_forward};
 pub use loss::{CrossEntropyOutput, cross_entropy, cross_entropy_backward, log_softmax};
 pub use optim::{Optimizer, clip_grad_norm};
+pub use pool::{masked_pool, masked_pool_backward};
 pub use rnn::{
     RnnGrads, RnnInput, RnnOutput, RnnOutputGrads, RnnTape, rnn_backward, rnn_forward,
     rnn_forward_train,

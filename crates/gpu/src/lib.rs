@@ -9,7 +9,7 @@ mod runtime;
 // The op modules under their public paths.
 pub use ops::matmul as gemm;
 pub use ops::rnn::backward as rnn_backward;
-pub use ops::{attention, elementwise, embedding, linear, loss, optim, rnn};
+pub use ops::{attention, elementwise, embedding, linear, loss, optim, pool, rnn};
 pub use runtime::shaders;
 
 pub use attention::{
@@ -23,6 +23,7 @@ pub use loss::{
     GpuCrossEntropy, GpuTargets, cross_entropy, cross_entropy_backward, log_softmax, upload_targets,
 };
 pub use optim::{GpuOptimizer, GpuParams};
+pub use pool::{masked_pool, masked_pool_backward};
 pub use rnn::{
     GpuRnnInput, GpuRnnOutput, GpuRnnTape, rnn_forward, rnn_forward_train, small_batch_path,
 };

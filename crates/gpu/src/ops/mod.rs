@@ -10,6 +10,7 @@ pub mod loss;
 pub mod matmul;
 pub mod optim;
 pub(crate) mod pack;
+pub mod pool;
 pub(crate) mod recurrent;
 pub(crate) mod reduce;
 pub mod rnn;

@@ -23,6 +23,7 @@ pub const ATTENTION: &str = include_str!("../../../../shaders/attention.wgsl");
 pub const LOSS: &str = include_str!("../../../../shaders/loss.wgsl");
 pub const OPTIM: &str = include_str!("../../../../shaders/optim.wgsl");
 pub const ELEMENTWISE: &str = include_str!("../../../../shaders/elementwise.wgsl");
+pub const POOL: &str = include_str!("../../../../shaders/pool.wgsl");
 
 /// One WGSL file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -38,6 +39,7 @@ pub enum Shader {
     Loss,
     Optim,
     Elementwise,
+    Pool,
     /// pack.wgsl plus pack_f16.wgsl, and the cell files with W_hh stored as f16 (see
     /// [`Shader::source`]). They need the `SHADER_F16_IN_F32` downlevel flag.
     PackF16,
@@ -51,7 +53,7 @@ pub enum Shader {
 }
 
 impl Shader {
-    pub const ALL: [Shader; 17] = [
+    pub const ALL: [Shader; 18] = [
         Shader::Matmul,
         Shader::Pack,
         Shader::Lstm,
@@ -63,6 +65,7 @@ impl Shader {
         Shader::Loss,
         Shader::Optim,
         Shader::Elementwise,
+        Shader::Pool,
         Shader::PackF16,
         Shader::LstmF16,
         Shader::GruF16,
@@ -84,6 +87,7 @@ impl Shader {
             Shader::Loss => "loss.wgsl",
             Shader::Optim => "optim.wgsl",
             Shader::Elementwise => "elementwise.wgsl",
+            Shader::Pool => "pool.wgsl",
             Shader::PackF16 => "pack.wgsl + pack_f16.wgsl",
             Shader::LstmF16 => "lstm.wgsl (f16 W_hh)",
             Shader::GruF16 => "gru.wgsl (f16 W_hh)",
@@ -106,6 +110,7 @@ impl Shader {
             Shader::Loss => LOSS,
             Shader::Optim => OPTIM,
             Shader::Elementwise => ELEMENTWISE,
+            Shader::Pool => POOL,
             Shader::PackF16 => PACK,
             Shader::LstmF16 => LSTM,
             Shader::GruF16 => GRU,
@@ -171,6 +176,7 @@ impl Shader {
                 optim::ClipParams::BLOCK,
             ],
             Shader::Elementwise => &[elementwise::AxpbyParams::BLOCK],
+            Shader::Pool => &[pool::PoolParams::BLOCK],
         }
     }
 

@@ -380,6 +380,26 @@ pub(crate) mod pack {
     }
 }
 
+/// pool.wgsl.
+pub(crate) mod pool {
+    uniforms! {
+        /// The parameters of pool.wgsl's kernels.
+        struct PoolParams {
+            /// B·F outputs, one invocation each
+            n: u32,
+            features: u32,
+            /// T (the backward kernels write every step)
+            seq_len: u32,
+            /// x[t, b, f] at t * s_t + b * s_b + f (sequence-major or batch-first)
+            s_t: u32,
+            s_b: u32,
+            _pad0: u32,
+            _pad1: u32,
+            _pad2: u32,
+        }
+    }
+}
+
 /// recurrent.wgsl.
 pub(crate) mod recurrent {
     uniforms! {
