@@ -29,3 +29,25 @@ fn axpy_into(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     acc[i] = acc[i] + p.a * x[i];
 }
+
+// Copies n elements in blocks of `chunk`: element r of block o goes from
+// src[src_off + o * src_stride + r] to dst[dst_off + o * dst_stride + r]. concat places each
+// part with it, narrow cuts, narrow's gradient places into a cleared tensor. The host keeps
+// every index inside both tensors. Bits move as u32, so any dtype, and every NaN payload,
+// arrives unchanged.
+{{StridedParams}}
+
+@group(0) @binding(0) var<uniform> sp: StridedParams;
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
+
+@compute @workgroup_size(64)
+fn strided_copy(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let e = gid.x + gid.y * 65535u * 64u;
+    if (e >= sp.n) {
+        return;
+    }
+    let o = e / sp.chunk;
+    let r = e - o * sp.chunk;
+    dst[sp.dst_off + o * sp.dst_stride + r] = src[sp.src_off + o * sp.src_stride + r];
+}

@@ -60,8 +60,8 @@ fn a_foreign_tensor_never_aliases_a_local_one() {
     foreign(a.read(&tb[7]), "tensor");
     let ids_b = b.upload_u32(&[2], &[1, 2]).unwrap();
     foreign(a.read_u32(&ids_b), "tensor");
-    foreign(gpu::narrow(a, &tb[1], 0, 4), "x");
-    foreign(gpu::concat(a, &[&ones, &tb[1]]), "parts[1]");
+    foreign(gpu::narrow(a, &tb[1], 0, 0, 4), "x");
+    foreign(gpu::concat(a, &[&ones, &tb[1]], 0), "parts[1]");
     let m = b.zeros(&[2, 4]).unwrap();
     foreign(gpu::matmul(a, &m, &a.zeros(&[4, 2]).unwrap()), "a");
     foreign(gpu::matmul(a, &a.zeros(&[2, 4]).unwrap(), &m), "b");

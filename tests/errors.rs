@@ -451,6 +451,131 @@ fn device_masked_pool_errors_equal_the_reference() {
     );
 }
 
+/// A concat, narrow or narrow_backward call that must fail.
+enum BadCut {
+    Concat(Vec<Vec<usize>>, isize),
+    Narrow(Vec<usize>, isize, usize, usize),
+    /// dy's shape, the input shape, dim, start.
+    NarrowBackward(Vec<usize>, Vec<usize>, isize, usize),
+}
+
+impl BadCut {
+    fn cpu(&self) -> Error {
+        let r = match self {
+            BadCut::Concat(shapes, dim) => {
+                let parts: Vec<Tensor<f32>> = shapes.iter().map(|s| z(s)).collect();
+                let refs: Vec<&Tensor<f32>> = parts.iter().collect();
+                wgrnn::cpu::concat(&refs, *dim)
+            }
+            BadCut::Narrow(x, dim, start, len) => wgrnn::cpu::narrow(&z(x), *dim, *start, *len),
+            BadCut::NarrowBackward(dy, input, dim, start) => {
+                wgrnn::cpu::narrow_backward(&z(dy), input, *dim, *start)
+            }
+        };
+        r.expect_err("expected an error")
+    }
+
+    fn gpu(&self, ctx: &gpu::Context) -> Error {
+        let up = |s: &[usize]| ctx.upload(&z(s)).unwrap();
+        let r = match self {
+            BadCut::Concat(shapes, dim) => {
+                let parts: Vec<_> = shapes.iter().map(|s| up(s)).collect();
+                let refs: Vec<_> = parts.iter().collect();
+                gpu::concat(ctx, &refs, *dim)
+            }
+            BadCut::Narrow(x, dim, start, len) => gpu::narrow(ctx, &up(x), *dim, *start, *len),
+            BadCut::NarrowBackward(dy, input, dim, start) => {
+                gpu::narrow_backward(ctx, &up(dy), input, *dim, *start)
+            }
+        };
+        r.expect_err("expected an error")
+    }
+}
+
+/// Each bad call and the words its error must mention.
+fn bad_cuts() -> Vec<(BadCut, &'static [&'static str])> {
+    use BadCut::*;
+    let (s23, s33) = (vec![2, 3], vec![3, 3]);
+    vec![
+        (Concat(vec![], 0), &["concat", "`parts`", "is empty"]),
+        (
+            Concat(vec![s23.clone(), s23.clone()], 2),
+            &["concat", "`dim`", "is 2", "-2..2", "[2, 3]"],
+        ),
+        (Concat(vec![s23.clone()], -3), &["`dim`", "is -3", "-2..2"]),
+        (Concat(vec![vec![]], 0), &["`dim`", "is 0", "0..0", "[]"]),
+        (
+            Concat(vec![s23.clone(), s33.clone()], 1),
+            &["`parts[1]`", "[3, 3]", "[2, 3]"],
+        ),
+        (
+            Concat(vec![s23.clone(), vec![2, 3, 1]], 0),
+            &["`parts[1]`", "[2, 3, 1]"],
+        ),
+        (
+            Narrow(s23.clone(), 2, 0, 1),
+            &["narrow", "`dim`", "is 2", "[2, 3]"],
+        ),
+        (
+            Narrow(s23.clone(), -1, 2, 2),
+            &["narrow", "`start, len`", "2..4", "dim 1", "[2, 3]"],
+        ),
+        (
+            Narrow(s23.clone(), 0, 0, 0),
+            &["`start, len`", "0..0", "dim 0"],
+        ),
+        (
+            Narrow(s23.clone(), 0, usize::MAX, 2),
+            &["`start, len`", "dim 0"],
+        ),
+        (
+            NarrowBackward(vec![2, 2], s23.clone(), -3, 0),
+            &["narrow_backward", "`dim`", "is -3"],
+        ),
+        (
+            NarrowBackward(vec![2, 2], s33.clone(), -1, 0),
+            &["narrow_backward", "`dy`", "[2, 2]", "[3, 2]"],
+        ),
+        (
+            NarrowBackward(vec![2, 2], s23.clone(), 1, 2),
+            &["`start, len`", "2..4", "[2, 3]"],
+        ),
+        (
+            NarrowBackward(vec![2, 2, 1], s23, 1, 0),
+            &["`dy`", "[2, 2, 1]"],
+        ),
+    ]
+}
+
+/// Every bad axis, shape and range of concat and narrow is an error naming the argument and
+/// the shapes.
+#[test]
+fn concat_and_narrow_axes_shapes_and_ranges() {
+    for (call, words) in bad_cuts() {
+        let e = call.cpu();
+        let msg = e.to_string();
+        for w in words {
+            assert!(msg.contains(w), "error `{msg}` does not mention `{w}`");
+        }
+    }
+}
+
+/// The device refuses the same calls with the reference's errors, and parts of two dtypes.
+#[test]
+fn device_concat_and_narrow_errors_equal_the_reference() {
+    let _watch = crate::validation::watch();
+    let ctx = crate::gpu::ctx();
+    for (call, words) in bad_cuts() {
+        assert_eq!(call.gpu(ctx), call.cpu(), "{words:?}");
+    }
+    let f = ctx.zeros(&[2, 3]).unwrap();
+    let u = ctx.upload_u32(&[2, 3], &[0; 6]).unwrap();
+    err_mentions(
+        gpu::concat(ctx, &[&f, &u], 0),
+        &["concat", "parts[1] is U32", "F32"],
+    );
+}
+
 #[test]
 fn rnn_backward_upstream_shapes_and_tape() {
     let cfg = RnnConfig::new(CellKind::Gru, 3, 4).bidirectional(true);
@@ -716,11 +841,17 @@ fn device_shape_arithmetic_past_usize_is_an_error() {
     let ctx = crate::gpu::ctx();
     let empty = ctx.zeros(&[0]).unwrap();
     let tall = empty.reshaped([usize::MAX, 0]).unwrap();
-    let e = err_mentions(concat(ctx, &[&tall, &tall]), &["concat", "rows"]);
+    let e = err_mentions(
+        concat(ctx, &[&tall, &tall], 0),
+        &["concat", "extents along dim 0"],
+    );
     assert!(matches!(e, Error::TooLarge { .. }), "{e}");
     let wide = empty.reshaped([0, usize::MAX, 2]).unwrap();
     assert_eq!(wide.numel(), 0);
-    err_mentions(concat(ctx, &[&wide]), &["concat", "per row"]);
+    err_mentions(
+        concat(ctx, &[&wide], 0),
+        &["concat", "elements after dim 0"],
+    );
     let a = empty.reshaped([usize::MAX, 0]).unwrap();
     let b = empty.reshaped([0, 3]).unwrap();
     let e = err_mentions(matmul(ctx, &a, &b), &["matmul", "a rows", "u32::MAX"]);

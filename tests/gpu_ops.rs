@@ -491,47 +491,6 @@ fn elementwise_combinations() {
     assert!(gpu::axpy_into(ctx, &gx, 1.0, &gx).is_err());
 }
 
-#[test]
-fn narrow_and_concat_along_the_first_axis() {
-    let _watch = crate::validation::watch();
-    let ctx = ctx();
-    let x = Tensor::from_fn(vec![3, 4, 5], |i| i as f32 + 0.25).unwrap();
-    let gx = ctx.upload(&x).unwrap();
-    // Copies are exact: each part is the host slice bit for bit.
-    let parts: Vec<_> = (0..3)
-        .map(|r| gpu::narrow(ctx, &gx, r, 1).unwrap())
-        .collect();
-    for (r, p) in parts.iter().enumerate() {
-        let got = ctx.read(p).unwrap();
-        assert_eq!(got.shape(), &[1, 4, 5]);
-        assert_eq!(got.data(), &x.data()[r * 20..(r + 1) * 20], "row {r}");
-    }
-    let tail = ctx.read(&gpu::narrow(ctx, &gx, 1, 2).unwrap()).unwrap();
-    assert_eq!(tail.data(), &x.data()[20..]);
-    // concat inverts narrow, in any grouping.
-    let head = gpu::narrow(ctx, &gx, 0, 1).unwrap();
-    let rest = gpu::narrow(ctx, &gx, 1, 2).unwrap();
-    let back = ctx
-        .read(&gpu::concat(ctx, &[&head, &rest]).unwrap())
-        .unwrap();
-    assert_eq!(back.shape(), x.shape());
-    assert_eq!(back.data(), x.data());
-    let refs: Vec<_> = parts.iter().collect();
-    assert_eq!(
-        ctx.read(&gpu::concat(ctx, &refs).unwrap()).unwrap().data(),
-        x.data()
-    );
-    // Errors name the argument and the shapes.
-    for (start, len) in [(3, 1), (2, 2), (0, 0), (usize::MAX, 2)] {
-        let e = gpu::narrow(ctx, &gx, start, len).unwrap_err().to_string();
-        assert!(e.contains("start, len") && e.contains("[3, 4, 5]"), "{e}");
-    }
-    let other = ctx.zeros(&[1, 4, 6]).unwrap();
-    let e = gpu::concat(ctx, &[&head, &other]).unwrap_err().to_string();
-    assert!(e.contains("parts") && e.contains("[1, 4, 6]"), "{e}");
-    assert!(gpu::concat(ctx, &[]).is_err());
-}
-
 /// CPU adapters end an invocation's loops after `Context::loop_limit` iterations without an
 /// error, so calls that would loop that long are refused there, naming the argument: 22,000
 /// keys in attention (its softmax loops three times over them), k = 70,000 in the storage GEMM

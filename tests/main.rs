@@ -7,6 +7,7 @@ mod charlm;
 #[path = "../examples/shared/checks.rs"]
 mod checks;
 mod common;
+mod concat;
 mod contexts;
 mod dates_data;
 mod dates_model;
@@ -14,6 +15,7 @@ mod embedding;
 mod errors;
 mod gpu;
 mod gpu_backward;
+mod gpu_concat;
 mod gpu_ops;
 mod gpu_ops_backward;
 mod gpu_pool;

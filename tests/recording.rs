@@ -316,7 +316,11 @@ fn work_around_an_unsubmitted_recording_is_refused_in_either_order() {
     // Using what it will write, in a call that would run before it.
     unsubmitted(gpu::add(ctx, &y, &y), "axpby", "is written by");
     let mut other = ctx.record();
-    unsubmitted(gpu::narrow(&mut other, &y, 0, 1), "narrow", "is written by");
+    unsubmitted(
+        gpu::narrow(&mut other, &y, 0, 0, 1),
+        "narrow",
+        "is written by",
+    );
     assert_eq!(other.commands(), 0);
     // Writing what it reads.
     unsubmitted(
@@ -341,7 +345,7 @@ fn work_around_an_unsubmitted_recording_is_refused_in_either_order() {
     rec.submit().unwrap();
     assert_eq!(opt.last_grad_norm(ctx).unwrap(), 0.0);
     assert_eq!(gpu::add(ctx, &y, &y).unwrap().shape(), &[2, 2]);
-    gpu::narrow(&mut other, &y, 0, 1).unwrap();
+    gpu::narrow(&mut other, &y, 0, 0, 1).unwrap();
     other.submit().unwrap();
     w.value.load_from(ctx, &file, "out.").unwrap();
 }
@@ -366,7 +370,7 @@ fn a_dropped_recording_runs_nothing_and_takes_its_optimizer_steps_back() {
     let mut rec = ctx.record();
     let r: wgrnn::Result<()> = rec.all_or_nothing(|r| {
         opt.step(&mut *r, &[(&p, &g)])?;
-        gpu::narrow(&mut *r, &p, 3, 2).map(|_| ())
+        gpu::narrow(&mut *r, &p, 0, 3, 2).map(|_| ())
     });
     assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
     assert_eq!((opt.steps(), rec.commands()), (0, 0));
@@ -395,7 +399,7 @@ fn a_recording_refuses_another_contexts_tensors() {
         matches!(e, Error::ForeignContext { ref arg, .. } if arg == "y"),
         "{e}"
     );
-    let e = gpu::concat(&mut rec, &[&x, &foreign]).unwrap_err();
+    let e = gpu::concat(&mut rec, &[&x, &foreign], 0).unwrap_err();
     assert!(
         matches!(e, Error::ForeignContext { ref arg, .. } if arg == "parts[1]"),
         "{e}"

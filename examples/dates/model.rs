@@ -207,8 +207,8 @@ impl Model {
         if !self.cfg.bidirectional {
             return Ok(s.clone());
         }
-        let forward = gpu::narrow(&mut *rec, s, 0, 1)?;
-        let reverse = gpu::narrow(&mut *rec, s, 1, 1)?;
+        let forward = gpu::narrow(&mut *rec, s, 0, 0, 1)?;
+        let reverse = gpu::narrow(&mut *rec, s, 0, 1, 1)?;
         gpu::add(rec, &forward, &reverse)
     }
 
@@ -217,7 +217,7 @@ impl Model {
         if !self.cfg.bidirectional {
             return Ok(d.clone());
         }
-        gpu::concat(rec, &[d, d])
+        gpu::concat(rec, &[d, d], 0)
     }
 
     /// One teacher-forced training step, recorded whole and submitted once; returns the loss

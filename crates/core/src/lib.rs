@@ -2,6 +2,7 @@
 //! error type. No maths and no GPU live here; the CPU reference (`wgrnn-cpu`) and the GPU engine
 //! (`wgrnn-gpu`) both build on these types.
 
+pub mod axis;
 pub mod config;
 pub mod error;
 pub mod io;

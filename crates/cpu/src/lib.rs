@@ -10,6 +10,7 @@
 //! ```
 
 pub mod attention;
+pub mod elementwise;
 pub mod embedding;
 // The matrix helpers trust their callers' sizes (checked once per op, not per product), so
 // they stay inside the crate.
@@ -24,6 +25,7 @@ pub mod rnn;
 pub use attention::{
     AttentionGrads, AttentionInput, AttentionOutput, attention_backward, attention_forward,
 };
+pub use elementwise::{concat, narrow, narrow_backward};
 pub use embedding::{embedding_backward, embedding_forward};
 pub use gradcheck::{GradcheckOptions, GradcheckReport, gradcheck};
 pub use linear::{LinearGrads, linear_backward, linear_forward};

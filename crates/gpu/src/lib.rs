@@ -15,7 +15,7 @@ pub use runtime::shaders;
 pub use attention::{
     GpuAttentionGrads, GpuAttentionInput, GpuAttentionOutput, attention_backward, attention_forward,
 };
-pub use elementwise::{add, axpby, axpy_into, concat, narrow};
+pub use elementwise::{add, axpby, axpy_into, concat, narrow, narrow_backward};
 pub use embedding::{GpuIds, embedding_backward, embedding_forward, upload_ids};
 pub use gemm::matmul;
 pub use linear::{GpuLinearGrads, linear_backward, linear_forward};

@@ -175,7 +175,10 @@ impl Shader {
                 optim::SumParams::BLOCK,
                 optim::ClipParams::BLOCK,
             ],
-            Shader::Elementwise => &[elementwise::AxpbyParams::BLOCK],
+            Shader::Elementwise => &[
+                elementwise::AxpbyParams::BLOCK,
+                elementwise::StridedParams::BLOCK,
+            ],
             Shader::Pool => &[pool::PoolParams::BLOCK],
         }
     }

@@ -171,6 +171,20 @@ pub(crate) mod elementwise {
             b: f32,
             _pad: u32,
         }
+
+        /// The parameters of elementwise.wgsl's `strided_copy`: element e of n is r of block
+        /// o = e / chunk, read at src_off + o * src_stride + r, written at
+        /// dst_off + o * dst_stride + r.
+        struct StridedParams {
+            n: u32,
+            chunk: u32,
+            src_off: u32,
+            src_stride: u32,
+            dst_off: u32,
+            dst_stride: u32,
+            _pad0: u32,
+            _pad1: u32,
+        }
     }
 }
 
