@@ -876,3 +876,52 @@ fn reference_outputs_past_memory_are_errors() {
     let e = err_mentions(linear_forward(&layer, &x), &["gemm", "[4194304, 16777216]"]);
     assert!(matches!(e, Error::OutOfMemory { .. }), "{e}");
 }
+
+/// Every error of weight loading by PyTorch's `load_state_dict` rules: names that do not fit
+/// (missing first, then unexpected, with the op), a size mismatch even when not strict.
+#[test]
+fn weight_loading_errors_name_the_keys() {
+    use wgrnn::LoadOptions;
+    let cfg = RnnConfig::new(CellKind::Gru, 2, 3);
+    let w = RnnWeights::<f32>::init(cfg.clone(), 0).unwrap();
+    let mut m = w.tensors().clone();
+    m.remove("weight_hh_l0");
+    m.insert("weight_ih_l1".into(), z(&[9, 3]));
+    let e = err_mentions(
+        RnnWeights::from_tensors(cfg.clone(), m.clone(), &LoadOptions::default()),
+        &["rnn: missing tensor `weight_hh_l0`; unexpected tensor `weight_ih_l1`"],
+    );
+    assert_eq!(e.op(), Some("rnn"));
+    // Not strict, a constructor still needs every tensor; loading into weights does not.
+    err_mentions(
+        RnnWeights::from_tensors(cfg.clone(), m.clone(), &LoadOptions::non_strict()),
+        &["missing tensor `weight_hh_l0`"],
+    );
+    let mut into = w.clone();
+    err_mentions(
+        into.load_state_dict(m.clone(), &LoadOptions::with_prefix("")),
+        &[
+            "missing tensor `weight_hh_l0`",
+            "unexpected tensor `weight_ih_l1`",
+        ],
+    );
+    assert!(
+        into.load_state_dict(m.clone(), &LoadOptions::non_strict())
+            .is_ok()
+    );
+
+    m.insert("bias_hh_l0".into(), z(&[3]));
+    err_mentions(
+        into.load_state_dict(m.clone(), &LoadOptions::non_strict()),
+        &["rnn", "`bias_hh_l0`", "[3]", "[9]"],
+    );
+
+    // Other modules' weights follow the same rules.
+    let lin = LinearWeights::<f32>::init(LinearConfig::new(2, 3), 0).unwrap();
+    let mut lm = lin.tensors().clone();
+    lm.remove("bias");
+    err_mentions(
+        LinearWeights::from_tensors(LinearConfig::new(2, 3), lm, &LoadOptions::default()),
+        &["linear: missing tensor `bias`"],
+    );
+}

@@ -298,18 +298,48 @@ fn checkpoint_round_trip_gives_identical_outputs() {
         )
         .unwrap_err();
     assert!(e.to_string().contains("_reverse"), "{e}");
-    // load_with and a lenient prefix take the forward direction and leave the rest, as
+    // load_with and non-strict options take the forward direction and report the rest, as
     // PyTorch's strict=False does.
-    uni.load_with(
-        ctx,
-        &SafetensorsFile::from_bytes(&bytes).unwrap(),
-        &wgrnn::core::LoadOptions::with_prefix("encoder.rnn."),
-    )
-    .unwrap();
+    let report = uni
+        .load_with(
+            ctx,
+            &SafetensorsFile::from_bytes(&bytes).unwrap(),
+            &wgrnn::core::LoadOptions::non_strict().prefix("encoder.rnn."),
+        )
+        .unwrap();
+    assert!(report.missing_keys.is_empty(), "{report:?}");
+    let want: Vec<String> = ["bias_hh", "bias_ih", "weight_hh", "weight_ih"]
+        .iter()
+        .map(|n| format!("encoder.rnn.{n}_l0_reverse"))
+        .collect();
+    assert_eq!(report.unexpected_keys, want);
     let fwd = ctx.read(uni.get("weight_hh_l0").unwrap()).unwrap();
     assert_eq!(
         fwd,
         ctx.read(params.value.get("weight_hh_l0").unwrap()).unwrap()
+    );
+
+    // A tensor the file lacks keeps its value on the device and is reported missing.
+    let mut partial = SafetensorsFile::from_bytes(&bytes).unwrap();
+    partial.tensors.remove("encoder.rnn.bias_hh_l0");
+    let zeros = GpuWeights::upload(
+        ctx,
+        &RnnWeights::<f32>::zeros(cfg.clone().bidirectional(false)).unwrap(),
+    )
+    .unwrap();
+    let report = zeros
+        .load_with(
+            ctx,
+            &partial,
+            &wgrnn::core::LoadOptions::non_strict().prefix("encoder.rnn."),
+        )
+        .unwrap();
+    assert_eq!(report.missing_keys, ["encoder.rnn.bias_hh_l0"]);
+    let kept = ctx.read(zeros.get("bias_hh_l0").unwrap()).unwrap();
+    assert!(kept.data().iter().all(|v| *v == 0.0), "{kept:?}");
+    assert_eq!(
+        ctx.read(zeros.get("bias_ih_l0").unwrap()).unwrap(),
+        ctx.read(params.value.get("bias_ih_l0").unwrap()).unwrap()
     );
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use wgrnn::core::{LoadOptions, RnnWeights, SafetensorsFile, StoredTensor};
+use wgrnn::core::{LoadOptions, LoadReport, RnnWeights, SafetensorsFile, StoredTensor, TensorMap};
 use wgrnn::{CellKind, Error, RnnConfig, Tensor};
 
 use crate::keras::{fixture_dir, rnn_config};
@@ -73,7 +73,7 @@ fn a_fixture_loads_through_the_public_loader() {
     let path = fixture_dir().join("lstm_2layer_bidir.safetensors");
     let file = SafetensorsFile::read(&path).unwrap();
     let cfg = rnn_config("lstm_2layer_bidir", &file);
-    let w = RnnWeights::<f32>::load(cfg.clone(), &path, &LoadOptions::default()).unwrap();
+    let w = RnnWeights::<f32>::load(cfg.clone(), &path, &LoadOptions::non_strict()).unwrap();
     assert_eq!(w.names().len(), 16);
     for name in w.names() {
         assert_eq!(
@@ -82,9 +82,13 @@ fn a_fixture_loads_through_the_public_loader() {
             "{name}"
         );
     }
-    // The fixture also holds x, y, grads…: strict loading refuses them, by name.
-    let err = RnnWeights::<f32>::load(cfg, &path, &LoadOptions::strict()).unwrap_err();
-    assert!(matches!(err, Error::UnknownTensor { .. }), "{err}");
+    // The fixture also holds x, y, grads…: strict loading (the default) refuses them, by name.
+    let err = RnnWeights::<f32>::load(cfg, &path, &LoadOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, Error::IncompatibleKeys { missing, unexpected, .. }
+            if missing.is_empty() && unexpected.iter().any(|n| n == "x")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -156,12 +160,13 @@ fn missing_misshaped_and_mistyped_tensors_are_named() {
     let err = RnnWeights::<f32>::from_file(lstm(), &missing, &LoadOptions::strict()).unwrap_err();
     assert_eq!(
         err,
-        Error::MissingTensor {
+        Error::IncompatibleKeys {
             op: "rnn",
-            name: "bias_hh_l1_reverse".into()
+            missing: vec!["bias_hh_l1_reverse".into()],
+            unexpected: vec![],
         }
     );
-    assert!(err.to_string().contains("bias_hh_l1_reverse"));
+    assert_eq!(err.to_string(), "rnn: missing tensor `bias_hh_l1_reverse`");
 
     let mut misshaped = full.clone();
     misshaped.insert_real("weight_hh_l0", &Tensor::<f32>::zeros([16, 5]).unwrap());
@@ -177,11 +182,13 @@ fn missing_misshaped_and_mistyped_tensors_are_named() {
     let err = RnnWeights::<f32>::from_file(lstm(), &unknown, &LoadOptions::strict()).unwrap_err();
     assert_eq!(
         err,
-        Error::UnknownTensor {
+        Error::IncompatibleKeys {
             op: "rnn",
-            name: "weight_ih_l2".into()
+            missing: vec![],
+            unexpected: vec!["weight_ih_l2".into()],
         }
     );
+    assert_eq!(err.to_string(), "rnn: unexpected tensor `weight_ih_l2`");
 
     let mut mistyped = full;
     mistyped.insert_ids("weight_ih_l0", &Tensor::new([16, 3], vec![0; 48]).unwrap());
@@ -333,4 +340,141 @@ fn configs_past_usize_are_refused() {
         "{e}"
     );
     assert!(wgrnn::core::EmbeddingWeights::<f32>::zeros(huge).is_err());
+}
+
+/// A file's float tensors, as a map (what `safetensors.torch.load_file` gives a PyTorch user).
+fn tensors_of(file: &SafetensorsFile) -> TensorMap<f32> {
+    file.real_tensors().unwrap()
+}
+
+/// PyTorch's default is `strict=True`, and so is every constructor of the options but
+/// `non_strict`; the prefix builder keeps the strictness it is given.
+#[test]
+fn load_options_are_strict_unless_said_otherwise() {
+    assert!(LoadOptions::default().strict);
+    assert_eq!(LoadOptions::default(), LoadOptions::strict());
+    assert!(LoadOptions::with_prefix("enc.").strict);
+    assert_eq!(LoadOptions::with_prefix("enc.").prefix, "enc.");
+    let lenient = LoadOptions::non_strict().prefix("enc.");
+    assert_eq!((lenient.strict, lenient.prefix.as_str()), (false, "enc."));
+
+    let mut file = RnnWeights::<f32>::init(lstm(), 1).unwrap().to_file();
+    file.insert_real("head.weight", &Tensor::<f32>::zeros([2]).unwrap());
+    let e = RnnWeights::<f32>::from_file(lstm(), &file, &LoadOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::IncompatibleKeys { .. }), "{e}");
+    assert!(RnnWeights::<f32>::from_file(lstm(), &file, &LoadOptions::non_strict()).is_ok());
+}
+
+/// `load_state_dict(sd, strict=False)`: what the source holds is loaded, the rest keeps its
+/// value, and the report names the missing keys in `state_dict` order and the unexpected ones
+/// sorted, prefix included; tensors outside the prefix are neither loaded nor reported.
+#[test]
+fn non_strict_loading_keeps_what_is_missing_and_reports_it() {
+    let init = RnnWeights::<f32>::init(lstm(), 1).unwrap();
+    let other = RnnWeights::<f32>::init(lstm(), 2).unwrap();
+    let mut file = SafetensorsFile::default();
+    for (n, t) in other.tensors() {
+        file.insert_real(format!("enc.{n}"), t);
+    }
+    // Removed in this order so that state_dict order (layer 0 first) and sorted order differ.
+    file.tensors.remove("enc.weight_hh_l0");
+    file.tensors.remove("enc.bias_ih_l1");
+    file.insert_real("enc.weight_ih_l2", &Tensor::<f32>::zeros([16, 8]).unwrap());
+    file.insert_real("enc.head", &Tensor::<f32>::zeros([3]).unwrap());
+    file.insert_ids("enc.tokens", &Tensor::new([2], vec![1, 2]).unwrap());
+    file.insert_real("dec.weight_ih_l0", &Tensor::<f32>::zeros([1]).unwrap());
+    let want = LoadReport {
+        missing_keys: vec!["enc.weight_hh_l0".into(), "enc.bias_ih_l1".into()],
+        unexpected_keys: vec![
+            "enc.head".into(),
+            "enc.tokens".into(),
+            "enc.weight_ih_l2".into(),
+        ],
+    };
+    let opts = LoadOptions::non_strict().prefix("enc.");
+
+    let mut w = init.clone();
+    assert_eq!(w.load_state_dict_from(&file, &opts).unwrap(), want);
+    for name in w.names() {
+        let src = if ["weight_hh_l0", "bias_ih_l1"].contains(&name.as_str()) {
+            &init
+        } else {
+            &other
+        };
+        assert_eq!(w.get(&name).unwrap(), src.get(&name).unwrap(), "{name}");
+    }
+    // The map form agrees (integer tensors are not in a float map, so one fewer unexpected).
+    let mut m = init.clone();
+    let report = m.load_state_dict(tensors_of(&file), &opts).unwrap();
+    assert_eq!(report.missing_keys, want.missing_keys);
+    assert_eq!(report.unexpected_keys, ["enc.head", "enc.weight_ih_l2"]);
+    assert!(!report.is_exact());
+    assert_eq!(m, w);
+    // An exact source reports nothing and loads strictly.
+    let mut s = init.clone();
+    let exact = s
+        .load_state_dict(other.tensors().clone(), &LoadOptions::strict())
+        .unwrap();
+    assert!(exact.is_exact(), "{exact:?}");
+    assert_eq!(s, other);
+}
+
+/// Strict loading into existing weights refuses any mismatch with one error that names what
+/// is missing first and the unexpected after, and changes nothing.
+#[test]
+fn strict_loading_names_missing_then_unexpected_and_changes_nothing() {
+    let init = RnnWeights::<f32>::init(lstm(), 1).unwrap();
+    let mut file = RnnWeights::<f32>::init(lstm(), 2).unwrap().to_file();
+    file.tensors.remove("bias_hh_l0");
+    file.tensors.remove("weight_ih_l1_reverse");
+    file.insert_real("aaa", &Tensor::<f32>::zeros([1]).unwrap());
+    let mut w = init.clone();
+    let e = w
+        .load_state_dict_from(&file, &LoadOptions::strict())
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "rnn: missing tensors `bias_hh_l0`, `weight_ih_l1_reverse`; unexpected tensor `aaa`"
+    );
+    assert_eq!(w, init);
+    let e = w
+        .load_state_dict(tensors_of(&file), &LoadOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::IncompatibleKeys { missing, unexpected, .. }
+        if missing.len() == 2 && unexpected == &["aaa"]),
+        "{e}"
+    );
+    assert_eq!(w, init);
+    // A constructor has no initial values: missing tensors are an error even when not strict,
+    // and the unexpected ones are named beside them.
+    let e = RnnWeights::<f32>::from_file(lstm(), &file, &LoadOptions::non_strict()).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("rnn: missing tensors `bias_hh_l0`"),
+        "{e}"
+    );
+    assert!(e.to_string().ends_with("unexpected tensor `aaa`"), "{e}");
+}
+
+/// As in PyTorch, a size mismatch is an error even when not strict, and nothing is loaded: a
+/// tensor that matched before the mis-shaped one keeps its old value.
+#[test]
+fn misshaped_tensors_are_errors_even_when_not_strict() {
+    let init = RnnWeights::<f32>::init(lstm(), 1).unwrap();
+    let mut file = RnnWeights::<f32>::init(lstm(), 2).unwrap().to_file();
+    file.insert_real("weight_ih_l1", &Tensor::<f32>::zeros([16, 3]).unwrap());
+    let want = Error::shape("rnn", "weight_ih_l1", &[16, 8], &[16, 3]);
+    let mut w = init.clone();
+    let opts = LoadOptions::non_strict();
+    assert_eq!(w.load_state_dict_from(&file, &opts).unwrap_err(), want);
+    assert_eq!(
+        w.load_state_dict(tensors_of(&file), &opts).unwrap_err(),
+        want
+    );
+    assert_eq!(w, init);
+    assert_eq!(
+        RnnWeights::<f32>::from_file(lstm(), &file, &opts).unwrap_err(),
+        want
+    );
 }

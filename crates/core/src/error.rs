@@ -19,6 +19,23 @@ fn fmt_numel(shape: &[usize]) -> String {
     }
 }
 
+/// The key lists of [`Error::IncompatibleKeys`]: "missing tensors `a`, `b`; unexpected tensor `c`".
+fn fmt_keys(missing: &[String], unexpected: &[String]) -> String {
+    let list = |what: &str, names: &[String]| {
+        let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        let s = if names.len() == 1 { "" } else { "s" };
+        format!("{what} tensor{s} {}", quoted.join(", "))
+    };
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(list("missing", missing));
+    }
+    if !unexpected.is_empty() {
+        parts.push(list("unexpected", unexpected));
+    }
+    parts.join("; ")
+}
+
 /// Every error of the crates. New kinds may be added: a `match` outside wgrnn needs a `_` arm.
 /// The constructors below build the common kinds; [`Error::op`] says which operation failed.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -88,6 +105,16 @@ pub enum Error {
     /// A weight set has a tensor its config does not know (strict loading only).
     #[error("{op}: unexpected tensor `{name}`")]
     UnknownTensor { op: &'static str, name: String },
+
+    /// A `state_dict` does not fit the config's parameter names, said as PyTorch's
+    /// `load_state_dict` says it: what is missing first (in `state_dict` order), then what is
+    /// unexpected (sorted); full names, prefix included. Either list may be empty.
+    #[error("{op}: {}", fmt_keys(missing, unexpected))]
+    IncompatibleKeys {
+        op: &'static str,
+        missing: Vec<String>,
+        unexpected: Vec<String>,
+    },
 
     /// A stored tensor has a dtype that cannot be read as the requested type.
     #[error("tensor `{name}` has dtype {got}, expected {expected}")]
@@ -190,6 +217,7 @@ impl Error {
             | Error::InvalidArgument { op, .. }
             | Error::MissingTensor { op, .. }
             | Error::UnknownTensor { op, .. }
+            | Error::IncompatibleKeys { op, .. }
             | Error::Device { op, .. }
             | Error::TooLarge { op, .. }
             | Error::LoopLimit { op, .. }

@@ -14,19 +14,29 @@ use crate::tensor::{Tensor, TensorMap, try_with_capacity};
 
 const OP_READ: &str = "safetensors read";
 
-/// How a weight set is picked out of a file or map.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// How a weight set is picked out of a file or map, with PyTorch's `load_state_dict` rules.
+/// The default is strict, as PyTorch's is: every parameter must be there and nothing else
+/// under the prefix may be.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadOptions {
     /// Prepended to every parameter name: `"encoder.rnn."` finds `encoder.rnn.weight_ih_l0` in the
-    /// `state_dict` of a whole model.
+    /// `state_dict` of a whole model. Tensors outside the prefix are always ignored.
     pub prefix: String,
-    /// Reject tensors under `prefix` that the config does not name (PyTorch's `strict=True`).
-    /// Tensors outside the prefix are always ignored.
+    /// PyTorch's `strict`: `true` refuses a tensor missing from, or not named by, the config
+    /// (under `prefix`); `false` loads what matches, reports the rest in a [`LoadReport`], and
+    /// keeps the initial values of what is missing (`Weights::load_state_dict`). A tensor of
+    /// the wrong shape is an error either way, as in PyTorch.
     pub strict: bool,
 }
 
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self::strict()
+    }
+}
+
 impl LoadOptions {
-    /// Exactly the config's tensors, no prefix: what `save` writes.
+    /// Exactly the config's tensors, no prefix: what `save` writes (the default).
     pub fn strict() -> Self {
         Self {
             prefix: String::new(),
@@ -34,12 +44,41 @@ impl LoadOptions {
         }
     }
 
-    /// The config's tensors under `prefix`, anything else in the file ignored.
-    pub fn with_prefix(prefix: impl Into<String>) -> Self {
+    /// PyTorch's `strict=False`, no prefix: what matches loads, the rest is reported.
+    pub fn non_strict() -> Self {
         Self {
-            prefix: prefix.into(),
+            prefix: String::new(),
             strict: false,
         }
+    }
+
+    /// Exactly the config's tensors under `prefix`, strict; anything outside it is ignored.
+    pub fn with_prefix(prefix: impl Into<String>) -> Self {
+        Self::strict().prefix(prefix)
+    }
+
+    /// The same options under another prefix: `LoadOptions::non_strict().prefix("enc.")`.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+}
+
+/// What a non-strict load did not match, as PyTorch's `load_state_dict` returns it
+/// (`_IncompatibleKeys`): full names, prefix included. `missing_keys` are the config's
+/// parameters the source lacked, in `state_dict` order (they keep their values);
+/// `unexpected_keys` the source's tensors under the prefix that the config does not name,
+/// sorted (they were not read).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    pub missing_keys: Vec<String>,
+    pub unexpected_keys: Vec<String>,
+}
+
+impl LoadReport {
+    /// Whether every parameter loaded and nothing was left over: what strict loading demands.
+    pub fn is_exact(&self) -> bool {
+        self.missing_keys.is_empty() && self.unexpected_keys.is_empty()
     }
 }
 

@@ -17,12 +17,12 @@ pub use config::{
     PoolMode, RnnConfig, RnnDims, Score, check_lengths,
 };
 pub use error::{Error, Result};
-pub use io::{LoadOptions, SafetensorsFile, StoredTensor};
+pub use io::{LoadOptions, LoadReport, SafetensorsFile, StoredTensor};
 pub use optim::{OptimizerConfig, clip_coefficient, validate_max_norm};
 pub use real::Real;
 pub use rng::SplitMix64;
 pub use tensor::{Tensor, TensorMap};
 pub use weights::{
     AttentionWeights, DirectionWeights, EmbeddingWeights, LinearWeights, ParamLayout, RnnWeights,
-    Weights,
+    Weights, pick_state_dict,
 };

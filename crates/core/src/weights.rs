@@ -1,11 +1,12 @@
 //! Weight sets: the named parameters of one op, with PyTorch's names and shapes, checked against
 //! the op's config on every construction, so an op can rely on every tensor being there and right.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::config::{AttentionConfig, EmbeddingConfig, Init, LinearConfig, ParamSpec, RnnConfig};
 use crate::error::{Error, Result};
-use crate::io::{LoadOptions, SafetensorsFile};
+use crate::io::{LoadOptions, LoadReport, SafetensorsFile};
 use crate::real::Real;
 use crate::rng::SplitMix64;
 use crate::tensor::{Tensor, TensorMap, try_filled};
@@ -101,6 +102,134 @@ fn check_counts<C: ParamLayout>(config: &C) -> Result<()> {
     Ok(())
 }
 
+/// Where a source's names meet a config's parameters.
+struct KeyMatch {
+    /// (the source's name, the parameter) for each parameter the source holds.
+    found: Vec<(String, ParamSpec)>,
+    report: LoadReport,
+}
+
+/// Matches the source's `names` under `opts.prefix` with `config`'s parameters.
+fn match_keys<'a, C: ParamLayout>(
+    config: &C,
+    names: impl IntoIterator<Item = &'a str>,
+    opts: &LoadOptions,
+) -> Result<KeyMatch> {
+    let p = &opts.prefix;
+    let present: BTreeSet<&str> = names.into_iter().filter(|n| n.starts_with(p)).collect();
+    let mut used = BTreeSet::new();
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for spec in config.param_specs() {
+        let full = format!("{p}{}", spec.name);
+        if !present.contains(full.as_str()) {
+            missing.push(full);
+            continue;
+        }
+        used.insert(full.clone());
+        found.push((full, spec));
+    }
+    let unexpected = present
+        .into_iter()
+        .filter(|n| !used.contains(*n))
+        .map(str::to_string)
+        .collect();
+    let report = LoadReport {
+        missing_keys: missing,
+        unexpected_keys: unexpected,
+    };
+    Ok(KeyMatch { found, report })
+}
+
+fn incompatible<C: ParamLayout>(report: LoadReport) -> Error {
+    Error::IncompatibleKeys {
+        op: C::OP,
+        missing: report.missing_keys,
+        unexpected: report.unexpected_keys,
+    }
+}
+
+/// A load into existing weights: strict refuses any mismatch, non-strict reports it.
+fn strict_check<C: ParamLayout>(report: LoadReport, opts: &LoadOptions) -> Result<LoadReport> {
+    if opts.strict && !report.is_exact() {
+        return Err(incompatible::<C>(report));
+    }
+    Ok(report)
+}
+
+/// A set built from the source alone needs every parameter, strict or not; the unexpected
+/// tensors are named beside the missing ones, as they often say why (a cell's `weight_ih`
+/// given to a two-layer config).
+fn require_complete<C: ParamLayout>(report: LoadReport) -> Result<()> {
+    if report.missing_keys.is_empty() {
+        return Ok(());
+    }
+    Err(incompatible::<C>(report))
+}
+
+fn check_shape<C: ParamLayout>(src: &str, spec: &ParamSpec, got: &[usize]) -> Result<()> {
+    if got != spec.shape.as_slice() {
+        return Err(Error::shape(C::OP, src, &spec.shape, got));
+    }
+    Ok(())
+}
+
+/// Moves the found tensors out of `tensors`, under their parameter names; every shape is
+/// checked before any is moved, so an error leaves the caller's weights as they were.
+fn take_found<C: ParamLayout, T: Real>(
+    tensors: &mut TensorMap<T>,
+    found: Vec<(String, ParamSpec)>,
+) -> Result<TensorMap<T>> {
+    for (src, spec) in &found {
+        if let Some(t) = tensors.get(src) {
+            check_shape::<C>(src, spec, t.shape())?;
+        }
+    }
+    let mut picked = TensorMap::new();
+    for (src, spec) in found {
+        let t = tensors.remove(&src).ok_or_else(|| Error::MissingTensor {
+            op: C::OP,
+            name: src.clone(),
+        })?;
+        picked.insert(spec.name, t);
+    }
+    Ok(picked)
+}
+
+/// Converts the found tensors of `file` to `T`, under their parameter names, each shape
+/// checked before its data is converted.
+fn read_found<C: ParamLayout, T: Real>(
+    file: &SafetensorsFile,
+    found: &[(String, ParamSpec)],
+) -> Result<TensorMap<T>> {
+    let mut picked = TensorMap::new();
+    for (src, spec) in found {
+        let stored = file.tensors.get(src).ok_or_else(|| Error::MissingTensor {
+            op: C::OP,
+            name: src.clone(),
+        })?;
+        check_shape::<C>(src, spec, &stored.shape)?;
+        picked.insert(spec.name.clone(), stored.to_real(src)?);
+    }
+    Ok(picked)
+}
+
+/// The tensors of `file` that `config` names (under `opts.prefix`), converted to `T` and keyed by parameter name, with what did not
+/// match: the rule of [`Weights::load_state_dict_from`], for loaders that write elsewhere (the
+/// device's weights). Strict refuses any mismatch; a mis-shaped or unreadable tensor is an
+/// error either way.
+pub fn pick_state_dict<C: ParamLayout, T: Real>(
+    config: &C,
+    file: &SafetensorsFile,
+    opts: &LoadOptions,
+) -> Result<(TensorMap<T>, LoadReport)> {
+    config.validate()?;
+    let m = match_keys(config, file.tensors.keys().map(String::as_str), opts)?;
+    let report = strict_check::<C>(m.report, opts)?;
+    let picked = read_found::<C, T>(file, &m.found)?;
+    Ok((picked, report))
+}
+
 impl<C: ParamLayout, T: Real> Weights<C, T> {
     /// Random init from a seed, with PyTorch's distributions (see each config's `param_specs`).
     /// The generator is SplitMix64, so a seed gives the same weights everywhere.
@@ -138,61 +267,30 @@ impl<C: ParamLayout, T: Real> Weights<C, T> {
         Ok(Self { config, tensors })
     }
 
-    /// Picks the config's tensors out of `tensors` (names under `opts.prefix`). A missing or
-    /// mis-shaped tensor is an error naming it; so is an unknown one when `opts.strict`.
+    /// Builds a set from `tensors` alone (names under `opts.prefix`), by PyTorch's
+    /// `load_state_dict` rules: strict refuses a missing or an unexpected tensor with one
+    /// [`Error::IncompatibleKeys`] naming both kinds, missing first. A set built from nothing
+    /// else has no initial value to keep, so every parameter must be there even when not
+    /// strict (which then only ignores unexpected tensors); to keep initial values, `init` and
+    /// [`Weights::load_state_dict`]. A mis-shaped tensor is an error, strict or not.
     pub fn from_tensors(config: C, mut tensors: TensorMap<T>, opts: &LoadOptions) -> Result<Self> {
         config.validate()?;
-        let specs = config.param_specs();
-        let mut picked = TensorMap::new();
-        for spec in &specs {
-            let full = format!("{}{}", opts.prefix, spec.name);
-            let t = tensors.remove(&full).ok_or_else(|| Error::MissingTensor {
-                op: C::OP,
-                name: full.clone(),
-            })?;
-            if t.shape() != spec.shape.as_slice() {
-                return Err(Error::shape(C::OP, full, &spec.shape, t.shape()));
-            }
-            picked.insert(spec.name.clone(), t);
-        }
-        if opts.strict {
-            if let Some(extra) = tensors.keys().find(|k| k.starts_with(&opts.prefix)) {
-                return Err(Error::UnknownTensor {
-                    op: C::OP,
-                    name: extra.clone(),
-                });
-            }
-        }
+        let m = match_keys(&config, tensors.keys().map(String::as_str), opts)?;
+        require_complete::<C>(strict_check::<C>(m.report, opts)?)?;
+        let picked = take_found::<C, T>(&mut tensors, m.found)?;
         Ok(Self {
             config,
             tensors: picked,
         })
     }
 
-    /// Loads from a parsed safetensors file (any float dtype on disk).
+    /// [`Weights::from_tensors`] from a parsed safetensors file (any float dtype on disk).
     pub fn from_file(config: C, file: &SafetensorsFile, opts: &LoadOptions) -> Result<Self> {
-        // Only names under the prefix are converted; other tensors (ids, other layers) may be
-        // of any dtype and are left alone.
         config.validate()?;
-        let wanted: std::collections::HashSet<String> = config
-            .param_specs()
-            .iter()
-            .map(|s| format!("{}{}", opts.prefix, s.name))
-            .collect();
-        let mut tensors = TensorMap::new();
-        for (name, stored) in &file.tensors {
-            if name.starts_with(&opts.prefix) {
-                if wanted.contains(name) {
-                    tensors.insert(name.clone(), stored.to_real(name)?);
-                } else if opts.strict {
-                    return Err(Error::UnknownTensor {
-                        op: C::OP,
-                        name: name.clone(),
-                    });
-                }
-            }
-        }
-        Self::from_tensors(config, tensors, opts)
+        let m = match_keys(&config, file.tensors.keys().map(String::as_str), opts)?;
+        require_complete::<C>(strict_check::<C>(m.report, opts)?)?;
+        let tensors = read_found::<C, T>(file, &m.found)?;
+        Ok(Self { config, tensors })
     }
 
     pub fn from_safetensors(config: C, bytes: &[u8], opts: &LoadOptions) -> Result<Self> {
@@ -201,6 +299,34 @@ impl<C: ParamLayout, T: Real> Weights<C, T> {
 
     pub fn load(config: C, path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Self> {
         Self::from_file(config, &SafetensorsFile::read(path)?, opts)
+    }
+
+    /// PyTorch's `module.load_state_dict(tensors, strict)`: overwrites the parameters that
+    /// `tensors` holds (names under `opts.prefix`) and keeps the others as they are. Strict
+    /// refuses any missing or unexpected tensor; not strict returns them in the report. A
+    /// mis-shaped tensor is an error either way. On any error nothing is changed.
+    pub fn load_state_dict(
+        &mut self,
+        mut tensors: TensorMap<T>,
+        opts: &LoadOptions,
+    ) -> Result<LoadReport> {
+        let m = match_keys(&self.config, tensors.keys().map(String::as_str), opts)?;
+        let report = strict_check::<C>(m.report, opts)?;
+        let picked = take_found::<C, T>(&mut tensors, m.found)?;
+        self.tensors.extend(picked);
+        Ok(report)
+    }
+
+    /// [`Weights::load_state_dict`] from a parsed safetensors file (any float dtype on disk;
+    /// tensors it does not load are not converted, so they may be of any dtype).
+    pub fn load_state_dict_from(
+        &mut self,
+        file: &SafetensorsFile,
+        opts: &LoadOptions,
+    ) -> Result<LoadReport> {
+        let (picked, report) = pick_state_dict::<C, T>(&self.config, file, opts)?;
+        self.tensors.extend(picked);
+        Ok(report)
     }
 
     /// The parameters as a safetensors file with PyTorch names (stored in `T`'s dtype).

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use wgrnn_core::{Error, LoadOptions, ParamLayout, Result, SafetensorsFile, Weights};
+use wgrnn_core::{
+    Error, LoadOptions, LoadReport, ParamLayout, Result, SafetensorsFile, Weights, pick_state_dict,
+};
 
 use crate::runtime::context::Context;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext};
@@ -103,32 +105,31 @@ impl<C: ParamLayout> GpuWeights<C> {
     /// PyTorch's `load_state_dict` is by default: a tensor there that the config does not name
     /// (a second layer, a reverse direction) is an error, not a weight dropped in silence.
     pub fn load_from(&self, ctx: &Context, file: &SafetensorsFile, prefix: &str) -> Result<()> {
-        let opts = LoadOptions {
-            prefix: prefix.to_string(),
-            strict: true,
-        };
-        self.load_with(ctx, file, &opts)
+        self.load_with(ctx, file, &LoadOptions::with_prefix(prefix))
+            .map(|_| ())
     }
 
-    /// [`GpuWeights::load_from`] with explicit options: `LoadOptions::with_prefix` ignores
-    /// tensors under the prefix that the config does not name (PyTorch's `strict=False`).
+    /// [`GpuWeights::load_from`] with explicit options, as `Weights::load_state_dict_from`:
+    /// `LoadOptions::non_strict()` (PyTorch's `strict=False`) overwrites the tensors the file
+    /// holds, keeps the others' values, and returns what did not match.
     pub fn load_with(
         &self,
         ctx: &Context,
         file: &SafetensorsFile,
         opts: &LoadOptions,
-    ) -> Result<()> {
+    ) -> Result<LoadReport> {
         self.check_context(ctx, "load_with", "weights")?;
-        let w = Weights::<C, f32>::from_file(self.config().clone(), file, opts)?;
+        let (picked, report) = pick_state_dict::<C, f32>(self.config(), file, opts)?;
         // A host write lands before any later submit: never under an open recording's use.
         for (name, t) in self.tensors() {
             t.check_settled("load_with", &format!("weights {name}"), true)?;
         }
-        for (name, t) in self.tensors() {
+        for (name, host) in &picked {
+            let t = self.get(name)?;
             ctx.queue
-                .write_buffer(t.raw(), 0, bytemuck::cast_slice(w.get(name)?.data()));
+                .write_buffer(t.raw(), 0, bytemuck::cast_slice(host.data()));
         }
-        Ok(())
+        Ok(report)
     }
 }
 
