@@ -878,7 +878,8 @@ fn reference_outputs_past_memory_are_errors() {
 }
 
 /// Every error of weight loading by PyTorch's `load_state_dict` rules: names that do not fit
-/// (missing first, then unexpected, with the op), a size mismatch even when not strict.
+/// (missing first, then unexpected, with the op), a size mismatch even when not strict, one
+/// parameter under two names, and a cell file asked of a config that is no cell.
 #[test]
 fn weight_loading_errors_name_the_keys() {
     use wgrnn::LoadOptions;
@@ -915,6 +916,18 @@ fn weight_loading_errors_name_the_keys() {
         into.load_state_dict(m.clone(), &LoadOptions::non_strict()),
         &["rnn", "`bias_hh_l0`", "[3]", "[9]"],
     );
+
+    let mut both = w.tensors().clone();
+    both.insert("weight_ih".into(), z(&[9, 2]));
+    err_mentions(
+        RnnWeights::from_tensors(cfg.clone(), both, &LoadOptions::non_strict()),
+        &["rnn", "`state_dict`", "`weight_ih_l0`", "`weight_ih`"],
+    );
+
+    let two = RnnWeights::<f32>::init(cfg.clone().layers(2), 0).unwrap();
+    err_mentions(two.to_cell_file(), &["num_layers", "is 2", "one layer"]);
+    let bi = RnnWeights::<f32>::init(cfg.bidirectional(true), 0).unwrap();
+    err_mentions(bi.to_cell_file(), &["bidirectional", "one direction"]);
 
     // Other modules' weights follow the same rules.
     let lin = LinearWeights::<f32>::init(LinearConfig::new(2, 3), 0).unwrap();

@@ -478,3 +478,124 @@ fn misshaped_tensors_are_errors_even_when_not_strict() {
         want
     );
 }
+
+fn cell_cfg(cell: CellKind) -> RnnConfig {
+    RnnConfig::new(cell, 3, 4)
+}
+
+/// `nn.LSTMCell` & co. save one layer without the `_l0` suffix: a one-layer unidirectional
+/// config takes either form (or a mix), strictly, and refuses a file holding both; saving in
+/// the cell form writes exactly the cell's names.
+#[test]
+fn cell_state_dicts_load_into_one_layer_configs() {
+    for cell in [CellKind::Lstm, CellKind::Gru, CellKind::RnnTanh] {
+        let w = RnnWeights::<f32>::init(cell_cfg(cell), 3).unwrap();
+        let file = w.to_cell_file().unwrap();
+        let names: Vec<&str> = file.tensors.keys().map(String::as_str).collect();
+        assert_eq!(names, ["bias_hh", "bias_ih", "weight_hh", "weight_ih"]);
+        let got = RnnWeights::<f32>::from_file(cell_cfg(cell), &file, &LoadOptions::strict());
+        assert_eq!(got.unwrap(), w, "{cell:?}");
+        // A mix of both forms (a hand-edited file) loads too.
+        let mut mixed = file.clone();
+        let t = mixed.tensors.remove("weight_hh").unwrap();
+        mixed.tensors.insert("weight_hh_l0".into(), t);
+        let got = RnnWeights::<f32>::from_file(cell_cfg(cell), &mixed, &LoadOptions::strict());
+        assert_eq!(got.unwrap(), w, "{cell:?}");
+        // Under a prefix, the cell of a model (`decoder.cell.weight_ih`).
+        let mut model = SafetensorsFile::default();
+        for (n, t) in w.tensors() {
+            model.insert_real(format!("decoder.cell.{}", n.trim_end_matches("_l0")), t);
+        }
+        let got = RnnWeights::<f32>::from_file(
+            cell_cfg(cell),
+            &model,
+            &LoadOptions::with_prefix("decoder.cell."),
+        );
+        assert_eq!(got.unwrap(), w, "{cell:?}");
+    }
+    let no_bias = cell_cfg(CellKind::Gru).bias(false);
+    let w = RnnWeights::<f32>::init(no_bias.clone(), 4).unwrap();
+    let file = w.to_cell_file().unwrap();
+    assert_eq!(file.tensors.len(), 2);
+    assert_eq!(
+        RnnWeights::<f32>::from_file(no_bias, &file, &LoadOptions::strict()).unwrap(),
+        w
+    );
+}
+
+/// One parameter under both names would load one and drop the other in silence: refused,
+/// strict or not, naming both.
+#[test]
+fn a_parameter_under_both_names_is_refused() {
+    let w = RnnWeights::<f32>::init(cell_cfg(CellKind::Lstm), 3).unwrap();
+    let mut both = w.to_file();
+    both.insert_real("bias_ih", w.get("bias_ih_l0").unwrap());
+    for opts in [LoadOptions::strict(), LoadOptions::non_strict()] {
+        let e = RnnWeights::<f32>::from_file(cell_cfg(CellKind::Lstm), &both, &opts).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                Error::InvalidArgument {
+                    op: "rnn",
+                    arg: "state_dict",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("`bias_ih_l0`") && e.to_string().contains("`bias_ih`"),
+            "{e}"
+        );
+        let mut into = w.clone();
+        assert!(into.load_state_dict_from(&both, &opts).is_err());
+    }
+}
+
+/// Cell names given to a config of more than one layer, or of two directions, are not taken
+/// as its first layer: the error names what is missing first (`weight_ih_l0`), then the cell
+/// names it did not expect.
+#[test]
+fn cell_names_for_a_multi_layer_config_name_what_is_missing() {
+    let file = RnnWeights::<f32>::init(cell_cfg(CellKind::Lstm), 3)
+        .unwrap()
+        .to_cell_file()
+        .unwrap();
+    for cfg in [
+        cell_cfg(CellKind::Lstm).layers(2),
+        cell_cfg(CellKind::Lstm).bidirectional(true),
+    ] {
+        let e =
+            RnnWeights::<f32>::from_file(cfg.clone(), &file, &LoadOptions::strict()).unwrap_err();
+        let Error::IncompatibleKeys {
+            missing,
+            unexpected,
+            ..
+        } = &e
+        else {
+            panic!("{cfg:?}: {e}");
+        };
+        assert_eq!(missing[0], "weight_ih_l0", "{e}");
+        assert_eq!(missing.len(), cfg.param_specs().len(), "{e}");
+        assert_eq!(
+            unexpected,
+            &["bias_hh", "bias_ih", "weight_hh", "weight_ih"]
+        );
+        assert!(
+            e.to_string()
+                .starts_with("rnn: missing tensors `weight_ih_l0`, `weight_hh_l0`"),
+            "{e}"
+        );
+        // Not strict: nothing matches, everything is reported, nothing changes.
+        let init = RnnWeights::<f32>::init(cfg, 5).unwrap();
+        let mut w = init.clone();
+        let report = w
+            .load_state_dict_from(&file, &LoadOptions::non_strict())
+            .unwrap();
+        assert_eq!(
+            (&report.missing_keys, &report.unexpected_keys),
+            (missing, unexpected)
+        );
+        assert_eq!(w, init);
+    }
+}

@@ -23,6 +23,11 @@ pub trait ParamLayout: Clone + std::fmt::Debug {
     fn param_specs(&self) -> Vec<ParamSpec>;
     /// Fix-ups after random init (the embedding's padding row is zeroed, as in PyTorch).
     fn after_init<T: Real>(&self, _tensors: &mut TensorMap<T>) {}
+    /// A second name under which a `state_dict` may hold parameter `name`, accepted on load
+    /// (a source holding both is refused); `None` for most parameters.
+    fn alt_name(&self, _name: &str) -> Option<String> {
+        None
+    }
 }
 
 impl ParamLayout for RnnConfig {
@@ -32,6 +37,15 @@ impl ParamLayout for RnnConfig {
     }
     fn param_specs(&self) -> Vec<ParamSpec> {
         RnnConfig::param_specs(self)
+    }
+    /// One layer of one direction is what `nn.LSTMCell`, `nn.GRUCell` and `nn.RNNCell` hold,
+    /// and they save it without the layer suffix (`weight_ih` for `weight_ih_l0`).
+    fn alt_name(&self, name: &str) -> Option<String> {
+        if self.num_layers == 1 && !self.bidirectional {
+            name.strip_suffix("_l0").map(str::to_string)
+        } else {
+            None
+        }
     }
 }
 
@@ -109,7 +123,8 @@ struct KeyMatch {
     report: LoadReport,
 }
 
-/// Matches the source's `names` under `opts.prefix` with `config`'s parameters.
+/// Matches the source's `names` under `opts.prefix` with `config`'s parameters, by their names
+/// or by [`ParamLayout::alt_name`]; a source that gives one parameter under both is refused.
 fn match_keys<'a, C: ParamLayout>(
     config: &C,
     names: impl IntoIterator<Item = &'a str>,
@@ -122,12 +137,27 @@ fn match_keys<'a, C: ParamLayout>(
     let mut missing = Vec::new();
     for spec in config.param_specs() {
         let full = format!("{p}{}", spec.name);
-        if !present.contains(full.as_str()) {
-            missing.push(full);
-            continue;
-        }
-        used.insert(full.clone());
-        found.push((full, spec));
+        let alt = config
+            .alt_name(&spec.name)
+            .map(|a| format!("{p}{a}"))
+            .filter(|a| present.contains(a.as_str()));
+        let src = match (present.contains(full.as_str()), alt) {
+            (true, Some(a)) => {
+                return Err(Error::invalid_argument(
+                    C::OP,
+                    "state_dict",
+                    format!("holds both `{full}` and `{a}`, two names of one parameter"),
+                ));
+            }
+            (true, None) => full,
+            (false, Some(a)) => a,
+            (false, None) => {
+                missing.push(full);
+                continue;
+            }
+        };
+        used.insert(src.clone());
+        found.push((src, spec));
     }
     let unexpected = present
         .into_iter()
@@ -214,10 +244,11 @@ fn read_found<C: ParamLayout, T: Real>(
     Ok(picked)
 }
 
-/// The tensors of `file` that `config` names (under `opts.prefix`), converted to `T` and keyed by parameter name, with what did not
+/// The tensors of `file` that `config` names (under `opts.prefix`, by name or
+/// [`ParamLayout::alt_name`]), converted to `T` and keyed by parameter name, with what did not
 /// match: the rule of [`Weights::load_state_dict_from`], for loaders that write elsewhere (the
-/// device's weights). Strict refuses any mismatch; a mis-shaped or unreadable tensor is an
-/// error either way.
+/// device's weights). Strict refuses any mismatch; a mis-shaped or unreadable tensor, or one
+/// parameter given under two names, is an error either way.
 pub fn pick_state_dict<C: ParamLayout, T: Real>(
     config: &C,
     file: &SafetensorsFile,
@@ -417,6 +448,34 @@ pub struct DirectionWeights<'a, T> {
 }
 
 impl<T: Real> Weights<RnnConfig, T> {
+    /// The parameters as an `nn.LSTMCell`/`nn.GRUCell`/`nn.RNNCell` `state_dict` saves them:
+    /// the names without `_l0`. Only a one-layer unidirectional config is a cell.
+    pub fn to_cell_file(&self) -> Result<SafetensorsFile> {
+        if self.config.num_layers != 1 {
+            return Err(Error::invalid_config(
+                "rnn",
+                "num_layers",
+                format!(
+                    "is {}: a cell state_dict holds one layer",
+                    self.config.num_layers
+                ),
+            ));
+        }
+        if self.config.bidirectional {
+            return Err(Error::invalid_config(
+                "rnn",
+                "bidirectional",
+                "is true: a cell state_dict holds one direction",
+            ));
+        }
+        let mut file = SafetensorsFile::default();
+        for (name, t) in &self.tensors {
+            let cell = self.config.alt_name(name).unwrap_or_else(|| name.clone());
+            file.insert_real(cell, t);
+        }
+        Ok(file)
+    }
+
     /// Weights of `layer`, `direction` (0 forward, 1 reverse).
     pub fn direction(&self, layer: usize, direction: usize) -> Result<DirectionWeights<'_, T>> {
         let sfx = RnnConfig::suffix(layer, direction);
