@@ -4,8 +4,10 @@
 use std::collections::BTreeSet;
 
 use wgrnn::core::{LoadOptions, LoadReport, RnnWeights, SafetensorsFile, StoredTensor, TensorMap};
+use wgrnn::cpu::{RnnInput, rnn_forward};
 use wgrnn::{CellKind, Error, RnnConfig, Tensor};
 
+use crate::common::{F32_FORWARD, assert_tensor_close};
 use crate::keras::{fixture_dir, rnn_config};
 
 fn lstm() -> RnnConfig {
@@ -597,5 +599,59 @@ fn cell_names_for_a_multi_layer_config_name_what_is_missing() {
             (missing, unexpected)
         );
         assert_eq!(w, init);
+    }
+}
+
+fn pytorch_cells_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch_cells")
+}
+
+/// The state dicts PyTorch's cells save (tests/oracle/gen_cell_fixtures.py) load strictly into
+/// a one-layer unidirectional config, and its forward gives what the cell computed, step by
+/// step, in PyTorch.
+#[test]
+fn pytorch_cell_state_dicts_load_and_compute_what_the_cell_did() {
+    let cases = [
+        "lstm_cell",
+        "lstm_cell_nobias",
+        "gru_cell",
+        "rnn_tanh_cell",
+        "rnn_relu_cell",
+    ];
+    for case in cases {
+        let io = SafetensorsFile::read(pytorch_cells_dir().join(format!("{case}_io.safetensors")))
+            .unwrap();
+        let meta = |k: &str| io.meta(k).unwrap_or_else(|| panic!("{case}: no {k}"));
+        let size = |k: &str| meta(k).parse::<usize>().unwrap();
+        let cell = CellKind::from_name(meta("cell")).unwrap();
+        let cfg = RnnConfig::new(cell, size("input_size"), size("hidden_size"))
+            .bias(meta("bias") == "true");
+        let path = pytorch_cells_dir().join(format!("{case}.safetensors"));
+        let sd = SafetensorsFile::read(&path).unwrap();
+        assert!(sd.tensors.keys().all(|n| !n.ends_with("_l0")), "{case}");
+        let w = RnnWeights::<f32>::load(cfg.clone(), &path, &LoadOptions::default()).unwrap();
+        for (n, t) in &sd.tensors {
+            assert_eq!(
+                w.get(&format!("{n}_l0")).unwrap(),
+                &t.to_real::<f32>(n).unwrap(),
+                "{case}: {n}"
+            );
+        }
+        let t = |n: &str| io.real::<f32>(n).unwrap();
+        let (x, h0) = (t("x"), t("h0"));
+        let c0 = cell.has_cell_state().then(|| t("c0"));
+        let mut input = RnnInput::new(&x).h0(&h0);
+        if let Some(c0) = &c0 {
+            input = input.c0(c0);
+        }
+        let out = rnn_forward(&w, input).unwrap();
+        assert_tensor_close(&format!("{case}: y"), &out.y, &t("y"), F32_FORWARD);
+        assert_tensor_close(&format!("{case}: h_n"), &out.h_n, &t("h_n"), F32_FORWARD);
+        if let Some(c_n) = &out.c_n {
+            assert_tensor_close(&format!("{case}: c_n"), c_n, &t("c_n"), F32_FORWARD);
+        }
+        // Saved in the cell form again, the file holds PyTorch's names and values exactly.
+        let back = w.to_cell_file().unwrap();
+        assert_eq!(back.tensors, sd.tensors, "{case}");
     }
 }
