@@ -928,6 +928,12 @@ fn weight_loading_errors_name_the_keys() {
     err_mentions(two.to_cell_file(), &["num_layers", "is 2", "one layer"]);
     let bi = RnnWeights::<f32>::init(cfg.bidirectional(true), 0).unwrap();
     err_mentions(bi.to_cell_file(), &["bidirectional", "one direction"]);
+    let lstm = RnnConfig::new(CellKind::Lstm, 2, 3);
+    let proj = RnnWeights::<f32>::init(lstm.proj_size(2), 0).unwrap();
+    err_mentions(proj.to_cell_file(), &["proj_size", "is 2", "nn.LSTMCell"]);
+    let before = RnnConfig::new(CellKind::Gru, 2, 3).gru_reset(wgrnn::GruReset::Before);
+    let before = RnnWeights::<f32>::init(before, 0).unwrap();
+    err_mentions(before.to_cell_file(), &["gru_reset", "nn.GRUCell"]);
 
     // Other modules' weights follow the same rules.
     let lin = LinearWeights::<f32>::init(LinearConfig::new(2, 3), 0).unwrap();

@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::config::{AttentionConfig, EmbeddingConfig, Init, LinearConfig, ParamSpec, RnnConfig};
+use crate::config::{
+    AttentionConfig, EmbeddingConfig, GruReset, Init, LinearConfig, ParamSpec, RnnConfig,
+};
 use crate::error::{Error, Result};
 use crate::io::{LoadOptions, LoadReport, SafetensorsFile};
 use crate::real::Real;
@@ -447,27 +449,43 @@ pub struct DirectionWeights<'a, T> {
     pub weight_hr: Option<&'a Tensor<T>>,
 }
 
+/// Refuses a config no PyTorch cell computes, naming the field: a file saved in the cell form
+/// would load into `nn.LSTMCell` & co. and compute something else (or not load at all).
+fn check_cell_form(c: &RnnConfig) -> Result<()> {
+    let refuse = |field, reason: String| Err(Error::invalid_config("rnn", field, reason));
+    if c.num_layers != 1 {
+        let n = c.num_layers;
+        return refuse(
+            "num_layers",
+            format!("is {n}: a cell state_dict holds one layer"),
+        );
+    }
+    if c.bidirectional {
+        return refuse(
+            "bidirectional",
+            "is true: a cell holds one direction".into(),
+        );
+    }
+    if c.proj_size != 0 {
+        let p = c.proj_size;
+        return refuse(
+            "proj_size",
+            format!("is {p}: nn.LSTMCell has no projection"),
+        );
+    }
+    if c.gru_reset != GruReset::After {
+        let why = "is before: nn.GRUCell applies the reset gate after W_hn";
+        return refuse("gru_reset", why.into());
+    }
+    Ok(())
+}
+
 impl<T: Real> Weights<RnnConfig, T> {
     /// The parameters as an `nn.LSTMCell`/`nn.GRUCell`/`nn.RNNCell` `state_dict` saves them:
-    /// the names without `_l0`. Only a one-layer unidirectional config is a cell.
+    /// the names without `_l0`. Only a config a PyTorch cell computes is one: one layer, one
+    /// direction, no projection, the reset gate where `nn.GRUCell` applies it.
     pub fn to_cell_file(&self) -> Result<SafetensorsFile> {
-        if self.config.num_layers != 1 {
-            return Err(Error::invalid_config(
-                "rnn",
-                "num_layers",
-                format!(
-                    "is {}: a cell state_dict holds one layer",
-                    self.config.num_layers
-                ),
-            ));
-        }
-        if self.config.bidirectional {
-            return Err(Error::invalid_config(
-                "rnn",
-                "bidirectional",
-                "is true: a cell state_dict holds one direction",
-            ));
-        }
+        check_cell_form(&self.config)?;
         let mut file = SafetensorsFile::default();
         for (name, t) in &self.tensors {
             let cell = self.config.alt_name(name).unwrap_or_else(|| name.clone());
