@@ -606,3 +606,59 @@ fn f16_weight_storage_rounds_the_recurrent_weights(f16: &Context) {
     );
 }
 per_path!([f16_panel]: f16_weight_storage_rounds_the_recurrent_weights);
+
+/// An unbatched call on the device (`x` `[T, I]`, states `[L·D, H]`) gives the batch-of-one
+/// call's results and gradients bit for bit, with the batch axis dropped.
+#[test]
+fn unbatched_input_is_a_batch_of_one() {
+    let _watch = crate::validation::watch();
+    let ctx = ctx();
+    let lstm = RnnConfig::new(CellKind::Lstm, 3, 5).proj_size(2);
+    let gru = RnnConfig::new(CellKind::Gru, 3, 5);
+    for cfg in [lstm, gru] {
+        let cfg = cfg.layers(2).bidirectional(true).batch_first(true);
+        let w = RnnWeights::<f32>::init(cfg.clone(), 5).unwrap();
+        let gw = GpuWeights::upload(ctx, &w).unwrap();
+        let mut rng = SplitMix64::new(6);
+        let (t, ld, ps) = (4, 4, cfg.state_size());
+        let up = |t: &Tensor<f32>| ctx.upload(t).unwrap();
+        let x = up(&random(&mut rng, &[t, 3], 1.0));
+        let h0 = up(&random(&mut rng, &[ld, ps], 0.5));
+        let dy = up(&random(&mut rng, &[t, cfg.output_size()], 1.0));
+        let view = |g: &wgrnn::gpu::GpuTensor, s: &[usize]| g.reshaped(s.to_vec()).unwrap();
+        let (xb, h0b) = (view(&x, &[1, t, 3]), view(&h0, &[ld, 1, ps]));
+        let dyb = view(&dy, &[1, t, cfg.output_size()]);
+        let run = |x, h0, dy| {
+            let (out, tape) =
+                wgrnn::gpu::rnn_forward_train(ctx, &gw, GpuRnnInput::new(x).h0(h0)).unwrap();
+            let up = GpuRnnOutputGrads {
+                dy: Some(dy),
+                ..Default::default()
+            };
+            let g = wgrnn::gpu::rnn_backward(ctx, &gw, &tape, up, None).unwrap();
+            let mut all = vec![out.y.shape().to_vec(), out.h_n.shape().to_vec()];
+            all.extend([g.dx.shape().to_vec(), g.dh0.shape().to_vec()]);
+            let mut vals = bits(ctx, &out.y);
+            for t in [&out.h_n, &g.dx, &g.dh0] {
+                vals.extend(bits(ctx, t));
+            }
+            (all, vals)
+        };
+        let (shapes, got) = run(&x, &h0, &dy);
+        let (_, want) = run(&xb, &h0b, &dyb);
+        let what = format!("{cfg:?}");
+        assert_eq!(
+            shapes,
+            [
+                vec![t, cfg.output_size()],
+                vec![ld, ps],
+                vec![t, 3],
+                vec![ld, ps]
+            ],
+            "{what}: shapes"
+        );
+        assert_eq!(got, want, "{what}: unbatched differs from a batch of one");
+        let bad = wgrnn::gpu::rnn_forward(ctx, &gw, GpuRnnInput::new(&x).h0(&h0b)).unwrap_err();
+        assert!(bad.to_string().contains("h0"), "{what}: {bad}");
+    }
+}

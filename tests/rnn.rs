@@ -294,3 +294,101 @@ fn defaults_and_batch_first_agree_with_explicit_forms() {
         assert_eq!(bf.h_n, implicit.h_n, "{cell:?}: batch_first h_n");
     }
 }
+
+/// PyTorch's unbatched call (`x` `[T, I]`, states `[L·D, H]`) is the batch-of-one call with the
+/// batch axis dropped, forward and backward, in both layouts; a 3-D state beside a 2-D `x`
+/// is refused by name.
+#[test]
+fn unbatched_input_is_a_batch_of_one() {
+    let lstm = RnnConfig::new(CellKind::Lstm, 3, 4).proj_size(2);
+    let gru = RnnConfig::new(CellKind::Gru, 3, 4).gru_reset(GruReset::Before);
+    for (i, cfg) in [lstm, gru].into_iter().enumerate() {
+        for batch_first in [false, true] {
+            let cfg = cfg
+                .clone()
+                .layers(2)
+                .bidirectional(true)
+                .batch_first(batch_first);
+            let w = RnnWeights::<f64>::init(cfg.clone(), 90 + i as u64).unwrap();
+            let mut rng = SplitMix64::new(91);
+            let (t, ld) = (5, 4);
+            let x: Tensor<f64> = random(&mut rng, &[t, 3], 1.0);
+            let h0: Tensor<f64> = random(&mut rng, &[ld, cfg.state_size()], 0.5);
+            let c0: Tensor<f64> = random(&mut rng, &[ld, 4], 0.5);
+            let dy: Tensor<f64> = random(&mut rng, &[t, cfg.output_size()], 1.0);
+            let dh: Tensor<f64> = random(&mut rng, &[ld, cfg.state_size()], 1.0);
+            let lstm = cfg.cell == CellKind::Lstm;
+            let batch = |t: &Tensor<f64>, s: Vec<usize>| t.clone().reshape(s).unwrap();
+            let xb = batch(
+                &x,
+                if batch_first {
+                    vec![1, t, 3]
+                } else {
+                    vec![t, 1, 3]
+                },
+            );
+            let (h0b, c0b) = (
+                batch(&h0, vec![ld, 1, cfg.state_size()]),
+                batch(&c0, vec![ld, 1, 4]),
+            );
+            let mut flat = RnnInput::new(&x).h0(&h0);
+            let mut batched = RnnInput::new(&xb).h0(&h0b);
+            if lstm {
+                flat = flat.c0(&c0);
+                batched = batched.c0(&c0b);
+            }
+            let (out, tape) = rnn_forward_train(&w, flat).unwrap();
+            let (want, want_tape) = rnn_forward_train(&w, batched).unwrap();
+            let what = format!("{cfg:?}");
+            assert_eq!(out.y.shape(), [t, cfg.output_size()], "{what}: y");
+            assert_eq!(out.h_n.shape(), [ld, cfg.state_size()], "{what}: h_n");
+            assert_eq!(out.y.data(), want.y.data(), "{what}: y");
+            assert_eq!(out.h_n.data(), want.h_n.data(), "{what}: h_n");
+            let (dyb, dhb) = (
+                batch(&dy, want.y.shape().to_vec()),
+                batch(&dh, vec![ld, 1, cfg.state_size()]),
+            );
+            let g = rnn_backward(
+                &w,
+                &tape,
+                RnnOutputGrads {
+                    dy: Some(&dy),
+                    dh_n: Some(&dh),
+                    dc_n: None,
+                },
+            )
+            .unwrap();
+            let gw = rnn_backward(
+                &w,
+                &want_tape,
+                RnnOutputGrads {
+                    dy: Some(&dyb),
+                    dh_n: Some(&dhb),
+                    dc_n: None,
+                },
+            )
+            .unwrap();
+            assert_eq!(g.dx.shape(), [t, 3], "{what}: dx");
+            assert_eq!(g.dx.data(), gw.dx.data(), "{what}: dx");
+            assert_eq!(g.dh0.shape(), [ld, cfg.state_size()], "{what}: dh0");
+            assert_eq!(g.dh0.data(), gw.dh0.data(), "{what}: dh0");
+            assert_eq!(g.weights, gw.weights, "{what}: weight gradients");
+            // A batched upstream gradient for an unbatched call is refused by name.
+            let e = rnn_backward(
+                &w,
+                &tape,
+                RnnOutputGrads {
+                    dy: Some(&dyb),
+                    ..Default::default()
+                },
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains("dy"), "{what}: {e}");
+            let e = rnn_forward(&w, RnnInput::new(&x).h0(&h0b)).unwrap_err();
+            assert!(
+                e.to_string().contains("h0") && e.to_string().contains("2-D"),
+                "{what}: {e}"
+            );
+        }
+    }
+}

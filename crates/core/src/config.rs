@@ -222,6 +222,15 @@ impl GruReset {
     }
 }
 
+/// The batch-of-one shapes an unbatched recurrent call runs with (see
+/// [`RnnConfig::unbatched_shapes`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnbatchedShapes {
+    pub x: Vec<usize>,
+    pub h0: Option<Vec<usize>>,
+    pub c0: Option<Vec<usize>>,
+}
+
 /// A (possibly multi-layer, bidirectional) recurrent layer, as PyTorch's `nn.LSTM`/`nn.GRU`/`nn.RNN`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RnnConfig {
@@ -491,6 +500,43 @@ impl RnnConfig {
             check_lengths(op, lengths, batch, seq_len)?;
         }
         Ok(RnnDims { seq_len, batch })
+    }
+
+    /// PyTorch's unbatched call: `x` `[T, input_size]` with states `[L·D, H]`, which runs as a
+    /// batch of one. Returns the batch-of-one shapes of `x` and of the given states (`None`
+    /// for a batched `x`); a state of another rank than 2 beside an unbatched `x` is an error
+    /// naming it, as PyTorch refuses it.
+    pub fn unbatched_shapes(
+        &self,
+        op: &'static str,
+        x: &[usize],
+        states: [(&'static str, Option<&[usize]>); 2],
+    ) -> Result<Option<UnbatchedShapes>> {
+        let &[t, f] = x else { return Ok(None) };
+        let given = x;
+        let x = if self.batch_first {
+            vec![1, t, f]
+        } else {
+            vec![t, 1, f]
+        };
+        let mut batched = [None, None];
+        for (slot, (arg, shape)) in batched.iter_mut().zip(states) {
+            let Some(shape) = shape else { continue };
+            let &[ld, h] = shape else {
+                return Err(Error::InvalidArgument {
+                    op,
+                    arg,
+                    reason: format!(
+                        "must be 2-D [L·D, H] beside an unbatched 2-D x {}, has shape {}",
+                        crate::error::fmt_shape(given),
+                        crate::error::fmt_shape(shape)
+                    ),
+                });
+            };
+            *slot = Some(vec![ld, 1, h]);
+        }
+        let [h0, c0] = batched;
+        Ok(Some(UnbatchedShapes { x, h0, c0 }))
     }
 
     /// Shape of `y` for a call of `dims`: `[T, B, D·H]`, or `[B, T, D·H]` when `batch_first`.

@@ -103,6 +103,8 @@ struct DirectionTape<T> {
 #[derive(Clone, Debug)]
 pub struct RnnTape<T> {
     config: RnnConfig,
+    /// Whether the call was unbatched: backward takes and gives unbatched gradients.
+    unbatched: bool,
     dims: RnnDims,
     lengths: Vec<usize>,
     /// Input of each layer, `[T, B, in_l]`.
@@ -153,9 +155,10 @@ fn from_seq_major<T: Real>(
     }
 }
 
-/// Forward pass for inference: nothing is saved.
+/// Forward pass for inference: nothing is saved. `x` may be unbatched, `[T, input_size]`
+/// with states `[L·D, H]`, as PyTorch accepts it; the results are then unbatched too.
 pub fn rnn_forward<T: Real>(w: &RnnWeights<T>, input: RnnInput<'_, T>) -> Result<RnnOutput<T>> {
-    forward(w, input, false).map(|(out, _)| out)
+    unbatched_or_not(w, input, false).map(|(out, _)| out)
 }
 
 /// Forward pass that also returns the tape [`rnn_backward`] needs.
@@ -163,13 +166,62 @@ pub fn rnn_forward_train<T: Real>(
     w: &RnnWeights<T>,
     input: RnnInput<'_, T>,
 ) -> Result<(RnnOutput<T>, RnnTape<T>)> {
-    let (out, tape) = forward(w, input, true)?;
+    let (out, tape) = unbatched_or_not(w, input, true)?;
     let tape = tape.ok_or_else(|| Error::InvalidArgument {
         op: OP,
         arg: "tape",
         reason: "was not recorded".into(),
     })?;
     Ok((out, tape))
+}
+
+/// An unbatched call (`x` `[T, input_size]`) runs as a batch of one, its results and tape
+/// unbatched again.
+fn unbatched_or_not<T: Real>(
+    w: &RnnWeights<T>,
+    input: RnnInput<'_, T>,
+    save: bool,
+) -> Result<(RnnOutput<T>, Option<RnnTape<T>>)> {
+    let states = [
+        ("h0", input.h0.map(Tensor::shape)),
+        ("c0", input.c0.map(Tensor::shape)),
+    ];
+    let Some(shapes) = w.config().unbatched_shapes(OP, input.x.shape(), states)? else {
+        return forward(w, input, save);
+    };
+    let as_batch = |t: Option<&Tensor<T>>, shape: Option<Vec<usize>>| match (t, shape) {
+        (Some(t), Some(s)) => t.clone().reshape(s).map(Some),
+        _ => Ok(None),
+    };
+    let x = input.x.clone().reshape(shapes.x)?;
+    let (h0, c0) = (
+        as_batch(input.h0, shapes.h0)?,
+        as_batch(input.c0, shapes.c0)?,
+    );
+    let batched = RnnInput {
+        x: &x,
+        h0: h0.as_ref(),
+        c0: c0.as_ref(),
+        lengths: input.lengths,
+    };
+    let (out, tape) = forward(w, batched, save)?;
+    let out = RnnOutput {
+        y: drop_batch(out.y)?,
+        h_n: drop_batch(out.h_n)?,
+        c_n: out.c_n.map(drop_batch).transpose()?,
+    };
+    let tape = tape.map(|t| RnnTape {
+        unbatched: true,
+        ..t
+    });
+    Ok((out, tape))
+}
+
+/// A batch of one `[a, 1, f]` or `[1, a, f]` as `[a, f]`.
+fn drop_batch<T: Real>(t: Tensor<T>) -> Result<Tensor<T>> {
+    let s = t.shape();
+    let shape = vec![s[0] * s[1], s[2]];
+    t.reshape(shape)
 }
 
 fn forward<T: Real>(
@@ -207,6 +259,7 @@ fn forward<T: Real>(
     let mut c_n = Tensor::zeros(cfg.cell_state_shape(nb))?;
     let mut tape = RnnTape {
         config: cfg.clone(),
+        unbatched: false,
         dims,
         lengths: lengths.clone(),
         layer_inputs: Vec::new(),
@@ -371,8 +424,47 @@ fn forward<T: Real>(
     Ok((out, save.then_some(tape)))
 }
 
-/// Backward pass through a call recorded by [`rnn_forward_train`] with the same weights.
+/// Backward pass through a call recorded by [`rnn_forward_train`] with the same weights. The
+/// gradients of an unbatched call are unbatched: `dy` `[T, D·H]`, `dh_n` `[L·D, H]` in, `dx`
+/// `[T, input_size]`, `dh0` `[L·D, H]` out.
 pub fn rnn_backward<T: Real>(
+    w: &RnnWeights<T>,
+    tape: &RnnTape<T>,
+    grads: RnnOutputGrads<'_, T>,
+) -> Result<RnnGrads<T>> {
+    if !tape.unbatched {
+        return backward(w, tape, grads);
+    }
+    let cfg = &tape.config;
+    let (tl, ld) = (tape.dims.seq_len, cfg.num_layers * cfg.num_directions());
+    let y_batched = cfg.output_shape(tape.dims);
+    let as_batch =
+        |t: Option<&Tensor<T>>, arg: &'static str, flat: [usize; 2], batched: &[usize]| {
+            t.map(|t| {
+                expect_shape("rnn_backward", arg, t, &flat)?;
+                t.clone().reshape(batched.to_vec())
+            })
+            .transpose()
+        };
+    let dy = as_batch(grads.dy, "dy", [tl, cfg.output_size()], &y_batched)?;
+    let (hs, cs) = (cfg.state_size(), cfg.hidden_size);
+    let dh_n = as_batch(grads.dh_n, "dh_n", [ld, hs], &[ld, 1, hs])?;
+    let dc_n = as_batch(grads.dc_n, "dc_n", [ld, cs], &[ld, 1, cs])?;
+    let batched = RnnOutputGrads {
+        dy: dy.as_ref(),
+        dh_n: dh_n.as_ref(),
+        dc_n: dc_n.as_ref(),
+    };
+    let g = backward(w, tape, batched)?;
+    Ok(RnnGrads {
+        dx: drop_batch(g.dx)?,
+        dh0: drop_batch(g.dh0)?,
+        dc0: g.dc0.map(drop_batch).transpose()?,
+        weights: g.weights,
+    })
+}
+
+fn backward<T: Real>(
     w: &RnnWeights<T>,
     tape: &RnnTape<T>,
     grads: RnnOutputGrads<'_, T>,

@@ -11,6 +11,7 @@ use std::ops::Range;
 
 use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
 
+use super::forward::drop_batch;
 use super::kernels::backward::{cell_kernel, seq_kernel, step_kernel};
 use super::kernels::for_storage;
 use super::path::{StepPath, step_path};
@@ -59,7 +60,48 @@ pub struct GpuRnnGrads {
 /// gradients of `loss` given `∂loss/∂y`, `∂loss/∂h_n`, `∂loss/∂c_n`. With `accumulate`, the
 /// parameter gradients are added into those tensors (gradient accumulation over micro-batches)
 /// instead of written to fresh ones. Bit-reproducible: no atomics, fixed summation orders.
+/// The gradients of an unbatched call are unbatched: `dy` `[T, D·H]`, `dh_n` `[L·D, H]` in,
+/// `dx` `[T, input_size]`, `dh0` `[L·D, H]` out.
 pub fn rnn_backward<'c>(
+    on: impl Record<'c>,
+    w: &GpuWeights<RnnConfig>,
+    tape: &GpuRnnTape,
+    upstream: GpuRnnOutputGrads<'_>,
+    accumulate: Option<&GpuWeights<RnnConfig>>,
+) -> Result<GpuRnnGrads> {
+    if !tape.unbatched {
+        return backward(on, w, tape, upstream, accumulate);
+    }
+    let cfg = &tape.config;
+    let (tl, ld) = (tape.dims.seq_len, cfg.num_layers * cfg.num_directions());
+    let y_batched = cfg.output_shape(tape.dims);
+    let as_batch =
+        |t: Option<&GpuTensor>, arg: &'static str, flat: [usize; 2], batched: &[usize]| {
+            t.map(|t| {
+                expect_f32(OP, arg, t, &flat)?;
+                t.reshaped(batched.to_vec())
+            })
+            .transpose()
+        };
+    let dy = as_batch(upstream.dy, "dy", [tl, cfg.output_size()], &y_batched)?;
+    let (hs, cs) = (cfg.state_size(), cfg.hidden_size);
+    let dh_n = as_batch(upstream.dh_n, "dh_n", [ld, hs], &[ld, 1, hs])?;
+    let dc_n = as_batch(upstream.dc_n, "dc_n", [ld, cs], &[ld, 1, cs])?;
+    let batched = GpuRnnOutputGrads {
+        dy: dy.as_ref(),
+        dh_n: dh_n.as_ref(),
+        dc_n: dc_n.as_ref(),
+    };
+    let g = backward(on, w, tape, batched, accumulate)?;
+    Ok(GpuRnnGrads {
+        dx: drop_batch(&g.dx)?,
+        dh0: drop_batch(&g.dh0)?,
+        dc0: g.dc0.as_ref().map(drop_batch).transpose()?,
+        weights: g.weights,
+    })
+}
+
+fn backward<'c>(
     on: impl Record<'c>,
     w: &GpuWeights<RnnConfig>,
     tape: &GpuRnnTape,

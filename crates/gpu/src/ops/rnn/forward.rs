@@ -67,9 +67,61 @@ pub fn rnn_forward_train<'c>(
     forward(on, w, input, true)
 }
 
-/// Both forwards: with `train`, the layers keep their tapes (otherwise the tape holds the
-/// layers' stand-ins and is dropped).
+/// Both forwards, for a batched or (`x` `[T, input_size]`, states `[L·D, H]`, as PyTorch
+/// accepts them) an unbatched call, which runs as a batch of one with results and tape
+/// unbatched again.
 fn forward<'c>(
+    on: impl Record<'c>,
+    w: &GpuWeights<RnnConfig>,
+    input: GpuRnnInput<'_>,
+    train: bool,
+) -> Result<(GpuRnnOutput, GpuRnnTape)> {
+    let states = [
+        ("h0", input.h0.map(GpuTensor::shape)),
+        ("c0", input.c0.map(GpuTensor::shape)),
+    ];
+    let Some(shapes) = w.config().unbatched_shapes(OP, input.x.shape(), states)? else {
+        return forward_batched(on, w, input, train);
+    };
+    let as_batch = |t: Option<&GpuTensor>, shape: Option<Vec<usize>>| match (t, shape) {
+        (Some(t), Some(s)) => t.reshaped(s).map(Some),
+        _ => Ok(None),
+    };
+    let x = input.x.reshaped(shapes.x)?;
+    let (h0, c0) = (
+        as_batch(input.h0, shapes.h0)?,
+        as_batch(input.c0, shapes.c0)?,
+    );
+    let batched = GpuRnnInput {
+        x: &x,
+        h0: h0.as_ref(),
+        c0: c0.as_ref(),
+        lengths: input.lengths,
+    };
+    let (out, tape) = forward_batched(on, w, batched, train)?;
+    let out = GpuRnnOutput {
+        y: drop_batch(&out.y)?,
+        h_n: drop_batch(&out.h_n)?,
+        c_n: out.c_n.as_ref().map(drop_batch).transpose()?,
+    };
+    Ok((
+        out,
+        GpuRnnTape {
+            unbatched: true,
+            ..tape
+        },
+    ))
+}
+
+/// A batch of one `[a, 1, f]` or `[1, a, f]` as `[a, f]`.
+pub(crate) fn drop_batch(t: &GpuTensor) -> Result<GpuTensor> {
+    let s = t.shape();
+    t.reshaped(vec![s[0] * s[1], s[2]])
+}
+
+/// Both forwards of a batched call: with `train`, the layers keep their tapes (otherwise the
+/// tape holds the layers' stand-ins and is dropped).
+fn forward_batched<'c>(
     on: impl Record<'c>,
     w: &GpuWeights<RnnConfig>,
     input: GpuRnnInput<'_>,
@@ -136,6 +188,7 @@ fn forward<'c>(
     rec.finish()?;
     let tape = GpuRnnTape {
         config: cfg.clone(),
+        unbatched: false,
         dims: call.dims,
         lengths: call.lengths,
         lengths_dev: call.lengths_dev,

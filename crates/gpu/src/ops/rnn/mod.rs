@@ -95,6 +95,8 @@ impl<'a> GpuRnnInput<'a> {
 #[derive(Clone, Debug)]
 pub struct GpuRnnTape {
     pub(crate) config: RnnConfig,
+    /// Whether the call was unbatched: backward takes and gives unbatched gradients.
+    pub(crate) unbatched: bool,
     pub(crate) dims: RnnDims,
     pub(crate) lengths: Vec<usize>,
     pub(crate) lengths_dev: GpuTensor,
