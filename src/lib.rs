@@ -14,6 +14,6 @@ pub use wgrnn_cpu as cpu;
 pub use wgrnn_gpu as gpu;
 
 pub use wgrnn_core::{
-    AttentionConfig, CellKind, EmbeddingConfig, Error, GruReset, LinearConfig, LoadOptions,
-    OptimizerConfig, PoolMode, Result, RnnConfig, Score, Tensor,
+    AttentionConfig, CellKind, DropoutConfig, EmbeddingConfig, Error, GruReset, LinearConfig,
+    LoadOptions, OptimizerConfig, PoolMode, Result, RnnConfig, Score, Tensor,
 };

@@ -795,3 +795,65 @@ impl EmbeddingConfig {
         }]
     }
 }
+
+/// Dropout (PyTorch `nn.functional.dropout(x, p, training)`): in training each element is kept
+/// with probability `1 − p` and scaled by `1 / (1 − p)`, else zeroed; outside training it is the
+/// identity. The mask is drawn from [`crate::philox`] by (seed, stream, element index), which
+/// the ops take beside this config.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DropoutConfig {
+    /// The probability of zeroing an element, in [0, 1).
+    pub p: f64,
+    /// `false`: inference, the identity whatever `p`.
+    pub training: bool,
+}
+
+impl DropoutConfig {
+    /// Dropout with probability `p` in training mode.
+    pub fn new(p: f64) -> Self {
+        Self { p, training: true }
+    }
+
+    pub fn training(mut self, yes: bool) -> Self {
+        self.training = yes;
+        self
+    }
+
+    /// `p` must lie in [0, 1): `p` = 1 would scale by 1 / 0 (PyTorch returns zeros instead, a
+    /// layer that passes nothing, which is a mistake more often than a choice).
+    pub fn validate(&self) -> Result<()> {
+        if (0.0..1.0).contains(&self.p) {
+            Ok(())
+        } else {
+            Err(Error::InvalidConfig {
+                config: "DropoutConfig",
+                field: "p",
+                reason: format!("must be in [0, 1), is {}", self.p),
+            })
+        }
+    }
+
+    /// Whether the op changes anything: training with `p` > 0.
+    pub fn is_active(&self) -> bool {
+        self.training && self.p > 0.0
+    }
+
+    /// The factor kept elements are multiplied by, `1 / (1 − p)` (1 when inactive).
+    pub fn scale(&self) -> f64 {
+        if self.is_active() {
+            1.0 / (1.0 - self.p)
+        } else {
+            1.0
+        }
+    }
+
+    /// The integer below which an element's Philox word drops it ([`crate::philox::drop_threshold`];
+    /// 0, dropping nothing, when inactive).
+    pub fn threshold(&self) -> u32 {
+        if self.is_active() {
+            crate::philox::drop_threshold(self.p)
+        } else {
+            0
+        }
+    }
+}

@@ -7,14 +7,15 @@ pub mod config;
 pub mod error;
 pub mod io;
 pub mod optim;
+pub mod philox;
 pub mod real;
 pub mod rng;
 pub mod tensor;
 pub mod weights;
 
 pub use config::{
-    AttentionConfig, CellKind, EmbeddingConfig, GruReset, LinearConfig, ParamSpec, PoolDims,
-    PoolMode, RnnConfig, RnnDims, Score, check_lengths,
+    AttentionConfig, CellKind, DropoutConfig, EmbeddingConfig, GruReset, LinearConfig, ParamSpec,
+    PoolDims, PoolMode, RnnConfig, RnnDims, Score, check_lengths,
 };
 pub use error::{Error, Result};
 pub use io::{LoadOptions, LoadReport, SafetensorsFile, StoredTensor};

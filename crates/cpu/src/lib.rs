@@ -10,6 +10,7 @@
 //! ```
 
 pub mod attention;
+pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
 // The matrix helpers trust their callers' sizes (checked once per op, not per product), so
@@ -25,6 +26,7 @@ pub mod rnn;
 pub use attention::{
     AttentionGrads, AttentionInput, AttentionOutput, attention_backward, attention_forward,
 };
+pub use dropout::{dropout, dropout_backward, dropout_mask};
 pub use elementwise::{concat, narrow, narrow_backward};
 pub use embedding::{embedding_backward, embedding_forward};
 pub use gradcheck::{GradcheckOptions, GradcheckReport, gradcheck};

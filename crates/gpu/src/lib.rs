@@ -9,12 +9,13 @@ mod runtime;
 // The op modules under their public paths.
 pub use ops::matmul as gemm;
 pub use ops::rnn::backward as rnn_backward;
-pub use ops::{attention, elementwise, embedding, linear, loss, optim, pool, rnn};
+pub use ops::{attention, dropout, elementwise, embedding, linear, loss, optim, pool, rnn};
 pub use runtime::shaders;
 
 pub use attention::{
     GpuAttentionGrads, GpuAttentionInput, GpuAttentionOutput, attention_backward, attention_forward,
 };
+pub use dropout::{dropout, dropout_backward};
 pub use elementwise::{add, axpby, axpy_into, concat, narrow, narrow_backward};
 pub use embedding::{GpuIds, embedding_backward, embedding_forward, upload_ids};
 pub use gemm::matmul;

@@ -4,6 +4,9 @@ use super::uniforms::Block;
 
 /// The shared prelude (activation functions), prepended to every file.
 pub const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
+/// The second prelude, Philox4x32-10 (the generator of `wgrnn_core::philox`), prepended to
+/// every file after [`COMMON`] so that any kernel can draw the reference's random words.
+pub const PHILOX: &str = include_str!("../../../../shaders/philox.wgsl");
 /// The kernels every cell shares, a template the cell files (lstm.wgsl, gru.wgsl, rnn.wgsl)
 /// fill (see `cell_module`).
 pub const CELL: &str = include_str!("../../../../shaders/cell.wgsl");
@@ -24,6 +27,7 @@ pub const LOSS: &str = include_str!("../../../../shaders/loss.wgsl");
 pub const OPTIM: &str = include_str!("../../../../shaders/optim.wgsl");
 pub const ELEMENTWISE: &str = include_str!("../../../../shaders/elementwise.wgsl");
 pub const POOL: &str = include_str!("../../../../shaders/pool.wgsl");
+pub const DROPOUT: &str = include_str!("../../../../shaders/dropout.wgsl");
 
 /// One WGSL file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -40,6 +44,7 @@ pub enum Shader {
     Optim,
     Elementwise,
     Pool,
+    Dropout,
     /// pack.wgsl plus pack_f16.wgsl, and the cell files with W_hh stored as f16 (see
     /// [`Shader::source`]). They need the `SHADER_F16_IN_F32` downlevel flag.
     PackF16,
@@ -53,7 +58,7 @@ pub enum Shader {
 }
 
 impl Shader {
-    pub const ALL: [Shader; 18] = [
+    pub const ALL: [Shader; 19] = [
         Shader::Matmul,
         Shader::Pack,
         Shader::Lstm,
@@ -66,6 +71,7 @@ impl Shader {
         Shader::Optim,
         Shader::Elementwise,
         Shader::Pool,
+        Shader::Dropout,
         Shader::PackF16,
         Shader::LstmF16,
         Shader::GruF16,
@@ -88,6 +94,7 @@ impl Shader {
             Shader::Optim => "optim.wgsl",
             Shader::Elementwise => "elementwise.wgsl",
             Shader::Pool => "pool.wgsl",
+            Shader::Dropout => "dropout.wgsl",
             Shader::PackF16 => "pack.wgsl + pack_f16.wgsl",
             Shader::LstmF16 => "lstm.wgsl (f16 W_hh)",
             Shader::GruF16 => "gru.wgsl (f16 W_hh)",
@@ -111,6 +118,7 @@ impl Shader {
             Shader::Optim => OPTIM,
             Shader::Elementwise => ELEMENTWISE,
             Shader::Pool => POOL,
+            Shader::Dropout => DROPOUT,
             Shader::PackF16 => PACK,
             Shader::LstmF16 => LSTM,
             Shader::GruF16 => GRU,
@@ -180,13 +188,14 @@ impl Shader {
                 elementwise::StridedParams::BLOCK,
             ],
             Shader::Pool => &[pool::PoolParams::BLOCK],
+            Shader::Dropout => &[dropout::DropoutParams::BLOCK],
         }
     }
 
-    /// The full module source: the shared prelude, then the file with its markers filled: its
-    /// parameter blocks, and the kernels generated from templates (the windowed products per
-    /// block height, see `unrolled`); a cell's file goes into the template [`CELL`] (see
-    /// `cell_module`). The f16 variants read the packed W_hh (`w` forward, `wt` backward) as
+    /// The full module source: the shared preludes ([`COMMON`], [`PHILOX`]), then the file with
+    /// its markers filled: its parameter blocks, and the kernels generated from templates (the
+    /// windowed products per block height, see `unrolled`); a cell's file goes into the template
+    /// [`CELL`] (see `cell_module`). The f16 variants read the packed W_hh (`w` forward, `wt` backward) as
     /// `vec2<u32>`, two f16 per u32, unpacked to f32 in `w_load` / `wt_load`: half the weight
     /// traffic, f32 arithmetic; `PackF16` adds pack_f16.wgsl to pack.wgsl.
     pub fn source(self) -> String {
@@ -224,7 +233,7 @@ impl Shader {
             }
             _ => fill_owned(self.name(), self.file(), &values),
         };
-        format!("{COMMON}\n{body}")
+        format!("{COMMON}\n{PHILOX}\n{body}")
     }
 }
 

@@ -161,6 +161,29 @@ pub(crate) mod attention {
     }
 }
 
+/// dropout.wgsl.
+pub(crate) mod dropout {
+    uniforms! {
+        /// The parameters of dropout.wgsl's `dropout_apply`.
+        struct DropoutParams {
+            /// elements
+            n: u32,
+            /// blocks of four elements, ceil(n / 4)
+            blocks: u32,
+            /// the Philox key: the seed's low and high 32 bits
+            seed_lo: u32,
+            seed_hi: u32,
+            /// the third counter word
+            stream: u32,
+            /// an element is dropped where its word is below this
+            threshold: u32,
+            /// 1 / (1 - p)
+            scale: f32,
+            _pad: u32,
+        }
+    }
+}
+
 /// elementwise.wgsl.
 pub(crate) mod elementwise {
     uniforms! {
