@@ -15,5 +15,5 @@ pub use wgrnn_gpu as gpu;
 
 pub use wgrnn_core::{
     AttentionConfig, CellKind, DropoutConfig, EmbeddingConfig, Error, GruReset, LinearConfig,
-    LoadOptions, OptimizerConfig, PoolMode, Result, RnnConfig, Score, Tensor,
+    LoadOptions, OptimizerConfig, PoolMode, Reduction, Result, RnnConfig, Score, Tensor,
 };

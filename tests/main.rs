@@ -1,6 +1,7 @@
 //! The parity suite: one binary, a module per op family.
 
 mod attention;
+mod bce;
 mod bench_cli;
 mod cases;
 mod charlm;
@@ -16,6 +17,7 @@ mod embedding;
 mod errors;
 mod gpu;
 mod gpu_backward;
+mod gpu_bce;
 mod gpu_concat;
 mod gpu_dropout;
 mod gpu_ops;

@@ -847,8 +847,8 @@ impl DropoutConfig {
         }
     }
 
-    /// The integer below which an element's Philox word drops it ([`crate::philox::drop_threshold`];
-    /// 0, dropping nothing, when inactive).
+    /// The integer below which an element's Philox word drops it
+    /// ([`crate::philox::drop_threshold`]; 0, dropping nothing, when inactive).
     pub fn threshold(&self) -> u32 {
         if self.is_active() {
             crate::philox::drop_threshold(self.p)
@@ -856,4 +856,15 @@ impl DropoutConfig {
             0
         }
     }
+}
+
+/// How a loss reduces its elements (PyTorch's `reduction=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reduction {
+    /// Every element's loss, in the input's shape (`"none"`).
+    None,
+    /// The mean over the elements that count (`"mean"`).
+    Mean,
+    /// The sum (`"sum"`).
+    Sum,
 }

@@ -15,7 +15,7 @@ pub mod weights;
 
 pub use config::{
     AttentionConfig, CellKind, DropoutConfig, EmbeddingConfig, GruReset, LinearConfig, ParamSpec,
-    PoolDims, PoolMode, RnnConfig, RnnDims, Score, check_lengths,
+    PoolDims, PoolMode, Reduction, RnnConfig, RnnDims, Score, check_lengths,
 };
 pub use error::{Error, Result};
 pub use io::{LoadOptions, LoadReport, SafetensorsFile, StoredTensor};

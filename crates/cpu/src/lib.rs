@@ -10,6 +10,7 @@
 //! ```
 
 pub mod attention;
+pub mod bce;
 pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
@@ -25,6 +26,10 @@ pub mod rnn;
 
 pub use attention::{
     AttentionGrads, AttentionInput, AttentionOutput, attention_backward, attention_forward,
+};
+pub use bce::{
+    BceInput, BceOutput, binary_cross_entropy_with_logits,
+    binary_cross_entropy_with_logits_backward,
 };
 pub use dropout::{dropout, dropout_backward, dropout_mask};
 pub use elementwise::{concat, narrow, narrow_backward};

@@ -9,11 +9,15 @@ mod runtime;
 // The op modules under their public paths.
 pub use ops::matmul as gemm;
 pub use ops::rnn::backward as rnn_backward;
-pub use ops::{attention, dropout, elementwise, embedding, linear, loss, optim, pool, rnn};
+pub use ops::{attention, bce, dropout, elementwise, embedding, linear, loss, optim, pool, rnn};
 pub use runtime::shaders;
 
 pub use attention::{
     GpuAttentionGrads, GpuAttentionInput, GpuAttentionOutput, attention_backward, attention_forward,
+};
+pub use bce::{
+    GpuBce, GpuBceInput, binary_cross_entropy_with_logits,
+    binary_cross_entropy_with_logits_backward, upload_mask,
 };
 pub use dropout::{dropout, dropout_backward};
 pub use elementwise::{add, axpby, axpy_into, concat, narrow, narrow_backward};

@@ -3,6 +3,7 @@
 //! the runtime and record into its [`Recorder`](crate::runtime::record::Recorder).
 
 pub mod attention;
+pub mod bce;
 pub mod dropout;
 pub mod elementwise;
 pub mod embedding;

@@ -22,6 +22,7 @@ pub const RECURRENT: &str = include_str!("../../../../shaders/recurrent.wgsl");
 /// The template of recurrent.wgsl's `rec_panel` (see `rec_panel_kernel`).
 pub const RECURRENT_PANEL: &str = include_str!("../../../../shaders/recurrent_panel.wgsl");
 pub const EMBEDDING: &str = include_str!("../../../../shaders/embedding.wgsl");
+pub const BCE: &str = include_str!("../../../../shaders/bce.wgsl");
 pub const ATTENTION: &str = include_str!("../../../../shaders/attention.wgsl");
 pub const LOSS: &str = include_str!("../../../../shaders/loss.wgsl");
 pub const OPTIM: &str = include_str!("../../../../shaders/optim.wgsl");
@@ -41,6 +42,7 @@ pub enum Shader {
     Embedding,
     Attention,
     Loss,
+    Bce,
     Optim,
     Elementwise,
     Pool,
@@ -58,7 +60,7 @@ pub enum Shader {
 }
 
 impl Shader {
-    pub const ALL: [Shader; 19] = [
+    pub const ALL: [Shader; 20] = [
         Shader::Matmul,
         Shader::Pack,
         Shader::Lstm,
@@ -68,6 +70,7 @@ impl Shader {
         Shader::Embedding,
         Shader::Attention,
         Shader::Loss,
+        Shader::Bce,
         Shader::Optim,
         Shader::Elementwise,
         Shader::Pool,
@@ -91,6 +94,7 @@ impl Shader {
             Shader::Embedding => "embedding.wgsl",
             Shader::Attention => "attention.wgsl",
             Shader::Loss => "loss.wgsl",
+            Shader::Bce => "bce.wgsl",
             Shader::Optim => "optim.wgsl",
             Shader::Elementwise => "elementwise.wgsl",
             Shader::Pool => "pool.wgsl",
@@ -115,6 +119,7 @@ impl Shader {
             Shader::Embedding => EMBEDDING,
             Shader::Attention => ATTENTION,
             Shader::Loss => LOSS,
+            Shader::Bce => BCE,
             Shader::Optim => OPTIM,
             Shader::Elementwise => ELEMENTWISE,
             Shader::Pool => POOL,
@@ -178,6 +183,7 @@ impl Shader {
             ],
             Shader::Attention => &[attention::AttnParams::BLOCK, attention::BmmParams::BLOCK],
             Shader::Loss => &[loss::RowParams::BLOCK, loss::BackParams::BLOCK],
+            Shader::Bce => &[bce::BceParams::BLOCK],
             Shader::Optim => &[
                 optim::StepParams::BLOCK,
                 optim::SumParams::BLOCK,

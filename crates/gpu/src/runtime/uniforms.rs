@@ -161,6 +161,28 @@ pub(crate) mod attention {
     }
 }
 
+/// bce.wgsl.
+pub(crate) mod bce {
+    uniforms! {
+        /// The parameters of every kernel of bce.wgsl.
+        struct BceParams {
+            /// elements
+            n: u32,
+            /// pos_weight's length, the logits' last axis (1 without pos_weight)
+            classes: u32,
+            /// 1 where the optional tensor is bound (a stand-in is bound otherwise)
+            has_weight: u32,
+            has_pos_weight: u32,
+            has_mask: u32,
+            /// 0 none, 1 mean, 2 sum
+            reduction: u32,
+            /// chunks of 1,024 elements, ceil(n / 1024)
+            groups: u32,
+            _pad: u32,
+        }
+    }
+}
+
 /// dropout.wgsl.
 pub(crate) mod dropout {
     uniforms! {
