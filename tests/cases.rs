@@ -137,3 +137,39 @@ pub fn projection_cases() -> Vec<Case> {
         case(lstm(2, 3, 2).bias(false), 1, 1, None, true),
     ]
 }
+
+/// Inter-layer dropout (training calls): a deep bidirectional LSTM with uneven lengths, a
+/// unidirectional GRU stack (the wavefront's), and a projected batch-first LSTM.
+pub fn dropout_cases() -> Vec<Case> {
+    let case = |cfg, t, b, lengths: Option<Vec<usize>>| Case {
+        cfg,
+        t,
+        b,
+        lengths,
+        with_state: true,
+    };
+    let lstm = RnnConfig::new(CellKind::Lstm, 5, 17).dropout(0.3);
+    vec![
+        case(
+            lstm.clone().layers(3).bidirectional(true),
+            6,
+            5,
+            Some(vec![6, 1, 4, 6, 2]),
+        ),
+        case(
+            RnnConfig::new(CellKind::Gru, 4, 9).layers(3).dropout(0.5),
+            9,
+            3,
+            Some(vec![9, 4, 7]),
+        ),
+        case(
+            lstm.proj_size(6)
+                .layers(2)
+                .bidirectional(true)
+                .batch_first(true),
+            5,
+            3,
+            Some(vec![2, 5, 3]),
+        ),
+    ]
+}

@@ -6,7 +6,7 @@ use wgrnn::cpu::{RnnInput, RnnOutputGrads, rnn_backward, rnn_forward_train};
 use wgrnn::gpu::{Context, GpuRnnInput, GpuRnnOutputGrads, GpuWeights};
 use wgrnn::{CellKind, RnnConfig};
 
-use crate::cases::{CELLS, Case, projection_cases};
+use crate::cases::{CELLS, Case, dropout_cases, projection_cases};
 use crate::common::{Tolerance, assert_tensor_close, random};
 use crate::gpu::ctx;
 use crate::gpu_rnn::GPU_F32;
@@ -54,6 +54,8 @@ fn check_on(ctx: &Context, case: &Case, seed: u64) {
         }
     }
     input.lengths = case.lengths.as_deref();
+    // The inter-layer dropout masks' seed, the same on both sides.
+    input.seed = seed ^ 0x5eed;
     let (want_out, tape) = rnn_forward_train(&w, input).unwrap();
     let want = rnn_backward(
         &w,
@@ -77,6 +79,7 @@ fn check_on(ctx: &Context, case: &Case, seed: u64) {
         }
     }
     gin.lengths = case.lengths.as_deref();
+    gin.seed = seed ^ 0x5eed;
     let (out, out_tape) = wgrnn::gpu::rnn_forward_train(ctx, &gw, gin).unwrap();
     let upstream = GpuRnnOutputGrads {
         dy: Some(&gdy),
@@ -185,6 +188,15 @@ fn backward_matches_cpu_with_a_projection(ctx: &Context) {
     }
 }
 per_path!(rnn: backward_matches_cpu_with_a_projection);
+
+/// Inter-layer dropout: the device draws the reference's masks (the same seed), so training
+/// outputs and gradients match it on every path.
+fn backward_matches_cpu_with_dropout(ctx: &Context) {
+    for (i, case) in dropout_cases().iter().enumerate() {
+        check_on(ctx, case, 960 + i as u64);
+    }
+}
+per_path!(rnn: backward_matches_cpu_with_dropout);
 
 fn backward_matches_cpu_three_layers_bidirectional_uneven_lengths(ctx: &Context) {
     for (i, cell) in CELLS.into_iter().enumerate() {
@@ -577,6 +589,13 @@ fn f16_weight_storage_matches_cpu_with_a_projection(ctx: &Context) {
     }
 }
 per_path!(f16: f16_weight_storage_matches_cpu_with_a_projection);
+
+fn f16_weight_storage_matches_cpu_with_dropout(ctx: &Context) {
+    for (i, case) in dropout_cases().iter().enumerate() {
+        check_on(ctx, case, 990 + i as u64);
+    }
+}
+per_path!(f16: f16_weight_storage_matches_cpu_with_dropout);
 
 /// With weights f16 cannot hold, the f16 context really computes with rounded weights: its
 /// output differs from the f32 one, by no more than the rounding can explain.

@@ -351,10 +351,14 @@ fn wavefront_matches_layer_after_layer_bit_for_bit(wave: &Context) {
     assert!(wave.layer_wavefront() && !plain.layer_wavefront());
     let block = wave.gemm_block();
     let projected = RnnConfig::new(CellKind::Lstm, 5, 19).proj_size(6);
+    let dropped = RnnConfig::new(CellKind::Gru, 5, 19).dropout(0.4);
     let cfgs = CELLS.map(|cell| RnnConfig::new(cell, 5, 19));
-    for cfg in cfgs.into_iter().chain([projected]) {
+    for cfg in cfgs.into_iter().chain([projected, dropped]) {
         let cfg = cfg.layers(3).batch_first(true);
-        let what = format!("{:?} proj_size {}", cfg.cell, cfg.proj_size);
+        let what = format!(
+            "{:?} proj_size {} dropout {}",
+            cfg.cell, cfg.proj_size, cfg.dropout
+        );
         let call = Call::new(cfg, 10, 3, &[10, 4, 7], 78);
         assert_same_bits(
             &format!("{what} {block:?}"),

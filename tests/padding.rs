@@ -177,6 +177,16 @@ fn rnn(ctx: &Context) {
         3100,
     );
     rnn_case(ctx, proj.batch_first(true), 8, &[3, 6, 1, 2], 3101);
+    // Inter-layer dropout masks the layers' outputs at padded steps too: still zeros.
+    let dropped = RnnConfig::new(CellKind::Gru, 5, 9).layers(3).dropout(0.4);
+    rnn_case(ctx, dropped.clone(), 7, &[7, 2, 5], 3102);
+    rnn_case(
+        ctx,
+        dropped.bidirectional(true).batch_first(true),
+        6,
+        &[3, 6, 1],
+        3103,
+    );
 }
 
 per_path!(all: rnn);

@@ -78,12 +78,13 @@ fn input<'a>(c: &'a Problem, m: &'a TensorMap<f64>) -> RnnInput<'a, f64> {
     if let Some(l) = &c.lengths {
         i = i.lengths(l);
     }
-    i
+    i.seed(7)
 }
 
-/// loss = Σ y·dy + Σ h_n·dh_n (+ Σ c_n·dc_n), as the Keras fixtures define it.
+/// loss = Σ y·dy + Σ h_n·dh_n (+ Σ c_n·dc_n), as the Keras fixtures define it: of the
+/// training forward, whose inter-layer dropout masks are fixed by the input's seed.
 fn loss(c: &Problem, m: &TensorMap<f64>) -> wgrnn::Result<f64> {
-    let out = rnn_forward(&weights(c, m), input(c, m))?;
+    let (out, _) = rnn_forward_train(&weights(c, m), input(c, m))?;
     Ok(dot(&out.y, &c.dy)
         + dot(&out.h_n, &c.dh_n)
         + out.c_n.as_ref().map_or(0.0, |cn| dot(cn, &c.dc_n)))
@@ -158,6 +159,64 @@ fn gradcheck_projection_and_reset_before() {
     {
         check(cfg, 5, 3, Some(vec![5, 2, 4]), 70 + i as u64);
     }
+}
+
+/// Inter-layer dropout in training: the masks are a function of the seed, so the gradient
+/// is checkable; deep, bidirectional, uneven lengths, with a projection and the reset-before
+/// GRU.
+#[test]
+fn gradcheck_with_dropout() {
+    let cfgs = [
+        RnnConfig::new(CellKind::Lstm, 3, 3)
+            .layers(3)
+            .bidirectional(true),
+        RnnConfig::new(CellKind::Lstm, 3, 3).proj_size(2).layers(2),
+        RnnConfig::new(CellKind::Gru, 3, 3)
+            .gru_reset(GruReset::Before)
+            .layers(2),
+        RnnConfig::new(CellKind::RnnTanh, 3, 3)
+            .layers(3)
+            .batch_first(true),
+    ];
+    for (i, cfg) in cfgs.into_iter().enumerate() {
+        check(cfg.dropout(0.4), 5, 3, Some(vec![5, 2, 4]), 80 + i as u64);
+    }
+}
+
+/// PyTorch's inter-layer dropout: every layer's output but the last, in training only; the
+/// same seed gives the same masks, another seed others, p = 0 and one layer change nothing.
+#[test]
+fn dropout_masks_layer_outputs_in_training_only() {
+    let mut rng = SplitMix64::new(3);
+    let x: Tensor<f64> = random(&mut rng, &[6, 4, 3], 1.0);
+    let run = |cfg: RnnConfig, seed: u64, train: bool| {
+        let w = RnnWeights::<f64>::init(cfg, 9).unwrap();
+        let input = RnnInput::new(&x).seed(seed);
+        if train {
+            rnn_forward_train(&w, input).unwrap().0.y
+        } else {
+            rnn_forward(&w, input).unwrap().y
+        }
+    };
+    let deep = RnnConfig::new(CellKind::Lstm, 3, 8).layers(2);
+    let plain = run(deep.clone(), 1, false);
+    assert_eq!(
+        run(deep.clone(), 1, true),
+        plain,
+        "p = 0 changes a training call"
+    );
+    let dropped = deep.dropout(0.5);
+    assert_eq!(run(dropped.clone(), 1, false), plain, "inference is masked");
+    let (a, b) = (run(dropped.clone(), 1, true), run(dropped.clone(), 2, true));
+    assert_ne!(a, plain, "training is not masked");
+    assert_eq!(a, run(dropped.clone(), 1, true), "one seed gives two masks");
+    assert_ne!(a, b, "two seeds give one mask");
+    let one = RnnConfig::new(CellKind::Lstm, 3, 8).dropout(0.5);
+    assert_eq!(
+        run(one.clone(), 1, true),
+        run(one, 1, false),
+        "the last layer is masked"
+    );
 }
 
 #[test]

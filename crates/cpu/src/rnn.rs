@@ -10,8 +10,8 @@
 //! at padded steps are 0 and `h_n`/`c_n` hold each sequence's state after its last processed step.
 
 use wgrnn_core::{
-    CellKind, Error, GruReset, Real, Result, RnnConfig, RnnDims, RnnWeights, Tensor, TensorMap,
-    tensor::expect_shape,
+    CellKind, DropoutConfig, Error, GruReset, Real, Result, RnnConfig, RnnDims, RnnWeights, Tensor,
+    TensorMap, tensor::expect_shape,
 };
 
 use crate::gemm::{Mat, add_row_bias, col_sums_acc, gemm, gemm_acc};
@@ -26,6 +26,10 @@ pub struct RnnInput<'a, T> {
     pub h0: Option<&'a Tensor<T>>,
     pub c0: Option<&'a Tensor<T>>,
     pub lengths: Option<&'a [usize]>,
+    /// The seed of a training call's inter-layer dropout masks (`RnnConfig::dropout`): layer
+    /// l's output, sequence-major, is masked as `dropout` masks it with stream l. A trainer
+    /// gives each step its own seed; the same seed gives the same masks here and on the GPU.
+    pub seed: u64,
 }
 
 impl<'a, T> RnnInput<'a, T> {
@@ -35,7 +39,13 @@ impl<'a, T> RnnInput<'a, T> {
             h0: None,
             c0: None,
             lengths: None,
+            seed: 0,
         }
+    }
+
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
     }
 
     pub fn h0(mut self, h0: &'a Tensor<T>) -> Self {
@@ -103,6 +113,8 @@ struct DirectionTape<T> {
 #[derive(Clone, Debug)]
 pub struct RnnTape<T> {
     config: RnnConfig,
+    /// The seed of the inter-layer dropout masks.
+    seed: u64,
     /// Whether the call was unbatched: backward takes and gives unbatched gradients.
     unbatched: bool,
     dims: RnnDims,
@@ -202,7 +214,7 @@ fn unbatched_or_not<T: Real>(
         x: &x,
         h0: h0.as_ref(),
         c0: c0.as_ref(),
-        lengths: input.lengths,
+        ..input
     };
     let (out, tape) = forward(w, batched, save)?;
     let out = RnnOutput {
@@ -215,6 +227,18 @@ fn unbatched_or_not<T: Real>(
         ..t
     });
     Ok((out, tape))
+}
+
+/// The inter-layer dropout multipliers of `layer`'s output (`shape`, sequence-major): the
+/// dropout mask of stream `layer` under `seed` (all ones where the config has no dropout).
+fn layer_mask<T: Real>(
+    cfg: &RnnConfig,
+    layer: usize,
+    seed: u64,
+    shape: &[usize],
+) -> Result<Tensor<T>> {
+    let drop = DropoutConfig::new(cfg.dropout as f64);
+    crate::dropout::dropout_mask(shape, &drop, seed, layer as u32)
 }
 
 /// A batch of one `[a, 1, f]` or `[1, a, f]` as `[a, f]`.
@@ -259,6 +283,7 @@ fn forward<T: Real>(
     let mut c_n = Tensor::zeros(cfg.cell_state_shape(nb))?;
     let mut tape = RnnTape {
         config: cfg.clone(),
+        seed: input.seed,
         unbatched: false,
         dims,
         lengths: lengths.clone(),
@@ -409,6 +434,11 @@ fn forward<T: Real>(
             if save {
                 tape.directions.push(dt);
             }
+        }
+        // PyTorch's inter-layer dropout: on every layer's output but the last, in training.
+        if save && layer + 1 < cfg.num_layers && cfg.dropout > 0.0 {
+            let mask = layer_mask::<T>(cfg, layer, input.seed, &[tl, nb, nd * ps])?;
+            out.iter_mut().zip(mask.data()).for_each(|(v, &m)| *v *= m);
         }
         let next = std::mem::replace(&mut inp, out);
         if save {
@@ -693,6 +723,14 @@ fn backward<T: Real>(
                 Mat::new(dw.weight_ih.data(), gh_w, in_w),
                 &mut d_inp,
             );
+        }
+        if layer > 0 && cfg.dropout > 0.0 {
+            // Through the dropout on the layer below's output.
+            let mask = layer_mask::<T>(cfg, layer - 1, tape.seed, &[tl, nb, nd * ps])?;
+            d_inp
+                .iter_mut()
+                .zip(mask.data())
+                .for_each(|(v, &m)| *v *= m);
         }
         d_out = d_inp;
     }

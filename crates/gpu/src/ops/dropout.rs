@@ -5,7 +5,9 @@
 use wgrnn_core::{DropoutConfig, Error, Result};
 
 use crate::runtime::pipeline::{Access, Kernel};
-use crate::runtime::record::fold_x;
+use std::ops::Range;
+
+use crate::runtime::record::{Recorder, fold_x};
 use crate::runtime::recording::Record;
 use crate::runtime::shaders::Shader;
 use crate::runtime::tensor::{DType, GpuTensor, OnContext, u32_of};
@@ -38,32 +40,55 @@ fn apply<'c>(
         ));
     }
     // The kernel's element index is a u32 (the counter's high word is 0 on the device).
-    let n = u32_of(op, arg, x.numel())?;
+    u32_of(op, arg, x.numel())?;
     let out = ctx.alloc(op, "out", x.shape(), DType::F32)?;
     let mut rec = on.begin(op);
-    if !cfg.is_active() {
-        rec.copy(x, 0, &out, 0, x.numel());
-    } else {
-        let blocks = n.div_ceil(4);
-        let p = DropoutParams {
-            n,
-            blocks,
-            seed_lo: seed as u32,
-            seed_hi: (seed >> 32) as u32,
-            stream,
-            threshold: cfg.threshold(),
-            scale: cfg.scale() as f32,
-            ..Default::default()
-        };
-        rec.dispatch(
-            APPLY,
-            &p,
-            &[x, &out],
-            fold_x((blocks as usize).div_ceil(64)),
-        )?;
-    }
+    let mask = Mask { cfg, seed, stream };
+    record(&mut rec, x, &out, &mask, 0..x.numel())?;
     rec.finish()?;
     Ok(out)
+}
+
+/// A dropout mask: its config and (seed, stream).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mask<'a> {
+    pub cfg: &'a DropoutConfig,
+    pub seed: u64,
+    pub stream: u32,
+}
+
+/// Records `out[i] = x[i] · m[i]` for the elements `range` of two tensors of one shape, `m`
+/// the mask's multipliers by element index in the whole tensor (so a chunk of rows gets the
+/// mask the whole tensor would); a copy where the mask is inactive. Indices must fit a u32.
+pub(crate) fn record(
+    rec: &mut Recorder<'_>,
+    x: &GpuTensor,
+    out: &GpuTensor,
+    mask: &Mask<'_>,
+    range: Range<usize>,
+) -> Result<()> {
+    if range.is_empty() {
+        return Ok(());
+    }
+    if !mask.cfg.is_active() {
+        rec.copy(x, range.start, out, range.start, range.len());
+        return Ok(());
+    }
+    let (base, n) = (range.start as u32, range.len() as u32);
+    let first = base / 4;
+    let blocks = u32_of("dropout", "x", range.end.div_ceil(4))?;
+    let p = DropoutParams {
+        n,
+        blocks,
+        seed_lo: mask.seed as u32,
+        seed_hi: (mask.seed >> 32) as u32,
+        stream: mask.stream,
+        threshold: mask.cfg.threshold(),
+        scale: mask.cfg.scale() as f32,
+        base,
+    };
+    let groups = fold_x(((blocks - first) as usize).div_ceil(64));
+    rec.dispatch(APPLY, &p, &[x, out], groups)
 }
 
 /// `x` with each element kept with probability `1 − p` and scaled by `1 / (1 − p)`, else

@@ -188,9 +188,9 @@ pub(crate) mod dropout {
     uniforms! {
         /// The parameters of dropout.wgsl's `dropout_apply`.
         struct DropoutParams {
-            /// elements
+            /// the elements written: base .. base + n
             n: u32,
-            /// blocks of four elements, ceil(n / 4)
+            /// the end of the blocks of four elements they touch, ceil((base + n) / 4)
             blocks: u32,
             /// the Philox key: the seed's low and high 32 bits
             seed_lo: u32,
@@ -201,7 +201,8 @@ pub(crate) mod dropout {
             threshold: u32,
             /// 1 / (1 - p)
             scale: f32,
-            _pad: u32,
+            /// the first element written (a chunk of a tensor's rows), indexed in the tensor
+            base: u32,
         }
     }
 }

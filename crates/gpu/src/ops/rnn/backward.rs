@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
+use wgrnn_core::{CellKind, DropoutConfig, Error, Result, RnnConfig, RnnDims};
 
 use super::forward::drop_batch;
 use super::kernels::backward::{cell_kernel, seq_kernel, step_kernel};
@@ -22,6 +22,7 @@ use super::{
     GpuRnnTape, ProjTape, TapeLayout, alloc_states, cell_extras, check_weight_buffers, no_layers,
     out_strides,
 };
+use crate::ops::dropout;
 use crate::ops::matmul::{Out, Packed, Strided, gemm, pack, pack_lhs};
 use crate::ops::pack::{alloc_packed, by_unit, pack_w_hh_into, packed_slots};
 use crate::ops::recurrent::PanelPlan;
@@ -139,7 +140,15 @@ fn backward<'c>(
             None => (d_top.clone(), cfg.batch_first),
             Some(above) => (above.d_inp.clone(), false),
         };
-        let run = LayerBack::new(&mut rec, &call, layer, d_out, d_out_batch_first)?;
+        // Through the inter-layer dropout on this layer's output: the layer above's dX masked
+        // (here over every row, or chunk by chunk in the wavefront's handoffs).
+        let undrop = Undrop::new(&mut rec, cfg, tape, layer, &d_out)?;
+        let d_out = undrop.as_ref().map_or(d_out, |u| u.masked.clone());
+        if let (Some(u), None) = (&undrop, &wave) {
+            u.record(&mut rec, 0..tl)?;
+        }
+        let mut run = LayerBack::new(&mut rec, &call, layer, d_out, d_out_batch_first)?;
+        run.undrop = undrop;
         if layer + 1 == cfg.num_layers || wave.is_none() {
             run.grad_to_cell(&mut rec, 0..tl)?;
         }
@@ -422,6 +431,8 @@ struct LayerBack<'t> {
     cfg: RnnConfig,
     tape: &'t GpuRnnTape,
     projected: Option<ProjectedBack<'t>>,
+    /// With inter-layer dropout below the last layer: how its output gradient is masked.
+    undrop: Option<Undrop>,
     /// The gradient of the layer's input: dX of the call for the first layer.
     d_inp: GpuTensor,
     in_batch_first: bool,
@@ -515,6 +526,7 @@ impl<'t> LayerBack<'t> {
             cfg: cfg.clone(),
             tape,
             projected,
+            undrop: None,
             d_inp,
             in_batch_first,
             x_rows,
@@ -725,6 +737,60 @@ impl<'t> LayerBack<'t> {
     }
 }
 
+/// The gradient through the inter-layer dropout on a layer's output: the layer above's dX
+/// (`from`) times the forward's mask, into `masked`, which the layer's backward reads.
+struct Undrop {
+    from: GpuTensor,
+    masked: GpuTensor,
+    cfg: DropoutConfig,
+    seed: u64,
+    layer: usize,
+}
+
+impl Undrop {
+    /// For `layer` of a call whose config drops its output (every layer but the last).
+    fn new(
+        rec: &mut Recorder<'_>,
+        cfg: &RnnConfig,
+        tape: &GpuRnnTape,
+        layer: usize,
+        d_out: &GpuTensor,
+    ) -> Result<Option<Self>> {
+        let drop = DropoutConfig::new(cfg.dropout as f64);
+        if !drop.is_active() || layer + 1 == cfg.num_layers {
+            return Ok(None);
+        }
+        let masked = rec
+            .ctx()
+            .alloc(OP, "dy through dropout", d_out.shape(), DType::F32)?;
+        Ok(Some(Self {
+            from: d_out.clone(),
+            masked,
+            cfg: drop,
+            seed: tape.seed,
+            layer,
+        }))
+    }
+
+    /// The masked gradient over the times `ts` (rows `t·B + b`, sequence-major).
+    fn record(&self, rec: &mut Recorder<'_>, ts: Range<usize>) -> Result<()> {
+        let s = self.from.shape();
+        let row = s[1] * s[2];
+        let mask = dropout::Mask {
+            cfg: &self.cfg,
+            seed: self.seed,
+            stream: self.layer as u32,
+        };
+        dropout::record(
+            rec,
+            &self.from,
+            &self.masked,
+            &mask,
+            ts.start * row..ts.end * row,
+        )
+    }
+}
+
 /// What a layer with a projection adds to its backward: the gradient of its output and of
 /// its cell outputs, and the model's W_hh and W_hr per direction.
 struct ProjectedBack<'t> {
@@ -823,6 +889,9 @@ struct BackwardStack<'r, 't> {
 impl WaveRun for BackwardStack<'_, '_> {
     fn handoff(&self, rec: &mut Recorder<'_>, k: usize, ts: Range<usize>) -> Result<()> {
         self.runs[k - 1].dx(rec, ts.clone())?;
+        if let Some(u) = &self.runs[k].undrop {
+            u.record(rec, ts.clone())?;
+        }
         self.runs[k].grad_to_cell(rec, ts)
     }
 

@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use wgrnn_core::{CellKind, Error, Result, RnnConfig, RnnDims};
+use wgrnn_core::{CellKind, DropoutConfig, Error, Result, RnnConfig, RnnDims};
 
 use super::kernels::{for_storage, seq_kernel, split_cell_kernel, step_kernel};
 use super::path::{StepPath, step_path};
@@ -20,6 +20,7 @@ use super::{
     GpuRnnInput, GpuRnnOutput, GpuRnnTape, LayerInput, ProjTape, TapeLayout, alloc_states,
     cell_extras, check_batch, check_weight_buffers, no_layers, out_strides,
 };
+use crate::ops::dropout;
 use crate::ops::matmul::{
     Out, Packed, SeqMask, Strided, gemm, pack, pack_lhs, pack_lhs_masked, pack_masked,
 };
@@ -96,7 +97,7 @@ fn forward<'c>(
         x: &x,
         h0: h0.as_ref(),
         c0: c0.as_ref(),
-        lengths: input.lengths,
+        ..input
     };
     let (out, tape) = forward_batched(on, w, batched, train)?;
     let out = GpuRnnOutput {
@@ -153,6 +154,7 @@ fn forward_batched<'c>(
         if wave.is_none() {
             run.all_steps(&mut rec)?;
             run.project_out(&mut rec, 0..call.dims.seq_len)?;
+            run.drop_out(&mut rec, 0..call.dims.seq_len)?;
         }
         runs.push(run);
     }
@@ -188,6 +190,7 @@ fn forward_batched<'c>(
     rec.finish()?;
     let tape = GpuRnnTape {
         config: cfg.clone(),
+        seed: call.input.seed,
         unbatched: false,
         dims: call.dims,
         lengths: call.lengths,
@@ -325,6 +328,29 @@ impl<'a> ForwardCall<'a> {
         layer + 1 == cfg.num_layers && cfg.batch_first
     }
 
+    /// In training with inter-layer dropout, the masked copy of `layer`'s output (sequence-major)
+    /// that the layer above reads, for every layer but the last; zeros where sequences are
+    /// padded, as the wavefront masks only the rows up to the longest sequence.
+    fn alloc_dropped(
+        &self,
+        rec: &mut Recorder<'_>,
+        layer: usize,
+    ) -> Result<Option<(GpuTensor, DropoutConfig, u64)>> {
+        let cfg = self.w.config();
+        let drop = DropoutConfig::new(cfg.dropout as f64);
+        if !self.train || !drop.is_active() || layer + 1 == cfg.num_layers {
+            return Ok(None);
+        }
+        let (tl, nb) = (self.dims.seq_len, self.dims.batch);
+        let shape = [tl, nb, cfg.output_size()];
+        check_u32(shape.iter().product(), "dropped y")?;
+        let t = rec.ctx().alloc(OP, "dropped y", &shape, DType::F32)?;
+        if self.padded {
+            rec.clear(&t);
+        }
+        Ok(Some((t, drop, self.input.seed)))
+    }
+
     /// With a projection, `layer`'s output `y` `[T, B, D·P]` (batch-first where
     /// [`Self::y_batch_first`]), zeros where sequences are padded.
     fn alloc_projected(&self, rec: &mut Recorder<'_>, layer: usize) -> Result<Option<GpuTensor>> {
@@ -376,7 +402,7 @@ impl<'a> ForwardCall<'a> {
                 off: 0,
             },
             None => Strided::rows(x, rows, in_w, 0),
-            Some(prev) => Strided::rows(prev.y(), rows, in_w, 0),
+            Some(prev) => Strided::rows(prev.next_input(), rows, in_w, 0),
         };
         // The call's padded steps are packed as zeros, so that nothing they hold reaches a
         // product (backward's dW_ih sums over every row); the layers above read outputs that
@@ -398,7 +424,7 @@ impl<'a> ForwardCall<'a> {
             return Ok(Some(xt));
         }
         if let (Some(prev), true) = (prev, self.train) {
-            layer_in.push(LayerInput::rows(prev.y(), in_w));
+            layer_in.push(LayerInput::rows(prev.next_input(), in_w));
         }
         (layer == 0 || whole)
             .then(|| pack_lhs_masked(rec, x_view, mask))
@@ -608,6 +634,9 @@ struct LayerRun {
     /// outputs m that `projected` maps to it.
     out: GpuTensor,
     projected: Option<Projected>,
+    /// In training with inter-layer dropout, below the last layer: the output as the layer
+    /// above reads it, masked, and the mask.
+    dropped: Option<(GpuTensor, DropoutConfig, u64)>,
     gi: GpuTensor,
     state: GpuTensor,
     tape: GpuTensor,
@@ -674,10 +703,12 @@ impl LayerRun {
             Some(y) => Some(Projected::new(call, layer, y)?),
             None => None,
         };
+        let dropped = call.alloc_dropped(rec, layer)?;
         Ok(Self {
             layer,
             out,
             projected,
+            dropped,
             gi,
             state,
             tape,
@@ -789,6 +820,25 @@ impl LayerRun {
         self.projected.as_ref().map_or(&self.out, |p| &p.y)
     }
 
+    /// What the layer above reads: the output, or with inter-layer dropout its masked copy.
+    fn next_input(&self) -> &GpuTensor {
+        self.dropped.as_ref().map_or(self.y(), |(d, _, _)| d)
+    }
+
+    /// With inter-layer dropout, the masked output over the times `ts` (stream = the layer).
+    fn drop_out(&self, rec: &mut Recorder<'_>, ts: Range<usize>) -> Result<()> {
+        let Some((dropped, cfg, seed)) = &self.dropped else {
+            return Ok(());
+        };
+        let row = self.nb * self.y().shape()[2];
+        let mask = dropout::Mask {
+            cfg,
+            seed: *seed,
+            stream: self.layer as u32,
+        };
+        dropout::record(rec, self.y(), dropped, &mask, ts.start * row..ts.end * row)
+    }
+
     /// With a projection and h0, W_hh·h0 into the input projection of each sequence's first
     /// step (after the rows that hold it are projected).
     fn add_h0(&self, rec: &mut Recorder<'_>) -> Result<()> {
@@ -889,7 +939,8 @@ impl WaveRun for ForwardStack<'_> {
     fn handoff(&self, rec: &mut Recorder<'_>, l: usize, ts: Range<usize>) -> Result<()> {
         let (nb, in_w) = (self.nb, self.cfg.layer_input_size(l));
         self.runs[l - 1].project_out(rec, ts.clone())?;
-        let below = self.runs[l - 1].y();
+        self.runs[l - 1].drop_out(rec, ts.clone())?;
+        let below = self.runs[l - 1].next_input();
         let xt = pack_lhs(
             rec,
             Strided::rows(below, ts.len() * nb, in_w, ts.start * nb * in_w),

@@ -63,6 +63,10 @@ pub struct GpuRnnInput<'a> {
     pub h0: Option<&'a GpuTensor>,
     pub c0: Option<&'a GpuTensor>,
     pub lengths: Option<&'a [usize]>,
+    /// The seed of a training call's inter-layer dropout masks (`RnnConfig::dropout`), the
+    /// masks `wgrnn_cpu::RnnInput::seed` gives: layer l's output, sequence-major, masked with
+    /// stream l. A trainer gives each step its own seed.
+    pub seed: u64,
 }
 
 impl<'a> GpuRnnInput<'a> {
@@ -72,7 +76,13 @@ impl<'a> GpuRnnInput<'a> {
             h0: None,
             c0: None,
             lengths: None,
+            seed: 0,
         }
+    }
+
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
     }
 
     pub fn h0(mut self, h0: &'a GpuTensor) -> Self {
@@ -95,6 +105,8 @@ impl<'a> GpuRnnInput<'a> {
 #[derive(Clone, Debug)]
 pub struct GpuRnnTape {
     pub(crate) config: RnnConfig,
+    /// The seed of the inter-layer dropout masks.
+    pub(crate) seed: u64,
     /// Whether the call was unbatched: backward takes and gives unbatched gradients.
     pub(crate) unbatched: bool,
     pub(crate) dims: RnnDims,
