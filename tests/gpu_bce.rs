@@ -265,4 +265,19 @@ fn gpu_bce_errors() {
     assert_eq!(e, Error::shape(BOP, "dloss", &[2, 3], &[]));
     let e = gpu::binary_cross_entropy_with_logits(b, input, Reduction::Sum).unwrap_err();
     assert!(matches!(e, Error::ForeignContext { op: OP, .. }), "{e}");
+    // A forward result whose count was replaced by another tensor.
+    let mut bad = good.clone();
+    bad.count = a.zeros(&[1]).unwrap();
+    let e = gpu::binary_cross_entropy_with_logits_backward(a, input, &bad, &scalar).unwrap_err();
+    assert!(e.to_string().contains("`forward.count`"), "{e}");
+    // u32 weights are refused like u32 targets.
+    let pw_ids = a.upload_u32(&[3], &[1; 3]).unwrap();
+    for (input, arg) in [
+        (input.weight(&ids), "weight"),
+        (input.pos_weight(&pw_ids), "pos_weight"),
+    ] {
+        let e = gpu::binary_cross_entropy_with_logits(a, input, Reduction::Sum).unwrap_err();
+        assert!(e.to_string().contains(&format!("`{arg}`")), "{arg}: {e}");
+        assert!(e.to_string().contains("must be f32"), "{arg}: {e}");
+    }
 }
