@@ -178,6 +178,7 @@ fn repeated_calls_do_not_grow_memory() {
                 attention,
                 lr: 0.01,
                 seed: 2,
+                dropout: 0.0,
             },
         )
         .unwrap();

@@ -43,6 +43,10 @@ struct Args {
     /// Stacked LSTM layers.
     #[arg(long, default_value_t = 1)]
     layers: usize,
+    /// Dropout probability in training, as PyTorch's `nn.LSTM(dropout=P)` between the layers
+    /// and on the last layer's output; in [0, 1).
+    #[arg(long, default_value_t = 0.0)]
+    dropout: f32,
     /// Adam learning rate.
     #[arg(long, default_value_t = 0.005, allow_negative_numbers = true)]
     lr: f64,
@@ -137,6 +141,7 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             layers: a.layers,
             lr: a.lr,
             seed: a.seed,
+            dropout: a.dropout,
         },
     )?;
     if let Some(p) = &a.load {

@@ -9,7 +9,10 @@ use wgrnn::gpu::{
     self, Context, GpuOptimizer, GpuParams, GpuRnnInput, GpuRnnOutputGrads, GpuTensor, upload_ids,
     upload_targets,
 };
-use wgrnn::{CellKind, EmbeddingConfig, Error, LinearConfig, OptimizerConfig, Result, RnnConfig};
+use wgrnn::{
+    CellKind, DropoutConfig, EmbeddingConfig, Error, LinearConfig, OptimizerConfig, Result,
+    RnnConfig,
+};
 
 /// A text as character ids over its own sorted alphabet.
 #[derive(Clone, Debug, PartialEq)]
@@ -114,6 +117,9 @@ pub struct ModelConfig {
     pub layers: usize,
     pub lr: f64,
     pub seed: u64,
+    /// Dropout in training: PyTorch's `nn.LSTM(dropout=p)` between the LSTM layers, and the
+    /// same on the last layer's output before the output layer; in [0, 1).
+    pub dropout: f32,
 }
 
 pub struct Model {
@@ -122,6 +128,8 @@ pub struct Model {
     lstm: GpuParams<RnnConfig>,
     out: GpuParams<LinearConfig>,
     opt: GpuOptimizer,
+    /// Training steps taken: each draws its dropout masks from its own seed.
+    steps: u64,
 }
 
 /// Windows `[B, T]` of inputs and their next characters.
@@ -193,7 +201,8 @@ impl Model {
             ctx,
             RnnConfig::new(CellKind::Lstm, cfg.embed, cfg.hidden)
                 .layers(cfg.layers)
-                .batch_first(true),
+                .batch_first(true)
+                .dropout(cfg.dropout),
             seed(1),
         )?;
         let out = GpuParams::init(ctx, LinearConfig::new(cfg.hidden, cfg.vocab), seed(2))?;
@@ -210,6 +219,7 @@ impl Model {
             lstm,
             out,
             opt,
+            steps: 0,
         })
     }
 
@@ -255,12 +265,24 @@ impl Model {
         let ids = upload_ids(ctx, x, v)?;
         let targets = upload_targets(ctx, y, v, None)?;
         let e = gpu::embedding_forward(ctx, &self.emb.value, &ids)?;
-        let (r, r_tape) = gpu::rnn_forward_train(ctx, &self.lstm.value, GpuRnnInput::new(&e))?;
-        let logits = gpu::linear_forward(ctx, &self.out.value, &r.y)?;
+        // This step's masks: the seed is the run's and the step's (the LSTM's between its
+        // layers, streams 0.., and the output's, stream `layers`).
+        let seed = self
+            .cfg
+            .seed
+            .wrapping_mul(0x9E37_79B9)
+            .wrapping_add(self.steps);
+        self.steps += 1;
+        let input = GpuRnnInput::new(&e).seed(seed);
+        let (r, r_tape) = gpu::rnn_forward_train(ctx, &self.lstm.value, input)?;
+        let drop = DropoutConfig::new(self.cfg.dropout as f64);
+        let stream = self.cfg.layers as u32;
+        let y = gpu::dropout(ctx, &r.y, &drop, seed, stream)?;
+        let logits = gpu::linear_forward(ctx, &self.out.value, &y)?;
         let ce = gpu::cross_entropy(ctx, &logits, &targets)?;
         let dlogits = gpu::cross_entropy_backward(ctx, &logits, &targets, &ce, 1.0)?;
-        let dy =
-            gpu::linear_backward(ctx, &self.out.value, &r.y, &dlogits, Some(&self.out.grad))?.dx;
+        let dy = gpu::linear_backward(ctx, &self.out.value, &y, &dlogits, Some(&self.out.grad))?.dx;
+        let dy = gpu::dropout_backward(ctx, &dy, &drop, seed, stream)?;
         let g = gpu::rnn_backward(
             ctx,
             &self.lstm.value,

@@ -56,6 +56,10 @@ struct Args {
     /// and the decoder starts from the sum of both directions' final states.
     #[arg(long)]
     unidirectional: bool,
+    /// Dropout probability in training, on the embedded input characters and on the
+    /// decoder's outputs before the output layer; in [0, 1).
+    #[arg(long, default_value_t = 0.0)]
+    dropout: f32,
     /// Character embedding size.
     #[arg(long, default_value_t = 16)]
     embed: usize,
@@ -147,6 +151,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         attention,
         lr: args.lr,
         seed: args.seed,
+        dropout: args.dropout,
     };
     let mut model = Model::new(&ctx, cfg)?;
     if let Some(path) = &args.load {

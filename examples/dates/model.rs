@@ -11,8 +11,8 @@ use wgrnn::gpu::{
     GpuTensor, Recording, upload_ids, upload_targets,
 };
 use wgrnn::{
-    AttentionConfig, CellKind, EmbeddingConfig, LinearConfig, OptimizerConfig, Result, RnnConfig,
-    Score,
+    AttentionConfig, CellKind, DropoutConfig, EmbeddingConfig, LinearConfig, OptimizerConfig,
+    Result, RnnConfig, Score,
 };
 
 use super::data::{self, Example, PAD, START};
@@ -31,6 +31,9 @@ pub struct ModelConfig {
     pub attention: Option<Score>,
     pub lr: f64,
     pub seed: u64,
+    /// Dropout probability in training on the encoder's embedded characters and on the
+    /// decoder's outputs before the output layer; in [0, 1).
+    pub dropout: f32,
 }
 
 /// A batch on the host: padded input ids `[B, Tin]`, their lengths, decoder inputs and targets
@@ -81,10 +84,13 @@ pub struct Model {
     out_ctx: Option<GpuParams<LinearConfig>>,
     out_h: GpuParams<LinearConfig>,
     opt: GpuOptimizer,
+    /// Training steps taken: each draws its dropout masks from its own seed.
+    steps: u64,
 }
 
 impl Model {
     pub fn new(ctx: &Context, cfg: ModelConfig) -> Result<Self> {
+        DropoutConfig::new(cfg.dropout as f64).validate()?;
         let (e, h, s) = (cfg.embed, cfg.hidden, cfg.seed);
         let (vin, vout) = (data::input_vocab(), data::output_vocab());
         // Each module's seed is the run's plus its index (wrapping: any u64 seed works).
@@ -159,7 +165,25 @@ impl Model {
             out_ctx,
             out_h,
             opt,
+            steps: 0,
         })
+    }
+
+    /// The training step's dropout of `t` (stream `stream` of `seed`), or `t` where there is
+    /// none; `backward` applies the same mask to a gradient.
+    fn dropout(
+        &self,
+        rec: &mut Recording<'_>,
+        t: &GpuTensor,
+        (seed, stream): (u64, u32),
+        backward: bool,
+    ) -> Result<GpuTensor> {
+        let cfg = DropoutConfig::new(self.cfg.dropout as f64);
+        match (cfg.is_active(), backward) {
+            (false, _) => Ok(t.clone()),
+            (true, false) => gpu::dropout(rec, t, &cfg, seed, stream),
+            (true, true) => gpu::dropout_backward(rec, t, &cfg, seed, stream),
+        }
     }
 
     /// Sets the optimizer's learning rate (for a schedule).
@@ -229,8 +253,16 @@ impl Model {
         let targets = upload_targets(ctx, &batch.targets, vout, None)?;
         let mut rec = ctx.record();
         self.zero_grad(&mut rec)?;
+        // This step's dropout masks: the embedded input's (stream 0), the decoder outputs' (1).
+        let seed = self
+            .cfg
+            .seed
+            .wrapping_mul(0x9E37_79B9)
+            .wrapping_add(self.steps);
+        self.steps += 1;
         // Forward.
         let enc_x = gpu::embedding_forward(&mut rec, &self.enc_emb.value, &enc_ids)?;
+        let enc_x = self.dropout(&mut rec, &enc_x, (seed, 0), false)?;
         let (enc, enc_tape) = gpu::rnn_forward_train(
             &mut rec,
             &self.encoder.value,
@@ -249,7 +281,8 @@ impl Model {
             Some(a) => Some(gpu::attention_forward(&mut rec, &a.value, att_in)?),
             None => None,
         };
-        let mut logits = gpu::linear_forward(&mut rec, &self.out_h.value, &dec.y)?;
+        let dec_y = self.dropout(&mut rec, &dec.y, (seed, 1), false)?;
+        let mut logits = gpu::linear_forward(&mut rec, &self.out_h.value, &dec_y)?;
         if let (Some(att), Some(o)) = (&att, &self.out_ctx) {
             let from_context = gpu::linear_forward(&mut rec, &o.value, &att.context)?;
             logits = gpu::add(&mut rec, &logits, &from_context)?;
@@ -260,11 +293,12 @@ impl Model {
         let d_dec_y = gpu::linear_backward(
             &mut rec,
             &self.out_h.value,
-            &dec.y,
+            &dec_y,
             &dlogits,
             Some(&self.out_h.grad),
         )?
         .dx;
+        let d_dec_y = self.dropout(&mut rec, &d_dec_y, (seed, 1), true)?;
         let mut d_enc_y = None;
         if let (Some(att), Some(o), Some(a)) = (&att, &self.out_ctx, &self.attention) {
             let d_ctx =
@@ -312,11 +346,12 @@ impl Model {
             up,
             Some(&self.encoder.grad),
         )?;
+        let d_enc_x = self.dropout(&mut rec, &eg.dx, (seed, 0), true)?;
         gpu::embedding_backward(
             &mut rec,
             &self.enc_emb.value,
             &enc_ids,
-            &eg.dx,
+            &d_enc_x,
             Some(&self.enc_emb.grad),
         )?;
         let pairs = self.pairs()?;
