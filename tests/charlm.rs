@@ -235,7 +235,7 @@ fn dropout_training_lowers_the_loss_reproducibly() {
     };
     let t = 16;
     let train = || {
-        let mut m = Model::new(ctx, cfg.clone()).unwrap();
+        let mut m = Model::new(ctx, cfg).unwrap();
         let before = full_loss(ctx, &m, &c, t);
         let mut rng = SplitMix64::new(5);
         for _ in 0..40 {
@@ -253,7 +253,7 @@ fn dropout_training_lowers_the_loss_reproducibly() {
     assert_eq!(train().1.to_bits(), after.to_bits(), "a second run differs");
     let bad = ModelConfig {
         dropout: 1.0,
-        ..cfg.clone()
+        ..cfg
     };
     let e = Model::new(ctx, bad)
         .err()
