@@ -12,8 +12,8 @@ use wgrnn::cpu::{
 };
 use wgrnn::gpu;
 use wgrnn::{
-    AttentionConfig, CellKind, EmbeddingConfig, Error, LinearConfig, PoolMode, RnnConfig, Score,
-    Tensor,
+    AttentionConfig, CellKind, EmbeddingConfig, Error, GruReset, LinearConfig, PoolMode, RnnConfig,
+    Score, Tensor,
 };
 
 fn z(shape: &[usize]) -> Tensor<f32> {
@@ -249,8 +249,22 @@ fn rnn_input_shapes_and_lengths() {
     let w = RnnWeights::<f32>::init(cfg, 0).unwrap();
     let x = z(&[5, 2, 3]);
     err_mentions(
-        rnn_forward(&w, RnnInput::new(&z(&[5, 3]))),
+        rnn_forward(&w, RnnInput::new(&z(&[5]))),
+        &["rnn", "`x`", "rank 3", "unbatched"],
+    );
+    err_mentions(
+        rnn_forward(&w, RnnInput::new(&z(&[5, 2, 3, 1]))),
         &["rnn", "`x`", "rank 3"],
+    );
+    // Unbatched x [T, I] takes states [L·D, H]: a 3-D one is refused by name, a 2-D one of
+    // the wrong size by its shape.
+    err_mentions(
+        rnn_forward(&w, RnnInput::new(&z(&[5, 3])).h0(&z(&[2, 1, 4]))),
+        &["`h0`", "2-D", "[5, 3]", "[2, 1, 4]"],
+    );
+    err_mentions(
+        rnn_forward(&w, RnnInput::new(&z(&[5, 3])).c0(&z(&[2, 5]))),
+        &["`c0`", "[2, 1, 5]", "[2, 1, 4]"],
     );
     let e = err_mentions(
         rnn_forward(&w, RnnInput::new(&z(&[5, 2, 4]))),
@@ -297,6 +311,62 @@ fn rnn_input_shapes_and_lengths() {
         rnn_forward(&gru, RnnInput::new(&x).c0(&z(&[1, 2, 4]))),
         &["`c0`", "only for LSTM", "gru"],
     );
+
+    // With a projection h states are P wide and c states H wide.
+    let proj = RnnConfig::new(CellKind::Lstm, 3, 4).proj_size(2);
+    let w = RnnWeights::<f32>::init(proj, 0).unwrap();
+    err_mentions(
+        rnn_forward(&w, RnnInput::new(&x).h0(&z(&[1, 2, 4]))),
+        &["`h0`", "[1, 2, 4]", "[1, 2, 2]"],
+    );
+    err_mentions(
+        rnn_forward(&w, RnnInput::new(&x).c0(&z(&[1, 2, 2]))),
+        &["`c0`", "[1, 2, 2]", "[1, 2, 4]"],
+    );
+}
+
+/// The recurrent options PyTorch refuses, refused as it refuses them and named: a projection
+/// outside LSTM or not below hidden_size, a dropout outside [0, 1) (NaN included), and the
+/// GRU's reset form on another cell.
+#[test]
+fn rnn_variant_configs_out_of_domain() {
+    let _watch = crate::validation::watch();
+    let lstm = || RnnConfig::new(CellKind::Lstm, 3, 4);
+    let gru = RnnConfig::new(CellKind::Gru, 3, 4);
+    let relu = RnnConfig::new(CellKind::RnnRelu, 3, 4);
+    let cases: [(RnnConfig, &[&str]); 8] = [
+        (
+            gru.proj_size(2),
+            &["proj_size", "only supported for LSTM", "gru"],
+        ),
+        (relu.proj_size(2), &["proj_size", "rnn_relu"]),
+        (
+            lstm().proj_size(4),
+            &["proj_size", "4", "smaller than hidden_size (4)"],
+        ),
+        (lstm().proj_size(9), &["proj_size", "9"]),
+        (
+            lstm().gru_reset(GruReset::Before),
+            &["gru_reset", "before", "only for GRU", "lstm"],
+        ),
+        (lstm().dropout(1.0), &["dropout", "1", "[0, 1)"]),
+        (lstm().dropout(-0.5), &["dropout", "-0.5"]),
+        (lstm().dropout(f32::NAN), &["dropout", "NaN"]),
+    ];
+    for (cfg, words) in cases {
+        let e = err_mentions(RnnWeights::<f32>::init(cfg.clone(), 0), words);
+        assert!(
+            matches!(
+                e,
+                Error::InvalidConfig {
+                    config: "RnnConfig",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        err_mentions(gpu::GpuWeights::init(crate::gpu::ctx(), cfg, 0), words);
+    }
 }
 
 /// A masked pooling call that must fail: x's shape, lengths, batch_first, dy's shape, and the

@@ -456,7 +456,7 @@ impl RnnConfig {
                 op,
                 arg: "x",
                 reason: format!(
-                    "must have rank 3 {want}, has shape {}",
+                    "must have rank 3 {want} (or 2, unbatched [T, input_size]), has shape {}",
                     crate::error::fmt_shape(x)
                 ),
             });
