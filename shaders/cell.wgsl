@@ -1,8 +1,9 @@
 // The kernels every recurrent cell shares: one template, instantiated per cell by the shader
 // registry (`cell_module` in crates/gpu/src/runtime/shaders.rs). A cell's module is
 // common.wgsl, then this file with its markers filled: the parameter blocks (generated from
-// their Rust definitions), the cell file (lstm.wgsl, gru.wgsl, rnn.wgsl) and the packed W_hh
-// bindings (f32, or f16 unpacked to f32). A cell file holds only what differs between cells:
+// their Rust definitions), the cell file (lstm.wgsl, gru.wgsl, gru_before.wgsl, rnn.wgsl) and
+// the packed W_hh bindings (f32, or f16 unpacked to f32). A cell file holds only what differs
+// between cells:
 //
 //   const GATES: u32      gates per unit (LSTM 4, GRU 3, Elman 1), gate-major in gi, the tape
 //                         and dG: row r, gate g, unit j at (r * GATES + g) * H + j
@@ -10,12 +11,18 @@
 //                         unit's gates, or 4, where it holds four units' one gate (Elman)
 //   const HALVES: u32     state halves carried between steps: 2 (h, c) or 1 (h)
 //   const EXTRAS: u32     the cell's tape rows beyond its gates and h_prev, at p.extra1 and
-//                         p.extra2 (0, 1 or 2; LSTM c and c_prev, GRU W_hn h + b_hn)
+//                         p.extra2 (0, 1 or 2; LSTM c and c_prev, GRU W_hn h + b_hn, the
+//                         reset-before GRU r ⊙ h)
 //   const SPLIT_DG: bool  whether the recurrent side's gate gradients differ from the input
 //                         side's (GRU: r scales n's), stored apart at bp.dgh_off
 //   fn cell_fwd(pre, rec, h_prev, c_prev, j) -> CellFwd   the step of unit j from its input
 //                         projection `pre` and recurrent product `rec` (GATES lanes used)
 //   fn cell_bwd(dh, carry_c, act, aux) -> CellBwd          its reverse from the tape
+//   const PHASES: u32     1, or 2 for a cell whose step needs a second product over a vector
+//                         the first phase makes of every unit (the reset-before GRU's r ⊙ h),
+//                         see "Two phases" below; for one-phase cells the registry appends
+//                         cell_one_phase.wgsl, which says 1 and gives the inert hooks
+//   fn cell_fwd_mid(pre, rec, h_prev, j) -> vec3<f32>      a two-phase cell's first phase
 //
 // Forward: for one timestep the recurrent product h_prev · W_hh^T, the gates and the state
 // update in one dispatch (`fwd_step`); the whole sequence in one workgroup for small B·H
@@ -32,6 +39,14 @@
 // gradients into dg and the carries for the step before. Rows whose sequence has not started
 // yet (s >= length) carry through. The `last` pass turns the carries and dG_0 · W_hh into dh0
 // (and dc0).
+//
+// Two phases (PHASES 2): each step is two passes with a dependency on every unit between them.
+// Forward, the first pass multiplies h_prev as above and cell_fwd_mid returns (m, k1, k2): m,
+// the second product's operand, goes into the c half of the slot read (such a cell has one
+// state half), and k1, k2 into both halves of the slot written, where the second pass reads
+// them (into cur_kept, with m) before cell_fwd overwrites h there; the second pass's product
+// multiplies m (`fwd_step_mid`, `fwd_split_cell_mid`, or the second loop of `fwd_seq`).
+// Two-phase cells have UNITS 1.
 //
 // No `if` on the parameter block alone chooses between large code paths here (see
 // shaders/README.md: lavapipe would recompile the kernel per dispatch); the branches and loops
@@ -73,6 +88,10 @@ struct CellBwd {
 
 // The step finish() works on: p.step, or the loop counter of the persistent kernel.
 var<private> cur_step: u32;
+
+// A two-phase cell's second pass: what the first pass left for the unit cell_fwd works on,
+// (m, k1, k2) of cell_fwd_mid.
+var<private> cur_kept: vec3<f32>;
 
 // This invocation's direction and the offsets of its slices (per-direction strides times the
 // direction): of the gate rows (gi forward, dg backward), the packed W_hh (or its transpose),
@@ -142,15 +161,21 @@ fn tape_step(row: u32, j: u32, h_prev: f32, o: CellFwd) {
     }
 }
 
+// The time of cur_step for a sequence of length len (reversed in odd directions).
+fn step_time(len: u32) -> u32 {
+    var t = cur_step;
+    if ((cur_dir % 2u) != 0u && cur_step < len) {
+        t = len - 1u - cur_step;
+    }
+    return t;
+}
+
 // The step of the units an accumulator covers (unit u, or units 4u..4u+3 that exist) of row b.
 fn finish(b: u32, u: u32, acc: vec4<f32>) {
     let s_in = cur_step % 2u;
     let s_out = 1u - s_in;
     let len = lengths[b];
-    var t = cur_step;
-    if ((cur_dir % 2u) != 0u && cur_step < len) {
-        t = len - 1u - cur_step;
-    }
+    let t = step_time(len);
     let row = t * p.batch + b;
     for (var q = 0u; q < UNITS; q++) {
         let j = UNITS * u + q;
@@ -159,6 +184,11 @@ fn finish(b: u32, u: u32, acc: vec4<f32>) {
             var c_prev = 0.0;
             if (HALVES > 1u) {
                 c_prev = state[state_at(s_in, 1u, b, j)];
+            }
+            if (PHASES > 1u) {
+                let m = state[state_at(s_in, 1u, b, j)];
+                let k1 = state[state_at(s_out, 0u, b, j)];
+                cur_kept = vec3<f32>(m, k1, state[state_at(s_out, 1u, b, j)]);
             }
             if (cur_step >= len) {
                 state[state_at(s_out, 0u, b, j)] = h_prev;
@@ -180,9 +210,54 @@ fn finish(b: u32, u: u32, acc: vec4<f32>) {
     }
 }
 
+// The first pass of a two-phase cell's step (PHASES 2) for the units acc covers of row b (see
+// "Two phases"). Rows whose sequence has ended get zeros: the second pass carries their state
+// over and uses none of it.
+fn finish_mid(b: u32, u: u32, acc: vec4<f32>) {
+    let s_in = cur_step % 2u;
+    let s_out = 1u - s_in;
+    let len = lengths[b];
+    let row = step_time(len) * p.batch + b;
+    for (var q = 0u; q < UNITS; q++) {
+        let j = UNITS * u + q;
+        if (j < p.hidden) {
+            var m = vec3<f32>(0.0);
+            if (cur_step < len) {
+                let h_prev = state[state_at(s_in, 0u, b, j)];
+                m = cell_fwd_mid(gate_inputs(row, j), unit_rec(acc, q), h_prev, j);
+            }
+            state[state_at(s_in, 1u, b, j)] = m.x;
+            state[state_at(s_out, 0u, b, j)] = m.y;
+            state[state_at(s_out, 1u, b, j)] = m.z;
+        }
+    }
+}
+
+// The pass of a step whose product read state half `half` (a literal at every call): a
+// two-phase cell's first pass, or the step's last.
+fn finish_phase(b: u32, u: u32, acc: vec4<f32>, half: u32) {
+    if (PHASES > 1u && half == 0u) {
+        finish_mid(b, u, acc);
+    } else {
+        finish(b, u, acc);
+    }
+}
+
 // One unit (or four) and four batch rows per invocation.
 @compute @workgroup_size(64, 1)
 fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    fwd_step_at(gid, 0u);
+}
+
+// A two-phase cell's second pass: the product over the first pass's operand (the c half of the
+// slot read).
+@compute @workgroup_size(64, 1)
+fn fwd_step_mid(@builtin(global_invocation_id) gid: vec3<u32>) {
+    fwd_step_at(gid, 1u);
+}
+
+// fwd_step's body, its product over state half `half`.
+fn fwd_step_at(gid: vec3<u32>, half: u32) {
     set_fwd_dir(gid.z);
     let l_cur_w = cur_w;
     cur_step = p.step;
@@ -196,10 +271,10 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     // Rows past the batch read row B-1 (in bounds) and are never stored.
     let last = p.batch - 1u;
     let s_in = p.step % 2u;
-    let r0 = state_at(s_in, 0u, b0, 0u);
-    let r1 = state_at(s_in, 0u, min(b0 + 1u, last), 0u);
-    let r2 = state_at(s_in, 0u, min(b0 + 2u, last), 0u);
-    let r3 = state_at(s_in, 0u, min(b0 + 3u, last), 0u);
+    let r0 = state_at(s_in, half, b0, 0u);
+    let r1 = state_at(s_in, half, min(b0 + 1u, last), 0u);
+    let r2 = state_at(s_in, half, min(b0 + 2u, last), 0u);
+    let r3 = state_at(s_in, half, min(b0 + 3u, last), 0u);
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
@@ -211,54 +286,80 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
         a2 += state[r2 + k] * wk;
         a3 += state[r3 + k] * wk;
     }
-    finish(b0, u, a0);
-    if (b0 + 1u < p.batch) { finish(b0 + 1u, u, a1); }
-    if (b0 + 2u < p.batch) { finish(b0 + 2u, u, a2); }
-    if (b0 + 3u < p.batch) { finish(b0 + 3u, u, a3); }
+    finish_phase(b0, u, a0, half);
+    if (b0 + 1u < p.batch) { finish_phase(b0 + 1u, u, a1, half); }
+    if (b0 + 2u < p.batch) { finish_phase(b0 + 2u, u, a2, half); }
+    if (b0 + 3u < p.batch) { finish_phase(b0 + 3u, u, a3, half); }
 }
 
 // Persistent small-batch path (B·H small): one workgroup runs every step of the sequence in one
 // dispatch, with p.step holding the number of steps. Invocation li owns the (b, u) pairs li,
 // li + 256, … of the B·cols; storageBarrier() between steps makes the new state visible to the
 // whole workgroup before the next step reads it. Same arithmetic, in the same order, as
-// fwd_step.
+// fwd_step. A two-phase cell runs its second pass after a second barrier.
 @compute @workgroup_size(256)
 fn fwd_seq(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     set_fwd_dir(wid.z);
-    let l_cur_w = cur_w;
-    let h = p.hidden;
-    let cols = fwd_cols();
     let steps = p.step;
     for (var s = 0u; s < steps; s++) {
         cur_step = s;
-        let s_in = s % 2u;
-        for (var v = li; v < p.batch * cols; v += 256u) {
-            let b = v / cols;
-            let u = v - b * cols;
-            let r = state_at(s_in, 0u, b, 0u);
-            var a = vec4<f32>(0.0);
-            for (var k = 0u; k < h; k++) {
-                a += state[r + k] * w_load(l_cur_w + k * cols + u);
-            }
-            finish(b, u, a);
-        }
+        fwd_seq_pass(li, 0u);
         storageBarrier();
+        if (PHASES > 1u) {
+            fwd_seq_pass(li, 1u);
+            storageBarrier();
+        }
     }
 }
 
-// The slot of hout that h[b, j] goes to: blocks of p.win_rows rows padded to 64 floats.
-fn hout_at(b: u32, j: u32) -> u32 {
-    let r = p.win_rows;
-    let blk = (p.hidden * r + 63u) / 64u * 64u;
-    let stride = (p.batch + r - 1u) / r * blk;
+// One pass of fwd_seq's step cur_step, its products over state half `half`.
+fn fwd_seq_pass(li: u32, half: u32) {
+    let l_cur_w = cur_w;
+    let h = p.hidden;
+    let cols = fwd_cols();
+    let s_in = cur_step % 2u;
+    for (var v = li; v < p.batch * cols; v += 256u) {
+        let b = v / cols;
+        let u = v - b * cols;
+        let r = state_at(s_in, half, b, 0u);
+        var a = vec4<f32>(0.0);
+        for (var k = 0u; k < h; k++) {
+            a += state[r + k] * w_load(l_cur_w + k * cols + u);
+        }
+        finish_phase(b, u, a, half);
+    }
+}
+
+// The slot of a window (K-major blocks of `r` rows padded to 64 floats, one per direction) that
+// element j of row b goes to, for `batch` rows of `hidden`.
+fn window_at(r: u32, hidden: u32, batch: u32, b: u32, j: u32) -> u32 {
+    let blk = (hidden * r + 63u) / 64u * 64u;
+    let stride = (batch + r - 1u) / r * blk;
     return cur_dir * stride + (b / r) * blk + j * r + b % r;
+}
+
+// The slot of hout that h[b, j] goes to: blocks of p.win_rows rows.
+fn hout_at(b: u32, j: u32) -> u32 {
+    return window_at(p.win_rows, p.hidden, p.batch, b, j);
 }
 
 // The cell half of a split step (CPU adapters): the p.splits partial sums of accumulator u of
 // row b added in slot order, so that the result does not depend on scheduling; then finish(),
-// and the new h (or the carried one) into hout for the next step's window.
+// and the new h (or the carried one) into hout for the next step's window; a two-phase cell's
+// first pass puts its second product's operand there instead (that product's window).
 @compute @workgroup_size(64, 1)
 fn fwd_split_cell(@builtin(global_invocation_id) gid: vec3<u32>) {
+    split_cell_at(gid, 0u);
+}
+
+// A two-phase cell's second pass of a split step, after the product over the first's operand.
+@compute @workgroup_size(64, 1)
+fn fwd_split_cell_mid(@builtin(global_invocation_id) gid: vec3<u32>) {
+    split_cell_at(gid, 1u);
+}
+
+// fwd_split_cell's body, after a product over state half `half`.
+fn split_cell_at(gid: vec3<u32>, half: u32) {
     set_fwd_dir(gid.z);
     cur_step = p.step;
     let u = gid.x;
@@ -271,11 +372,14 @@ fn fwd_split_cell(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var s = 0u; s < p.splits; s++) {
         acc += fpart[((gid.z * p.splits + s) * p.batch + b) * cols + u];
     }
-    finish(b, u, acc);
+    finish_phase(b, u, acc, half);
+    let first = PHASES > 1u && half == 0u;
     for (var q = 0u; q < UNITS; q++) {
         let j = UNITS * u + q;
         if (j < p.hidden) {
-            hout[hout_at(b, j)] = state[state_at(1u - cur_step % 2u, 0u, b, j)];
+            let h_at = state_at(1u - cur_step % 2u, 0u, b, j);
+            let m_at = state_at(cur_step % 2u, 1u, b, j);
+            hout[hout_at(b, j)] = state[select(h_at, m_at, first)];
         }
     }
 }

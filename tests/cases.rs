@@ -2,15 +2,49 @@
 //! the attention scores and the attention case matrix. The CPU reference tests and the GPU
 //! tests (forward, backward, padding) draw from these, so they cover the same configurations.
 
-use wgrnn::{AttentionConfig, CellKind, RnnConfig, Score};
+use wgrnn::{AttentionConfig, CellKind, GruReset, RnnConfig, Score};
+
+/// One recurrent cell of the test matrix: its kind, and where a GRU applies its reset gate
+/// (`RnnConfig::gru_reset`), which gives the device a cell of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cell {
+    pub kind: CellKind,
+    pub reset: GruReset,
+}
+
+impl Cell {
+    /// A cell of `kind` in PyTorch's form.
+    pub const fn plain(kind: CellKind) -> Self {
+        Self {
+            kind,
+            reset: GruReset::After,
+        }
+    }
+
+    /// The GRU with the reset gate before the recurrent product.
+    pub const GRU_BEFORE: Cell = Cell {
+        kind: CellKind::Gru,
+        reset: GruReset::Before,
+    };
+
+    /// One layer of this cell, as `RnnConfig::new` makes it.
+    pub fn config(self, input_size: usize, hidden_size: usize) -> RnnConfig {
+        RnnConfig::new(self.kind, input_size, hidden_size).gru_reset(self.reset)
+    }
+}
 
 /// Every recurrent cell.
-pub const CELLS: [CellKind; 4] = [
-    CellKind::Lstm,
-    CellKind::Gru,
-    CellKind::RnnTanh,
-    CellKind::RnnRelu,
+pub const CELLS: [Cell; 5] = [
+    Cell::plain(CellKind::Lstm),
+    Cell::plain(CellKind::Gru),
+    Cell::plain(CellKind::RnnTanh),
+    Cell::plain(CellKind::RnnRelu),
+    Cell::GRU_BEFORE,
 ];
+
+/// The cells whose backward the device runs: every cell but the reset-before GRU, whose
+/// device backward is still to come.
+pub const BACKWARD_CELLS: [Cell; 4] = [CELLS[0], CELLS[1], CELLS[2], CELLS[3]];
 
 /// Every attention score function.
 pub const SCORES: [Score; 4] = [

@@ -6,7 +6,7 @@ use wgrnn::cpu::{RnnInput, RnnOutputGrads, rnn_backward, rnn_forward_train};
 use wgrnn::gpu::{Context, GpuRnnInput, GpuRnnOutputGrads, GpuWeights};
 use wgrnn::{CellKind, RnnConfig};
 
-use crate::cases::{CELLS, Case, dropout_cases, projection_cases};
+use crate::cases::{BACKWARD_CELLS, Case, dropout_cases, projection_cases};
 use crate::common::{Tolerance, assert_tensor_close, random};
 use crate::gpu::ctx;
 use crate::gpu_rnn::GPU_F32;
@@ -161,7 +161,7 @@ fn round_w_hh_to_f16(w: &mut RnnWeights<f64>, rng: &mut SplitMix64) {
 }
 
 fn backward_matches_cpu_on_odd_sizes(ctx: &Context) {
-    for (i, cell) in CELLS.into_iter().enumerate() {
+    for (i, cell) in BACKWARD_CELLS.into_iter().enumerate() {
         for (j, (inp, hid, t, b)) in [(1, 1, 1, 1), (3, 17, 4, 3), (17, 65, 3, 5), (5, 129, 2, 2)]
             .into_iter()
             .enumerate()
@@ -169,7 +169,7 @@ fn backward_matches_cpu_on_odd_sizes(ctx: &Context) {
             check_on(
                 ctx,
                 &Case {
-                    cfg: RnnConfig::new(cell, inp, hid),
+                    cfg: cell.config(inp, hid),
                     t,
                     b,
                     lengths: None,
@@ -199,8 +199,8 @@ fn backward_matches_cpu_with_dropout(ctx: &Context) {
 per_path!(rnn: backward_matches_cpu_with_dropout);
 
 fn backward_matches_cpu_three_layers_bidirectional_uneven_lengths(ctx: &Context) {
-    for (i, cell) in CELLS.into_iter().enumerate() {
-        let cfg = RnnConfig::new(cell, 5, 17).layers(3).bidirectional(true);
+    for (i, cell) in BACKWARD_CELLS.into_iter().enumerate() {
+        let cfg = cell.config(5, 17).layers(3).bidirectional(true);
         check_on(
             ctx,
             &Case {
@@ -232,28 +232,13 @@ per_path!(rnn: backward_matches_cpu_three_layers_bidirectional_uneven_lengths);
 /// that chunk. Chunks as in the forward's test; the lengths [9, 3, 7, 1] with T = 11 leave two
 /// steps no sequence reaches, which no chunk covers.
 fn backward_matches_cpu_on_stacked_layers_as_a_wavefront(ctx: &Context) {
-    for (i, cell) in CELLS.into_iter().enumerate() {
+    for (i, cell) in BACKWARD_CELLS.into_iter().enumerate() {
         let seed = 900 + 10 * i as u64;
         let cases = [
-            (RnnConfig::new(cell, 5, 17).layers(3), 11, 4, None),
-            (
-                RnnConfig::new(cell, 5, 17).layers(3),
-                11,
-                4,
-                Some(vec![9, 3, 7, 1]),
-            ),
-            (
-                RnnConfig::new(cell, 4, 9).layers(2).batch_first(true),
-                20,
-                3,
-                None,
-            ),
-            (
-                RnnConfig::new(cell, 3, 6).layers(2),
-                2,
-                5,
-                Some(vec![2, 1, 2, 2, 1]),
-            ),
+            (cell.config(5, 17).layers(3), 11, 4, None),
+            (cell.config(5, 17).layers(3), 11, 4, Some(vec![9, 3, 7, 1])),
+            (cell.config(4, 9).layers(2).batch_first(true), 20, 3, None),
+            (cell.config(3, 6).layers(2), 2, 5, Some(vec![2, 1, 2, 2, 1])),
         ];
         for (j, (cfg, t, b, lengths)) in cases.into_iter().enumerate() {
             let case = Case {
@@ -288,11 +273,11 @@ fn backward_matches_cpu_on_a_long_sequence(ctx: &Context) {
 per_path!(rnn: backward_matches_cpu_on_a_long_sequence);
 
 fn backward_matches_cpu_batch_one_single_step_no_bias(ctx: &Context) {
-    for (i, cell) in CELLS.into_iter().enumerate() {
+    for (i, cell) in BACKWARD_CELLS.into_iter().enumerate() {
         check_on(
             ctx,
             &Case {
-                cfg: RnnConfig::new(cell, 3, 9).bidirectional(true),
+                cfg: cell.config(3, 9).bidirectional(true),
                 t: 7,
                 b: 1,
                 lengths: None,
@@ -303,7 +288,7 @@ fn backward_matches_cpu_batch_one_single_step_no_bias(ctx: &Context) {
         check_on(
             ctx,
             &Case {
-                cfg: RnnConfig::new(cell, 3, 9).layers(2),
+                cfg: cell.config(3, 9).layers(2),
                 t: 1,
                 b: 4,
                 lengths: None,
@@ -314,7 +299,7 @@ fn backward_matches_cpu_batch_one_single_step_no_bias(ctx: &Context) {
         check_on(
             ctx,
             &Case {
-                cfg: RnnConfig::new(cell, 4, 6).bias(false),
+                cfg: cell.config(4, 6).bias(false),
                 t: 3,
                 b: 2,
                 lengths: Some(vec![3, 1]),
@@ -334,11 +319,11 @@ per_path!(rnn: backward_matches_cpu_batch_one_single_step_no_bias);
 /// each) must give the reference.
 fn backward_matches_cpu_across_row_blocks_and_k_chunks(ctx: &Context) {
     let lengths: Vec<usize> = (0..37).map(|b| 1 + (b * 7) % 4).collect();
-    for (i, cell) in CELLS.into_iter().enumerate() {
+    for (i, cell) in BACKWARD_CELLS.into_iter().enumerate() {
         check_on(
             ctx,
             &Case {
-                cfg: RnnConfig::new(cell, 3, 7).bidirectional(true),
+                cfg: cell.config(3, 7).bidirectional(true),
                 t: 4,
                 b: 37,
                 lengths: Some(lengths.clone()),
@@ -543,11 +528,11 @@ fn backward_bad_inputs_are_errors() {
 /// wavefront),
 /// against the f64 reference with the same (f16-exact) weights.
 fn f16_weight_storage_matches_cpu(ctx: &Context) {
-    for (i, cell) in CELLS.into_iter().enumerate() {
+    for (i, cell) in BACKWARD_CELLS.into_iter().enumerate() {
         check_on(
             ctx,
             &Case {
-                cfg: RnnConfig::new(cell, 5, 17).layers(2).bidirectional(true),
+                cfg: cell.config(5, 17).layers(2).bidirectional(true),
                 t: 6,
                 b: 5,
                 lengths: Some(vec![6, 1, 4, 6, 2]),
@@ -558,7 +543,7 @@ fn f16_weight_storage_matches_cpu(ctx: &Context) {
         check_on(
             ctx,
             &Case {
-                cfg: RnnConfig::new(cell, 17, 65),
+                cfg: cell.config(17, 65),
                 t: 3,
                 b: 5,
                 lengths: None,
@@ -569,7 +554,7 @@ fn f16_weight_storage_matches_cpu(ctx: &Context) {
         check_on(
             ctx,
             &Case {
-                cfg: RnnConfig::new(cell, 4, 9).layers(2),
+                cfg: cell.config(4, 9).layers(2),
                 t: 9,
                 b: 3,
                 lengths: Some(vec![9, 4, 7]),

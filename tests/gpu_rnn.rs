@@ -5,7 +5,7 @@ use wgrnn::cpu::{RnnInput, rnn_forward};
 use wgrnn::gpu::{Context, GpuRnnInput, GpuWeights, matmul};
 use wgrnn::{CellKind, RnnConfig};
 
-use crate::cases::{CELLS, Case, projection_cases};
+use crate::cases::{BACKWARD_CELLS, CELLS, Case, Cell, projection_cases};
 use crate::common::{Tolerance, assert_tensor_close, random};
 use crate::gpu::{blockings, without_wavefront};
 use crate::paths::per_path;
@@ -137,7 +137,7 @@ fn forward_matches_cpu_on_odd_sizes(ctx: &Context) {
             .enumerate()
         {
             let case = Case {
-                cfg: RnnConfig::new(cell, inp, hid),
+                cfg: cell.config(inp, hid),
                 t,
                 b,
                 lengths: None,
@@ -158,7 +158,7 @@ per_path!(rnn: forward_matches_cpu_with_a_projection);
 
 fn forward_matches_cpu_three_layers_bidirectional_uneven_lengths(ctx: &Context) {
     for (i, cell) in CELLS.into_iter().enumerate() {
-        let cfg = RnnConfig::new(cell, 5, 17).layers(3).bidirectional(true);
+        let cfg = cell.config(5, 17).layers(3).bidirectional(true);
         check(
             ctx,
             &Case {
@@ -194,7 +194,7 @@ fn forward_matches_cpu_when_h_prev_fits_a_window(ctx: &Context) {
             check(
                 ctx,
                 &Case {
-                    cfg: RnnConfig::new(cell, 6, 7).layers(2).bidirectional(true),
+                    cfg: cell.config(6, 7).layers(2).bidirectional(true),
                     t: 5,
                     b,
                     lengths: Some((0..b).map(|r| 1 + r % 5).collect()),
@@ -214,14 +214,14 @@ per_path!(rnn: forward_matches_cpu_when_h_prev_fits_a_window);
 fn forward_matches_cpu_on_small_row_blocks_and_chunked_k(ctx: &Context) {
     for (i, cell) in CELLS.into_iter().enumerate() {
         let mut shapes = vec![(300, 12), (300, 7), (300, 3), (520, 20), (1030, 10)];
-        if matches!(cell, CellKind::RnnTanh) {
+        if matches!(cell.kind, CellKind::RnnTanh) {
             shapes.push((2050, 6));
         }
         for (j, (h, b)) in shapes.into_iter().enumerate() {
             check(
                 ctx,
                 &Case {
-                    cfg: RnnConfig::new(cell, 4, h).bidirectional(true),
+                    cfg: cell.config(4, h).bidirectional(true),
                     t: 3,
                     b,
                     lengths: Some((0..b).map(|r| 3 - r % 3).collect()),
@@ -237,13 +237,18 @@ per_path!(rnn: forward_matches_cpu_on_small_row_blocks_and_chunked_k);
 /// A long sequence: CPU adapters end an invocation's loops after 65,535 iterations
 /// (`CPU_LOOP_LIMIT`), which the persistent kernels (one invocation looping over every step)
 /// would pass at T = 2,100 with H = 32, so there the per-step kernels must run instead. Every
-/// path, the persistent context included.
+/// path, the persistent context included. The reset-before GRU's two passes a step count twice.
 fn forward_matches_cpu_on_a_long_sequence(ctx: &Context) {
-    for (i, cell) in [CellKind::Lstm, CellKind::Gru].into_iter().enumerate() {
+    let cells = [
+        Cell::plain(CellKind::Lstm),
+        Cell::plain(CellKind::Gru),
+        Cell::GRU_BEFORE,
+    ];
+    for (i, cell) in cells.into_iter().enumerate() {
         check(
             ctx,
             &Case {
-                cfg: RnnConfig::new(cell, 3, 32),
+                cfg: cell.config(3, 32),
                 t: 2100,
                 b: 1,
                 lengths: None,
@@ -260,7 +265,7 @@ fn forward_matches_cpu_batch_one_single_step_no_bias(ctx: &Context) {
         check(
             ctx,
             &Case {
-                cfg: RnnConfig::new(cell, 3, 9).bidirectional(true),
+                cfg: cell.config(3, 9).bidirectional(true),
                 t: 7,
                 b: 1,
                 lengths: None,
@@ -271,7 +276,7 @@ fn forward_matches_cpu_batch_one_single_step_no_bias(ctx: &Context) {
         check(
             ctx,
             &Case {
-                cfg: RnnConfig::new(cell, 3, 9).layers(2),
+                cfg: cell.config(3, 9).layers(2),
                 t: 1,
                 b: 4,
                 lengths: None,
@@ -282,7 +287,7 @@ fn forward_matches_cpu_batch_one_single_step_no_bias(ctx: &Context) {
         check(
             ctx,
             &Case {
-                cfg: RnnConfig::new(cell, 4, 6).bias(false),
+                cfg: cell.config(4, 6).bias(false),
                 t: 3,
                 b: 2,
                 lengths: Some(vec![3, 1]),
@@ -303,23 +308,23 @@ fn forward_matches_cpu_on_stacked_layers_as_a_wavefront(ctx: &Context) {
     for (i, cell) in CELLS.into_iter().enumerate() {
         let seed = 700 + 10 * i as u64;
         let cases = [
-            (RnnConfig::new(cell, 5, 17).layers(3), 11, 4, None, true),
+            (cell.config(5, 17).layers(3), 11, 4, None, true),
             (
-                RnnConfig::new(cell, 5, 17).layers(3),
+                cell.config(5, 17).layers(3),
                 11,
                 4,
                 Some(vec![9, 3, 7, 1]),
                 false,
             ),
             (
-                RnnConfig::new(cell, 4, 9).layers(2).batch_first(true),
+                cell.config(4, 9).layers(2).batch_first(true),
                 20,
                 3,
                 None,
                 true,
             ),
             (
-                RnnConfig::new(cell, 3, 6).layers(2),
+                cell.config(3, 6).layers(2),
                 2,
                 5,
                 Some(vec![2, 1, 2, 2, 1]),
@@ -352,12 +357,12 @@ fn wavefront_matches_layer_after_layer_bit_for_bit(wave: &Context) {
     let block = wave.gemm_block();
     let projected = RnnConfig::new(CellKind::Lstm, 5, 19).proj_size(6);
     let dropped = RnnConfig::new(CellKind::Gru, 5, 19).dropout(0.4);
-    let cfgs = CELLS.map(|cell| RnnConfig::new(cell, 5, 19));
+    let cfgs = BACKWARD_CELLS.map(|cell| cell.config(5, 19));
     for cfg in cfgs.into_iter().chain([projected, dropped]) {
         let cfg = cfg.layers(3).batch_first(true);
         let what = format!(
-            "{:?} proj_size {} dropout {}",
-            cfg.cell, cfg.proj_size, cfg.dropout
+            "{:?} {:?} proj_size {} dropout {}",
+            cfg.cell, cfg.gru_reset, cfg.proj_size, cfg.dropout
         );
         let call = Call::new(cfg, 10, 3, &[10, 4, 7], 78);
         assert_same_bits(
@@ -379,11 +384,11 @@ fn persistent_path_matches_the_per_step_path_bit_for_bit() {
     let persistent = crate::gpu::persistent();
     assert_eq!(per_step.gemm_block(), persistent.gemm_block());
     let projected = RnnConfig::new(CellKind::Lstm, 5, 19).proj_size(6);
-    let cfgs = CELLS.map(|cell| RnnConfig::new(cell, 5, 19));
+    let cfgs = BACKWARD_CELLS.map(|cell| cell.config(5, 19));
     for cfg in cfgs.into_iter().chain([projected]) {
         let cfg = cfg.layers(2).bidirectional(true);
         let (cell, b) = (cfg.cell, 3);
-        let what = format!("{cell:?} proj_size {}", cfg.proj_size);
+        let what = format!("{cell:?} {:?} proj_size {}", cfg.gru_reset, cfg.proj_size);
         assert!(!wgrnn::gpu::small_batch_path(per_step, cell, 19, b));
         assert!(wgrnn::gpu::small_batch_path(persistent, cell, 19, b));
         let call = Call::new(cfg, 6, b, &[6, 2, 4], 77);

@@ -409,9 +409,6 @@ fn gpu_matches_every_pytorch_fixture() {
 
 fn gpu_matches_every_fixture_of(source: &str) {
     for (name, file) in &fixtures_of(source) {
-        if file.meta("gru_reset") == Some("before") {
-            continue; // TEMP
-        }
         match meta(name, file, "kind") {
             "rnn" => check_rnn_gpu(name, file),
             "embedding" => check_embedding_gpu(name, file),

@@ -11,7 +11,7 @@ use wgrnn::gpu::{
 };
 use wgrnn::{CellKind, EmbeddingConfig, RnnConfig};
 
-use crate::cases::{CELLS, SCORES, attention_config};
+use crate::cases::{BACKWARD_CELLS, SCORES, attention_config};
 use crate::common::random;
 use crate::gpu::ctx;
 use crate::paths::per_path;
@@ -158,12 +158,12 @@ fn rnn_case(ctx: &Context, cfg: RnnConfig, t: usize, lengths: &[usize], seed: u6
 /// ones' outputs at padded steps), and steps that no sequence reaches, on every path of the
 /// recurrent ops.
 fn rnn(ctx: &Context) {
-    for (i, cell) in CELLS.into_iter().enumerate() {
+    for (i, cell) in BACKWARD_CELLS.into_iter().enumerate() {
         let seed = 3000 + 10 * i as u64;
-        let bi = RnnConfig::new(cell, 5, 9).layers(2).bidirectional(true);
+        let bi = cell.config(5, 9).layers(2).bidirectional(true);
         rnn_case(ctx, bi.clone(), 6, &[5, 2, 4, 1], seed);
         rnn_case(ctx, bi.batch_first(true), 5, &[2, 5, 3], seed + 1);
-        let uni = RnnConfig::new(cell, 4, 7).layers(3);
+        let uni = cell.config(4, 7).layers(3);
         rnn_case(ctx, uni.clone(), 9, &[9, 3, 1], seed + 2);
         rnn_case(ctx, uni.batch_first(true), 8, &[3, 6, 1, 2], seed + 3);
     }

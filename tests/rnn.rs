@@ -130,14 +130,14 @@ fn check(cfg: RnnConfig, t: usize, b: usize, lengths: Option<Vec<usize>>, seed: 
 #[test]
 fn gradcheck_every_cell_one_layer() {
     for (i, cell) in CELLS.into_iter().enumerate() {
-        check(RnnConfig::new(cell, 3, 4), 5, 2, None, 10 + i as u64);
+        check(cell.config(3, 4), 5, 2, None, 10 + i as u64);
     }
 }
 
 #[test]
 fn gradcheck_three_layers_bidirectional_uneven_lengths() {
     for (i, cell) in CELLS.into_iter().enumerate() {
-        let cfg = RnnConfig::new(cell, 3, 3).layers(3).bidirectional(true);
+        let cfg = cell.config(3, 3).layers(3).bidirectional(true);
         check(cfg, 5, 3, Some(vec![5, 2, 4]), 20 + i as u64);
     }
 }
@@ -223,14 +223,14 @@ fn dropout_masks_layer_outputs_in_training_only() {
 fn gradcheck_batch_one_and_single_step() {
     for (i, cell) in CELLS.into_iter().enumerate() {
         check(
-            RnnConfig::new(cell, 2, 3).bidirectional(true),
+            cell.config(2, 3).bidirectional(true),
             4,
             1,
             None,
             30 + i as u64,
         );
         check(
-            RnnConfig::new(cell, 2, 3).layers(2).bidirectional(true),
+            cell.config(2, 3).layers(2).bidirectional(true),
             1,
             3,
             None,
@@ -242,13 +242,14 @@ fn gradcheck_batch_one_and_single_step() {
 #[test]
 fn gradcheck_batch_first_and_no_bias() {
     for (i, cell) in CELLS.into_iter().enumerate() {
-        let cfg = RnnConfig::new(cell, 3, 2)
+        let cfg = cell
+            .config(3, 2)
             .layers(2)
             .bidirectional(true)
             .batch_first(true);
         check(cfg, 4, 3, Some(vec![1, 4, 3]), 50 + i as u64);
         check(
-            RnnConfig::new(cell, 3, 2).bias(false),
+            cell.config(3, 2).bias(false),
             3,
             2,
             Some(vec![3, 2]),
@@ -262,7 +263,7 @@ fn gradcheck_batch_first_and_no_bias() {
 #[test]
 fn lengths_follow_packed_sequence_semantics() {
     for (i, cell) in CELLS.into_iter().enumerate() {
-        let cfg = RnnConfig::new(cell, 3, 4).layers(2).bidirectional(true);
+        let cfg = cell.config(3, 4).layers(2).bidirectional(true);
         let lengths = vec![5, 2, 4];
         let c = problem(
             case(cfg.clone(), 5, 3, Some(lengths.clone())),
@@ -322,14 +323,14 @@ fn lengths_follow_packed_sequence_semantics() {
 #[test]
 fn defaults_and_batch_first_agree_with_explicit_forms() {
     for (i, cell) in CELLS.into_iter().enumerate() {
-        let cfg = RnnConfig::new(cell, 3, 4).layers(2).bidirectional(true);
+        let cfg = cell.config(3, 4).layers(2).bidirectional(true);
         let w = RnnWeights::<f64>::init(cfg.clone(), 80 + i as u64).unwrap();
         let mut rng = SplitMix64::new(90 + i as u64);
         let x: Tensor<f64> = random(&mut rng, &[4, 2, 3], 1.0);
         let zeros = Tensor::zeros(cfg.state_shape(2)).unwrap();
         let implicit = rnn_forward(&w, RnnInput::new(&x)).unwrap();
         let mut explicit = RnnInput::new(&x).h0(&zeros).lengths(&[4, 4]);
-        if cell == CellKind::Lstm {
+        if cell.kind == CellKind::Lstm {
             explicit = explicit.c0(&zeros);
         }
         assert_eq!(

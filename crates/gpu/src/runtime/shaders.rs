@@ -7,9 +7,11 @@ pub const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
 /// The second prelude, Philox4x32-10 (the generator of `wgrnn_core::philox`), prepended to
 /// every file after [`COMMON`] so that any kernel can draw the reference's random words.
 pub const PHILOX: &str = include_str!("../../../../shaders/philox.wgsl");
-/// The kernels every cell shares, a template the cell files (lstm.wgsl, gru.wgsl, rnn.wgsl)
-/// fill (see `cell_module`).
+/// The kernels every cell shares, a template the cell files (lstm.wgsl, gru.wgsl,
+/// gru_before.wgsl, rnn.wgsl) fill (see `cell_module`).
 pub const CELL: &str = include_str!("../../../../shaders/cell.wgsl");
+/// What the template asks of the cells with one phase per step, appended to their files.
+pub const CELL_ONE_PHASE: &str = include_str!("../../../../shaders/cell_one_phase.wgsl");
 pub const MATMUL: &str = include_str!("../../../../shaders/matmul.wgsl");
 /// The template of matmul.wgsl's `gemm_panel` (see `gemm_panel_kernel`).
 pub const MATMUL_PANEL: &str = include_str!("../../../../shaders/matmul_panel.wgsl");
@@ -17,6 +19,7 @@ pub const PACK: &str = include_str!("../../../../shaders/pack.wgsl");
 pub const PACK_F16: &str = include_str!("../../../../shaders/pack_f16.wgsl");
 pub const LSTM: &str = include_str!("../../../../shaders/lstm.wgsl");
 pub const GRU: &str = include_str!("../../../../shaders/gru.wgsl");
+pub const GRU_BEFORE: &str = include_str!("../../../../shaders/gru_before.wgsl");
 pub const RNN: &str = include_str!("../../../../shaders/rnn.wgsl");
 pub const RECURRENT: &str = include_str!("../../../../shaders/recurrent.wgsl");
 /// The template of recurrent.wgsl's `rec_panel` (see `rec_panel_kernel`).
@@ -37,6 +40,8 @@ pub enum Shader {
     Pack,
     Lstm,
     Gru,
+    /// The GRU with the reset gate before the product (`GruReset::Before`): two phases a step.
+    GruBefore,
     Rnn,
     Recurrent,
     Embedding,
@@ -52,6 +57,7 @@ pub enum Shader {
     PackF16,
     LstmF16,
     GruF16,
+    GruBeforeF16,
     RnnF16,
     /// matmul.wgsl plus `gemm_panel_sg`, recurrent.wgsl plus `rec_panel_sg` and
     /// `rec_panel16_sg` … `rec_panel4_sg` (see [`Shader::source`]): they need subgroups of 8.
@@ -60,11 +66,12 @@ pub enum Shader {
 }
 
 impl Shader {
-    pub const ALL: [Shader; 20] = [
+    pub const ALL: [Shader; 22] = [
         Shader::Matmul,
         Shader::Pack,
         Shader::Lstm,
         Shader::Gru,
+        Shader::GruBefore,
         Shader::Rnn,
         Shader::Recurrent,
         Shader::Embedding,
@@ -78,6 +85,7 @@ impl Shader {
         Shader::PackF16,
         Shader::LstmF16,
         Shader::GruF16,
+        Shader::GruBeforeF16,
         Shader::RnnF16,
         Shader::MatmulSubgroup,
         Shader::RecurrentSubgroup,
@@ -89,6 +97,7 @@ impl Shader {
             Shader::Pack => "pack.wgsl",
             Shader::Lstm => "lstm.wgsl",
             Shader::Gru => "gru.wgsl",
+            Shader::GruBefore => "gru_before.wgsl",
             Shader::Rnn => "rnn.wgsl",
             Shader::Recurrent => "recurrent.wgsl",
             Shader::Embedding => "embedding.wgsl",
@@ -102,6 +111,7 @@ impl Shader {
             Shader::PackF16 => "pack.wgsl + pack_f16.wgsl",
             Shader::LstmF16 => "lstm.wgsl (f16 W_hh)",
             Shader::GruF16 => "gru.wgsl (f16 W_hh)",
+            Shader::GruBeforeF16 => "gru_before.wgsl (f16 W_hh)",
             Shader::RnnF16 => "rnn.wgsl (f16 W_hh)",
             Shader::MatmulSubgroup => "matmul.wgsl (subgroups)",
             Shader::RecurrentSubgroup => "recurrent.wgsl (subgroups)",
@@ -114,6 +124,7 @@ impl Shader {
             Shader::Pack => PACK,
             Shader::Lstm => LSTM,
             Shader::Gru => GRU,
+            Shader::GruBefore => GRU_BEFORE,
             Shader::Rnn => RNN,
             Shader::Recurrent => RECURRENT,
             Shader::Embedding => EMBEDDING,
@@ -127,6 +138,7 @@ impl Shader {
             Shader::PackF16 => PACK,
             Shader::LstmF16 => LSTM,
             Shader::GruF16 => GRU,
+            Shader::GruBeforeF16 => GRU_BEFORE,
             Shader::RnnF16 => RNN,
             Shader::MatmulSubgroup => MATMUL,
             Shader::RecurrentSubgroup => RECURRENT,
@@ -137,7 +149,11 @@ impl Shader {
     pub fn needs_f16_in_f32(self) -> bool {
         matches!(
             self,
-            Shader::PackF16 | Shader::LstmF16 | Shader::GruF16 | Shader::RnnF16
+            Shader::PackF16
+                | Shader::LstmF16
+                | Shader::GruF16
+                | Shader::GruBeforeF16
+                | Shader::RnnF16
         )
     }
 
@@ -146,12 +162,18 @@ impl Shader {
         matches!(self, Shader::MatmulSubgroup | Shader::RecurrentSubgroup)
     }
 
+    /// Whether a cell's steps run in two phases (see "Two phases" in cell.wgsl).
+    fn two_phase(self) -> bool {
+        matches!(self, Shader::GruBefore | Shader::GruBeforeF16)
+    }
+
     /// The f16-weights variant of a cell shader, if it has one.
     pub fn with_f16_weights(self) -> Shader {
         match self {
             Shader::Pack => Shader::PackF16,
             Shader::Lstm => Shader::LstmF16,
             Shader::Gru => Shader::GruF16,
+            Shader::GruBefore => Shader::GruBeforeF16,
             Shader::Rnn => Shader::RnnF16,
             other => other,
         }
@@ -169,9 +191,11 @@ impl Shader {
             Shader::Pack | Shader::PackF16 => &[pack::GateParams::BLOCK, pack::BiasParams::BLOCK],
             Shader::Lstm
             | Shader::Gru
+            | Shader::GruBefore
             | Shader::Rnn
             | Shader::LstmF16
             | Shader::GruF16
+            | Shader::GruBeforeF16
             | Shader::RnnF16 => &[cell::StepParams::BLOCK, cell::BackParams::BLOCK],
             Shader::Recurrent | Shader::RecurrentSubgroup => &[
                 recurrent::GatherParams::BLOCK,
@@ -214,10 +238,17 @@ impl Shader {
         let body = match self {
             Shader::Lstm
             | Shader::Gru
+            | Shader::GruBefore
             | Shader::Rnn
             | Shader::LstmF16
             | Shader::GruF16
-            | Shader::RnnF16 => cell_module(self.file(), self.needs_f16_in_f32(), &values),
+            | Shader::GruBeforeF16
+            | Shader::RnnF16 => cell_module(
+                self.file(),
+                self.two_phase(),
+                self.needs_f16_in_f32(),
+                &values,
+            ),
             Shader::Matmul | Shader::MatmulSubgroup => {
                 values.extend(block8_parts());
                 values.push(("GEMM_PANEL", gemm_panels(subgroups)));
@@ -284,12 +315,17 @@ fn w_hh_binding(name: &str, binding: u32, load: &str, f16: bool) -> String {
     }
 }
 
-/// A cell's module: the template [`CELL`] with the parameter blocks, the cell file and the
-/// packed W_hh bindings (f16 with `f16`).
-fn cell_module(cell_file: &str, f16: bool, blocks: &[(&str, String)]) -> String {
+/// A cell's module: the template [`CELL`] with the parameter blocks, the cell file (with
+/// [`CELL_ONE_PHASE`] unless `two_phase`) and the packed W_hh bindings (f16 with `f16`).
+fn cell_module(cell_file: &str, two_phase: bool, f16: bool, blocks: &[(&str, String)]) -> String {
+    let cell = if two_phase {
+        cell_file.to_string()
+    } else {
+        format!("{cell_file}\n{CELL_ONE_PHASE}")
+    };
     let mut values = blocks.to_vec();
     values.extend([
-        ("CELL", cell_file.to_string()),
+        ("CELL", cell),
         ("W_HH", w_hh_binding("w", 2, "w_load", f16)),
         ("WT_HH", w_hh_binding("wt", 1, "wt_load", f16)),
     ]);
@@ -482,17 +518,21 @@ fn rec_panels(subgroups: bool) -> String {
 mod tests {
     use super::*;
 
-    /// Every cell module instantiates the whole template: its six kernels, the parameter
-    /// blocks and both packed W_hh bindings, once each.
+    /// Every cell module instantiates the whole template: its kernels (the second-phase ones
+    /// too, see "Two phases" in cell.wgsl), the parameter blocks, both packed W_hh bindings
+    /// and the phase count (a two-phase cell's own, the others' from cell_one_phase.wgsl),
+    /// once each.
     #[test]
     fn every_cell_instantiates_the_template() {
-        for shader in [Shader::Lstm, Shader::Gru, Shader::Rnn] {
+        for shader in [Shader::Lstm, Shader::Gru, Shader::GruBefore, Shader::Rnn] {
             let src = shader.source();
             let name = shader.name();
             for entry in [
                 "fwd_step",
+                "fwd_step_mid",
                 "fwd_seq",
                 "fwd_split_cell",
+                "fwd_split_cell_mid",
                 "bwd_step",
                 "bwd_seq",
                 "bwd_split_cell",
@@ -512,6 +552,8 @@ mod tests {
                 "fn cell_bwd(dh: f32",
                 "const GATES: u32 = ",
                 "const UNITS: u32 = ",
+                "const PHASES: u32 = ",
+                "fn cell_fwd_mid(pre: vec4<f32>",
             ] {
                 assert_eq!(src.matches(once).count(), 1, "{name}: {once}");
             }
@@ -647,7 +689,12 @@ mod tests {
     /// The f16 variants rebind and unpack both packed weight layouts.
     #[test]
     fn f16_variants_replace_both_weight_bindings() {
-        for shader in [Shader::LstmF16, Shader::GruF16, Shader::RnnF16] {
+        for shader in [
+            Shader::LstmF16,
+            Shader::GruF16,
+            Shader::GruBeforeF16,
+            Shader::RnnF16,
+        ] {
             let src = shader.source();
             let name = shader.name();
             assert!(!src.contains("array<vec4<f32>>;\n\nfn w"), "{name}");

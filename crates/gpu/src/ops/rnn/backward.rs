@@ -13,7 +13,7 @@ use wgrnn_core::{CellKind, DropoutConfig, Error, Result, RnnConfig, RnnDims};
 
 use super::forward::drop_batch;
 use super::kernels::backward::{cell_kernel, seq_kernel, step_kernel};
-use super::kernels::for_storage;
+use super::kernels::{for_storage, two_phase};
 use super::path::{StepPath, step_path};
 use super::projection::{self, DirRows, ProjGrads};
 use super::split::SplitBack;
@@ -212,6 +212,13 @@ impl<'a> BackwardCall<'a> {
         upstream.dc_n.check_context(ctx, OP, "dc_n")?;
         let cfg = w.config();
         check_weight_buffers(ctx, OP, cfg)?;
+        if two_phase(cfg) {
+            return Err(Error::invalid_config(
+                "RnnConfig",
+                "gru_reset",
+                "is not run by the device kernels' backward yet (the CPU reference runs it)",
+            ));
+        }
         if *cfg != tape.config {
             return Err(Error::InvalidArgument {
                 op: OP,
@@ -380,25 +387,19 @@ impl DgLayout {
 /// and four units; the persistent kernel is one workgroup per direction, which runs every
 /// reverse step and the final pass. The split cell kernel reads no weights, so it keeps the
 /// f32 shader.
-fn back_dispatch(
-    ctx: &Context,
-    cell: CellKind,
-    path: StepPath,
-    h: usize,
-    nb: usize,
-    nd: usize,
-) -> (Kernel, [u32; 3]) {
+fn back_dispatch(ctx: &Context, cfg: &RnnConfig, path: StepPath, nb: usize) -> (Kernel, [u32; 3]) {
+    let (h, nd) = (cfg.hidden_size, cfg.num_directions());
     let units4 = h.div_ceil(4);
     match path {
         StepPath::Split => (
-            cell_kernel(cell),
+            cell_kernel(cfg),
             [units4.div_ceil(64) as u32, nb as u32, nd as u32],
         ),
-        StepPath::Persistent => (for_storage(ctx, seq_kernel(cell)), [1, 1, nd as u32]),
+        StepPath::Persistent => (for_storage(ctx, seq_kernel(cfg)), [1, 1, nd as u32]),
         StepPath::Fused => {
-            let gx = if by_unit(cell) { units4 } else { h };
+            let gx = if by_unit(cfg.cell) { units4 } else { h };
             let groups = [gx.div_ceil(64) as u32, nb as u32, nd as u32];
-            (for_storage(ctx, step_kernel(cell)), groups)
+            (for_storage(ctx, step_kernel(cfg)), groups)
         }
     }
 }
@@ -511,7 +512,7 @@ impl<'t> LayerBack<'t> {
                 (split.part.clone(), Some(split))
             }
         };
-        let (kernel, groups) = back_dispatch(ctx, cfg.cell, call.path, h, nb, nd);
+        let (kernel, groups) = back_dispatch(ctx, cfg, call.path, nb);
         // With a projection the kernels read dm = dy·W_hr, sequence-major.
         let projected = ProjectedBack::new(rec, call, layer, &d_out, d_out_batch_first)?;
         let (d_out, d_out_batch_first) = match &projected {

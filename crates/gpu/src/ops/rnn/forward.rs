@@ -11,7 +11,9 @@ use std::ops::Range;
 
 use wgrnn_core::{CellKind, DropoutConfig, Error, Result, RnnConfig, RnnDims};
 
-use super::kernels::{for_storage, seq_kernel, split_cell_kernel, step_kernel};
+use super::kernels::{
+    for_storage, mid_kernel, seq_kernel, split_cell_kernel, step_kernel, two_phase,
+};
 use super::path::{StepPath, step_path};
 use super::projection::{self, DirRows};
 use super::split::SplitBufs;
@@ -202,20 +204,6 @@ fn forward_batched<'c>(
     Ok((GpuRnnOutput { y, h_n, c_n }, tape))
 }
 
-/// The config options the device kernels do not run yet: the CPU reference runs them.
-fn refuse_variants(cfg: &RnnConfig) -> Result<()> {
-    let field = if cfg.gru_reset != wgrnn_core::GruReset::After {
-        "gru_reset"
-    } else {
-        return Ok(());
-    };
-    Err(Error::invalid_config(
-        "RnnConfig",
-        field,
-        "is not run by the device kernels yet (the CPU reference runs it)",
-    ))
-}
-
 /// One forward call, checked: its weights and inputs, shapes, lengths and step path.
 struct ForwardCall<'a> {
     /// The weights the kernels run (with a projection, W_hh·W_hr in W_hh's place).
@@ -247,7 +235,6 @@ impl<'a> ForwardCall<'a> {
         input.c0.check_context(ctx, OP, "c0")?;
         let cfg = w.config();
         check_weight_buffers(ctx, OP, cfg)?;
-        refuse_variants(cfg)?;
         let dims = cfg.check_inputs(
             OP,
             input.x.shape(),
@@ -509,7 +496,8 @@ impl<'a> ForwardCall<'a> {
 }
 
 /// `W_ih` of one direction packed as the input projection's right operand, and its bias
-/// `b = b_ih + b_hh` (GRU: without `b_hn`, which the cell applies inside the reset gate).
+/// `b = b_ih + b_hh` (GRU: without `b_hn`, which the cell applies inside the reset gate; the
+/// reset-before GRU adds it outside, so it folds in too).
 fn projection_weights(
     rec: &mut Recorder<'_>,
     w: &GpuWeights<RnnConfig>,
@@ -525,7 +513,7 @@ fn projection_weights(
         return Ok((wt, None));
     }
     let folded = ctx.alloc(OP, "bias", &[gh], DType::F32)?;
-    let skip_from = if cfg.cell == CellKind::Gru {
+    let skip_from = if cfg.cell == CellKind::Gru && !two_phase(cfg) {
         2 * cfg.hidden_size
     } else {
         gh
@@ -539,8 +527,8 @@ fn projection_weights(
 }
 
 /// The layer's step state `[dir][2][h, c][B][H]`, zeroed (slot 0 takes h0 and c0 before the
-/// first step), its tape of `tape_len` floats per direction, and a GRU's `b_hn` (zeros
-/// without biases).
+/// first step), its tape of `tape_len` floats per direction, and a (reset-after) GRU's `b_hn`
+/// (zeros without biases).
 fn alloc_state(
     rec: &mut Recorder<'_>,
     cfg: &RnnConfig,
@@ -563,7 +551,7 @@ fn alloc_state(
         // driver orders every use of a read-write buffer after the one before.
         ctx.alloc(OP, "tape", &[4], DType::F32)?
     };
-    let b_hn = if cfg.cell == CellKind::Gru {
+    let b_hn = if cfg.cell == CellKind::Gru && !two_phase(cfg) {
         let t = ctx.alloc(OP, "b_hn", &[nd, h], DType::F32)?;
         if !cfg.bias {
             rec.clear(&t);
@@ -575,30 +563,31 @@ fn alloc_state(
     Ok((state, tape, b_hn))
 }
 
-/// The kernel of a forward step on `path` and its workgroups (z = direction): the fused
+/// The kernel of a forward step on `path`, a two-phase cell's second pass (on the per-step
+/// paths: the persistent kernel runs both), and their workgroups (z = direction): the fused
 /// step's invocations take a unit (Elman: four) and four batch rows, the split steps' cell
 /// kernel's a row; the persistent kernel is one workgroup per direction.
 fn step_dispatch(
     ctx: &Context,
-    cell: CellKind,
+    cfg: &RnnConfig,
     path: StepPath,
-    h: usize,
     nb: usize,
-    nd: usize,
-) -> (Kernel, [u32; 3]) {
-    let gx = if by_unit(cell) { h.div_ceil(4) } else { h };
+) -> (Kernel, Option<Kernel>, [u32; 3]) {
+    let (h, nd) = (cfg.hidden_size, cfg.num_directions());
+    let gx = if by_unit(cfg.cell) { h.div_ceil(4) } else { h };
     let (kernel, groups) = match path {
-        StepPath::Persistent => (seq_kernel(cell), [1, 1, nd as u32]),
+        StepPath::Persistent => (seq_kernel(cfg), [1, 1, nd as u32]),
         StepPath::Split => (
-            split_cell_kernel(cell),
+            split_cell_kernel(cfg),
             [gx.div_ceil(64) as u32, nb as u32, nd as u32],
         ),
         StepPath::Fused => (
-            step_kernel(cell),
+            step_kernel(cfg),
             [gx.div_ceil(64) as u32, nb.div_ceil(4) as u32, nd as u32],
         ),
     };
-    (for_storage(ctx, kernel), groups)
+    let kernel = for_storage(ctx, kernel);
+    (kernel, mid_kernel(cfg, kernel), groups)
 }
 
 /// The storage buffers of the step kernels in binding order: gi, the weights, the lengths, the
@@ -643,6 +632,8 @@ struct LayerRun {
     /// Per direction: `W_ih` packed as the projection's right operand, and the folded bias.
     proj: Vec<(Packed, Option<GpuTensor>)>,
     kernel: Kernel,
+    /// A two-phase cell's second pass of a step (per-step paths).
+    mid: Option<Kernel>,
     groups: [u32; 3],
     params: StepParams,
     buffers: Vec<GpuTensor>,
@@ -695,7 +686,7 @@ impl LayerRun {
         let (state, tape, b_hn) = alloc_state(rec, cfg, nb, call.train, layout.len)?;
         let packed = split.is_none().then_some(&w_buf);
         let proj = call.prepare_directions(rec, layer, packed, &state, b_hn.as_ref())?;
-        let (kernel, groups) = step_dispatch(ctx, cfg.cell, call.path, h, nb, nd);
+        let (kernel, mid, groups) = step_dispatch(ctx, cfg, call.path, nb);
         let params = call.step_params(layer, &plan, &layout)?;
         let lengths = &call.lengths_dev;
         let buffers = step_buffers(&gi, w_buf, b_hn, lengths, &state, &out, &tape);
@@ -714,6 +705,7 @@ impl LayerRun {
             tape,
             proj,
             kernel,
+            mid,
             groups,
             params,
             buffers,
@@ -742,7 +734,8 @@ impl LayerRun {
         Ok(())
     }
 
-    /// Step `s` (all steps, for the persistent kernel's one dispatch).
+    /// Step `s` (all steps, for the persistent kernel's one dispatch): its one pass, or a
+    /// two-phase cell's two, each on the split path after its product.
     fn step(&self, rec: &mut Recorder<'_>, s: usize) -> Result<()> {
         let p = StepParams {
             step: if self.path == StepPath::Persistent {
@@ -752,17 +745,43 @@ impl LayerRun {
             } as u32,
             ..self.params
         };
-        let mut bufs: Vec<&GpuTensor> = self.buffers.iter().collect();
-        if let Some(SplitBufs { ha, hb, wp, part }) = &self.split {
-            let (h_in, h_out) = if s.is_multiple_of(2) {
-                (ha, hb)
-            } else {
-                (hb, ha)
-            };
-            self.plan.record(rec, h_in, wp, part)?;
-            bufs.extend([h_out, part]);
+        let bufs: Vec<&GpuTensor> = self.buffers.iter().collect();
+        let Some(SplitBufs {
+            ha,
+            hb,
+            wp,
+            part,
+            mid,
+        }) = &self.split
+        else {
+            rec.dispatch(self.kernel, &p, &bufs, self.groups)?;
+            if let Some(k) = self.mid {
+                rec.dispatch(k, &p, &bufs, self.groups)?;
+            }
+            return Ok(());
+        };
+        let (h_in, h_out) = if s.is_multiple_of(2) {
+            (ha, hb)
+        } else {
+            (hb, ha)
+        };
+        // The pass before the second product writes that product's window, the last pass the
+        // next step's h.
+        let (first_out, second) = match (mid, self.mid) {
+            (Some(m), Some(k)) => (m, Some((m, k))),
+            _ => (h_out, None),
+        };
+        self.plan.record(rec, h_in, wp, part)?;
+        let mut first = bufs.clone();
+        first.extend([first_out, part]);
+        rec.dispatch(self.kernel, &p, &first, self.groups)?;
+        if let Some((m, k)) = second {
+            self.plan.record(rec, m, wp, part)?;
+            let mut last = bufs;
+            last.extend([h_out, part]);
+            rec.dispatch(k, &p, &last, self.groups)?;
         }
-        rec.dispatch(self.kernel, &p, &bufs, self.groups)
+        Ok(())
     }
 
     /// Every step, layer after layer: one dispatch per step, or the persistent kernel's one.

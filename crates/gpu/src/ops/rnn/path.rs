@@ -3,6 +3,7 @@
 
 use wgrnn_core::{CellKind, RnnConfig};
 
+use super::kernels::two_phase;
 use crate::ops::pack::{by_unit, packed_slots};
 use crate::runtime::context::Context;
 
@@ -57,8 +58,8 @@ pub fn small_batch_path(ctx: &Context, cell: CellKind, hidden: usize, batch: usi
 
 /// Whether a call of `steps` timesteps can run the persistent kernels: [`small_batch_path`],
 /// the packed `W_hh` in one binding, and on an adapter with a loop limit, every invocation's
-/// loop iterations under it. An invocation runs ⌈items / 256⌉ work items per step, each a loop
-/// over H (plus a few), forward and reverse.
+/// loop iterations under it. An invocation runs ⌈items / 256⌉ work items per pass of a step
+/// (two passes for a two-phase cell), each a loop over H (plus a few), forward and reverse.
 fn persistent_fits(ctx: &Context, cfg: &RnnConfig, batch: usize, steps: usize) -> bool {
     let (cell, hidden) = (cfg.cell, cfg.hidden_size);
     if !small_batch_path(ctx, cell, hidden, batch) || !packed_fits(ctx, cfg) {
@@ -68,7 +69,8 @@ fn persistent_fits(ctx: &Context, cfg: &RnnConfig, batch: usize, steps: usize) -
         return true;
     };
     let per_invocation = step_items(cell, hidden, batch).div_ceil(256) as u64;
-    let trips = (steps as u64 + 1) * (per_invocation * (hidden as u64 + 8) + 1);
+    let passes = if two_phase(cfg) { 2 } else { 1 };
+    let trips = (steps as u64 + 1) * passes * (per_invocation * (hidden as u64 + 8) + 1);
     trips < limit
 }
 

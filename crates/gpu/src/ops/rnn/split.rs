@@ -4,6 +4,7 @@
 
 use wgrnn_core::{Result, RnnConfig};
 
+use super::kernels::two_phase;
 use crate::ops::matmul::{Strided, pack_into};
 use crate::ops::pack::{by_unit, w_hh_rows};
 use crate::ops::recurrent::{PanelPlan, WChunk};
@@ -127,12 +128,14 @@ fn reverse_chunk(
     pack_into(rec, view, dst, 0, ldw)
 }
 
-/// The forward split steps' two h windows, padded `W_hh` and partial products.
+/// The forward split steps' two h windows, padded `W_hh` and partial products, and a
+/// two-phase cell's window of its second product's operand (r ⊙ h).
 pub(crate) struct SplitBufs {
     pub ha: GpuTensor,
     pub hb: GpuTensor,
     pub wp: Vec<WChunk>,
     pub part: GpuTensor,
+    pub mid: Option<GpuTensor>,
 }
 
 impl SplitBufs {
@@ -159,7 +162,18 @@ impl SplitBufs {
         }
         let wp = split_w_hh(rec, op, w, layer, plan, Product::Forward)?;
         let part = plan.alloc_part(rec, op, nd)?;
-        Ok(Self { ha, hb, wp, part })
+        // Laid out as the h windows; each step's first pass writes every row of the batch
+        // before its second product reads them.
+        let mid = two_phase(w.config())
+            .then(|| plan.alloc_panels(rec, op, nd))
+            .transpose()?;
+        Ok(Self {
+            ha,
+            hb,
+            wp,
+            part,
+            mid,
+        })
     }
 }
 
