@@ -10,7 +10,7 @@
 
 use wgrnn::core::{RnnWeights, SplitMix64, Tensor};
 use wgrnn::gpu::{Context, GemmBlock, GpuRnnInput, GpuRnnOutputGrads, GpuWeights};
-use wgrnn::{CellKind, RnnConfig};
+use wgrnn::{CellKind, GruReset, RnnConfig};
 
 /// FNV-1a over the f32 bit patterns.
 fn digest(t: &Tensor<f32>) -> u64 {
@@ -82,8 +82,13 @@ fn run(
         None,
     )
     .expect("backward");
+    // The reset-before GRU is named apart; the other cells' lines keep their form.
+    let reset = match cfg.gru_reset {
+        GruReset::Before => " reset-before",
+        GruReset::After => "",
+    };
     let mut line = format!(
-        "{label} {:?} L{} bi={} bf={} T={t} B={b} len={lengths:?}:",
+        "{label} {:?}{reset} L{} bi={} bf={} T={t} B={b} len={lengths:?}:",
         cfg.cell, cfg.num_layers, cfg.bidirectional, cfg.batch_first
     );
     let mut add = |name: &str, g: &wgrnn::gpu::GpuTensor| {
@@ -168,15 +173,16 @@ fn main() {
     ];
     eprintln!("adapter: {}", paths[0].1.adapter());
     for (label, ctx) in &paths {
-        for cell in [
-            CellKind::Lstm,
-            CellKind::Gru,
-            CellKind::RnnTanh,
-            CellKind::RnnRelu,
+        for (cell, reset) in [
+            (CellKind::Lstm, GruReset::After),
+            (CellKind::Gru, GruReset::After),
+            (CellKind::RnnTanh, GruReset::After),
+            (CellKind::RnnRelu, GruReset::After),
+            (CellKind::Gru, GruReset::Before),
         ] {
             for (layers, bi, bf) in [(1, false, false), (2, true, false), (2, false, true)] {
                 for (i, h, b) in [(5, 7, 5), (12, 40, 9)] {
-                    let mut cfg = RnnConfig::new(cell, i, h);
+                    let mut cfg = RnnConfig::new(cell, i, h).gru_reset(reset);
                     cfg.num_layers = layers;
                     cfg.bidirectional = bi;
                     cfg.batch_first = bf;

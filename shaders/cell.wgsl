@@ -23,6 +23,8 @@
 //                         see "Two phases" below; for one-phase cells the registry appends
 //                         cell_one_phase.wgsl, which says 1 and gives the inert hooks
 //   fn cell_fwd_mid(pre, rec, h_prev, j) -> vec3<f32>      a two-phase cell's first phase
+//   const MID_GATE: u32   the gate whose W_hh rows its reverse's second product uses
+//   fn cell_bwd_mid(d_mid, act, aux) -> CellBwd            its reverse's second phase
 //
 // Forward: for one timestep the recurrent product h_prev · W_hh^T, the gates and the state
 // update in one dispatch (`fwd_step`); the whole sequence in one workgroup for small B·H
@@ -46,7 +48,11 @@
 // state half), and k1, k2 into both halves of the slot written, where the second pass reads
 // them (into cur_kept, with m) before cell_fwd overwrites h there; the second pass's product
 // multiplies m (`fwd_step_mid`, `fwd_split_cell_mid`, or the second loop of `fwd_seq`).
-// Two-phase cells have UNITS 1.
+// Reverse, the first pass is the one above, cell_bwd's dc the second product's operand (into
+// the c half of the carry slot written); the second pass multiplies it by W_hh's MID_GATE rows,
+// transposed, and adds cell_bwd_mid's gate gradients and carry to the first pass's
+// (`bwd_step_mid`, `bwd_split_cell_mid`, or the second loop of `bwd_seq`). Two-phase cells
+// have UNITS 1.
 //
 // No `if` on the parameter block alone chooses between large code paths here (see
 // shaders/README.md: lavapipe would recompile the kernel per dispatch); the branches and loops
@@ -520,17 +526,24 @@ fn store_dg(row: u32, j: u32, o: CellBwd) {
     }
 }
 
+// The time of cur_bstep for a sequence of length len (reversed in odd directions).
+fn back_time(len: u32) -> u32 {
+    var t = cur_bstep;
+    if ((cur_dir % 2u) != 0u && cur_bstep < len) {
+        t = len - 1u - cur_bstep;
+    }
+    return t;
+}
+
 // The reverse step of units j0..j0+n-1 (those under H) of row b, rec[q] the recurrent term of
-// unit j0 + q.
+// unit j0 + q. A two-phase cell's first pass: cell_bwd's dc, the second product's operand, goes
+// into the c half of the carry slot written.
 fn back_finish(b: u32, j0: u32, n: u32, rec: vec4<f32>) {
     let h = bp.hidden;
     let len = b_lengths[b];
     let s_in = cur_parity;
     let s_out = 1u - s_in;
-    var t = cur_bstep;
-    if ((cur_dir % 2u) != 0u && cur_bstep < len) {
-        t = len - 1u - cur_bstep;
-    }
+    let t = back_time(len);
     let row = t * bp.batch + b;
     for (var q = 0u; q < n; q++) {
         let j = j0 + q;
@@ -548,7 +561,7 @@ fn back_finish(b: u32, j0: u32, n: u32, rec: vec4<f32>) {
                     dh = carry_h + rec[q];
                 }
                 dstate[dstate_at(s_out, 0u, b, j)] = dh;
-                if (HALVES > 1u) {
+                if (HALVES > 1u || PHASES > 1u) {
                     dstate[dstate_at(s_out, 1u, b, j)] = carry_c;
                 }
             } else {
@@ -556,12 +569,61 @@ fn back_finish(b: u32, j0: u32, n: u32, rec: vec4<f32>) {
                 let o = cell_bwd(dh, carry_c, tape_gates(row, j), tape_aux(row, j));
                 store_dg(row, j, o);
                 dstate[dstate_at(s_out, 0u, b, j)] = o.dh;
-                if (HALVES > 1u) {
+                if (HALVES > 1u || PHASES > 1u) {
                     dstate[dstate_at(s_out, 1u, b, j)] = o.dc;
                 }
             }
         }
     }
+}
+
+// A two-phase cell's second reverse pass for units j0..j0+n-1 of row b, d_mid[q] the second
+// product's term of unit j0 + q: cell_bwd_mid's gate gradients added to the first pass's, its
+// carry to the carry written. Nothing for rows outside their sequence, or in the final pass.
+fn back_finish_mid(b: u32, j0: u32, n: u32, d_mid: vec4<f32>) {
+    let h = bp.hidden;
+    let len = b_lengths[b];
+    if (cur_last != 0u || cur_bstep >= len) {
+        return;
+    }
+    let s_out = 1u - cur_parity;
+    let row = back_time(len) * bp.batch + b;
+    for (var q = 0u; q < n; q++) {
+        let j = j0 + q;
+        if (j < h) {
+            let o = cell_bwd_mid(d_mid[q], tape_gates(row, j), tape_aux(row, j));
+            let base = cur_gates + row * GATES * h + j;
+            for (var g = 0u; g < GATES; g++) {
+                dg[base + g * h] += o.dg[g];
+                if (SPLIT_DG) {
+                    dg[base + bp.dgh_off + g * h] += o.dgh[g];
+                }
+            }
+            let at = dstate_at(s_out, 0u, b, j);
+            dstate[at] += o.dh;
+        }
+    }
+}
+
+// The second reverse product of unit u (UNITS 1) of row b: the first pass's operands of every
+// unit of the row (the c half of the carry slot written) times W_hh's MID_GATE rows.
+fn mid_dot(b: u32, u: u32) -> f32 {
+    let l_cur_w = cur_w;
+    let cols = bwd_cols();
+    let r = dstate_at(1u - cur_parity, 1u, b, 0u);
+    var s = 0.0;
+    for (var m = 0u; m < bp.hidden; m++) {
+        s += dstate[r + m] * wt_load(l_cur_w + m * cols + u)[MID_GATE];
+    }
+    return s;
+}
+
+// The second reverse pass of unit u of row b, its product included where the row needs it.
+fn back_step_mid(b: u32, u: u32) {
+    if (cur_last != 0u || cur_bstep >= b_lengths[b]) {
+        return;
+    }
+    back_finish_mid(b, u, 1u, vec4<f32>(mid_dot(b, u), 0.0, 0.0, 0.0));
 }
 
 // One row and one accumulator (a unit, or four) per invocation: the recurrent product, then
@@ -577,9 +639,22 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     back_finish(b, UNITS * u, UNITS, rec_dot(next_row(b, b_lengths[b]), u));
 }
 
+// A two-phase cell's second reverse pass, one row and one unit per invocation, after bwd_step.
+@compute @workgroup_size(64, 1)
+fn bwd_step_mid(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_bwd_step(gid.z);
+    let u = gid.x;
+    let b = gid.y;
+    if (u >= bwd_cols() || b >= bp.batch) {
+        return;
+    }
+    back_step_mid(b, u);
+}
+
 // Persistent small-batch backward: one workgroup runs the reverse steps and the final pass in
 // one dispatch (bp.step holds the number of steps), in the order and with the parities the
-// host gives the per-step dispatches; storageBarrier() separates the steps.
+// host gives the per-step dispatches; storageBarrier() separates the steps (and a two-phase
+// cell's passes).
 @compute @workgroup_size(256)
 fn bwd_seq(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     set_bwd_dir(wid.z);
@@ -595,7 +670,24 @@ fn bwd_seq(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid:
             back_finish(b, UNITS * u, UNITS, rec_dot(next_row(b, b_lengths[b]), u));
         }
         storageBarrier();
+        if (PHASES > 1u) {
+            for (var v = li; v < bp.batch * cols; v += 256u) {
+                let b = v / cols;
+                back_step_mid(b, v - b * cols);
+            }
+            storageBarrier();
+        }
     }
+}
+
+// The bp.splits partial products of units 4q..4q+3 of row b in direction z, added in slot
+// order (cols: vec4 per row).
+fn split_part(z: u32, b: u32, q: u32, cols: u32) -> vec4<f32> {
+    var acc = vec4<f32>(0.0);
+    for (var s = 0u; s < bp.splits; s++) {
+        acc += part[((z * bp.splits + s) * bp.batch + b) * cols + q];
+    }
+    return acc;
 }
 
 // The cell half of a split reverse step (CPU adapters), one row and four units per invocation:
@@ -609,9 +701,44 @@ fn bwd_split_cell(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (q >= cols || b >= bp.batch) {
         return;
     }
-    var acc = vec4<f32>(0.0);
-    for (var s = 0u; s < bp.splits; s++) {
-        acc += part[((gid.z * bp.splits + s) * bp.batch + b) * cols + q];
+    back_finish(b, 4u * q, 4u, split_part(gid.z, b, q, cols));
+}
+
+// A two-phase cell's split reverse steps: the window of the second product's operand, blocks
+// of bp.win_rows rows as the forward's h windows.
+@group(0) @binding(8) var<storage, read_write> mid_win: array<f32>;  // [dir][B / rows][H][rows]
+
+// A two-phase cell's first pass of a split reverse step: bwd_split_cell, then the operand of
+// each of its units into the window of the second product.
+@compute @workgroup_size(64, 1)
+fn bwd_split_cell_a(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_bwd_step(gid.z);
+    let q = gid.x;
+    let b = gid.y;
+    let cols = (bp.hidden + 3u) / 4u;
+    if (q >= cols || b >= bp.batch) {
+        return;
     }
-    back_finish(b, 4u * q, 4u, acc);
+    back_finish(b, 4u * q, 4u, split_part(gid.z, b, q, cols));
+    for (var k = 0u; k < 4u; k++) {
+        let j = 4u * q + k;
+        if (j < bp.hidden) {
+            let at = window_at(bp.win_rows, bp.hidden, bp.batch, b, j);
+            mid_win[at] = dstate[dstate_at(1u - cur_parity, 1u, b, j)];
+        }
+    }
+}
+
+// A two-phase cell's second pass of a split reverse step, after the product over the window:
+// its bp.splits partial products (of that product's plan) in slot order, then the pass.
+@compute @workgroup_size(64, 1)
+fn bwd_split_cell_mid(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_bwd_step(gid.z);
+    let q = gid.x;
+    let b = gid.y;
+    let cols = (bp.hidden + 3u) / 4u;
+    if (q >= cols || b >= bp.batch) {
+        return;
+    }
+    back_finish_mid(b, 4u * q, 4u, split_part(gid.z, b, q, cols));
 }

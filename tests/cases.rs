@@ -42,10 +42,6 @@ pub const CELLS: [Cell; 5] = [
     Cell::GRU_BEFORE,
 ];
 
-/// The cells whose backward the device runs: every cell but the reset-before GRU, whose
-/// device backward is still to come.
-pub const BACKWARD_CELLS: [Cell; 4] = [CELLS[0], CELLS[1], CELLS[2], CELLS[3]];
-
 /// Every attention score function.
 pub const SCORES: [Score; 4] = [
     Score::Dot,

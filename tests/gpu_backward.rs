@@ -6,7 +6,7 @@ use wgrnn::cpu::{RnnInput, RnnOutputGrads, rnn_backward, rnn_forward_train};
 use wgrnn::gpu::{Context, GpuRnnInput, GpuRnnOutputGrads, GpuWeights};
 use wgrnn::{CellKind, RnnConfig};
 
-use crate::cases::{BACKWARD_CELLS, Case, dropout_cases, projection_cases};
+use crate::cases::{CELLS, Case, Cell, dropout_cases, projection_cases};
 use crate::common::{Tolerance, assert_tensor_close, random};
 use crate::gpu::ctx;
 use crate::gpu_rnn::GPU_F32;
@@ -161,7 +161,7 @@ fn round_w_hh_to_f16(w: &mut RnnWeights<f64>, rng: &mut SplitMix64) {
 }
 
 fn backward_matches_cpu_on_odd_sizes(ctx: &Context) {
-    for (i, cell) in BACKWARD_CELLS.into_iter().enumerate() {
+    for (i, cell) in CELLS.into_iter().enumerate() {
         for (j, (inp, hid, t, b)) in [(1, 1, 1, 1), (3, 17, 4, 3), (17, 65, 3, 5), (5, 129, 2, 2)]
             .into_iter()
             .enumerate()
@@ -199,7 +199,7 @@ fn backward_matches_cpu_with_dropout(ctx: &Context) {
 per_path!(rnn: backward_matches_cpu_with_dropout);
 
 fn backward_matches_cpu_three_layers_bidirectional_uneven_lengths(ctx: &Context) {
-    for (i, cell) in BACKWARD_CELLS.into_iter().enumerate() {
+    for (i, cell) in CELLS.into_iter().enumerate() {
         let cfg = cell.config(5, 17).layers(3).bidirectional(true);
         check_on(
             ctx,
@@ -232,7 +232,7 @@ per_path!(rnn: backward_matches_cpu_three_layers_bidirectional_uneven_lengths);
 /// that chunk. Chunks as in the forward's test; the lengths [9, 3, 7, 1] with T = 11 leave two
 /// steps no sequence reaches, which no chunk covers.
 fn backward_matches_cpu_on_stacked_layers_as_a_wavefront(ctx: &Context) {
-    for (i, cell) in BACKWARD_CELLS.into_iter().enumerate() {
+    for (i, cell) in CELLS.into_iter().enumerate() {
         let seed = 900 + 10 * i as u64;
         let cases = [
             (cell.config(5, 17).layers(3), 11, 4, None),
@@ -256,11 +256,16 @@ per_path!(rnn: backward_matches_cpu_on_stacked_layers_as_a_wavefront);
 
 /// A long sequence, past what CPU adapters let one invocation loop (see the forward's test).
 fn backward_matches_cpu_on_a_long_sequence(ctx: &Context) {
-    for (i, cell) in [CellKind::Lstm, CellKind::Gru].into_iter().enumerate() {
+    let cells = [
+        Cell::plain(CellKind::Lstm),
+        Cell::plain(CellKind::Gru),
+        Cell::GRU_BEFORE,
+    ];
+    for (i, cell) in cells.into_iter().enumerate() {
         check_on(
             ctx,
             &Case {
-                cfg: RnnConfig::new(cell, 3, 32),
+                cfg: cell.config(3, 32),
                 t: 2100,
                 b: 1,
                 lengths: None,
@@ -273,7 +278,7 @@ fn backward_matches_cpu_on_a_long_sequence(ctx: &Context) {
 per_path!(rnn: backward_matches_cpu_on_a_long_sequence);
 
 fn backward_matches_cpu_batch_one_single_step_no_bias(ctx: &Context) {
-    for (i, cell) in BACKWARD_CELLS.into_iter().enumerate() {
+    for (i, cell) in CELLS.into_iter().enumerate() {
         check_on(
             ctx,
             &Case {
@@ -319,7 +324,7 @@ per_path!(rnn: backward_matches_cpu_batch_one_single_step_no_bias);
 /// each) must give the reference.
 fn backward_matches_cpu_across_row_blocks_and_k_chunks(ctx: &Context) {
     let lengths: Vec<usize> = (0..37).map(|b| 1 + (b * 7) % 4).collect();
-    for (i, cell) in BACKWARD_CELLS.into_iter().enumerate() {
+    for (i, cell) in CELLS.into_iter().enumerate() {
         check_on(
             ctx,
             &Case {
@@ -528,7 +533,7 @@ fn backward_bad_inputs_are_errors() {
 /// wavefront),
 /// against the f64 reference with the same (f16-exact) weights.
 fn f16_weight_storage_matches_cpu(ctx: &Context) {
-    for (i, cell) in BACKWARD_CELLS.into_iter().enumerate() {
+    for (i, cell) in CELLS.into_iter().enumerate() {
         check_on(
             ctx,
             &Case {

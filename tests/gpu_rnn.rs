@@ -5,7 +5,7 @@ use wgrnn::cpu::{RnnInput, rnn_forward};
 use wgrnn::gpu::{Context, GpuRnnInput, GpuWeights, matmul};
 use wgrnn::{CellKind, RnnConfig};
 
-use crate::cases::{BACKWARD_CELLS, CELLS, Case, Cell, projection_cases};
+use crate::cases::{CELLS, Case, Cell, projection_cases};
 use crate::common::{Tolerance, assert_tensor_close, random};
 use crate::gpu::{blockings, without_wavefront};
 use crate::paths::per_path;
@@ -357,7 +357,7 @@ fn wavefront_matches_layer_after_layer_bit_for_bit(wave: &Context) {
     let block = wave.gemm_block();
     let projected = RnnConfig::new(CellKind::Lstm, 5, 19).proj_size(6);
     let dropped = RnnConfig::new(CellKind::Gru, 5, 19).dropout(0.4);
-    let cfgs = BACKWARD_CELLS.map(|cell| cell.config(5, 19));
+    let cfgs = CELLS.map(|cell| cell.config(5, 19));
     for cfg in cfgs.into_iter().chain([projected, dropped]) {
         let cfg = cfg.layers(3).batch_first(true);
         let what = format!(
@@ -384,7 +384,7 @@ fn persistent_path_matches_the_per_step_path_bit_for_bit() {
     let persistent = crate::gpu::persistent();
     assert_eq!(per_step.gemm_block(), persistent.gemm_block());
     let projected = RnnConfig::new(CellKind::Lstm, 5, 19).proj_size(6);
-    let cfgs = BACKWARD_CELLS.map(|cell| cell.config(5, 19));
+    let cfgs = CELLS.map(|cell| cell.config(5, 19));
     for cfg in cfgs.into_iter().chain([projected]) {
         let cfg = cfg.layers(2).bidirectional(true);
         let (cell, b) = (cfg.cell, 3);

@@ -436,8 +436,6 @@ fn gpu_gradients_match_every_rnn_fixture_of(source: &str) {
     for (name, file) in fixtures_of(source)
         .iter()
         .filter(|(n, f)| meta(n, f, "kind") == "rnn")
-        .filter(|(_, f)| f.meta("gru_reset") != Some("before"))
-    // TEMP
     {
         let cfg = rnn_config(name, file);
         let w =

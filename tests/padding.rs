@@ -11,7 +11,7 @@ use wgrnn::gpu::{
 };
 use wgrnn::{CellKind, EmbeddingConfig, RnnConfig};
 
-use crate::cases::{BACKWARD_CELLS, SCORES, attention_config};
+use crate::cases::{CELLS, SCORES, attention_config};
 use crate::common::random;
 use crate::gpu::ctx;
 use crate::paths::per_path;
@@ -158,7 +158,7 @@ fn rnn_case(ctx: &Context, cfg: RnnConfig, t: usize, lengths: &[usize], seed: u6
 /// ones' outputs at padded steps), and steps that no sequence reaches, on every path of the
 /// recurrent ops.
 fn rnn(ctx: &Context) {
-    for (i, cell) in BACKWARD_CELLS.into_iter().enumerate() {
+    for (i, cell) in CELLS.into_iter().enumerate() {
         let seed = 3000 + 10 * i as u64;
         let bi = cell.config(5, 9).layers(2).bidirectional(true);
         rnn_case(ctx, bi.clone(), 6, &[5, 2, 4, 1], seed);

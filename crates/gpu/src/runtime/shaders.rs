@@ -536,6 +536,9 @@ mod tests {
                 "bwd_step",
                 "bwd_seq",
                 "bwd_split_cell",
+                "bwd_step_mid",
+                "bwd_split_cell_a",
+                "bwd_split_cell_mid",
             ] {
                 assert_eq!(
                     src.matches(&format!("fn {entry}(")).count(),
@@ -554,6 +557,8 @@ mod tests {
                 "const UNITS: u32 = ",
                 "const PHASES: u32 = ",
                 "fn cell_fwd_mid(pre: vec4<f32>",
+                "fn cell_bwd_mid(d_mid: f32",
+                "const MID_GATE: u32 = ",
             ] {
                 assert_eq!(src.matches(once).count(), 1, "{name}: {once}");
             }

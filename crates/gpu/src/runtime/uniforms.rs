@@ -89,7 +89,8 @@ pub(crate) mod cell {
             hidden: u32,
             /// The reverse step (the step count, for `bwd_seq`).
             step: u32,
-            _pad_r: u32,
+            /// Rows per block of a two-phase cell's split steps' window (as StepParams').
+            win_rows: u32,
             /// dy[t, b, d * H + j] at d * H + t * d_rs_t + b * d_rs_b + j.
             d_rs_t: u32,
             d_rs_b: u32,

@@ -12,7 +12,7 @@ use std::ops::Range;
 use wgrnn_core::{CellKind, DropoutConfig, Error, Result, RnnConfig, RnnDims};
 
 use super::forward::drop_batch;
-use super::kernels::backward::{cell_kernel, seq_kernel, step_kernel};
+use super::kernels::backward::{cell_kernel, mid_kernel, seq_kernel, step_kernel};
 use super::kernels::{for_storage, two_phase};
 use super::path::{StepPath, step_path};
 use super::projection::{self, DirRows, ProjGrads};
@@ -212,13 +212,6 @@ impl<'a> BackwardCall<'a> {
         upstream.dc_n.check_context(ctx, OP, "dc_n")?;
         let cfg = w.config();
         check_weight_buffers(ctx, OP, cfg)?;
-        if two_phase(cfg) {
-            return Err(Error::invalid_config(
-                "RnnConfig",
-                "gru_reset",
-                "is not run by the device kernels' backward yet (the CPU reference runs it)",
-            ));
-        }
         if *cfg != tape.config {
             return Err(Error::InvalidArgument {
                 op: OP,
@@ -342,7 +335,7 @@ impl<'a> BackwardCall<'a> {
             batch: nb as u32,
             hidden: h as u32,
             step: 0,
-            _pad_r: 0,
+            win_rows: plan.rows as u32,
             d_rs_t: d_rs_t as u32,
             d_rs_b: d_rs_b as u32,
             _pad_d: 0,
@@ -386,11 +379,17 @@ impl DgLayout {
 /// invocations take one row and one unit (Elman: four), the split steps' cell kernel one row
 /// and four units; the persistent kernel is one workgroup per direction, which runs every
 /// reverse step and the final pass. The split cell kernel reads no weights, so it keeps the
-/// f32 shader.
-fn back_dispatch(ctx: &Context, cfg: &RnnConfig, path: StepPath, nb: usize) -> (Kernel, [u32; 3]) {
+/// f32 shader. Beside it, a two-phase cell's second pass of a step (per-step paths; the
+/// persistent kernel runs both), on the same workgroups.
+fn back_dispatch(
+    ctx: &Context,
+    cfg: &RnnConfig,
+    path: StepPath,
+    nb: usize,
+) -> (Kernel, Option<Kernel>, [u32; 3]) {
     let (h, nd) = (cfg.hidden_size, cfg.num_directions());
     let units4 = h.div_ceil(4);
-    match path {
+    let (kernel, groups) = match path {
         StepPath::Split => (
             cell_kernel(cfg),
             [units4.div_ceil(64) as u32, nb as u32, nd as u32],
@@ -401,7 +400,8 @@ fn back_dispatch(ctx: &Context, cfg: &RnnConfig, path: StepPath, nb: usize) -> (
             let groups = [gx.div_ceil(64) as u32, nb as u32, nd as u32];
             (for_storage(ctx, step_kernel(cfg)), groups)
         }
-    }
+    };
+    (kernel, mid_kernel(cfg, kernel), groups)
 }
 
 /// The storage buffers of the reverse step kernels in binding order: the weights (the split
@@ -444,6 +444,8 @@ struct LayerBack<'t> {
     dg_len: usize,
     dgh_off: usize,
     kernel: Kernel,
+    /// A two-phase cell's second pass of a reverse step (per-step paths).
+    mid: Option<Kernel>,
     groups: [u32; 3],
     params: BackParams,
     bufs: [GpuTensor; 6],
@@ -512,7 +514,7 @@ impl<'t> LayerBack<'t> {
                 (split.part.clone(), Some(split))
             }
         };
-        let (kernel, groups) = back_dispatch(ctx, cfg, call.path, nb);
+        let (kernel, mid, groups) = back_dispatch(ctx, cfg, call.path, nb);
         // With a projection the kernels read dm = dy·W_hr, sequence-major.
         let projected = ProjectedBack::new(rec, call, layer, &d_out, d_out_batch_first)?;
         let (d_out, d_out_batch_first) = match &projected {
@@ -536,6 +538,7 @@ impl<'t> LayerBack<'t> {
             dg_len: dgl.len,
             dgh_off: dgl.dgh_off,
             kernel,
+            mid,
             groups,
             params,
             bufs,
@@ -550,7 +553,8 @@ impl<'t> LayerBack<'t> {
 
     /// The reverse step over time `s`, or with `last` the final pass that turns the carries
     /// and dG of step 0 into dh0, dc0. Steps run from `max_len - 1` down, alternating the
-    /// dstate slots.
+    /// dstate slots; a two-phase cell's steps (not its final pass) run their second pass
+    /// after the first, on the split path after its own product.
     fn step(&self, rec: &mut Recorder<'_>, s: usize, last: bool) -> Result<()> {
         let parity = if last {
             self.max_len % 2
@@ -564,16 +568,40 @@ impl<'t> LayerBack<'t> {
             ..self.params
         };
         let bufs: Vec<&GpuTensor> = self.bufs.iter().collect();
-        let Some(SplitBack { part, panels, wp }) = &self.split else {
-            return rec.dispatch(self.kernel, &p, &bufs, self.groups);
+        let second = self.mid.filter(|_| !last);
+        let Some(SplitBack {
+            part,
+            panels,
+            wp,
+            mid,
+        }) = &self.split
+        else {
+            rec.dispatch(self.kernel, &p, &bufs, self.groups)?;
+            return match second {
+                Some(k) => rec.dispatch(k, &p, &bufs, self.groups),
+                None => Ok(()),
+            };
         };
         let nd = self.cfg.num_directions();
         let gbufs = [&self.tape.lengths_dev, &self.dg, panels];
         self.plan.gather(rec, &self.gather, s, last, nd, gbufs)?;
         self.plan.record(rec, panels, wp, part)?;
-        let mut cell_bufs = bufs;
+        let mut cell_bufs = bufs.clone();
         cell_bufs.push(part);
-        rec.dispatch(self.kernel, &p, &cell_bufs, self.groups)
+        // A two-phase cell's first pass writes its second product's window.
+        cell_bufs.extend(mid.as_ref().map(|m| &m.panels));
+        rec.dispatch(self.kernel, &p, &cell_bufs, self.groups)?;
+        if let (Some(m), Some(k)) = (mid, second) {
+            m.plan.record(rec, &m.panels, &m.wp, &m.part)?;
+            let p = BackParams {
+                splits: m.plan.splits() as u32,
+                ..p
+            };
+            let mut mid_bufs = bufs;
+            mid_bufs.push(&m.part);
+            rec.dispatch(k, &p, &mid_bufs, self.groups)?;
+        }
+        Ok(())
     }
 
     /// Every reverse step and the final pass, layer after layer.
@@ -605,18 +633,15 @@ impl<'t> LayerBack<'t> {
         let gh = cfg.cell.gates() * h;
         let rows = self.tape.dims.seq_len * self.tape.dims.batch;
         let in_w = cfg.layer_input_size(self.layer);
-        let dtape = &self.tape.layers[self.layer];
         let layout = TapeLayout::new(cfg.cell, rows, h);
+        // The reset-before GRU's b_hn sums dn, which its dGh leaves out: its b_hh gradient is
+        // its b_ih one (dGi).
+        let b_hh_off = if two_phase(cfg) { 0 } else { self.dgh_off };
         for dir in 0..nd {
             let sfx = RnnConfig::suffix(self.layer, dir);
             let layout = layout.at(dir * layout.len);
             let doff = dir * self.dg_len;
             let dgi_t = pack_lhs(rec, Strided::cols(&self.dg, rows, gh, doff))?;
-            let dgh_t = if cfg.cell == CellKind::Gru {
-                pack_lhs(rec, Strided::cols(&self.dg, rows, gh, doff + self.dgh_off))?
-            } else {
-                dgi_t.clone()
-            };
             gemm(
                 rec,
                 &dgi_t,
@@ -624,20 +649,13 @@ impl<'t> LayerBack<'t> {
                 None,
                 Out::rows(grads.get(&format!("weight_ih{sfx}"))?, in_w).accumulate(add),
             )?;
-            let h_prev = pack(rec, Strided::cols(dtape, rows, h, layout.h_prev))?;
             let d_hh = grads.get(&format!("weight_hh{sfx}"))?;
             match &self.projected {
-                None => gemm(
-                    rec,
-                    &dgh_t,
-                    &h_prev,
-                    None,
-                    Out::rows(d_hh, h).accumulate(add),
-                )?,
+                None => self.w_hh_grad(rec, &dgi_t, doff, &layout, d_hh, add)?,
                 Some(pr) => {
                     // dW' for W_hh·W_hr, then the model's two gradients from it.
                     let dw_prime = rec.ctx().alloc(OP, "dW'", &[gh, h], DType::F32)?;
-                    gemm(rec, &dgh_t, &h_prev, None, Out::rows(&dw_prime, h))?;
+                    self.w_hh_grad(rec, &dgi_t, doff, &layout, &dw_prime, false)?;
                     let d_hr = grads.get(&format!("weight_hr{sfx}"))?;
                     let g = pr.grads(self, dir, &dw_prime);
                     projection::weight_grads(rec, &g, (d_hh, d_hr), (gh, h, pr.p), add)?;
@@ -647,10 +665,59 @@ impl<'t> LayerBack<'t> {
                 let b_ih = grads.get(&format!("bias_ih{sfx}"))?;
                 col_sum(rec, &self.dg, doff, rows, gh, b_ih, add)?;
                 let b_hh = grads.get(&format!("bias_hh{sfx}"))?;
-                col_sum(rec, &self.dg, doff + self.dgh_off, rows, gh, b_hh, add)?;
+                col_sum(rec, &self.dg, doff + b_hh_off, rows, gh, b_hh, add)?;
             }
         }
         Ok(())
+    }
+
+    /// `dW_hh = dGhᵀ·H_prev` over all T·B rows of the direction whose dG is `doff` floats in
+    /// (`dgi_t` its dGi packed, dGh where the cell has no other), into (or added to) `out`. A
+    /// two-phase cell's n rows multiplied r ⊙ h_prev: `dnᵀ·(r ⊙ h_prev)` from the tape, apart.
+    fn w_hh_grad(
+        &self,
+        rec: &mut Recorder<'_>,
+        dgi_t: &Packed,
+        doff: usize,
+        layout: &TapeLayout,
+        out: &GpuTensor,
+        add: bool,
+    ) -> Result<()> {
+        let cfg = &self.cfg;
+        let (h, gh) = (cfg.hidden_size, cfg.cell.gates() * cfg.hidden_size);
+        let rows = self.tape.dims.seq_len * self.tape.dims.batch;
+        let dtape = &self.tape.layers[self.layer];
+        let dgh = Strided::cols(&self.dg, rows, gh, doff + self.dgh_off);
+        let two = two_phase(cfg);
+        let dgh_t = if two {
+            pack_lhs(rec, Strided { rows: 2 * h, ..dgh })?
+        } else if cfg.cell == CellKind::Gru {
+            pack_lhs(rec, dgh)?
+        } else {
+            dgi_t.clone()
+        };
+        let h_prev = pack(rec, Strided::cols(dtape, rows, h, layout.h_prev))?;
+        gemm(
+            rec,
+            &dgh_t,
+            &h_prev,
+            None,
+            Out::rows(out, h).accumulate(add),
+        )?;
+        if !two {
+            return Ok(());
+        }
+        let dn = Strided {
+            rows: h,
+            ..Strided::cols(&self.dg, rows, gh, doff + 2 * h)
+        };
+        let dn_t = pack_lhs(rec, dn)?;
+        let rh = pack(rec, Strided::cols(dtape, rows, h, layout.extra1))?;
+        let n_rows = Out {
+            off: 2 * h * h,
+            ..Out::rows(out, h)
+        };
+        gemm(rec, &dn_t, &rh, None, n_rows.accumulate(add))
     }
 
     /// dX = dG·W_ih over the times `ts`, the second direction adding to the first.

@@ -96,13 +96,43 @@ pub(crate) mod backward {
     const BINDINGS: &[Access] = &[Read, Read, Read, Read, ReadWrite, ReadWrite];
 
     /// The cell half of a split reverse step: the step kernel's bindings plus the partial
-    /// products.
+    /// products; a two-phase cell's first pass (`bwd_split_cell_a`) also the window of its
+    /// second product.
     pub(crate) fn cell_kernel(cfg: &RnnConfig) -> Kernel {
-        Kernel {
+        let k = Kernel {
             entry: "bwd_split_cell",
             bindings: &[Read, Read, Read, Read, ReadWrite, ReadWrite, Read],
             ..step_kernel(cfg)
+        };
+        if !two_phase(cfg) {
+            return k;
         }
+        Kernel {
+            entry: "bwd_split_cell_a",
+            bindings: &[
+                Read, Read, Read, Read, ReadWrite, ReadWrite, Read, ReadWrite,
+            ],
+            ..k
+        }
+    }
+
+    /// A two-phase cell's second pass of a reverse step on the path whose first pass is
+    /// `first` (the fused or the split step's kernel); `None` for the others. The split one
+    /// binds the step kernel's buffers and its own product's partial sums.
+    pub(crate) fn mid_kernel(cfg: &RnnConfig, first: Kernel) -> Option<Kernel> {
+        let k = match first.entry {
+            "bwd_step" => Kernel {
+                entry: "bwd_step_mid",
+                ..first
+            },
+            "bwd_split_cell_a" => Kernel {
+                entry: "bwd_split_cell_mid",
+                bindings: &[Read, Read, Read, Read, ReadWrite, ReadWrite, Read],
+                ..first
+            },
+            _ => return None,
+        };
+        two_phase(cfg).then_some(k)
     }
 
     /// The persistent small-batch backward of a cell (see `StepPath::Persistent`).

@@ -20,6 +20,9 @@ pub(crate) enum Product {
     Forward,
     /// The reverse steps' `dG·W_hh`: k = G·H, the columns those of `W_hh`.
     Reverse,
+    /// A two-phase cell's second reverse product, the reset-before GRU's `dn·W_hn`: k = H,
+    /// rows 2H.. of `W_hh`.
+    ReverseMid,
 }
 
 /// `W_hh` of every direction of `layer` as the split steps' `product` reads it, in chunks of
@@ -42,8 +45,13 @@ pub(crate) fn split_w_hh(
         let w_hh = w.get(&format!("weight_hh{}", RnnConfig::suffix(layer, dir)))?;
         match product {
             Product::Forward => forward_chunk(rec, op, cfg, w_hh, cols, &mut scratch, dst, ldw),
-            Product::Reverse => {
-                reverse_chunk(rec, op, cfg, w_hh, dir, cols, &mut scratch, dst, ldw)
+            Product::Reverse | Product::ReverseMid => {
+                let rows = match product {
+                    Product::ReverseMid => 2 * cfg.hidden_size..3 * cfg.hidden_size,
+                    _ => 0..cfg.cell.gates() * cfg.hidden_size,
+                };
+                let src = (w_hh, dir, rows);
+                reverse_chunk(rec, op, cfg, src, cols, &mut scratch, dst, ldw)
             }
         }
     })
@@ -92,15 +100,15 @@ fn forward_chunk(
     Ok(())
 }
 
-/// A chunk of the reverse steps' padded `W_hh`: its columns `cols`, from `W_hh` itself, or
-/// with f16 weights from its rounded copy in `scratch` (made once per direction `dir`).
+/// A chunk of the reverse steps' padded `W_hh`: the columns `cols` of the rows `rows` of
+/// `src` = (`W_hh`, its direction, rows), from `W_hh` itself, or with f16 weights from its
+/// rounded copy in `scratch` (made once per direction).
 #[allow(clippy::too_many_arguments)]
 fn reverse_chunk(
     rec: &mut Recorder<'_>,
     op: &'static str,
     cfg: &RnnConfig,
-    w_hh: &GpuTensor,
-    dir: usize,
+    (w_hh, dir, rows): (&GpuTensor, usize, std::ops::Range<usize>),
     cols: std::ops::Range<usize>,
     scratch: &mut Option<(usize, GpuTensor)>,
     dst: &GpuTensor,
@@ -123,7 +131,7 @@ fn reverse_chunk(
     let view = Strided {
         rows: cols.len(),
         inner: cols.len(),
-        ..Strided::cols(src, gh, h, cols.start)
+        ..Strided::cols(src, rows.len(), h, rows.start * h + cols.start)
     };
     pack_into(rec, view, dst, 0, ldw)
 }
@@ -203,11 +211,21 @@ fn pack_h0(
 }
 
 /// The reverse split steps' partial products, dG blocks (the windowed operand) and padded
-/// `W_hh`.
+/// `W_hh`, and a two-phase cell's second product.
 pub(crate) struct SplitBack {
     pub part: GpuTensor,
     pub panels: GpuTensor,
     pub wp: Vec<WChunk>,
+    pub mid: Option<SplitMid>,
+}
+
+/// A two-phase cell's second reverse product (`Product::ReverseMid`): its plan (k = H), the
+/// window its first pass writes, its padded `W_hh` rows and partial products.
+pub(crate) struct SplitMid {
+    pub plan: PanelPlan,
+    pub panels: GpuTensor,
+    pub wp: Vec<WChunk>,
+    pub part: GpuTensor,
 }
 
 impl SplitBack {
@@ -219,10 +237,28 @@ impl SplitBack {
         layer: usize,
         plan: &PanelPlan,
     ) -> Result<Self> {
-        let nd = w.config().num_directions();
+        let cfg = w.config();
+        let nd = cfg.num_directions();
         let part = plan.alloc_part(rec, op, nd)?;
         let panels = plan.alloc_panels(rec, op, nd)?;
         let wp = split_w_hh(rec, op, w, layer, plan, Product::Reverse)?;
-        Ok(Self { part, panels, wp })
+        let mid = if two_phase(cfg) {
+            let h = cfg.hidden_size;
+            let plan = PanelPlan::new(plan.nb, h, h);
+            Some(SplitMid {
+                panels: plan.alloc_panels(rec, op, nd)?,
+                wp: split_w_hh(rec, op, w, layer, &plan, Product::ReverseMid)?,
+                part: plan.alloc_part(rec, op, nd)?,
+                plan,
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            part,
+            panels,
+            wp,
+            mid,
+        })
     }
 }
