@@ -33,5 +33,7 @@ mod paths;
 mod pool;
 mod recording;
 mod rnn;
+mod sentiment_data;
+mod sentiment_model;
 mod validation;
 mod weights_io;
