@@ -1,4 +1,4 @@
-//! Checks both training examples make, so that a run which cannot end well stops early and says
+//! Checks the training examples make, so that a run which cannot end well stops early and says
 //! why: a checkpoint path that cannot be written, a loss that is no longer a number, a
 //! checkpoint holding NaN or infinity.
 
