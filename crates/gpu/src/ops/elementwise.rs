@@ -181,7 +181,7 @@ pub fn narrow<'c>(
 
 /// Gradient of [`narrow`]: `dy` placed at `start` of axis `dim` of a new zero tensor of
 /// `input_shape` (the narrowed tensor's shape), PyTorch's `slice_backward`. The gradient of
-/// [`concat`] is a [`narrow`] per part.
+/// [`concat()`] is a [`narrow()`] per part.
 pub fn narrow_backward<'c>(
     on: impl Record<'c>,
     dy: &GpuTensor,
