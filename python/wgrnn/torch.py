@@ -1,0 +1,209 @@
+"""``wgrnn.torch.LSTM``, ``GRU`` and ``RNN``: drop-in replacements of torch.nn's layers.
+
+Constructor arguments, defaults, parameter names and shapes are torch.nn's, so
+``load_state_dict`` works both ways with ``strict=True``; ``engine='gpu'`` (the default) runs
+wgrnn's wgpu engine in float32, ``engine='cpu'`` its CPU reference in the tensors' dtype
+(float64 included, for ``torch.autograd.gradcheck``). Tensors must be on torch's CPU device;
+they are copied to the adapter and back inside the call.
+"""
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from . import _native
+from . import rnn_backward as _rnn_backward
+from . import rnn_forward as _rnn_forward
+
+__all__ = ["LSTM", "GRU", "RNN"]
+
+# The range of the dropout seed drawn from torch's generator (any u64 is a valid seed).
+_SEED_HIGH = 2**62
+
+
+def _np(t):
+    return None if t is None else t.detach().numpy()
+
+
+def _check_tensor(t, name, engine):
+    if t.device.type != "cpu":
+        raise ValueError(
+            f"wgrnn: {name} is on {t.device}; wgrnn takes CPU tensors and copies them to its "
+            "own adapter, so move it with .cpu() first")
+    if t.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"wgrnn: {name} has dtype {t.dtype}; expected float32 or float64")
+    if engine == "gpu" and t.dtype != torch.float32:
+        raise ValueError(f"wgrnn: engine 'gpu' computes in float32 but {name} is {t.dtype}; "
+                         "use engine='cpu' for float64")
+
+
+class _Call(torch.autograd.Function):
+    """One recurrent call with wgrnn's backward. Inputs: the call's settings, then x, h0, c0
+    (None when absent) and the parameters in ``param_shapes`` order."""
+
+    @staticmethod
+    def forward(ctx, call, x, h0, c0, *params):
+        weights = {name: _np(p) for name, p in zip(call["names"], params)}
+        y, h_n, c_n, tape = _rnn_forward(
+            call["config"], weights, _np(x), _np(h0), _np(c0), call["lengths"],
+            seed=call["seed"], train=call["train"], engine=call["engine"],
+            context=call["context"])
+        ctx.tape, ctx.names = tape, call["names"]
+        ctx.has_h0, ctx.has_c0 = h0 is not None, c0 is not None
+        outs = [torch.from_numpy(y), torch.from_numpy(h_n)]
+        if c_n is not None:
+            outs.append(torch.from_numpy(c_n))
+        return tuple(outs)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy, dh_n, dc_n=None):
+        if ctx.tape is None:
+            raise RuntimeError("wgrnn: this call kept no tape for backward")
+        dx, dh0, dc0, grads = _rnn_backward(ctx.tape, _np(dy), _np(dh_n), _np(dc_n))
+        return (None, torch.from_numpy(dx),
+                torch.from_numpy(dh0) if ctx.has_h0 else None,
+                torch.from_numpy(dc0) if ctx.has_c0 else None,
+                *(torch.from_numpy(grads[n]) for n in ctx.names))
+
+
+class _RnnBase(nn.Module):
+    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, proj_size=0, reset_after=True, engine="gpu",
+                 context=None, device=None, dtype=None):
+        super().__init__()
+        if engine not in ("gpu", "cpu"):
+            raise ValueError(f"engine must be 'gpu' or 'cpu', got {engine!r}")
+        if isinstance(dropout, bool) or not 0.0 <= float(dropout) <= 1.0:
+            raise ValueError(f"dropout should be a number in range [0, 1], got {dropout}")
+        self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
+        self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
+        self.dropout, self.bidirectional, self.proj_size = float(dropout), bidirectional, proj_size
+        self.engine, self.context = engine, context
+        args = dict(num_layers=num_layers, bias=bias, batch_first=batch_first,
+                    bidirectional=bidirectional, proj_size=proj_size, reset_after=reset_after)
+        self._config = _native.RnnConfig(mode, input_size, hidden_size, dropout=float(dropout),
+                                         **args)
+        # Eval calls and dropout-free training share a config without dropout.
+        self._config_eval = _native.RnnConfig(mode, input_size, hidden_size, dropout=0.0, **args)
+        self._names = [name for name, _ in self._config.param_shapes()]
+        for name, shape in self._config.param_shapes():
+            self.register_parameter(
+                name, nn.Parameter(torch.empty(shape, device=device, dtype=dtype)))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """U(-1/sqrt(H), 1/sqrt(H)) for every parameter, as torch.nn."""
+        bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
+        with torch.no_grad():
+            for name in self._names:
+                getattr(self, name).uniform_(-bound, bound)
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        return s + f", engine={self.engine!r}"
+
+    def _split_hx(self, hx):
+        if self._config.has_cell_state:
+            if hx is None:
+                return None, None
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise ValueError("LSTM expects hx as a tuple (h_0, c_0)")
+            return hx[0], hx[1]
+        if isinstance(hx, (tuple, list)):
+            raise ValueError(f"{type(self).__name__} expects hx as one Tensor")
+        return hx, None
+
+    def _run(self, x, h0, c0, lengths):
+        params = [getattr(self, n) for n in self._names]
+        for name, t in [("input", x), ("h_0", h0), ("c_0", c0)] + list(zip(self._names, params)):
+            if t is not None:
+                _check_tensor(t, name, self.engine)
+        for name, p in zip(self._names, params):
+            if p.dtype != x.dtype:
+                raise ValueError(f"wgrnn: input is {x.dtype} but {name} is {p.dtype}")
+        tensors = [x, h0, c0] + params
+        grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+        drop = self.training and self.dropout > 0
+        # The seed comes from torch's generator, so torch.manual_seed makes runs reproducible.
+        seed = int(torch.randint(0, _SEED_HIGH, (), dtype=torch.int64)) if drop else 0
+        call = dict(config=self._config if drop else self._config_eval, names=self._names,
+                    lengths=lengths, seed=seed, train=grad or drop, engine=self.engine,
+                    context=self.context)
+        return _Call.apply(call, x, h0, c0, *params)
+
+    def forward(self, input, hx=None):
+        h0, c0 = self._split_hx(hx)
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, h0, c0)
+        outs = self._run(input, h0, c0, None)
+        return self._result(outs)
+
+    def _result(self, outs):
+        if self._config.has_cell_state:
+            return outs[0], (outs[1], outs[2])
+        return outs[0], outs[1]
+
+    def _forward_packed(self, packed, h0, c0):
+        # The padded batch in the caller's order; wgrnn takes the lengths unsorted.
+        padded, lengths = pad_packed_sequence(packed, batch_first=self.batch_first)
+        outs = self._run(padded, h0, c0, [int(n) for n in lengths])
+        y = outs[0]
+        # Repack in the input's own order of sequences, so sorted_indices are the input's.
+        order = packed.sorted_indices
+        if order is not None:
+            y = y.index_select(0 if self.batch_first else 1, order)
+            lengths = lengths.index_select(0, order.cpu())
+        data = pack_padded_sequence(y, lengths, batch_first=self.batch_first).data
+        out = PackedSequence(data, packed.batch_sizes, packed.sorted_indices,
+                             packed.unsorted_indices)
+        return self._result((out,) + tuple(outs[1:]))
+
+
+class LSTM(_RnnBase):
+    """torch.nn.LSTM on wgrnn (``proj_size`` included)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, proj_size=0, *, engine="gpu", context=None,
+                 device=None, dtype=None):
+        super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, proj_size, True, engine, context, device, dtype)
+
+
+class GRU(_RnnBase):
+    """torch.nn.GRU on wgrnn; ``reset_after=False`` is the reset-before form (reset applied to
+    h before ``W_hn``)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, *, reset_after=True, engine="gpu",
+                 context=None, device=None, dtype=None):
+        super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, 0, reset_after, engine, context, device, dtype)
+
+
+class RNN(_RnnBase):
+    """torch.nn.RNN (Elman) on wgrnn, ``nonlinearity`` 'tanh' or 'relu'."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, *, engine="gpu",
+                 context=None, device=None, dtype=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or "
+                             "'relu'.")
+        super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, num_layers, bias,
+                         batch_first, dropout, bidirectional, 0, True, engine, context, device,
+                         dtype)
+        self.nonlinearity = nonlinearity
