@@ -84,6 +84,7 @@ CONFIGS = [
     dict(num_layers=2, bidirectional=True),
     dict(batch_first=True),
     dict(bias=False, bidirectional=True),
+    dict(num_layers=3, bidirectional=True),
 ]
 
 
@@ -116,7 +117,7 @@ def test_relu(engine, kind):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
 def test_train_mode_without_dropout(engine, kind):
     check(kind, engine, dict(input_size=5, hidden_size=6, num_layers=2), train=True)
 
@@ -146,12 +147,27 @@ def test_packed_unsorted(engine, kind, batch_first):
         compare(f"packed grad {i}", a, b, rel=GRAD_REL)
 
 
-def test_gradcheck_lstm_cpu_f64():
+GRADCHECK_CELLS = [
+    ("LSTM", dict()),
+    ("LSTM", dict(proj_size=2)),
+    ("GRU", dict()),
+    ("GRU", dict(reset_after=False)),
+    ("RNN", dict()),
+    ("RNN", dict(nonlinearity="relu")),
+]
+
+
+@pytest.mark.parametrize("kind,kw", GRADCHECK_CELLS)
+def test_gradcheck_cpu_f64(kind, kw):
+    """torch.autograd.gradcheck of the binding itself (engine='cpu', float64): every input,
+    initial state and parameter of a 2-layer bidirectional layer of every cell."""
     torch.manual_seed(3)
-    m = wt.LSTM(3, 4, num_layers=2, bidirectional=True, engine="cpu", dtype=torch.float64)
+    m = getattr(wt, kind)(3, 4, num_layers=2, bidirectional=True, engine="cpu",
+                          dtype=torch.float64, **kw)
+    h_size = kw.get("proj_size", 0) or 4
     x = torch.randn(3, 2, 3, dtype=torch.float64, requires_grad=True)
-    h0 = torch.randn(4, 2, 4, dtype=torch.float64, requires_grad=True)
-    c0 = torch.randn(4, 2, 4, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(4, 2, h_size, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(4, 2, 4, dtype=torch.float64, requires_grad=True) if kind == "LSTM" else None
     params = list(m.parameters())
     names = m._names
 
@@ -160,7 +176,56 @@ def test_gradcheck_lstm_cpu_f64():
                     engine="cpu", context=None)
         return wt._Call.apply(call, x, h0, c0, *ps)
 
-    assert torch.autograd.gradcheck(f, (x, h0, c0, *params), eps=1e-6, atol=1e-7, rtol=1e-5)
+    inputs = (x, h0, c0, *params)
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+def gru_reset_before_reference(m, x, h0):
+    """The reset-before GRU written out in float64 with torch's autograd (ONNX's
+    linear_before_reset=0): n = tanh(W_in x + b_in + W_hn (r * h) + b_hn), sequence-major,
+    one layer, one or two directions, from `m`'s parameters."""
+    p = {n: t.double() for n, t in m.named_parameters()}
+    hidden = m.hidden_size
+    outs, finals = [], []
+    for d, sfx in enumerate(["_l0", "_l0_reverse"][: 2 if m.bidirectional else 1]):
+        w_ih, w_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
+        b_ih, b_hh = p["bias_ih" + sfx], p["bias_hh" + sfx]
+        h = h0[d].double()
+        steps = range(x.shape[0]) if d == 0 else reversed(range(x.shape[0]))
+        ys = [None] * x.shape[0]
+        for t in steps:
+            gi = x[t].double() @ w_ih.T + b_ih
+            gr, gz, gn = gi.split(hidden, -1)
+            w_r, w_z, w_n = w_hh.split(hidden, 0)
+            b_r, b_z, b_n = b_hh.split(hidden, 0)
+            r = torch.sigmoid(gr + h @ w_r.T + b_r)
+            z = torch.sigmoid(gz + h @ w_z.T + b_z)
+            n = torch.tanh(gn + (r * h) @ w_n.T + b_n)
+            h = (1 - z) * n + z * h
+            ys[t] = h
+        outs.append(torch.stack(ys))
+        finals.append(h)
+    return torch.cat(outs, -1), torch.stack(finals)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_gru_reset_before_against_an_explicit_loop(engine, bidirectional):
+    torch.manual_seed(11)
+    m = wt.GRU(4, 5, bidirectional=bidirectional, reset_after=False, engine=engine)
+    x = torch.randn(6, 3, 4, requires_grad=True)
+    h0 = torch.randn(2 if bidirectional else 1, 3, 5, requires_grad=True)
+    got = m(x, h0)
+    want = gru_reset_before_reference(m, x, h0)
+    for i, (g, w) in enumerate(zip(got, want)):
+        compare(f"output {i}", g.detach().double(), w.detach(), abs_=OUT_ABS)
+    ups = [torch.randn_like(w) for w in want]
+    leaves = [x, h0] + list(m.parameters())
+    g_got = torch.autograd.grad(got, leaves, [u.float() for u in ups])
+    g_want = torch.autograd.grad(want, leaves, ups)
+    names = ["input", "h0"] + [n for n, _ in m.named_parameters()]
+    for n, a, b in zip(names, g_got, g_want):
+        compare(f"grad {n}", a.double(), b, rel=GRAD_REL)
 
 
 @pytest.mark.parametrize("kind,kw", [("LSTM", dict(proj_size=2, num_layers=2)),
