@@ -76,3 +76,16 @@ pub fn random<T: Real>(rng: &mut SplitMix64, shape: &[usize], scale: f64) -> Ten
     Tensor::from_fn(shape.to_vec(), |_| T::from_f64(rng.uniform(-scale, scale)))
         .expect("a small test shape fits in memory")
 }
+
+/// The width and height of the PNG at `path`, from its header; a file that is not a PNG fails.
+pub fn png_size(path: &std::path::Path) -> (u32, u32) {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(
+        &b[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        path.display()
+    );
+    let be = |o: usize| u32::from_be_bytes(b[o..o + 4].try_into().unwrap());
+    (be(16), be(20))
+}

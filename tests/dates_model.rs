@@ -13,6 +13,9 @@ use crate::checks;
 use model::{Batch, Model, ModelConfig};
 use wgrnn::Score;
 
+// `plots` reaches the examples' shared charts as `super::charts`.
+use crate::charts;
+use crate::common::png_size;
 use crate::gpu::ctx;
 
 fn loss(ctx: &wgrnn::gpu::Context, t: &wgrnn::gpu::GpuTensor) -> f32 {
@@ -232,18 +235,6 @@ fn checkpoint_of_another_architecture_is_an_error() {
         err.contains("encoder.") && err.contains("_reverse"),
         "{err}"
     );
-}
-
-fn png_size(path: &std::path::Path) -> (u32, u32) {
-    let b = std::fs::read(path).unwrap();
-    assert_eq!(
-        &b[..8],
-        b"\x89PNG\r\n\x1a\n",
-        "{} is not a PNG",
-        path.display()
-    );
-    let be = |o: usize| u32::from_be_bytes(b[o..o + 4].try_into().unwrap());
-    (be(16), be(20))
 }
 
 #[test]

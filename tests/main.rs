@@ -5,6 +5,8 @@ mod bce;
 mod bench_cli;
 mod cases;
 mod charlm;
+#[path = "../examples/shared/charts.rs"]
+mod charts;
 #[path = "../examples/shared/checks.rs"]
 mod checks;
 mod common;

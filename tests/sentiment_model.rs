@@ -12,6 +12,9 @@ mod plots;
 use model::{Batch, Model, ModelConfig, Readout};
 use wgrnn::gpu::{Context, GpuTensor};
 
+// `plots` reaches the examples' shared charts as `super::charts`.
+use crate::charts;
+use crate::common::png_size;
 use crate::gpu::ctx;
 
 fn loss(ctx: &Context, t: &GpuTensor) -> f32 {
@@ -127,18 +130,6 @@ fn batches_refuse_a_review_without_words_and_bad_dropout() {
     };
     let err = Model::new(ctx, cfg).err().expect("p = 1 is refused");
     assert!(err.to_string().contains("DropoutConfig"), "{err}");
-}
-
-fn png_size(path: &std::path::Path) -> (u32, u32) {
-    let b = std::fs::read(path).unwrap();
-    assert_eq!(
-        &b[..8],
-        b"\x89PNG\r\n\x1a\n",
-        "{} is not a PNG",
-        path.display()
-    );
-    let be = |o: usize| u32::from_be_bytes(b[o..o + 4].try_into().unwrap());
-    (be(16), be(20))
 }
 
 #[test]

@@ -4,14 +4,18 @@
 //!
 //! `cargo run --release --example dates` (add `-- --help` for the flags).
 
+#[path = "../shared/charts.rs"]
+mod charts;
 #[path = "../shared/checks.rs"]
 mod checks;
 mod data;
 mod model;
 mod plots;
+#[path = "../shared/training.rs"]
+mod training;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,6 +25,7 @@ use wgrnn::gpu::{Context, GpuTensor};
 
 use data::Example;
 use model::{Batch, Model, ModelConfig};
+use training::{bucketed, fmt_time};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum AttentionKind {
@@ -199,7 +204,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut curve = plots::Curves::default();
     let train_start = Instant::now();
     for epoch in 1..=args.epochs {
-        let batches = bucketed(&mut train, args.batch, &mut rng)?;
+        let batches = bucketed(
+            &mut train,
+            args.batch,
+            &mut rng,
+            |e| e.input.chars().count(),
+            Batch::new,
+        )?;
         let bar = ProgressBar::new(steps_per_epoch as u64);
         bar.set_style(
             ProgressStyle::with_template(
@@ -294,41 +305,4 @@ fn exact_match(
             .count();
     }
     Ok(right as f64 / held.len() as f64)
-}
-
-/// One epoch's batches: shuffled, then sorted by input length within windows of 32 batches
-/// (so a batch pads little and the encoder runs fewer steps), in a shuffled order.
-fn bucketed(
-    train: &mut [Example],
-    batch: usize,
-    rng: &mut SplitMix64,
-) -> wgrnn::Result<Vec<Batch>> {
-    shuffle(train, rng);
-    for window in train.chunks_mut(batch.saturating_mul(32)) {
-        window.sort_by_key(|e| e.input.chars().count());
-    }
-    let mut batches = train
-        .chunks(batch)
-        .map(Batch::new)
-        .collect::<wgrnn::Result<Vec<_>>>()?;
-    shuffle(&mut batches, rng);
-    Ok(batches)
-}
-
-/// Fisher–Yates with the run's seeded generator, so the batch order is reproducible.
-fn shuffle<T>(v: &mut [T], rng: &mut SplitMix64) {
-    for i in (1..v.len()).rev() {
-        v.swap(i, rng.below(i + 1));
-    }
-}
-
-fn fmt_time(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s < 59.95 {
-        format!("{s:.1} s")
-    } else {
-        // Round to whole seconds first, so that 119.6 s reads 2m00s, not 1m60s.
-        let whole = s.round() as u64;
-        format!("{}m{:02}s", whole / 60, whole % 60)
-    }
 }

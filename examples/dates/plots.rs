@@ -1,30 +1,13 @@
 //! The main example's pictures: training curves and attention heatmaps (plotters, PNG).
 
 use std::path::Path;
-use std::sync::Once;
 
 use plotters::prelude::*;
-use plotters::style::{FontStyle, register_font};
+
+use super::charts::{PlotResult, fonts, loss_panel};
 
 use super::data::Example;
 use super::model::TARGET_LEN;
-
-/// The bundled font (DejaVu Sans Mono, licence in examples/assets/FONT-LICENSE), so text needs
-/// no system font libraries.
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
-
-fn fonts() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        for family in ["sans-serif", "serif", "monospace"] {
-            // The bytes are a valid TrueType font; a failure would leave text undrawn, which
-            // plotters then reports as a drawing error.
-            let _ = register_font(family, FontStyle::Normal, FONT);
-        }
-    });
-}
-
-type PlotResult = Result<(), Box<dyn std::error::Error>>;
 
 /// What the run records: the loss of every step, and (mean loss, held-out exact match) per
 /// epoch.
@@ -41,50 +24,15 @@ pub fn curves(path: &Path, c: &Curves, title: &str) -> PlotResult {
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(600);
     let epochs = c.epochs.len().max(1) as f64;
-    let per_epoch = c.step_loss.len() as f64 / epochs;
-    let lo = c
-        .step_loss
-        .iter()
-        .cloned()
-        .fold(f64::INFINITY, f64::min)
-        .clamp(1e-4, 1.0);
-    let hi = c.step_loss.iter().cloned().fold(lo * 10.0, f64::max);
-    let mut chart = ChartBuilder::on(&left)
-        .caption(format!("training loss ({title})"), ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..epochs, (lo * 0.8..hi * 1.2).log_scale())?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .y_desc("cross-entropy per character")
-        .draw()?;
-    chart
-        .draw_series(LineSeries::new(
-            c.step_loss
-                .iter()
-                .enumerate()
-                .map(|(i, &l)| ((i as f64 + 1.0) / per_epoch, l.max(lo))),
-            BLUE.mix(0.5),
-        ))?
-        .label("per step")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLUE.mix(0.5)));
-    chart
-        .draw_series(LineSeries::new(
-            c.epochs
-                .iter()
-                .enumerate()
-                .map(|(i, e)| (i as f64 + 1.0, e.0.max(lo))),
-            RED.stroke_width(2),
-        ))?
-        .label("epoch mean")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], RED.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
+    let means: Vec<f64> = c.epochs.iter().map(|e| e.0).collect();
+    loss_panel(
+        &left,
+        title,
+        "cross-entropy per character",
+        &c.step_loss,
+        &means,
+        1.0,
+    )?;
 
     let mut chart = ChartBuilder::on(&right)
         .caption("held-out exact match", ("sans-serif", 20))

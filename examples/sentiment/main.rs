@@ -5,15 +5,19 @@
 //!
 //! `cargo run --release --example sentiment` (add `-- --help` for the flags).
 
+#[path = "../shared/charts.rs"]
+mod charts;
 #[path = "../shared/checks.rs"]
 #[allow(dead_code)]
 mod checks;
 mod data;
 mod model;
 mod plots;
+#[path = "../shared/training.rs"]
+mod training;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -22,6 +26,7 @@ use wgrnn::gpu::{Context, GpuTensor};
 
 use data::Example;
 use model::{Batch, Model, ModelConfig, Readout};
+use training::{bucketed, fmt_time};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum ReadoutArg {
@@ -124,7 +129,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     let train_start = Instant::now();
     for epoch in 1..=args.epochs {
-        let batches = bucketed(&mut train, args.batch, &mut rng)?;
+        let batches = bucketed(
+            &mut train,
+            args.batch,
+            &mut rng,
+            |e| e.text.split_whitespace().count(),
+            Batch::new,
+        )?;
         let loss = train_epoch(&ctx, &mut model, &args, epoch, &batches, &eval, &mut curve)?;
         let (acc, _) = eval.run(&ctx, &model)?;
         curve.epochs.push((loss, acc));
@@ -346,42 +357,5 @@ impl Eval<'_> {
             .filter(|(p, e)| **p == e.positive)
             .count();
         Ok((right as f64 / self.held.len() as f64, predicted))
-    }
-}
-
-/// One epoch's batches: shuffled, then sorted by length within windows of 32 batches (so a
-/// batch pads little and the LSTM runs fewer steps), in a shuffled order.
-fn bucketed(
-    train: &mut [Example],
-    batch: usize,
-    rng: &mut SplitMix64,
-) -> wgrnn::Result<Vec<Batch>> {
-    shuffle(train, rng);
-    for window in train.chunks_mut(batch.saturating_mul(32)) {
-        window.sort_by_key(|e| e.text.split_whitespace().count());
-    }
-    let mut batches = train
-        .chunks(batch)
-        .map(Batch::new)
-        .collect::<wgrnn::Result<Vec<_>>>()?;
-    shuffle(&mut batches, rng);
-    Ok(batches)
-}
-
-/// Fisher–Yates with the run's seeded generator, so the batch order is reproducible.
-fn shuffle<T>(v: &mut [T], rng: &mut SplitMix64) {
-    for i in (1..v.len()).rev() {
-        v.swap(i, rng.below(i + 1));
-    }
-}
-
-fn fmt_time(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s < 59.95 {
-        format!("{s:.1} s")
-    } else {
-        // Round to whole seconds first, so that 119.6 s reads 2m00s, not 1m60s.
-        let whole = s.round() as u64;
-        format!("{}m{:02}s", whole / 60, whole % 60)
     }
 }
