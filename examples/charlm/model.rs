@@ -277,12 +277,22 @@ impl Model {
         let (r, r_tape) = gpu::rnn_forward_train(ctx, &self.lstm.value, input)?;
         let drop = DropoutConfig::new(self.cfg.dropout as f64);
         let stream = self.cfg.layers as u32;
-        let y = gpu::dropout(ctx, &r.y, &drop, seed, stream)?;
+        // Without dropout the output goes straight on (the op would copy it).
+        let active = drop.is_active();
+        let y = if active {
+            gpu::dropout(ctx, &r.y, &drop, seed, stream)?
+        } else {
+            r.y.clone()
+        };
         let logits = gpu::linear_forward(ctx, &self.out.value, &y)?;
         let ce = gpu::cross_entropy(ctx, &logits, &targets)?;
         let dlogits = gpu::cross_entropy_backward(ctx, &logits, &targets, &ce, 1.0)?;
         let dy = gpu::linear_backward(ctx, &self.out.value, &y, &dlogits, Some(&self.out.grad))?.dx;
-        let dy = gpu::dropout_backward(ctx, &dy, &drop, seed, stream)?;
+        let dy = if active {
+            gpu::dropout_backward(ctx, &dy, &drop, seed, stream)?
+        } else {
+            dy
+        };
         let g = gpu::rnn_backward(
             ctx,
             &self.lstm.value,
