@@ -58,7 +58,7 @@ fn compute<T: Send>(
     }
 }
 
-/// A wgpu device, chosen as in Rust (`WGRNN_ADAPTER`, `WGRNN_BACKENDS`, else the best adapter).
+/// A wgpu device, chosen as in Rust (`WGPU_ADAPTER_NAME`, `WGPU_BACKEND`, else the best adapter).
 #[pyclass(name = "Context", module = "wgrnn", frozen)]
 struct PyContext {
     ctx: Arc<Context>,

@@ -1,5 +1,7 @@
 """wgrnn's numpy level: Context, rnn_forward/rnn_backward, errors as exceptions."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,11 @@ def test_context_reports_its_adapter():
     assert isinstance(ctx.adapter_name, str) and ctx.adapter_name
     assert ctx.backend in ("Vulkan", "Metal", "Dx12", "Gl")
     assert ctx.adapter_name in repr(ctx)
+    # CI names the driver each run must use; the suite must run on that one, as the Rust one does.
+    want = os.environ.get("WGPU_ADAPTER_NAME")
+    if want:
+        assert want.lower() in ctx.adapter_name.lower(), (ctx.adapter_name, want)
+    print(f"adapter: {ctx.adapter_name} ({ctx.backend}, {ctx.device_type})")
 
 
 def weights_of(module):
