@@ -9,12 +9,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import wgrnn
 import wgrnn.torch as wt
-
-# f32 rounding of a few hundred operations per output; PyTorch's own CPU kernels differ from
-# wgrnn in summation order, so exact equality is not expected.
-OUT_ABS = 1e-5
-# Gradients sum over every step; relative to each tensor's largest entry.
-GRAD_REL = 1e-4
+from tolerance import GRAD_REL, OUT_ABS, compare
 
 ENGINES = ["cpu", "gpu"]
 
@@ -44,18 +39,16 @@ def flatten(out):
     return [y] + (list(h) if isinstance(h, tuple) else [h])
 
 
-def compare(name, got, want, rel=None, abs_=None):
-    err = (got - want).abs().max().item()
-    if rel is not None:
-        scale = max(want.abs().max().item(), 1e-12)
-        assert err / scale <= rel, f"{name}: rel err {err / scale:.3e} > {rel} (max abs {err:.3e})"
-    else:
-        idx = np.unravel_index(int((got - want).abs().argmax()), got.shape)
-        assert err <= abs_, f"{name}: err {err:.3e} at {idx}: got {got[idx]}, want {want[idx]}"
+def label(kind, engine, kw, **extra):
+    args = ", ".join(f"{k}={v}" for k, v in {**kw, **extra}.items()
+                     if k not in ("input_size", "hidden_size") and v not in (False, None))
+    return f"{kind}({args}) {engine}"
 
 
 def check(kind, engine, kw, batch=3, seq=4, give_h0=False, train=False):
     ref, ours = make(kind, engine, **kw)
+    where = label(kind, engine, kw, h0=give_h0, train=train, unbatched=batch == 0)
+    group = f"{kind} {engine}"
     ref.train(train)
     ours.train(train)
     torch.manual_seed(99)
@@ -66,7 +59,7 @@ def check(kind, engine, kw, batch=3, seq=4, give_h0=False, train=False):
     got, want = flatten(ours(x, hx)), flatten(ref(x, hx))
     for i, (g, w) in enumerate(zip(got, want)):
         assert g.shape == w.shape, f"output {i}: shape {tuple(g.shape)} != {tuple(w.shape)}"
-        compare(f"output {i}", g.detach(), w.detach(), abs_=OUT_ABS)
+        compare(f"{where}: output {i}", g.detach(), w.detach(), abs_=OUT_ABS, group=group)
     torch.manual_seed(7)
     ups = [torch.randn_like(w) for w in want]
     inputs_ours = [x] + leaves + list(ours.parameters())
@@ -75,7 +68,7 @@ def check(kind, engine, kw, batch=3, seq=4, give_h0=False, train=False):
     g_ref = torch.autograd.grad(want, inputs_ref, ups)
     names = ["input"] + [f"state{i}" for i in range(len(leaves))] + [n for n, _ in ref.named_parameters()]
     for n, a, b in zip(names, g_ours, g_ref):
-        compare(f"grad {n}", a, b, rel=GRAD_REL)
+        compare(f"{where}: grad {n}", a, b, rel=GRAD_REL, group=group)
 
 
 CONFIGS = [
@@ -94,6 +87,15 @@ CONFIGS = [
 def test_parity(engine, kind, cfg, give_h0):
     kw = dict(input_size=5, hidden_size=6, **CONFIGS[cfg])
     check(kind, engine, kw, give_h0=give_h0)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_parity_larger(engine, kind):
+    """Sizes where the sums are long enough for f32 rounding to show: 64 hidden units, 20
+    steps, 2 bidirectional layers."""
+    kw = dict(input_size=32, hidden_size=64, num_layers=2, bidirectional=True)
+    check(kind, engine, kw, batch=8, seq=20, give_h0=True)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -122,29 +124,67 @@ def test_train_mode_without_dropout(engine, kind):
     check(kind, engine, dict(input_size=5, hidden_size=6, num_layers=2), train=True)
 
 
+PACKED = [
+    ("LSTM", dict(num_layers=2, bidirectional=True)),
+    ("GRU", dict(num_layers=2, bidirectional=True)),
+    ("RNN", dict(num_layers=2, bidirectional=True)),
+    ("LSTM", dict(proj_size=3, bidirectional=True)),
+    ("GRU", dict(reset_after=False, bidirectional=True)),
+]
+
+
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+@pytest.mark.parametrize("case", range(len(PACKED)))
 @pytest.mark.parametrize("batch_first", [False, True])
-def test_packed_unsorted(engine, kind, batch_first):
-    kw = dict(input_size=4, hidden_size=5, num_layers=2, bidirectional=True, batch_first=batch_first)
-    ref, ours = make(kind, engine, **kw)
+@pytest.mark.parametrize("give_h0", [False, True])
+@pytest.mark.parametrize("enforce_sorted", [False, True])
+def test_packed(engine, case, batch_first, give_h0, enforce_sorted):
+    kind, extra = PACKED[case]
+    kw = dict(input_size=4, hidden_size=5, batch_first=batch_first, **extra)
+    reset_after = kw.pop("reset_after", True)
+    if reset_after:
+        ref, ours = make(kind, engine, **kw)
+    else:
+        # torch.nn has no reset-before GRU: the reference is an explicit loop, below.
+        ref, ours = None, wt.GRU(engine=engine, reset_after=False, **kw)
+    where = label(kind, engine, kw if reset_after else {**kw, "reset_after": False}, h0=give_h0,
+                  sorted=enforce_sorted, packed=True)
+    group = f"{kind} {engine}"
     torch.manual_seed(5)
-    lengths = torch.tensor([2, 5, 3, 5])
+    lengths = torch.tensor([5, 5, 3, 2]) if enforce_sorted else torch.tensor([2, 5, 3, 5])
     x = torch.randn((4, 5, 4) if batch_first else (5, 4, 4), requires_grad=True)
+    hx, leaves = states(kind, kw, 4) if give_h0 else (None, [])
+
     def run(m):
-        p = pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=False)
-        y, h = m(p)
+        p = pack_padded_sequence(x, lengths, batch_first=batch_first,
+                                 enforce_sorted=enforce_sorted)
+        y, h = m(p, hx)
+        assert isinstance(y, torch.nn.utils.rnn.PackedSequence)
         assert torch.equal(y.batch_sizes, p.batch_sizes)
-        assert torch.equal(y.sorted_indices, p.sorted_indices)
+        for a, b in [(y.sorted_indices, p.sorted_indices),
+                     (y.unsorted_indices, p.unsorted_indices)]:
+            assert (a is None and b is None) or torch.equal(a, b)
         return [y.data] + (list(h) if isinstance(h, tuple) else [h])
-    got, want = run(ours), run(ref)
+
+    got = run(ours)
+    if ref is not None:
+        want = run(ref)
+        ref_leaves = list(ref.parameters())
+    else:
+        want = gru_reset_before_packed(ours, x, lengths, batch_first, hx)
+        ref_leaves = list(ours.parameters())
     for i, (g, w) in enumerate(zip(got, want)):
-        compare(f"packed output {i}", g.detach(), w.detach(), abs_=OUT_ABS)
+        assert g.shape == w.shape, f"{where}: output {i}: {tuple(g.shape)} != {tuple(w.shape)}"
+        compare(f"{where}: output {i}", g.detach().to(w.dtype), w.detach(), abs_=OUT_ABS,
+                group=group)
+    torch.manual_seed(7)
     ups = [torch.randn_like(w) for w in want]
-    g_ours = torch.autograd.grad(got, [x] + list(ours.parameters()), ups)
-    g_ref = torch.autograd.grad(want, [x] + list(ref.parameters()), ups)
-    for i, (a, b) in enumerate(zip(g_ours, g_ref)):
-        compare(f"packed grad {i}", a, b, rel=GRAD_REL)
+    g_ours = torch.autograd.grad(got, [x] + leaves + list(ours.parameters()),
+                                 [u.to(g.dtype) for u, g in zip(ups, got)])
+    g_ref = torch.autograd.grad(want, [x] + leaves + ref_leaves, ups)
+    names = ["input"] + [f"state{i}" for i in range(len(leaves))] + ours._names
+    for n, a, b in zip(names, g_ours, g_ref):
+        compare(f"{where}: grad {n}", a.to(b.dtype), b, rel=GRAD_REL, group=group)
 
 
 GRADCHECK_CELLS = [
@@ -180,32 +220,47 @@ def test_gradcheck_cpu_f64(kind, kw):
     assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
 
 
-def gru_reset_before_reference(m, x, h0):
+def gru_reset_before_reference(m, x, h0, lengths=None):
     """The reset-before GRU written out in float64 with torch's autograd (ONNX's
     linear_before_reset=0): n = tanh(W_in x + b_in + W_hn (r * h) + b_hn), sequence-major,
-    one layer, one or two directions, from `m`'s parameters."""
+    one layer, one or two directions, from `m`'s parameters. With `lengths`, sequence b runs
+    its first lengths[b] steps only (the reverse direction from its own last step), and its
+    outputs past them are zero: packed-sequence semantics."""
     p = {n: t.double() for n, t in m.named_parameters()}
-    hidden = m.hidden_size
+    hidden, steps_n, batch = m.hidden_size, x.shape[0], x.shape[1]
+    lengths = [steps_n] * batch if lengths is None else [int(n) for n in lengths]
     outs, finals = [], []
     for d, sfx in enumerate(["_l0", "_l0_reverse"][: 2 if m.bidirectional else 1]):
         w_ih, w_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
         b_ih, b_hh = p["bias_ih" + sfx], p["bias_hh" + sfx]
-        h = h0[d].double()
-        steps = range(x.shape[0]) if d == 0 else reversed(range(x.shape[0]))
-        ys = [None] * x.shape[0]
-        for t in steps:
-            gi = x[t].double() @ w_ih.T + b_ih
-            gr, gz, gn = gi.split(hidden, -1)
-            w_r, w_z, w_n = w_hh.split(hidden, 0)
-            b_r, b_z, b_n = b_hh.split(hidden, 0)
-            r = torch.sigmoid(gr + h @ w_r.T + b_r)
-            z = torch.sigmoid(gz + h @ w_z.T + b_z)
-            n = torch.tanh(gn + (r * h) @ w_n.T + b_n)
-            h = (1 - z) * n + z * h
-            ys[t] = h
-        outs.append(torch.stack(ys))
-        finals.append(h)
+        w_r, w_z, w_n = w_hh.split(hidden, 0)
+        b_r, b_z, b_n = b_hh.split(hidden, 0)
+        ys = [[torch.zeros(hidden, dtype=torch.float64)] * batch for _ in range(steps_n)]
+        last = []
+        for b in range(batch):
+            h = (torch.zeros(hidden, dtype=torch.float64) if h0 is None else h0[d, b].double())
+            order = range(lengths[b]) if d == 0 else reversed(range(lengths[b]))
+            for t in order:
+                gr, gz, gn = (x[t, b].double() @ w_ih.T + b_ih).split(hidden, -1)
+                r = torch.sigmoid(gr + h @ w_r.T + b_r)
+                z = torch.sigmoid(gz + h @ w_z.T + b_z)
+                n = torch.tanh(gn + (r * h) @ w_n.T + b_n)
+                h = (1 - z) * n + z * h
+                ys[t][b] = h
+            last.append(h)
+        outs.append(torch.stack([torch.stack(row) for row in ys]))
+        finals.append(torch.stack(last))
     return torch.cat(outs, -1), torch.stack(finals)
+
+
+def gru_reset_before_packed(m, x, lengths, batch_first, h0):
+    """What a reset-before GRU returns for a PackedSequence of `x`, from the explicit loop."""
+    xs = x.transpose(0, 1) if batch_first else x
+    y, h_n = gru_reset_before_reference(m, xs, h0, lengths)
+    if batch_first:
+        y = y.transpose(0, 1)
+    packed = pack_padded_sequence(y, lengths, batch_first=batch_first, enforce_sorted=False)
+    return [packed.data, h_n]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -218,14 +273,16 @@ def test_gru_reset_before_against_an_explicit_loop(engine, bidirectional):
     got = m(x, h0)
     want = gru_reset_before_reference(m, x, h0)
     for i, (g, w) in enumerate(zip(got, want)):
-        compare(f"output {i}", g.detach().double(), w.detach(), abs_=OUT_ABS)
+        compare(f"GRU(reset_after=False, bidirectional={bidirectional}) {engine}: output {i}",
+                g.detach().double(), w.detach(), abs_=OUT_ABS, group=f"GRU {engine}")
     ups = [torch.randn_like(w) for w in want]
     leaves = [x, h0] + list(m.parameters())
     g_got = torch.autograd.grad(got, leaves, [u.float() for u in ups])
     g_want = torch.autograd.grad(want, leaves, ups)
     names = ["input", "h0"] + [n for n, _ in m.named_parameters()]
     for n, a, b in zip(names, g_got, g_want):
-        compare(f"grad {n}", a.double(), b, rel=GRAD_REL)
+        compare(f"GRU(reset_after=False, bidirectional={bidirectional}) {engine}: grad {n}",
+                a.double(), b, rel=GRAD_REL, group=f"GRU {engine}")
 
 
 @pytest.mark.parametrize("kind,kw", [("LSTM", dict(proj_size=2, num_layers=2)),
@@ -257,3 +314,51 @@ def test_dropout_seed_from_torch_generator():
     assert not torch.equal(a, c), "a new draw gave the same masks"
     m.eval()
     assert torch.equal(m(x)[0], m(x)[0])
+
+
+def forward_backward(m, x, hx, seed=21):
+    """Outputs and every gradient of one call, for comparing calls bit for bit."""
+    torch.manual_seed(seed)
+    out = flatten(m(x, hx))
+    ups = [torch.ones_like(o) * 0.5 + torch.arange(o.numel()).reshape(o.shape) * 1e-3
+           for o in out]
+    leaves = [x] + (list(hx) if isinstance(hx, tuple) else [hx]) + list(m.parameters())
+    grads = torch.autograd.grad(out, leaves, ups)
+    return [o.detach() for o in out] + list(grads)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("kind,kw", [("LSTM", dict(num_layers=2, bidirectional=True)),
+                                     ("LSTM", dict(proj_size=3)),
+                                     ("GRU", dict(num_layers=2, dropout=0.3)),
+                                     ("RNN", dict(bidirectional=True, nonlinearity="relu"))])
+def test_bit_identical_across_calls(engine, kind, kw):
+    """The same inputs give the same bits, outputs and gradients, call after call (dropout
+    with the same torch seed included); a fresh module with the same state dict too."""
+    torch.manual_seed(2)
+    m = getattr(wt, kind)(6, 7, engine=engine, **kw).train()
+    x = torch.randn(9, 4, 6, requires_grad=True)
+    hx, _ = states(kind, dict(hidden_size=7, **kw), 4)
+    first = forward_backward(m, x, hx)
+    again = [forward_backward(m, x, hx) for _ in range(3)]
+    twin = getattr(wt, kind)(6, 7, engine=engine, **kw).train()
+    twin.load_state_dict(m.state_dict(), strict=True)
+    again.append(forward_backward(twin, x, hx))
+    for call, results in enumerate(again):
+        for i, (a, b) in enumerate(zip(results, first)):
+            if not torch.equal(a, b):
+                at = tuple((a != b).nonzero()[0].tolist())
+                raise AssertionError(f"call {call + 1}, result {i}: first difference at {at}: "
+                                     f"got {a[at].item()!r}, first call {b[at].item()!r}")
+
+
+def test_tensor_on_another_device_is_refused():
+    """A tensor that does not live on torch's CPU device is refused with the fix in the
+    message (meta tensors stand in for an accelerator's)."""
+    m = wt.LSTM(3, 4, engine="cpu")
+    x = torch.empty(5, 2, 3, device="meta")
+    with pytest.raises(ValueError, match=r"input is on meta.*\.cpu\(\)"):
+        m(x)
+    m_meta = wt.GRU(3, 4, engine="cpu", device="meta")
+    with pytest.raises(ValueError, match=r"weight_ih_l0 is on meta"):
+        m_meta(torch.randn(5, 2, 3))

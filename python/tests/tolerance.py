@@ -1,0 +1,36 @@
+"""Comparisons against torch with named tolerances, and the worst error each kind of comparison
+saw in the session (printed at the end of the run by conftest.py)."""
+
+import numpy as np
+
+# f32 rounding of a few hundred operations per output; PyTorch's own CPU kernels differ from
+# wgrnn in summation order, so exact equality is not expected.
+OUT_ABS = 1e-5
+# Gradients sum over every step; relative to each tensor's largest entry.
+GRAD_REL = 1e-4
+
+# (group, "output abs" | "gradient rel") -> (worst error, where)
+WORST = {}
+
+
+def _note(group, what, err, where):
+    key = (group, what)
+    if key not in WORST or err > WORST[key][0]:
+        WORST[key] = (err, where)
+
+
+def compare(name, got, want, rel=None, abs_=None, group="other"):
+    """Asserts |got - want| <= abs_ everywhere, or max |got - want| <= rel * max |want|, and
+    names the worst index with both values when it fails."""
+    diff = (got - want).abs()
+    err = diff.max().item() if diff.numel() else 0.0
+    idx = np.unravel_index(int(diff.argmax()), got.shape) if diff.numel() else ()
+    at = f"at {idx}: got {got[idx].item() if diff.numel() else None}, " \
+         f"want {want[idx].item() if diff.numel() else None}"
+    if rel is not None:
+        scale = max(want.abs().max().item() if want.numel() else 0.0, 1e-12)
+        _note(group, "gradient rel", err / scale, name)
+        assert err / scale <= rel, f"{name}: rel err {err / scale:.3e} > {rel} ({err:.3e} {at})"
+    else:
+        _note(group, "output abs", err, name)
+        assert err <= abs_, f"{name}: err {err:.3e} > {abs_} {at}"
