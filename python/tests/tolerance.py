@@ -9,7 +9,7 @@ OUT_ABS = 1e-5
 # Gradients sum over every step; relative to each tensor's largest entry.
 GRAD_REL = 1e-4
 
-# (group, "output abs" | "gradient rel") -> (worst error, where)
+# (group, measure) -> (worst error, where)
 WORST = {}
 
 
@@ -19,9 +19,10 @@ def _note(group, what, err, where):
         WORST[key] = (err, where)
 
 
-def compare(name, got, want, rel=None, abs_=None, group="other"):
+def compare(name, got, want, rel=None, abs_=None, group="other", measure=None):
     """Asserts |got - want| <= abs_ everywhere, or max |got - want| <= rel * max |want|, and
-    names the worst index with both values when it fails."""
+    names the worst index with both values when it fails. `measure` names the kind of value in
+    the summary (default "output abs" or "gradient rel")."""
     diff = (got - want).abs()
     err = diff.max().item() if diff.numel() else 0.0
     idx = np.unravel_index(int(diff.argmax()), got.shape) if diff.numel() else ()
@@ -29,8 +30,8 @@ def compare(name, got, want, rel=None, abs_=None, group="other"):
          f"want {want[idx].item() if diff.numel() else None}"
     if rel is not None:
         scale = max(want.abs().max().item() if want.numel() else 0.0, 1e-12)
-        _note(group, "gradient rel", err / scale, name)
+        _note(group, measure or "gradient rel", err / scale, name)
         assert err / scale <= rel, f"{name}: rel err {err / scale:.3e} > {rel} ({err:.3e} {at})"
     else:
-        _note(group, "output abs", err, name)
+        _note(group, measure or "output abs", err, name)
         assert err <= abs_, f"{name}: err {err:.3e} > {abs_} {at}"
