@@ -362,3 +362,17 @@ def test_tensor_on_another_device_is_refused():
     m_meta = wt.GRU(3, 4, engine="cpu", device="meta")
     with pytest.raises(ValueError, match=r"weight_ih_l0 is on meta"):
         m_meta(torch.randn(5, 2, 3))
+
+
+@pytest.mark.parametrize("kind,kw", [("LSTM", dict(num_layers=2, bidirectional=True)),
+                                     ("LSTM", dict(proj_size=2)), ("GRU", dict(bias=False)),
+                                     ("RNN", dict(nonlinearity="relu"))])
+def test_same_seed_same_initial_weights_as_torch(kind, kw):
+    """From one torch seed a wgrnn layer draws exactly torch.nn's initial weights, so swapping
+    the class leaves a seeded experiment's starting point as it was."""
+    torch.manual_seed(8)
+    ref = getattr(torch.nn, kind)(3, 4, **kw)
+    torch.manual_seed(8)
+    ours = getattr(wt, kind)(3, 4, **kw)
+    for k, v in ref.state_dict().items():
+        assert torch.equal(ours.state_dict()[k], v), k
