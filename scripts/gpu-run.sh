@@ -5,6 +5,8 @@
 #   BENCH=path      the bench CLI to run (default .gpu/bench, copied with the checkout)
 #   ONLY=...        passed to scripts/bench-standard.sh (default: every family, stacks included)
 #   CUDNN=0         skip the PyTorch runs
+#   PYBENCH=0       skip python/bench.py (wgrnn.torch against torch.nn on CUDA, in one process;
+#                   needs the wheel built elsewhere in .gpu/, and torch and numpy installed)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-.}/gpu.jsonl
@@ -30,5 +32,16 @@ if [ "${CUDNN:-1}" != 0 ]; then
     done
     python3 scripts/compare/cudnn_lstm.py --cell $cell --layers 2 --batch 64 --seq 100 --input 512 --hidden 512 --training >> "$out" 2>&1
   done
+fi
+if [ "${PYBENCH:-1}" != 0 ]; then
+  wheel=$(ls .gpu/wgrnn-*.whl 2>/dev/null | head -n 1)
+  if [ -n "$wheel" ]; then
+    # The machine's own torch (CUDA) stays visible; the wheel installs without reaching an index.
+    python3 -m venv --system-site-packages .gpu/venv >> "$out" 2>&1 &&
+      .gpu/venv/bin/python -m pip install --quiet --no-deps --no-index --force-reinstall "$wheel" >> "$out" 2>&1 &&
+      .gpu/venv/bin/python python/bench.py >> "$out" 2>&1
+  else
+    echo "# python/bench.py skipped: no .gpu/wgrnn-*.whl" >> "$out"
+  fi
 fi
 cat "$out"
