@@ -376,3 +376,38 @@ def test_same_seed_same_initial_weights_as_torch(kind, kw):
     ours = getattr(wt, kind)(3, 4, **kw)
     for k, v in ref.state_dict().items():
         assert torch.equal(ours.state_dict()[k], v), k
+
+
+@pytest.mark.parametrize("kind,kw", [("LSTM", dict(num_layers=2, bidirectional=True)),
+                                     ("LSTM", dict(proj_size=2, bias=False)),
+                                     ("GRU", dict(num_layers=3)), ("RNN", dict())])
+def test_torch_nn_attributes(kind, kw):
+    """What code written for torch.nn reaches for besides forward: flatten_parameters(),
+    all_weights and _all_weights, per layer and direction in torch.nn's order."""
+    ref = getattr(torch.nn, kind)(3, 4, **kw)
+    ours = getattr(wt, kind)(3, 4, engine="cpu", **kw)
+    ours.flatten_parameters()
+    assert ours._all_weights == ref._all_weights
+    assert [[tuple(p.shape) for p in ps] for ps in ours.all_weights] == \
+        [[tuple(p.shape) for p in ps] for ps in ref.all_weights]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_non_contiguous_input_and_states(engine):
+    """Strided views (a transposed batch-first tensor, a slice of states) give torch's
+    results and gradients."""
+    ref, ours = make("LSTM", engine, input_size=4, hidden_size=5, num_layers=2)
+    torch.manual_seed(4)
+    base = torch.randn(3, 6, 4, requires_grad=True)
+    x = base.transpose(0, 1)
+    h_all = torch.randn(2, 3, 10, requires_grad=True)
+    hx = (h_all[..., ::2], torch.randn(2, 3, 5))
+    assert not x.is_contiguous() and not hx[0].is_contiguous()
+    got, want = flatten(ours(x, hx)), flatten(ref(x, hx))
+    for i, (g, w) in enumerate(zip(got, want)):
+        compare(f"LSTM strided {engine}: output {i}", g.detach(), w.detach(), abs_=OUT_ABS,
+                group=f"LSTM {engine}")
+    ups = [torch.randn_like(w) for w in want]
+    for n, a, b in zip(["input", "h0"], torch.autograd.grad(got, [base, h_all], ups),
+                       torch.autograd.grad(want, [base, h_all], ups)):
+        compare(f"LSTM strided {engine}: grad {n}", a, b, rel=GRAD_REL, group=f"LSTM {engine}")

@@ -102,6 +102,21 @@ class _RnnBase(nn.Module):
             for name in self._names:
                 getattr(self, name).uniform_(-bound, bound)
 
+    def flatten_parameters(self):
+        """Does nothing, as torch.nn's does off cuDNN: wgrnn keeps no flattened copy, so code
+        written for torch.nn (which calls this after moving a model) runs unchanged."""
+
+    @property
+    def _all_weights(self):
+        """The parameter names per layer and direction, as torch.nn keeps them."""
+        per = len(self._names) // (self.num_layers * (2 if self.bidirectional else 1))
+        return [self._names[i:i + per] for i in range(0, len(self._names), per)]
+
+    @property
+    def all_weights(self):
+        """The parameters per layer and direction, as torch.nn's ``all_weights``."""
+        return [[getattr(self, n) for n in names] for names in self._all_weights]
+
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
         if self.proj_size:
