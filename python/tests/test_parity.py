@@ -411,3 +411,11 @@ def test_non_contiguous_input_and_states(engine):
     for n, a, b in zip(["input", "h0"], torch.autograd.grad(got, [base, h_all], ups),
                        torch.autograd.grad(want, [base, h_all], ups)):
         compare(f"LSTM strided {engine}: grad {n}", a, b, rel=GRAD_REL, group=f"LSTM {engine}")
+
+
+def test_dropout_on_one_layer_warns_as_torch_does():
+    with pytest.warns(UserWarning) as ref:
+        torch.nn.GRU(3, 4, dropout=0.5)
+    with pytest.warns(UserWarning) as ours:
+        wt.GRU(3, 4, dropout=0.5, engine="cpu")
+    assert [str(w.message) for w in ours] == [str(w.message) for w in ref]

@@ -8,6 +8,7 @@ they are copied to the adapter and back inside the call.
 """
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -79,6 +80,11 @@ class _RnnBase(nn.Module):
             raise ValueError(f"engine must be 'gpu' or 'cpu', got {engine!r}")
         if isinstance(dropout, bool) or not 0.0 <= float(dropout) <= 1.0:
             raise ValueError(f"dropout should be a number in range [0, 1], got {dropout}")
+        if dropout > 0 and num_layers == 1:
+            # torch.nn's warning, word for word: code that filters it keeps working.
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so "
+                          "non-zero dropout expects num_layers greater than 1, but got "
+                          f"dropout={dropout} and num_layers={num_layers}")
         self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
         self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
         self.dropout, self.bidirectional, self.proj_size = float(dropout), bidirectional, proj_size
