@@ -203,6 +203,19 @@ pub enum Error {
     /// Reading or writing a file failed.
     #[error("{path}: {message}")]
     Io { path: String, message: String },
+
+    /// A model file (ONNX, Keras) that cannot be imported: malformed, or holding something
+    /// wgrnn does not compute. `op` is the reader (`onnx::read`, `keras::read`), `path` the
+    /// file, `item` the node or layer at fault (or the part of the file), `field` its
+    /// attribute, input, tensor or config key, and `reason` completes "`field` …".
+    #[error("{op} {path}: {item}: `{field}` {reason}")]
+    Import {
+        op: &'static str,
+        path: String,
+        item: String,
+        field: String,
+        reason: String,
+    },
 }
 
 impl Error {
@@ -223,7 +236,8 @@ impl Error {
             | Error::LoopLimit { op, .. }
             | Error::ForeignContext { op, .. }
             | Error::Unsubmitted { op, .. }
-            | Error::OutOfMemory { op, .. } => Some(op),
+            | Error::OutOfMemory { op, .. }
+            | Error::Import { op, .. } => Some(op),
             Error::InvalidConfig { .. }
             | Error::DataLength { .. }
             | Error::Dtype { .. }
@@ -339,6 +353,16 @@ mod tests {
                 Error::invalid_config("RnnConfig", "hidden_size", "must be > 0"),
                 None,
             ),
+            (
+                Error::Import {
+                    op: "onnx::read",
+                    path: "m.onnx".into(),
+                    item: "node `/rnn/LSTM` (LSTM)".into(),
+                    field: "clip".into(),
+                    reason: "is 3: cell clipping, which wgrnn does not compute".into(),
+                },
+                Some("onnx::read"),
+            ),
         ];
         for (e, op) in &cases {
             assert_eq!(e.op(), *op, "{e}");
@@ -351,6 +375,11 @@ mod tests {
         assert_eq!(
             cases[2].0.to_string(),
             "concat: `out` needs 9 bytes, over the limit max_buffer_size = 8"
+        );
+        assert_eq!(
+            cases[6].0.to_string(),
+            "onnx::read m.onnx: node `/rnn/LSTM` (LSTM): `clip` is 3: cell clipping, which wgrnn \
+             does not compute"
         );
         assert!(matches!(
             cases[5].0,
