@@ -1,0 +1,230 @@
+//! Constant tensors of a graph (initializers and `Constant` nodes) and their decoding to f32.
+//! Every element count is a checked product of the dims, compared with the bytes or values
+//! actually present before anything is allocated, so a hostile dims list is an error.
+
+use std::collections::HashMap;
+
+use super::proto::{GraphProto, TensorProto, attribute_type, data_type};
+use crate::Source;
+use wgrnn_core::Result;
+
+/// The graph's constants by value name: initializers, then the `value` of `Constant` nodes.
+pub(crate) struct Constants<'g> {
+    by_name: HashMap<&'g str, &'g TensorProto>,
+}
+
+impl<'g> Constants<'g> {
+    pub(crate) fn new(graph: &'g GraphProto) -> Self {
+        let mut by_name = HashMap::new();
+        for t in &graph.initializer {
+            by_name.insert(t.name.as_deref().unwrap_or(""), t);
+        }
+        for node in &graph.node {
+            if node.op_type.as_deref() != Some("Constant") {
+                continue;
+            }
+            let value = node.attribute.iter().find(|a| {
+                a.name.as_deref() == Some("value")
+                    && a.r#type.is_none_or(|t| t == attribute_type::TENSOR)
+            });
+            if let (Some(out), Some(t)) = (node.output.first(), value.and_then(|a| a.t.as_ref())) {
+                by_name.insert(out.as_str(), t);
+            }
+        }
+        Self { by_name }
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&'g TensorProto> {
+        self.by_name.get(name).copied()
+    }
+}
+
+/// A decoded float tensor: its dims and row-major elements.
+#[derive(Debug)]
+pub(crate) struct Floats {
+    pub dims: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// The dims of `t` as sizes, and their product, checked.
+fn dims_of(src: &Source, item: &str, field: &str, t: &TensorProto) -> Result<(Vec<usize>, usize)> {
+    let dims: Option<Vec<usize>> = t.dims.iter().map(|&d| usize::try_from(d).ok()).collect();
+    let dims =
+        dims.ok_or_else(|| src.err(item, field, format!("has negative dims {:?}", t.dims)))?;
+    let numel = wgrnn_core::tensor::checked_numel(&dims).ok_or_else(|| {
+        src.err(
+            item,
+            field,
+            format!("has dims {dims:?}, more elements than usize counts"),
+        )
+    })?;
+    Ok((dims, numel))
+}
+
+/// Refuses data kept outside the file: the importer reads one file and nothing beside it.
+fn check_internal(src: &Source, item: &str, field: &str, t: &TensorProto) -> Result<()> {
+    if t.data_location == Some(1) || !t.external_data.is_empty() {
+        let location = t
+            .external_data
+            .iter()
+            .find(|e| e.key.as_deref() == Some("location"))
+            .and_then(|e| e.value.clone())
+            .unwrap_or_default();
+        return Err(src.err(
+            item,
+            field,
+            format!(
+                "keeps its data in an external file (`{location}`); only weights stored inside \
+                 the .onnx file are read (save with `save_as_external_data=False`)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `raw_data` as `numel` elements of `size` bytes each, or an error saying what is there.
+fn raw<'t>(
+    src: &Source,
+    item: &str,
+    field: &str,
+    t: &'t TensorProto,
+    numel: usize,
+    size: usize,
+) -> Result<Option<&'t [u8]>> {
+    let Some(raw) = t.raw_data.as_deref() else {
+        return Ok(None);
+    };
+    let want = numel.checked_mul(size);
+    if want != Some(raw.len()) {
+        return Err(src.err(
+            item,
+            field,
+            format!(
+                "has dims {:?} of {} ({} bytes each) but {} bytes of raw_data",
+                t.dims,
+                data_type::name(t.data_type.unwrap_or(0)),
+                size,
+                raw.len()
+            ),
+        ));
+    }
+    Ok(Some(raw))
+}
+
+/// A typed field (`float_data`, …) must hold exactly the tensor's element count.
+fn check_count(
+    src: &Source,
+    item: &str,
+    field: &str,
+    t: &TensorProto,
+    what: &str,
+    len: usize,
+    numel: usize,
+) -> Result<()> {
+    if len != numel {
+        return Err(src.err(
+            item,
+            field,
+            format!(
+                "has dims {:?} ({numel} elements) but {len} values in {what}",
+                t.dims
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes a FLOAT, DOUBLE, FLOAT16 or BFLOAT16 tensor to f32, from `raw_data` or the typed
+/// field its data type uses.
+pub(crate) fn floats(src: &Source, item: &str, field: &str, t: &TensorProto) -> Result<Floats> {
+    check_internal(src, item, field, t)?;
+    let (dims, n) = dims_of(src, item, field, t)?;
+    let dt = t.data_type.unwrap_or(0);
+    let half = |bits: u16| {
+        if dt == data_type::FLOAT16 {
+            half::f16::from_bits(bits).to_f32()
+        } else {
+            half::bf16::from_bits(bits).to_f32()
+        }
+    };
+    let data: Vec<f32> = match dt {
+        data_type::FLOAT => match raw(src, item, field, t, n, 4)? {
+            Some(b) => b
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            None => {
+                check_count(src, item, field, t, "float_data", t.float_data.len(), n)?;
+                t.float_data.clone()
+            }
+        },
+        data_type::DOUBLE => match raw(src, item, field, t, n, 8)? {
+            Some(b) => b
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+                .collect(),
+            None => {
+                check_count(src, item, field, t, "double_data", t.double_data.len(), n)?;
+                t.double_data.iter().map(|&v| v as f32).collect()
+            }
+        },
+        data_type::FLOAT16 | data_type::BFLOAT16 => match raw(src, item, field, t, n, 2)? {
+            Some(b) => b
+                .chunks_exact(2)
+                .map(|c| half(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+            None => {
+                check_count(src, item, field, t, "int32_data", t.int32_data.len(), n)?;
+                // The spec keeps each 16-bit pattern in the low half of an int32.
+                t.int32_data.iter().map(|&v| half(v as u16)).collect()
+            }
+        },
+        other => {
+            return Err(src.err(
+                item,
+                field,
+                format!(
+                    "has data type {}, expected FLOAT, DOUBLE, FLOAT16 or BFLOAT16",
+                    data_type::name(other)
+                ),
+            ));
+        }
+    };
+    Ok(Floats { dims, data })
+}
+
+/// Decodes an INT64 or INT32 tensor (a shape or an axes list) to i64.
+pub(crate) fn ints(src: &Source, item: &str, field: &str, t: &TensorProto) -> Result<Vec<i64>> {
+    check_internal(src, item, field, t)?;
+    let (_, n) = dims_of(src, item, field, t)?;
+    match t.data_type.unwrap_or(0) {
+        data_type::INT64 => match raw(src, item, field, t, n, 8)? {
+            Some(b) => Ok(b
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect()),
+            None => {
+                check_count(src, item, field, t, "int64_data", t.int64_data.len(), n)?;
+                Ok(t.int64_data.clone())
+            }
+        },
+        data_type::INT32 => match raw(src, item, field, t, n, 4)? {
+            Some(b) => Ok(b
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+                .collect()),
+            None => {
+                check_count(src, item, field, t, "int32_data", t.int32_data.len(), n)?;
+                Ok(t.int32_data.iter().map(|&v| v as i64).collect())
+            }
+        },
+        other => Err(src.err(
+            item,
+            field,
+            format!(
+                "has data type {}, expected INT64 or INT32",
+                data_type::name(other)
+            ),
+        )),
+    }
+}
