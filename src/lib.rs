@@ -8,10 +8,13 @@
 //! - [`core`]: configs, host tensors, weight sets (safetensors), errors.
 //! - [`cpu`]: the reference implementation of every op with gradients and `gradcheck`.
 //! - [`gpu`]: the wgpu engine.
+//! - [`import`]: the recurrent, embedding and dense layers of ONNX files and Keras 3 models,
+//!   under PyTorch's names.
 
 pub use wgrnn_core as core;
 pub use wgrnn_cpu as cpu;
 pub use wgrnn_gpu as gpu;
+pub use wgrnn_import as import;
 
 pub use wgrnn_core::{
     AttentionConfig, CellKind, DropoutConfig, EmbeddingConfig, Error, GruReset, LinearConfig,
