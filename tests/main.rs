@@ -26,6 +26,7 @@ mod gpu_ops;
 mod gpu_ops_backward;
 mod gpu_pool;
 mod gpu_rnn;
+mod import;
 mod keras;
 mod large_models;
 mod linear_loss;

@@ -1,0 +1,238 @@
+//! `wgrnn::import` against the frameworks: every ONNX file in `tests/fixtures/onnx` (exported by
+//! `torch.onnx.export` or built node by node, see its README) is imported and run on the CPU
+//! reference and the GPU, and the results must match onnxruntime's outputs stored beside it;
+//! every `.keras` file in `tests/fixtures/keras_models` likewise against Keras's outputs. The
+//! refusals and the corrupt files are in `import_errors.rs`.
+
+use std::path::{Path, PathBuf};
+
+use wgrnn::core::{SafetensorsFile, Tensor};
+use wgrnn::import::{Layer, Module, RnnModule, reverse_sequences};
+use wgrnn::{CellKind, GruReset};
+
+use crate::common::{F32_FORWARD, Tolerance, assert_tensor_close};
+
+/// onnxruntime and Keras on JAX compute in f32 as wgrnn does, over at most a few dozen terms
+/// per sum and 5 steps, so the results agree within a few ulps of O(1) values: the suite's
+/// forward bound.
+const FRAMEWORK: Tolerance = F32_FORWARD;
+
+pub fn fixtures(dir: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(dir)
+}
+
+/// The files of `dir` ending in `.ext`, sorted, with their stems.
+pub fn files_with(dir: &str, ext: &str) -> Vec<(String, PathBuf)> {
+    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(fixtures(dir))
+        .expect("fixture directory")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Every ONNX file that has outputs beside it, imported, with those outputs.
+fn onnx_cases() -> Vec<(String, Vec<Module>, SafetensorsFile)> {
+    let cases: Vec<_> = files_with("onnx", "onnx")
+        .into_iter()
+        .filter_map(|(name, path)| {
+            let io = path.with_extension("safetensors");
+            io.exists().then(|| {
+                let modules =
+                    wgrnn::import::onnx::read(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let file = SafetensorsFile::read(&io).unwrap_or_else(|e| panic!("{name}: {e}"));
+                (name, modules, file)
+            })
+        })
+        .collect();
+    assert!(
+        cases.len() >= 12,
+        "expected the 12 shipped ONNX cases, found {}",
+        cases.len()
+    );
+    cases
+}
+
+fn meta<'a>(name: &str, file: &'a SafetensorsFile, key: &str) -> &'a str {
+    file.meta(key)
+        .unwrap_or_else(|| panic!("{name}: metadata `{key}` missing"))
+}
+
+/// The one recurrent module of a case, its config checked against what the oracle script
+/// built (`expect.*`).
+fn the_rnn<'m>(name: &str, modules: &'m [Module], file: &SafetensorsFile) -> &'m RnnModule {
+    assert_eq!(modules.len(), 1, "{name}: modules {modules:?}");
+    let Layer::Rnn(rnn) = &modules[0].layer else {
+        panic!("{name}: not a recurrent module");
+    };
+    let c = rnn.weights.config();
+    let e = |k: &str| meta(name, file, &format!("expect.{k}"));
+    let got = [
+        ("name", modules[0].name.clone()),
+        ("cell", c.cell.name().to_string()),
+        ("input_size", c.input_size.to_string()),
+        ("hidden_size", c.hidden_size.to_string()),
+        ("num_layers", c.num_layers.to_string()),
+        ("bidirectional", c.bidirectional.to_string()),
+        ("batch_first", c.batch_first.to_string()),
+        ("bias", c.bias.to_string()),
+        ("gru_reset", c.gru_reset.name().to_string()),
+        ("reverse", rnn.reverse.to_string()),
+    ];
+    for (key, value) in got {
+        assert_eq!(value, e(key), "{name}: {key}");
+    }
+    rnn
+}
+
+/// A recurrent call's host inputs and outputs, in wgrnn's layouts.
+pub struct Run {
+    pub x: Tensor<f32>,
+    pub h0: Option<Tensor<f32>>,
+    pub c0: Option<Tensor<f32>>,
+    pub lengths: Vec<usize>,
+}
+
+pub struct Outputs {
+    pub y: Tensor<f32>,
+    pub h_n: Tensor<f32>,
+    pub c_n: Option<Tensor<f32>>,
+}
+
+impl Run {
+    fn from_file(file: &SafetensorsFile) -> Self {
+        let opt = |n: &str| file.tensors.contains_key(n).then(|| file.real(n).unwrap());
+        let lengths = file
+            .ids("lengths")
+            .unwrap()
+            .data()
+            .iter()
+            .map(|&l| l as usize)
+            .collect();
+        Self {
+            x: file.real("x").unwrap(),
+            h0: opt("h0"),
+            c0: opt("c0"),
+            lengths,
+        }
+    }
+
+    /// The input as the module's stored forward weights take it: reversed within each length
+    /// for a reverse module.
+    fn input_for(&self, rnn: &RnnModule) -> Tensor<f32> {
+        let bf = rnn.weights.config().batch_first;
+        if rnn.reverse {
+            reverse_sequences(&self.x, Some(&self.lengths), bf).unwrap()
+        } else {
+            self.x.clone()
+        }
+    }
+
+    /// Back from the forward weights' output to the module's.
+    fn output_of(rnn: &RnnModule, lengths: &[usize], mut out: Outputs) -> Outputs {
+        if rnn.reverse {
+            out.y =
+                reverse_sequences(&out.y, Some(lengths), rnn.weights.config().batch_first).unwrap();
+        }
+        out
+    }
+
+    pub fn cpu(&self, rnn: &RnnModule) -> Outputs {
+        let x = self.input_for(rnn);
+        let mut input = wgrnn::cpu::RnnInput::new(&x).lengths(&self.lengths);
+        input.h0 = self.h0.as_ref();
+        input.c0 = self.c0.as_ref();
+        let out = wgrnn::cpu::rnn_forward(&rnn.weights, input).unwrap();
+        let out = Outputs {
+            y: out.y,
+            h_n: out.h_n,
+            c_n: out.c_n,
+        };
+        Self::output_of(rnn, &self.lengths, out)
+    }
+
+    pub fn gpu(&self, rnn: &RnnModule) -> Outputs {
+        let ctx = crate::gpu::ctx();
+        let gw = wgrnn::gpu::GpuWeights::upload(ctx, &rnn.weights).unwrap();
+        let x = ctx.upload(&self.input_for(rnn)).unwrap();
+        let up = |t: &Option<Tensor<f32>>| t.as_ref().map(|t| ctx.upload(t).unwrap());
+        let (h0, c0) = (up(&self.h0), up(&self.c0));
+        let mut input = wgrnn::gpu::GpuRnnInput::new(&x).lengths(&self.lengths);
+        input.h0 = h0.as_ref();
+        input.c0 = c0.as_ref();
+        let out = wgrnn::gpu::rnn_forward(ctx, &gw, input).unwrap();
+        let out = Outputs {
+            y: ctx.read(&out.y).unwrap(),
+            h_n: ctx.read(&out.h_n).unwrap(),
+            c_n: out.c_n.as_ref().map(|c| ctx.read(c).unwrap()),
+        };
+        Self::output_of(rnn, &self.lengths, out)
+    }
+}
+
+fn check_outputs(what: &str, got: &Outputs, file: &SafetensorsFile) {
+    let t = |n: &str| file.real::<f32>(n).unwrap();
+    assert_tensor_close(&format!("{what}: y"), &got.y, &t("y"), FRAMEWORK);
+    assert_tensor_close(&format!("{what}: h_n"), &got.h_n, &t("h_n"), FRAMEWORK);
+    match &got.c_n {
+        Some(c_n) => assert_tensor_close(&format!("{what}: c_n"), c_n, &t("c_n"), FRAMEWORK),
+        None => assert!(
+            !file.tensors.contains_key("c_n"),
+            "{what}: c_n not computed"
+        ),
+    }
+}
+
+#[test]
+fn cpu_matches_onnxruntime_on_every_onnx_fixture() {
+    for (name, modules, file) in onnx_cases() {
+        let rnn = the_rnn(&name, &modules, &file);
+        check_outputs(
+            &format!("{name} cpu"),
+            &Run::from_file(&file).cpu(rnn),
+            &file,
+        );
+    }
+}
+
+#[test]
+fn gpu_matches_onnxruntime_on_every_onnx_fixture() {
+    let _watch = crate::validation::watch();
+    for (name, modules, file) in onnx_cases() {
+        let rnn = the_rnn(&name, &modules, &file);
+        check_outputs(
+            &format!("{name} gpu"),
+            &Run::from_file(&file).gpu(rnn),
+            &file,
+        );
+    }
+}
+
+/// The gate orders are what the fixtures test through the outputs; this pins the names: the
+/// exported 2-layer bidirectional LSTM holds exactly PyTorch's `state_dict` names.
+#[test]
+fn an_exported_stack_holds_pytorchs_names() {
+    let path = fixtures("onnx").join("torch_lstm_2layer_bidir.onnx");
+    let modules = wgrnn::import::onnx::read(path).unwrap();
+    let Layer::Rnn(rnn) = &modules[0].layer else {
+        panic!("not recurrent")
+    };
+    let mut names = rnn.weights.names();
+    names.sort();
+    let mut want = Vec::new();
+    for l in 0..2 {
+        for sfx in ["", "_reverse"] {
+            for p in ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] {
+                want.push(format!("{p}_l{l}{sfx}"));
+            }
+        }
+    }
+    want.sort();
+    assert_eq!(names, want);
+    assert_eq!(rnn.weights.config().cell, CellKind::Lstm);
+    assert_eq!(rnn.weights.config().gru_reset, GruReset::After);
+}
