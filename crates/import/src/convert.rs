@@ -18,6 +18,15 @@ pub(crate) fn reorder_gates(
     out
 }
 
+/// `[rows, cols]` row-major to `[cols, rows]`. The caller has checked `data.len()`.
+pub(crate) fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(data.len());
+    for c in 0..cols {
+        out.extend((0..rows).map(|r| data[r * cols + c]));
+    }
+    out
+}
+
 /// PyTorch's LSTM gates i,f,g,o from ONNX's i,o,f,c: the blocks at 0, 2, 3, 1.
 pub(crate) const LSTM_FROM_ONNX: [usize; 4] = [0, 2, 3, 1];
 /// PyTorch's GRU gates r,z,n from ONNX's and Keras's z,r,h: the blocks at 1, 0, 2.
@@ -39,5 +48,11 @@ mod tests {
             out,
             [10., 11., 12., 13., 0., 1., 2., 3., 20., 21., 22., 23.]
         );
+    }
+
+    #[test]
+    fn transpose_swaps_rows_and_columns() {
+        let out = transpose(&[1., 2., 3., 4., 5., 6.], 2, 3);
+        assert_eq!(out, [1., 4., 2., 5., 3., 6.]);
     }
 }

@@ -1,8 +1,9 @@
-//! Imports trained models into wgrnn: the recurrent layers of ONNX files ([`onnx::read`]), as
+//! Imports trained models into wgrnn: the recurrent layers of ONNX files ([`onnx::read`]) and
+//! the recurrent, embedding and dense layers of Keras 3 `.keras` files ([`keras::read`]), as
 //! [`Module`]s whose weights carry PyTorch's names, shapes and gate orders, ready for
 //! `wgrnn::cpu::rnn_forward`, `wgrnn::gpu::rnn_forward` or `torch.nn` (through safetensors).
 //!
-//! What the format maps to, and what it refuses, is said in [`onnx`]. A file that
+//! What each format maps to, and what it refuses, is said in [`onnx`] and [`keras`]. A file that
 //! is malformed (truncated, corrupt, with sizes that disagree with its data) or that holds what
 //! wgrnn does not compute is an [`Error::Import`] naming the file, the node or layer, and the
 //! attribute, input or tensor at fault; no input makes the readers panic or allocate more than
@@ -13,6 +14,7 @@ use std::path::Path;
 use wgrnn_core::{EmbeddingWeights, Error, LinearWeights, Result, RnnWeights, Tensor, TensorMap};
 
 mod convert;
+pub mod keras;
 pub mod onnx;
 mod sequence;
 
@@ -59,7 +61,7 @@ pub struct RnnModule {
 pub struct EmbeddingModule {
     pub weights: EmbeddingWeights<f32>,
     /// Keras `mask_zero`: id 0 marks padding, and the layers after it skip those steps. wgrnn
-    /// expresses this mask as sequence lengths (`keras::lengths_from_mask`); it is not
+    /// expresses this mask as sequence lengths ([`keras::lengths_from_mask`]); it is not
     /// PyTorch's `padding_idx` (row 0 is a trained row like any other).
     pub mask_zero: bool,
 }
