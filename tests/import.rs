@@ -236,3 +236,199 @@ fn an_exported_stack_holds_pytorchs_names() {
     assert_eq!(rnn.weights.config().cell, CellKind::Lstm);
     assert_eq!(rnn.weights.config().gru_reset, GruReset::After);
 }
+
+/// Where a Keras model's layers run.
+#[derive(Clone, Copy, Debug)]
+enum On {
+    Cpu,
+    Gpu,
+}
+
+/// What flows between a Keras model's layers: token ids, a sequence `[B, T, F]` with the
+/// lengths its mask means, or one vector per row `[B, F]`.
+enum Flow {
+    Ids(Tensor<i64>),
+    Seq(Tensor<f32>, Option<Vec<usize>>),
+    Rows(Tensor<f32>),
+}
+
+/// Keras's activations of the fixtures' Dense layers, applied on the host.
+fn activate(name: &str, mut t: Tensor<f32>) -> Tensor<f32> {
+    let f: fn(f32) -> f32 = match name {
+        "linear" => |v| v,
+        "sigmoid" => |v| 1.0 / (1.0 + (-v).exp()),
+        "tanh" => f32::tanh,
+        "relu" => |v| v.max(0.0),
+        other => panic!("no host activation {other} in the test"),
+    };
+    t.data_mut().iter_mut().for_each(|v| *v = f(*v));
+    t
+}
+
+/// The top layer's last `h` of both directions, `[B, D·H]` (forward then backward, as Keras's
+/// `Bidirectional` concatenates them), from `h_n` `[L·D, B, H]`.
+fn last_states(h_n: &Tensor<f32>, dirs: usize) -> Tensor<f32> {
+    let &[ld, b, h] = h_n.shape() else {
+        panic!("h_n rank")
+    };
+    let top = &h_n.data()[(ld - dirs) * b * h..];
+    Tensor::from_fn(vec![b, dirs * h], |i| {
+        let (row, col) = (i / (dirs * h), i % (dirs * h));
+        top[(col / h) * b * h + row * h + col % h]
+    })
+    .unwrap()
+}
+
+fn embed(on: On, m: &wgrnn::import::EmbeddingModule, ids: &Tensor<i64>) -> Tensor<f32> {
+    match on {
+        On::Cpu => wgrnn::cpu::embedding_forward(&m.weights, ids).unwrap(),
+        On::Gpu => {
+            let ctx = crate::gpu::ctx();
+            let gw = wgrnn::gpu::GpuWeights::upload(ctx, &m.weights).unwrap();
+            let vocab = m.weights.config().num_embeddings;
+            let gids = wgrnn::gpu::upload_ids(ctx, ids, vocab).unwrap();
+            ctx.read(&wgrnn::gpu::embedding_forward(ctx, &gw, &gids).unwrap())
+                .unwrap()
+        }
+    }
+}
+
+fn dense(on: On, m: &wgrnn::import::LinearModule, x: &Tensor<f32>) -> Tensor<f32> {
+    let y = match on {
+        On::Cpu => wgrnn::cpu::linear_forward(&m.weights, x).unwrap(),
+        On::Gpu => {
+            let ctx = crate::gpu::ctx();
+            let gw = wgrnn::gpu::GpuWeights::upload(ctx, &m.weights).unwrap();
+            let gx = ctx.upload(x).unwrap();
+            ctx.read(&wgrnn::gpu::linear_forward(ctx, &gw, &gx).unwrap())
+                .unwrap()
+        }
+    };
+    activate(&m.activation, y)
+}
+
+/// Runs a Keras model's modules in order, as the model does at inference.
+fn run_keras(on: On, modules: &[Module], input: Flow) -> Tensor<f32> {
+    let mut flow = input;
+    for m in modules {
+        flow = match (&m.layer, flow) {
+            (Layer::Embedding(e), Flow::Ids(ids)) => {
+                let lengths = e
+                    .mask_zero
+                    .then(|| wgrnn::import::keras::lengths_from_mask(&ids).unwrap());
+                Flow::Seq(embed(on, e, &ids), lengths)
+            }
+            (Layer::Rnn(r), Flow::Seq(x, lengths)) => {
+                let steps = x.shape()[1];
+                let run = Run {
+                    lengths: lengths.clone().unwrap_or_else(|| vec![steps; x.shape()[0]]),
+                    x,
+                    h0: None,
+                    c0: None,
+                };
+                let out = match on {
+                    On::Cpu => run.cpu(r),
+                    On::Gpu => run.gpu(r),
+                };
+                if r.return_sequences {
+                    Flow::Seq(out.y, lengths)
+                } else {
+                    Flow::Rows(last_states(&out.h_n, r.weights.config().num_directions()))
+                }
+            }
+            (Layer::Linear(l), Flow::Seq(x, lengths)) => Flow::Seq(dense(on, l, &x), lengths),
+            (Layer::Linear(l), Flow::Rows(x)) => Flow::Rows(dense(on, l, &x)),
+            _ => panic!("{}: the test's pipeline cannot feed this module", m.name),
+        };
+    }
+    match flow {
+        Flow::Seq(y, _) | Flow::Rows(y) => y,
+        Flow::Ids(_) => panic!("the model computes nothing"),
+    }
+}
+
+/// Every `.keras` file with Keras's outputs beside it, imported.
+fn keras_cases() -> Vec<(String, Vec<Module>, SafetensorsFile)> {
+    let cases: Vec<_> = files_with("keras_models", "keras")
+        .into_iter()
+        .filter_map(|(name, path)| {
+            let io = path.with_extension("safetensors");
+            io.exists().then(|| {
+                let modules =
+                    wgrnn::import::keras::read(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let file = SafetensorsFile::read(&io).unwrap_or_else(|e| panic!("{name}: {e}"));
+                (name, modules, file)
+            })
+        })
+        .collect();
+    assert!(
+        cases.len() >= 5,
+        "expected the 5 shipped Keras models, found {}",
+        cases.len()
+    );
+    cases
+}
+
+/// The modules found are the ones the oracle script lists (`expect.modules`,
+/// `expect.rnn.<name>`).
+fn check_keras_modules(name: &str, modules: &[Module], file: &SafetensorsFile) {
+    let kinds: Vec<String> = modules
+        .iter()
+        .map(|m| {
+            let kind = match &m.layer {
+                Layer::Rnn(_) => "rnn",
+                Layer::Embedding(_) => "embedding",
+                Layer::Linear(_) => "linear",
+            };
+            format!("{kind}:{}", m.name)
+        })
+        .collect();
+    assert_eq!(
+        kinds.join(","),
+        meta(name, file, "expect.modules"),
+        "{name}: modules"
+    );
+    for m in modules {
+        let Layer::Rnn(r) = &m.layer else { continue };
+        let c = r.weights.config();
+        let got = format!(
+            "{},{},{},{},{},{}",
+            c.cell.name(),
+            c.num_layers,
+            c.bidirectional,
+            c.gru_reset.name(),
+            c.bias,
+            r.return_sequences
+        );
+        let want = meta(name, file, &format!("expect.rnn.{}", m.name));
+        assert_eq!(got, want, "{name}: module {}", m.name);
+    }
+}
+
+fn keras_input(file: &SafetensorsFile) -> Flow {
+    if file.tensors.contains_key("ids") {
+        Flow::Ids(file.ids("ids").unwrap())
+    } else {
+        Flow::Seq(file.real("x").unwrap(), None)
+    }
+}
+
+#[test]
+fn cpu_matches_keras_on_every_keras_model() {
+    for (name, modules, file) in keras_cases() {
+        check_keras_modules(&name, &modules, &file);
+        let got = run_keras(On::Cpu, &modules, keras_input(&file));
+        let want = file.real::<f32>("out").unwrap();
+        assert_tensor_close(&format!("{name} cpu: out"), &got, &want, FRAMEWORK);
+    }
+}
+
+#[test]
+fn gpu_matches_keras_on_every_keras_model() {
+    let _watch = crate::validation::watch();
+    for (name, modules, file) in keras_cases() {
+        let got = run_keras(On::Gpu, &modules, keras_input(&file));
+        let want = file.real::<f32>("out").unwrap();
+        assert_tensor_close(&format!("{name} gpu: out"), &got, &want, FRAMEWORK);
+    }
+}

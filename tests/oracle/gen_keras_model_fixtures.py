@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Keras 3 `.keras` files for wgrnn's importer (`wgrnn::import::keras`), each with Keras's
+outputs.
+
+Every case writes `<case>.keras` (model.save) and `<case>.safetensors` with the model's input
+(`ids`, int64 [B, T], or `x`, float32 [B, T, I]) and Keras's output `out` (model.predict on
+JAX, float32). Its metadata `expect.modules` lists the modules the importer must find, in order,
+as `kind:name` (kind: embedding, rnn, linear) joined by commas, and `expect.rnn.<name>` each
+recurrent module's `cell,num_layers,bidirectional,gru_reset,bias,return_sequences`.
+
+Cases:
+- `embed_bilstm_dense`: Embedding(mask_zero=True) -> Bidirectional(LSTM) -> Dense; ids with
+  trailing zeros (lengths 7, 4, 2), so the mask is lengths.
+- `stacked_gru_before`: GRU(reset_after=False, return_sequences=True) twice: one module of two
+  layers in the reset-before form.
+- `simple_rnn_dense`: SimpleRNN(relu, return_sequences=True) -> SimpleRNN(tanh) ->
+  Dense(sigmoid): two modules, as the cells differ.
+- `bigru_after_stacked`: Bidirectional(GRU(reset_after=True, return_sequences=True)) twice:
+  one bidirectional module of two layers.
+- `lstm_nobias`: LSTM(use_bias=False, return_sequences=True).
+
+Usage: gen_keras_model_fixtures.py OUT_DIR
+Needs: pip install keras jax safetensors numpy  (KERAS_BACKEND=jax is set here)
+"""
+import os, sys
+
+os.environ["KERAS_BACKEND"] = "jax"
+import numpy as np
+import keras
+from keras import layers
+from safetensors.numpy import save_file
+
+T, B = 7, 3
+
+
+def rnn_meta(name, cell, L, bidir, reset="after", bias=True, seqs=True):
+    return {f"expect.rnn.{name}": f"{cell},{L},{str(bidir).lower()},{reset},{str(bias).lower()},{str(seqs).lower()}"}
+
+
+def save(out, case, model, inputs, modules, meta):
+    model.save(os.path.join(out, case + ".keras"))
+    (name, x), = inputs.items()
+    y = model.predict(x, verbose=0)
+    tensors = {name: x.astype(np.int64) if name == "ids" else x.astype(np.float32),
+               "out": np.asarray(y, dtype=np.float32)}
+    meta = dict(meta, **{"expect.modules": ",".join(modules)})
+    save_file(tensors, os.path.join(out, case + ".safetensors"), metadata=meta)
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    keras.utils.set_random_seed(20)
+    rng = np.random.default_rng(20)
+
+    ids = rng.integers(1, 20, (B, T))
+    for b, n in enumerate([7, 4, 2]):
+        ids[b, n:] = 0
+    m = keras.Sequential([
+        keras.Input((T,), dtype="int32"),
+        layers.Embedding(20, 6, mask_zero=True, name="embedding"),
+        layers.Bidirectional(layers.LSTM(5), name="bidirectional"),
+        layers.Dense(3, name="dense"),
+    ])
+    save(out, "embed_bilstm_dense", m, {"ids": ids},
+         ["embedding:embedding", "rnn:bidirectional", "linear:dense"],
+         rnn_meta("bidirectional", "lstm", 1, True, seqs=False))
+
+    x = rng.standard_normal((B, T, 4)).astype(np.float32)
+    m = keras.Sequential([
+        keras.Input((T, 4)),
+        layers.GRU(5, return_sequences=True, reset_after=False, name="gru"),
+        layers.GRU(5, return_sequences=True, reset_after=False, name="gru_1"),
+    ])
+    save(out, "stacked_gru_before", m, {"x": x}, ["rnn:gru"],
+         rnn_meta("gru", "gru", 2, False, reset="before"))
+
+    x = rng.standard_normal((B, T, 3)).astype(np.float32)
+    m = keras.Sequential([
+        keras.Input((T, 3)),
+        layers.SimpleRNN(4, activation="relu", return_sequences=True, name="simple_rnn"),
+        layers.SimpleRNN(4, name="simple_rnn_1"),
+        layers.Dense(2, activation="sigmoid", name="dense"),
+    ])
+    save(out, "simple_rnn_dense", m, {"x": x},
+         ["rnn:simple_rnn", "rnn:simple_rnn_1", "linear:dense"],
+         dict(rnn_meta("simple_rnn", "rnn_relu", 1, False),
+              **rnn_meta("simple_rnn_1", "rnn_tanh", 1, False, seqs=False)))
+
+    x = rng.standard_normal((B, T, 3)).astype(np.float32)
+    m = keras.Sequential([
+        keras.Input((T, 3)),
+        layers.Bidirectional(layers.GRU(4, return_sequences=True), name="bidirectional"),
+        layers.Bidirectional(layers.GRU(4, return_sequences=True), name="bidirectional_1"),
+    ])
+    save(out, "bigru_after_stacked", m, {"x": x}, ["rnn:bidirectional"],
+         rnn_meta("bidirectional", "gru", 2, True))
+
+    x = rng.standard_normal((B, T, 3)).astype(np.float32)
+    m = keras.Sequential([
+        keras.Input((T, 3)),
+        layers.LSTM(4, use_bias=False, return_sequences=True, name="lstm"),
+    ])
+    save(out, "lstm_nobias", m, {"x": x}, ["rnn:lstm"],
+         rnn_meta("lstm", "lstm", 1, False, bias=False))
+
+
+if __name__ == "__main__":
+    main()
