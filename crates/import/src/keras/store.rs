@@ -24,9 +24,13 @@ pub(crate) struct Store {
     limit: usize,
 }
 
-/// The error of the HDF5 decoder, at `path` in the weights file.
-fn h5_err(src: &Source, path: &str, e: hdf5_reader::error::Error) -> wgrnn_core::Error {
-    src.err("model.weights.h5", path, format!("cannot be read: {e}"))
+/// The error of the HDF5 decoder reading `path` (for `item`, a layer or the whole file).
+fn h5_err(src: &Source, item: &str, path: &str, e: hdf5_reader::error::Error) -> wgrnn_core::Error {
+    src.err(
+        item,
+        path,
+        format!("cannot be read from model.weights.h5: {e}"),
+    )
 }
 
 impl Store {
@@ -36,7 +40,7 @@ impl Store {
             .with_max_read_bytes(limit)
             .with_max_chunk_bytes(limit.min(hdf5_reader::DEFAULT_MAX_CHUNK_BYTES));
         let file = Hdf5File::from_vec_with_options(bytes, options)
-            .map_err(|e| h5_err(src, "(file)", e))?;
+            .map_err(|e| h5_err(src, "model.weights.h5", "(file)", e))?;
         Ok(Self { file, limit })
     }
 
@@ -49,8 +53,13 @@ impl Store {
         vars: &str,
         count: usize,
     ) -> Result<Vec<Var>> {
-        let group = self.file.group(vars).map_err(|e| h5_err(src, vars, e))?;
-        let (_, mut names) = group.member_names().map_err(|e| h5_err(src, vars, e))?;
+        let group = self
+            .file
+            .group(vars)
+            .map_err(|e| h5_err(src, item, vars, e))?;
+        let (_, mut names) = group
+            .member_names()
+            .map_err(|e| h5_err(src, item, vars, e))?;
         names.sort_by_key(|n| n.parse::<usize>().unwrap_or(usize::MAX));
         let want: Vec<String> = (0..count).map(|k| k.to_string()).collect();
         if names != want {
@@ -66,7 +75,10 @@ impl Store {
     }
 
     fn var(&self, src: &Source, item: &str, path: &str) -> Result<Var> {
-        let ds = self.file.dataset(path).map_err(|e| h5_err(src, path, e))?;
+        let ds = self
+            .file
+            .dataset(path)
+            .map_err(|e| h5_err(src, item, path, e))?;
         let shape: Option<Vec<usize>> = ds
             .shape()
             .iter()
@@ -110,7 +122,7 @@ impl Store {
             ds.read_array::<f64>()
                 .map(|a| a.into_iter().map(|v| v as f32).collect())
         }
-        .map_err(|e| h5_err(src, path, e))?;
+        .map_err(|e| h5_err(src, item, path, e))?;
         Ok(Var { shape, data })
     }
 }

@@ -228,3 +228,111 @@ pub(crate) fn ints(src: &Source, item: &str, field: &str, t: &TensorProto) -> Re
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src() -> Source {
+        Source::new("onnx::read", "t.onnx")
+    }
+
+    fn proto(data_type: i32, dims: Vec<i64>) -> TensorProto {
+        TensorProto {
+            dims,
+            data_type: Some(data_type),
+            ..Default::default()
+        }
+    }
+
+    /// Each float type decodes from raw_data and from its typed field to the same values.
+    #[test]
+    fn every_float_type_decodes_from_raw_and_typed_fields() {
+        let want = [1.5f32, -2.0];
+        let cases: Vec<(i32, Vec<u8>, TensorProto)> = vec![
+            (
+                data_type::DOUBLE,
+                want.iter()
+                    .flat_map(|&v| (v as f64).to_le_bytes())
+                    .collect(),
+                TensorProto {
+                    double_data: vec![1.5, -2.0],
+                    ..proto(data_type::DOUBLE, vec![2])
+                },
+            ),
+            (
+                data_type::FLOAT16,
+                want.iter()
+                    .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                    .collect(),
+                TensorProto {
+                    int32_data: want
+                        .iter()
+                        .map(|&v| half::f16::from_f32(v).to_bits() as i32)
+                        .collect(),
+                    ..proto(data_type::FLOAT16, vec![2])
+                },
+            ),
+            (
+                data_type::BFLOAT16,
+                want.iter()
+                    .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+                    .collect(),
+                TensorProto {
+                    int32_data: want
+                        .iter()
+                        .map(|&v| half::bf16::from_f32(v).to_bits() as i32)
+                        .collect(),
+                    ..proto(data_type::BFLOAT16, vec![2])
+                },
+            ),
+        ];
+        for (dt, raw, typed) in cases {
+            let raw = TensorProto {
+                raw_data: Some(raw),
+                ..proto(dt, vec![2])
+            };
+            for t in [raw, typed] {
+                let f = floats(&src(), "n", "W", &t).unwrap();
+                assert_eq!(
+                    (f.dims.as_slice(), f.data.as_slice()),
+                    (&[2][..], &want[..]),
+                    "{}",
+                    data_type::name(dt)
+                );
+            }
+        }
+    }
+
+    /// A typed field with another count than the dims, and negative dims, are refused.
+    #[test]
+    fn counts_and_dims_that_disagree_are_refused() {
+        let short = TensorProto {
+            float_data: vec![1.0],
+            ..proto(data_type::FLOAT, vec![2])
+        };
+        let e = floats(&src(), "n", "W", &short).unwrap_err().to_string();
+        assert!(e.contains("1 values in float_data"), "{e}");
+        let negative = TensorProto {
+            float_data: vec![1.0],
+            ..proto(data_type::FLOAT, vec![-1])
+        };
+        let e = floats(&src(), "n", "W", &negative).unwrap_err().to_string();
+        assert!(e.contains("negative dims"), "{e}");
+        let ints_short = TensorProto {
+            int64_data: vec![1],
+            ..proto(data_type::INT64, vec![3])
+        };
+        assert!(ints(&src(), "n", "axes", &ints_short).is_err());
+        let floats_as_ints = proto(data_type::FLOAT, vec![0]);
+        let e = ints(&src(), "n", "axes", &floats_as_ints)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expected INT64 or INT32"), "{e}");
+        let i32s = TensorProto {
+            raw_data: Some(vec![1, 0, 0, 0]),
+            ..proto(data_type::INT32, vec![1])
+        };
+        assert_eq!(ints(&src(), "n", "axes", &i32s).unwrap(), [1]);
+    }
+}
