@@ -27,6 +27,7 @@ mod gpu_ops_backward;
 mod gpu_pool;
 mod gpu_rnn;
 mod import;
+mod import_errors;
 mod keras;
 mod large_models;
 mod linear_loss;

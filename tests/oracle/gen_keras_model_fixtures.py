@@ -18,17 +18,23 @@ Cases:
 - `bigru_after_stacked`: Bidirectional(GRU(reset_after=True, return_sequences=True)) twice:
   one bidirectional module of two layers.
 - `lstm_nobias`: LSTM(use_bias=False, return_sequences=True).
+- `hostile_*.keras` (no outputs): `lstm_nobias.keras` with its kernel `layers/lstm/cell/vars/0`
+  replaced in model.weights.h5 (h5py): `hostile_huge_dims` a chunked float32 dataset of
+  shape (2**40, 16) whose data was never written, `hostile_int_kernel` an int32 dataset,
+  `hostile_missing_var` none at all. The importer must refuse each by name without
+  allocating the huge one.
 
 Usage: gen_keras_model_fixtures.py OUT_DIR
 Needs: pip install keras jax safetensors numpy  (KERAS_BACKEND=jax is set here)
 """
-import os, sys
+import io, os, sys, zipfile
 
 os.environ["KERAS_BACKEND"] = "jax"
 import numpy as np
 import keras
 from keras import layers
 from safetensors.numpy import save_file
+import h5py
 
 T, B = 7, 3
 
@@ -103,6 +109,39 @@ def main():
     ])
     save(out, "lstm_nobias", m, {"x": x}, ["rnn:lstm"],
          rnn_meta("lstm", "lstm", 1, False, bias=False))
+    hostile_cases(out)
+
+
+def hostile(out, source, case, edit):
+    """`source`.keras with model.weights.h5 edited by `edit(h5py.File)`, re-zipped (deflated)."""
+    with zipfile.ZipFile(os.path.join(out, source + ".keras")) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    buf = io.BytesIO(members["model.weights.h5"])
+    with h5py.File(buf, "r+") as f:
+        edit(f)
+    members["model.weights.h5"] = buf.getvalue()
+    with zipfile.ZipFile(os.path.join(out, case + ".keras"), "w", zipfile.ZIP_DEFLATED) as z:
+        for n, b in members.items():
+            z.writestr(n, b)
+
+
+def hostile_cases(out):
+    var = "layers/lstm/cell/vars/0"
+
+    def huge(f):
+        del f[var]
+        f.create_dataset(var, shape=(2 ** 40, 16), dtype="float32", chunks=(1, 16))
+
+    def ints(f):
+        del f[var]
+        f.create_dataset(var, data=np.zeros((3, 16), dtype=np.int32))
+
+    def missing(f):
+        del f[var]
+
+    hostile(out, "lstm_nobias", "hostile_huge_dims", huge)
+    hostile(out, "lstm_nobias", "hostile_int_kernel", ints)
+    hostile(out, "lstm_nobias", "hostile_missing_var", missing)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,755 @@
+//! Every refusal of `wgrnn::import`, and corrupt, truncated and hostile files: each is an
+//! `Error::Import` naming the file's part, the node or layer, and the attribute, input or key
+//! at fault, never a panic or an allocation the file's bytes do not back.
+//!
+//! ONNX models are written here field by field (a few lines of protobuf encoding), so each
+//! case is one change to a valid LSTM node; Keras archives are the shipped models with one
+//! change to `config.json` or to the archive, plus the oracle script's hostile HDF5 files.
+
+use std::io::{Cursor, Read, Write};
+
+use serde_json::{Value, json};
+use wgrnn::Error;
+use wgrnn::import::{Layer, Module};
+
+use crate::import::fixtures;
+
+/// The error must be an import error of `op` whose item contains `item` and whose field is
+/// `field`; the message is printed on failure.
+fn expect_import(result: wgrnn::Result<Vec<Module>>, op: &str, item: &str, field: &str) -> String {
+    let e = match result {
+        Ok(m) => panic!(
+            "expected a refusal at {item} `{field}`, got {} modules",
+            m.len()
+        ),
+        Err(e) => e,
+    };
+    let Error::Import {
+        op: got_op,
+        item: got_item,
+        field: got_field,
+        ..
+    } = &e
+    else {
+        panic!("expected Error::Import at {item} `{field}`, got {e:?}");
+    };
+    assert_eq!(*got_op, op, "{e}");
+    assert!(got_item.contains(item), "item: want {item:?} in {e}");
+    assert_eq!(got_field, field, "field of {e}");
+    e.to_string()
+}
+
+/// Protobuf encoding, enough for ONNX's messages.
+#[derive(Clone, Default)]
+struct Pb(Vec<u8>);
+
+impl Pb {
+    fn varint_raw(&mut self, mut v: u64) {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                self.0.push(byte);
+                break;
+            }
+            self.0.push(byte | 0x80);
+        }
+    }
+
+    fn int(mut self, field: u64, v: i64) -> Self {
+        self.varint_raw(field << 3);
+        self.varint_raw(v as u64);
+        self
+    }
+
+    fn bytes(mut self, field: u64, b: &[u8]) -> Self {
+        self.varint_raw((field << 3) | 2);
+        self.varint_raw(b.len() as u64);
+        self.0.extend_from_slice(b);
+        self
+    }
+
+    fn str(self, field: u64, s: &str) -> Self {
+        self.bytes(field, s.as_bytes())
+    }
+
+    fn float(mut self, field: u64, v: f32) -> Self {
+        self.varint_raw((field << 3) | 5);
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+
+    fn msg(self, field: u64, m: &Pb) -> Self {
+        self.bytes(field, &m.0)
+    }
+}
+
+/// TensorProto: dims (1), data_type (2), name (8), raw_data (9).
+fn tensor(name: &str, dims: &[i64], data_type: i64, raw: &[u8]) -> Pb {
+    let mut t = Pb::default();
+    for &d in dims {
+        t = t.int(1, d);
+    }
+    t.int(2, data_type).str(8, name).bytes(9, raw)
+}
+
+fn float_tensor(name: &str, dims: &[i64]) -> Pb {
+    let n: i64 = dims.iter().product();
+    let raw: Vec<u8> = (0..n)
+        .flat_map(|i| (i as f32 * 0.01).to_le_bytes())
+        .collect();
+    tensor(name, dims, 1, &raw)
+}
+
+/// AttributeProto: name (1), type (20) and its value field.
+fn attr_int(name: &str, v: i64) -> Pb {
+    Pb::default().str(1, name).int(20, 2).int(3, v)
+}
+
+fn attr_str(name: &str, v: &str) -> Pb {
+    Pb::default().str(1, name).int(20, 3).str(4, v)
+}
+
+fn attr_strs(name: &str, vs: &[&str]) -> Pb {
+    vs.iter()
+        .fold(Pb::default().str(1, name).int(20, 8), |a, v| a.str(9, v))
+}
+
+fn attr_float(name: &str, v: f32) -> Pb {
+    Pb::default().str(1, name).int(20, 1).float(2, v)
+}
+
+fn attr_floats(name: &str, vs: &[f32]) -> Pb {
+    vs.iter()
+        .fold(Pb::default().str(1, name).int(20, 6), |a, &v| a.float(7, v))
+}
+
+/// An ONNX model of one `op` node named `lstm` over inputs `inputs`, with `attrs`, and the
+/// graph's initializers `inits`.
+struct Model {
+    op: &'static str,
+    inputs: Vec<&'static str>,
+    attrs: Vec<Pb>,
+    inits: Vec<(&'static str, Pb)>,
+}
+
+impl Model {
+    /// A valid single-direction LSTM, I = 2, H = 1.
+    fn lstm() -> Self {
+        Self {
+            op: "LSTM",
+            inputs: vec!["x", "W", "R", "B"],
+            attrs: vec![attr_int("hidden_size", 1)],
+            inits: vec![
+                ("W", float_tensor("W", &[1, 4, 2])),
+                ("R", float_tensor("R", &[1, 4, 1])),
+                ("B", float_tensor("B", &[1, 8])),
+            ],
+        }
+    }
+
+    fn attr(mut self, a: Pb) -> Self {
+        self.attrs.push(a);
+        self
+    }
+
+    /// Replaces (or adds) the initializer `name`.
+    fn init(mut self, name: &'static str, t: Pb) -> Self {
+        self.inits.retain(|(n, _)| *n != name);
+        self.inits.push((name, t));
+        self
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut node = Pb::default().str(3, "lstm").str(4, self.op);
+        for i in &self.inputs {
+            node = node.str(1, i);
+        }
+        node = node.str(2, "Y");
+        for a in &self.attrs {
+            node = node.msg(5, a);
+        }
+        let mut graph = Pb::default().msg(1, &node).str(2, "g");
+        for (_, t) in &self.inits {
+            graph = graph.msg(5, t);
+        }
+        Pb::default().int(1, 10).msg(7, &graph).0
+    }
+
+    fn read(&self) -> wgrnn::Result<Vec<Module>> {
+        wgrnn::import::onnx::from_bytes(&self.bytes())
+    }
+}
+
+const ONNX: &str = "onnx::read";
+const NODE: &str = "node `lstm` (LSTM)";
+
+/// The base model of every ONNX case imports, so each refusal below is its one change.
+#[test]
+fn the_hand_encoded_lstm_imports() {
+    let modules = Model::lstm().read().unwrap();
+    assert_eq!(modules.len(), 1);
+    assert_eq!(modules[0].name, "lstm");
+    let Layer::Rnn(r) = &modules[0].layer else {
+        panic!("not recurrent")
+    };
+    let c = r.weights.config();
+    assert_eq!((c.input_size, c.hidden_size, c.bias), (2, 1, true));
+}
+
+#[test]
+fn onnx_features_wgrnn_does_not_compute_are_refused_by_attribute() {
+    let cases: Vec<(&str, Model)> = vec![
+        ("clip", Model::lstm().attr(attr_float("clip", 3.0))),
+        (
+            "input_forget",
+            Model::lstm().attr(attr_int("input_forget", 1)),
+        ),
+        (
+            "activations",
+            Model::lstm().attr(attr_strs("activations", &["Sigmoid", "Relu", "Tanh"])),
+        ),
+        (
+            "activation_alpha",
+            Model::lstm().attr(attr_floats("activation_alpha", &[0.5])),
+        ),
+        (
+            "activation_beta",
+            Model::lstm().attr(attr_floats("activation_beta", &[0.5])),
+        ),
+        ("peepholes", Model::lstm().attr(attr_int("peepholes", 1))),
+        (
+            "direction",
+            Model::lstm().attr(attr_str("direction", "sideways")),
+        ),
+        ("layout", Model::lstm().attr(attr_int("layout", 2))),
+        (
+            "hidden_size",
+            Model::lstm().attr(attr_int("hidden_size", 3)),
+        ),
+    ];
+    for (field, model) in cases {
+        let msg = expect_import(model.read(), ONNX, NODE, field);
+        assert!(msg.contains("(bytes)"), "{msg}");
+    }
+    // A GRU's own attributes: a reset form that is neither 0 nor 1, and an LSTM-only one.
+    let gru = || Model {
+        op: "GRU",
+        inputs: vec!["x", "W", "R"],
+        attrs: vec![attr_int("hidden_size", 1)],
+        inits: vec![
+            ("W", float_tensor("W", &[1, 3, 2])),
+            ("R", float_tensor("R", &[1, 3, 1])),
+        ],
+    };
+    assert!(gru().read().is_ok(), "the GRU base imports");
+    let node = "node `lstm` (GRU)";
+    expect_import(
+        gru().attr(attr_int("linear_before_reset", 2)).read(),
+        ONNX,
+        node,
+        "linear_before_reset",
+    );
+    expect_import(
+        gru().attr(attr_int("input_forget", 0)).read(),
+        ONNX,
+        node,
+        "input_forget",
+    );
+    expect_import(
+        gru()
+            .attr(attr_strs("activations", &["Sigmoid", "Relu"]))
+            .read(),
+        ONNX,
+        node,
+        "activations",
+    );
+    // An attribute of the wrong type names it.
+    expect_import(
+        Model::lstm().attr(attr_str("hidden_size", "1")).read(),
+        ONNX,
+        NODE,
+        "hidden_size",
+    );
+}
+
+#[test]
+fn onnx_inputs_that_cannot_be_imported_are_refused_by_name() {
+    let mut peephole = Model::lstm();
+    peephole.inputs = vec!["x", "W", "R", "B", "", "", "", "P"];
+    let msg = expect_import(peephole.read(), ONNX, NODE, "P");
+    assert!(msg.contains("peephole"), "{msg}");
+    let mut too_many = Model::lstm();
+    too_many.inputs = vec!["x", "W", "R", "B", "", "", "", "", "extra"];
+    expect_import(too_many.read(), ONNX, NODE, "inputs");
+    // W given at run time, not stored in the file.
+    let mut runtime = Model::lstm();
+    runtime.inputs = vec!["x", "W_input", "R", "B"];
+    let msg = expect_import(runtime.read(), ONNX, NODE, "W");
+    assert!(msg.contains("W_input"), "{msg}");
+    // A constant initial state that is not zeros would be lost.
+    let mut h0 = Model::lstm().init("h0", tensor("h0", &[1, 1, 1], 1, &1f32.to_le_bytes()));
+    h0.inputs = vec!["x", "W", "R", "B", "", "h0"];
+    expect_import(h0.read(), ONNX, NODE, "initial_h");
+}
+
+#[test]
+fn onnx_weights_whose_shapes_or_types_disagree_are_refused() {
+    let cases: Vec<(&str, Model, &str)> = vec![
+        (
+            "hidden_size",
+            Model::lstm().init("R", float_tensor("R", &[1, 4, 2])),
+            "R has dims",
+        ),
+        (
+            "B",
+            Model::lstm().init("B", float_tensor("B", &[1, 7])),
+            "[1, 8]",
+        ),
+        (
+            "W",
+            Model::lstm().init("W", float_tensor("W", &[2, 4, 2])),
+            "[1, 4, 2]",
+        ),
+        (
+            "W",
+            Model::lstm().init("W", tensor("W", &[1, 4, 2], 7, &[0; 64])),
+            "INT64",
+        ),
+        (
+            "W",
+            Model::lstm().init("W", tensor("W", &[1, 4, 2], 1, &[0; 31])),
+            "31 bytes",
+        ),
+        (
+            "W",
+            Model::lstm().init("W", float_tensor("W", &[1, 4, 0])),
+            "at least 1",
+        ),
+        (
+            "W",
+            Model::lstm().init("W", float_tensor("W", &[1, 4])),
+            "both must be",
+        ),
+    ];
+    for (field, model, says) in cases {
+        let msg = expect_import(model.read(), ONNX, NODE, field);
+        assert!(msg.contains(says), "want {says:?} in {msg}");
+    }
+}
+
+/// Dims far beyond the data: the element count is checked against the bytes present before
+/// anything is allocated (and a count past usize is an error, not a wrap).
+#[test]
+fn onnx_huge_dims_are_refused_without_allocating() {
+    let huge = Model::lstm()
+        .init("W", tensor("W", &[1, 4, 1 << 40], 1, &[0; 32]))
+        .init("R", float_tensor("R", &[1, 4, 1]));
+    let msg = expect_import(huge.read(), ONNX, NODE, "W");
+    assert!(msg.contains("32 bytes of raw_data"), "{msg}");
+    let overflow = Model::lstm().init("W", tensor("W", &[1, 1 << 62, 1 << 62], 1, &[0; 32]));
+    let msg = expect_import(overflow.read(), ONNX, NODE, "W");
+    assert!(msg.contains("more elements than usize counts"), "{msg}");
+    // Without hidden_size, R's dims alone say H; 8·H past usize is refused before any
+    // product of it is formed.
+    let mut wrap = Model::lstm()
+        .init("W", tensor("W", &[1, 4, i64::MAX], 1, &[0; 32]))
+        .init("R", tensor("R", &[1, 4, 1 << 61], 1, &[0; 32]));
+    wrap.attrs.clear();
+    let msg = expect_import(wrap.read(), ONNX, NODE, "R");
+    assert!(msg.contains("too large to count"), "{msg}");
+    let negative = Model::lstm().init("W", tensor("W", &[1, 4, -2], 1, &[0; 32]));
+    expect_import(negative.read(), ONNX, NODE, "W");
+}
+
+#[test]
+fn corrupt_and_truncated_onnx_files_are_errors() {
+    let good = Model::lstm().bytes();
+    for cut in [1, good.len() / 3, good.len() / 2, good.len() - 1] {
+        match wgrnn::import::onnx::from_bytes(&good[..cut]) {
+            Ok(m) => panic!("truncated at {cut} of {}: {} modules", good.len(), m.len()),
+            Err(Error::Import { op: ONNX, .. }) => {}
+            Err(e) => panic!("truncated at {cut}: {e:?}"),
+        }
+    }
+    expect_import(
+        wgrnn::import::onnx::from_bytes(&[0xff; 16]),
+        ONNX,
+        "ModelProto",
+        "protobuf",
+    );
+    // A length prefix claiming more bytes than the file holds.
+    let claim = [0x3a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x0a];
+    expect_import(
+        wgrnn::import::onnx::from_bytes(&claim),
+        ONNX,
+        "ModelProto",
+        "protobuf",
+    );
+    expect_import(
+        wgrnn::import::onnx::from_bytes(&[]),
+        ONNX,
+        "ModelProto",
+        "graph",
+    );
+    let shipped = std::fs::read(fixtures("onnx").join("torch_lstm_2layer_bidir.onnx")).unwrap();
+    for cut in [100, shipped.len() / 2, shipped.len() - 3] {
+        assert!(
+            wgrnn::import::onnx::from_bytes(&shipped[..cut]).is_err(),
+            "cut at {cut}"
+        );
+    }
+}
+
+#[test]
+fn onnx_weights_in_an_external_file_are_refused_by_name() {
+    let path = fixtures("onnx").join("lstm_external.onnx");
+    let msg = expect_import(wgrnn::import::onnx::read(&path), ONNX, "LSTM", "W");
+    assert!(msg.contains("lstm_external.onnx.data"), "{msg}");
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "the path is named: {msg}"
+    );
+}
+
+#[test]
+fn a_missing_file_is_an_io_error_naming_it() {
+    let path = fixtures("onnx").join("no_such_file.onnx");
+    for e in [
+        wgrnn::import::onnx::read(&path).unwrap_err(),
+        wgrnn::import::keras::read(path.with_extension("keras")).unwrap_err(),
+    ] {
+        assert!(
+            matches!(&e, Error::Io { path, .. } if path.contains("no_such_file")),
+            "{e:?}"
+        );
+    }
+}
+
+const KERAS: &str = "keras::read";
+
+/// The members of a shipped `.keras` file.
+fn members(case: &str) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(fixtures("keras_models").join(format!("{case}.keras"))).unwrap();
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+    (0..zip.len())
+        .map(|i| {
+            let mut f = zip.by_index(i).unwrap();
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).unwrap();
+            (f.name().to_string(), data)
+        })
+        .collect()
+}
+
+fn archive(members: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, data) in members {
+        w.start_file(name.as_str(), opts).unwrap();
+        w.write_all(data).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// A shipped model with its config edited.
+fn with_config(case: &str, edit: impl FnOnce(&mut Value)) -> wgrnn::Result<Vec<Module>> {
+    let mut m = members(case);
+    let (_, config) = m.iter_mut().find(|(n, _)| n == "config.json").unwrap();
+    let mut value: Value = serde_json::from_slice(config).unwrap();
+    edit(&mut value);
+    *config = serde_json::to_vec(&value).unwrap();
+    wgrnn::import::keras::from_bytes(&archive(&m))
+}
+
+/// The config of layer `k` of the model (0 is the InputLayer).
+fn layer(v: &mut Value, k: usize) -> &mut Value {
+    &mut v["config"]["layers"][k]["config"]
+}
+
+#[test]
+fn a_rebuilt_archive_imports_as_the_shipped_one() {
+    let rebuilt = with_config("embed_bilstm_dense", |_| {}).unwrap();
+    let path = fixtures("keras_models").join("embed_bilstm_dense.keras");
+    assert_eq!(rebuilt, wgrnn::import::keras::read(path).unwrap());
+}
+
+#[test]
+fn keras_features_wgrnn_does_not_compute_are_refused_by_key() {
+    let lstm = "layer `lstm` (LSTM)";
+    let cases: Vec<(&str, &str, wgrnn::Result<Vec<Module>>)> = vec![
+        (
+            lstm,
+            "go_backwards",
+            with_config("lstm_nobias", |v| layer(v, 1)["go_backwards"] = json!(true)),
+        ),
+        (
+            lstm,
+            "activation",
+            with_config("lstm_nobias", |v| layer(v, 1)["activation"] = json!("relu")),
+        ),
+        (
+            lstm,
+            "recurrent_activation",
+            with_config("lstm_nobias", |v| {
+                layer(v, 1)["recurrent_activation"] = json!("hard_sigmoid")
+            }),
+        ),
+        (
+            lstm,
+            "activation",
+            with_config("lstm_nobias", |v| {
+                layer(v, 1)["activation"] = json!({"class_name": "MyTanh"})
+            }),
+        ),
+        (
+            "layer `simple_rnn` (SimpleRNN)",
+            "activation",
+            with_config("simple_rnn_dense", |v| {
+                layer(v, 1)["activation"] = json!("elu")
+            }),
+        ),
+        (
+            "layer `bidirectional` (Bidirectional)",
+            "merge_mode",
+            with_config("embed_bilstm_dense", |v| {
+                layer(v, 2)["merge_mode"] = json!("sum")
+            }),
+        ),
+        (
+            "layer `bidirectional` (Bidirectional)",
+            "backward_layer.go_backwards",
+            with_config("embed_bilstm_dense", |v| {
+                layer(v, 2)["backward_layer"]["config"]["go_backwards"] = json!(false)
+            }),
+        ),
+        (
+            "layer `bidirectional` (Bidirectional)",
+            "layer.go_backwards",
+            with_config("embed_bilstm_dense", |v| {
+                layer(v, 2)["layer"]["config"]["go_backwards"] = json!(true)
+            }),
+        ),
+        (
+            "layer `bidirectional` (Bidirectional)",
+            "backward_layer",
+            with_config("embed_bilstm_dense", |v| {
+                layer(v, 2)["backward_layer"]["config"]["units"] = json!(6)
+            }),
+        ),
+        (
+            "layer `bidirectional` (Bidirectional)",
+            "layer",
+            with_config("embed_bilstm_dense", |v| {
+                layer(v, 2)["layer"]["class_name"] = json!("Dense")
+            }),
+        ),
+        (
+            "layer `embedding` (Embedding)",
+            "mask_zero",
+            with_config("embed_bilstm_dense", |v| {
+                layer(v, 1)["mask_zero"] = json!("yes")
+            }),
+        ),
+    ];
+    for (item, key, result) in cases {
+        expect_import(result, KERAS, item, key);
+    }
+}
+
+#[test]
+fn keras_layers_the_importer_does_not_read_are_refused_by_class() {
+    let insert = |class: &str| {
+        let class = class.to_string();
+        with_config("lstm_nobias", move |v| {
+            let layers = v["config"]["layers"].as_array_mut().unwrap();
+            let cfg = json!({"name": "extra", "mask_value": 0.0});
+            layers.insert(1, json!({"class_name": class, "config": cfg}));
+        })
+    };
+    let msg = expect_import(
+        insert("Conv1D"),
+        KERAS,
+        "layer `extra` (Conv1D)",
+        "class_name",
+    );
+    assert!(msg.contains("Conv1D"), "{msg}");
+    expect_import(
+        insert("Masking"),
+        KERAS,
+        "layer `extra` (Masking)",
+        "mask_value",
+    );
+    expect_import(
+        insert("Sequential"),
+        KERAS,
+        "layer `extra` (Sequential)",
+        "class_name",
+    );
+    let model = with_config("lstm_nobias", |v| v["class_name"] = json!("Subclassed"));
+    expect_import(model, KERAS, "(Subclassed)", "class_name");
+    let no_layers = with_config("lstm_nobias", |v| v["config"]["layers"] = json!(3));
+    expect_import(no_layers, KERAS, "(Sequential)", "layers");
+    let no_class = with_config("lstm_nobias", |v| {
+        v["config"]["layers"][1] = json!({"config": {}})
+    });
+    expect_import(no_class, KERAS, "layers[1]", "class_name");
+}
+
+/// A config whose sizes disagree with the stored variables names the variable and both shapes.
+#[test]
+fn keras_variables_that_disagree_with_the_config_are_refused() {
+    let units = with_config("lstm_nobias", |v| layer(v, 1)["units"] = json!(5));
+    let msg = expect_import(
+        units,
+        KERAS,
+        "layer `lstm` (LSTM)",
+        "layers/lstm/cell/vars/0 (kernel)",
+    );
+    assert!(msg.contains("expected [3, 20]"), "{msg}");
+    let bias = with_config("lstm_nobias", |v| layer(v, 1)["use_bias"] = json!(true));
+    expect_import(bias, KERAS, "layer `lstm` (LSTM)", "layers/lstm/cell/vars");
+    let vocab = with_config("embed_bilstm_dense", |v| {
+        layer(v, 1)["input_dim"] = json!(21)
+    });
+    expect_import(vocab, KERAS, "layer `embedding` (Embedding)", "embeddings");
+    let reset = with_config("stacked_gru_before", |v| {
+        layer(v, 1)["reset_after"] = json!(true)
+    });
+    expect_import(
+        reset,
+        KERAS,
+        "layer `gru` (GRU)",
+        "layers/gru/cell/vars/2 (bias)",
+    );
+    let renamed = with_config("lstm_nobias", |v| layer(v, 1)["name"] = json!("other"));
+    expect_import(
+        renamed,
+        KERAS,
+        "layer `other` (LSTM)",
+        "layers/other/cell/vars",
+    );
+    let zero = with_config("lstm_nobias", |v| layer(v, 1)["units"] = json!(0));
+    expect_import(zero, KERAS, "layer `lstm` (LSTM)", "units");
+}
+
+/// The oracle script's HDF5 edits: a dataset of 2⁴⁰ rows that was never written, an integer
+/// kernel, a missing kernel.
+#[test]
+fn hostile_weight_files_are_refused_without_allocating() {
+    let read = |case: &str| {
+        wgrnn::import::keras::read(fixtures("keras_models").join(format!("{case}.keras")))
+    };
+    let var = "layers/lstm/cell/vars/0";
+    let msg = expect_import(read("hostile_huge_dims"), KERAS, "layer `lstm` (LSTM)", var);
+    assert!(
+        msg.contains("more than a file of this size can hold"),
+        "{msg}"
+    );
+    let msg = expect_import(
+        read("hostile_int_kernel"),
+        KERAS,
+        "layer `lstm` (LSTM)",
+        var,
+    );
+    assert!(msg.contains("expected float32 or float64"), "{msg}");
+    expect_import(
+        read("hostile_missing_var"),
+        KERAS,
+        "layer `lstm` (LSTM)",
+        "layers/lstm/cell/vars",
+    );
+}
+
+#[test]
+fn corrupt_and_truncated_keras_files_are_errors() {
+    let shipped = std::fs::read(fixtures("keras_models").join("lstm_nobias.keras")).unwrap();
+    for cut in [0, 10, shipped.len() / 2, shipped.len() - 1] {
+        expect_import(
+            wgrnn::import::keras::from_bytes(&shipped[..cut]),
+            KERAS,
+            "archive",
+            "zip",
+        );
+    }
+    let mut m = members("lstm_nobias");
+    m.retain(|(n, _)| n != "config.json");
+    expect_import(
+        wgrnn::import::keras::from_bytes(&archive(&m)),
+        KERAS,
+        "archive",
+        "config.json",
+    );
+    let mut m = members("lstm_nobias");
+    m.iter_mut().find(|(n, _)| n == "config.json").unwrap().1 = b"{\"class_name\": ".to_vec();
+    expect_import(
+        wgrnn::import::keras::from_bytes(&archive(&m)),
+        KERAS,
+        "config.json",
+        "json",
+    );
+    // The weights file cut short, or not HDF5 at all.
+    for edit in [
+        (|h: &mut Vec<u8>| h.truncate(h.len() / 2)) as fn(&mut Vec<u8>),
+        |h| h.truncate(100),
+        |h| h.iter_mut().for_each(|b| *b = 0x5a),
+    ] {
+        let mut m = members("lstm_nobias");
+        edit(
+            &mut m
+                .iter_mut()
+                .find(|(n, _)| n == "model.weights.h5")
+                .unwrap()
+                .1,
+        );
+        let e = wgrnn::import::keras::from_bytes(&archive(&m)).unwrap_err();
+        assert!(
+            matches!(&e, Error::Import { op: KERAS, item, .. } if item.contains("model.weights.h5") || item.contains("lstm")),
+            "{e:?}"
+        );
+    }
+}
+
+/// An archive whose directory claims a member far larger than deflate could expand its bytes
+/// into (a zip bomb's header) is refused before anything is read.
+#[test]
+fn a_member_claiming_more_than_deflate_expands_is_refused() {
+    let mut bytes = archive(&members("lstm_nobias"));
+    // The central directory's record of config.json: its uncompressed size at offset 24.
+    let start = bytes
+        .windows(4)
+        .rposition(|w| w == [0x50, 0x4b, 0x05, 0x06])
+        .unwrap();
+    let dir = u32::from_le_bytes(bytes[start + 16..start + 20].try_into().unwrap()) as usize;
+    let mut at = dir;
+    loop {
+        let name_len = u16::from_le_bytes([bytes[at + 28], bytes[at + 29]]) as usize;
+        let extra = u16::from_le_bytes([bytes[at + 30], bytes[at + 31]]) as usize;
+        let comment = u16::from_le_bytes([bytes[at + 32], bytes[at + 33]]) as usize;
+        if &bytes[at + 46..at + 46 + name_len] == b"config.json" {
+            bytes[at + 24..at + 28].copy_from_slice(&0xfff0_0000u32.to_le_bytes());
+            break;
+        }
+        at += 46 + name_len + extra + comment;
+    }
+    let msg = expect_import(
+        wgrnn::import::keras::from_bytes(&bytes),
+        KERAS,
+        "archive",
+        "config.json",
+    );
+    assert!(msg.contains("claims"), "{msg}");
+}
+
+/// A Functional model's layers are read in the order of its config; as its connections are
+/// not followed, recurrent layers are not stacked into one module.
+#[test]
+fn a_functional_models_layers_are_read_one_by_one() {
+    let modules = with_config("stacked_gru_before", |v| {
+        v["class_name"] = json!("Functional")
+    })
+    .unwrap();
+    let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["gru", "gru_1"]);
+}
