@@ -432,3 +432,115 @@ fn gpu_matches_keras_on_every_keras_model() {
         assert_tensor_close(&format!("{name} gpu: out"), &got, &want, FRAMEWORK);
     }
 }
+
+/// The config a `<name>.config` entry describes, read as a user would read it.
+fn rnn_config_from_json(v: &serde_json::Value) -> wgrnn::RnnConfig {
+    let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}")) as usize;
+    let b = |k: &str| v[k].as_bool().unwrap_or_else(|| panic!("{k} in {v}"));
+    wgrnn::RnnConfig::new(
+        CellKind::from_name(v["cell"].as_str().unwrap()).unwrap(),
+        n("input_size"),
+        n("hidden_size"),
+    )
+    .layers(n("num_layers"))
+    .bidirectional(b("bidirectional"))
+    .batch_first(b("batch_first"))
+    .bias(b("bias"))
+    .gru_reset(GruReset::from_name(v["gru_reset"].as_str().unwrap()).unwrap())
+    .proj_size(n("proj_size"))
+}
+
+/// The example's file: every module's tensors under `<name>.`, its config under
+/// `<name>.config` with the documented keys, loadable with `LoadOptions::with_prefix`.
+#[test]
+fn the_import_examples_file_loads_each_module_under_its_prefix() {
+    use wgrnn::core::{EmbeddingWeights, LinearWeights, LoadOptions, RnnWeights};
+    let dir = std::env::temp_dir().join(format!("wgrnn-import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for model in [
+        fixtures("onnx").join("torch_lstm_2layer_bidir.onnx"),
+        fixtures("onnx").join("gru_reset_before.onnx"),
+        fixtures("keras_models").join("embed_bilstm_dense.keras"),
+    ] {
+        let modules = crate::import_file::read(&model).unwrap();
+        let out = dir.join("out.safetensors");
+        crate::import_file::to_file(&modules)
+            .unwrap()
+            .write(&out)
+            .unwrap();
+        let file = SafetensorsFile::read(&out).unwrap();
+        for m in &modules {
+            let what = format!("{}: {}", model.display(), m.name);
+            let text = file
+                .meta(&format!("{}.config", m.name))
+                .expect("config metadata");
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            let opts = LoadOptions::with_prefix(format!("{}.", m.name));
+            match &m.layer {
+                Layer::Rnn(r) => {
+                    let mut keys: Vec<&str> =
+                        v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+                    keys.sort();
+                    let want = [
+                        "batch_first",
+                        "bias",
+                        "bidirectional",
+                        "cell",
+                        "gru_reset",
+                        "hidden_size",
+                        "input_size",
+                        "module",
+                        "num_layers",
+                        "proj_size",
+                        "return_sequences",
+                        "reverse",
+                    ];
+                    assert_eq!(keys, want, "{what}");
+                    let loaded =
+                        RnnWeights::<f32>::load(rnn_config_from_json(&v), &out, &opts).unwrap();
+                    assert_eq!(&loaded, &r.weights, "{what}");
+                }
+                Layer::Embedding(e) => {
+                    let cfg = e.weights.config().clone();
+                    let loaded = EmbeddingWeights::<f32>::load(cfg, &out, &opts).unwrap();
+                    assert_eq!(&loaded, &e.weights, "{what}");
+                    assert_eq!(v["mask_zero"], e.mask_zero, "{what}");
+                }
+                Layer::Linear(l) => {
+                    let cfg = l.weights.config().clone();
+                    let loaded = LinearWeights::<f32>::load(cfg, &out, &opts).unwrap();
+                    assert_eq!(&loaded, &l.weights, "{what}");
+                    assert_eq!(v["activation"], l.activation.as_str(), "{what}");
+                }
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    let lines = |path: PathBuf| -> Vec<String> {
+        crate::import_file::read(&path)
+            .unwrap()
+            .iter()
+            .map(crate::import_file::describe)
+            .collect()
+    };
+    assert_eq!(
+        lines(fixtures("onnx").join("torch_lstm_2layer_bidir.onnx")),
+        ["rnn: lstm input_size 3 hidden_size 4 num_layers 2 bidirectional, sequence-major"]
+    );
+    assert_eq!(
+        lines(fixtures("keras_models").join("embed_bilstm_dense.keras")),
+        [
+            "embedding: embedding 20 x 6, mask_zero",
+            "bidirectional: lstm input_size 6 hidden_size 5 num_layers 1 bidirectional, \
+             batch_first, last step only",
+            "dense: linear 10 -> 3, activation linear",
+        ]
+    );
+    let e = crate::import_file::read(Path::new("model.h5")).unwrap_err();
+    assert!(
+        e.to_string().contains("neither an .onnx nor a .keras file"),
+        "{e}"
+    );
+    let e = crate::import_file::to_file(&[]).unwrap_err();
+    assert!(e.to_string().contains("holds no LSTM"), "{e}");
+}

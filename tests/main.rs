@@ -28,6 +28,8 @@ mod gpu_pool;
 mod gpu_rnn;
 mod import;
 mod import_errors;
+#[path = "../examples/shared/import_file.rs"]
+mod import_file;
 mod keras;
 mod large_models;
 mod linear_loss;
