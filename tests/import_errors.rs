@@ -124,6 +124,28 @@ fn attr_floats(name: &str, vs: &[f32]) -> Pb {
         .fold(Pb::default().str(1, name).int(20, 6), |a, &v| a.float(7, v))
 }
 
+/// NodeProto: input (1), output (2), name (3), op_type (4), attribute (5).
+fn node(name: &str, op: &str, inputs: &[&str], outputs: &[&str], attrs: &[Pb]) -> Pb {
+    let mut n = Pb::default().str(3, name).str(4, op);
+    for i in inputs {
+        n = n.str(1, i);
+    }
+    for o in outputs {
+        n = n.str(2, o);
+    }
+    attrs.iter().fold(n, |n, a| n.msg(5, a))
+}
+
+/// ModelProto: ir_version (1) and a graph (7) of `nodes` and `inits`.
+fn model_bytes(nodes: &[Pb], inits: &[Pb]) -> Vec<u8> {
+    let graph = nodes
+        .iter()
+        .fold(Pb::default(), |g, n| g.msg(1, n))
+        .str(2, "g");
+    let graph = inits.iter().fold(graph, |g, t| g.msg(5, t));
+    Pb::default().int(1, 10).msg(7, &graph).0
+}
+
 /// An ONNX model of one `op` node named `lstm` over inputs `inputs`, with `attrs`, and the
 /// graph's initializers `inits`.
 struct Model {
@@ -161,19 +183,9 @@ impl Model {
     }
 
     fn bytes(&self) -> Vec<u8> {
-        let mut node = Pb::default().str(3, "lstm").str(4, self.op);
-        for i in &self.inputs {
-            node = node.str(1, i);
-        }
-        node = node.str(2, "Y");
-        for a in &self.attrs {
-            node = node.msg(5, a);
-        }
-        let mut graph = Pb::default().msg(1, &node).str(2, "g");
-        for (_, t) in &self.inits {
-            graph = graph.msg(5, t);
-        }
-        Pb::default().int(1, 10).msg(7, &graph).0
+        let node = node("lstm", self.op, &self.inputs, &["Y"], &self.attrs);
+        let inits: Vec<Pb> = self.inits.iter().map(|(_, t)| t.clone()).collect();
+        model_bytes(&[node], &inits)
     }
 
     fn read(&self) -> wgrnn::Result<Vec<Module>> {
@@ -752,4 +764,34 @@ fn a_functional_models_layers_are_read_one_by_one() {
     .unwrap();
     let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, ["gru", "gru_1"]);
+}
+
+/// Two LSTM nodes each fed by the other's output (a cycle no valid graph has): every node
+/// still lands in exactly one module, none is dropped.
+#[test]
+fn a_cycle_of_recurrent_nodes_loses_no_node() {
+    let axes = Pb::default().str(1, "axes").int(20, 7).int(8, 1);
+    let h1 = [attr_int("hidden_size", 1)];
+    let nodes = [
+        node("a", "LSTM", &["yb1", "W", "R"], &["ya"], &h1),
+        node(
+            "sa",
+            "Squeeze",
+            &["ya"],
+            &["ya1"],
+            std::slice::from_ref(&axes),
+        ),
+        node("b", "LSTM", &["ya1", "W", "R"], &["yb"], &h1),
+        node("sb", "Squeeze", &["yb"], &["yb1"], &[axes]),
+    ];
+    let inits = [float_tensor("W", &[1, 4, 1]), float_tensor("R", &[1, 4, 1])];
+    let modules = wgrnn::import::onnx::from_bytes(&model_bytes(&nodes, &inits)).unwrap();
+    let layers: usize = modules
+        .iter()
+        .map(|m| match &m.layer {
+            Layer::Rnn(r) => r.weights.config().num_layers,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(layers, 2, "{modules:?}");
 }

@@ -50,7 +50,14 @@ pub(crate) fn stacks(
         let Some(&j) = by_graph_index.get(&lower) else {
             continue;
         };
-        if !taken[j] && joins(&nodes[j], upper) && !outputs.contains(&nodes[j].y.as_str()) {
+        // ONNX lists nodes in topological order, so a layer below comes first; requiring it
+        // also keeps a hostile graph's cycle from forming a stack that never starts.
+        let earlier = nodes[j].index < upper.index;
+        if earlier
+            && !taken[j]
+            && joins(&nodes[j], upper)
+            && !outputs.contains(&nodes[j].y.as_str())
+        {
             below[k] = Some(j);
             taken[j] = true;
         }
