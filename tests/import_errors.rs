@@ -674,6 +674,28 @@ fn hostile_weight_files_are_refused_without_allocating() {
     );
 }
 
+/// The other refusals of a layer's config: a Dense whose units disagree with its kernel, a
+/// Bidirectional without the layer it wraps, an archive without its weights.
+#[test]
+fn keras_configs_missing_their_parts_are_refused() {
+    let dense = with_config("embed_bilstm_dense", |v| layer(v, 3)["units"] = json!(4));
+    let msg = expect_import(dense, KERAS, "layer `dense` (Dense)", "kernel");
+    assert!(msg.contains("expected [10, 4]"), "{msg}");
+    let wrapped = with_config("embed_bilstm_dense", |v| {
+        layer(v, 2).as_object_mut().unwrap().remove("layer");
+    });
+    expect_import(
+        wrapped,
+        KERAS,
+        "layer `bidirectional` (Bidirectional)",
+        "layer",
+    );
+    let mut m = members("lstm_nobias");
+    m.retain(|(n, _)| n != "model.weights.h5");
+    let e = wgrnn::import::keras::from_bytes(&archive(&m));
+    expect_import(e, KERAS, "archive", "model.weights.h5");
+}
+
 #[test]
 fn corrupt_and_truncated_keras_files_are_errors() {
     let shipped = std::fs::read(fixtures("keras_models").join("lstm_nobias.keras")).unwrap();
