@@ -347,6 +347,31 @@ fn rnn_layer(
     })
 }
 
+/// Both sides of a `Bidirectional` are recurrent layers, the forward one reading forwards and
+/// the backward one (Keras sets it) backwards.
+fn check_sides(src: &Source, e: &Entry, fwd: &Entry, bwd: &Entry, explicit: bool) -> Result<()> {
+    for (side, entry) in [("layer", fwd), ("backward_layer", bwd)] {
+        if !matches!(entry.class, "LSTM" | "GRU" | "SimpleRNN") {
+            let why = format!("is a {}, expected LSTM, GRU or SimpleRNN", entry.class);
+            return Err(src.err(&e.item, side, why));
+        }
+    }
+    if fwd.flag(src, "go_backwards", false)? {
+        let what = "is true: both directions read backwards".into();
+        return Err(unsupported(src, &e.item, "layer.go_backwards", what));
+    }
+    if explicit && !bwd.flag(src, "go_backwards", false)? {
+        let what = "is false: both directions read forwards".into();
+        return Err(unsupported(
+            src,
+            &e.item,
+            "backward_layer.go_backwards",
+            what,
+        ));
+    }
+    Ok(())
+}
+
 /// `Bidirectional(layer)`: the wrapped layer forward, its `backward_layer` (which Keras makes
 /// with `go_backwards` and reverses back) as PyTorch's `_reverse` direction.
 fn bidirectional(src: &Source, store: &Store, e: &Entry, path: &str) -> Result<Parsed> {
@@ -365,36 +390,8 @@ fn bidirectional(src: &Source, store: &Store, e: &Entry, path: &str) -> Result<P
         Some(v) if !v.is_null() => Entry::new(src, v, &format!("{}.backward_layer", e.name))?,
         _ => Entry::new(src, fwd_value, &format!("{}.layer", e.name))?,
     };
-    for (side, entry, backwards) in [("layer", &fwd, false), ("backward_layer", &bwd, true)] {
-        if !matches!(entry.class, "LSTM" | "GRU" | "SimpleRNN") {
-            return Err(src.err(
-                &e.item,
-                side,
-                format!("is a {}, expected LSTM, GRU or SimpleRNN", entry.class),
-            ));
-        }
-        // Keras gives the backward layer go_backwards; a forward layer that has it would make
-        // both directions read backwards.
-        if backwards
-            && e.get("backward_layer").is_some_and(|v| !v.is_null())
-            && !entry.flag(src, "go_backwards", false)?
-        {
-            return Err(unsupported(
-                src,
-                &e.item,
-                "backward_layer.go_backwards",
-                "is false: both directions read forwards".into(),
-            ));
-        }
-        if !backwards && entry.flag(src, "go_backwards", false)? {
-            return Err(unsupported(
-                src,
-                &e.item,
-                "layer.go_backwards",
-                "is true: both directions read backwards".into(),
-            ));
-        }
-    }
+    let explicit = e.get("backward_layer").is_some_and(|v| !v.is_null());
+    check_sides(src, e, &fwd, &bwd, explicit)?;
     let (cell, reset) = cell_of(src, &fwd)?;
     if cell_of(src, &bwd)? != (cell, reset)
         || bwd.size(src, "units")? != fwd.size(src, "units")?

@@ -203,6 +203,59 @@ fn check_initial_state(
     Ok(())
 }
 
+/// The input count and the peephole input P, which wgrnn has no weights for.
+fn check_inputs(src: &Source, item: &str, op: &str, node: &NodeProto) -> Result<()> {
+    let max_inputs = if op == "LSTM" { 8 } else { 6 };
+    if node.input.len() > max_inputs {
+        let why = format!("are {}, {op} has at most {max_inputs}", node.input.len());
+        return Err(src.err(item, "inputs", why));
+    }
+    if op == "LSTM" && !input(node, 7).is_empty() {
+        let what = format!("is `{}`: peephole connections", input(node, 7));
+        return Err(unsupported(src, item, "P", what));
+    }
+    Ok(())
+}
+
+/// What the enumerated attributes choose.
+struct Forms {
+    dirs: usize,
+    reverse: bool,
+    batch_first: bool,
+    gru_reset: GruReset,
+}
+
+fn forms(src: &Source, item: &str, attrs: &Attrs) -> Result<Forms> {
+    let (dirs, reverse) = match attrs.direction.as_str() {
+        "forward" => (1, false),
+        "reverse" => (1, true),
+        "bidirectional" => (2, false),
+        d => {
+            let why = format!("is `{d}`, expected forward, reverse or bidirectional");
+            return Err(src.err(item, "direction", why));
+        }
+    };
+    let batch_first = match attrs.layout {
+        0 => false,
+        1 => true,
+        l => return Err(src.err(item, "layout", format!("is {l}, expected 0 or 1"))),
+    };
+    let gru_reset = match attrs.linear_before_reset {
+        0 => GruReset::Before,
+        1 => GruReset::After,
+        v => {
+            let why = format!("is {v}, expected 0 or 1");
+            return Err(src.err(item, "linear_before_reset", why));
+        }
+    };
+    Ok(Forms {
+        dirs,
+        reverse,
+        batch_first,
+        gru_reset,
+    })
+}
+
 /// Reads `node` (at `index`) if it is a recurrent op of the default domain.
 pub(crate) fn parse(
     src: &Source,
@@ -216,51 +269,14 @@ pub(crate) fn parse(
         return Ok(None);
     }
     let item = format!("node `{}` ({op})", node.name.as_deref().unwrap_or(""));
-    let max_inputs = if op == "LSTM" { 8 } else { 6 };
-    if node.input.len() > max_inputs {
-        return Err(src.err(
-            &item,
-            "inputs",
-            format!("are {}, {op} has at most {max_inputs}", node.input.len()),
-        ));
-    }
-    if op == "LSTM" && !input(node, 7).is_empty() {
-        return Err(unsupported(
-            src,
-            &item,
-            "P",
-            format!("is `{}`: peephole connections", input(node, 7)),
-        ));
-    }
+    check_inputs(src, &item, op, node)?;
     let attrs = parse_attrs(src, &item, op, node)?;
-    let (dirs, reverse) = match attrs.direction.as_str() {
-        "forward" => (1, false),
-        "reverse" => (1, true),
-        "bidirectional" => (2, false),
-        d => {
-            return Err(src.err(
-                &item,
-                "direction",
-                format!("is `{d}`, expected forward, reverse or bidirectional"),
-            ));
-        }
-    };
-    let batch_first = match attrs.layout {
-        0 => false,
-        1 => true,
-        l => return Err(src.err(&item, "layout", format!("is {l}, expected 0 or 1"))),
-    };
-    let gru_reset = match attrs.linear_before_reset {
-        0 => GruReset::Before,
-        1 => GruReset::After,
-        v => {
-            return Err(src.err(
-                &item,
-                "linear_before_reset",
-                format!("is {v}, expected 0 or 1"),
-            ));
-        }
-    };
+    let Forms {
+        dirs,
+        reverse,
+        batch_first,
+        gru_reset,
+    } = forms(src, &item, &attrs)?;
     let cell = cell_of(src, &item, op, &attrs.activations, dirs)?;
     let sizes = sizes(src, consts, &item, node, cell, dirs, attrs.hidden_size)?;
     let (h, i, gh) = (sizes.0, sizes.1, cell.gates() * sizes.0);
