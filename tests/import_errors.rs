@@ -488,85 +488,54 @@ fn a_rebuilt_archive_imports_as_the_shipped_one() {
 }
 
 #[test]
-fn keras_features_wgrnn_does_not_compute_are_refused_by_key() {
+fn keras_recurrent_options_wgrnn_does_not_compute_are_refused_by_key() {
     let lstm = "layer `lstm` (LSTM)";
-    let cases: Vec<(&str, &str, wgrnn::Result<Vec<Module>>)> = vec![
-        (
-            lstm,
-            "go_backwards",
-            with_config("lstm_nobias", |v| layer(v, 1)["go_backwards"] = json!(true)),
-        ),
-        (
-            lstm,
-            "activation",
-            with_config("lstm_nobias", |v| layer(v, 1)["activation"] = json!("relu")),
-        ),
-        (
-            lstm,
-            "recurrent_activation",
-            with_config("lstm_nobias", |v| {
-                layer(v, 1)["recurrent_activation"] = json!("hard_sigmoid")
-            }),
-        ),
-        (
-            lstm,
-            "activation",
-            with_config("lstm_nobias", |v| {
-                layer(v, 1)["activation"] = json!({"class_name": "MyTanh"})
-            }),
-        ),
-        (
-            "layer `simple_rnn` (SimpleRNN)",
-            "activation",
-            with_config("simple_rnn_dense", |v| {
-                layer(v, 1)["activation"] = json!("elu")
-            }),
-        ),
-        (
-            "layer `bidirectional` (Bidirectional)",
-            "merge_mode",
-            with_config("embed_bilstm_dense", |v| {
-                layer(v, 2)["merge_mode"] = json!("sum")
-            }),
-        ),
-        (
-            "layer `bidirectional` (Bidirectional)",
-            "backward_layer.go_backwards",
-            with_config("embed_bilstm_dense", |v| {
-                layer(v, 2)["backward_layer"]["config"]["go_backwards"] = json!(false)
-            }),
-        ),
-        (
-            "layer `bidirectional` (Bidirectional)",
-            "layer.go_backwards",
-            with_config("embed_bilstm_dense", |v| {
-                layer(v, 2)["layer"]["config"]["go_backwards"] = json!(true)
-            }),
-        ),
-        (
-            "layer `bidirectional` (Bidirectional)",
-            "backward_layer",
-            with_config("embed_bilstm_dense", |v| {
-                layer(v, 2)["backward_layer"]["config"]["units"] = json!(6)
-            }),
-        ),
-        (
-            "layer `bidirectional` (Bidirectional)",
-            "layer",
-            with_config("embed_bilstm_dense", |v| {
-                layer(v, 2)["layer"]["class_name"] = json!("Dense")
-            }),
-        ),
-        (
-            "layer `embedding` (Embedding)",
-            "mask_zero",
-            with_config("embed_bilstm_dense", |v| {
-                layer(v, 1)["mask_zero"] = json!("yes")
-            }),
-        ),
+    let set = |key: &'static str, value: Value| {
+        with_config("lstm_nobias", move |v| layer(v, 1)[key] = value)
+    };
+    expect_import(
+        set("go_backwards", json!(true)),
+        KERAS,
+        lstm,
+        "go_backwards",
+    );
+    expect_import(set("activation", json!("relu")), KERAS, lstm, "activation");
+    let hard = set("recurrent_activation", json!("hard_sigmoid"));
+    expect_import(hard, KERAS, lstm, "recurrent_activation");
+    let custom = set("activation", json!({"class_name": "MyTanh"}));
+    expect_import(custom, KERAS, lstm, "activation");
+    let elu = with_config("simple_rnn_dense", |v| {
+        layer(v, 1)["activation"] = json!("elu")
+    });
+    expect_import(elu, KERAS, "layer `simple_rnn` (SimpleRNN)", "activation");
+    let mask = with_config("embed_bilstm_dense", |v| {
+        layer(v, 1)["mask_zero"] = json!("yes")
+    });
+    expect_import(mask, KERAS, "layer `embedding` (Embedding)", "mask_zero");
+}
+
+/// One change to a layer's config.
+type Edit = fn(&mut Value);
+
+#[test]
+fn keras_bidirectional_options_wgrnn_does_not_compute_are_refused_by_key() {
+    let bidir = "layer `bidirectional` (Bidirectional)";
+    let edit = |f: Edit| with_config("embed_bilstm_dense", move |v| f(layer(v, 2)));
+    let cases: [(&str, Edit); 5] = [
+        ("merge_mode", |b| b["merge_mode"] = json!("sum")),
+        ("backward_layer.go_backwards", |b| {
+            b["backward_layer"]["config"]["go_backwards"] = json!(false)
+        }),
+        ("layer.go_backwards", |b| {
+            b["layer"]["config"]["go_backwards"] = json!(true)
+        }),
+        ("backward_layer", |b| {
+            b["backward_layer"]["config"]["units"] = json!(6)
+        }),
+        ("layer", |b| b["layer"]["class_name"] = json!("Dense")),
     ];
-    for (item, key, result) in cases {
-        expect_import(result, KERAS, item, key);
+    for (key, f) in cases {
+        expect_import(edit(f), KERAS, bidir, key);
     }
 }
 
