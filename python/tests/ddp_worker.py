@@ -21,6 +21,9 @@ def main(out_path, engine):
         share = ddp_model.BATCH // world
         losses = ddp_model.train(ddp, slice(rank * share, (rank + 1) * share))
         torch.save({"state": model.state_dict(), "losses": losses}, out_path)
+        # Both replicas leave together: rank 0 hosts the rendezvous store, and tearing it down
+        # while the other still talks to it aborts the process in torch's C++ teardown.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -212,7 +212,7 @@ def test_gradcheck_cpu_f64(kind, kw):
     names = m._names
 
     def f(x, h0, c0, *ps):
-        call = dict(config=m._config_eval, names=names, lengths=None, seed=0, train=True,
+        call = dict(config=m._config(0.0), names=names, lengths=None, seed=0, train=True,
                     engine="cpu", context=None)
         return wt._Call.apply(call, x, h0, c0, *ps)
 
@@ -419,3 +419,154 @@ def test_dropout_on_one_layer_warns_as_torch_does():
     with pytest.warns(UserWarning) as ours:
         wt.GRU(3, 4, dropout=0.5, engine="cpu")
     assert [str(w.message) for w in ours] == [str(w.message) for w in ref]
+
+
+def test_copy_deepcopy_and_pickle():
+    """Best-model copies, torch.save of a whole model and AveragedModel (a deepcopy) work, and
+    the copies compute what the original does."""
+    import copy
+    import io
+    m = wt.GRU(3, 4, num_layers=2, bidirectional=True, engine="cpu")
+    x = torch.randn(5, 2, 3)
+    want = m(x)[0]
+    buf = io.BytesIO()
+    torch.save(m, buf)
+    buf.seek(0)
+    for clone in [copy.deepcopy(m), torch.load(buf, weights_only=False),
+                  torch.optim.swa_utils.AveragedModel(m).module]:
+        assert torch.equal(clone(x)[0], want)
+        assert clone.weight_ih_l0 is not m.weight_ih_l0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("kind,kw", [("LSTM", dict(bidirectional=True)), ("LSTM", dict(proj_size=2)),
+                                     ("GRU", dict(batch_first=True, num_layers=2)), ("RNN", dict())])
+def test_empty_batch_as_torch(engine, kind, kw):
+    """A batch of no sequences gives torch.nn's empty outputs and zero gradients."""
+    ref, ours = make(kind, engine, input_size=3, hidden_size=4, **kw)
+    shape = (0, 5, 3) if kw.get("batch_first") else (5, 0, 3)
+    x = torch.randn(shape, requires_grad=True)
+    got, want = flatten(ours(x)), flatten(ref(x))
+    assert [tuple(t.shape) for t in got] == [tuple(t.shape) for t in want]
+    sum(t.sum() for t in got).backward()
+    assert all(p.grad is not None and not p.grad.any() for p in ours.parameters())
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_settings_changed_after_construction_take_effect(engine):
+    """torch.nn reads batch_first and dropout at each call; so does wgrnn."""
+    ref, ours = make("LSTM", engine, input_size=3, hidden_size=4, num_layers=2)
+    x = torch.randn(2, 5, 3)
+    ref.batch_first = ours.batch_first = True
+    compare("batch_first set later", ours(x)[0].detach(), ref(x)[0].detach(), abs_=OUT_ABS)
+    packed = pack_padded_sequence(x, torch.tensor([5, 3]), batch_first=True)
+    compare("batch_first set later, packed", ours(packed)[0].data.detach(),
+            ref(packed)[0].data.detach(), abs_=OUT_ABS)
+    ours.train()
+    ours.dropout = 0.5
+    torch.manual_seed(1)
+    assert not torch.equal(ours(x)[0], ours.eval()(x)[0]), "dropout set later had no effect"
+
+
+def test_arguments_checked_as_torch_checks_them():
+    """The arguments torch.nn checks, with its exceptions: bias and batch_first are bools,
+    bidirectional any truthy value, sizes ints in range."""
+    m = wt.LSTM(3, 4, bidirectional=1, engine="cpu")
+    ref = torch.nn.LSTM(3, 4, bidirectional=1)
+    assert m.bidirectional is True and list(m.state_dict()) == list(ref.state_dict())
+    for kw, err in [(dict(hidden_size=0), ValueError), (dict(hidden_size=-1), ValueError),
+                    (dict(num_layers=0), ValueError), (dict(hidden_size=2.5), TypeError),
+                    (dict(proj_size=-1), ValueError), (dict(proj_size=4), ValueError),
+                    (dict(dropout=1.5), ValueError), (dict(dropout="0.1"), ValueError),
+                    (dict(input_size=-3), ValueError), (dict(input_size=0), ValueError),
+                    (dict(bias=1), TypeError), (dict(batch_first=0), TypeError)]:
+        args = {**dict(input_size=3, hidden_size=4), **kw}
+        with pytest.raises(err):
+            torch.nn.LSTM(**args)
+        with pytest.raises(err):
+            wt.LSTM(engine="cpu", **args)
+
+
+def test_hx_checked_as_torch_checks_it():
+    m = wt.LSTM(3, 4, engine="cpu")
+    x = torch.randn(5, 2, 3)
+    h, c = torch.zeros(1, 2, 4), torch.zeros(1, 2, 4)
+    for bad in [(None, c), (h, None), h, (h, c, c)]:
+        with pytest.raises(ValueError, match="hx"):
+            m(x, bad)
+    with pytest.raises(ValueError, match="h_0 is torch.float64"):
+        m(x, (h.double(), c))
+    with pytest.raises(ValueError, match="one Tensor"):
+        wt.GRU(3, 4, engine="cpu")(x, (h,))
+
+
+@pytest.mark.parametrize("kind,kw", [("LSTM", dict()), ("LSTM", dict(proj_size=2, num_layers=2)),
+                                     ("GRU", dict(bias=False, batch_first=True, dropout=0.5,
+                                                  num_layers=3, bidirectional=True)),
+                                     ("RNN", dict(nonlinearity="relu"))])
+def test_repr_and_mode_as_torch(kind, kw):
+    ref = getattr(torch.nn, kind)(3, 4, **kw)
+    ours = getattr(wt, kind)(3, 4, engine="cpu", **kw)
+    assert repr(ours) == repr(ref)[:-1] + ", engine='cpu')"
+    assert ours.mode == ref.mode
+    assert ours._flat_weights_names == ref._flat_weights_names
+    assert [tuple(p.shape) for p in ours._flat_weights] == \
+        [tuple(p.shape) for p in ref._flat_weights]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_dropout_eval_is_torch_and_train_differs(engine, kind):
+    """With dropout > 0, eval computes torch.nn's eval outputs (no dropout at all), and a
+    training call does not."""
+    ref, ours = make(kind, engine, input_size=4, hidden_size=5, num_layers=3, dropout=0.4)
+    ref.eval()
+    ours.eval()
+    x = torch.randn(6, 3, 4)
+    compare(f"{kind} dropout=0.4 eval {engine}", ours(x)[0].detach(), ref(x)[0].detach(),
+            abs_=OUT_ABS, group=f"{kind} {engine}")
+    ours.train()
+    torch.manual_seed(3)
+    assert not torch.equal(ours(x)[0], ref(x)[0].detach())
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_gradcheck_with_dropout_masks(kind):
+    """Backward goes through the masks forward drew: gradcheck of a training call with
+    inter-layer dropout at a fixed seed (each finite-difference call redraws the same masks)."""
+    torch.manual_seed(5)
+    m = getattr(wt, kind)(3, 4, num_layers=3, dropout=0.5, engine="cpu", dtype=torch.float64)
+    x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    call = dict(config=m._config(0.5), names=m._names, lengths=None, seed=1234, train=True,
+                engine="cpu", context=None)
+    undropped = dict(call, config=m._config(0.0))
+    params = list(m.parameters())
+    with_masks = wt._Call.apply(call, x, None, None, *params)[0]
+    without = wt._Call.apply(undropped, x, None, None, *params)[0]
+    assert not torch.equal(with_masks, without), "the masks dropped nothing"
+    assert torch.autograd.gradcheck(lambda x, *ps: wt._Call.apply(call, x, None, None, *ps),
+                                    (x, *params), eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_gradcheck_through_the_module_with_packed_lengths(kind):
+    """gradcheck of the module's own forward on a PackedSequence (unsorted lengths, h0 given),
+    with the parameters swapped in by torch.func.functional_call: the packing, the lengths and
+    the state paths of the binding, in float64."""
+    torch.manual_seed(6)
+    m = getattr(wt, kind)(3, 4, num_layers=2, bidirectional=True, engine="cpu",
+                          dtype=torch.float64)
+    x = torch.randn(5, 3, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(4, 3, 4, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(4, 3, 4, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([3, 5, 2])
+    names = [n for n, _ in m.named_parameters()]
+
+    def f(x, h0, c0, *ps):
+        packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+        hx = (h0, c0) if kind == "LSTM" else h0
+        y, h = torch.func.functional_call(m, dict(zip(names, ps)), (packed, hx))
+        return (y.data,) + (h if isinstance(h, tuple) else (h,))
+
+    inputs = (x, h0, c0 if kind == "LSTM" else c0.detach(), *m.parameters())
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)

@@ -7,7 +7,9 @@ wgrnn's wgpu engine in float32, ``engine='cpu'`` its CPU reference in the tensor
 they are copied to the adapter and back inside the call.
 """
 
+import copy
 import math
+import numbers
 import warnings
 
 import numpy as np
@@ -71,35 +73,93 @@ class _Call(torch.autograd.Function):
                 *(torch.from_numpy(grads[n]) for n in ctx.names))
 
 
+def _size(value, name, minimum):
+    """An int argument checked as torch.nn checks it (TypeError for a non-int, ValueError below
+    `minimum`), so a bad size never reaches the extension as an overflow."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be greater than zero" if minimum == 1 else
+                         f"{name} should be a positive integer or zero to disable projections")
+    return value
+
+
+# torch.nn's mode names, by wgrnn's cell names.
+_TORCH_MODES = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN_TANH", "rnn_relu": "RNN_RELU"}
+
+
 class _RnnBase(nn.Module):
-    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+    def __init__(self, cell, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, reset_after=True, engine="gpu",
                  context=None, device=None, dtype=None):
         super().__init__()
         if engine not in ("gpu", "cpu"):
             raise ValueError(f"engine must be 'gpu' or 'cpu', got {engine!r}")
-        if isinstance(dropout, bool) or not 0.0 <= float(dropout) <= 1.0:
-            raise ValueError(f"dropout should be a number in range [0, 1], got {dropout}")
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Number) or \
+                not 0.0 <= float(dropout) <= 1.0:
+            raise ValueError("dropout should be a number in range [0, 1] representing the "
+                             "probability of an element being zeroed")
+        for flag, name in [(bias, "bias"), (batch_first, "batch_first")]:
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} should be of type bool, got: {type(flag).__name__}")
+        _size(input_size, "input_size", 1)
+        _size(hidden_size, "hidden_size", 1)
+        _size(num_layers, "num_layers", 1)
+        _size(proj_size, "proj_size", 0)
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
         if dropout > 0 and num_layers == 1:
             # torch.nn's warning, word for word: code that filters it keeps working.
             warnings.warn("dropout option adds dropout after all but last recurrent layer, so "
                           "non-zero dropout expects num_layers greater than 1, but got "
-                          f"dropout={dropout} and num_layers={num_layers}")
-        self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
-        self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
-        self.dropout, self.bidirectional, self.proj_size = float(dropout), bidirectional, proj_size
+                          f"dropout={dropout} and num_layers={num_layers}", stacklevel=3)
+        self._cell, self.mode = cell, _TORCH_MODES[cell]
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first = bool(bias), bool(batch_first)
+        self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
+        self.proj_size, self.reset_after = proj_size, bool(reset_after)
         self.engine, self.context = engine, context
-        args = dict(num_layers=num_layers, bias=bias, batch_first=batch_first,
-                    bidirectional=bidirectional, proj_size=proj_size, reset_after=reset_after)
-        self._config = _native.RnnConfig(mode, input_size, hidden_size, dropout=float(dropout),
-                                         **args)
-        # Eval calls and dropout-free training share a config without dropout.
-        self._config_eval = _native.RnnConfig(mode, input_size, hidden_size, dropout=0.0, **args)
-        self._names = [name for name, _ in self._config.param_shapes()]
-        for name, shape in self._config.param_shapes():
+        self._configs = {}
+        shapes = self._config(0.0).param_shapes()
+        self._names = [name for name, _ in shapes]
+        for name, shape in shapes:
             self.register_parameter(
                 name, nn.Parameter(torch.empty(shape, device=device, dtype=dtype)))
         self.reset_parameters()
+
+    def _config(self, dropout):
+        """The native config of the module's current settings with `dropout`: built on first
+        use and kept, so that setting ``batch_first`` or ``dropout`` after construction takes
+        effect in the next call, as it does in torch.nn."""
+        key = (self.input_size, self.hidden_size, self.num_layers, self.bias, self.batch_first,
+               float(dropout), self.bidirectional, self.proj_size, self.reset_after)
+        if key not in self._configs:
+            self._configs[key] = _native.RnnConfig(
+                self._cell, self.input_size, self.hidden_size, num_layers=self.num_layers,
+                bias=self.bias, batch_first=self.batch_first, dropout=float(dropout),
+                bidirectional=self.bidirectional, proj_size=self.proj_size,
+                reset_after=self.reset_after)
+        return self._configs[key]
+
+    def __getstate__(self):
+        # The native configs and the context belong to this process: a copy or an unpickled
+        # module rebuilds its configs and runs on the default context.
+        state = self.__dict__.copy()
+        state["_configs"], state["context"] = {}, None
+        return state
+
+    def __deepcopy__(self, memo):
+        # deepcopy keeps the context (one device can serve both copies) and drops the configs.
+        cls = self.__class__
+        clone = cls.__new__(cls)
+        memo[id(self)] = clone
+        for k, v in self.__dict__.items():
+            if k == "_configs":
+                v = {}
+            elif k != "context":
+                v = copy.deepcopy(v, memo)
+            clone.__dict__[k] = v
+        return clone
 
     def reset_parameters(self):
         """U(-1/sqrt(H), 1/sqrt(H)) for every parameter, as torch.nn."""
@@ -123,10 +183,21 @@ class _RnnBase(nn.Module):
         """The parameters per layer and direction, as torch.nn's ``all_weights``."""
         return [[getattr(self, n) for n in names] for names in self._all_weights]
 
+    @property
+    def _flat_weights_names(self):
+        return list(self._names)
+
+    @property
+    def _flat_weights(self):
+        return [getattr(self, n) for n in self._names]
+
     def extra_repr(self):
-        s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
+        # torch.nn's text, then what only wgrnn has.
+        s = f"{self.input_size}, {self.hidden_size}"
         if self.proj_size:
             s += f", proj_size={self.proj_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
         if not self.bias:
             s += ", bias=False"
         if self.batch_first:
@@ -135,16 +206,19 @@ class _RnnBase(nn.Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
+        if not self.reset_after:
+            s += ", reset_after=False"
         return s + f", engine={self.engine!r}"
 
     def _split_hx(self, hx):
-        if self._config.has_cell_state:
+        if self._cell == "lstm":
             if hx is None:
                 return None, None
-            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise ValueError("LSTM expects hx as a tuple (h_0, c_0)")
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2 or \
+                    not all(isinstance(t, torch.Tensor) for t in hx):
+                raise ValueError("LSTM expects hx as a tuple of two Tensors (h_0, c_0)")
             return hx[0], hx[1]
-        if isinstance(hx, (tuple, list)):
+        if hx is not None and not isinstance(hx, torch.Tensor):
             raise ValueError(f"{type(self).__name__} expects hx as one Tensor")
         return hx, None
 
@@ -153,18 +227,35 @@ class _RnnBase(nn.Module):
         for name, t in [("input", x), ("h_0", h0), ("c_0", c0)] + list(zip(self._names, params)):
             if t is not None:
                 _check_tensor(t, name, self.engine)
-        for name, p in zip(self._names, params):
-            if p.dtype != x.dtype:
-                raise ValueError(f"wgrnn: input is {x.dtype} but {name} is {p.dtype}")
+        for name, t in [("h_0", h0), ("c_0", c0)] + list(zip(self._names, params)):
+            if t is not None and t.dtype != x.dtype:
+                raise ValueError(f"wgrnn: input is {x.dtype} but {name} is {t.dtype}")
+        batch_dim = (0 if self.batch_first else 1) if x.dim() == 3 else None
+        if batch_dim is not None and x.shape[batch_dim] == 0:
+            return self._empty_batch(x, params)
         tensors = [x, h0, c0] + params
         grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
         drop = self.training and self.dropout > 0
         # The seed comes from torch's generator, so torch.manual_seed makes runs reproducible.
         seed = int(torch.randint(0, _SEED_HIGH, (), dtype=torch.int64)) if drop else 0
-        call = dict(config=self._config if drop else self._config_eval, names=self._names,
+        call = dict(config=self._config(self.dropout if drop else 0.0), names=self._names,
                     lengths=lengths, seed=seed, train=grad or drop, engine=self.engine,
                     context=self.context)
         return _Call.apply(call, x, h0, c0, *params)
+
+    def _empty_batch(self, x, params):
+        """A batch of no sequences, which torch.nn answers with empty outputs: zeros of the
+        right shapes, tied to the input and parameters so backward gives their (zero)
+        gradients as torch.nn's does."""
+        dirs = 2 if self.bidirectional else 1
+        out_size = self.proj_size or self.hidden_size
+        steps = x.shape[1 if self.batch_first else 0]
+        y_shape = (0, steps, dirs * out_size) if self.batch_first else (steps, 0, dirs * out_size)
+        tie = sum((t.sum() for t in [x] + params), x.new_zeros(())) * 0
+        outs = [x.new_zeros(y_shape) + tie, x.new_zeros(self.num_layers * dirs, 0, out_size) + tie]
+        if self._cell == "lstm":
+            outs.append(x.new_zeros(self.num_layers * dirs, 0, self.hidden_size) + tie)
+        return tuple(outs)
 
     def forward(self, input, hx=None):
         h0, c0 = self._split_hx(hx)
@@ -174,7 +265,7 @@ class _RnnBase(nn.Module):
         return self._result(outs)
 
     def _result(self, outs):
-        if self._config.has_cell_state:
+        if self._cell == "lstm":
             return outs[0], (outs[1], outs[2])
         return outs[0], outs[1]
 
