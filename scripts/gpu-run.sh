@@ -36,10 +36,11 @@ fi
 if [ "${PYBENCH:-1}" != 0 ]; then
   wheel=$(ls .gpu/wgrnn-*.whl 2>/dev/null | head -n 1)
   if [ -n "$wheel" ]; then
-    # The machine's own torch (CUDA) stays visible; the wheel installs without reaching an index.
-    python3 -m venv --system-site-packages .gpu/venv >> "$out" 2>&1 &&
-      .gpu/venv/bin/python -m pip install --quiet --no-deps --no-index --force-reinstall "$wheel" >> "$out" 2>&1 &&
-      .gpu/venv/bin/python python/bench.py >> "$out" 2>&1
+    # Unpacked beside the machine's own torch (CUDA), without a venv (a bare image may lack
+    # ensurepip) and without reaching an index.
+    python3 -m pip install --quiet --no-deps --no-index --target .gpu/py "$wheel" >> "$out" 2>&1 &&
+      PYTHONPATH=.gpu/py python3 python/bench.py >> "$out" 2>&1 ||
+      echo "# python/bench.py failed (see above)" >> "$out"
   else
     echo "# python/bench.py skipped: no .gpu/wgrnn-*.whl" >> "$out"
   fi

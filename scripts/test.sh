@@ -27,12 +27,18 @@ python_suite() {
   if [[ ! -x $venv/bin/python ]]; then
     "$py" -m venv "$venv"
   fi
-  # torch only when missing: its wheel is large, and an existing one is kept between runs.
-  if ! "$venv/bin/python" -c 'import torch, numpy, pytest' 2>/dev/null; then
-    "$venv/bin/python" -m pip install --quiet torch numpy pytest
+  # What the suite needs, installed once (torch's wheel is large; an existing one is kept): a
+  # current pip (in-tree builds, so maturin sees the workspace above python/), maturin itself
+  # (later runs build without reaching PyPI), torch, numpy, pytest, and safetensors for the
+  # import example's files.
+  if ! "$venv/bin/python" -c 'import torch, numpy, pytest, safetensors, maturin' 2>/dev/null; then
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet torch numpy pytest safetensors 'maturin>=1.5,<2'
   fi
-  # --no-deps: numpy is there; the build (maturin, from PyPI) shares cargo's target directory.
-  "$venv/bin/python" -m pip install --quiet --no-deps --force-reinstall ./python
+  # --no-deps: numpy is there; --no-build-isolation: the venv's maturin builds (found on PATH),
+  # sharing cargo's target directory with the Rust suite.
+  PATH="$(cd "$venv/bin" && pwd):$PATH" "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation --force-reinstall \
+    ./python
   # The installed package is what the tests import (python/ itself is never on sys.path).
   "$venv/bin/python" -m pytest python/tests -p no:cacheprovider "$@"
 }

@@ -105,15 +105,18 @@ impl PyContext {
 
 /// The process's shared context, made on first use by a GPU call that names none. A failure is
 /// not remembered, so a later call may try again.
+///
+/// The lock is never held while the context is made: that runs without the interpreter lock,
+/// and a second Python thread waiting on this lock while holding the interpreter's would
+/// deadlock both. Two threads arriving together may each make one; the first stored wins.
 fn default_context(py: Python<'_>) -> PyResult<Arc<Context>> {
     static SHARED: Mutex<Option<Arc<Context>>> = Mutex::new(None);
-    let mut guard = SHARED.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(ctx) = guard.as_ref() {
+    let shared = || SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(ctx) = shared().as_ref() {
         return Ok(ctx.clone());
     }
-    let ctx = Arc::new(compute(py, Context::new)?);
-    *guard = Some(ctx.clone());
-    Ok(ctx)
+    let made = Arc::new(compute(py, Context::new)?);
+    Ok(shared().get_or_insert(made).clone())
 }
 
 /// A recurrent layer's configuration, as torch.nn's constructor arguments; validated on

@@ -10,7 +10,7 @@ BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench.py
 
 def test_bench_prints_a_json_line_per_case():
     out = subprocess.run([sys.executable, BENCH, "--shape", "2,3,4,5", "--shape", "1,2,3,4",
-                          "--runs", "2", "--warmup", "1"], capture_output=True, text=True,
+                          "--runs", "2", "--warmup", "1", "--torch-device", "cpu"], capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]

@@ -8,6 +8,8 @@ Errors are Python exceptions carrying wgrnn's message: ``ValueError`` for bad sh
 and configurations, ``RuntimeError`` for device failures.
 """
 
+import operator
+
 import numpy as np
 
 from . import _native
@@ -40,6 +42,17 @@ def _unpack(pair, dtype):
     return np.frombuffer(buf, dtype=dtype).reshape(shape)
 
 
+def _count(n, name):
+    """A non-negative integer (a Python, numpy or torch integer), else ValueError naming it."""
+    try:
+        value = operator.index(n)
+    except TypeError:
+        raise ValueError(f"rnn_forward: {name} must be integers, got {n!r}") from None
+    if value < 0:
+        raise ValueError(f"rnn_forward: {name} must be non-negative, got {value}")
+    return value
+
+
 def rnn_forward(config, weights, x, h0=None, c0=None, lengths=None, *, seed=0, train=False,
                 engine="cpu", context=None):
     """Recurrent forward of ``config`` (a :class:`RnnConfig`) on numpy arrays.
@@ -55,9 +68,12 @@ def rnn_forward(config, weights, x, h0=None, c0=None, lengths=None, *, seed=0, t
     name = _dtype_name(x)
     dt = np.float32 if name == "f32" else np.float64
     packed = {k: _pack(v, dt) for k, v in weights.items()}
-    lengths = None if lengths is None else [int(n) for n in lengths]
+    lengths = None if lengths is None else [_count(n, "lengths") for n in lengths]
+    seed = _count(seed, "seed")
+    if seed >= 2**64:
+        raise ValueError(f"rnn_forward: seed {seed} does not fit in 64 bits")
     y, h, c, tape = _native.rnn_forward(
-        config, packed, _pack(x, dt), _pack(h0, dt), _pack(c0, dt), lengths, int(seed),
+        config, packed, _pack(x, dt), _pack(h0, dt), _pack(c0, dt), lengths, seed,
         bool(train), engine, name, context)
     return _unpack(y, dt), _unpack(h, dt), _unpack(c, dt), tape
 
