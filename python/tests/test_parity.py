@@ -107,6 +107,15 @@ def test_unbatched(engine, kind, give_h0):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("kind,kw", [("LSTM", dict(batch_first=True, proj_size=3)),
+                                     ("GRU", dict(batch_first=True)),
+                                     ("LSTM", dict(proj_size=2, bidirectional=True))])
+def test_unbatched_batch_first_and_projection(engine, kind, kw):
+    """An unbatched input is [T, F] whatever batch_first says, as in torch.nn."""
+    check(kind, engine, dict(input_size=4, hidden_size=5, **kw), batch=0, give_h0=True)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("kw", [dict(proj_size=3), dict(proj_size=3, num_layers=2, bidirectional=True)])
 def test_lstm_proj(engine, kw):
     check("LSTM", engine, dict(input_size=5, hidden_size=6, **kw), give_h0=True)
