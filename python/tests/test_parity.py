@@ -496,6 +496,12 @@ def test_arguments_checked_as_torch_checks_them():
             wt.LSTM(engine="cpu", **args)
 
 
+def test_dropout_one_is_refused_at_construction():
+    torch.nn.LSTM(3, 4, num_layers=2, dropout=1.0)
+    with pytest.raises(ValueError, match="dropout=1.0 is not supported"):
+        wt.LSTM(3, 4, num_layers=2, dropout=1.0)
+
+
 def test_hx_checked_as_torch_checks_it():
     m = wt.LSTM(3, 4, engine="cpu")
     x = torch.randn(5, 2, 3)

@@ -99,6 +99,11 @@ class _RnnBase(nn.Module):
                 not 0.0 <= float(dropout) <= 1.0:
             raise ValueError("dropout should be a number in range [0, 1] representing the "
                              "probability of an element being zeroed")
+        if float(dropout) == 1.0:
+            # torch.nn accepts it and zeroes every inter-layer activation; wgrnn's dropout
+            # takes p in [0, 1) (its scale 1/(1-p) must be finite), so say so now rather than
+            # at the first training call.
+            raise ValueError("wgrnn: dropout=1.0 is not supported (p must be below 1)")
         for flag, name in [(bias, "bias"), (batch_first, "batch_first")]:
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} should be of type bool, got: {type(flag).__name__}")
