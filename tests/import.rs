@@ -362,8 +362,8 @@ fn keras_cases() -> Vec<(String, Vec<Module>, SafetensorsFile)> {
         })
         .collect();
     assert!(
-        cases.len() >= 5,
-        "expected the 5 shipped Keras models, found {}",
+        cases.len() >= 7,
+        "expected the 7 shipped Keras models, found {}",
         cases.len()
     );
     cases

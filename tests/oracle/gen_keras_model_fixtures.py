@@ -18,13 +18,22 @@ Cases:
 - `bigru_after_stacked`: Bidirectional(GRU(reset_after=True, return_sequences=True)) twice:
   one bidirectional module of two layers.
 - `lstm_nobias`: LSTM(use_bias=False, return_sequences=True).
+- `renamed_lstms`: LSTM(4, name="lstm_1", return_sequences=True) -> Dropout ->
+  LSTM(4, name="lstm", return_sequences=True) -> Dense(3, name="encoder"). Keras stores a
+  layer's variables by class and position (`layers/lstm`, `layers/lstm_1`, `layers/dense`),
+  never by name, so reading by name would swap the two same-shaped LSTMs.
+- `functional_shifted_names`: a Functional model made after five other LSTMs in the session,
+  so its unnamed LSTM(4, return_sequences=True) layers are auto-named `lstm_5` and `lstm_6`
+  (stored at `layers/lstm` and `layers/lstm_1`), then Dense(2, name="head"): three modules.
 - `hostile_*.keras` (no outputs): `lstm_nobias.keras` with its kernel `layers/lstm/cell/vars/0`
   replaced in model.weights.h5 (h5py): `hostile_huge_dims` a chunked float32 dataset of
   shape (2**40, 16) whose data was never written, `hostile_int_kernel` an int32 dataset,
   `hostile_missing_var` none at all. The importer must refuse each by name without
   allocating the huge one.
 
-Usage: gen_keras_model_fixtures.py OUT_DIR
+Usage: gen_keras_model_fixtures.py OUT_DIR [CASE...]  (only the named cases when given; the
+renamed_lstms and functional_shifted_names cases draw from their own seeds, so they can be
+remade alone)
 Needs: pip install keras jax safetensors numpy  (KERAS_BACKEND=jax is set here)
 """
 import io, os, sys, zipfile
@@ -56,6 +65,11 @@ def save(out, case, model, inputs, modules, meta):
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
+    only = set(sys.argv[2:])
+    if only:
+        for case in sorted(only):
+            ALONE[case](out)
+        return
     keras.utils.set_random_seed(20)
     rng = np.random.default_rng(20)
 
@@ -110,6 +124,42 @@ def main():
     save(out, "lstm_nobias", m, {"x": x}, ["rnn:lstm"],
          rnn_meta("lstm", "lstm", 1, False, bias=False))
     hostile_cases(out)
+    renamed_lstms(out)
+    functional_shifted_names(out)
+
+
+def renamed_lstms(out):
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(21)
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((B, T, 4)).astype(np.float32)
+    m = keras.Sequential([
+        keras.Input((T, 4)),
+        layers.LSTM(4, return_sequences=True, name="lstm_1"),
+        layers.Dropout(0.5),
+        layers.LSTM(4, return_sequences=True, name="lstm"),
+        layers.Dense(3, name="encoder"),
+    ])
+    save(out, "renamed_lstms", m, {"x": x}, ["rnn:lstm_1", "linear:encoder"],
+         rnn_meta("lstm_1", "lstm", 2, False))
+
+
+def functional_shifted_names(out):
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(22)
+    rng = np.random.default_rng(22)
+    for _ in range(5):
+        layers.LSTM(2)  # takes the names lstm .. lstm_4
+    x = rng.standard_normal((B, T, 3)).astype(np.float32)
+    inp = keras.Input((T, 3))
+    a = layers.LSTM(4, return_sequences=True)
+    b = layers.LSTM(4, return_sequences=True)
+    assert (a.name, b.name) == ("lstm_5", "lstm_6"), (a.name, b.name)
+    y = layers.Dense(2, name="head")(b(a(inp)))
+    m = keras.Model(inp, y)
+    save(out, "functional_shifted_names", m, {"x": x},
+         ["rnn:lstm_5", "rnn:lstm_6", "linear:head"],
+         dict(rnn_meta("lstm_5", "lstm", 1, False), **rnn_meta("lstm_6", "lstm", 1, False)))
 
 
 def hostile(out, source, case, edit):
@@ -142,6 +192,9 @@ def hostile_cases(out):
     hostile(out, "lstm_nobias", "hostile_huge_dims", huge)
     hostile(out, "lstm_nobias", "hostile_int_kernel", ints)
     hostile(out, "lstm_nobias", "hostile_missing_var", missing)
+
+
+ALONE = {"renamed_lstms": renamed_lstms, "functional_shifted_names": functional_shifted_names}
 
 
 if __name__ == "__main__":

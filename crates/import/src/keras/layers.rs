@@ -138,12 +138,13 @@ fn unsupported(src: &Source, item: &str, key: &str, what: String) -> wgrnn_core:
     src.err(item, key, format!("{what}, which wgrnn does not compute"))
 }
 
-pub(crate) fn parse(src: &Source, store: &Store, e: &Entry) -> Result<Parsed> {
-    let path = format!("layers/{}", e.name);
+/// `e` as imported, its variables under `path` in model.weights.h5 (`layers/lstm_1`, by class
+/// and position; the module keeps the config name).
+pub(crate) fn parse(src: &Source, store: &Store, e: &Entry, path: &str) -> Result<Parsed> {
     match e.class {
         "InputLayer" | "Dropout" | "SpatialDropout1D" => Ok(Parsed::Skip),
-        "Embedding" => embedding(src, store, e, &path),
-        "Dense" => dense(src, store, e, &path),
+        "Embedding" => embedding(src, store, e, path),
+        "Dense" => dense(src, store, e, path),
         "LSTM" | "GRU" | "SimpleRNN" => {
             if e.flag(src, "go_backwards", false)? {
                 let what = "is true: the layer reads the sequence backwards and returns its outputs reversed".into();
@@ -153,7 +154,7 @@ pub(crate) fn parse(src: &Source, store: &Store, e: &Entry) -> Result<Parsed> {
             let dir = direction(src, store, e, cell, reset, &format!("{path}/cell/vars"))?;
             Ok(Parsed::Rnn(rnn_layer(src, e, cell, reset, vec![dir])?))
         }
-        "Bidirectional" => bidirectional(src, store, e, &path),
+        "Bidirectional" => bidirectional(src, store, e, path),
         "Masking" => Err(unsupported(src, &e.item, "mask_value", "masks steps by their values (wgrnn masks by lengths: use Embedding(mask_zero=True) or pass lengths)".into())),
         other => Err(src.err(&e.item, "class_name", format!("is {other}, a layer the importer does not read (it reads LSTM, GRU, SimpleRNN, Bidirectional, Embedding, Dense, and skips InputLayer and Dropout)"))),
     }

@@ -167,14 +167,74 @@ fn decode(bytes: &[u8], src: Source) -> Result<Vec<Module>> {
         .and_then(Value::as_array)
         .ok_or_else(|| src.err(&model.item, "layers", "is missing or not a list"))?;
     let mut parsed = Vec::new();
+    let mut used = std::collections::HashMap::new();
     for (k, value) in entries.iter().enumerate() {
         let entry = Entry::new(&src, value, &format!("layers[{k}]"))?;
         if matches!(entry.class, "Sequential" | "Functional" | "Model") {
             return Err(src.err(&entry.item, "class_name", "is a nested model, which the importer does not read; save the inner model on its own"));
         }
-        parsed.push(layers::parse(&src, &store, &entry)?);
+        let path = format!("layers/{}", store_name(entry.class, &mut used));
+        parsed.push(layers::parse(&src, &store, &entry, &path)?);
     }
     modules(&src, parsed, sequential)
+}
+
+/// Where Keras 3 keeps a layer's variables in its model's `layers` container: not under the
+/// layer's name (auto-generated names vary between sessions) but under its class name in
+/// snake case, numbered per class in the container's order (`lstm`, `lstm_1`, …), as
+/// `saving_lib._save_container_state` writes them. Every layer of the class counts, weightless
+/// ones included. (A `Sequential` model's container leaves out its `InputLayer`; as no other
+/// class is `input_layer`, counting it changes no other layer's path.)
+fn store_name(class: &str, used: &mut std::collections::HashMap<String, usize>) -> String {
+    let base = snake_case(class);
+    let n = used.entry(base.clone()).and_modify(|n| *n += 1).or_insert(0);
+    if *n == 0 { base } else { format!("{base}_{n}") }
+}
+
+/// Keras's `naming.to_snake_case`: non-word characters dropped, `_` before each capitalised
+/// word (`(.)([A-Z][a-z]+)`) and between a lower-case letter and a capital (`([a-z])([A-Z])`),
+/// then lower case: SimpleRNN → simple_rnn, LSTM → lstm, SpatialDropout1D → spatial_dropout1d.
+fn snake_case(name: &str) -> String {
+    let c: Vec<char> = name
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    // Pass 1: scanning left to right without overlap, a char followed by a capital and a run of
+    // lower-case letters gets `_` after it (the regex consumes the word, so the next match
+    // starts past it).
+    let mut one = Vec::with_capacity(c.len() * 2);
+    let mut i = 0;
+    while i < c.len() {
+        let word = i + 1 < c.len()
+            && c[i + 1].is_ascii_uppercase()
+            && c.get(i + 2).is_some_and(|x| x.is_ascii_lowercase());
+        one.push(c[i]);
+        if word {
+            let mut j = i + 2;
+            while c.get(j).is_some_and(|x| x.is_ascii_lowercase()) {
+                j += 1;
+            }
+            one.push('_');
+            one.extend_from_slice(&c[i + 1..j]);
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    // Pass 2: `_` between a lower-case letter and a capital (non-overlapping pairs).
+    let mut two = String::with_capacity(one.len() * 2);
+    let mut i = 0;
+    while i < one.len() {
+        two.push(one[i]);
+        if one[i].is_ascii_lowercase() && one.get(i + 1).is_some_and(|x| x.is_ascii_uppercase()) {
+            two.push('_');
+            two.push(one[i + 1]);
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    two.to_lowercase()
 }
 
 /// The parsed layers as modules, stacked recurrent layers of a `Sequential` model joined.
@@ -271,6 +331,32 @@ fn rnn_module(src: &Source, layers: Vec<RnnLayer>) -> Result<RnnModule> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_names_follow_keras_snake_case_and_per_class_counters() {
+        // Expected values from keras.src.utils.naming.to_snake_case.
+        for (class, want) in [
+            ("SimpleRNN", "simple_rnn"),
+            ("LSTM", "lstm"),
+            ("GRU", "gru"),
+            ("SpatialDropout1D", "spatial_dropout1d"),
+            ("InputLayer", "input_layer"),
+            ("Bidirectional", "bidirectional"),
+            ("HTTPRequestLSTM", "http_request_lstm"),
+            ("Conv2DTranspose", "conv2d_transpose"),
+            ("aBc", "a_bc"),
+            ("ABCDef", "abc_def"),
+            ("XyZw", "xy_zw"),
+        ] {
+            assert_eq!(snake_case(class), want, "{class}");
+        }
+        let mut used = std::collections::HashMap::new();
+        let got: Vec<String> = ["LSTM", "Dropout", "LSTM", "Dropout", "LSTM"]
+            .iter()
+            .map(|c| store_name(c, &mut used))
+            .collect();
+        assert_eq!(got, ["lstm", "dropout", "lstm_1", "dropout_1", "lstm_2"]);
+    }
 
     #[test]
     fn lengths_come_from_leading_non_zero_ids() {
