@@ -637,6 +637,24 @@ fn hostile_weight_files_are_refused_without_allocating() {
         var,
     );
     assert!(msg.contains("expected float32 or float64"), "{msg}");
+    // 256 KiB of never-written data from a file of a few KiB: more than the file holds.
+    let msg = expect_import(
+        read("hostile_unwritten_kernel"),
+        KERAS,
+        "layer `lstm` (LSTM)",
+        var,
+    );
+    assert!(
+        msg.contains("has dims [4096, 16], 262144 bytes, more than a file of this size can hold"),
+        "{msg}"
+    );
+    let msg = expect_import(
+        read("hostile_chunked_kernel"),
+        KERAS,
+        "layer `lstm` (LSTM)",
+        var,
+    );
+    assert!(msg.contains("is chunked (chunks [1, 16])"), "{msg}");
     expect_import(
         read("hostile_missing_var"),
         KERAS,

@@ -28,8 +28,11 @@ Cases:
 - `hostile_*.keras` (no outputs): `lstm_nobias.keras` with its kernel `layers/lstm/cell/vars/0`
   replaced in model.weights.h5 (h5py): `hostile_huge_dims` a chunked float32 dataset of
   shape (2**40, 16) whose data was never written, `hostile_int_kernel` an int32 dataset,
-  `hostile_missing_var` none at all. The importer must refuse each by name without
-  allocating the huge one.
+  `hostile_missing_var` none at all, `hostile_chunked_kernel` the kernel's own values as a
+  chunked gzip dataset, `hostile_unwritten_kernel` a contiguous (4096, 16) float32 dataset
+  never written (256 KiB of fill values from a file of a few KiB). The importer must refuse
+  each by name without allocating the huge one (`hostile` remakes them from the committed
+  `lstm_nobias.keras`).
 
 Usage: gen_keras_model_fixtures.py OUT_DIR [CASE...]  (only the named cases when given; the
 renamed_lstms and functional_shifted_names cases draw from their own seeds, so they can be
@@ -189,12 +192,24 @@ def hostile_cases(out):
     def missing(f):
         del f[var]
 
+    def chunked(f):
+        data = f[var][()]
+        del f[var]
+        f.create_dataset(var, data=data, chunks=(1, 16), compression="gzip")
+
+    def unwritten(f):
+        del f[var]
+        f.create_dataset(var, shape=(4096, 16), dtype="float32")
+
+    hostile(out, "lstm_nobias", "hostile_chunked_kernel", chunked)
+    hostile(out, "lstm_nobias", "hostile_unwritten_kernel", unwritten)
     hostile(out, "lstm_nobias", "hostile_huge_dims", huge)
     hostile(out, "lstm_nobias", "hostile_int_kernel", ints)
     hostile(out, "lstm_nobias", "hostile_missing_var", missing)
 
 
-ALONE = {"renamed_lstms": renamed_lstms, "functional_shifted_names": functional_shifted_names}
+ALONE = {"renamed_lstms": renamed_lstms, "functional_shifted_names": functional_shifted_names,
+         "hostile": hostile_cases}
 
 
 if __name__ == "__main__":

@@ -7,10 +7,10 @@ use hdf5_reader::{Datatype, Hdf5File, OpenOptions};
 use crate::Source;
 use wgrnn_core::Result;
 
-/// The most a deflate stream expands (1032:1): no dataset decodes to more than this many times
-/// the file's bytes, so reads are bounded by the input. Keras writes uncompressed datasets,
-/// whose data is inside the file.
-const MAX_EXPANSION: usize = 1032;
+// Keras writes every variable as an uncompressed contiguous dataset, whose bytes lie inside
+// model.weights.h5: a dataset is refused when its data would be longer than the whole file, and
+// chunked (possibly compressed) ones are refused outright. The HDF5 decoder returns fill values
+// for data never written, so without this bound a small file could ask for any allocation.
 
 /// One variable: its shape and its elements as f32.
 #[derive(Debug)]
@@ -35,7 +35,7 @@ fn h5_err(src: &Source, item: &str, path: &str, e: hdf5_reader::error::Error) ->
 
 impl Store {
     pub(crate) fn open(src: &Source, bytes: Vec<u8>) -> Result<Self> {
-        let limit = bytes.len().saturating_mul(MAX_EXPANSION);
+        let limit = bytes.len();
         let options = OpenOptions::default()
             .with_max_read_bytes(limit)
             .with_max_chunk_bytes(limit.min(hdf5_reader::DEFAULT_MAX_CHUNK_BYTES));
@@ -112,7 +112,19 @@ impl Store {
                 item,
                 path,
                 format!(
-                    "has dims {shape:?}, {bytes} bytes, more than a file of this size can hold"
+                    "has dims {shape:?}, {bytes} bytes, more than a file of this size can hold \
+                     ({} bytes)",
+                    self.limit
+                ),
+            ));
+        }
+        if let Some(chunks) = ds.chunks() {
+            return Err(src.err(
+                item,
+                path,
+                format!(
+                    "is chunked (chunks {chunks:?}), which Keras does not write: its data may be \
+                     compressed or never written; save it with Keras, whose datasets are contiguous"
                 ),
             ));
         }
