@@ -374,6 +374,46 @@ fn onnx_huge_dims_are_refused_without_allocating() {
     expect_import(negative.read(), ONNX, NODE, "W");
 }
 
+/// `nodes` LSTM nodes, each over its own input, all sharing one W of 2¹⁶ floats (256 KiB).
+fn shared_weight_model(nodes: usize) -> Vec<u8> {
+    let i = 1 << 14;
+    let nodes: Vec<Pb> = (0..nodes)
+        .map(|k| {
+            node(
+                &format!("lstm{k}"),
+                "LSTM",
+                &[&format!("x{k}"), "W", "R", "B"],
+                &[&format!("Y{k}")],
+                &[attr_int("hidden_size", 1)],
+            )
+        })
+        .collect();
+    let inits = [
+        float_tensor("W", &[1, 4, i]),
+        float_tensor("R", &[1, 4, 1]),
+        float_tensor("B", &[1, 8]),
+    ];
+    model_bytes(&nodes, &inits)
+}
+
+/// Each node decodes its own copy of a shared initializer: the copies of a file are bounded in
+/// all (4 times its size plus 1 MiB), naming the node that goes past.
+#[test]
+fn many_nodes_sharing_one_initializer_are_bounded_in_all() {
+    let few = wgrnn::import::onnx::from_bytes(&shared_weight_model(3)).unwrap();
+    assert_eq!(few.len(), 3);
+    // 40 copies of 256 KiB from a file of 256 KiB: past the budget of about 2 MiB at the
+    // fifth node or so, before its copy is made.
+    let msg = expect_import(
+        wgrnn::import::onnx::from_bytes(&shared_weight_model(40)),
+        ONNX,
+        "node `lstm",
+        "W",
+    );
+    assert!(msg.contains("past the"), "{msg}");
+    assert!(msg.contains("budget"), "{msg}");
+}
+
 #[test]
 fn corrupt_and_truncated_onnx_files_are_errors() {
     let good = Model::lstm().bytes();

@@ -132,11 +132,20 @@ impl Module {
     }
 }
 
-/// Where an import error happened: the reader and the file. Its `err` names the rest.
+/// Where an import error happened: the reader and the file. Its `err` names the rest. It also
+/// holds the file's decode budget: the bytes the reader may still decode weights into.
 #[derive(Clone, Debug)]
 pub(crate) struct Source {
     op: &'static str,
     path: String,
+    budget: std::cell::Cell<u64>,
+}
+
+/// The decoded bytes a file of `len` bytes may yield in all: each weight is decoded once per
+/// node or layer that uses it, so many nodes sharing one large constant could otherwise
+/// allocate without bound.
+pub(crate) fn decode_budget(len: usize) -> u64 {
+    (len as u64).saturating_mul(4).saturating_add(1 << 20)
 }
 
 impl Source {
@@ -144,6 +153,34 @@ impl Source {
         Self {
             op,
             path: path.into(),
+            budget: std::cell::Cell::new(u64::MAX),
+        }
+    }
+
+    /// This source with a decode budget of `bytes`.
+    pub(crate) fn with_budget(self, bytes: u64) -> Self {
+        self.budget.set(bytes);
+        self
+    }
+
+    /// Takes `bytes` from the decode budget before `item`'s `field` is decoded; past it, an
+    /// error naming them.
+    pub(crate) fn spend(&self, item: &str, field: &str, bytes: usize) -> Result<()> {
+        let left = self.budget.get();
+        match left.checked_sub(bytes as u64) {
+            Some(rest) => {
+                self.budget.set(rest);
+                Ok(())
+            }
+            None => Err(self.err(
+                item,
+                field,
+                format!(
+                    "would decode {bytes} more bytes, past the {left} left of this file's \
+                     budget (4 times its size plus 1 MiB, counting a weight shared by several \
+                     nodes or layers once per use)"
+                ),
+            )),
         }
     }
 

@@ -148,6 +148,8 @@ fn decode(bytes: &[u8], src: Source) -> Result<Vec<Module>> {
     let weights = member(&src, &mut zip, "model.weights.h5", u64::MAX)?;
     let config: Value = serde_json::from_slice(&config)
         .map_err(|e| src.err("config.json", "json", format!("does not parse: {e}")))?;
+    // Keras datasets are contiguous, inside model.weights.h5: its length bounds the decoding.
+    let src = src.with_budget(crate::decode_budget(weights.len()));
     let store = store::Store::open(&src, weights)?;
     let model = Entry::new(&src, &config, "model")?;
     let sequential = match model.class {

@@ -128,6 +128,9 @@ impl Store {
                 ),
             ));
         }
+        // float64 is read whole, then narrowed to float32.
+        let decoded = bytes.saturating_add(if size == 8 { bytes / 2 } else { 0 });
+        src.spend(item, path, decoded)?;
         let data = if size == 4 {
             ds.read_array::<f32>().map(|a| a.into_iter().collect())
         } else {

@@ -56,6 +56,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Vec<Module>> {
 }
 
 fn decode(bytes: &[u8], src: Source) -> Result<Vec<Module>> {
+    let src = src.with_budget(crate::decode_budget(bytes.len()));
     let model = proto::ModelProto::decode(bytes)
         .map_err(|e| src.err("ModelProto", "protobuf", format!("does not decode: {e}")))?;
     let graph = model

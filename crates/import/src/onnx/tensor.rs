@@ -147,34 +147,39 @@ pub(crate) fn floats(src: &Source, item: &str, field: &str, t: &TensorProto) -> 
             half::bf16::from_bits(bits).to_f32()
         }
     };
+    // Each decode is taken from the file's budget once its data is known to be present.
+    let spend = || src.spend(item, field, n.saturating_mul(4));
     let data: Vec<f32> = match dt {
         data_type::FLOAT => match raw(src, item, field, t, n, 4)? {
-            Some(b) => b
+            Some(b) => spend().map(|()| b)?
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect(),
             None => {
                 check_count(src, item, field, t, "float_data", t.float_data.len(), n)?;
+                spend()?;
                 t.float_data.clone()
             }
         },
         data_type::DOUBLE => match raw(src, item, field, t, n, 8)? {
-            Some(b) => b
+            Some(b) => spend().map(|()| b)?
                 .chunks_exact(8)
                 .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
                 .collect(),
             None => {
                 check_count(src, item, field, t, "double_data", t.double_data.len(), n)?;
+                spend()?;
                 t.double_data.iter().map(|&v| v as f32).collect()
             }
         },
         data_type::FLOAT16 | data_type::BFLOAT16 => match raw(src, item, field, t, n, 2)? {
-            Some(b) => b
+            Some(b) => spend().map(|()| b)?
                 .chunks_exact(2)
                 .map(|c| half(u16::from_le_bytes([c[0], c[1]])))
                 .collect(),
             None => {
                 check_count(src, item, field, t, "int32_data", t.int32_data.len(), n)?;
+                spend()?;
                 // The spec keeps each 16-bit pattern in the low half of an int32.
                 t.int32_data.iter().map(|&v| half(v as u16)).collect()
             }
@@ -197,6 +202,10 @@ pub(crate) fn floats(src: &Source, item: &str, field: &str, t: &TensorProto) -> 
 pub(crate) fn ints(src: &Source, item: &str, field: &str, t: &TensorProto) -> Result<Vec<i64>> {
     check_internal(src, item, field, t)?;
     let (_, n) = dims_of(src, item, field, t)?;
+    if n > 64 {
+        // Shapes and axes lists are short; nothing wgrnn reads needs a longer one.
+        return Err(src.err(item, field, format!("has {n} elements, expected a short list")));
+    }
     match t.data_type.unwrap_or(0) {
         data_type::INT64 => match raw(src, item, field, t, n, 8)? {
             Some(b) => Ok(b
