@@ -561,8 +561,10 @@ type Edit = fn(&mut Value);
 fn keras_bidirectional_options_wgrnn_does_not_compute_are_refused_by_key() {
     let bidir = "layer `bidirectional` (Bidirectional)";
     let edit = |f: Edit| with_config("embed_bilstm_dense", move |v| f(layer(v, 2)));
-    let cases: [(&str, Edit); 5] = [
+    let cases: [(&str, Edit); 6] = [
         ("merge_mode", |b| b["merge_mode"] = json!("sum")),
+        // Keras's None: the two directions' outputs returned apart, not concatenated.
+        ("merge_mode", |b| b["merge_mode"] = Value::Null),
         ("backward_layer.go_backwards", |b| {
             b["backward_layer"]["config"]["go_backwards"] = json!(false)
         }),
@@ -577,6 +579,21 @@ fn keras_bidirectional_options_wgrnn_does_not_compute_are_refused_by_key() {
     for (key, f) in cases {
         expect_import(edit(f), KERAS, bidir, key);
     }
+    let msg = expect_import(
+        edit(|b| b["merge_mode"] = Value::Null),
+        KERAS,
+        bidir,
+        "merge_mode",
+    );
+    assert!(msg.contains("is null"), "{msg}");
+    // Absent, the key is Keras's default, concat.
+    let absent = edit(|b| {
+        b.as_object_mut().unwrap().remove("merge_mode");
+    });
+    assert_eq!(
+        absent.unwrap(),
+        with_config("embed_bilstm_dense", |_| {}).unwrap()
+    );
 }
 
 #[test]

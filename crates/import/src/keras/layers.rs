@@ -376,6 +376,13 @@ fn check_sides(src: &Source, e: &Entry, fwd: &Entry, bwd: &Entry, explicit: bool
 /// `Bidirectional(layer)`: the wrapped layer forward, its `backward_layer` (which Keras makes
 /// with `go_backwards` and reverses back) as PyTorch's `_reverse` direction.
 fn bidirectional(src: &Source, store: &Store, e: &Entry, path: &str) -> Result<Parsed> {
+    // Keras's None (`null`) returns the two directions' outputs apart: not the default.
+    if e.get("merge_mode").is_some_and(Value::is_null) {
+        let what = "is null: the two directions' outputs returned apart (PyTorch's \
+                    bidirectional output is their concatenation, merge_mode=\"concat\")"
+            .into();
+        return Err(unsupported(src, &e.item, "merge_mode", what));
+    }
     let merge = e.string(src, "merge_mode", "concat")?;
     if merge != "concat" {
         let what = format!(
