@@ -795,24 +795,33 @@ fn corrupt_and_truncated_keras_files_are_errors() {
 /// into (a zip bomb's header) is refused before anything is read.
 #[test]
 fn a_member_claiming_more_than_deflate_expands_is_refused() {
-    let mut bytes = archive(&members("lstm_nobias"));
-    // The central directory's record of config.json: its uncompressed size at offset 24.
-    let start = bytes
-        .windows(4)
-        .rposition(|w| w == [0x50, 0x4b, 0x05, 0x06])
-        .unwrap();
-    let dir = u32::from_le_bytes(bytes[start + 16..start + 20].try_into().unwrap()) as usize;
-    let mut at = dir;
-    loop {
-        let name_len = u16::from_le_bytes([bytes[at + 28], bytes[at + 29]]) as usize;
-        let extra = u16::from_le_bytes([bytes[at + 30], bytes[at + 31]]) as usize;
-        let comment = u16::from_le_bytes([bytes[at + 32], bytes[at + 33]]) as usize;
-        if &bytes[at + 46..at + 46 + name_len] == b"config.json" {
-            bytes[at + 24..at + 28].copy_from_slice(&0xfff0_0000u32.to_le_bytes());
-            break;
+    /// The archive with `member`'s central directory record patched: its compressed size
+    /// (offset 20) and uncompressed size (offset 24) set where given.
+    fn patched(member: &[u8], compressed: Option<u32>, size: Option<u32>) -> Vec<u8> {
+        let mut bytes = archive(&members("lstm_nobias"));
+        let start = bytes
+            .windows(4)
+            .rposition(|w| w == [0x50, 0x4b, 0x05, 0x06])
+            .unwrap();
+        let dir = u32::from_le_bytes(bytes[start + 16..start + 20].try_into().unwrap()) as usize;
+        let mut at = dir;
+        loop {
+            let name_len = u16::from_le_bytes([bytes[at + 28], bytes[at + 29]]) as usize;
+            let extra = u16::from_le_bytes([bytes[at + 30], bytes[at + 31]]) as usize;
+            let comment = u16::from_le_bytes([bytes[at + 32], bytes[at + 33]]) as usize;
+            if &bytes[at + 46..at + 46 + name_len] == member {
+                if let Some(c) = compressed {
+                    bytes[at + 20..at + 24].copy_from_slice(&c.to_le_bytes());
+                }
+                if let Some(n) = size {
+                    bytes[at + 24..at + 28].copy_from_slice(&n.to_le_bytes());
+                }
+                return bytes;
+            }
+            at += 46 + name_len + extra + comment;
         }
-        at += 46 + name_len + extra + comment;
     }
+    let bytes = patched(b"config.json", None, Some(0xfff0_0000));
     let msg = expect_import(
         wgrnn::import::keras::from_bytes(&bytes),
         KERAS,
@@ -820,6 +829,16 @@ fn a_member_claiming_more_than_deflate_expands_is_refused() {
         "config.json",
     );
     assert!(msg.contains("claims"), "{msg}");
+    // A compressed size past the archive's own length raises no bound: 2 GiB claimed from a
+    // "4 GiB" member of a 2 KiB archive is refused before anything is read.
+    let bytes = patched(b"model.weights.h5", Some(0xffff_fff0), Some(0x7fff_ffff));
+    let msg = expect_import(
+        wgrnn::import::keras::from_bytes(&bytes),
+        KERAS,
+        "archive",
+        "model.weights.h5",
+    );
+    assert!(msg.contains("claims 2147483647 bytes"), "{msg}");
 }
 
 /// A Functional model's layers are read in the order of its config; as its connections are

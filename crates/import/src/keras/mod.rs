@@ -103,17 +103,25 @@ pub fn lengths_from_mask(ids: &Tensor<i64>) -> Result<Vec<usize>> {
         .collect()
 }
 
-/// One member of the archive, read whole within the expansion bound.
+/// One member of the archive (of `archive_len` bytes), read whole within the expansion bound.
 fn member(
     src: &Source,
     zip: &mut zip::ZipArchive<Cursor<&[u8]>>,
     name: &str,
     cap: u64,
+    archive_len: usize,
 ) -> Result<Vec<u8>> {
+    let archive_len = archive_len as u64;
     let mut f = zip
         .by_name(name)
         .map_err(|e| src.err("archive", name, format!("cannot be opened: {e}")))?;
-    let limit = f.compressed_size().saturating_mul(MAX_EXPANSION).min(cap);
+    // A compressed size is only a claim: no member holds more compressed bytes than the
+    // archive itself.
+    let limit = f
+        .compressed_size()
+        .min(archive_len)
+        .saturating_mul(MAX_EXPANSION)
+        .min(cap);
     if f.size() > limit {
         return Err(src.err(
             "archive",
@@ -129,7 +137,7 @@ fn member(
     // yields more than it declares.
     let (mut out, size) = (Vec::new(), f.size());
     f.by_ref()
-        .take(size + 1)
+        .take(size.saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|e| src.err("archive", name, format!("cannot be read: {e}")))?;
     if out.len() as u64 != f.size() {
@@ -145,8 +153,8 @@ fn member(
 fn decode(bytes: &[u8], src: Source) -> Result<Vec<Module>> {
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| src.err("archive", "zip", format!("is not a .keras archive: {e}")))?;
-    let config = member(&src, &mut zip, "config.json", MAX_CONFIG_BYTES)?;
-    let weights = member(&src, &mut zip, "model.weights.h5", u64::MAX)?;
+    let config = member(&src, &mut zip, "config.json", MAX_CONFIG_BYTES, bytes.len())?;
+    let weights = member(&src, &mut zip, "model.weights.h5", u64::MAX, bytes.len())?;
     let config: Value = serde_json::from_slice(&config)
         .map_err(|e| src.err("config.json", "json", format!("does not parse: {e}")))?;
     // Keras datasets are contiguous, inside model.weights.h5: its length bounds the decoding.
