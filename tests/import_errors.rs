@@ -414,6 +414,68 @@ fn many_nodes_sharing_one_initializer_are_bounded_in_all() {
     assert!(msg.contains("budget"), "{msg}");
 }
 
+/// x → LSTM `lower` → Y1 → Squeeze(axes=[1]) → s1 → LSTM `upper` → Y2 (I = H = 2, one
+/// direction): the pattern the exporter writes between two layers of one nn.LSTM; `outputs`
+/// are the graph's outputs.
+fn two_lstms(lower: &str, upper: &str, outputs: &[&str]) -> Vec<u8> {
+    let attrs = [attr_int("hidden_size", 2)];
+    let axes = Pb::default().str(1, "axes").int(20, 7).int(8, 1);
+    let nodes = [
+        node(lower, "LSTM", &["x", "W0", "R0", "B0"], &["Y1"], &attrs),
+        node("squeeze", "Squeeze", &["Y1"], &["s1"], &[axes]),
+        node(upper, "LSTM", &["s1", "W1", "R1", "B1"], &["Y2"], &attrs),
+    ];
+    let mut inits = Vec::new();
+    for k in 0..2 {
+        inits.push(float_tensor(&format!("W{k}"), &[1, 8, 2]));
+        inits.push(float_tensor(&format!("R{k}"), &[1, 8, 2]));
+        inits.push(float_tensor(&format!("B{k}"), &[1, 16]));
+    }
+    // As model_bytes, with the graph's outputs (12).
+    let graph = nodes
+        .iter()
+        .fold(Pb::default(), |g, n| g.msg(1, n))
+        .str(2, "g");
+    let graph = inits.iter().fold(graph, |g, t| g.msg(5, t));
+    let graph = outputs
+        .iter()
+        .fold(graph, |g, o| g.msg(12, &Pb::default().str(1, o)));
+    Pb::default().int(1, 10).msg(7, &graph).0
+}
+
+fn module_layers(bytes: &[u8]) -> Vec<(String, usize)> {
+    wgrnn::import::onnx::from_bytes(bytes)
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let Layer::Rnn(r) = &m.layer else {
+                panic!("not recurrent")
+            };
+            (m.name.clone(), r.weights.config().num_layers)
+        })
+        .collect()
+}
+
+/// Two layers of one module join; two modules chained, or a value between them that the graph
+/// also returns, stay apart.
+#[test]
+fn onnx_nodes_join_only_within_one_module_through_private_values() {
+    let one = two_lstms("/rnn/LSTM", "/rnn/LSTM_1", &["Y2"]);
+    assert_eq!(module_layers(&one), [("rnn".to_string(), 2)]);
+    // nn.LSTM `a` feeding nn.LSTM `b`: the same ops between them, other module paths.
+    let chained = two_lstms("/a/LSTM", "/b/LSTM", &["Y2"]);
+    assert_eq!(
+        module_layers(&chained),
+        [("a".to_string(), 1), ("b".to_string(), 1)]
+    );
+    // The squeezed output of the lower layer is also a graph output.
+    let returned = two_lstms("/rnn/LSTM", "/rnn/LSTM_1", &["Y2", "s1"]);
+    assert_eq!(
+        module_layers(&returned),
+        [("rnn".to_string(), 1), ("rnn_1".to_string(), 1)]
+    );
+}
+
 #[test]
 fn corrupt_and_truncated_onnx_files_are_errors() {
     let good = Model::lstm().bytes();

@@ -40,24 +40,35 @@ pub(crate) fn stacks(
         .iter()
         .filter_map(|o| o.name.as_deref())
         .collect();
+    let mut consumers: HashMap<&str, usize> = HashMap::new();
+    for n in &graph.node {
+        for i in n.input.iter().filter(|i| !i.is_empty()) {
+            *consumers.entry(i.as_str()).or_default() += 1;
+        }
+    }
+    // A value between two layers of one module feeds only the next op and leaves the graph
+    // nowhere else.
+    let private =
+        |v: &str| consumers.get(v).copied() == Some(1) && !outputs.contains(&v);
     // below[k]: the node that layer k continues, where the export's pattern joins them.
     let mut below: Vec<Option<usize>> = vec![None; nodes.len()];
     let mut taken = vec![false; nodes.len()];
     for (k, upper) in nodes.iter().enumerate() {
-        let Some(lower) = lower_layer(src, consts, graph, &producer, upper) else {
+        let Some((lower, path)) = lower_layer(src, consts, graph, &producer, upper) else {
             continue;
         };
+        if !path.iter().all(|v| private(v))
+            || super::scope(&graph.node[lower]) != super::scope(&graph.node[upper.index])
+        {
+            continue;
+        }
         let Some(&j) = by_graph_index.get(&lower) else {
             continue;
         };
         // ONNX lists nodes in topological order, so a layer below comes first; requiring it
         // also keeps a hostile graph's cycle from forming a stack that never starts.
         let earlier = nodes[j].index < upper.index;
-        if earlier
-            && !taken[j]
-            && joins(&nodes[j], upper)
-            && !outputs.contains(&nodes[j].y.as_str())
-        {
+        if earlier && !taken[j] && joins(&nodes[j], upper) {
             below[k] = Some(j);
             taken[j] = true;
         }
@@ -104,18 +115,20 @@ fn ints_attr<'n>(node: &'n NodeProto, name: &str) -> Option<&'n [i64]> {
 }
 
 /// The graph index of the recurrent node whose Y reaches `upper`'s X through the ops the
-/// exporter writes between layers, if one does.
-fn lower_layer(
+/// exporter writes between layers, if one does, and the values on the way (X back to Y).
+fn lower_layer<'g>(
     src: &Source,
     consts: &Constants,
-    graph: &GraphProto,
+    graph: &'g GraphProto,
     producer: &HashMap<&str, usize>,
-    upper: &RecurrentNode,
-) -> Option<usize> {
+    upper: &'g RecurrentNode,
+) -> Option<(usize, Vec<&'g str>)> {
     let mut value = upper.x.as_str();
     let mut seen = Between::default();
+    let mut path = Vec::new();
     // A few ops at most lie between layers; the bound also ends any cycle of a broken graph.
     for _ in 0..8 {
+        path.push(value);
         let &p = producer.get(value)?;
         let node = &graph.node[p];
         let op = node.op_type.as_deref().unwrap_or("");
@@ -132,7 +145,7 @@ fn lower_layer(
                 let pattern = (seen.transpose && seen.reshape && !seen.squeeze)
                     || (dirs == 1 && seen.squeeze && !seen.transpose && !seen.reshape);
                 return (node.output.first().map(String::as_str) == Some(value) && pattern)
-                    .then_some(p);
+                    .then_some((p, path));
             }
             "Transpose" if ints_attr(node, "perm") == Some(&[0, 2, 1, 3]) => seen.transpose = true,
             "Reshape" => seen.reshape = true,

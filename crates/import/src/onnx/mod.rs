@@ -15,7 +15,9 @@
 //! **Stacks.** A node whose input X is the output Y of a node of the same kind, through the
 //! ops `torch.onnx.export` puts between layers (`Transpose` perm 0,2,1,3 then `Reshape`, or
 //! `Squeeze` axis 1 for one direction; `Identity` and `Dropout` anywhere), joins that node's
-//! module as its next layer, as `nn.LSTM(num_layers=L)` exports.
+//! module as its next layer, as `nn.LSTM(num_layers=L)` exports, when both nodes have the
+//! same PyTorch module path (or neither has one) and every value from Y to X has that one
+//! consumer and is no graph output; otherwise they stay separate modules.
 //!
 //! **Refuses**, naming the node and the attribute or input: peepholes (input P), `clip`,
 //! `input_forget=1`, activations other than the defaults (and relu for RNN),
@@ -96,8 +98,9 @@ fn decode(bytes: &[u8], src: Source) -> Result<Vec<Module>> {
         .collect()
 }
 
-/// The PyTorch module path of the node, or a name made from the node's own.
-fn module_name(node: &proto::NodeProto, cell: CellKind, k: usize) -> String {
+/// The PyTorch module path the exporter recorded for the node (the dynamo exporter's
+/// `pkg.torch.onnx.name_scopes`, the TorchScript exporter's `/lstm/LSTM` name), if any.
+pub(crate) fn scope(node: &proto::NodeProto) -> Option<String> {
     let scoped = node
         .metadata_props
         .iter()
@@ -108,9 +111,13 @@ fn module_name(node: &proto::NodeProto, cell: CellKind, k: usize) -> String {
         let (scope, _op) = n.rsplit_once('/')?;
         Some(scope.replace('/', "."))
     });
-    scoped
-        .or(torchscript)
-        .filter(|s| !s.is_empty())
+    scoped.or(torchscript).filter(|s| !s.is_empty())
+}
+
+/// The PyTorch module path of the node, or a name made from the node's own.
+fn module_name(node: &proto::NodeProto, cell: CellKind, k: usize) -> String {
+    let name = node.name.as_deref().unwrap_or("");
+    scope(node)
         .or_else(|| (!name.is_empty()).then(|| sanitize(name)))
         .unwrap_or_else(|| format!("{}_{k}", cell.name()))
 }

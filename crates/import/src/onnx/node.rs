@@ -24,9 +24,8 @@ pub(crate) struct RecurrentNode {
     pub w: Vec<f32>,
     pub r: Vec<f32>,
     pub b: Option<Vec<f32>>,
-    /// Value names: the input X, the output Y ("" when unused), `sequence_lens` ("" when none).
+    /// Value names: the input X, `sequence_lens` ("" when none).
     pub x: String,
-    pub y: String,
     pub sequence_lens: String,
 }
 
@@ -308,7 +307,6 @@ pub(crate) fn parse(
         r,
         b,
         x: input(node, 0).to_string(),
-        y: node.output.first().cloned().unwrap_or_default(),
         sequence_lens: input(node, 4).to_string(),
     }))
 }
