@@ -303,6 +303,50 @@ fn onnx_inputs_that_cannot_be_imported_are_refused_by_name() {
     let mut h0 = Model::lstm().init("h0", tensor("h0", &[1, 1, 1], 1, &1f32.to_le_bytes()));
     h0.inputs = vec!["x", "W", "R", "B", "", "h0"];
     expect_import(h0.read(), ONNX, NODE, "initial_h");
+    // Lengths stored in the file would be lost too.
+    let mut lens = Model::lstm().init("lens", tensor("lens", &[1], 6, &3i32.to_le_bytes()));
+    lens.inputs = vec!["x", "W", "R", "B", "lens"];
+    let msg = expect_import(lens.read(), ONNX, NODE, "sequence_lens");
+    assert!(msg.contains("is a constant of the graph"), "{msg}");
+}
+
+/// The LSTM of [`Model::lstm`] with its initial_h made by `maker` (a node writing `h0`), the
+/// graph's initializers plus `extra`.
+fn lstm_with_state_maker(maker: Pb, extra: &[Pb]) -> wgrnn::Result<Vec<Module>> {
+    let m = Model::lstm();
+    let lstm = node("lstm", "LSTM", &["x", "W", "R", "B", "", "h0"], &["Y"], &m.attrs);
+    let mut inits: Vec<Pb> = m.inits.iter().map(|(_, t)| t.clone()).collect();
+    inits.extend_from_slice(extra);
+    wgrnn::import::onnx::from_bytes(&model_bytes(&[maker, lstm], &inits))
+}
+
+/// An initial state computed from the file's constants alone is lost like a constant one;
+/// computed from what the call gives, or zeros from ConstantOfShape, it imports.
+#[test]
+fn onnx_initial_states_computed_from_constants_are_refused() {
+    let ones = tensor("ones", &[1, 1, 1], 1, &1f32.to_le_bytes());
+    let copy = node("copy", "Identity", &["ones"], &["h0"], &[]);
+    let msg = expect_import(
+        lstm_with_state_maker(copy, &[ones]),
+        ONNX,
+        NODE,
+        "initial_h",
+    );
+    assert!(
+        msg.contains("computed from the file's constants alone (by a `Identity` node)"),
+        "{msg}"
+    );
+    let from_input = node("copy", "Identity", &["h_in"], &["h0"], &[]);
+    assert_eq!(lstm_with_state_maker(from_input, &[]).unwrap().len(), 1);
+    let shape = tensor("shape", &[3], 7, &[1i64, 1, 1].map(i64::to_le_bytes).concat());
+    let zeros = node("zeros", "ConstantOfShape", &["shape"], &["h0"], &[]);
+    assert_eq!(lstm_with_state_maker(zeros, &[shape.clone()]).unwrap().len(), 1);
+    let value = Pb::default()
+        .str(1, "value")
+        .int(20, 4)
+        .msg(5, &tensor("v", &[1], 1, &2f32.to_le_bytes()));
+    let twos = node("twos", "ConstantOfShape", &["shape"], &["h0"], &[value]);
+    expect_import(lstm_with_state_maker(twos, &[shape]), ONNX, NODE, "initial_h");
 }
 
 #[test]

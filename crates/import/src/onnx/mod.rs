@@ -10,7 +10,8 @@
 //! B `[D, 2·G·H]` = Wb ‖ Rb becomes `bias_ih`, `bias_hh` (a missing B is `bias=False`). Weights
 //! may be FLOAT, DOUBLE, FLOAT16 or BFLOAT16, in `raw_data` or the typed fields, as initializers
 //! or `Constant` nodes. `sequence_lens`, `initial_h` and `initial_c` are inputs of each call
-//! (`lengths`, `h0`, `c0`); a constant initial state must be zeros.
+//! (`lengths`, `h0`, `c0`): given as (or computed from) graph inputs; constant or computed
+//! from constants alone, they are refused by name, except initial states of zeros.
 //!
 //! **Stacks.** A node whose input X is the output Y of a node of the same kind, through the
 //! ops `torch.onnx.export` puts between layers (`Transpose` perm 0,2,1,3 then `Reshape`, or
@@ -66,9 +67,10 @@ fn decode(bytes: &[u8], src: Source) -> Result<Vec<Module>> {
         .as_ref()
         .ok_or_else(|| src.err("ModelProto", "graph", "is missing"))?;
     let consts = tensor::Constants::new(graph);
+    let around = node::Graph::new(graph, &consts);
     let mut nodes = Vec::new();
     for (index, n) in graph.node.iter().enumerate() {
-        if let Some(parsed) = node::parse(&src, &consts, index, n)? {
+        if let Some(parsed) = node::parse(&src, &around, index, n)? {
             nodes.push(parsed);
         }
     }

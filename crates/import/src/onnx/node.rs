@@ -1,7 +1,9 @@
 //! One `LSTM`, `GRU` or `RNN` node: its attributes checked against what wgrnn computes, its
 //! weights decoded and their shapes checked against each other.
 
-use super::proto::{AttributeProto, NodeProto, attribute_type};
+use std::collections::{HashMap, HashSet};
+
+use super::proto::{AttributeProto, GraphProto, NodeProto, attribute_type};
 use super::tensor::{Constants, floats};
 use crate::Source;
 use wgrnn_core::{CellKind, GruReset, Result};
@@ -179,27 +181,102 @@ fn weight(
     Ok(f.data)
 }
 
-/// An initial state given as a constant: zeros are what wgrnn starts from without one; other
-/// values would be lost, so they are refused.
-fn check_initial_state(
+/// The graph around a node: its constants and which node makes each value.
+pub(crate) struct Graph<'g> {
+    pub consts: &'g Constants<'g>,
+    pub graph: &'g GraphProto,
+    pub producer: HashMap<&'g str, usize>,
+}
+
+impl<'g> Graph<'g> {
+    pub(crate) fn new(graph: &'g GraphProto, consts: &'g Constants<'g>) -> Self {
+        let producer = graph
+            .node
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+            .collect();
+        Self {
+            consts,
+            graph,
+            producer,
+        }
+    }
+
+    /// Whether `value` depends on anything given at run time (a graph input, or a name no
+    /// constant or node makes), rather than on the file's constants alone.
+    fn runtime(&self, value: &'g str) -> bool {
+        let mut stack = vec![value];
+        let mut seen = HashSet::new();
+        while let Some(v) = stack.pop() {
+            if v.is_empty() || !seen.insert(v) || self.consts.get(v).is_some() {
+                continue;
+            }
+            let Some(&p) = self.producer.get(v) else {
+                return true;
+            };
+            stack.extend(self.graph.node[p].input.iter().map(String::as_str));
+        }
+        false
+    }
+}
+
+/// The node's input `k` (`field`), which wgrnn takes as an input of each call (`lengths`,
+/// `h0`, `c0`): fine when given at run time; a constant one would be lost, so it is refused,
+/// except an initial state of zeros (`zeros_ok`), which is what wgrnn starts from.
+fn check_call_input(
     src: &Source,
-    consts: &Constants,
+    g: &Graph,
     item: &str,
     node: &NodeProto,
     k: usize,
     field: &str,
+    zeros_ok: bool,
 ) -> Result<()> {
-    let Some(t) = consts
-        .get(input(node, k))
-        .filter(|_| !input(node, k).is_empty())
-    else {
+    let name = input(node, k);
+    if name.is_empty() {
         return Ok(());
-    };
-    let f = floats(src, item, field, t)?;
-    if f.data.iter().any(|&v| v != 0.0) {
-        return Err(src.err(item, field, "is a constant that is not all zeros; wgrnn takes initial states as inputs of each call, so give it as a graph input"));
     }
-    Ok(())
+    let how = if zeros_ok {
+        "wgrnn takes initial states as inputs of each call, so give it as a graph input"
+    } else {
+        "wgrnn takes lengths as an input of each call (`lengths`), so give it as a graph input"
+    };
+    if let Some(t) = g.consts.get(name) {
+        if !zeros_ok {
+            let why = format!("(`{name}`) is a constant of the graph; {how}");
+            return Err(src.err(item, field, why));
+        }
+        let f = floats(src, item, field, t)?;
+        if f.data.iter().any(|&v| v != 0.0) {
+            let why = format!("(`{name}`) is a constant that is not all zeros; {how}");
+            return Err(src.err(item, field, why));
+        }
+        return Ok(());
+    }
+    if g.runtime(name) {
+        return Ok(());
+    }
+    let maker = g.producer.get(name).map(|&p| &g.graph.node[p]);
+    let op = maker.and_then(|n| n.op_type.as_deref()).unwrap_or("");
+    if zeros_ok && op == "ConstantOfShape" && maker.is_some_and(|n| zero_fill(src, item, field, n)) {
+        return Ok(());
+    }
+    let why = format!(
+        "(`{name}`) is computed from the file's constants alone (by a `{op}` node), values that \
+         would be lost; {how}"
+    );
+    Err(src.err(item, field, why))
+}
+
+/// Whether a `ConstantOfShape` fills with zeros (its `value`, 0 when absent).
+fn zero_fill(src: &Source, item: &str, field: &str, n: &NodeProto) -> bool {
+    let Some(a) = n.attribute.iter().find(|a| a.name.as_deref() == Some("value")) else {
+        return true;
+    };
+    a.t.as_ref()
+        .and_then(|t| floats(src, item, field, t).ok())
+        .is_some_and(|f| f.data.iter().all(|&v| v == 0.0))
 }
 
 /// The input count and the peephole input P, which wgrnn has no weights for.
@@ -258,7 +335,7 @@ fn forms(src: &Source, item: &str, attrs: &Attrs) -> Result<Forms> {
 /// Reads `node` (at `index`) if it is a recurrent op of the default domain.
 pub(crate) fn parse(
     src: &Source,
-    consts: &Constants,
+    g: &Graph,
     index: usize,
     node: &NodeProto,
 ) -> Result<Option<RecurrentNode>> {
@@ -277,6 +354,7 @@ pub(crate) fn parse(
         gru_reset,
     } = forms(src, &item, &attrs)?;
     let cell = cell_of(src, &item, op, &attrs.activations, dirs)?;
+    let consts = g.consts;
     let sizes = sizes(src, consts, &item, node, cell, dirs, attrs.hidden_size)?;
     let (h, i, gh) = (sizes.0, sizes.1, cell.gates() * sizes.0);
     let w = weight(src, consts, &item, node, 1, "W", &[dirs, gh, i])?;
@@ -285,9 +363,10 @@ pub(crate) fn parse(
         "" => None,
         _ => Some(weight(src, consts, &item, node, 3, "B", &[dirs, 2 * gh])?),
     };
-    check_initial_state(src, consts, &item, node, 5, "initial_h")?;
+    check_call_input(src, g, &item, node, 4, "sequence_lens", false)?;
+    check_call_input(src, g, &item, node, 5, "initial_h", true)?;
     if op == "LSTM" {
-        check_initial_state(src, consts, &item, node, 6, "initial_c")?;
+        check_call_input(src, g, &item, node, 6, "initial_c", true)?;
     }
     Ok(Some(RecurrentNode {
         index,
