@@ -310,6 +310,23 @@ fn onnx_inputs_that_cannot_be_imported_are_refused_by_name() {
     assert!(msg.contains("is a constant of the graph"), "{msg}");
 }
 
+/// Weights that are not finite (NaN, or a DOUBLE past f32's range) are named; an empty input
+/// name is an absent input, never an unnamed initializer.
+#[test]
+fn onnx_non_finite_weights_and_empty_names_are_refused() {
+    let nan = [f32::NAN; 8].map(f32::to_le_bytes).concat();
+    let m = Model::lstm().init("B", tensor("B", &[1, 8], 1, &nan));
+    let msg = expect_import(m.read(), ONNX, NODE, "B");
+    assert!(msg.contains("not finite"), "{msg}");
+    let big: Vec<u8> = (0..4).flat_map(|_| 1e300f64.to_le_bytes()).collect();
+    let m = Model::lstm().init("R", tensor("R", &[1, 4, 1], 11, &big));
+    let msg = expect_import(m.read(), ONNX, NODE, "R");
+    assert!(msg.contains("not finite"), "{msg}");
+    let mut unnamed = Model::lstm().init("", float_tensor("", &[1, 4, 2]));
+    unnamed.inputs = vec!["x", "", "R", "B"];
+    expect_import(unnamed.read(), ONNX, NODE, "W");
+}
+
 /// The LSTM of [`Model::lstm`] with its initial_h made by `maker` (a node writing `h0`), the
 /// graph's initializers plus `extra`.
 fn lstm_with_state_maker(maker: Pb, extra: &[Pb]) -> wgrnn::Result<Vec<Module>> {
@@ -654,6 +671,15 @@ fn keras_recurrent_options_wgrnn_does_not_compute_are_refused_by_key() {
         layer(v, 1)["activation"] = json!("elu")
     });
     expect_import(elu, KERAS, "layer `simple_rnn` (SimpleRNN)", "activation");
+    // null is Keras's linear activation, not the default.
+    let msg = expect_import(set("activation", Value::Null), KERAS, lstm, "activation");
+    assert!(msg.contains("is null"), "{msg}");
+    let null = set("recurrent_activation", Value::Null);
+    expect_import(null, KERAS, lstm, "recurrent_activation");
+    let linear = with_config("simple_rnn_dense", |v| {
+        layer(v, 1)["activation"] = Value::Null
+    });
+    expect_import(linear, KERAS, "layer `simple_rnn` (SimpleRNN)", "activation");
     let mask = with_config("embed_bilstm_dense", |v| {
         layer(v, 1)["mask_zero"] = json!("yes")
     });

@@ -222,6 +222,13 @@ fn dense(src: &Source, store: &Store, e: &Entry, path: &str) -> Result<Parsed> {
 
 /// The cell of an LSTM, GRU or SimpleRNN entry, its activations checked.
 fn cell_of(src: &Source, e: &Entry) -> Result<(CellKind, GruReset)> {
+    // null is Keras's linear activation (no function), not the absent key's default.
+    for key in ["activation", "recurrent_activation"] {
+        if e.get(key).is_some_and(Value::is_null) {
+            let what = "is null: Keras's linear activation".into();
+            return Err(unsupported(src, &e.item, key, what));
+        }
+    }
     let act = e.string(src, "activation", "tanh")?;
     if e.class == "SimpleRNN" {
         return match act {

@@ -23,7 +23,7 @@
 //!
 //! **Refuses**, naming the layer and the key: `go_backwards` on a layer outside
 //! `Bidirectional` (its outputs come reversed), `activation`/`recurrent_activation` other than
-//! tanh/sigmoid (tanh or relu for SimpleRNN), `merge_mode` other than concat (`null`, Keras's
+//! tanh/sigmoid (tanh or relu for SimpleRNN; `null`, Keras's linear, included), `merge_mode` other than concat (`null`, Keras's
 //! two separate outputs, included; an absent key is concat), `Masking`
 //! (masks by value), nested models and any other layer class, variables whose count, shapes or
 //! types disagree with the config, and archives or HDF5 files that do not parse.

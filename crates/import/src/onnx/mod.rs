@@ -23,7 +23,8 @@
 //! **Refuses**, naming the node and the attribute or input: peepholes (input P), `clip`,
 //! `input_forget=1`, activations other than the defaults (and relu for RNN),
 //! `activation_alpha`/`beta`, unknown attributes, weights that are not constants of the file
-//! (external data included), and weights whose shapes disagree.
+//! (external data included; an empty input name is an absent input), weights whose shapes
+//! disagree, and weights that are not finite.
 //!
 //! Module names: the PyTorch module path the exporter recorded (the dynamo exporter's
 //! `pkg.torch.onnx.name_scopes`, the TorchScript exporter's `/lstm/LSTM` scopes), else the

@@ -178,6 +178,17 @@ fn weight(
             format!("has shape {:?}, expected {want:?}", f.dims),
         ));
     }
+    if let Some(k) = f.data.iter().position(|v| !v.is_finite()) {
+        return Err(src.err(
+            item,
+            field,
+            format!(
+                "(`{name}`) holds {} at element {k}: not finite (NaN, infinite, or a DOUBLE past \
+                 float32's range)",
+                f.data[k]
+            ),
+        ));
+    }
     Ok(f.data)
 }
 

@@ -19,6 +19,8 @@ impl<'g> Constants<'g> {
         for t in &graph.initializer {
             by_name.insert(t.name.as_deref().unwrap_or(""), t);
         }
+        // "" names an absent input: no unnamed constant answers for it.
+        by_name.remove("");
         for node in &graph.node {
             if node.op_type.as_deref() != Some("Constant") {
                 continue;
@@ -35,6 +37,9 @@ impl<'g> Constants<'g> {
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&'g TensorProto> {
+        if name.is_empty() {
+            return None;
+        }
         self.by_name.get(name).copied()
     }
 }
