@@ -19,7 +19,10 @@
 //! - `InputLayer`, `Dropout` and `SpatialDropout1D` hold no weights and are skipped;
 //!   `return_sequences` is kept in [`RnnModule`]; `unit_forget_bias` (an initialiser),
 //!   `stateful`, `unroll` and the training-time `dropout`/`recurrent_dropout` do not change the
-//!   weights or an inference call and are not read.
+//!   weights or an inference call and are not read. Nor is `zero_output_for_mask`, which does
+//!   change one: with a mask, `return_sequences=True` and `false` (Keras's default outside
+//!   `Bidirectional`), Keras repeats the last valid output at padded steps where wgrnn gives
+//!   zeros; valid steps and final states agree.
 //!
 //! **Refuses**, naming the layer and the key: `go_backwards` on a layer outside
 //! `Bidirectional` (its outputs come reversed), `activation`/`recurrent_activation` other than
