@@ -331,7 +331,13 @@ fn onnx_non_finite_weights_and_empty_names_are_refused() {
 /// graph's initializers plus `extra`.
 fn lstm_with_state_maker(maker: Pb, extra: &[Pb]) -> wgrnn::Result<Vec<Module>> {
     let m = Model::lstm();
-    let lstm = node("lstm", "LSTM", &["x", "W", "R", "B", "", "h0"], &["Y"], &m.attrs);
+    let lstm = node(
+        "lstm",
+        "LSTM",
+        &["x", "W", "R", "B", "", "h0"],
+        &["Y"],
+        &m.attrs,
+    );
     let mut inits: Vec<Pb> = m.inits.iter().map(|(_, t)| t.clone()).collect();
     inits.extend_from_slice(extra);
     wgrnn::import::onnx::from_bytes(&model_bytes(&[maker, lstm], &inits))
@@ -355,15 +361,30 @@ fn onnx_initial_states_computed_from_constants_are_refused() {
     );
     let from_input = node("copy", "Identity", &["h_in"], &["h0"], &[]);
     assert_eq!(lstm_with_state_maker(from_input, &[]).unwrap().len(), 1);
-    let shape = tensor("shape", &[3], 7, &[1i64, 1, 1].map(i64::to_le_bytes).concat());
+    let shape = tensor(
+        "shape",
+        &[3],
+        7,
+        &[1i64, 1, 1].map(i64::to_le_bytes).concat(),
+    );
     let zeros = node("zeros", "ConstantOfShape", &["shape"], &["h0"], &[]);
-    assert_eq!(lstm_with_state_maker(zeros, &[shape.clone()]).unwrap().len(), 1);
+    assert_eq!(
+        lstm_with_state_maker(zeros, std::slice::from_ref(&shape))
+            .unwrap()
+            .len(),
+        1
+    );
     let value = Pb::default()
         .str(1, "value")
         .int(20, 4)
         .msg(5, &tensor("v", &[1], 1, &2f32.to_le_bytes()));
     let twos = node("twos", "ConstantOfShape", &["shape"], &["h0"], &[value]);
-    expect_import(lstm_with_state_maker(twos, &[shape]), ONNX, NODE, "initial_h");
+    expect_import(
+        lstm_with_state_maker(twos, &[shape]),
+        ONNX,
+        NODE,
+        "initial_h",
+    );
 }
 
 #[test]
@@ -679,7 +700,12 @@ fn keras_recurrent_options_wgrnn_does_not_compute_are_refused_by_key() {
     let linear = with_config("simple_rnn_dense", |v| {
         layer(v, 1)["activation"] = Value::Null
     });
-    expect_import(linear, KERAS, "layer `simple_rnn` (SimpleRNN)", "activation");
+    expect_import(
+        linear,
+        KERAS,
+        "layer `simple_rnn` (SimpleRNN)",
+        "activation",
+    );
     let mask = with_config("embed_bilstm_dense", |v| {
         layer(v, 1)["mask_zero"] = json!("yes")
     });

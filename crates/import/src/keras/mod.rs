@@ -201,7 +201,10 @@ fn decode(bytes: &[u8], src: Source) -> Result<Vec<Module>> {
 /// class is `input_layer`, counting it changes no other layer's path.)
 fn store_name(class: &str, used: &mut std::collections::HashMap<String, usize>) -> String {
     let base = snake_case(class);
-    let n = used.entry(base.clone()).and_modify(|n| *n += 1).or_insert(0);
+    let n = used
+        .entry(base.clone())
+        .and_modify(|n| *n += 1)
+        .or_insert(0);
     if *n == 0 { base } else { format!("{base}_{n}") }
 }
 

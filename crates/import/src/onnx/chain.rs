@@ -48,8 +48,7 @@ pub(crate) fn stacks(
     }
     // A value between two layers of one module feeds only the next op and leaves the graph
     // nowhere else.
-    let private =
-        |v: &str| consumers.get(v).copied() == Some(1) && !outputs.contains(&v);
+    let private = |v: &str| consumers.get(v).copied() == Some(1) && !outputs.contains(&v);
     // below[k]: the node that layer k continues, where the export's pattern joins them.
     let mut below: Vec<Option<usize>> = vec![None; nodes.len()];
     let mut taken = vec![false; nodes.len()];

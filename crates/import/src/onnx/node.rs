@@ -270,7 +270,8 @@ fn check_call_input(
     }
     let maker = g.producer.get(name).map(|&p| &g.graph.node[p]);
     let op = maker.and_then(|n| n.op_type.as_deref()).unwrap_or("");
-    if zeros_ok && op == "ConstantOfShape" && maker.is_some_and(|n| zero_fill(src, item, field, n)) {
+    if zeros_ok && op == "ConstantOfShape" && maker.is_some_and(|n| zero_fill(src, item, field, n))
+    {
         return Ok(());
     }
     let why = format!(
@@ -282,7 +283,11 @@ fn check_call_input(
 
 /// Whether a `ConstantOfShape` fills with zeros (its `value`, 0 when absent).
 fn zero_fill(src: &Source, item: &str, field: &str, n: &NodeProto) -> bool {
-    let Some(a) = n.attribute.iter().find(|a| a.name.as_deref() == Some("value")) else {
+    let Some(a) = n
+        .attribute
+        .iter()
+        .find(|a| a.name.as_deref() == Some("value"))
+    else {
         return true;
     };
     a.t.as_ref()

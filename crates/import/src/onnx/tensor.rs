@@ -156,7 +156,8 @@ pub(crate) fn floats(src: &Source, item: &str, field: &str, t: &TensorProto) -> 
     let spend = || src.spend(item, field, n.saturating_mul(4));
     let data: Vec<f32> = match dt {
         data_type::FLOAT => match raw(src, item, field, t, n, 4)? {
-            Some(b) => spend().map(|()| b)?
+            Some(b) => spend()
+                .map(|()| b)?
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect(),
@@ -167,7 +168,8 @@ pub(crate) fn floats(src: &Source, item: &str, field: &str, t: &TensorProto) -> 
             }
         },
         data_type::DOUBLE => match raw(src, item, field, t, n, 8)? {
-            Some(b) => spend().map(|()| b)?
+            Some(b) => spend()
+                .map(|()| b)?
                 .chunks_exact(8)
                 .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
                 .collect(),
@@ -178,7 +180,8 @@ pub(crate) fn floats(src: &Source, item: &str, field: &str, t: &TensorProto) -> 
             }
         },
         data_type::FLOAT16 | data_type::BFLOAT16 => match raw(src, item, field, t, n, 2)? {
-            Some(b) => spend().map(|()| b)?
+            Some(b) => spend()
+                .map(|()| b)?
                 .chunks_exact(2)
                 .map(|c| half(u16::from_le_bytes([c[0], c[1]])))
                 .collect(),
@@ -209,7 +212,11 @@ pub(crate) fn ints(src: &Source, item: &str, field: &str, t: &TensorProto) -> Re
     let (_, n) = dims_of(src, item, field, t)?;
     if n > 64 {
         // Shapes and axes lists are short; nothing wgrnn reads needs a longer one.
-        return Err(src.err(item, field, format!("has {n} elements, expected a short list")));
+        return Err(src.err(
+            item,
+            field,
+            format!("has {n} elements, expected a short list"),
+        ));
     }
     match t.data_type.unwrap_or(0) {
         data_type::INT64 => match raw(src, item, field, t, n, 8)? {
