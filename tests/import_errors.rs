@@ -880,6 +880,39 @@ fn hostile_weight_files_are_refused_without_allocating() {
 
 /// The other refusals of a layer's config: a Dense whose units disagree with its kernel, a
 /// Bidirectional without the layer it wraps, an archive without its weights.
+/// `hostile_shared_vars` with a config of `n` LSTM(256) layers, all reaching the one set of
+/// variables (1 MiB) through the file's hard links.
+fn shared_vars(n: usize) -> wgrnn::Result<Vec<Module>> {
+    with_config("hostile_shared_vars", |v| {
+        layer(v, 1)["units"] = json!(256);
+        let lstm = v["config"]["layers"][1].clone();
+        let layers = v["config"]["layers"].as_array_mut().unwrap();
+        layers.truncate(1);
+        for k in 0..n {
+            let mut l = lstm.clone();
+            l["config"]["name"] = json!(format!("lstm{k}"));
+            layers.push(l);
+        }
+    })
+}
+
+/// Layers reaching one dataset through HDF5 links decode it once each: bounded in all, as
+/// ONNX's shared initializers are.
+#[test]
+fn keras_layers_sharing_variables_are_bounded_in_all() {
+    assert_eq!(shared_vars(3).unwrap().len(), 3);
+    // A model.weights.h5 of 1 072 648 bytes allows 4 × that + 1 MiB = 5 339 168 decoded; each
+    // layer decodes 12 KiB + 1 MiB = 1 060 864, so five fit and the sixth (`layers/lstm_5`,
+    // 22 560 bytes left after its kernel) stops at its recurrent kernel.
+    let msg = expect_import(
+        shared_vars(8),
+        KERAS,
+        "layer `lstm5`",
+        "layers/lstm_5/cell/vars/1",
+    );
+    assert!(msg.contains("past the 22560 left"), "{msg}");
+}
+
 #[test]
 fn keras_configs_missing_their_parts_are_refused() {
     let dense = with_config("embed_bilstm_dense", |v| layer(v, 3)["units"] = json!(4));

@@ -23,7 +23,7 @@ KERAS = os.path.join(REPO, "tests", "fixtures", "keras_models")
 # The files that are meant to be refused (tests/import_errors.rs checks how).
 REFUSED = {"lstm_external.onnx", "hostile_huge_dims.keras", "hostile_int_kernel.keras",
            "hostile_missing_var.keras", "hostile_chunked_kernel.keras",
-           "hostile_unwritten_kernel.keras"}
+           "hostile_unwritten_kernel.keras", "hostile_shared_vars.keras"}
 # The first run builds the example (debug) if the Rust suite has not.
 CLI_TIMEOUT_S = 1800
 MODELS = sorted(f for d in (ONNX, KERAS) for f in os.listdir(d)

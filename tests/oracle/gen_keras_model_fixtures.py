@@ -32,7 +32,9 @@ Cases:
   chunked gzip dataset, `hostile_unwritten_kernel` a contiguous (4096, 16) float32 dataset
   never written (256 KiB of fill values from a file of a few KiB). The importer must refuse
   each by name without allocating the huge one (`hostile` remakes them from the committed
-  `lstm_nobias.keras`).
+  `lstm_nobias.keras`). `hostile_shared_vars` holds LSTM(256) variables of zeros (1 MiB)
+  at `layers/lstm` and, by hard links, at `layers/lstm_1` .. `layers/lstm_7`: a config of
+  eight such layers decodes eight copies.
 
 Usage: gen_keras_model_fixtures.py OUT_DIR [CASE...]  (only the named cases when given; the
 renamed_lstms and functional_shifted_names cases draw from their own seeds, so they can be
@@ -201,6 +203,17 @@ def hostile_cases(out):
         del f[var]
         f.create_dataset(var, shape=(4096, 16), dtype="float32")
 
+    def shared(f):
+        # LSTM(256) variables of zeros (1 MiB), reached as layers/lstm .. layers/lstm_7 by
+        # hard links: eight config layers decode eight copies from one file.
+        del f[var]
+        del f["layers/lstm/cell/vars/1"]
+        f.create_dataset(var, data=np.zeros((3, 1024), dtype=np.float32))
+        f.create_dataset("layers/lstm/cell/vars/1", data=np.zeros((256, 1024), dtype=np.float32))
+        for k in range(1, 8):
+            f[f"layers/lstm_{k}"] = f["layers/lstm"]
+
+    hostile(out, "lstm_nobias", "hostile_shared_vars", shared)
     hostile(out, "lstm_nobias", "hostile_chunked_kernel", chunked)
     hostile(out, "lstm_nobias", "hostile_unwritten_kernel", unwritten)
     hostile(out, "lstm_nobias", "hostile_huge_dims", huge)
