@@ -218,11 +218,9 @@ def test_gradcheck_cpu_f64(kind, kw):
     h0 = torch.randn(4, 2, h_size, dtype=torch.float64, requires_grad=True)
     c0 = torch.randn(4, 2, 4, dtype=torch.float64, requires_grad=True) if kind == "LSTM" else None
     params = list(m.parameters())
-    names = m._names
+    call = m._settings(0.0, seed=0, train=True)
 
     def f(x, h0, c0, *ps):
-        call = dict(config=m._config(0.0), names=names, lengths=None, seed=0, train=True,
-                    engine="cpu", context=None)
         return wt._Call.apply(call, x, h0, c0, *ps)
 
     inputs = (x, h0, c0, *params)
@@ -552,9 +550,8 @@ def test_gradcheck_with_dropout_masks(kind):
     torch.manual_seed(5)
     m = getattr(wt, kind)(3, 4, num_layers=3, dropout=0.5, engine="cpu", dtype=torch.float64)
     x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
-    call = dict(config=m._config(0.5), names=m._names, lengths=None, seed=1234, train=True,
-                engine="cpu", context=None)
-    undropped = dict(call, config=m._config(0.0))
+    call = m._settings(0.5, seed=1234, train=True)
+    undropped = m._settings(0.0, seed=1234, train=True)
     params = list(m.parameters())
     with_masks = wt._Call.apply(call, x, None, None, *params)[0]
     without = wt._Call.apply(undropped, x, None, None, *params)[0]

@@ -23,13 +23,16 @@ def compare(name, got, want, rel=None, abs_=None, group="other", measure=None):
     """Asserts |got - want| <= abs_ everywhere, or max |got - want| <= rel * max |want|, and
     names the worst index with both values when it fails. `measure` names the kind of value in
     the summary (default "output abs" or "gradient rel")."""
+    # Equal shapes first: a subtraction would broadcast a wrong shape into a passing check.
+    assert got.shape == want.shape, f"{name}: shape {tuple(got.shape)}, want {tuple(want.shape)}"
+    if got.numel() == 0:
+        return
     diff = (got - want).abs()
-    err = diff.max().item() if diff.numel() else 0.0
-    idx = np.unravel_index(int(diff.argmax()), got.shape) if diff.numel() else ()
-    at = f"at {idx}: got {got[idx].item() if diff.numel() else None}, " \
-         f"want {want[idx].item() if diff.numel() else None}"
+    err = diff.max().item()
+    idx = np.unravel_index(int(diff.argmax()), got.shape)
+    at = f"at {idx}: got {got[idx].item()}, want {want[idx].item()}"
     if rel is not None:
-        scale = max(want.abs().max().item() if want.numel() else 0.0, 1e-12)
+        scale = max(want.abs().max().item(), 1e-12)
         _note(group, measure or "gradient rel", err / scale, name)
         assert err / scale <= rel, f"{name}: rel err {err / scale:.3e} > {rel} ({err:.3e} {at})"
     else:

@@ -243,10 +243,14 @@ class _RnnBase(nn.Module):
         drop = self.training and self.dropout > 0
         # The seed comes from torch's generator, so torch.manual_seed makes runs reproducible.
         seed = int(torch.randint(0, _SEED_HIGH, (), dtype=torch.int64)) if drop else 0
-        call = dict(config=self._config(self.dropout if drop else 0.0), names=self._names,
-                    lengths=lengths, seed=seed, train=grad or drop, engine=self.engine,
-                    context=self.context)
+        call = self._settings(self.dropout if drop else 0.0, seed, grad or drop, lengths)
         return _Call.apply(call, x, h0, c0, *params)
+
+    def _settings(self, dropout, seed, train, lengths=None):
+        """What :class:`_Call` takes besides the tensors: the native config with `dropout`,
+        the parameter names, and the call's lengths, seed, mode, engine and context."""
+        return dict(config=self._config(dropout), names=self._names, lengths=lengths, seed=seed,
+                    train=train, engine=self.engine, context=self.context)
 
     def _empty_batch(self, x, params):
         """A batch of no sequences, which torch.nn answers with empty outputs: zeros of the
